@@ -1,0 +1,99 @@
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "ods/common/clock.h"
+#include "ods/common/mutex.h"
+#include "ods/record/schema.h"
+#include "ods/record/value.h"
+
+namespace ods::shard {
+
+// A record to write under `key`. Borrowed for the duration of the call.
+struct KeyedRecord {
+  std::string_view key;
+  const record::Record* record = nullptr;
+};
+
+// Counters of one shard, summed by the engine for server stats.
+struct ShardStats {
+  uint64_t records = 0;      // live entries (expired-but-unswept included)
+  uint64_t memory_bytes = 0; // keys + encoded records + per-entry overhead estimate
+  uint64_t gets = 0;
+  uint64_t get_hits = 0;
+  uint64_t puts = 0;
+  uint64_t deletes = 0;
+  uint64_t expired = 0;      // entries removed because their TTL passed
+};
+
+// The records of every table for one slice of the key space.
+//
+// Thread-safe. Every public method holds this shard's own lock for the whole call, and only this
+// shard's: a call costs microseconds (hashing, a map probe, encode/decode) and does no I/O, so
+// callers on other shards never wait. Batch methods take the lock once for all their keys.
+//
+// Batch methods receive the caller's whole request (`keys`/`items`) plus `indices`, the positions
+// that belong to this shard, and write results at those same positions, so the engine can gather
+// results from all shards without copying.
+class Shard {
+ public:
+  // `tables` is the catalog: table ids are indices into it. `max_memory_bytes` 0 = unlimited.
+  Shard(uint32_t id, std::vector<std::shared_ptr<const record::TableSchema>> tables,
+        const Clock& clock, uint64_t max_memory_bytes);
+  ~Shard();
+  Shard(const Shard&) = delete;
+  Shard& operator=(const Shard&) = delete;
+
+  uint32_t id() const { return id_; }
+
+  // True when adding `incoming_bytes` would take the shard past its memory budget. Lock-free
+  // (relaxed read); used to reject a whole batch before any shard is written.
+  bool WouldExceedMemory(uint64_t incoming_bytes) const;
+
+  // Upserts items[i] for each i in `indices` (validated by the caller) and stores each assigned
+  // version in versions[i]. Sets each record's expiry from the table TTL and the clock.
+  void Put(uint32_t table, std::span<const KeyedRecord> items, std::span<const uint32_t> indices,
+           std::span<uint64_t> versions);
+
+  // For each i in `indices`: out[i] = the record under keys[i], limited to `fields` when
+  // non-empty (missing fields are omitted), or nullopt if absent or expired.
+  void Get(uint32_t table, std::span<const std::string_view> keys, std::span<const uint32_t> indices,
+           std::span<const std::string_view> fields, std::span<std::optional<record::Record>> out);
+
+  // For each i in `indices`: removes keys[i]; deleted[i] = 1 if a live record was removed.
+  void Delete(uint32_t table, std::span<const std::string_view> keys, std::span<const uint32_t> indices,
+              std::span<uint8_t> deleted);
+
+  // Appends to `out` the up-to-`limit` smallest live keys of `table` that start with `prefix` and
+  // sort after `start_after` (byte order). O(records of the table in this shard).
+  void CollectKeys(uint32_t table, std::string_view prefix, std::string_view start_after,
+                   size_t limit, std::vector<std::string>& out);
+
+  // Removes up to `max_entries` expired records; returns how many. Holds the lock for one pass
+  // over the tables that have a TTL.
+  size_t SweepExpired(size_t max_entries);
+
+  ShardStats Stats();
+
+ private:
+  struct Table;
+
+  const uint32_t id_;
+  const Clock& clock_;
+  const uint64_t max_memory_bytes_;
+  std::atomic<uint64_t> memory_bytes_{0};  // written under mu_, read lock-free
+
+  Mutex mu_;
+  std::vector<std::unique_ptr<Table>> tables_ ODS_GUARDED_BY(mu_);
+  uint64_t next_version_ ODS_GUARDED_BY(mu_) = 1;
+  ShardStats stats_ ODS_GUARDED_BY(mu_);
+};
+
+}  // namespace ods::shard

@@ -1,0 +1,414 @@
+#include "ods/config/config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <cctype>
+#include <fstream>
+#include <functional>
+#include <limits>
+#include <map>
+#include <set>
+#include <sstream>
+#include <string>
+#include <utility>
+
+#include "ods/common/units.h"
+
+namespace ods::config {
+namespace {
+
+// Walks a YAML document into a Config, recording every problem instead of stopping at the first.
+class Parser {
+ public:
+  explicit Parser(std::string_view source) : source_(source) {}
+
+  void Error(const YAML::Mark& mark, const std::string& what) {
+    std::ostringstream out;
+    out << source_ << ":" << (mark.line + 1) << ":" << (mark.column + 1) << ": " << what;
+    errors_.push_back(out.str());
+  }
+  void Error(const YAML::Node& node, const std::string& what) { Error(node.Mark(), what); }
+
+  const std::vector<std::string>& errors() const { return errors_; }
+
+  // Calls `on_key(key, value)` for each entry of mapping `node` at `path`. Reports keys not in
+  // `allowed` (when non-empty), duplicate keys and non-scalar keys.
+  void ForEachKey(const YAML::Node& node, const std::string& path,
+                  const std::vector<std::string_view>& allowed,
+                  const std::function<void(const std::string&, const YAML::Node&,
+                                           const YAML::Node&)>& on_key) {
+    if (!node.IsMap()) {
+      Error(node, path + ": expected a mapping (key: value entries), found " + KindName(node));
+      return;
+    }
+    std::set<std::string, std::less<>> seen;
+    for (const auto& entry : node) {
+      const YAML::Node& key_node = entry.first;
+      if (!key_node.IsScalar()) {
+        Error(key_node, path + ": keys must be plain names");
+        continue;
+      }
+      const std::string key = key_node.Scalar();
+      if (!seen.insert(key).second) {
+        Error(key_node, "duplicate key '" + key + "' in " + path);
+        continue;
+      }
+      if (!allowed.empty()) {
+        bool known = false;
+        for (std::string_view a : allowed) known = known || a == key;
+        if (!known) {
+          std::string list;
+          for (std::string_view a : allowed) {
+            if (!list.empty()) list += ", ";
+            list += a;
+          }
+          Error(key_node, "unknown key '" + key + "' in " + path + "; expected one of: " + list);
+          continue;
+        }
+      }
+      on_key(key, key_node, entry.second);
+    }
+  }
+
+  bool String(const YAML::Node& node, const std::string& path, std::string& out) {
+    if (!node.IsScalar()) {
+      Error(node, path + ": expected a string, found " + KindName(node));
+      return false;
+    }
+    out = node.Scalar();
+    return true;
+  }
+
+  template <typename Int>
+  bool Integer(const YAML::Node& node, const std::string& path, uint64_t min, uint64_t max,
+               Int& out) {
+    if (!node.IsScalar()) {
+      Error(node, path + ": expected an integer, found " + KindName(node));
+      return false;
+    }
+    const std::string& s = node.Scalar();
+    uint64_t v = 0;
+    bool ok = !s.empty() && s.size() <= 19;
+    for (char c : s) ok = ok && std::isdigit(static_cast<unsigned char>(c));
+    if (ok) v = std::stoull(s);
+    if (!ok || v < min || v > max) {
+      Error(node, path + ": expected an integer in [" + std::to_string(min) + ", " +
+                      std::to_string(max) + "], found '" + s + "'");
+      return false;
+    }
+    out = static_cast<Int>(v);
+    return true;
+  }
+
+  bool Bytes(const YAML::Node& node, const std::string& path, uint64_t min, uint64_t max,
+             uint64_t& out) {
+    if (!node.IsScalar()) {
+      Error(node, path + ": expected a size such as 2GiB, found " + KindName(node));
+      return false;
+    }
+    Result<uint64_t> v = ParseBytes(node.Scalar());
+    if (!v.ok()) {
+      Error(node, path + ": " + v.status().message());
+      return false;
+    }
+    if (*v < min || *v > max) {
+      Error(node, path + ": " + node.Scalar() + " is out of range; expected " + FormatBytes(min) +
+                      " to " + FormatBytes(max));
+      return false;
+    }
+    out = *v;
+    return true;
+  }
+
+  bool Duration(const YAML::Node& node, const std::string& path, Micros max, Micros& out) {
+    if (!node.IsScalar()) {
+      Error(node, path + ": expected a duration such as 90d, found " + KindName(node));
+      return false;
+    }
+    Result<Micros> v = ParseDuration(node.Scalar());
+    if (!v.ok()) {
+      Error(node, path + ": " + v.status().message());
+      return false;
+    }
+    if (*v > max) {
+      Error(node, path + ": " + node.Scalar() + " is too long");
+      return false;
+    }
+    out = *v;
+    return true;
+  }
+
+  bool OneOf(const YAML::Node& node, const std::string& path,
+             const std::vector<std::string_view>& choices, std::string& out) {
+    std::string v;
+    if (!String(node, path, v)) return false;
+    std::string list;
+    for (std::string_view c : choices) {
+      if (c == v) {
+        out = v;
+        return true;
+      }
+      if (!list.empty()) list += ", ";
+      list += c;
+    }
+    Error(node, path + ": unknown value '" + v + "'; expected one of: " + list);
+    return false;
+  }
+
+  static std::string KindName(const YAML::Node& node) {
+    switch (node.Type()) {
+      case YAML::NodeType::Null: return "nothing";
+      case YAML::NodeType::Scalar: return "'" + node.Scalar() + "'";
+      case YAML::NodeType::Sequence: return "a list";
+      case YAML::NodeType::Map: return "a mapping";
+      case YAML::NodeType::Undefined: return "nothing";
+    }
+    return "something else";
+  }
+
+ private:
+  std::string source_;
+  std::vector<std::string> errors_;
+};
+
+constexpr size_t kMaxNameBytes = 64;
+
+bool IsValidName(std::string_view name) {
+  if (name.empty() || name.size() > kMaxNameBytes) return false;
+  if (!(std::isalpha(static_cast<unsigned char>(name[0])) || name[0] == '_')) return false;
+  for (char c : name) {
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_')) return false;
+  }
+  return true;
+}
+
+bool IsListenAddress(std::string_view addr) {
+  const size_t colon = addr.rfind(':');
+  if (colon == std::string_view::npos || colon == 0 || colon + 1 == addr.size()) return false;
+  const std::string_view port = addr.substr(colon + 1);
+  if (port.size() > 5) return false;
+  for (char c : port) {
+    if (!std::isdigit(static_cast<unsigned char>(c))) return false;
+  }
+  return std::stoul(std::string(port)) <= 65535;
+}
+
+void ParseListen(Parser& p, const YAML::Node& node, const std::string& path, bool allow_empty,
+                 std::string& out) {
+  std::string v;
+  if (!p.String(node, path, v)) return;
+  if (v.empty() && allow_empty) {
+    out = v;
+    return;
+  }
+  if (!IsListenAddress(v)) {
+    p.Error(node, path + ": bad address '" + v + "'; expected host:port such as 127.0.0.1:7070" +
+                      (allow_empty ? " (or \"\" to disable)" : ""));
+    return;
+  }
+  out = v;
+}
+
+void ParseServer(Parser& p, const YAML::Node& node, ServerConfig& out) {
+  p.ForEachKey(node, "server", {"grpc_listen", "admin_listen", "shards", "shutdown_grace"},
+               [&](const std::string& key, const YAML::Node&, const YAML::Node& v) {
+                 if (key == "grpc_listen") {
+                   ParseListen(p, v, "server.grpc_listen", false, out.grpc_listen);
+                 } else if (key == "admin_listen") {
+                   ParseListen(p, v, "server.admin_listen", true, out.admin_listen);
+                 } else if (key == "shards") {
+                   p.Integer(v, "server.shards", 1, 1024, out.shards);
+                 } else if (key == "shutdown_grace") {
+                   p.Duration(v, "server.shutdown_grace", 60'000'000, out.shutdown_grace_micros);
+                 }
+               });
+}
+
+void ParseLogging(Parser& p, const YAML::Node& node, LoggingConfig& out) {
+  p.ForEachKey(node, "logging", {"level", "format"},
+               [&](const std::string& key, const YAML::Node&, const YAML::Node& v) {
+                 if (key == "level") {
+                   p.OneOf(v, "logging.level", {"trace", "debug", "info", "warn", "error", "off"},
+                           out.level);
+                 } else if (key == "format") {
+                   p.OneOf(v, "logging.format", {"text", "json"}, out.format);
+                 }
+               });
+}
+
+void ParseLimits(Parser& p, const YAML::Node& node, LimitsConfig& out) {
+  p.ForEachKey(
+      node, "limits", {"max_key_bytes", "max_record_bytes", "max_batch_size", "max_message_bytes"},
+      [&](const std::string& key, const YAML::Node&, const YAML::Node& v) {
+        if (key == "max_key_bytes") {
+          uint64_t b = 0;
+          if (p.Bytes(v, "limits.max_key_bytes", 1, 64 << 10, b)) {
+            out.max_key_bytes = static_cast<uint32_t>(b);
+          }
+        } else if (key == "max_record_bytes") {
+          p.Bytes(v, "limits.max_record_bytes", 64, uint64_t{64} << 20, out.max_record_bytes);
+        } else if (key == "max_batch_size") {
+          p.Integer(v, "limits.max_batch_size", 1, 1'000'000, out.max_batch_size);
+        } else if (key == "max_message_bytes") {
+          p.Bytes(v, "limits.max_message_bytes", 4 << 10, uint64_t{1} << 30,
+                  out.max_message_bytes);
+        }
+      });
+}
+
+void ParseStorage(Parser& p, const YAML::Node& node, StorageConfig& out) {
+  p.ForEachKey(node, "storage", {"data_dir", "ram"},
+               [&](const std::string& key, const YAML::Node&, const YAML::Node& v) {
+                 if (key == "data_dir") {
+                   if (p.String(v, "storage.data_dir", out.data_dir) && out.data_dir.empty()) {
+                     p.Error(v, "storage.data_dir: must not be empty; expected a directory path");
+                   }
+                 } else if (key == "ram") {
+                   p.ForEachKey(v, "storage.ram", {"max_bytes"},
+                                [&](const std::string&, const YAML::Node&, const YAML::Node& mb) {
+                                  p.Bytes(mb, "storage.ram.max_bytes", 0,
+                                          std::numeric_limits<uint64_t>::max(),
+                                          out.ram_max_bytes);
+                                });
+                 }
+               });
+}
+
+void ParseTable(Parser& p, const std::string& name, const YAML::Node& name_node,
+                const YAML::Node& node, TableConfig& out) {
+  out.name = name;
+  const std::string path = "tables." + name;
+  if (!IsValidName(name)) {
+    p.Error(name_node, "bad table name '" + name +
+                           "'; expected letters, digits and _, starting with a letter or _, at "
+                           "most 64 bytes");
+  }
+  bool has_key = false;
+  p.ForEachKey(
+      node, path, {"key", "fields", "ttl"},
+      [&](const std::string& key, const YAML::Node&, const YAML::Node& v) {
+        if (key == "key") {
+          if (p.String(v, path + ".key", out.key_field)) {
+            has_key = true;
+            if (!IsValidName(out.key_field)) {
+              p.Error(v, path + ".key: bad field name '" + out.key_field +
+                             "'; expected letters, digits and _, starting with a letter or _");
+            }
+          }
+        } else if (key == "ttl") {
+          p.Duration(v, path + ".ttl", Micros{3650} * 86'400'000'000, out.ttl_micros);
+        } else if (key == "fields") {
+          out.free_form = false;
+          if (v.IsMap() && v.size() == 0) {
+            p.Error(v, path + ".fields: is empty; list at least one field, or omit fields for a "
+                              "free-form table");
+            return;
+          }
+          p.ForEachKey(v, path + ".fields", {},
+                       [&](const std::string& field, const YAML::Node& field_node,
+                           const YAML::Node& type_node) {
+                         const std::string fpath = path + ".fields." + field;
+                         if (!IsValidName(field)) {
+                           p.Error(field_node, "bad field name '" + field + "' in " + path +
+                                                   ".fields; expected letters, digits and _");
+                           return;
+                         }
+                         if (field == out.key_field) {
+                           p.Error(field_node, fpath + ": the key field must not be declared "
+                                                       "again among fields");
+                           return;
+                         }
+                         std::string type_name;
+                         if (!p.String(type_node, fpath, type_name)) return;
+                         std::optional<ValueType> type = ParseValueType(type_name);
+                         if (!type) {
+                           p.Error(type_node, fpath + ": unknown field type '" + type_name +
+                                                  "'; expected one of: " +
+                                                  std::string(ValueTypeNameList()));
+                           return;
+                         }
+                         out.fields.push_back({field, *type});
+                       });
+        }
+      });
+  if (!has_key && node.IsMap()) {
+    p.Error(name_node, path + ": missing 'key' (the name of the table's key, e.g. key: user_id)");
+  }
+}
+
+void ParseTables(Parser& p, const YAML::Node& node, std::vector<TableConfig>& out) {
+  if (node.IsNull()) return;
+  p.ForEachKey(node, "tables", {},
+               [&](const std::string& name, const YAML::Node& name_node, const YAML::Node& v) {
+                 TableConfig table;
+                 ParseTable(p, name, name_node, v, table);
+                 out.push_back(std::move(table));
+               });
+}
+
+}  // namespace
+
+Result<Config> LoadString(std::string_view yaml, std::string_view source_name) {
+  Parser p(source_name);
+  Config config;
+  config.source = std::string(source_name);
+  YAML::Node root;
+  try {
+    root = YAML::Load(std::string(yaml));
+  } catch (const YAML::Exception& e) {
+    p.Error(e.mark, "YAML syntax error: " + e.msg);
+    return InvalidArgumentError(p.errors().front());
+  }
+  try {
+    if (!root.IsNull()) {
+      p.ForEachKey(root, "the top level", {"server", "logging", "limits", "storage", "tables"},
+                   [&](const std::string& key, const YAML::Node&, const YAML::Node& v) {
+                     if (key == "server") ParseServer(p, v, config.server);
+                     if (key == "logging") ParseLogging(p, v, config.logging);
+                     if (key == "limits") ParseLimits(p, v, config.limits);
+                     if (key == "storage") ParseStorage(p, v, config.storage);
+                     if (key == "tables") ParseTables(p, v, config.tables);
+                   });
+    }
+  } catch (const YAML::Exception& e) {
+    p.Error(e.mark, "invalid YAML: " + e.msg);
+  }
+  if (!p.errors().empty()) {
+    std::string message;
+    for (const std::string& e : p.errors()) {
+      if (!message.empty()) message += "\n";
+      message += e;
+    }
+    return InvalidArgumentError(std::move(message));
+  }
+  return config;
+}
+
+Status ApplyOverrides(const Overrides& overrides, Config& config) {
+  if (overrides.grpc_listen && !IsListenAddress(*overrides.grpc_listen)) {
+    return InvalidArgumentError("--grpc-listen: bad address '" + *overrides.grpc_listen +
+                                "'; expected host:port such as 127.0.0.1:7070");
+  }
+  if (overrides.admin_listen && !overrides.admin_listen->empty() &&
+      !IsListenAddress(*overrides.admin_listen)) {
+    return InvalidArgumentError("--admin-listen: bad address '" + *overrides.admin_listen +
+                                "'; expected host:port such as 127.0.0.1:9464, or \"\" to disable");
+  }
+  if (overrides.data_dir && overrides.data_dir->empty()) {
+    return InvalidArgumentError("--data-dir: must not be empty; expected a directory path");
+  }
+  if (overrides.grpc_listen) config.server.grpc_listen = *overrides.grpc_listen;
+  if (overrides.admin_listen) config.server.admin_listen = *overrides.admin_listen;
+  if (overrides.data_dir) config.storage.data_dir = *overrides.data_dir;
+  return OkStatus();
+}
+
+Result<Config> LoadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return NotFoundError("cannot read config file '" + path + "'");
+  std::ostringstream text;
+  text << in.rdbuf();
+  return LoadString(text.str(), path);
+}
+
+}  // namespace ods::config

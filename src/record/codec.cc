@@ -1,0 +1,273 @@
+#include "ods/record/codec.h"
+
+#include <algorithm>
+#include <cstring>
+#include <type_traits>
+
+namespace ods::record {
+namespace {
+
+void PutVarint(uint64_t v, std::string& out) {
+  while (v >= 0x80) {
+    out.push_back(static_cast<char>(v | 0x80));
+    v >>= 7;
+  }
+  out.push_back(static_cast<char>(v));
+}
+
+size_t VarintSize(uint64_t v) {
+  size_t n = 1;
+  while (v >= 0x80) {
+    v >>= 7;
+    ++n;
+  }
+  return n;
+}
+
+uint64_t ZigZag(int64_t v) {
+  return (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63);
+}
+int64_t UnZigZag(uint64_t v) { return static_cast<int64_t>(v >> 1) ^ -static_cast<int64_t>(v & 1); }
+
+// Bounds-checked reader over an encoded record; any overrun sets failed.
+class Reader {
+ public:
+  explicit Reader(std::string_view data) : p_(data.data()), end_(data.data() + data.size()) {}
+
+  bool Varint(uint64_t& out) {
+    uint64_t v = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+      if (p_ == end_) return false;
+      const auto b = static_cast<uint8_t>(*p_++);
+      v |= uint64_t{b & 0x7fu} << shift;
+      if ((b & 0x80) == 0) {
+        out = v;
+        return true;
+      }
+    }
+    return false;
+  }
+  bool Raw(void* out, size_t n) {
+    if (static_cast<size_t>(end_ - p_) < n) return false;
+    std::memcpy(out, p_, n);
+    p_ += n;
+    return true;
+  }
+  bool View(size_t n, std::string_view& out) {
+    if (static_cast<size_t>(end_ - p_) < n) return false;
+    out = std::string_view(p_, n);
+    p_ += n;
+    return true;
+  }
+  bool Skip(size_t n) {
+    if (static_cast<size_t>(end_ - p_) < n) return false;
+    p_ += n;
+    return true;
+  }
+  bool done() const { return p_ == end_; }
+
+ private:
+  const char* p_;
+  const char* end_;
+};
+
+size_t PayloadBytes(const Value& value) {
+  return std::visit(
+      [](const auto& v) -> size_t {
+        using T = std::decay_t<decltype(v)>;
+        if constexpr (std::is_same_v<T, int64_t>) return VarintSize(ZigZag(v));
+        if constexpr (std::is_same_v<T, double>) return 8;
+        if constexpr (std::is_same_v<T, bool>) return 1;
+        if constexpr (std::is_same_v<T, std::string>) return VarintSize(v.size()) + v.size();
+        if constexpr (std::is_same_v<T, Bytes>) return VarintSize(v.data.size()) + v.data.size();
+        if constexpr (std::is_same_v<T, std::vector<float>>) {
+          return VarintSize(v.size()) + 4 * v.size();
+        }
+        if constexpr (std::is_same_v<T, Timestamp>) return VarintSize(ZigZag(v.micros));
+      },
+      value);
+}
+
+void PutPayload(const Value& value, std::string& out) {
+  std::visit(
+      [&](const auto& v) {
+        using T = std::decay_t<decltype(v)>;
+        if constexpr (std::is_same_v<T, int64_t>) {
+          PutVarint(ZigZag(v), out);
+        } else if constexpr (std::is_same_v<T, double>) {
+          out.append(reinterpret_cast<const char*>(&v), 8);
+        } else if constexpr (std::is_same_v<T, bool>) {
+          out.push_back(v ? 1 : 0);
+        } else if constexpr (std::is_same_v<T, std::string>) {
+          PutVarint(v.size(), out);
+          out.append(v);
+        } else if constexpr (std::is_same_v<T, Bytes>) {
+          PutVarint(v.data.size(), out);
+          out.append(v.data);
+        } else if constexpr (std::is_same_v<T, std::vector<float>>) {
+          PutVarint(v.size(), out);
+          out.append(reinterpret_cast<const char*>(v.data()), 4 * v.size());
+        } else if constexpr (std::is_same_v<T, Timestamp>) {
+          PutVarint(ZigZag(v.micros), out);
+        }
+      },
+      value);
+}
+
+Status Corrupt() { return Status(StatusCode::kDataLoss, "corrupt encoded record"); }
+
+// Reads one payload of `type`; decodes into `out` when non-null, else skips it.
+bool ReadPayload(Reader& r, ValueType type, Value* out) {
+  switch (type) {
+    case ValueType::kInt64:
+    case ValueType::kTimestamp: {
+      uint64_t v = 0;
+      if (!r.Varint(v)) return false;
+      if (out != nullptr) {
+        if (type == ValueType::kInt64) {
+          *out = UnZigZag(v);
+        } else {
+          *out = Timestamp{UnZigZag(v)};
+        }
+      }
+      return true;
+    }
+    case ValueType::kDouble: {
+      double d = 0;
+      if (!r.Raw(&d, 8)) return false;
+      if (out != nullptr) *out = d;
+      return true;
+    }
+    case ValueType::kBool: {
+      uint8_t b = 0;
+      if (!r.Raw(&b, 1)) return false;
+      if (out != nullptr) *out = (b != 0);
+      return true;
+    }
+    case ValueType::kString:
+    case ValueType::kBytes: {
+      uint64_t n = 0;
+      std::string_view s;
+      if (!r.Varint(n) || !r.View(n, s)) return false;
+      if (out != nullptr) {
+        if (type == ValueType::kString) {
+          *out = std::string(s);
+        } else {
+          *out = Bytes{std::string(s)};
+        }
+      }
+      return true;
+    }
+    case ValueType::kFloatVector: {
+      uint64_t n = 0;
+      if (!r.Varint(n) || n > (uint64_t{1} << 40)) return false;
+      if (out == nullptr) return r.Skip(4 * n);
+      std::string_view s;
+      if (!r.View(4 * n, s)) return false;
+      std::vector<float> v(n);
+      std::memcpy(v.data(), s.data(), 4 * n);
+      *out = std::move(v);
+      return true;
+    }
+  }
+  return false;
+}
+
+bool ReadHeader(Reader& r, EncodedHeader& h) {
+  uint64_t expire = 0;
+  uint64_t event = 0;
+  if (!r.Varint(expire) || !r.Varint(h.version) || !r.Varint(event)) return false;
+  h.expire_at_micros = static_cast<Micros>(expire);
+  h.event_time_micros = UnZigZag(event);
+  return true;
+}
+
+}  // namespace
+
+FieldDictionary::FieldDictionary(const std::vector<std::string>& initial_names) {
+  for (const std::string& n : initial_names) Intern(n);
+}
+
+uint32_t FieldDictionary::Intern(std::string_view name) {
+  if (auto it = ids_.find(name); it != ids_.end()) return it->second;
+  const auto id = static_cast<uint32_t>(names_.size());
+  names_.emplace_back(name);
+  ids_.emplace(std::string(name), id);
+  return id;
+}
+
+std::optional<uint32_t> FieldDictionary::Find(std::string_view name) const {
+  if (auto it = ids_.find(name); it != ids_.end()) return it->second;
+  return std::nullopt;
+}
+
+size_t FieldDictionary::memory_bytes() const {
+  size_t bytes = names_.capacity() * sizeof(std::string) + ids_.size() * 64;
+  for (const std::string& n : names_) bytes += 2 * n.size();
+  return bytes;
+}
+
+void Encode(const Record& record, Micros expire_at_micros, uint64_t version, FieldDictionary& dict,
+            std::string& out) {
+  // Small fixed-capacity sort of (id, field) pairs; records rarely have more than a few dozen.
+  std::vector<std::pair<uint32_t, const Value*>> ids;
+  ids.reserve(record.fields.size());
+  for (const Field& f : record.fields) ids.emplace_back(dict.Intern(f.name), &f.value);
+  std::sort(ids.begin(), ids.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
+  out.clear();
+  out.reserve(24 + EncodedFieldBytes(record));
+  PutVarint(static_cast<uint64_t>(expire_at_micros), out);
+  PutVarint(version, out);
+  PutVarint(ZigZag(record.event_time_micros), out);
+  for (const auto& [id, value] : ids) {
+    PutVarint(id, out);
+    out.push_back(static_cast<char>(TypeOf(*value)));
+    PutPayload(*value, out);
+  }
+}
+
+size_t EncodedFieldBytes(const Record& record) {
+  size_t n = 0;
+  for (const Field& f : record.fields) n += 3 + PayloadBytes(f.value);
+  return n;
+}
+
+Result<EncodedHeader> DecodeHeader(std::string_view encoded) {
+  Reader r(encoded);
+  EncodedHeader h;
+  if (!ReadHeader(r, h)) return Corrupt();
+  return h;
+}
+
+Status Decode(std::string_view encoded, const FieldDictionary& dict,
+              const std::vector<uint32_t>* projection, Record& out) {
+  Reader r(encoded);
+  EncodedHeader h;
+  if (!ReadHeader(r, h)) return Corrupt();
+  out.fields.clear();
+  out.version = h.version;
+  out.event_time_micros = h.event_time_micros;
+  while (!r.done()) {
+    uint64_t id = 0;
+    uint8_t type_byte = 0;
+    if (!r.Varint(id) || !r.Raw(&type_byte, 1)) return Corrupt();
+    if (id >= dict.size() || type_byte < 1 || type_byte > 7) return Corrupt();
+    const bool wanted = projection == nullptr ||
+                        std::binary_search(projection->begin(), projection->end(),
+                                           static_cast<uint32_t>(id));
+    const auto type = static_cast<ValueType>(type_byte);
+    if (!wanted) {
+      if (!ReadPayload(r, type, nullptr)) return Corrupt();
+      continue;
+    }
+    Field& f = out.fields.emplace_back();
+    f.name = dict.Name(static_cast<uint32_t>(id));
+    if (!ReadPayload(r, type, &f.value)) return Corrupt();
+  }
+  std::sort(out.fields.begin(), out.fields.end(),
+            [](const Field& a, const Field& b) { return a.name < b.name; });
+  return OkStatus();
+}
+
+}  // namespace ods::record

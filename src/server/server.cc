@@ -1,0 +1,119 @@
+#include "ods/server/server.h"
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
+
+#include <chrono>
+#include <mutex>
+#include <sstream>
+#include <utility>
+
+#include "admin_http.h"
+#include "ods/common/logging.h"
+#include "ods/engine/engine.h"
+#include "store_service.h"
+
+namespace ods::server {
+namespace {
+
+std::string HostOf(const std::string& listen) { return listen.substr(0, listen.rfind(':')); }
+
+std::string RenderMetrics(engine::Engine& engine) {
+  const engine::EngineStats s = engine.Stats();
+  std::ostringstream out;
+  auto gauge = [&](const char* name, const char* help, uint64_t v) {
+    out << "# HELP " << name << " " << help << "\n# TYPE " << name << " gauge\n"
+        << name << " " << v << "\n";
+  };
+  auto counter = [&](const char* name, const char* help, uint64_t v) {
+    out << "# HELP " << name << " " << help << "\n# TYPE " << name << " counter\n"
+        << name << " " << v << "\n";
+  };
+  gauge("ods_shards", "Shards in this node.", s.shards);
+  gauge("ods_records", "Records held in RAM.", s.records);
+  gauge("ods_ram_bytes", "Estimated RAM held by records (keys, encodings, entry overhead).",
+        s.memory_bytes);
+  counter("ods_gets_total", "Keys looked up.", s.gets);
+  counter("ods_get_hits_total", "Keys looked up and found.", s.get_hits);
+  counter("ods_puts_total", "Records written.", s.puts);
+  counter("ods_deletes_total", "Records deleted.", s.deletes);
+  counter("ods_expired_total", "Records removed because their TTL passed.", s.expired);
+  return out.str();
+}
+
+}  // namespace
+
+struct Server::Impl {
+  std::unique_ptr<StoreService> store;
+  std::unique_ptr<grpc::Server> grpc_server;
+  std::unique_ptr<AdminHttp> admin;
+  std::string grpc_address;
+  std::string admin_address;
+  std::once_flag shutdown_once;
+};
+
+Server::Server(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Server::~Server() { Shutdown(0); }
+
+Result<std::unique_ptr<Server>> Server::Start(engine::Engine& engine,
+                                              const config::Config& config) {
+  auto impl = std::make_unique<Impl>();
+  impl->store = std::make_unique<StoreService>(engine);
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  int bound_port = 0;
+  builder.AddListeningPort(config.server.grpc_listen, grpc::InsecureServerCredentials(),
+                           &bound_port);
+  builder.RegisterService(impl->store.get());
+  const int max_message = static_cast<int>(
+      std::min<uint64_t>(config.limits.max_message_bytes, std::numeric_limits<int>::max()));
+  builder.SetMaxReceiveMessageSize(max_message);
+  builder.SetMaxSendMessageSize(max_message);
+  impl->grpc_server = builder.BuildAndStart();
+  if (impl->grpc_server == nullptr || bound_port == 0) {
+    return UnavailableError("cannot listen for gRPC on '" + config.server.grpc_listen +
+                            "' (address in use or not local?)");
+  }
+  impl->grpc_address = HostOf(config.server.grpc_listen) + ":" + std::to_string(bound_port);
+
+  if (!config.server.admin_listen.empty()) {
+    engine::Engine* e = &engine;
+    Result<std::unique_ptr<AdminHttp>> admin =
+        AdminHttp::Start(config.server.admin_listen, [e] { return RenderMetrics(*e); });
+    if (!admin.ok()) {
+      impl->grpc_server->Shutdown();
+      return admin.status();
+    }
+    impl->admin = std::move(admin).value();
+    impl->admin_address =
+        HostOf(config.server.admin_listen) + ":" + std::to_string(impl->admin->port());
+  }
+  Logger("ods.server")
+      ->info("serving gRPC on {}, admin HTTP on {}", impl->grpc_address,
+             impl->admin_address.empty() ? std::string("(disabled)") : impl->admin_address);
+  return std::unique_ptr<Server>(new Server(std::move(impl)));
+}
+
+std::string Server::grpc_address() const { return impl_->grpc_address; }
+std::string Server::admin_address() const { return impl_->admin_address; }
+
+void Server::Shutdown(Micros grace_micros) {
+  std::call_once(impl_->shutdown_once, [&] {
+    if (impl_->admin) impl_->admin->SetDraining();
+    if (auto* health = impl_->grpc_server->GetHealthCheckService()) {
+      health->SetServingStatus(false);
+    }
+    const auto deadline =
+        std::chrono::system_clock::now() + std::chrono::microseconds(grace_micros);
+    impl_->grpc_server->Shutdown(deadline);  // Waits for in-flight calls up to the deadline.
+    impl_->grpc_server->Wait();
+    impl_->admin.reset();
+    Logger("ods.server")->info("server stopped");
+  });
+}
+
+}  // namespace ods::server

@@ -1,0 +1,165 @@
+#include "store_service.h"
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "convert.h"
+#include "status_mapping.h"
+
+namespace ods::server {
+namespace {
+
+// Records per ScanResponse message.
+constexpr size_t kScanPageRecords = 256;
+
+grpc::ServerUnaryReactor* Finish(grpc::CallbackServerContext* ctx, const Status& status) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  reactor->Finish(ToGrpcStatus(status));
+  return reactor;
+}
+
+// Views of a repeated string field, valid while `field` is unchanged.
+std::vector<std::string_view> Views(
+    const google::protobuf::RepeatedPtrField<std::string>& field) {
+  return {field.begin(), field.end()};
+}
+
+Status CheckTableName(const std::string& table) {
+  if (table.empty()) return InvalidArgumentError("request names no table");
+  return OkStatus();
+}
+
+}  // namespace
+
+grpc::ServerUnaryReactor* StoreService::Put(grpc::CallbackServerContext* ctx,
+                                            const ods::v1::PutRequest* req,
+                                            ods::v1::PutResponse* resp) {
+  if (Status s = CheckTableName(req->table()); !s.ok()) return Finish(ctx, s);
+  std::vector<record::Record> records(req->records_size());
+  std::vector<shard::KeyedRecord> items(req->records_size());
+  for (int i = 0; i < req->records_size(); ++i) {
+    const ods::v1::Record& in = req->records(i);
+    if (Status s = FromProto(req->table(), in, records[i]); !s.ok()) return Finish(ctx, s);
+    items[i] = {in.key(), &records[i]};
+  }
+  Result<std::vector<uint64_t>> versions = engine_.Put(req->table(), items);
+  if (!versions.ok()) return Finish(ctx, versions.status());
+  resp->mutable_versions()->Assign(versions->begin(), versions->end());
+  return Finish(ctx, OkStatus());
+}
+
+grpc::ServerUnaryReactor* StoreService::Get(grpc::CallbackServerContext* ctx,
+                                            const ods::v1::GetRequest* req,
+                                            ods::v1::GetResponse* resp) {
+  if (Status s = CheckTableName(req->table()); !s.ok()) return Finish(ctx, s);
+  std::vector<std::optional<record::Record>> found;
+  const std::vector<std::string_view> keys = Views(req->keys());
+  const std::vector<std::string_view> fields = Views(req->fields());
+  if (Status s = engine_.Get(req->table(), keys, fields, found); !s.ok()) return Finish(ctx, s);
+  resp->mutable_results()->Reserve(req->keys_size());
+  for (int i = 0; i < req->keys_size(); ++i) {
+    ods::v1::GetResult* result = resp->add_results();
+    result->set_key(req->keys(i));
+    if (found[i]) {
+      result->set_found(true);
+      ToProto(req->keys(i), *found[i], *result->mutable_record());
+    }
+  }
+  return Finish(ctx, OkStatus());
+}
+
+grpc::ServerUnaryReactor* StoreService::Delete(grpc::CallbackServerContext* ctx,
+                                               const ods::v1::DeleteRequest* req,
+                                               ods::v1::DeleteResponse* resp) {
+  if (Status s = CheckTableName(req->table()); !s.ok()) return Finish(ctx, s);
+  const std::vector<std::string_view> keys = Views(req->keys());
+  Result<std::vector<uint8_t>> deleted = engine_.Delete(req->table(), keys);
+  if (!deleted.ok()) return Finish(ctx, deleted.status());
+  uint32_t count = 0;
+  for (uint8_t d : *deleted) {
+    resp->add_deleted(d != 0);
+    count += d;
+  }
+  resp->set_deleted_count(count);
+  return Finish(ctx, OkStatus());
+}
+
+namespace {
+
+// Streams the records of a key list in pages; one page in flight at a time. Deletes itself in
+// OnDone. Records deleted between listing and reading are skipped.
+class ScanReactor final : public grpc::ServerWriteReactor<ods::v1::ScanResponse> {
+ public:
+  ScanReactor(engine::Engine& engine, const ods::v1::ScanRequest& req)
+      : engine_(engine),
+        table_(req.table()),
+        field_names_(req.fields().begin(), req.fields().end()),
+        fields_(field_names_.begin(), field_names_.end()) {
+    Status s = CheckTableName(table_);
+    if (s.ok()) {
+      Result<std::vector<std::string>> keys =
+          engine_.ScanKeys(table_, req.prefix(), req.start_after(), req.limit());
+      if (keys.ok()) {
+        keys_ = std::move(keys).value();
+      } else {
+        s = keys.status();
+      }
+    }
+    if (!s.ok()) {
+      Finish(ToGrpcStatus(s));
+      return;
+    }
+    NextPage();
+  }
+
+  void OnWriteDone(bool ok) override {
+    if (!ok) {
+      Finish(grpc::Status(grpc::StatusCode::CANCELLED, "client went away during scan"));
+      return;
+    }
+    NextPage();
+  }
+
+  void OnDone() override { delete this; }
+
+ private:
+  void NextPage() {
+    page_.Clear();
+    while (next_ < keys_.size() && page_.records_size() == 0) {
+      const size_t end = std::min(keys_.size(), next_ + kScanPageRecords);
+      const std::vector<std::string_view> batch(keys_.begin() + next_, keys_.begin() + end);
+      std::vector<std::optional<record::Record>> found;
+      if (Status s = engine_.Get(table_, batch, fields_, found); !s.ok()) {
+        Finish(ToGrpcStatus(s));
+        return;
+      }
+      for (size_t i = 0; i < batch.size(); ++i) {
+        if (found[i]) ToProto(batch[i], *found[i], *page_.add_records());
+      }
+      next_ = end;
+    }
+    if (page_.records_size() == 0) {
+      Finish(grpc::Status::OK);
+      return;
+    }
+    StartWrite(&page_);
+  }
+
+  engine::Engine& engine_;
+  const std::string table_;
+  const std::vector<std::string> field_names_;
+  const std::vector<std::string_view> fields_;  // views of field_names_
+  std::vector<std::string> keys_;
+  size_t next_ = 0;
+  ods::v1::ScanResponse page_;
+};
+
+}  // namespace
+
+grpc::ServerWriteReactor<ods::v1::ScanResponse>* StoreService::Scan(
+    grpc::CallbackServerContext* ctx, const ods::v1::ScanRequest* req) {
+  return new ScanReactor(engine_, *req);
+}
+
+}  // namespace ods::server

@@ -1,0 +1,29 @@
+#pragma once
+
+#include "ods/engine/engine.h"
+#include "ods/v1/store.grpc.pb.h"
+
+namespace ods::server {
+
+// ods.v1.Store over the callback API: validates wire input, calls the engine, maps statuses.
+// Handlers run inline on gRPC's callback threads (engine calls hold a shard lock for
+// microseconds and never block on I/O). Thread-safe; `engine` must outlive the service.
+class StoreService final : public ods::v1::Store::CallbackService {
+ public:
+  explicit StoreService(engine::Engine& engine) : engine_(engine) {}
+
+  grpc::ServerUnaryReactor* Put(grpc::CallbackServerContext* ctx, const ods::v1::PutRequest* req,
+                                ods::v1::PutResponse* resp) override;
+  grpc::ServerUnaryReactor* Get(grpc::CallbackServerContext* ctx, const ods::v1::GetRequest* req,
+                                ods::v1::GetResponse* resp) override;
+  grpc::ServerUnaryReactor* Delete(grpc::CallbackServerContext* ctx,
+                                   const ods::v1::DeleteRequest* req,
+                                   ods::v1::DeleteResponse* resp) override;
+  grpc::ServerWriteReactor<ods::v1::ScanResponse>* Scan(grpc::CallbackServerContext* ctx,
+                                                        const ods::v1::ScanRequest* req) override;
+
+ private:
+  engine::Engine& engine_;
+};
+
+}  // namespace ods::server
