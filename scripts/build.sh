@@ -9,6 +9,7 @@ if [ "${1:-}" = "--sanitize" ]; then sanitize=ON; shift; fi
 default_dir=build
 [ "$sanitize" = ON ] && default_dir=build-asan
 BUILD_DIR=${BUILD_DIR:-$default_dir}
+mkdir -p "$BUILD_DIR"
 cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DODS_SANITIZE=$sanitize \
-  >"$BUILD_DIR.configure.log" 2>&1 || { cat "$BUILD_DIR.configure.log"; exit 1; }
+  >"$BUILD_DIR/configure.log" 2>&1 || { cat "$BUILD_DIR/configure.log"; exit 1; }
 cmake --build "$BUILD_DIR" -j "${JOBS:-2}" -- "$@"

@@ -69,6 +69,8 @@ Result<std::unique_ptr<Server>> Server::Start(engine::Engine& engine,
   builder.AddListeningPort(config.server.grpc_listen, grpc::InsecureServerCredentials(),
                            &bound_port);
   builder.RegisterService(impl->store.get());
+  // gRPC sets SO_REUSEPORT by default, which would let a second odsd silently share the port.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   const int max_message = static_cast<int>(
       std::min<uint64_t>(config.limits.max_message_bytes, std::numeric_limits<int>::max()));
   builder.SetMaxReceiveMessageSize(max_message);
