@@ -1,0 +1,537 @@
+// ods_bench: closed-loop gRPC load generator for odsd (ods.v1.Store Get/Put) and for the bare
+// echo server (ods.bench.Echo). Each client thread owns one channel (its own TCP connection) and
+// one CompletionQueue and keeps a fixed number of calls outstanding (the concurrency, split over
+// the threads); a call is restarted as soon as it completes. Calls completing inside the
+// measurement window (after --warmup, for --duration) are counted and their latency recorded in
+// a per-thread, per-operation LatencyHistogram (no allocation per call).
+//
+// Exit codes: 0 all calls succeeded; 1 at least one call failed (errors are counted and
+// reported, never ignored); 2 bad usage.
+
+#include <grpcpp/grpcpp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "latency_histogram.h"
+#include "ods/bench/echo.grpc.pb.h"
+#include "ods/v1/store.grpc.pb.h"
+
+namespace ods::bench {
+namespace {
+
+using SteadyClock = std::chrono::steady_clock;
+
+constexpr std::string_view kUsage = R"(Usage: ods_bench [options]
+
+Closed-loop gRPC load against odsd (ods.v1.Store) or ods_echo_server (ods.bench.Echo).
+
+Options:
+  --addr HOST:PORT       server address (default 127.0.0.1:7070)
+  --workload W           get | put | mixed | echo (default get)
+  --concurrency N        calls kept outstanding in total (default 16)
+  --threads N            client threads, each with its own channel and queue (default 1)
+  --duration SECONDS     measurement window (default 10)
+  --warmup SECONDS       load before the window, not measured (default 2)
+  --keys N               key space: keys key:000000000000 .. N-1 (default 100000)
+  --value-bytes N        size of the string field f0 of a record, and of the echo payload
+                         (default 16)
+  --table NAME           table for get/put/mixed (default user_features, free-form)
+  --batch N              keys per Get or records per Put call (default 1)
+  --get-percent P        share of Get calls in the mixed workload (default 90)
+  --no-preload           do not Put the key space before a get or mixed workload
+  --json FILE            also write the results as JSON to FILE
+  --help                 this help
+
+Records have four fields: f0 string (--value-bytes), f1 int64, f2 double, f3 bool.
+Prints per operation: calls/s, keys/s and latency p50/p99/p99.9/max in microseconds, and one
+machine-readable line per operation starting with "RESULT".
+)";
+
+enum class Workload { kGet, kPut, kMixed, kEcho };
+enum Op : int { kOpGet = 0, kOpPut = 1, kOpEcho = 2, kOpCount = 3 };
+constexpr std::string_view kOpNames[kOpCount] = {"get", "put", "echo"};
+
+struct Options {
+  std::string addr = "127.0.0.1:7070";
+  Workload workload = Workload::kGet;
+  std::string workload_name = "get";
+  int concurrency = 16;
+  int threads = 1;
+  double duration_s = 10;
+  double warmup_s = 2;
+  uint64_t keys = 100'000;
+  size_t value_bytes = 16;
+  std::string table = "user_features";
+  int batch = 1;
+  int get_percent = 90;
+  bool preload = true;
+  std::string json_path;
+};
+
+// Returns -1 to continue, or an exit code.
+int ParseOptions(int argc, char** argv, Options& o) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    if (arg == "--help" || arg == "-h") {
+      std::cout << kUsage;
+      return 0;
+    }
+    if (arg == "--no-preload") {
+      o.preload = false;
+      continue;
+    }
+    if (i + 1 >= argc) {
+      std::cerr << "ods_bench: " << arg << " needs a value (see --help)\n";
+      return 2;
+    }
+    const std::string v = argv[++i];
+    char* end = nullptr;
+    const double num = std::strtod(v.c_str(), &end);
+    const bool numeric = end != v.c_str() && *end == '\0' && num >= 0;
+    auto need_number = [&](double min) {
+      if (!numeric || num < min) {
+        std::cerr << "ods_bench: " << arg << " wants a number >= " << min << ", got '" << v
+                  << "'\n";
+        return false;
+      }
+      return true;
+    };
+    if (arg == "--addr") {
+      o.addr = v;
+    } else if (arg == "--workload") {
+      o.workload_name = v;
+      if (v == "get") {
+        o.workload = Workload::kGet;
+      } else if (v == "put") {
+        o.workload = Workload::kPut;
+      } else if (v == "mixed") {
+        o.workload = Workload::kMixed;
+      } else if (v == "echo") {
+        o.workload = Workload::kEcho;
+      } else {
+        std::cerr << "ods_bench: --workload wants get|put|mixed|echo, got '" << v << "'\n";
+        return 2;
+      }
+    } else if (arg == "--concurrency") {
+      if (!need_number(1)) return 2;
+      o.concurrency = static_cast<int>(num);
+    } else if (arg == "--threads") {
+      if (!need_number(1)) return 2;
+      o.threads = static_cast<int>(num);
+    } else if (arg == "--duration") {
+      if (!need_number(0.1)) return 2;
+      o.duration_s = num;
+    } else if (arg == "--warmup") {
+      if (!need_number(0)) return 2;
+      o.warmup_s = num;
+    } else if (arg == "--keys") {
+      if (!need_number(1)) return 2;
+      o.keys = static_cast<uint64_t>(num);
+    } else if (arg == "--value-bytes") {
+      if (!need_number(0)) return 2;
+      o.value_bytes = static_cast<size_t>(num);
+    } else if (arg == "--table") {
+      o.table = v;
+    } else if (arg == "--batch") {
+      if (!need_number(1)) return 2;
+      o.batch = static_cast<int>(num);
+    } else if (arg == "--get-percent") {
+      if (!need_number(0) || num > 100) return 2;
+      o.get_percent = static_cast<int>(num);
+    } else if (arg == "--json") {
+      o.json_path = v;
+    } else {
+      std::cerr << "ods_bench: unknown option " << arg << " (see --help)\n";
+      return 2;
+    }
+  }
+  if (o.threads > o.concurrency) o.threads = o.concurrency;
+  return -1;
+}
+
+std::string KeyOf(uint64_t i) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "key:%012llu", static_cast<unsigned long long>(i));
+  return buf;
+}
+
+// Writes key i into `out`, reusing its buffer.
+void SetKey(uint64_t i, std::string& out) {
+  char buf[32];
+  const int n = std::snprintf(buf, sizeof(buf), "key:%012llu", static_cast<unsigned long long>(i));
+  out.assign(buf, static_cast<size_t>(n));
+}
+
+// A record of the benchmark: f0 string of `value_bytes`, f1 int64, f2 double, f3 bool.
+void FillRecord(uint64_t i, size_t value_bytes, ods::v1::Record& r) {
+  SetKey(i, *r.mutable_key());
+  auto& fields = *r.mutable_fields();
+  fields["f0"].set_string_value(std::string(value_bytes, static_cast<char>('a' + i % 26)));
+  fields["f1"].set_int64_value(static_cast<int64_t>(i));
+  fields["f2"].set_double_value(static_cast<double>(i) / 3.0);
+  fields["f3"].set_bool_value(i % 2 == 0);
+}
+
+class Random {
+ public:
+  explicit Random(uint64_t seed) : x_(seed * 0x9E3779B97F4A7C15ull + 1) {}
+  uint64_t Next() {
+    x_ ^= x_ << 13;
+    x_ ^= x_ >> 7;
+    x_ ^= x_ << 17;
+    return x_;
+  }
+
+ private:
+  uint64_t x_;
+};
+
+// Figures of one operation kind, per thread, merged at the end.
+struct OpStats {
+  LatencyHistogram latency;  // calls that completed OK inside the window
+  uint64_t keys = 0;         // keys of those calls
+  uint64_t misses = 0;       // Get results with found=false, inside the window
+  uint64_t errors = 0;       // failed calls, whenever they completed (warm-up included)
+  std::map<std::string, uint64_t> error_kinds;  // "CODE: message" -> count; touched on error only
+
+  void Merge(const OpStats& o) {
+    latency.Merge(o.latency);
+    keys += o.keys;
+    misses += o.misses;
+    errors += o.errors;
+    for (const auto& [k, n] : o.error_kinds) error_kinds[k] += n;
+  }
+};
+
+std::shared_ptr<grpc::Channel> MakeChannel(const std::string& addr, int index) {
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(-1);
+  args.SetMaxSendMessageSize(-1);
+  // A distinct argument per thread keeps gRPC from sharing one connection between channels.
+  args.SetInt("ods_bench.channel_index", index);
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  return grpc::CreateCustomChannel(addr, grpc::InsecureChannelCredentials(), args);
+}
+
+// One outstanding call; reused for the next call as soon as it completes.
+struct Slot {
+  Op op = kOpGet;
+  SteadyClock::time_point start;
+  std::optional<grpc::ClientContext> ctx;  // a ClientContext serves one call only
+  grpc::Status status;
+  ods::v1::GetRequest get_req;
+  ods::v1::GetResponse get_resp;
+  ods::v1::PutRequest put_req;
+  ods::v1::PutResponse put_resp;
+  ods::bench::EchoRequest echo_req;
+  ods::bench::EchoResponse echo_resp;
+  std::unique_ptr<grpc::ClientAsyncResponseReader<ods::v1::GetResponse>> get_rpc;
+  std::unique_ptr<grpc::ClientAsyncResponseReader<ods::v1::PutResponse>> put_rpc;
+  std::unique_ptr<grpc::ClientAsyncResponseReader<ods::bench::EchoResponse>> echo_rpc;
+};
+
+class ClientThread {
+ public:
+  ClientThread(const Options& o, int index, int slots, SteadyClock::time_point window_start,
+               SteadyClock::time_point window_end)
+      : o_(o),
+        channel_(MakeChannel(o.addr, index)),
+        store_(ods::v1::Store::NewStub(channel_)),
+        echo_(ods::bench::Echo::NewStub(channel_)),
+        random_(static_cast<uint64_t>(index) + 7),
+        slots_(static_cast<size_t>(slots)),
+        window_start_(window_start),
+        window_end_(window_end) {
+    for (Slot& s : slots_) {
+      s.get_req.set_table(o.table);
+      for (int k = 0; k < o.batch; ++k) s.get_req.add_keys(KeyOf(0));
+      s.put_req.set_table(o.table);
+      for (int k = 0; k < o.batch; ++k) FillRecord(0, o.value_bytes, *s.put_req.add_records());
+      s.echo_req.set_payload(std::string(o.value_bytes, 'e'));
+    }
+  }
+
+  void Run() {
+    for (Slot& s : slots_) Start(s);
+    size_t outstanding = slots_.size();
+    void* tag = nullptr;
+    bool ok = false;
+    while (outstanding > 0 && cq_.Next(&tag, &ok)) {
+      Slot& s = *static_cast<Slot*>(tag);
+      const SteadyClock::time_point now = SteadyClock::now();
+      Complete(s, now);
+      if (now < window_end_) {
+        Start(s);
+      } else {
+        --outstanding;
+      }
+    }
+    cq_.Shutdown();
+    while (cq_.Next(&tag, &ok)) {
+    }
+  }
+
+  const OpStats& stats(Op op) const { return stats_[op]; }
+
+ private:
+  Op PickOp() {
+    switch (o_.workload) {
+      case Workload::kGet:
+        return kOpGet;
+      case Workload::kPut:
+        return kOpPut;
+      case Workload::kEcho:
+        return kOpEcho;
+      case Workload::kMixed:
+        return static_cast<int>(random_.Next() % 100) < o_.get_percent ? kOpGet : kOpPut;
+    }
+    return kOpGet;
+  }
+
+  void Start(Slot& s) {
+    s.op = PickOp();
+    s.ctx.reset();
+    s.ctx.emplace();
+    s.ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    s.start = SteadyClock::now();
+    switch (s.op) {
+      case kOpGet:
+        for (int k = 0; k < o_.batch; ++k)
+          SetKey(random_.Next() % o_.keys, *s.get_req.mutable_keys(k));
+        s.get_rpc = store_->PrepareAsyncGet(&*s.ctx, s.get_req, &cq_);
+        s.get_rpc->StartCall();
+        s.get_rpc->Finish(&s.get_resp, &s.status, &s);
+        break;
+      case kOpPut:
+        for (int k = 0; k < o_.batch; ++k) {
+          SetKey(random_.Next() % o_.keys, *s.put_req.mutable_records(k)->mutable_key());
+        }
+        s.put_rpc = store_->PrepareAsyncPut(&*s.ctx, s.put_req, &cq_);
+        s.put_rpc->StartCall();
+        s.put_rpc->Finish(&s.put_resp, &s.status, &s);
+        break;
+      default:
+        s.echo_rpc = echo_->PrepareAsyncEcho(&*s.ctx, s.echo_req, &cq_);
+        s.echo_rpc->StartCall();
+        s.echo_rpc->Finish(&s.echo_resp, &s.status, &s);
+        break;
+    }
+  }
+
+  void Complete(Slot& s, SteadyClock::time_point now) {
+    OpStats& st = stats_[s.op];
+    std::string problem;
+    if (!s.status.ok()) {
+      problem = std::to_string(s.status.error_code()) + " " + s.status.error_message();
+    } else if (s.op == kOpGet && s.get_resp.results_size() != o_.batch) {
+      problem = "Get returned " + std::to_string(s.get_resp.results_size()) + " results for " +
+                std::to_string(o_.batch) + " keys";
+    } else if (s.op == kOpPut && s.put_resp.versions_size() != o_.batch) {
+      problem = "Put returned " + std::to_string(s.put_resp.versions_size()) + " versions for " +
+                std::to_string(o_.batch) + " records";
+    } else if (s.op == kOpEcho && s.echo_resp.payload().size() != o_.value_bytes) {
+      problem = "Echo returned a payload of the wrong size";
+    }
+    if (!problem.empty()) {
+      ++st.errors;
+      ++st.error_kinds[problem];
+      return;
+    }
+    if (now < window_start_ || now >= window_end_) return;
+    st.latency.Record(static_cast<uint64_t>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(now - s.start).count()));
+    st.keys += s.op == kOpEcho ? 1 : static_cast<uint64_t>(o_.batch);
+    if (s.op == kOpGet) {
+      for (const ods::v1::GetResult& r : s.get_resp.results()) st.misses += r.found() ? 0 : 1;
+    }
+  }
+
+  const Options& o_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<ods::v1::Store::Stub> store_;
+  std::unique_ptr<ods::bench::Echo::Stub> echo_;
+  grpc::CompletionQueue cq_;
+  Random random_;
+  std::vector<Slot> slots_;
+  const SteadyClock::time_point window_start_;
+  const SteadyClock::time_point window_end_;
+  OpStats stats_[kOpCount];
+};
+
+// Puts keys 0..keys-1 in batches, `concurrency`-wide via a few synchronous threads. Returns the
+// number of failed calls (and prints the first failure).
+uint64_t Preload(const Options& o) {
+  constexpr uint64_t kBatch = 500;
+  const int workers = std::max(1, std::min(o.concurrency, 4));
+  std::vector<uint64_t> failures(static_cast<size_t>(workers), 0);
+  std::vector<std::thread> threads;
+  for (int w = 0; w < workers; ++w) {
+    threads.emplace_back([&o, &failures, w, workers] {
+      auto stub = ods::v1::Store::NewStub(MakeChannel(o.addr, 1000 + w));
+      ods::v1::PutRequest req;
+      ods::v1::PutResponse resp;
+      req.set_table(o.table);
+      for (uint64_t start = static_cast<uint64_t>(w) * kBatch; start < o.keys;
+           start += kBatch * static_cast<uint64_t>(workers)) {
+        req.clear_records();
+        for (uint64_t i = start; i < std::min(start + kBatch, o.keys); ++i) {
+          FillRecord(i, o.value_bytes, *req.add_records());
+        }
+        grpc::ClientContext ctx;
+        ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+        grpc::Status s = stub->Put(&ctx, req, &resp);
+        if (!s.ok()) {
+          if (failures[static_cast<size_t>(w)]++ == 0) {
+            std::cerr << "ods_bench: preload Put failed: " << s.error_code() << " "
+                      << s.error_message() << "\n";
+          }
+        }
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  uint64_t total = 0;
+  for (uint64_t f : failures) total += f;
+  return total;
+}
+
+// Bytes of one GetResponse for one key (for comparing with the echo payload size).
+size_t SampleGetResponseBytes(const Options& o) {
+  auto stub = ods::v1::Store::NewStub(MakeChannel(o.addr, 2000));
+  ods::v1::GetRequest req;
+  req.set_table(o.table);
+  req.add_keys(KeyOf(0));
+  ods::v1::GetResponse resp;
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  if (!stub->Get(&ctx, req, &resp).ok()) return 0;
+  return resp.ByteSizeLong();
+}
+
+double Micros(uint64_t nanos) { return static_cast<double>(nanos) / 1000.0; }
+
+}  // namespace
+}  // namespace ods::bench
+
+int main(int argc, char** argv) {
+  using namespace ods::bench;
+  Options o;
+  if (int rc = ParseOptions(argc, argv, o); rc >= 0) return rc;
+
+  uint64_t preload_failures = 0;
+  size_t get_response_bytes = 0;
+  if (o.workload != Workload::kEcho) {
+    if (o.preload && o.workload != Workload::kPut) {
+      const SteadyClock::time_point t0 = SteadyClock::now();
+      preload_failures = Preload(o);
+      std::cout << "preloaded " << o.keys << " keys into " << o.table << " in "
+                << std::chrono::duration<double>(SteadyClock::now() - t0).count() << " s"
+                << (preload_failures ? " WITH FAILURES" : "") << "\n";
+    }
+    get_response_bytes = SampleGetResponseBytes(o);
+  }
+
+  const SteadyClock::time_point begin = SteadyClock::now();
+  const auto to_duration = [](double s) {
+    return std::chrono::duration_cast<SteadyClock::duration>(std::chrono::duration<double>(s));
+  };
+  const SteadyClock::time_point window_start = begin + to_duration(o.warmup_s);
+  const SteadyClock::time_point window_end = window_start + to_duration(o.duration_s);
+
+  std::vector<std::unique_ptr<ClientThread>> clients;
+  for (int t = 0; t < o.threads; ++t) {
+    const int slots = o.concurrency / o.threads + (t < o.concurrency % o.threads ? 1 : 0);
+    clients.push_back(std::make_unique<ClientThread>(o, t, slots, window_start, window_end));
+  }
+  std::vector<std::thread> threads;
+  for (auto& c : clients) threads.emplace_back([&c] { c->Run(); });
+  for (std::thread& t : threads) t.join();
+
+  OpStats total[kOpCount];
+  for (auto& c : clients) {
+    for (int op = 0; op < kOpCount; ++op) total[op].Merge(c->stats(static_cast<Op>(op)));
+  }
+
+  std::printf(
+      "ods_bench workload=%s addr=%s table=%s concurrency=%d threads=%d batch=%d "
+      "duration=%gs warmup=%gs keys=%llu value_bytes=%zu get_response_bytes=%zu\n",
+      o.workload_name.c_str(), o.addr.c_str(), o.table.c_str(), o.concurrency, o.threads, o.batch,
+      o.duration_s, o.warmup_s, static_cast<unsigned long long>(o.keys), o.value_bytes,
+      get_response_bytes);
+  std::printf("%-5s %10s %11s %11s %9s %9s %9s %9s %9s %8s %7s\n", "op", "calls", "calls/s",
+              "keys/s", "mean_us", "p50_us", "p99_us", "p999_us", "max_us", "misses", "errors");
+  uint64_t errors = preload_failures;
+  std::string json =
+      "{\"workload\":\"" + o.workload_name + "\",\"addr\":\"" + o.addr + "\",\"table\":\"" +
+      o.table + "\",\"concurrency\":" + std::to_string(o.concurrency) +
+      ",\"threads\":" + std::to_string(o.threads) + ",\"batch\":" + std::to_string(o.batch) +
+      ",\"duration_s\":" + std::to_string(o.duration_s) + ",\"keys\":" + std::to_string(o.keys) +
+      ",\"value_bytes\":" + std::to_string(o.value_bytes) +
+      ",\"get_response_bytes\":" + std::to_string(get_response_bytes) +
+      ",\"preload_failures\":" + std::to_string(preload_failures) + ",\"ops\":{";
+  bool first = true;
+  for (int op = 0; op < kOpCount; ++op) {
+    const OpStats& s = total[op];
+    errors += s.errors;
+    if (s.latency.count() == 0 && s.errors == 0) continue;
+    const double calls_per_s = static_cast<double>(s.latency.count()) / o.duration_s;
+    const double keys_per_s = static_cast<double>(s.keys) / o.duration_s;
+    const double p50 = Micros(s.latency.Percentile(0.50));
+    const double p99 = Micros(s.latency.Percentile(0.99));
+    const double p999 = Micros(s.latency.Percentile(0.999));
+    const double max = Micros(s.latency.max_nanos());
+    const double mean = s.latency.mean_nanos() / 1000.0;
+    const char* name = kOpNames[op].data();
+    std::printf("%-5s %10llu %11.0f %11.0f %9.1f %9.1f %9.1f %9.1f %9.1f %8llu %7llu\n", name,
+                static_cast<unsigned long long>(s.latency.count()), calls_per_s, keys_per_s, mean,
+                p50, p99, p999, max, static_cast<unsigned long long>(s.misses),
+                static_cast<unsigned long long>(s.errors));
+    std::printf(
+        "RESULT op=%s calls_per_s=%.0f keys_per_s=%.0f p50_us=%.1f p99_us=%.1f "
+        "p999_us=%.1f max_us=%.1f misses=%llu errors=%llu\n",
+        name, calls_per_s, keys_per_s, p50, p99, p999, max,
+        static_cast<unsigned long long>(s.misses), static_cast<unsigned long long>(s.errors));
+    for (const auto& [kind, n] : s.error_kinds) {
+      std::printf("  %s errors: %llu x %s\n", name, static_cast<unsigned long long>(n),
+                  kind.c_str());
+    }
+    char buf[512];
+    std::snprintf(buf, sizeof(buf),
+                  "%s\"%s\":{\"calls\":%llu,\"calls_per_s\":%.1f,\"keys_per_s\":%.1f,"
+                  "\"mean_us\":%.1f,\"p50_us\":%.1f,\"p99_us\":%.1f,\"p999_us\":%.1f,"
+                  "\"max_us\":%.1f,\"misses\":%llu,\"errors\":%llu}",
+                  first ? "" : ",", name, static_cast<unsigned long long>(s.latency.count()),
+                  calls_per_s, keys_per_s, mean, p50, p99, p999, max,
+                  static_cast<unsigned long long>(s.misses),
+                  static_cast<unsigned long long>(s.errors));
+    json += buf;
+    first = false;
+  }
+  json += "},\"errors\":" + std::to_string(errors) + "}\n";
+  if (!o.json_path.empty()) {
+    std::ofstream out(o.json_path);
+    out << json;
+    if (!out) {
+      std::cerr << "ods_bench: cannot write " << o.json_path << "\n";
+      return 1;
+    }
+  }
+  if (errors > 0) {
+    std::fprintf(stderr, "ods_bench: %llu calls failed\n", static_cast<unsigned long long>(errors));
+    return 1;
+  }
+  return 0;
+}
