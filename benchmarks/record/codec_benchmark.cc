@@ -56,7 +56,6 @@ void BM_Codec_Encode(benchmark::State& state) {
   }
   state.SetItemsProcessed(state.iterations());
   state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(out.size()));
-  state.counters["encoded_bytes"] = static_cast<double>(out.size());
 }
 
 void BM_Codec_Decode(benchmark::State& state) {
