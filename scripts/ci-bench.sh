@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Short CI benchmark pass (< 2 minutes on 2 cores): engine and codec micro-benchmarks with the
+# 1-thread vs 2-thread items/s ratio of Engine Get and Put, then a short benchmarks/compare.sh
+# (odsd vs redis vs gRPC echo). Prints figures only: fails if a benchmark cannot run, never on
+# a number (shared CI machines are too noisy to gate on). Full runs: docs/benchmarks.md.
+# Env: BUILD_DIR (default build, as built by scripts/test.sh), BENCH_FILTER, BENCH_MIN_TIME,
+#      COMPARE_DURATION (seconds per compare measurement, default 3).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export BUILD_DIR=${BUILD_DIR:-build}
+filter=${BENCH_FILTER:-'BM_Engine_(Get|GetBatch|Put)/typed:0/|BM_Engine_SpinBaseline|BM_Codec_'}
+min_time=${BENCH_MIN_TIME:-0.2}
+compare_duration=${COMPARE_DURATION:-3}
+
+bash scripts/build.sh ods_micro_bench ods_bench ods_echo_server odsd
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/ods-ci-bench.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+
+echo "== micro-benchmarks (filter '$filter', min_time ${min_time}s, $(nproc) cores)"
+"$BUILD_DIR/benchmarks/ods_micro_bench" --benchmark_filter="$filter" \
+  --benchmark_min_time="$min_time" --benchmark_out="$tmp/micro.csv" --benchmark_out_format=csv
+
+# CSV: name,iterations,real_time,cpu_time,time_unit,bytes_per_second,items_per_second,label,
+#      error_occurred,error_message
+if awk -F, 'NR > 1 && $9 == "true" { bad = 1 } END { exit !bad }' "$tmp/micro.csv"; then
+  echo "ci-bench: a micro-benchmark reported an error" >&2
+  exit 1
+fi
+echo "== thread scaling (items/s at 2 threads / 1 thread; the project expects >= 1.6 on 2 cores)"
+printf "%-32s %14s %14s %7s\n" benchmark "items/s@1" "items/s@2" ratio
+awk -F, '
+  /^"BM_Engine_/ {
+    name = $1; gsub(/"/, "", name)
+    if (match(name, /\/threads:[0-9]+$/) == 0) next
+    threads = substr(name, RSTART + 9); base = substr(name, 1, RSTART - 1)
+    sub(/\/real_time$/, "", base)
+    ips[base, threads] = $7; seen[base] = 1
+  }
+  END {
+    for (b in seen) if (ips[b, 1] > 0)
+      printf "%-32s %14.0f %14.0f %6.2fx\n", b, ips[b, 1], ips[b, 2], ips[b, 2] / ips[b, 1]
+  }' "$tmp/micro.csv" | sort
+
+echo "== compare: odsd vs redis vs gRPC echo (${compare_duration}s each)"
+bash benchmarks/compare.sh --duration "$compare_duration" --warmup 1 --out "$tmp/compare.txt" \
+  2>"$tmp/compare.log" || { cat "$tmp/compare.log" >&2; echo "ci-bench: compare.sh failed" >&2; exit 1; }
