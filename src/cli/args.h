@@ -1,0 +1,36 @@
+#pragma once
+
+#include <functional>
+#include <map>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "ods/common/status.h"
+
+namespace ods::cli {
+
+// The arguments after a command name, split into positionals and flags.
+struct ParsedArgs {
+  std::vector<std::string> positional;
+  // Value of each given flag, keyed by its name with the dashes: {"--limit", "10"}.
+  std::map<std::string, std::string, std::less<>> flags;
+  bool help = false;  // -h or --help was given.
+
+  // The value of `flag`, or nullptr if it wasn't given.
+  const std::string* Find(std::string_view flag) const;
+};
+
+// Splits `args`. Every flag in `value_flags` (spelled "--name") takes a value, as `--name V` or
+// `--name=V`; -h/--help set `help`; "--" ends the flags. Any other argument starting with '-'
+// (and longer than "-") is an unknown flag. Returns kInvalidArgument naming the argument for an
+// unknown or repeated flag, or a missing value. Pure; thread-safe.
+[[nodiscard]] Result<ParsedArgs> ParseArgs(std::span<const std::string> args,
+                                           std::span<const std::string_view> value_flags);
+
+// Splits "a,b,c" into {"a","b","c"}; kInvalidArgument naming `flag` if any item is empty.
+[[nodiscard]] Result<std::vector<std::string>> SplitList(std::string_view list,
+                                                         std::string_view flag);
+
+}  // namespace ods::cli

@@ -1,0 +1,72 @@
+#include "cli/args.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "support/test_util.h"
+
+namespace ods::cli {
+namespace {
+
+using ::ods::testing::IsOk;
+using ::ods::testing::StatusIs;
+using ::testing::ElementsAre;
+using ::testing::Pair;
+
+constexpr std::string_view kFlags[] = {"--limit", "--prefix"};
+
+Result<ParsedArgs> Parse(const std::vector<std::string>& args) { return ParseArgs(args, kFlags); }
+
+TEST(CliArgsTest, SplitsPositionalsAndFlagsInBothSpellings) {
+  const Result<ParsedArgs> r = Parse({"t", "--limit", "5", "k", "--prefix=p"});
+  ASSERT_THAT(r, IsOk());
+  EXPECT_THAT(r->positional, ElementsAre("t", "k"));
+  EXPECT_THAT(r->flags, ElementsAre(Pair("--limit", "5"), Pair("--prefix", "p")));
+  EXPECT_FALSE(r->help);
+}
+
+TEST(CliArgsTest, DoubleDashEndsFlags) {
+  const Result<ParsedArgs> r = Parse({"t", "--", "--limit", "-k"});
+  ASSERT_THAT(r, IsOk());
+  EXPECT_THAT(r->positional, ElementsAre("t", "--limit", "-k"));
+}
+
+TEST(CliArgsTest, LoneDashIsPositional) {
+  const Result<ParsedArgs> r = Parse({"-"});
+  ASSERT_THAT(r, IsOk());
+  EXPECT_THAT(r->positional, ElementsAre("-"));
+}
+
+TEST(CliArgsTest, HelpFlagSetsHelp) {
+  EXPECT_TRUE(Parse({"t", "--help"})->help);
+  EXPECT_TRUE(Parse({"-h"})->help);
+}
+
+TEST(CliArgsTest, UnknownFlagIsInvalidArgument) {
+  EXPECT_THAT(Parse({"t", "--nope"}), StatusIs(StatusCode::kInvalidArgument));
+}
+
+TEST(CliArgsTest, FlagWithoutValueIsInvalidArgument) {
+  EXPECT_THAT(Parse({"t", "--limit"}), StatusIs(StatusCode::kInvalidArgument));
+}
+
+TEST(CliArgsTest, RepeatedFlagIsInvalidArgument) {
+  EXPECT_THAT(Parse({"--limit", "1", "--limit=2"}), StatusIs(StatusCode::kInvalidArgument));
+}
+
+TEST(CliArgsTest, SplitListSplitsOnCommas) {
+  EXPECT_THAT(*SplitList("a,b,c", "--fields"), ElementsAre("a", "b", "c"));
+}
+
+TEST(CliArgsTest, SplitListRejectsEmptyItems) {
+  EXPECT_THAT(SplitList("", "--fields"), StatusIs(StatusCode::kInvalidArgument));
+  EXPECT_THAT(SplitList("a,,b", "--fields"), StatusIs(StatusCode::kInvalidArgument));
+  EXPECT_THAT(SplitList("a,", "--fields"), StatusIs(StatusCode::kInvalidArgument));
+}
+
+}  // namespace
+}  // namespace ods::cli
