@@ -1,0 +1,207 @@
+#include "cli/commands.h"
+
+#include <google/protobuf/message.h>
+#include <google/protobuf/util/json_util.h>
+#include <grpcpp/grpcpp.h>
+
+#include <chrono>
+#include <memory>
+#include <ostream>
+#include <string>
+#include <string_view>
+
+#include "cli/help_text.h"
+#include "cli/requests.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "ods/common/status.h"
+#include "ods/v1/store.grpc.pb.h"
+
+namespace ods::cli {
+namespace {
+
+std::shared_ptr<grpc::Channel> MakeChannel(const GlobalOptions& global) {
+  grpc::ChannelArguments channel_args;
+  // The server bounds responses (limits.max_message_bytes); the CLI shouldn't add a lower one.
+  channel_args.SetMaxReceiveMessageSize(-1);
+  return grpc::CreateCustomChannel(global.addr, grpc::InsecureChannelCredentials(), channel_args);
+}
+
+void SetDeadline(const GlobalOptions& global, grpc::ClientContext& context) {
+  context.set_deadline(std::chrono::system_clock::now() +
+                       std::chrono::duration_cast<std::chrono::system_clock::duration>(
+                           std::chrono::duration<double>(global.timeout_seconds)));
+}
+
+std::string GrpcCodeName(grpc::StatusCode code) {
+  const int n = static_cast<int>(code);
+  // gRPC codes and ods::StatusCode both mirror google.rpc.Code.
+  if (n >= 0 && n <= static_cast<int>(StatusCode::kUnauthenticated)) {
+    return std::string(StatusCodeName(static_cast<StatusCode>(n)));
+  }
+  return "CODE_" + std::to_string(n);
+}
+
+int ReportUsage(const Status& status, std::string_view command, const Io& io) {
+  io.err << "ods: " << status.message() << "\nTry 'ods " << command << " --help'.\n";
+  return kExitUsage;
+}
+
+int ReportRpcError(const grpc::Status& status, const Io& io) {
+  io.err << "ods: " << GrpcCodeName(status.error_code()) << ": " << status.error_message() << "\n";
+  const bool unreachable = status.error_code() == grpc::StatusCode::UNAVAILABLE ||
+                           status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED;
+  return unreachable ? kExitUnreachable : kExitRpcError;
+}
+
+// Prints `message` as one line of proto3 JSON. False (reported on io.err) if it can't.
+bool PrintJson(const google::protobuf::Message& message, const Io& io) {
+  google::protobuf::util::JsonPrintOptions options;
+  options.preserve_proto_field_names = true;
+  // Operators should see found=false, deleted_count=0 and event_time_micros=0, not nothing.
+  options.always_print_primitive_fields = true;
+  std::string json;
+  const auto status = google::protobuf::util::MessageToJsonString(message, &json, options);
+  if (!status.ok()) {
+    io.err << "ods: INTERNAL: can't print the response as JSON: " << std::string(status.message())
+           << "\n";
+    return false;
+  }
+  io.out << json << "\n" << std::flush;
+  return true;
+}
+
+// Sends one unary call through `call(context, response)` and prints its response.
+template <typename Response, typename Call>
+int RunUnary(const GlobalOptions& global, const Io& io, Call call) {
+  grpc::ClientContext context;
+  SetDeadline(global, context);
+  Response response;
+  const grpc::Status status = call(&context, &response);
+  if (!status.ok()) {
+    return ReportRpcError(status, io);
+  }
+  return PrintJson(response, io) ? kExitOk : kExitRpcError;
+}
+
+int RunPut(const GlobalOptions& global, const ParsedArgs& args, const Io& io) {
+  Result<ods::v1::PutRequest> request = BuildPutRequest(args, io.in);
+  if (!request.ok()) {
+    return ReportUsage(request.status(), "put", io);
+  }
+  const auto stub = ods::v1::Store::NewStub(MakeChannel(global));
+  return RunUnary<ods::v1::PutResponse>(
+      global, io, [&](grpc::ClientContext* context, ods::v1::PutResponse* response) {
+        return stub->Put(context, *request, response);
+      });
+}
+
+int RunGet(const GlobalOptions& global, const ParsedArgs& args, const Io& io) {
+  Result<ods::v1::GetRequest> request = BuildGetRequest(args);
+  if (!request.ok()) {
+    return ReportUsage(request.status(), "get", io);
+  }
+  const auto stub = ods::v1::Store::NewStub(MakeChannel(global));
+  return RunUnary<ods::v1::GetResponse>(
+      global, io, [&](grpc::ClientContext* context, ods::v1::GetResponse* response) {
+        return stub->Get(context, *request, response);
+      });
+}
+
+int RunDelete(const GlobalOptions& global, const ParsedArgs& args, const Io& io) {
+  Result<ods::v1::DeleteRequest> request = BuildDeleteRequest(args);
+  if (!request.ok()) {
+    return ReportUsage(request.status(), "delete", io);
+  }
+  const auto stub = ods::v1::Store::NewStub(MakeChannel(global));
+  return RunUnary<ods::v1::DeleteResponse>(
+      global, io, [&](grpc::ClientContext* context, ods::v1::DeleteResponse* response) {
+        return stub->Delete(context, *request, response);
+      });
+}
+
+int RunScan(const GlobalOptions& global, const ParsedArgs& args, const Io& io) {
+  Result<ods::v1::ScanRequest> request = BuildScanRequest(args);
+  if (!request.ok()) {
+    return ReportUsage(request.status(), "scan", io);
+  }
+  const auto stub = ods::v1::Store::NewStub(MakeChannel(global));
+  grpc::ClientContext context;
+  SetDeadline(global, context);
+  const auto reader = stub->Scan(&context, *request);
+  ods::v1::ScanResponse page;
+  bool printed_all = true;
+  int pages = 0;
+  while (reader->Read(&page)) {
+    ++pages;
+    if (!PrintJson(page, io)) {
+      printed_all = false;
+      context.TryCancel();
+      break;
+    }
+  }
+  const grpc::Status status = reader->Finish();
+  if (!printed_all) {
+    return kExitRpcError;
+  }
+  if (!status.ok()) {
+    return ReportRpcError(status, io);
+  }
+  // The server sends no page when nothing matches; scripts still get one document to parse.
+  if (pages == 0 && !PrintJson(ods::v1::ScanResponse(), io)) {
+    return kExitRpcError;
+  }
+  return kExitOk;
+}
+
+int RunHealth(const GlobalOptions& global, const ParsedArgs& args, const Io& io) {
+  using grpc::health::v1::HealthCheckResponse;
+  Result<grpc::health::v1::HealthCheckRequest> request = BuildHealthRequest(args);
+  if (!request.ok()) {
+    return ReportUsage(request.status(), "health", io);
+  }
+  const auto stub = grpc::health::v1::Health::NewStub(MakeChannel(global));
+  grpc::ClientContext context;
+  SetDeadline(global, context);
+  HealthCheckResponse response;
+  const grpc::Status status = stub->Check(&context, *request, &response);
+  if (!status.ok()) {
+    return ReportRpcError(status, io);
+  }
+  if (!PrintJson(response, io)) {
+    return kExitRpcError;
+  }
+  if (response.status() != HealthCheckResponse::SERVING) {
+    io.err << "ods: service '" << request->service() << "' is "
+           << HealthCheckResponse::ServingStatus_Name(response.status()) << "\n";
+    return kExitRpcError;
+  }
+  return kExitOk;
+}
+
+}  // namespace
+
+std::span<const Command> Commands() {
+  static const Command kCommands[] = {
+      {"put", "Upsert records into a table", kPutHelp, {"--event-time", "--json"}, RunPut},
+      {"get", "Read records by key", kGetHelp, {"--fields"}, RunGet},
+      {"delete", "Remove records by key", kDeleteHelp, {}, RunDelete},
+      {"scan",
+       "List records in key order",
+       kScanHelp,
+       {"--prefix", "--start-after", "--limit", "--fields"},
+       RunScan},
+      {"health", "Check the server's health (grpc.health.v1)", kHealthHelp, {}, RunHealth},
+  };
+  return kCommands;
+}
+
+const Command* FindCommand(std::string_view name) {
+  for (const Command& command : Commands()) {
+    if (command.name == name) {
+      return &command;
+    }
+  }
+  return nullptr;
+}
+
+}  // namespace ods::cli

@@ -1,0 +1,15 @@
+#pragma once
+
+#include <string_view>
+
+namespace ods::cli {
+
+// The --help texts of `ods` and its commands; the command-line contract for operators.
+extern const std::string_view kTopLevelHelp;
+extern const std::string_view kPutHelp;
+extern const std::string_view kGetHelp;
+extern const std::string_view kDeleteHelp;
+extern const std::string_view kScanHelp;
+extern const std::string_view kHealthHelp;
+
+}  // namespace ods::cli

@@ -1,0 +1,146 @@
+// `ods`: the operators' command-line client for odsd. See help_text.cc for the contract.
+
+#include <cstdlib>
+#include <exception>
+#include <iostream>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "cli/help_text.h"
+#include "cli/value_parser.h"
+#include "ods/common/status.h"
+
+namespace ods::cli {
+namespace {
+
+std::string TopLevelHelp() {
+  std::string commands;
+  for (const Command& command : Commands()) {
+    commands += "  " + std::string(command.name);
+    commands.append(command.name.size() < 8 ? 8 - command.name.size() : 1, ' ');
+    commands += std::string(command.summary) + "\n";
+  }
+  std::string help(kTopLevelHelp);
+  constexpr std::string_view kPlaceholder = "%COMMANDS%\n";
+  help.replace(help.find(kPlaceholder), kPlaceholder.size(), commands);
+  return help;
+}
+
+int UsageError(std::string_view message) {
+  std::cerr << "ods: " << message << "\nTry 'ods --help'.\n";
+  return kExitUsage;
+}
+
+// Applies --addr / --timeout (`name` with its dashes) to `global`.
+Status ApplyGlobalFlag(std::string_view name, const std::string& value, GlobalOptions& global) {
+  if (name == "--addr") {
+    if (value.empty()) {
+      return InvalidArgumentError("--addr is empty");
+    }
+    global.addr = value;
+    return OkStatus();
+  }
+  ODS_ASSIGN_OR_RETURN(const double seconds, ParseFiniteDouble(value, "--timeout"));
+  if (seconds <= 0) {
+    return InvalidArgumentError("--timeout must be > 0, got '" + value + "'");
+  }
+  global.timeout_seconds = seconds;
+  return OkStatus();
+}
+
+int Main(const std::vector<std::string>& args) {
+  GlobalOptions global;
+  if (const char* env = std::getenv("ODS_ADDR"); env != nullptr && *env != '\0') {
+    global.addr = env;
+  }
+  size_t i = 0;
+  for (; i < args.size() && args[i].size() > 1 && args[i][0] == '-'; ++i) {
+    const std::string& arg = args[i];
+    if (arg == "-h" || arg == "--help") {
+      std::cout << TopLevelHelp();
+      return kExitOk;
+    }
+    if (arg == "--version") {
+      std::cout << "ods " << ODS_VERSION << "\n";
+      return kExitOk;
+    }
+    const size_t eq = arg.find('=');
+    const std::string name = arg.substr(0, eq);
+    if (name != "--addr" && name != "--timeout") {
+      return UsageError("unknown option '" + name + "'");
+    }
+    std::string value;
+    if (eq != std::string::npos) {
+      value = arg.substr(eq + 1);
+    } else if (i + 1 < args.size()) {
+      value = args[++i];
+    } else {
+      return UsageError("option '" + name + "' needs a value");
+    }
+    if (Status s = ApplyGlobalFlag(name, value, global); !s.ok()) {
+      return UsageError(s.message());
+    }
+  }
+  if (i == args.size()) {
+    return UsageError("missing COMMAND");
+  }
+  std::string_view name = args[i];
+  if (name == "help") {
+    if (i + 1 == args.size()) {
+      std::cout << TopLevelHelp();
+      return kExitOk;
+    }
+    name = args[i + 1];
+    const Command* command = FindCommand(name);
+    if (command == nullptr) {
+      return UsageError("unknown command '" + std::string(name) + "'");
+    }
+    std::cout << command->help;
+    return kExitOk;
+  }
+  const Command* command = FindCommand(name);
+  if (command == nullptr) {
+    return UsageError("unknown command '" + std::string(name) + "'");
+  }
+
+  std::vector<std::string_view> flags = command->value_flags;
+  flags.push_back("--addr");
+  flags.push_back("--timeout");
+  const std::vector<std::string> rest(args.begin() + static_cast<std::ptrdiff_t>(i) + 1,
+                                      args.end());
+  Result<ParsedArgs> parsed = ParseArgs(rest, flags);
+  const std::string retry = "Try 'ods " + std::string(name) + " --help'.\n";
+  if (!parsed.ok()) {
+    std::cerr << "ods: " << parsed.status().message() << "\n" << retry;
+    return kExitUsage;
+  }
+  if (parsed->help) {
+    std::cout << command->help;
+    return kExitOk;
+  }
+  for (const std::string_view global_flag : {"--addr", "--timeout"}) {
+    if (const std::string* value = parsed->Find(global_flag)) {
+      if (Status s = ApplyGlobalFlag(global_flag, *value, global); !s.ok()) {
+        std::cerr << "ods: " << s.message() << "\n" << retry;
+        return kExitUsage;
+      }
+    }
+  }
+  return command->run(global, *parsed, Io{std::cin, std::cout, std::cerr});
+}
+
+}  // namespace
+}  // namespace ods::cli
+
+int main(int argc, char** argv) {
+  // ODS code doesn't throw, but protobuf/gRPC may (std::bad_alloc); report rather than abort.
+  try {
+    return ods::cli::Main(std::vector<std::string>(argv + 1, argv + argc));
+  } catch (const std::exception& e) {
+    std::cerr << "ods: INTERNAL: " << e.what() << "\n";
+    return ods::cli::kExitRpcError;
+  }
+}
