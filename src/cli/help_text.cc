@@ -11,6 +11,7 @@ Command-line client for odsd, the ODS server (gRPC service ods.v1.Store).
 
 Commands:
 %COMMANDS%
+
 Options (also accepted after COMMAND):
   --addr HOST:PORT    Server address. Default: $ODS_ADDR, else 127.0.0.1:7070.
   --timeout SECONDS   Deadline for each call, fractions allowed. Default: 10.
