@@ -3,7 +3,7 @@
 # same concurrency (outstanding requests), on loopback, on this machine.
 #
 # Usage: benchmarks/compare.sh [--duration S] [--warmup S] [--concurrency C] [--keys N]
-#                              [--value-bytes N] [--client-threads T] [--out FILE]
+#                              [--value-bytes N] [--client-threads T] [--rounds R] [--out FILE]
 #   --duration S        seconds per measurement (default 10)
 #   --warmup S          ods_bench warm-up seconds before each measurement (default 2)
 #   --concurrency C     outstanding requests: redis-benchmark -c C, ods_bench --concurrency C
@@ -11,6 +11,8 @@
 #   --keys N            keys loaded into each server and drawn uniformly (default 100000)
 #   --value-bytes N     string value of redis SET and of field f0 in redis HSET / odsd (default 16)
 #   --client-threads T  ods_bench client threads (default 1; redis-benchmark uses 1)
+#   --rounds R          run the four measurements R times, interleaved, and report the median
+#                       of each figure (default 1); each round is also printed
 #   --out FILE          also write the summary table to FILE
 # Env: BUILD_DIR (default build), ODSD, ODS_BENCH, ECHO_SERVER, REDIS_SERVER, REDIS_BENCHMARK,
 #      REDIS_CLI override the binaries.
@@ -38,6 +40,7 @@ concurrency=16
 keys=100000
 value_bytes=16
 client_threads=1
+rounds=1
 out=
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -47,8 +50,9 @@ while [ $# -gt 0 ]; do
     --keys) keys=$2; shift 2 ;;
     --value-bytes) value_bytes=$2; shift 2 ;;
     --client-threads) client_threads=$2; shift 2 ;;
+    --rounds) rounds=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
-    -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "compare.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -181,30 +185,48 @@ ods_bench() {
   last_output=$output
 }
 
-log "measuring at concurrency $concurrency, ${duration}s each"
-redis_bench redis-GET GET 'key:__rand_int__'
-redis_bench redis-HGETALL HGETALL 'h:__rand_int__'
-ods_bench ods-Get --addr "$odsd_addr" --workload get --value-bytes "$value_bytes"
-# The echo payload is the size of one Get response, so both calls move about the same bytes.
-get_bytes=$(echo "$last_output" | sed -n 's/.*get_response_bytes=\([0-9]*\).*/\1/p' | head -1)
-ods_bench grpc-echo --addr "$echo_addr" --workload echo --value-bytes "${get_bytes:-64}"
+log "measuring at concurrency $concurrency, ${duration}s each, $rounds round(s)"
+for round in $(seq "$rounds"); do
+  [ "$rounds" -eq 1 ] || log "round $round of $rounds"
+  redis_bench redis-GET GET 'key:__rand_int__'
+  redis_bench redis-HGETALL HGETALL 'h:__rand_int__'
+  # Preload once; later rounds reuse the keys.
+  preload_flag=
+  [ "$round" -eq 1 ] || preload_flag=--no-preload
+  ods_bench ods-Get --addr "$odsd_addr" --workload get --value-bytes "$value_bytes" $preload_flag
+  # The echo payload is the size of one Get response, so both calls move about the same bytes.
+  get_bytes=$(echo "$last_output" | sed -n 's/.*get_response_bytes=\([0-9]*\).*/\1/p' | head -1)
+  ods_bench grpc-echo --addr "$echo_addr" --workload echo --value-bytes "${get_bytes:-64}"
+done
 
 # --- summary ----------------------------------------------------------------------------------
 summary=$(printf '%s\n' "${rows[@]}" | awk -v c="$concurrency" -v k="$keys" -v vb="$value_bytes" \
-  -v d="$duration" -v t="$client_threads" -v nproc="$(nproc)" '
-  { name[NR] = $1; rps[NR] = $2; p50[NR] = $3; p99[NR] = $4; idx[$1] = NR }
+  -v d="$duration" -v t="$client_threads" -v r="$rounds" -v nproc="$(nproc)" '
+  function median(list,    n, v, i, j, x) {
+    n = split(list, v, " ")
+    for (i = 2; i <= n; i++) { x = v[i] + 0; for (j = i - 1; j >= 1 && v[j] + 0 > x; j--) v[j + 1] = v[j]; v[j + 1] = x }
+    return n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+  }
+  {
+    if (!($1 in idx)) { idx[$1] = ++n; name[n] = $1 }
+    rps[$1] = rps[$1] " " $2; p50[$1] = p50[$1] " " $3; p99[$1] = p99[$1] " " $4
+    all[$1] = all[$1] (all[$1] == "" ? "" : " | ") sprintf("%.0f/s p99 %.0fus", $2, $4)
+  }
   END {
-    printf "compare: concurrency=%s keys=%s value_bytes=%s duration=%ss ods_bench_threads=%s cores=%s\n",
-           c, k, vb, d, t, nproc
-    printf "%-14s %12s %10s %10s\n", "target", "calls/s", "p50_us", "p99_us"
-    for (i = 1; i <= NR; i++) printf "%-14s %12.0f %10.1f %10.1f\n", name[i], rps[i], p50[i], p99[i]
-    o = idx["ods-Get"]
+    printf "compare: concurrency=%s keys=%s value_bytes=%s duration=%ss rounds=%s ods_bench_threads=%s cores=%s\n",
+           c, k, vb, d, r, t, nproc
+    printf "%-14s %12s %10s %10s%s\n", "target", "calls/s", "p50_us", "p99_us",
+           (r > 1 ? "   (median of rounds; each round: calls/s, p99)" : "")
+    for (i = 1; i <= n; i++) {
+      x = name[i]; R[x] = median(rps[x]); P50[x] = median(p50[x]); P99[x] = median(p99[x])
+      printf "%-14s %12.0f %10.1f %10.1f%s\n", x, R[x], P50[x], P99[x], (r > 1 ? "   " all[x] : "")
+    }
     split("redis-GET redis-HGETALL grpc-echo", base, " ")
     printf "%-22s %12s %12s\n", "ratio", "throughput", "p99"
     for (j = 1; j <= 3; j++) {
-      b = idx[base[j]]
-      if (o && b && rps[b] > 0 && p99[b] > 0)
-        printf "ODS/%-18s %11.2fx %11.2fx\n", base[j], rps[o] / rps[b], p99[o] / p99[b]
+      b = base[j]
+      if (("ods-Get" in idx) && (b in idx) && R[b] > 0 && P99[b] > 0)
+        printf "ODS/%-18s %11.2fx %11.2fx\n", b, R["ods-Get"] / R[b], P99["ods-Get"] / P99[b]
     }
   }')
 echo "$summary"
