@@ -100,9 +100,9 @@ Result<Micros> ParseDuration(std::string_view text) {
       if (unit == name) {
         if (MulOverflows(n, factor)) return bad();
         const uint64_t part = n * factor;
-        if (total > static_cast<uint64_t>(std::numeric_limits<Micros>::max()) - part) {
-          return bad();
-        }
+        // Micros is signed: a part that fits in uint64 may still not fit in the result.
+        constexpr auto kMax = static_cast<uint64_t>(std::numeric_limits<Micros>::max());
+        if (part > kMax || total > kMax - part) return bad();
         total += part;
         matched = true;
         break;
