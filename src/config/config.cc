@@ -284,6 +284,7 @@ void ParseTable(Parser& p, const std::string& name, const YAML::Node& name_node,
                            "most 64 bytes");
   }
   bool has_key = false;
+  std::vector<YAML::Mark> field_marks;  // parallel to out.fields
   p.ForEachKey(
       node, path, {"key", "fields", "ttl"},
       [&](const std::string& key, const YAML::Node&, const YAML::Node& v) {
@@ -313,11 +314,6 @@ void ParseTable(Parser& p, const std::string& name, const YAML::Node& name_node,
                                                    ".fields; expected letters, digits and _");
                            return;
                          }
-                         if (field == out.key_field) {
-                           p.Error(field_node, fpath + ": the key field must not be declared "
-                                                       "again among fields");
-                           return;
-                         }
                          std::string type_name;
                          if (!p.String(type_node, fpath, type_name)) return;
                          std::optional<ValueType> type = ParseValueType(type_name);
@@ -328,11 +324,19 @@ void ParseTable(Parser& p, const std::string& name, const YAML::Node& name_node,
                            return;
                          }
                          out.fields.push_back({field, *type});
+                         field_marks.push_back(field_node.Mark());
                        });
         }
       });
   if (!has_key && node.IsMap()) {
     p.Error(name_node, path + ": missing 'key' (the name of the table's key, e.g. key: user_id)");
+  }
+  // Checked after the loop: `key` may come after `fields` in the file.
+  for (size_t i = 0; has_key && i < out.fields.size(); ++i) {
+    if (out.fields[i].name == out.key_field) {
+      p.Error(field_marks[i], path + ".fields." + out.fields[i].name +
+                                  ": the key field must not be declared again among fields");
+    }
   }
 }
 
