@@ -167,7 +167,9 @@ Result<std::vector<uint64_t>> Engine::Put(std::string_view table,
   for (size_t s = 0; s < shards_.size(); ++s) {
     uint64_t incoming = 0;
     for (uint32_t k = offsets[s]; k < offsets[s + 1]; ++k) {
-      incoming += records[order[k]].key.size() + record::EncodedFieldBytes(*records[order[k]].record);
+      // Counted as the shard will count it (entry overhead and header included): a payload-only
+      // estimate let a batch of small records overshoot the budget many times over.
+      incoming += shard::Shard::MaxEntryBytes(records[order[k]].key, *records[order[k]].record);
     }
     if (incoming > 0 && shards_[s]->WouldExceedMemory(incoming)) {
       return ResourceExhaustedError("table '" + schema.name() + "': RAM budget reached (shard " +

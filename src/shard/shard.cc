@@ -18,6 +18,9 @@ constexpr uint64_t kEntryOverheadBytes = 2 * sizeof(std::string) + 16;
 // Debian's abseil has its own string_view type; heterogeneous lookups must use it.
 absl::string_view AbslView(std::string_view s) { return {s.data(), s.size()}; }
 
+// Longest encoded header: three varints of at most 10 bytes each.
+constexpr uint64_t kMaxHeaderBytes = 30;
+
 uint64_t EntryBytes(std::string_view key, std::string_view encoded) {
   return kEntryOverheadBytes + key.size() + encoded.size();
 }
@@ -46,6 +49,10 @@ Shard::Shard(uint32_t id, std::vector<std::shared_ptr<const record::TableSchema>
 }
 
 Shard::~Shard() = default;
+
+uint64_t Shard::MaxEntryBytes(std::string_view key, const record::Record& record) {
+  return kEntryOverheadBytes + key.size() + kMaxHeaderBytes + record::EncodedFieldBytes(record);
+}
 
 bool Shard::WouldExceedMemory(uint64_t incoming_bytes) const {
   if (max_memory_bytes_ == 0) return false;

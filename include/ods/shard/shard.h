@@ -57,6 +57,12 @@ class Shard {
   // (relaxed read); used to reject a whole batch before any shard is written.
   bool WouldExceedMemory(uint64_t incoming_bytes) const;
 
+  // Most bytes a Put of `record` under a new `key` adds to memory_bytes (an overwrite adds
+  // less), counted the way the shard counts them: entry overhead, key, header and fields. For
+  // budget checks before anything is written. Assumes field ids below 16384 (see
+  // record::EncodedFieldBytes). O(fields); no allocation. Thread-safe.
+  static uint64_t MaxEntryBytes(std::string_view key, const record::Record& record);
+
   // Upserts items[i] for each i in `indices` (validated by the caller) and stores each assigned
   // version in versions[i]. Sets each record's expiry from the table TTL and the clock.
   void Put(uint32_t table, std::span<const KeyedRecord> items, std::span<const uint32_t> indices,
