@@ -46,7 +46,9 @@ class Engine {
 
   const config::Config& config() const { return config_; }
 
-  // The shard that owns `key` of `table`: StableHash64(table + '\0' + key) mod shard count.
+  // The shard that owns `key` of `table`:
+  //   StableHash64(key, /*seed=*/StableHash64(table, 0x6f6473)) mod shard count.
+  // Part of the contract (clients may route by it); changing it moves keys between shards.
   uint32_t ShardOf(std::string_view table, std::string_view key) const;
 
   // Upserts `records` of `table`; returns each record's new version, in order. A key given
