@@ -1,0 +1,492 @@
+#include "ods/shard/shard.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <functional>
+#include <limits>
+#include <memory>
+#include <numeric>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "ods/common/clock.h"
+#include "ods/record/schema.h"
+
+namespace ods::shard {
+namespace {
+
+using record::Field;
+using record::Record;
+using record::TableSchema;
+using record::Value;
+
+constexpr uint32_t kTyped = 0;
+constexpr uint32_t kFree = 1;
+constexpr uint32_t kWithTtl = 2;
+constexpr Micros kTtl = 60'000'000;
+
+std::vector<std::shared_ptr<const TableSchema>> Catalog() {
+  return {
+      std::make_shared<const TableSchema>(
+          "typed", "id",
+          std::vector<TableSchema::FieldSpec>{{"age", ValueType::kInt64},
+                                              {"name", ValueType::kString}},
+          false, 0),
+      std::make_shared<const TableSchema>("free", "id", std::vector<TableSchema::FieldSpec>{},
+                                          true, 0),
+      std::make_shared<const TableSchema>("ttl", "id", std::vector<TableSchema::FieldSpec>{},
+                                          true, kTtl),
+  };
+}
+
+std::vector<uint32_t> AllIndices(size_t n) {
+  std::vector<uint32_t> v(n);
+  std::iota(v.begin(), v.end(), 0u);
+  return v;
+}
+
+Record Rec(int64_t age, std::string name = "n") {
+  Record r;
+  r.fields = {{"age", age}, {"name", std::move(name)}};
+  return r;
+}
+
+// Test-side wrapper over the span+indices API for the common "all positions" case.
+class ShardTest : public ::testing::Test {
+ protected:
+  explicit ShardTest(uint64_t max_memory_bytes = 0)
+      : shard_(7, Catalog(), clock_, max_memory_bytes) {}
+
+  std::vector<uint64_t> Put(uint32_t table, const std::vector<std::string>& keys,
+                            const std::vector<Record>& records) {
+    std::vector<KeyedRecord> items;
+    for (size_t i = 0; i < keys.size(); ++i) items.push_back({keys[i], &records[i]});
+    std::vector<uint64_t> versions(keys.size(), 0);
+    const std::vector<uint32_t> indices = AllIndices(keys.size());
+    shard_.Put(table, items, indices, versions);
+    return versions;
+  }
+  uint64_t Put1(uint32_t table, const std::string& key, const Record& r) {
+    return Put(table, {key}, {r})[0];
+  }
+
+  std::vector<std::optional<Record>> Get(uint32_t table, const std::vector<std::string_view>& keys,
+                                         const std::vector<std::string_view>& fields = {}) {
+    std::vector<std::optional<Record>> out(keys.size());
+    const std::vector<uint32_t> indices = AllIndices(keys.size());
+    shard_.Get(table, keys, indices, fields, out);
+    return out;
+  }
+  std::optional<Record> Get1(uint32_t table, std::string_view key) { return Get(table, {key})[0]; }
+
+  std::vector<uint8_t> Delete(uint32_t table, const std::vector<std::string_view>& keys) {
+    std::vector<uint8_t> deleted(keys.size(), 7);
+    const std::vector<uint32_t> indices = AllIndices(keys.size());
+    shard_.Delete(table, keys, indices, deleted);
+    return deleted;
+  }
+
+  std::vector<std::string> Collect(uint32_t table, std::string_view prefix,
+                                   std::string_view start_after, size_t limit) {
+    std::vector<std::string> out;
+    shard_.CollectKeys(table, prefix, start_after, limit, out);
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+
+  FakeClock clock_;
+  Shard shard_;
+};
+
+TEST_F(ShardTest, IdIsTheConstructorArgument) { EXPECT_EQ(shard_.id(), 7u); }
+
+TEST_F(ShardTest, PutThenGetReturnsTheRecord) {
+  Record in = Rec(30, "ann");
+  in.event_time_micros = 123;
+  const uint64_t v = Put1(kTyped, "u1", in);
+  std::optional<Record> out = Get1(kTyped, "u1");
+  ASSERT_TRUE(out.has_value());
+  ASSERT_EQ(out->fields.size(), 2u);
+  EXPECT_EQ(out->fields[0], (Field{"age", int64_t{30}}));
+  EXPECT_EQ(out->fields[1], (Field{"name", std::string("ann")}));
+  EXPECT_EQ(out->event_time_micros, 123);
+  EXPECT_EQ(out->version, v);
+}
+
+TEST_F(ShardTest, GetOfAbsentKeyIsNullopt) {
+  Put1(kTyped, "u1", Rec(1));
+  EXPECT_FALSE(Get1(kTyped, "u2").has_value());
+}
+
+TEST_F(ShardTest, TablesAreSeparateNamespaces) {
+  Record free_record;
+  free_record.fields = {{"x", true}};
+  Put1(kTyped, "k", Rec(1));
+  EXPECT_FALSE(Get1(kFree, "k").has_value());
+  Put1(kFree, "k", free_record);
+  std::optional<Record> typed = Get1(kTyped, "k");
+  ASSERT_TRUE(typed.has_value());
+  EXPECT_NE(typed->Find("age"), nullptr);
+}
+
+TEST_F(ShardTest, PutOverExistingKeyReplacesTheRecord) {
+  Put1(kTyped, "u1", Rec(1, "old"));
+  Record replacement;
+  replacement.fields = {{"age", int64_t{2}}};
+  Put1(kTyped, "u1", replacement);
+  std::optional<Record> out = Get1(kTyped, "u1");
+  ASSERT_TRUE(out.has_value());
+  EXPECT_EQ(out->fields, replacement.fields);  // "name" is gone: a put replaces, not merges
+}
+
+TEST_F(ShardTest, OnlyIndexedPositionsAreTouched) {
+  const std::vector<std::string> keys = {"a", "b", "c", "d"};
+  const std::vector<Record> records = {Rec(0), Rec(1), Rec(2), Rec(3)};
+  std::vector<KeyedRecord> items;
+  for (size_t i = 0; i < keys.size(); ++i) items.push_back({keys[i], &records[i]});
+  std::vector<uint64_t> versions(4, 0);
+  const std::vector<uint32_t> mine = {1, 3};
+  shard_.Put(kTyped, items, mine, versions);
+  EXPECT_EQ(versions[0], 0u);
+  EXPECT_NE(versions[1], 0u);
+  EXPECT_EQ(versions[2], 0u);
+  EXPECT_NE(versions[3], 0u);
+
+  const std::vector<std::string_view> get_keys = {"a", "b", "c", "d"};
+  std::vector<std::optional<Record>> out(4);
+  out[0] = Rec(99);  // positions not in `indices` keep what they held
+  shard_.Get(kTyped, get_keys, mine, {}, out);
+  ASSERT_TRUE(out[0].has_value());
+  EXPECT_EQ(out[0]->fields, Rec(99).fields);
+  ASSERT_TRUE(out[1].has_value());
+  EXPECT_EQ(*out[1]->Find("age"), Value(int64_t{1}));
+  EXPECT_FALSE(out[2].has_value());
+  ASSERT_TRUE(out[3].has_value());
+  EXPECT_EQ(*out[3]->Find("age"), Value(int64_t{3}));
+
+  EXPECT_FALSE(Get1(kTyped, "a").has_value());
+  EXPECT_FALSE(Get1(kTyped, "c").has_value());
+}
+
+TEST_F(ShardTest, GetOverwritesStaleOutputAtItsPositions) {
+  Put1(kTyped, "present", Rec(5));
+  std::vector<std::optional<Record>> out(2, Rec(99));
+  const std::vector<std::string_view> keys = {"absent", "present"};
+  const std::vector<uint32_t> indices = {0, 1};
+  shard_.Get(kTyped, keys, indices, {}, out);
+  EXPECT_FALSE(out[0].has_value());
+  ASSERT_TRUE(out[1].has_value());
+  EXPECT_EQ(*out[1]->Find("age"), Value(int64_t{5}));
+}
+
+TEST_F(ShardTest, VersionsStrictlyIncrease) {
+  std::vector<uint64_t> seen;
+  for (int i = 0; i < 5; ++i) seen.push_back(Put1(kTyped, "same", Rec(i)));
+  const std::vector<uint64_t> batch = Put(kFree, {"a", "b", "c"}, {Rec(1), Rec(2), Rec(3)});
+  seen.insert(seen.end(), batch.begin(), batch.end());
+  seen.push_back(Put1(kTyped, "other", Rec(0)));
+  for (size_t i = 1; i < seen.size(); ++i) EXPECT_GT(seen[i], seen[i - 1]) << i;
+  EXPECT_GT(seen.front(), 0u);
+}
+
+TEST_F(ShardTest, DuplicateKeyInOneBatchLastWins) {
+  const std::vector<uint64_t> v = Put(kTyped, {"k", "k"}, {Rec(1), Rec(2)});
+  EXPECT_LT(v[0], v[1]);
+  std::optional<Record> out = Get1(kTyped, "k");
+  ASSERT_TRUE(out.has_value());
+  EXPECT_EQ(*out->Find("age"), Value(int64_t{2}));
+  EXPECT_EQ(out->version, v[1]);
+  EXPECT_EQ(shard_.Stats().records, 1u);
+}
+
+TEST_F(ShardTest, ProjectionReturnsOnlyRequestedFields) {
+  Put1(kTyped, "u1", Rec(30, "ann"));
+  std::optional<Record> out = Get(kTyped, {"u1"}, {"name"})[0];
+  ASSERT_TRUE(out.has_value());
+  ASSERT_EQ(out->fields.size(), 1u);
+  EXPECT_EQ(out->fields[0], (Field{"name", std::string("ann")}));
+}
+
+TEST_F(ShardTest, ProjectionOfUnknownFieldsYieldsAnEmptyRecord) {
+  Put1(kFree, "u1", Rec(30, "ann"));
+  std::optional<Record> out = Get(kFree, {"u1"}, {"never_written"})[0];
+  ASSERT_TRUE(out.has_value());  // the record exists; it just has none of the fields
+  EXPECT_TRUE(out->fields.empty());
+}
+
+TEST_F(ShardTest, DeleteRemovesAndReportsWhatWasLive) {
+  Put(kTyped, {"a", "b"}, {Rec(1), Rec(2)});
+  const std::vector<uint8_t> deleted = Delete(kTyped, {"a", "missing"});
+  EXPECT_EQ(deleted, (std::vector<uint8_t>{1, 0}));
+  EXPECT_FALSE(Get1(kTyped, "a").has_value());
+  EXPECT_TRUE(Get1(kTyped, "b").has_value());
+  EXPECT_EQ(Delete(kTyped, {"a"}), (std::vector<uint8_t>{0}));
+}
+
+TEST_F(ShardTest, StatsCountOperations) {
+  Put(kTyped, {"a", "b", "c"}, {Rec(1), Rec(2), Rec(3)});
+  Get(kTyped, {"a", "zz"});
+  Delete(kTyped, {"b", "zz"});
+  const ShardStats s = shard_.Stats();
+  EXPECT_EQ(s.records, 2u);
+  EXPECT_EQ(s.puts, 3u);
+  EXPECT_EQ(s.gets, 2u);
+  EXPECT_EQ(s.get_hits, 1u);
+  EXPECT_EQ(s.deletes, 1u);
+  EXPECT_EQ(s.expired, 0u);
+}
+
+// --- TTL ---------------------------------------------------------------------------------------
+
+TEST_F(ShardTest, RecordIsVisibleUntilItsTtlPasses) {
+  Put1(kWithTtl, "k", Rec(1));
+  clock_.Advance(kTtl - 1);
+  EXPECT_TRUE(Get1(kWithTtl, "k").has_value());
+  clock_.Advance(1);
+  EXPECT_FALSE(Get1(kWithTtl, "k").has_value());
+}
+
+TEST_F(ShardTest, RewriteRestartsTheTtl) {
+  Put1(kWithTtl, "k", Rec(1));
+  clock_.Advance(kTtl - 1);
+  Put1(kWithTtl, "k", Rec(2));
+  clock_.Advance(kTtl - 1);
+  std::optional<Record> out = Get1(kWithTtl, "k");
+  ASSERT_TRUE(out.has_value());
+  EXPECT_EQ(*out->Find("age"), Value(int64_t{2}));
+  clock_.Advance(1);
+  EXPECT_FALSE(Get1(kWithTtl, "k").has_value());
+}
+
+TEST_F(ShardTest, TableWithoutTtlNeverExpires) {
+  Put1(kTyped, "k", Rec(1));
+  clock_.Advance(Micros{100} * 365 * 86'400'000'000);
+  EXPECT_TRUE(Get1(kTyped, "k").has_value());
+  EXPECT_EQ(shard_.SweepExpired(100), 0u);
+}
+
+TEST_F(ShardTest, ExpiredRecordIsHiddenFromCollectKeysAndNotCountedAsDeleted) {
+  Put(kWithTtl, {"a", "b"}, {Rec(1), Rec(2)});
+  clock_.Advance(kTtl);
+  EXPECT_TRUE(Collect(kWithTtl, "", "", 10).empty());
+  EXPECT_EQ(Delete(kWithTtl, {"a"}), (std::vector<uint8_t>{0}));
+  EXPECT_EQ(shard_.Stats().deletes, 0u);
+}
+
+TEST_F(ShardTest, SweepRemovesOnlyExpiredRecordsAndCountsThem) {
+  Put(kWithTtl, {"old1", "old2", "old3"}, {Rec(1), Rec(2), Rec(3)});
+  clock_.Advance(kTtl / 2);
+  Put1(kWithTtl, "young", Rec(4));
+  Put1(kFree, "forever", Rec(5));
+  clock_.Advance(kTtl / 2);
+  EXPECT_EQ(shard_.Stats().records, 5u);  // expired-but-unswept still counted
+  EXPECT_EQ(shard_.SweepExpired(100), 3u);
+  const ShardStats s = shard_.Stats();
+  EXPECT_EQ(s.records, 2u);
+  EXPECT_EQ(s.expired, 3u);
+  EXPECT_TRUE(Get1(kWithTtl, "young").has_value());
+  EXPECT_TRUE(Get1(kFree, "forever").has_value());
+  EXPECT_EQ(shard_.SweepExpired(100), 0u);
+}
+
+TEST_F(ShardTest, SweepStopsAtItsBudget) {
+  std::vector<std::string> keys;
+  std::vector<Record> records;
+  for (int i = 0; i < 10; ++i) {
+    keys.push_back("k" + std::to_string(i));
+    records.push_back(Rec(i));
+  }
+  Put(kWithTtl, keys, records);
+  clock_.Advance(kTtl);
+  EXPECT_EQ(shard_.SweepExpired(4), 4u);
+  EXPECT_EQ(shard_.Stats().records, 6u);
+  EXPECT_EQ(shard_.SweepExpired(100), 6u);
+  EXPECT_EQ(shard_.Stats().records, 0u);
+  EXPECT_EQ(shard_.Stats().expired, 10u);
+  EXPECT_EQ(shard_.Stats().memory_bytes, 0u);
+}
+
+// --- CollectKeys -------------------------------------------------------------------------------
+
+class ShardCollectTest : public ShardTest {
+ protected:
+  void SetUp() override {
+    Put(kFree, {"user:3", "user:1", "user:2", "item:1", "user:10", "usr"},
+        {Rec(0), Rec(0), Rec(0), Rec(0), Rec(0), Rec(0)});
+  }
+};
+
+TEST_F(ShardCollectTest, PrefixSelectsKeys) {
+  EXPECT_EQ(Collect(kFree, "user:", "", 100),
+            (std::vector<std::string>{"user:1", "user:10", "user:2", "user:3"}));
+}
+
+TEST_F(ShardCollectTest, EmptyPrefixSelectsAll) {
+  EXPECT_EQ(Collect(kFree, "", "", 100).size(), 6u);
+}
+
+TEST_F(ShardCollectTest, StartAfterIsExclusive) {
+  EXPECT_EQ(Collect(kFree, "user:", "user:10", 100),
+            (std::vector<std::string>{"user:2", "user:3"}));
+}
+
+TEST_F(ShardCollectTest, LimitKeepsTheSmallestKeys) {
+  EXPECT_EQ(Collect(kFree, "user:", "", 2), (std::vector<std::string>{"user:1", "user:10"}));
+  EXPECT_EQ(Collect(kFree, "", "item:1", 1), (std::vector<std::string>{"user:1"}));
+}
+
+TEST_F(ShardCollectTest, ZeroLimitCollectsNothing) {
+  EXPECT_TRUE(Collect(kFree, "", "", 0).empty());
+}
+
+TEST_F(ShardCollectTest, AppendsAfterExistingOutput) {
+  std::vector<std::string> out = {"zzz-existing"};
+  shard_.CollectKeys(kFree, "user:", "", 2, out);
+  ASSERT_EQ(out.size(), 3u);
+  EXPECT_EQ(out[0], "zzz-existing");
+  std::vector<std::string> rest(out.begin() + 1, out.end());
+  std::sort(rest.begin(), rest.end());
+  EXPECT_EQ(rest, (std::vector<std::string>{"user:1", "user:10"}));
+}
+
+TEST_F(ShardCollectTest, OtherTablesAreNotCollected) {
+  EXPECT_TRUE(Collect(kTyped, "", "", 100).empty());
+}
+
+// --- Memory ------------------------------------------------------------------------------------
+
+TEST_F(ShardTest, MemoryRisesOnPutAndReturnsToZeroOnDelete) {
+  EXPECT_EQ(shard_.Stats().memory_bytes, 0u);
+  Put1(kTyped, "u1", Rec(1, std::string(1000, 'x')));
+  const uint64_t one = shard_.Stats().memory_bytes;
+  EXPECT_GT(one, 1000u);
+  Put1(kTyped, "u2", Rec(1, std::string(1000, 'x')));
+  EXPECT_EQ(shard_.Stats().memory_bytes, 2 * one);
+  Delete(kTyped, {"u1", "u2"});
+  EXPECT_EQ(shard_.Stats().memory_bytes, 0u);
+}
+
+TEST_F(ShardTest, OverwriteAccountsForTheNewSizeOnly) {
+  Put1(kTyped, "u1", Rec(1, std::string(10, 'x')));
+  const uint64_t small = shard_.Stats().memory_bytes;
+  Put1(kTyped, "u1", Rec(1, std::string(5000, 'x')));
+  const uint64_t large = shard_.Stats().memory_bytes;
+  EXPECT_GE(large, small + 4990);
+  Put1(kTyped, "u1", Rec(1, std::string(10, 'x')));
+  EXPECT_EQ(shard_.Stats().memory_bytes, small);
+  Delete(kTyped, {"u1"});
+  EXPECT_EQ(shard_.Stats().memory_bytes, 0u);
+}
+
+TEST_F(ShardTest, MaxEntryBytesIsAtLeastWhatAPutAdds) {
+  const std::vector<Record> records = {Rec(0, ""), Rec(-1, std::string(5000, 'x')),
+                                       Rec(std::numeric_limits<int64_t>::min(), "n")};
+  for (size_t i = 0; i < records.size(); ++i) {
+    const std::string key = "key" + std::to_string(i);
+    const uint64_t before = shard_.Stats().memory_bytes;
+    Put1(kTyped, key, records[i]);
+    const uint64_t added = shard_.Stats().memory_bytes - before;
+    EXPECT_GE(Shard::MaxEntryBytes(key, records[i]), added) << i;
+    EXPECT_LE(Shard::MaxEntryBytes(key, records[i]), added + 64) << i;  // and not wildly more
+  }
+}
+
+TEST_F(ShardTest, UnlimitedShardNeverExceedsMemory) {
+  EXPECT_FALSE(shard_.WouldExceedMemory(uint64_t{1} << 62));
+}
+
+class LimitedShardTest : public ShardTest {
+ protected:
+  LimitedShardTest() : ShardTest(/*max_memory_bytes=*/4096) {}
+};
+
+TEST_F(LimitedShardTest, WouldExceedMemoryComparesAgainstTheBudget) {
+  EXPECT_FALSE(shard_.WouldExceedMemory(4096));
+  EXPECT_TRUE(shard_.WouldExceedMemory(4097));
+  Put1(kTyped, "u1", Rec(1, std::string(1000, 'x')));
+  const uint64_t used = shard_.Stats().memory_bytes;
+  ASSERT_GT(used, 1000u);
+  EXPECT_FALSE(shard_.WouldExceedMemory(4096 - used));
+  EXPECT_TRUE(shard_.WouldExceedMemory(4096 - used + 1));
+  Delete(kTyped, {"u1"});
+  EXPECT_FALSE(shard_.WouldExceedMemory(4096));
+}
+
+// --- Concurrency -------------------------------------------------------------------------------
+
+// Two threads write and read disjoint keys of one shard at once. Every read must see a complete
+// record (its two fields agree) written by its own thread, and nothing may be lost.
+TEST_F(ShardTest, ConcurrentPutsAndGetsStayConsistent) {
+  constexpr int kRounds = 2000;
+  std::atomic<int> bad_reads{0};
+  auto worker = [&](const std::string& prefix) {
+    for (int i = 0; i < kRounds; ++i) {
+      const std::string key = prefix + std::to_string(i % 50);
+      Record r;
+      r.fields = {{"age", int64_t{i}}, {"name", prefix + std::to_string(i)}};
+      const KeyedRecord item{key, &r};
+      const uint32_t index = 0;
+      uint64_t version = 0;
+      shard_.Put(kTyped, std::span<const KeyedRecord>(&item, 1),
+                 std::span<const uint32_t>(&index, 1), std::span<uint64_t>(&version, 1));
+      const std::string_view k = key;
+      std::optional<Record> out;
+      shard_.Get(kTyped, std::span<const std::string_view>(&k, 1),
+                 std::span<const uint32_t>(&index, 1), {},
+                 std::span<std::optional<Record>>(&out, 1));
+      // Only this thread writes `key`, so it must read back exactly what it just wrote.
+      const Value* age = out.has_value() ? out->Find("age") : nullptr;
+      const Value* name = out.has_value() ? out->Find("name") : nullptr;
+      if (age == nullptr || name == nullptr || out->version != version ||
+          *age != Value(int64_t{i}) || *name != Value(prefix + std::to_string(i))) {
+        bad_reads.fetch_add(1);
+      }
+    }
+  };
+  std::thread a(worker, "a:");
+  std::thread b(worker, "b:");
+  a.join();
+  b.join();
+  EXPECT_EQ(bad_reads.load(), 0);
+  const ShardStats s = shard_.Stats();
+  EXPECT_EQ(s.records, 100u);
+  EXPECT_EQ(s.puts, 2u * kRounds);
+  EXPECT_EQ(s.gets, 2u * kRounds);
+  EXPECT_EQ(s.get_hits, 2u * kRounds);
+  // Memory accounting survived the interleaving: deleting everything returns it to zero.
+  std::vector<std::string> keys;
+  shard_.CollectKeys(kTyped, "", "", 1000, keys);
+  ASSERT_EQ(keys.size(), 100u);
+  std::vector<std::string_view> views(keys.begin(), keys.end());
+  Delete(kTyped, views);
+  EXPECT_EQ(shard_.Stats().memory_bytes, 0u);
+}
+
+TEST_F(ShardTest, ConcurrentVersionsAreUnique) {
+  constexpr int kPuts = 3000;
+  std::vector<uint64_t> versions_a;
+  std::vector<uint64_t> versions_b;
+  auto worker = [&](const std::string& key, std::vector<uint64_t>& versions) {
+    const Record r = Rec(1);
+    for (int i = 0; i < kPuts; ++i) versions.push_back(Put1(kFree, key, r));
+  };
+  std::thread a(worker, "a", std::ref(versions_a));
+  std::thread b(worker, "b", std::ref(versions_b));
+  a.join();
+  b.join();
+  std::vector<uint64_t> all = versions_a;
+  all.insert(all.end(), versions_b.begin(), versions_b.end());
+  std::sort(all.begin(), all.end());
+  EXPECT_EQ(std::adjacent_find(all.begin(), all.end()), all.end());
+  EXPECT_TRUE(std::is_sorted(versions_a.begin(), versions_a.end()));
+  EXPECT_TRUE(std::is_sorted(versions_b.begin(), versions_b.end()));
+}
+
+}  // namespace
+}  // namespace ods::shard
