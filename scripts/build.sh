@@ -10,6 +10,10 @@ default_dir=build
 [ "$sanitize" = ON ] && default_dir=build-asan
 BUILD_DIR=${BUILD_DIR:-$default_dir}
 mkdir -p "$BUILD_DIR"
+# The sanitizer build is for tests only: benchmarks under ASan measure nothing useful.
+benchmarks=ON
+[ "$sanitize" = ON ] && benchmarks=OFF
 cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DODS_SANITIZE=$sanitize \
+  -DODS_BUILD_BENCHMARKS=$benchmarks \
   >"$BUILD_DIR/configure.log" 2>&1 || { cat "$BUILD_DIR/configure.log"; exit 1; }
 cmake --build "$BUILD_DIR" -j "${JOBS:-2}" -- "$@"
