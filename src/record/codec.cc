@@ -165,7 +165,7 @@ bool ReadPayload(Reader& r, ValueType type, Value* out) {
       std::string_view s;
       if (!r.View(4 * n, s)) return false;
       std::vector<float> v(n);
-      std::memcpy(v.data(), s.data(), 4 * n);
+      if (n > 0) std::memcpy(v.data(), s.data(), 4 * n);  // an empty vector's data() may be null
       *out = std::move(v);
       return true;
     }
