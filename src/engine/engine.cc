@@ -128,21 +128,27 @@ Status Engine::CheckBatch(const record::TableSchema& table, size_t size,
 }
 
 template <typename KeyOf>
-void Engine::GroupByShard(std::string_view table, size_t n, KeyOf key_of,
-                          std::vector<uint32_t>& order, std::vector<uint32_t>& offsets) const {
+const Engine::ShardGroups& Engine::GroupByShard(std::string_view table, size_t n,
+                                                KeyOf key_of) const {
+  // One per thread, reused: a warm call allocates nothing. Safe because no engine call runs
+  // another engine call on the same thread while it uses the groups.
+  thread_local ShardGroups groups;
   const uint64_t seed = TableSeed(table);
   const size_t shard_count = shards_.size();
-  std::vector<uint32_t> owner(n);
-  offsets.assign(shard_count + 1, 0);
+  groups.owner.resize(n);
+  groups.offsets.assign(shard_count + 1, 0);
   for (size_t i = 0; i < n; ++i) {
-    owner[i] = static_cast<uint32_t>(StableHash64(key_of(i), seed) % shard_count);
-    ++offsets[owner[i] + 1];
+    groups.owner[i] = static_cast<uint32_t>(StableHash64(key_of(i), seed) % shard_count);
+    ++groups.offsets[groups.owner[i] + 1];
   }
-  for (size_t s = 0; s < shard_count; ++s) offsets[s + 1] += offsets[s];
-  order.resize(n);
-  std::vector<uint32_t> next(offsets.begin(), offsets.end() - 1);
+  for (size_t s = 0; s < shard_count; ++s) groups.offsets[s + 1] += groups.offsets[s];
+  groups.order.resize(n);
+  groups.next.assign(groups.offsets.begin(), groups.offsets.end() - 1);
   // Stable: positions stay ascending within a shard, so a later duplicate key wins.
-  for (size_t i = 0; i < n; ++i) order[next[owner[i]]++] = static_cast<uint32_t>(i);
+  for (size_t i = 0; i < n; ++i) {
+    groups.order[groups.next[groups.owner[i]]++] = static_cast<uint32_t>(i);
+  }
+  return groups;
 }
 
 Result<std::vector<uint64_t>> Engine::Put(std::string_view table,
@@ -161,15 +167,14 @@ Result<std::vector<uint64_t>> Engine::Put(std::string_view table,
                                   std::to_string(config_.limits.max_record_bytes));
     }
   }
-  std::vector<uint32_t> order;
-  std::vector<uint32_t> offsets;
-  GroupByShard(table, records.size(), [&](size_t i) { return records[i].key; }, order, offsets);
+  const ShardGroups& groups =
+      GroupByShard(table, records.size(), [&](size_t i) { return records[i].key; });
   for (size_t s = 0; s < shards_.size(); ++s) {
     uint64_t incoming = 0;
-    for (uint32_t k = offsets[s]; k < offsets[s + 1]; ++k) {
+    for (uint32_t i : groups.Of(s)) {
       // Counted as the shard will count it (entry overhead and header included): a payload-only
       // estimate let a batch of small records overshoot the budget many times over.
-      incoming += shard::Shard::MaxEntryBytes(records[order[k]].key, *records[order[k]].record);
+      incoming += shard::Shard::MaxEntryBytes(records[i].key, *records[i].record);
     }
     if (incoming > 0 && shards_[s]->WouldExceedMemory(incoming)) {
       return ResourceExhaustedError("table '" + schema.name() + "': RAM budget reached (shard " +
@@ -180,9 +185,7 @@ Result<std::vector<uint64_t>> Engine::Put(std::string_view table,
   }
   std::vector<uint64_t> versions(records.size());
   for (size_t s = 0; s < shards_.size(); ++s) {
-    if (offsets[s] == offsets[s + 1]) continue;
-    std::span<const uint32_t> mine(order.data() + offsets[s], offsets[s + 1] - offsets[s]);
-    shards_[s]->Put(table_id, records, mine, versions);
+    if (!groups.Of(s).empty()) shards_[s]->Put(table_id, records, groups.Of(s), versions);
   }
   return versions;
 }
@@ -202,16 +205,10 @@ Status Engine::Get(std::string_view table, std::span<const std::string_view> key
       }
     }
   }
-  std::vector<uint32_t> order;
-  std::vector<uint32_t> offsets;
-  GroupByShard(table, keys.size(), [&](size_t i) { return keys[i]; }, order,
-               offsets);
-  out.clear();
-  out.resize(keys.size());
+  const ShardGroups& groups = GroupByShard(table, keys.size(), [&](size_t i) { return keys[i]; });
+  out.resize(keys.size());  // Shards reuse existing records' buffers.
   for (size_t s = 0; s < shards_.size(); ++s) {
-    if (offsets[s] == offsets[s + 1]) continue;
-    std::span<const uint32_t> mine(order.data() + offsets[s], offsets[s + 1] - offsets[s]);
-    shards_[s]->Get(table_id, keys, mine, fields, out);
+    if (!groups.Of(s).empty()) shards_[s]->Get(table_id, keys, groups.Of(s), fields, out);
   }
   return OkStatus();
 }
@@ -222,15 +219,10 @@ Result<std::vector<uint8_t>> Engine::Delete(std::string_view table,
   const record::TableSchema& schema = *tables_[table_id];
   ODS_RETURN_IF_ERROR(CheckBatch(schema, keys.size(), "keys"));
   for (std::string_view key : keys) ODS_RETURN_IF_ERROR(CheckKey(schema, key));
-  std::vector<uint32_t> order;
-  std::vector<uint32_t> offsets;
-  GroupByShard(table, keys.size(), [&](size_t i) { return keys[i]; }, order,
-               offsets);
+  const ShardGroups& groups = GroupByShard(table, keys.size(), [&](size_t i) { return keys[i]; });
   std::vector<uint8_t> deleted(keys.size(), 0);
   for (size_t s = 0; s < shards_.size(); ++s) {
-    if (offsets[s] == offsets[s + 1]) continue;
-    std::span<const uint32_t> mine(order.data() + offsets[s], offsets[s + 1] - offsets[s]);
-    shards_[s]->Delete(table_id, keys, mine, deleted);
+    if (!groups.Of(s).empty()) shards_[s]->Delete(table_id, keys, groups.Of(s), deleted);
   }
   return deleted;
 }

@@ -209,9 +209,9 @@ size_t FieldDictionary::memory_bytes() const {
 
 void Encode(const Record& record, Micros expire_at_micros, uint64_t version, FieldDictionary& dict,
             std::string& out) {
-  // Small fixed-capacity sort of (id, field) pairs; records rarely have more than a few dozen.
-  std::vector<std::pair<uint32_t, const Value*>> ids;
-  ids.reserve(record.fields.size());
+  // Canonical order: fields by ascending id, so equal records encode to equal bytes.
+  thread_local std::vector<std::pair<uint32_t, const Value*>> ids;  // reused: no allocation
+  ids.clear();
   for (const Field& f : record.fields) ids.emplace_back(dict.Intern(f.name), &f.value);
   std::sort(ids.begin(), ids.end(),
             [](const auto& a, const auto& b) { return a.first < b.first; });

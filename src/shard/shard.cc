@@ -1,28 +1,24 @@
 #include "ods/shard/shard.h"
 
-#include <absl/container/flat_hash_map.h>
-
 #include <algorithm>
 #include <utility>
 
 #include "ods/common/check.h"
 #include "ods/record/codec.h"
+#include "record_map.h"
 
 namespace ods::shard {
 namespace {
 
-// Estimated fixed cost of one entry beyond its key and encoded bytes: the hash-map slot (two
-// std::string) plus allocator headers for out-of-line buffers.
-constexpr uint64_t kEntryOverheadBytes = 2 * sizeof(std::string) + 16;
-
-// Debian's abseil has its own string_view type; heterogeneous lookups must use it.
-absl::string_view AbslView(std::string_view s) { return {s.data(), s.size()}; }
-
 // Longest encoded header: three varints of at most 10 bytes each.
 constexpr uint64_t kMaxHeaderBytes = 30;
 
-uint64_t EntryBytes(std::string_view key, std::string_view encoded) {
-  return kEntryOverheadBytes + key.size() + encoded.size();
+// True if `encoded` carries an expiry at or before `now`. `now` 0 means "table has no TTL".
+bool IsExpired(std::string_view encoded, Micros now) {
+  if (now == 0) return false;
+  Result<record::EncodedHeader> header = record::DecodeHeader(encoded);
+  ODS_CHECK(header.ok());  // Only this shard encodes what it stores.
+  return header->expire_at_micros != 0 && header->expire_at_micros <= now;
 }
 
 }  // namespace
@@ -30,8 +26,14 @@ uint64_t EntryBytes(std::string_view key, std::string_view encoded) {
 struct Shard::Table {
   std::shared_ptr<const record::TableSchema> schema;
   record::FieldDictionary dict;
-  absl::flat_hash_map<std::string, std::string> records;  // key -> encoded record
-  std::string scratch;                                    // reused encode buffer
+  RecordMap records;    // key -> encoded record
+  std::string scratch;  // reused encode buffer
+  std::vector<uint32_t> projection;  // reused projection ids
+
+  // Now, if the table has a TTL; else 0 (and no clock read).
+  Micros ExpiryNow(const Clock& clock) const {
+    return schema->ttl_micros() > 0 ? clock.NowMicros() : 0;
+  }
 };
 
 Shard::Shard(uint32_t id, std::vector<std::shared_ptr<const record::TableSchema>> tables,
@@ -51,7 +53,7 @@ Shard::Shard(uint32_t id, std::vector<std::shared_ptr<const record::TableSchema>
 Shard::~Shard() = default;
 
 uint64_t Shard::MaxEntryBytes(std::string_view key, const record::Record& record) {
-  return kEntryOverheadBytes + key.size() + kMaxHeaderBytes + record::EncodedFieldBytes(record);
+  return RecordMap::EntryBytes(key.size(), kMaxHeaderBytes + record::EncodedFieldBytes(record));
 }
 
 bool Shard::WouldExceedMemory(uint64_t incoming_bytes) const {
@@ -71,11 +73,7 @@ void Shard::Put(uint32_t table, std::span<const KeyedRecord> items,
     const KeyedRecord& item = items[i];
     const uint64_t version = next_version_++;
     record::Encode(*item.record, expire_at, version, t.dict, t.scratch);
-    auto [it, inserted] = t.records.try_emplace(AbslView(item.key));
-    if (!inserted) delta -= static_cast<int64_t>(EntryBytes(it->first, it->second));
-    // assign() reuses the old buffer when the new encoding fits: overwrites rarely allocate.
-    it->second.assign(t.scratch);
-    delta += static_cast<int64_t>(EntryBytes(it->first, it->second));
+    delta += t.records.Upsert(item.key, t.scratch);
     versions[i] = version;
   }
   stats_.puts += indices.size();
@@ -89,26 +87,22 @@ void Shard::Get(uint32_t table, std::span<const std::string_view> keys,
   MutexLock lock(mu_);
   ODS_CHECK(table < tables_.size());
   Table& t = *tables_[table];
-  std::vector<uint32_t> projection;
-  if (!fields.empty()) {
-    for (std::string_view name : fields) {
-      if (auto id = t.dict.Find(name)) projection.push_back(*id);
-    }
-    std::sort(projection.begin(), projection.end());
+  t.projection.clear();
+  for (std::string_view name : fields) {
+    if (auto id = t.dict.Find(name)) t.projection.push_back(*id);
   }
-  const Micros now = t.schema->ttl_micros() > 0 ? clock_.NowMicros() : 0;
+  std::sort(t.projection.begin(), t.projection.end());
+  const Micros now = t.ExpiryNow(clock_);
   uint64_t hits = 0;
   for (uint32_t i : indices) {
-    auto it = t.records.find(AbslView(keys[i]));
-    out[i].reset();
-    if (it == t.records.end()) continue;
-    if (now != 0) {
-      Result<record::EncodedHeader> header = record::DecodeHeader(it->second);
-      ODS_CHECK(header.ok());
-      if (header->expire_at_micros != 0 && header->expire_at_micros <= now) continue;
+    const std::string_view encoded = t.records.Find(keys[i]);
+    if (encoded.data() == nullptr || IsExpired(encoded, now)) {
+      out[i].reset();
+      continue;
     }
-    record::Record& r = out[i].emplace();
-    Status s = record::Decode(it->second, t.dict, fields.empty() ? nullptr : &projection, r);
+    // Decoding into a record the caller passed back in reuses its buffers.
+    record::Record& r = out[i] ? *out[i] : out[i].emplace();
+    Status s = record::Decode(encoded, t.dict, fields.empty() ? nullptr : &t.projection, r);
     ODS_CHECK(s.ok());  // Only this shard encodes what it stores.
     ++hits;
   }
@@ -121,20 +115,14 @@ void Shard::Delete(uint32_t table, std::span<const std::string_view> keys,
   MutexLock lock(mu_);
   ODS_CHECK(table < tables_.size());
   Table& t = *tables_[table];
-  const Micros now = t.schema->ttl_micros() > 0 ? clock_.NowMicros() : 0;
+  const Micros now = t.ExpiryNow(clock_);
   int64_t delta = 0;
   for (uint32_t i : indices) {
     deleted[i] = 0;
-    auto it = t.records.find(AbslView(keys[i]));
-    if (it == t.records.end()) continue;
-    bool live = true;
-    if (now != 0) {
-      Result<record::EncodedHeader> header = record::DecodeHeader(it->second);
-      ODS_CHECK(header.ok());
-      live = header->expire_at_micros == 0 || header->expire_at_micros > now;
-    }
-    delta -= static_cast<int64_t>(EntryBytes(it->first, it->second));
-    t.records.erase(it);
+    const std::string_view encoded = t.records.Find(keys[i]);
+    if (encoded.data() == nullptr) continue;
+    const bool live = !IsExpired(encoded, now);
+    delta -= static_cast<int64_t>(t.records.Erase(keys[i]));
     deleted[i] = live ? 1 : 0;
     stats_.deletes += live ? 1 : 0;
   }
@@ -148,19 +136,14 @@ void Shard::CollectKeys(uint32_t table, std::string_view prefix, std::string_vie
   MutexLock lock(mu_);
   ODS_CHECK(table < tables_.size());
   Table& t = *tables_[table];
-  const Micros now = t.schema->ttl_micros() > 0 ? clock_.NowMicros() : 0;
+  const Micros now = t.ExpiryNow(clock_);
   const size_t first = out.size();
-  for (const auto& [key, encoded] : t.records) {
-    if (!key.starts_with(prefix)) continue;
-    if (!start_after.empty() && key <= start_after) continue;
-    if (now != 0) {
-      Result<record::EncodedHeader> header = record::DecodeHeader(encoded);
-      if (header.ok() && header->expire_at_micros != 0 && header->expire_at_micros <= now) {
-        continue;
-      }
-    }
-    out.push_back(key);
-  }
+  t.records.ForEach([&](std::string_view key, std::string_view encoded) {
+    if (!key.starts_with(prefix)) return;
+    if (!start_after.empty() && key <= start_after) return;
+    if (IsExpired(encoded, now)) return;
+    out.emplace_back(key);
+  });
   auto begin = out.begin() + static_cast<ptrdiff_t>(first);
   if (static_cast<size_t>(out.end() - begin) > limit) {
     std::nth_element(begin, begin + static_cast<ptrdiff_t>(limit), out.end());
@@ -172,24 +155,15 @@ size_t Shard::SweepExpired(size_t max_entries) {
   MutexLock lock(mu_);
   const Micros now = clock_.NowMicros();
   size_t removed = 0;
-  int64_t delta = 0;
+  uint64_t freed = 0;
   for (auto& table : tables_) {
-    if (table->schema->ttl_micros() == 0) continue;
-    auto& records = table->records;
-    for (auto it = records.begin(); it != records.end() && removed < max_entries;) {
-      Result<record::EncodedHeader> header = record::DecodeHeader(it->second);
-      ODS_CHECK(header.ok());
-      if (header->expire_at_micros != 0 && header->expire_at_micros <= now) {
-        delta -= static_cast<int64_t>(EntryBytes(it->first, it->second));
-        records.erase(it++);  // absl: erase leaves other iterators valid.
-        ++removed;
-      } else {
-        ++it;
-      }
-    }
+    if (table->schema->ttl_micros() == 0 || removed >= max_entries) continue;
+    removed += table->records.EraseIf(
+        [now](std::string_view, std::string_view encoded) { return IsExpired(encoded, now); },
+        max_entries - removed, freed);
   }
   stats_.expired += removed;
-  memory_bytes_.store(memory_bytes_.load(std::memory_order_relaxed) + delta,
+  memory_bytes_.store(memory_bytes_.load(std::memory_order_relaxed) - freed,
                       std::memory_order_relaxed);
   return removed;
 }

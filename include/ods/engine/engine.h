@@ -85,11 +85,20 @@ class Engine {
   Result<uint32_t> FindTable(std::string_view name) const;
   Status CheckKey(const record::TableSchema& table, std::string_view key) const;
   Status CheckBatch(const record::TableSchema& table, size_t size, std::string_view what) const;
-  // Groups request positions by owning shard: positions of shard s are
-  // order[offsets[s] .. offsets[s+1]).
+  // Request positions grouped by owning shard.
+  struct ShardGroups {
+    std::vector<uint32_t> owner;    // owner[i]: shard of request position i
+    std::vector<uint32_t> order;    // positions, grouped by shard, ascending within a group
+    std::vector<uint32_t> offsets;  // group s is order[offsets[s] .. offsets[s+1])
+    std::vector<uint32_t> next;     // scratch
+    std::span<const uint32_t> Of(size_t s) const {
+      return {order.data() + offsets[s], offsets[s + 1] - offsets[s]};
+    }
+  };
+  // Groups positions 0..n-1 (keys key_of(i)) by shard. Returns this thread's reused groups,
+  // valid until the thread's next GroupByShard call.
   template <typename KeyOf>
-  void GroupByShard(std::string_view table, size_t n, KeyOf key_of, std::vector<uint32_t>& order,
-                    std::vector<uint32_t>& offsets) const;
+  const ShardGroups& GroupByShard(std::string_view table, size_t n, KeyOf key_of) const;
 
   const config::Config config_;
   const Clock& clock_;

@@ -42,7 +42,10 @@ struct ShardStats {
 // Batch methods receive the caller's whole request (`keys`/`items`) plus `indices`, the positions
 // that belong to this shard, and write results at those same positions, so the engine can gather
 // results from all shards without copying.
-class Shard {
+//
+// Cache-line aligned, and the lock sits with the counters it guards, so that two threads working
+// on two different shards never write to the same cache line.
+class alignas(64) Shard {
  public:
   // `tables` is the catalog: table ids are indices into it. `max_memory_bytes` 0 = unlimited.
   Shard(uint32_t id, std::vector<std::shared_ptr<const record::TableSchema>> tables,
@@ -96,10 +99,10 @@ class Shard {
   const uint64_t max_memory_bytes_;
   std::atomic<uint64_t> memory_bytes_{0};  // written under mu_, read lock-free
 
-  Mutex mu_;
-  std::vector<std::unique_ptr<Table>> tables_ ODS_GUARDED_BY(mu_);
+  alignas(64) Mutex mu_;
   uint64_t next_version_ ODS_GUARDED_BY(mu_) = 1;
   ShardStats stats_ ODS_GUARDED_BY(mu_);
+  std::vector<std::unique_ptr<Table>> tables_ ODS_GUARDED_BY(mu_);
 };
 
 }  // namespace ods::shard

@@ -1,0 +1,110 @@
+#pragma once
+
+// Private to shard/. The hash map from key to encoded record of one table in one shard.
+
+#include <absl/container/flat_hash_set.h>
+#include <absl/hash/hash.h>
+
+#include <cstdint>
+#include <cstring>
+#include <string_view>
+
+namespace ods::shard {
+
+// Key -> encoded record, with ONE heap block per entry holding both:
+//   [u32 key_bytes][u32 value_bytes][u32 value_capacity][key][value ...capacity]
+// The table slot is a single pointer. Compared with a map of two std::strings this halves the
+// bytes per record (no 64-byte slot, one allocation instead of up to two) and a lookup touches
+// two cache lines (slot, block) instead of three. Thread-compatible; the owning shard's lock
+// serializes access.
+class RecordMap {
+ public:
+  RecordMap() = default;
+  ~RecordMap();
+  RecordMap(const RecordMap&) = delete;
+  RecordMap& operator=(const RecordMap&) = delete;
+
+  // The encoded record under `key`, or a view with data() == nullptr. Valid until the next
+  // mutating call. O(1) expected, no allocation.
+  std::string_view Find(std::string_view key) const;
+
+  // Inserts or replaces the record under `key`. Returns the change in accounted bytes.
+  // Replacing with a value of similar size reuses the block (no allocation).
+  int64_t Upsert(std::string_view key, std::string_view value);
+
+  // Removes `key`; returns the accounted bytes freed (0 if absent).
+  uint64_t Erase(std::string_view key);
+
+  // Calls fn(key, value) for every entry, in unspecified order. fn must not mutate the map.
+  template <typename Fn>
+  void ForEach(Fn fn) const {
+    for (const Slot& s : set_) fn(KeyOf(s.block), ValueOf(s.block));
+  }
+
+  // Removes entries for which pred(key, value) holds, at most `max_entries`; adds the accounted
+  // bytes freed to `freed_bytes`. Returns how many were removed.
+  template <typename Pred>
+  size_t EraseIf(Pred pred, size_t max_entries, uint64_t& freed_bytes) {
+    size_t removed = 0;
+    for (auto it = set_.begin(); it != set_.end() && removed < max_entries;) {
+      char* block = it->block;
+      if (pred(KeyOf(block), ValueOf(block))) {
+        freed_bytes += AccountedBytes(block);
+        set_.erase(it++);  // abseil: erase leaves other iterators valid.
+        std::free(block);
+        ++removed;
+      } else {
+        ++it;
+      }
+    }
+    return removed;
+  }
+
+  size_t size() const { return set_.size(); }
+
+  // Bytes accounted for an entry of this key and value size: the block as malloc rounds it,
+  // plus the slot and control byte at the table's maximum load.
+  static uint64_t EntryBytes(size_t key_bytes, size_t value_bytes);
+
+ private:
+  static constexpr size_t kHeaderBytes = 12;
+
+  struct Slot {
+    mutable char* block;  // Owned. Mutable: a replacement swaps in a block with the same key.
+  };
+  struct Hash {
+    using is_transparent = void;
+    size_t operator()(absl::string_view key) const { return absl::Hash<absl::string_view>()(key); }
+    size_t operator()(const Slot& s) const { return (*this)(Absl(KeyOf(s.block))); }
+  };
+  struct Eq {
+    using is_transparent = void;
+    bool operator()(const Slot& a, const Slot& b) const { return KeyOf(a.block) == KeyOf(b.block); }
+    bool operator()(const Slot& a, absl::string_view b) const {
+      return KeyOf(a.block) == std::string_view(b.data(), b.size());
+    }
+    bool operator()(absl::string_view a, const Slot& b) const { return (*this)(b, a); }
+  };
+
+  static uint32_t Field(const char* block, size_t index) {
+    uint32_t v;
+    std::memcpy(&v, block + 4 * index, 4);
+    return v;
+  }
+  static std::string_view KeyOf(const char* block) {
+    return {block + kHeaderBytes, Field(block, 0)};
+  }
+  static std::string_view ValueOf(const char* block) {
+    return {block + kHeaderBytes + Field(block, 0), Field(block, 1)};
+  }
+  static uint64_t AccountedBytes(const char* block) {
+    return EntryBytes(Field(block, 0), Field(block, 2));
+  }
+  // Debian's abseil has its own string_view type; heterogeneous lookups must use it.
+  static absl::string_view Absl(std::string_view s) { return {s.data(), s.size()}; }
+  static char* NewBlock(std::string_view key, std::string_view value);
+
+  absl::flat_hash_set<Slot, Hash, Eq> set_;
+};
+
+}  // namespace ods::shard
