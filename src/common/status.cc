@@ -27,6 +27,18 @@ std::string_view StatusCodeName(StatusCode code) {
   return "UNKNOWN";
 }
 
+std::string QuoteForMessage(std::string_view text, size_t max_bytes) {
+  std::string out;
+  const size_t n = text.size() <= max_bytes ? text.size() : max_bytes;
+  out.reserve(n + 3);
+  for (size_t i = 0; i < n; ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    out.push_back(c >= 0x20 && c < 0x7f ? static_cast<char>(c) : '?');
+  }
+  if (n < text.size()) out += "...";
+  return out;
+}
+
 std::string Status::ToString() const {
   if (ok()) return "OK";
   std::string out(StatusCodeName(code_));

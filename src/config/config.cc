@@ -254,6 +254,12 @@ void ParseLimits(Parser& p, const YAML::Node& node, LimitsConfig& out) {
                   out.max_message_bytes);
         }
       });
+  // Any stored record must fit in a response (Get, Scan page) with room for the envelope.
+  if (node.IsMap() && out.max_record_bytes > out.max_message_bytes / 2) {
+    p.Error(node, "limits: max_record_bytes (" + FormatBytes(out.max_record_bytes) +
+                      ") must be at most half of max_message_bytes (" +
+                      FormatBytes(out.max_message_bytes) + ") so that any record fits in a reply");
+  }
 }
 
 void ParseStorage(Parser& p, const YAML::Node& node, StorageConfig& out) {

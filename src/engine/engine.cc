@@ -15,16 +15,9 @@
 namespace ods::engine {
 namespace {
 
-// Keys quoted in messages are cut to this many bytes so a hostile key can't bloat an error.
-constexpr size_t kMaxQuotedKeyBytes = 64;
 // Most expired records one sweep removes per shard, so a sweep never holds a shard for long.
 constexpr size_t kSweepBudgetPerShard = 4096;
 constexpr auto kSweepInterval = std::chrono::seconds(1);
-
-std::string Quote(std::string_view key) {
-  if (key.size() <= kMaxQuotedKeyBytes) return std::string(key);
-  return std::string(key.substr(0, kMaxQuotedKeyBytes)) + "...";
-}
 
 uint64_t TableSeed(std::string_view table) { return StableHash64(table, 0x6f6473); }
 
@@ -100,7 +93,7 @@ Result<uint32_t> Engine::FindTable(std::string_view name) const {
     if (!known.empty()) known += ", ";
     known += t->name();
   }
-  return NotFoundError("unknown table '" + std::string(name) + "'; tables: " +
+  return NotFoundError("unknown table '" + QuoteForMessage(name) + "'; tables: " +
                        (known.empty() ? std::string("(none configured)") : known));
 }
 
@@ -110,11 +103,17 @@ Status Engine::CheckKey(const record::TableSchema& table, std::string_view key) 
                                 ")");
   }
   if (key.size() > config_.limits.max_key_bytes) {
-    return InvalidArgumentError("table '" + table.name() + "', key '" + Quote(key) + "': " +
+    return InvalidArgumentError("table '" + table.name() + "', key '" + QuoteForMessage(key) + "': " +
                                 std::to_string(key.size()) + " bytes exceeds limits.max_key_bytes " +
                                 std::to_string(config_.limits.max_key_bytes));
   }
   return OkStatus();
+}
+
+Status Engine::CheckRequestSize(std::string_view table, size_t size,
+                                std::string_view what) const {
+  ODS_ASSIGN_OR_RETURN(const uint32_t table_id, FindTable(table));
+  return CheckBatch(*tables_[table_id], size, what);
 }
 
 Status Engine::CheckBatch(const record::TableSchema& table, size_t size,
@@ -127,12 +126,17 @@ Status Engine::CheckBatch(const record::TableSchema& table, size_t size,
   return OkStatus();
 }
 
-template <typename KeyOf>
-const Engine::ShardGroups& Engine::GroupByShard(std::string_view table, size_t n,
-                                                KeyOf key_of) const {
+Engine::ShardGroups& Engine::ThreadShardGroups() {
   // One per thread, reused: a warm call allocates nothing. Safe because no engine call runs
   // another engine call on the same thread while it uses the groups.
   thread_local ShardGroups groups;
+  return groups;
+}
+
+template <typename KeyOf>
+const Engine::ShardGroups& Engine::GroupByShard(std::string_view table, size_t n,
+                                                KeyOf key_of) const {
+  ShardGroups& groups = ThreadShardGroups();
   const uint64_t seed = TableSeed(table);
   const size_t shard_count = shards_.size();
   groups.owner.resize(n);
@@ -158,14 +162,15 @@ Result<std::vector<uint64_t>> Engine::Put(std::string_view table,
   ODS_RETURN_IF_ERROR(CheckBatch(schema, records.size(), "records"));
   for (const shard::KeyedRecord& item : records) {
     ODS_RETURN_IF_ERROR(CheckKey(schema, item.key));
-    ODS_RETURN_IF_ERROR(schema.Validate(item.key, *item.record));
+    // Size first: it is O(fields) and bounds the work Validate may do.
     const size_t bytes = record::EncodedFieldBytes(*item.record);
     if (bytes > config_.limits.max_record_bytes) {
-      return InvalidArgumentError("table '" + schema.name() + "', key '" + Quote(item.key) +
-                                  "': record of about " + std::to_string(bytes) +
-                                  " bytes exceeds limits.max_record_bytes " +
+      return InvalidArgumentError("table '" + schema.name() + "', key '" +
+                                  QuoteForMessage(item.key) + "': record of about " +
+                                  std::to_string(bytes) + " bytes exceeds limits.max_record_bytes " +
                                   std::to_string(config_.limits.max_record_bytes));
     }
+    ODS_RETURN_IF_ERROR(schema.Validate(item.key, *item.record));
   }
   const ShardGroups& groups =
       GroupByShard(table, records.size(), [&](size_t i) { return records[i].key; });
@@ -200,15 +205,22 @@ Status Engine::Get(std::string_view table, std::span<const std::string_view> key
   if (!schema.free_form()) {
     for (std::string_view f : fields) {
       if (!schema.FieldIndex(f)) {
-        return InvalidArgumentError("table '" + schema.name() + "', field '" + std::string(f) +
+        return InvalidArgumentError("table '" + schema.name() + "', field '" + QuoteForMessage(f) +
                                     "': not a field of the table, cannot project it");
       }
     }
   }
   const ShardGroups& groups = GroupByShard(table, keys.size(), [&](size_t i) { return keys[i]; });
   out.resize(keys.size());  // Shards reuse existing records' buffers.
+  uint64_t budget_bytes = config_.limits.max_message_bytes;
   for (size_t s = 0; s < shards_.size(); ++s) {
-    if (!groups.Of(s).empty()) shards_[s]->Get(table_id, keys, groups.Of(s), fields, out);
+    if (groups.Of(s).empty()) continue;
+    if (!shards_[s]->Get(table_id, keys, groups.Of(s), fields, out, budget_bytes)) {
+      return ResourceExhaustedError(
+          "table '" + schema.name() + "': the " + std::to_string(keys.size()) +
+          " records asked for exceed limits.max_message_bytes " +
+          FormatBytes(config_.limits.max_message_bytes) + "; ask for fewer keys or fields");
+    }
   }
   return OkStatus();
 }

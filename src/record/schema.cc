@@ -49,8 +49,8 @@ std::optional<uint32_t> TableSchema::FieldIndex(std::string_view name) const {
 
 Status TableSchema::Validate(std::string_view key, const Record& record) const {
   auto where = [&](std::string_view field) {
-    std::string s = "table '" + name_ + "', key '" + std::string(key) + "'";
-    if (!field.empty()) s += ", field '" + std::string(field) + "'";
+    std::string s = "table '" + name_ + "', key '" + QuoteForMessage(key) + "'";
+    if (!field.empty()) s += ", field '" + QuoteForMessage(field) + "'";
     return s;
   };
   for (size_t i = 0; i < record.fields.size(); ++i) {
@@ -59,11 +59,6 @@ Status TableSchema::Validate(std::string_view key, const Record& record) const {
       return InvalidArgumentError(where(f.name) +
                                   ": bad field name; expected letters, digits and _, starting "
                                   "with a letter or _, at most 64 bytes");
-    }
-    for (size_t j = 0; j < i; ++j) {
-      if (record.fields[j].name == f.name) {
-        return InvalidArgumentError(where(f.name) + ": field given twice");
-      }
     }
     if (!IsFinite(f.value)) {
       return InvalidArgumentError(where(f.name) + ": NaN and infinity are not stored");
@@ -84,6 +79,25 @@ Status TableSchema::Validate(std::string_view key, const Record& record) const {
                                   std::string(ValueTypeName(TypeOf(f.value))) + ", expected " +
                                   std::string(ValueTypeName(want)));
     }
+  }
+  // Duplicates: pairwise for the usual few fields, sorted beyond that (O(n log n), so a record
+  // with many fields cannot cost quadratic time).
+  const auto& fs = record.fields;
+  if (fs.size() <= 16) {
+    for (size_t i = 1; i < fs.size(); ++i) {
+      for (size_t j = 0; j < i; ++j) {
+        if (fs[j].name == fs[i].name) {
+          return InvalidArgumentError(where(fs[i].name) + ": field given twice");
+        }
+      }
+    }
+  } else {
+    std::vector<std::string_view> names;
+    names.reserve(fs.size());
+    for (const Field& f : fs) names.push_back(f.name);
+    std::sort(names.begin(), names.end());
+    auto dup = std::adjacent_find(names.begin(), names.end());
+    if (dup != names.end()) return InvalidArgumentError(where(*dup) + ": field given twice");
   }
   return OkStatus();
 }

@@ -29,12 +29,19 @@ struct AdminHttp::Impl {
   std::function<std::string()> metrics;
   std::atomic<bool> draining{false};
   uint16_t bound_port = 0;  // constant after Start
+  asio::steady_timer retry_timer{io};
   std::thread thread;
 
   void Accept() {
     acceptor.async_accept([this](beast::error_code ec, tcp::socket socket) {
+      if (ec == asio::error::operation_aborted) return;
       if (ec) {
-        if (ec != asio::error::operation_aborted) Accept();
+        // E.g. out of file descriptors: back off instead of spinning on the error.
+        Logger("ods.server")->warn("admin HTTP accept failed: {}; retrying in 100 ms", ec.message());
+        retry_timer.expires_after(std::chrono::milliseconds(100));
+        retry_timer.async_wait([this](beast::error_code wait_ec) {
+          if (!wait_ec) Accept();
+        });
         return;
       }
       Serve(std::make_shared<Session>(std::move(socket)));
@@ -96,6 +103,7 @@ AdminHttp::~AdminHttp() {
   asio::post(impl_->io, [this] {
     beast::error_code ignored;
     impl_->acceptor.close(ignored);
+    impl_->retry_timer.cancel();
     impl_->io.stop();
   });
   if (impl_->thread.joinable()) impl_->thread.join();

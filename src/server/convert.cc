@@ -27,9 +27,9 @@ Status FromProto(std::string_view table, const ods::v1::Record& in, record::Reco
         f.value = record::Timestamp{value.timestamp_micros_value()};
         break;
       case ods::v1::Value::KIND_NOT_SET:
-        return InvalidArgumentError("table '" + std::string(table) + "', key '" +
-                                    in.key().substr(0, 64) + "', field '" + name +
-                                    "': value has no type set");
+        return InvalidArgumentError("table '" + QuoteForMessage(table) + "', key '" +
+                                    QuoteForMessage(in.key()) + "', field '" +
+                                    QuoteForMessage(name) + "': value has no type set");
     }
   }
   return OkStatus();

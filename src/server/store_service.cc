@@ -1,7 +1,9 @@
 #include "store_service.h"
 
+#include <algorithm>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "convert.h"
@@ -10,7 +12,8 @@
 namespace ods::server {
 namespace {
 
-// Records per ScanResponse message.
+// Most records per ScanResponse message; pages are also capped at half of
+// limits.max_message_bytes.
 constexpr size_t kScanPageRecords = 256;
 
 grpc::ServerUnaryReactor* Finish(grpc::CallbackServerContext* ctx, const Status& status) {
@@ -30,12 +33,22 @@ Status CheckTableName(const std::string& table) {
   return OkStatus();
 }
 
+// Table named, and the batch within limits.max_batch_size: checked before any conversion so an
+// oversized request costs nothing beyond its parse.
+Status CheckRequest(const engine::Engine& engine, const std::string& table, int size,
+                    std::string_view what) {
+  ODS_RETURN_IF_ERROR(CheckTableName(table));
+  return engine.CheckRequestSize(table, static_cast<size_t>(size), what);
+}
+
 }  // namespace
 
 grpc::ServerUnaryReactor* StoreService::Put(grpc::CallbackServerContext* ctx,
                                             const ods::v1::PutRequest* req,
                                             ods::v1::PutResponse* resp) {
-  if (Status s = CheckTableName(req->table()); !s.ok()) return Finish(ctx, s);
+  if (Status s = CheckRequest(engine_, req->table(), req->records_size(), "records"); !s.ok()) {
+    return Finish(ctx, s);
+  }
   std::vector<record::Record> records(req->records_size());
   std::vector<shard::KeyedRecord> items(req->records_size());
   for (int i = 0; i < req->records_size(); ++i) {
@@ -52,7 +65,9 @@ grpc::ServerUnaryReactor* StoreService::Put(grpc::CallbackServerContext* ctx,
 grpc::ServerUnaryReactor* StoreService::Get(grpc::CallbackServerContext* ctx,
                                             const ods::v1::GetRequest* req,
                                             ods::v1::GetResponse* resp) {
-  if (Status s = CheckTableName(req->table()); !s.ok()) return Finish(ctx, s);
+  if (Status s = CheckRequest(engine_, req->table(), req->keys_size(), "keys"); !s.ok()) {
+    return Finish(ctx, s);
+  }
   std::vector<std::optional<record::Record>> found;
   const std::vector<std::string_view> keys = Views(req->keys());
   const std::vector<std::string_view> fields = Views(req->fields());
@@ -72,7 +87,9 @@ grpc::ServerUnaryReactor* StoreService::Get(grpc::CallbackServerContext* ctx,
 grpc::ServerUnaryReactor* StoreService::Delete(grpc::CallbackServerContext* ctx,
                                                const ods::v1::DeleteRequest* req,
                                                ods::v1::DeleteResponse* resp) {
-  if (Status s = CheckTableName(req->table()); !s.ok()) return Finish(ctx, s);
+  if (Status s = CheckRequest(engine_, req->table(), req->keys_size(), "keys"); !s.ok()) {
+    return Finish(ctx, s);
+  }
   const std::vector<std::string_view> keys = Views(req->keys());
   Result<std::vector<uint8_t>> deleted = engine_.Delete(req->table(), keys);
   if (!deleted.ok()) return Finish(ctx, deleted.status());
@@ -87,16 +104,24 @@ grpc::ServerUnaryReactor* StoreService::Delete(grpc::CallbackServerContext* ctx,
 
 namespace {
 
-// Streams the records of a key list in pages; one page in flight at a time. Deletes itself in
-// OnDone. Records deleted between listing and reading are skipped.
+// Streams the records of a key list in pages; one page in flight at a time. A page holds at
+// most kScanPageRecords records and about half of limits.max_message_bytes (at least one
+// record: config guarantees any record fits). Deletes itself in OnDone. Records deleted between
+// listing and reading are skipped.
 class ScanReactor final : public grpc::ServerWriteReactor<ods::v1::ScanResponse> {
  public:
   ScanReactor(engine::Engine& engine, const ods::v1::ScanRequest& req)
       : engine_(engine),
         table_(req.table()),
         field_names_(req.fields().begin(), req.fields().end()),
-        fields_(field_names_.begin(), field_names_.end()) {
+        fields_(field_names_.begin(), field_names_.end()),
+        page_budget_bytes_(engine.config().limits.max_message_bytes / 2) {
     Status s = CheckTableName(table_);
+    if (s.ok()) {
+      // A Get of no keys validates the projection before the O(records) key listing.
+      std::vector<std::optional<record::Record>> none;
+      s = engine_.Get(table_, {}, fields_, none);
+    }
     if (s.ok()) {
       Result<std::vector<std::string>> keys =
           engine_.ScanKeys(table_, req.prefix(), req.start_after(), req.limit());
@@ -126,18 +151,37 @@ class ScanReactor final : public grpc::ServerWriteReactor<ods::v1::ScanResponse>
  private:
   void NextPage() {
     page_.Clear();
-    while (next_ < keys_.size() && page_.records_size() == 0) {
-      const size_t end = std::min(keys_.size(), next_ + kScanPageRecords);
+    size_t page_bytes = 0;
+    size_t batch_size = kScanPageRecords;
+    bool page_full = false;
+    while (next_ < keys_.size() && !page_full) {
+      const size_t end = std::min(keys_.size(), next_ + batch_size);
       const std::vector<std::string_view> batch(keys_.begin() + next_, keys_.begin() + end);
       std::vector<std::optional<record::Record>> found;
-      if (Status s = engine_.Get(table_, batch, fields_, found); !s.ok()) {
+      Status s = engine_.Get(table_, batch, fields_, found);
+      if (s.code() == StatusCode::kResourceExhausted && batch_size > 1) {
+        batch_size /= 2;  // Large records: read fewer at a time.
+        continue;
+      }
+      if (!s.ok()) {
         Finish(ToGrpcStatus(s));
         return;
       }
-      for (size_t i = 0; i < batch.size(); ++i) {
-        if (found[i]) ToProto(batch[i], *found[i], *page_.add_records());
+      size_t i = 0;
+      for (; i < batch.size() && !page_full; ++i) {
+        if (!found[i]) continue;
+        ods::v1::Record* out = page_.add_records();
+        ToProto(batch[i], *found[i], *out);
+        const size_t bytes = out->ByteSizeLong();
+        if (page_.records_size() > 1 && page_bytes + bytes > page_budget_bytes_) {
+          page_.mutable_records()->RemoveLast();  // Starts the next page instead.
+          page_full = true;
+          break;
+        }
+        page_bytes += bytes;
+        page_full = page_.records_size() >= static_cast<int>(kScanPageRecords);
       }
-      next_ = end;
+      next_ += i;
     }
     if (page_.records_size() == 0) {
       Finish(grpc::Status::OK);
@@ -150,6 +194,7 @@ class ScanReactor final : public grpc::ServerWriteReactor<ods::v1::ScanResponse>
   const std::string table_;
   const std::vector<std::string> field_names_;
   const std::vector<std::string_view> fields_;  // views of field_names_
+  const size_t page_budget_bytes_;
   std::vector<std::string> keys_;
   size_t next_ = 0;
   ods::v1::ScanResponse page_;

@@ -81,9 +81,9 @@ void Shard::Put(uint32_t table, std::span<const KeyedRecord> items,
                       std::memory_order_relaxed);
 }
 
-void Shard::Get(uint32_t table, std::span<const std::string_view> keys,
+bool Shard::Get(uint32_t table, std::span<const std::string_view> keys,
                 std::span<const uint32_t> indices, std::span<const std::string_view> fields,
-                std::span<std::optional<record::Record>> out) {
+                std::span<std::optional<record::Record>> out, uint64_t& budget_bytes) {
   MutexLock lock(mu_);
   ODS_CHECK(table < tables_.size());
   Table& t = *tables_[table];
@@ -100,6 +100,12 @@ void Shard::Get(uint32_t table, std::span<const std::string_view> keys,
       out[i].reset();
       continue;
     }
+    if (encoded.size() > budget_bytes) {
+      stats_.gets += indices.size();
+      stats_.get_hits += hits;
+      return false;
+    }
+    budget_bytes -= encoded.size();
     // Decoding into a record the caller passed back in reuses its buffers.
     record::Record& r = out[i] ? *out[i] : out[i].emplace();
     Status s = record::Decode(encoded, t.dict, fields.empty() ? nullptr : &t.projection, r);
@@ -108,6 +114,7 @@ void Shard::Get(uint32_t table, std::span<const std::string_view> keys,
   }
   stats_.gets += indices.size();
   stats_.get_hits += hits;
+  return true;
 }
 
 void Shard::Delete(uint32_t table, std::span<const std::string_view> keys,

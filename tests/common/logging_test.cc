@@ -11,6 +11,18 @@ namespace {
 using ::ods::testing::IsOk;
 using ::ods::testing::StatusIs;
 
+TEST(LoggingTest, JsonFormatEscapesTheMessage) {
+  ASSERT_TRUE(ConfigureLogging("info", "json").ok());
+  ::testing::internal::CaptureStderr();
+  Logger("ods.test")->info("table \"a\\b\"\nnext");
+  spdlog::default_logger()->flush();
+  Logger("ods.test")->flush();
+  const std::string out = ::testing::internal::GetCapturedStderr();
+  EXPECT_NE(out.find(R"("msg":"table \"a\\b\"\u000anext")"), std::string::npos) << out;
+  EXPECT_NE(out.find(R"("logger":"ods.test")"), std::string::npos) << out;
+  ASSERT_TRUE(ConfigureLogging("info", "text").ok());
+}
+
 TEST(LoggingTest, KnownLevelsAndFormatsAreAccepted) {
   for (const char* level : {"trace", "debug", "info", "warn", "error", "off"}) {
     EXPECT_THAT(ConfigureLogging(level, "text"), IsOk()) << level;

@@ -109,6 +109,15 @@ TEST(TableSchemaTest, DuplicateFieldIsRejectedInFreeForm) {
               StatusIs(StatusCode::kInvalidArgument));
 }
 
+TEST(TableSchemaTest, DuplicateAmongManyFieldsIsRejected) {
+  std::vector<Field> fields;
+  for (int i = 0; i < 40; ++i) fields.push_back({"f" + std::to_string(i), int64_t{i}});
+  EXPECT_THAT(FreeForm().Validate("k", Of(fields)), ods::testing::IsOk());
+  fields.push_back({"f7", int64_t{7}});
+  EXPECT_THAT(FreeForm().Validate("k", Of(fields)),
+              ods::testing::StatusIs(StatusCode::kInvalidArgument));
+}
+
 TEST(TableSchemaTest, NanDoubleIsRejected) {
   Status s = Typed().Validate("u1", Of({{"score", std::numeric_limits<double>::quiet_NaN()}}));
   EXPECT_THAT(s, StatusIs(StatusCode::kInvalidArgument));

@@ -303,7 +303,7 @@ void ExpectCleanStopUnderLoad(int signal) {
       (*r->mutable_fields())["i"].set_int64_value(i);
       v1::PutResponse resp;
       grpc::ClientContext ctx;
-      ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+      ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
       grpc::Status s = stub->Put(&ctx, put, &resp);
       if (s.ok()) {
         ok_calls.fetch_add(1);

@@ -351,6 +351,64 @@ TEST_F(StoreServiceTest, ProjectingAnUndeclaredFieldOfTypedTableIsInvalidArgumen
   EXPECT_NE(s.error_message().find("shoe_size"), std::string::npos) << s.error_message();
 }
 
+TEST_F(StoreServiceTest, GetWhoseAnswerExceedsMaxMessageBytesIsResourceExhausted) {
+  for (int batch = 0; batch < 2; ++batch) {
+    v1::PutRequest req;
+    req.set_table("features");
+    for (int i = 0; i < 50; ++i) {
+      v1::Record* r = req.add_records();
+      r->set_key("large:" + std::to_string(100 + batch * 50 + i));
+      (*r->mutable_fields())["blob"] = Str(std::string(900, 'x'));
+    }
+    ASSERT_TRUE(Put(req).ok());
+  }
+  std::vector<std::string> keys;
+  for (int i = 0; i < 100; ++i) keys.push_back("large:" + std::to_string(100 + i));
+  v1::GetResponse resp;
+  grpc::Status s = Get("features", keys, &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_NE(s.error_message().find("max_message_bytes"), std::string::npos) << s.error_message();
+  // The same key asked for 100 times is no way around the limit.
+  std::vector<std::string> same(100, "large:100");
+  EXPECT_EQ(Get("features", same, &resp).error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  // Fewer keys fit.
+  keys.resize(20);
+  EXPECT_TRUE(Get("features", keys, &resp).ok());
+
+  // A scan of the same records pages by bytes: every record arrives, in order, in >1 page.
+  v1::ScanRequest scan;
+  scan.set_table("features");
+  scan.set_prefix("large:");
+  std::vector<std::string> scanned;
+  int pages = 0;
+  ASSERT_TRUE(Scan(scan, &scanned, &pages).ok());
+  EXPECT_EQ(scanned.size(), 100u);
+  EXPECT_GE(pages, 2);
+  EXPECT_TRUE(std::is_sorted(scanned.begin(), scanned.end()));
+}
+
+TEST_F(StoreServiceTest, HugeTableNameIsNotFoundWithAShortMessage) {
+  v1::GetResponse resp;
+  grpc::Status s = Get(std::string(20000, 't'), {"k"}, &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_LT(s.error_message().size(), 300u);
+}
+
+TEST_F(StoreServiceTest, HugeFieldNameIsInvalidArgumentWithAShortMessage) {
+  grpc::Status s = Put(OneRecord("features", "k", std::string(5000, 'f'), Int(1)));
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_LT(s.error_message().size(), 400u);
+}
+
+TEST_F(StoreServiceTest, ScanProjectingAnUndeclaredFieldIsInvalidArgumentEvenWhenNothingMatches) {
+  v1::ScanRequest req;
+  req.set_table("profile");
+  req.set_prefix("no-such-prefix");
+  req.add_fields("shoe_size");
+  std::vector<std::string> keys;
+  EXPECT_EQ(Scan(req, &keys).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+}
+
 TEST_F(StoreServiceTest, NanIsRejected) {
   v1::Value nan;
   nan.set_double_value(std::numeric_limits<double>::quiet_NaN());

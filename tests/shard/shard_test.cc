@@ -80,7 +80,8 @@ class ShardTest : public ::testing::Test {
                                          const std::vector<std::string_view>& fields = {}) {
     std::vector<std::optional<Record>> out(keys.size());
     const std::vector<uint32_t> indices = AllIndices(keys.size());
-    shard_.Get(table, keys, indices, fields, out);
+    uint64_t budget = UINT64_MAX;
+    EXPECT_TRUE(shard_.Get(table, keys, indices, fields, out, budget));
     return out;
   }
   std::optional<Record> Get1(uint32_t table, std::string_view key) { return Get(table, {key})[0]; }
@@ -161,7 +162,8 @@ TEST_F(ShardTest, OnlyIndexedPositionsAreTouched) {
   const std::vector<std::string_view> get_keys = {"a", "b", "c", "d"};
   std::vector<std::optional<Record>> out(4);
   out[0] = Rec(99);  // positions not in `indices` keep what they held
-  shard_.Get(kTyped, get_keys, mine, {}, out);
+  uint64_t budget = UINT64_MAX;
+  ASSERT_TRUE(shard_.Get(kTyped, get_keys, mine, {}, out, budget));
   ASSERT_TRUE(out[0].has_value());
   EXPECT_EQ(out[0]->fields, Rec(99).fields);
   ASSERT_TRUE(out[1].has_value());
@@ -174,12 +176,31 @@ TEST_F(ShardTest, OnlyIndexedPositionsAreTouched) {
   EXPECT_FALSE(Get1(kTyped, "c").has_value());
 }
 
+TEST_F(ShardTest, GetStopsBeforeDecodingPastTheByteBudget) {
+  Put1(kTyped, "a", Rec(1));
+  const std::vector<std::string_view> keys = {"a", "a", "a"};
+  std::vector<std::optional<Record>> out(3);
+  const std::vector<uint32_t> indices = {0, 1, 2};
+  uint64_t unlimited = UINT64_MAX;
+  ASSERT_TRUE(shard_.Get(kTyped, keys, indices, {}, out, unlimited));
+  const uint64_t one_record = UINT64_MAX - unlimited;
+  ASSERT_EQ(one_record % 3, 0u);
+  uint64_t budget = 2 * (one_record / 3);  // room for two of the three
+  std::vector<std::optional<Record>> fresh(3);
+  EXPECT_FALSE(shard_.Get(kTyped, keys, indices, {}, fresh, budget));
+  EXPECT_TRUE(fresh[0].has_value());
+  EXPECT_TRUE(fresh[1].has_value());
+  EXPECT_FALSE(fresh[2].has_value());
+  EXPECT_EQ(budget, 0u);
+}
+
 TEST_F(ShardTest, GetOverwritesStaleOutputAtItsPositions) {
   Put1(kTyped, "present", Rec(5));
   std::vector<std::optional<Record>> out(2, Rec(99));
   const std::vector<std::string_view> keys = {"absent", "present"};
   const std::vector<uint32_t> indices = {0, 1};
-  shard_.Get(kTyped, keys, indices, {}, out);
+  uint64_t budget = UINT64_MAX;
+  ASSERT_TRUE(shard_.Get(kTyped, keys, indices, {}, out, budget));
   EXPECT_FALSE(out[0].has_value());
   ASSERT_TRUE(out[1].has_value());
   EXPECT_EQ(*out[1]->Find("age"), Value(int64_t{5}));
@@ -437,9 +458,10 @@ TEST_F(ShardTest, ConcurrentPutsAndGetsStayConsistent) {
                  std::span<const uint32_t>(&index, 1), std::span<uint64_t>(&version, 1));
       const std::string_view k = key;
       std::optional<Record> out;
+      uint64_t budget = UINT64_MAX;
       shard_.Get(kTyped, std::span<const std::string_view>(&k, 1),
                  std::span<const uint32_t>(&index, 1), {},
-                 std::span<std::optional<Record>>(&out, 1));
+                 std::span<std::optional<Record>>(&out, 1), budget);
       // Only this thread writes `key`, so it must read back exactly what it just wrote.
       const Value* age = out.has_value() ? out->Find("age") : nullptr;
       const Value* name = out.has_value() ? out->Find("name") : nullptr;

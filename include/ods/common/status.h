@@ -6,6 +6,8 @@
 #include <utility>
 #include <variant>
 
+#include "ods/common/check.h"
+
 namespace ods {
 
 // Error categories. Numbering mirrors google.rpc.Code so server/status_mapping.cc maps 1:1.
@@ -30,6 +32,11 @@ enum class StatusCode : int {
 };
 
 std::string_view StatusCodeName(StatusCode code);
+
+// `text` made safe to quote in an error message: at most `max_bytes` bytes (then "..."), and
+// bytes outside printable ASCII replaced by '?'. Client-supplied names and keys go through this
+// so a hostile string cannot bloat an error past gRPC's metadata limit or break a log line.
+std::string QuoteForMessage(std::string_view text, size_t max_bytes = 64);
 
 // Outcome of a fallible operation: a code and, on error, a message for humans that names the
 // table, key, field or file position involved. Cheap to copy when ok (no allocation).
@@ -77,7 +84,7 @@ inline Status UnimplementedError(std::string m) {
   return {StatusCode::kUnimplemented, std::move(m)};
 }
 
-// A value or a non-ok Status. Accessing value() of an error is a bug (checked).
+// A value or a non-ok Status. Accessing value() of an error is a bug: ODS_CHECK aborts.
 //   Result<Config> c = Load(path);
 //   if (!c.ok()) return c.status();
 template <typename T>
@@ -93,9 +100,18 @@ class [[nodiscard]] Result {
   bool ok() const { return std::holds_alternative<T>(data_); }
   Status status() const { return ok() ? Status() : std::get<Status>(data_); }
 
-  T& value() & { return std::get<T>(data_); }
-  const T& value() const& { return std::get<T>(data_); }
-  T&& value() && { return std::get<T>(std::move(data_)); }
+  T& value() & {
+    ODS_CHECK(ok());
+    return std::get<T>(data_);
+  }
+  const T& value() const& {
+    ODS_CHECK(ok());
+    return std::get<T>(data_);
+  }
+  T&& value() && {
+    ODS_CHECK(ok());
+    return std::get<T>(std::move(data_));
+  }
   T& operator*() & { return value(); }
   const T& operator*() const& { return value(); }
   T* operator->() { return &value(); }

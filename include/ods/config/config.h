@@ -40,7 +40,8 @@ struct LoggingConfig {
 struct LimitsConfig {
   // Longest key, in bytes. Default: 1 KiB. Range: [1, 64 KiB].
   uint32_t max_key_bytes = 1024;
-  // Largest record (encoded field values), in bytes. Default: 1 MiB. Range: [64 B, 64 MiB].
+  // Largest record (encoded field values), in bytes. Default: 1 MiB. Range: [64 B, 64 MiB],
+  // and at most half of max_message_bytes.
   uint64_t max_record_bytes = uint64_t{1} << 20;
   // Most records or keys in one Put, Get or Delete, and the largest Scan limit.
   // Default: 10000. Range: [1, 1000000].

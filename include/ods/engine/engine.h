@@ -32,8 +32,9 @@ struct EngineStats {
 // The store: the catalog of tables, N shards and the router between them. The only component
 // that sees catalog, shards and limits together; the gRPC layer calls only this.
 //
-// Thread-safe. No global lock: a call locks only the shards its keys route to, one at a time,
-// each for microseconds. Every call validates the whole request before writing anything, so a
+// Thread-safe. No global lock: Put/Get/Delete lock only the shards their keys route to, one at
+// a time, each for microseconds; ScanKeys, Stats and the TTL sweep visit every shard, one at a
+// time, each for O(records of that shard). Every call validates the whole request before writing anything, so a
 // rejected request changes nothing.
 class Engine {
  public:
@@ -60,9 +61,16 @@ class Engine {
 
   // Looks up `keys` of `table`; out[i] is keys[i]'s record or nullopt (absent or expired).
   // `fields` non-empty projects to those fields. Errors: kNotFound unknown table;
-  // kInvalidArgument bad key, too many keys, a projected field the table does not declare.
+  // kInvalidArgument bad key, too many keys, a projected field the table does not declare;
+  // kResourceExhausted if the records found exceed limits.max_message_bytes (checked while
+  // reading, so an oversized answer is never built).
   Status Get(std::string_view table, std::span<const std::string_view> keys,
              std::span<const std::string_view> fields, std::vector<std::optional<record::Record>>& out);
+
+  // kInvalidArgument (or kNotFound for an unknown table) if a request of `size` records or keys
+  // ("records", "keys") would exceed limits.max_batch_size: lets the server refuse an oversized
+  // request before converting it. O(tables).
+  Status CheckRequestSize(std::string_view table, size_t size, std::string_view what) const;
 
   // Removes `keys` of `table`; deleted[i] = 1 if keys[i] held a live record. Errors as Get.
   Result<std::vector<uint8_t>> Delete(std::string_view table, std::span<const std::string_view> keys);
@@ -97,6 +105,7 @@ class Engine {
   };
   // Groups positions 0..n-1 (keys key_of(i)) by shard. Returns this thread's reused groups,
   // valid until the thread's next GroupByShard call.
+  static ShardGroups& ThreadShardGroups();
   template <typename KeyOf>
   const ShardGroups& GroupByShard(std::string_view table, size_t n, KeyOf key_of) const;
 

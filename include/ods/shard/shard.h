@@ -72,9 +72,12 @@ class alignas(64) Shard {
            std::span<uint64_t> versions);
 
   // For each i in `indices`: out[i] = the record under keys[i], limited to `fields` when
-  // non-empty (missing fields are omitted), or nullopt if absent or expired.
-  void Get(uint32_t table, std::span<const std::string_view> keys, std::span<const uint32_t> indices,
-           std::span<const std::string_view> fields, std::span<std::optional<record::Record>> out);
+  // non-empty (missing fields are omitted), or nullopt if absent or expired. Each hit's encoded
+  // size is taken from `budget_bytes`; returns false, without decoding that record or any after
+  // it, when the budget would go below zero.
+  bool Get(uint32_t table, std::span<const std::string_view> keys, std::span<const uint32_t> indices,
+           std::span<const std::string_view> fields, std::span<std::optional<record::Record>> out,
+           uint64_t& budget_bytes);
 
   // For each i in `indices`: removes keys[i]; deleted[i] = 1 if a live record was removed.
   void Delete(uint32_t table, std::span<const std::string_view> keys, std::span<const uint32_t> indices,
