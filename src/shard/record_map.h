@@ -6,6 +6,7 @@
 #include <absl/hash/hash.h>
 
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <string_view>
 

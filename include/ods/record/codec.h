@@ -1,9 +1,9 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
-#include <functional>
 #include <string_view>
 #include <unordered_map>
 #include <vector>
