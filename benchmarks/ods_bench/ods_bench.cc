@@ -40,12 +40,15 @@ Closed-loop gRPC load against odsd (ods.v1.Store) or ods_echo_server (ods.bench.
 
 Options:
   --addr HOST:PORT       server address (default 127.0.0.1:7070)
-  --workload W           get | put | mixed | echo (default get)
+  --workload W           get | put | mixed | echo | load (default get); load only Puts
+                         keys 0..N-1, each once (the preload), prints the time and exits
   --concurrency N        calls kept outstanding in total (default 16)
   --threads N            client threads, each with its own channel and queue (default 1)
   --duration SECONDS     measurement window (default 10)
   --warmup SECONDS       load before the window, not measured (default 2)
   --keys N               key space: keys key:000000000000 .. N-1 (default 100000)
+  --key-prefix P         prefix of the keys instead of 'key:' (the 12 digits follow)
+  --field-names A,B,C,D  names of the four fields instead of f0,f1,f2,f3 (same types, in order)
   --value-bytes N        size of the string field f0 of a record, and of the echo payload
                          (default 16)
   --table NAME           table for get/put/mixed (default user_features, free-form)
@@ -56,11 +59,12 @@ Options:
   --help                 this help
 
 Records have four fields: f0 string (--value-bytes), f1 int64, f2 double, f3 bool.
+For the typed table user_profile: --field-names country,age,score,premium.
 Prints per operation: calls/s, keys/s and latency p50/p99/p99.9/max in microseconds, and one
 machine-readable line per operation starting with "RESULT".
 )";
 
-enum class Workload { kGet, kPut, kMixed, kEcho };
+enum class Workload { kGet, kPut, kMixed, kEcho, kLoad };
 enum Op : int { kOpGet = 0, kOpPut = 1, kOpEcho = 2, kOpCount = 3 };
 constexpr std::string_view kOpNames[kOpCount] = {"get", "put", "echo"};
 
@@ -73,6 +77,8 @@ struct Options {
   double duration_s = 10;
   double warmup_s = 2;
   uint64_t keys = 100'000;
+  std::string key_prefix = "key:";
+  std::string field_names[4] = {"f0", "f1", "f2", "f3"};
   size_t value_bytes = 16;
   std::string table = "user_features";
   int batch = 1;
@@ -121,8 +127,10 @@ int ParseOptions(int argc, char** argv, Options& o) {
         o.workload = Workload::kMixed;
       } else if (v == "echo") {
         o.workload = Workload::kEcho;
+      } else if (v == "load") {
+        o.workload = Workload::kLoad;
       } else {
-        std::cerr << "ods_bench: --workload wants get|put|mixed|echo, got '" << v << "'\n";
+        std::cerr << "ods_bench: --workload wants get|put|mixed|echo|load, got '" << v << "'\n";
         return 2;
       }
     } else if (arg == "--concurrency") {
@@ -140,6 +148,23 @@ int ParseOptions(int argc, char** argv, Options& o) {
     } else if (arg == "--keys") {
       if (!need_number(1)) return 2;
       o.keys = static_cast<uint64_t>(num);
+    } else if (arg == "--key-prefix") {
+      o.key_prefix = v;
+    } else if (arg == "--field-names") {
+      std::vector<std::string> names;
+      for (size_t start = 0;;) {
+        const size_t comma = v.find(',', start);
+        names.push_back(v.substr(start, comma == std::string::npos ? comma : comma - start));
+        if (comma == std::string::npos) break;
+        start = comma + 1;
+      }
+      if (names.size() != 4 || std::any_of(names.begin(), names.end(),
+                                           [](const std::string& n) { return n.empty(); })) {
+        std::cerr << "ods_bench: --field-names wants four comma-separated names, got '" << v
+                  << "'\n";
+        return 2;
+      }
+      for (int f = 0; f < 4; ++f) o.field_names[f] = names[static_cast<size_t>(f)];
     } else if (arg == "--value-bytes") {
       if (!need_number(0)) return 2;
       o.value_bytes = static_cast<size_t>(num);
@@ -162,27 +187,30 @@ int ParseOptions(int argc, char** argv, Options& o) {
   return -1;
 }
 
-std::string KeyOf(uint64_t i) {
+// Writes key i (the prefix, then i in 12 digits) into `out`, reusing its buffer.
+void SetKey(const Options& o, uint64_t i, std::string& out) {
   char buf[32];
-  std::snprintf(buf, sizeof(buf), "key:%012llu", static_cast<unsigned long long>(i));
-  return buf;
+  const int n = std::snprintf(buf, sizeof(buf), "%012llu", static_cast<unsigned long long>(i));
+  out.assign(o.key_prefix);
+  out.append(buf, static_cast<size_t>(n));
 }
 
-// Writes key i into `out`, reusing its buffer.
-void SetKey(uint64_t i, std::string& out) {
-  char buf[32];
-  const int n = std::snprintf(buf, sizeof(buf), "key:%012llu", static_cast<unsigned long long>(i));
-  out.assign(buf, static_cast<size_t>(n));
+std::string KeyOf(const Options& o, uint64_t i) {
+  std::string key;
+  SetKey(o, i, key);
+  return key;
 }
 
-// A record of the benchmark: f0 string of `value_bytes`, f1 int64, f2 double, f3 bool.
-void FillRecord(uint64_t i, size_t value_bytes, ods::v1::Record& r) {
-  SetKey(i, *r.mutable_key());
+// A record of the benchmark: f0 string of `value_bytes`, f1 int64, f2 double, f3 bool (the
+// names are o.field_names).
+void FillRecord(const Options& o, uint64_t i, ods::v1::Record& r) {
+  SetKey(o, i, *r.mutable_key());
   auto& fields = *r.mutable_fields();
-  fields["f0"].set_string_value(std::string(value_bytes, static_cast<char>('a' + i % 26)));
-  fields["f1"].set_int64_value(static_cast<int64_t>(i));
-  fields["f2"].set_double_value(static_cast<double>(i) / 3.0);
-  fields["f3"].set_bool_value(i % 2 == 0);
+  fields[o.field_names[0]].set_string_value(
+      std::string(o.value_bytes, static_cast<char>('a' + i % 26)));
+  fields[o.field_names[1]].set_int64_value(static_cast<int64_t>(i));
+  fields[o.field_names[2]].set_double_value(static_cast<double>(i) / 3.0);
+  fields[o.field_names[3]].set_bool_value(i % 2 == 0);
 }
 
 class Random {
@@ -257,9 +285,9 @@ class ClientThread {
         window_end_(window_end) {
     for (Slot& s : slots_) {
       s.get_req.set_table(o.table);
-      for (int k = 0; k < o.batch; ++k) s.get_req.add_keys(KeyOf(0));
+      for (int k = 0; k < o.batch; ++k) s.get_req.add_keys(KeyOf(o, 0));
       s.put_req.set_table(o.table);
-      for (int k = 0; k < o.batch; ++k) FillRecord(0, o.value_bytes, *s.put_req.add_records());
+      for (int k = 0; k < o.batch; ++k) FillRecord(o, 0, *s.put_req.add_records());
       s.echo_req.set_payload(std::string(o.value_bytes, 'e'));
     }
   }
@@ -294,6 +322,7 @@ class ClientThread {
       case Workload::kPut:
         return kOpPut;
       case Workload::kEcho:
+      case Workload::kLoad:  // never reaches the client threads
         return kOpEcho;
       case Workload::kMixed:
         return static_cast<int>(random_.Next() % 100) < o_.get_percent ? kOpGet : kOpPut;
@@ -310,14 +339,14 @@ class ClientThread {
     switch (s.op) {
       case kOpGet:
         for (int k = 0; k < o_.batch; ++k)
-          SetKey(random_.Next() % o_.keys, *s.get_req.mutable_keys(k));
+          SetKey(o_, random_.Next() % o_.keys, *s.get_req.mutable_keys(k));
         s.get_rpc = store_->PrepareAsyncGet(&*s.ctx, s.get_req, &cq_);
         s.get_rpc->StartCall();
         s.get_rpc->Finish(&s.get_resp, &s.status, &s);
         break;
       case kOpPut:
         for (int k = 0; k < o_.batch; ++k) {
-          SetKey(random_.Next() % o_.keys, *s.put_req.mutable_records(k)->mutable_key());
+          SetKey(o_, random_.Next() % o_.keys, *s.put_req.mutable_records(k)->mutable_key());
         }
         s.put_rpc = store_->PrepareAsyncPut(&*s.ctx, s.put_req, &cq_);
         s.put_rpc->StartCall();
@@ -388,7 +417,7 @@ uint64_t Preload(const Options& o) {
            start += kBatch * static_cast<uint64_t>(workers)) {
         req.clear_records();
         for (uint64_t i = start; i < std::min(start + kBatch, o.keys); ++i) {
-          FillRecord(i, o.value_bytes, *req.add_records());
+          FillRecord(o, i, *req.add_records());
         }
         grpc::ClientContext ctx;
         ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
@@ -413,7 +442,7 @@ size_t SampleGetResponseBytes(const Options& o) {
   auto stub = ods::v1::Store::NewStub(MakeChannel(o.addr, 2000));
   ods::v1::GetRequest req;
   req.set_table(o.table);
-  req.add_keys(KeyOf(0));
+  req.add_keys(KeyOf(o, 0));
   ods::v1::GetResponse resp;
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
@@ -434,13 +463,14 @@ int main(int argc, char** argv) {
   uint64_t preload_failures = 0;
   size_t get_response_bytes = 0;
   if (o.workload != Workload::kEcho) {
-    if (o.preload && o.workload != Workload::kPut) {
+    if ((o.preload && o.workload != Workload::kPut) || o.workload == Workload::kLoad) {
       const SteadyClock::time_point t0 = SteadyClock::now();
       preload_failures = Preload(o);
       std::cout << "preloaded " << o.keys << " keys into " << o.table << " in "
                 << std::chrono::duration<double>(SteadyClock::now() - t0).count() << " s"
                 << (preload_failures ? " WITH FAILURES" : "") << "\n";
     }
+    if (o.workload == Workload::kLoad) return preload_failures ? 1 : 0;
     get_response_bytes = SampleGetResponseBytes(o);
   }
 

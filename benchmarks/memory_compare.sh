@@ -1,0 +1,290 @@
+#!/usr/bin/env bash
+# Measures memory per record of odsd and of redis-server holding the same records, on loopback,
+# on this machine.
+#
+# Usage: benchmarks/memory_compare.sh [--records N] [--warmup-records N] [--step-timeout S]
+#                                     [--out FILE]
+#   --records N         records loaded into each server (default 1000000)
+#   --warmup-records N  records with other keys (warm:%012d) loaded before the "before" reading,
+#                       so that connection set-up, thread pools and first allocations are not
+#                       counted per record (default 10000; 0 disables)
+#   --step-timeout S    most seconds any one step (a start, a load) may take (default 300)
+#   --out FILE          also write the summary table to FILE
+# Env: BUILD_DIR (default build), ODSD, ODS_BENCH, REDIS_SERVER, REDIS_CLI override the binaries.
+#      ods_bench must have `--workload load`.
+#
+# Four measurements, each on a fresh server started by this script (127.0.0.1, free ports):
+#   ODS typed      odsd (embedded default config), table user_profile (typed, ttl 90d)
+#   ODS free-form  odsd, table user_features (free-form, no ttl)
+#   redis hash     redis-server --save '' --appendonly no, HSET key age A country C score S premium P
+#   redis string   redis-server, SET key <31-byte value> (one opaque value per key, for reference)
+# Records: keys user:%012d (17 bytes), 0..N-1; fields age int64 = i, country = 2 letters,
+# score double = i/3, premium bool = i even. ODS is loaded by `ods_bench --workload load`
+# (batches of 500, 4 connections); redis by `redis-cli --pipe` from a generated RESP stream
+# (score as %.17g text: redis keeps numbers as strings).
+# Each figure is a delta between a reading after the warm-up and one after the load, divided by
+# the records added: process RSS (VmRSS) for both, and the server's own accounting:
+# ods_ram_bytes (odsd's estimate) and INFO used_memory (redis's allocator count).
+# Stops everything it started on exit. Exit: 0 ok, 1 a server or a load failed, 2 bad usage.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+BUILD_DIR=${BUILD_DIR:-build}
+case "$BUILD_DIR" in /*) build="$BUILD_DIR" ;; *) build="$root/$BUILD_DIR" ;; esac
+ODSD=${ODSD:-$build/src/main/odsd}
+ODS_BENCH=${ODS_BENCH:-$build/benchmarks/ods_bench}
+REDIS_SERVER=${REDIS_SERVER:-redis-server}
+REDIS_CLI=${REDIS_CLI:-redis-cli}
+
+records=1000000
+warmup_records=10000
+step_timeout=300
+out=
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --records) records=${2:?--records needs a value}; shift 2 ;;
+    --warmup-records) warmup_records=${2:?--warmup-records needs a value}; shift 2 ;;
+    --step-timeout) step_timeout=${2:?--step-timeout needs a value}; shift 2 ;;
+    --out) out=${2:?--out needs a value}; shift 2 ;;
+    -h|--help) sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "memory_compare.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+for v in "$records" "$warmup_records" "$step_timeout"; do
+  [[ "$v" =~ ^[0-9]+$ ]] || { echo "memory_compare.sh: '$v' is not a whole number" >&2; exit 2; }
+done
+[ "$records" -ge 1 ] || { echo "memory_compare.sh: --records must be >= 1" >&2; exit 2; }
+[ "$step_timeout" -ge 1 ] || { echo "memory_compare.sh: --step-timeout must be >= 1" >&2; exit 2; }
+for bin in "$ODSD" "$ODS_BENCH"; do
+  [ -x "$bin" ] || { echo "memory_compare.sh: $bin not built (scripts/build.sh odsd ods_bench)" >&2; exit 1; }
+done
+case "$("$ODS_BENCH" --help)" in *"| load"*) ;; *) false ;; esac ||
+  { echo "memory_compare.sh: $ODS_BENCH has no --workload load; rebuild it" >&2; exit 1; }
+for bin in "$REDIS_SERVER" "$REDIS_CLI" curl timeout; do
+  command -v "$bin" >/dev/null || { echo "memory_compare.sh: $bin missing (scripts/install-deps.sh)" >&2; exit 1; }
+done
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/ods-memory.XXXXXX")
+pids=()
+cleanup() {
+  local p
+  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+log() { echo "memory_compare.sh: $*" >&2; }
+fail() { log "$*"; exit 1; }
+
+# Drops `pid` from the processes cleanup stops.
+forget() {
+  local p keep=()
+  for p in "${pids[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
+  pids=("${keep[@]}")
+}
+
+# Stops server `pid` (started by us) and forgets it.
+stop() {
+  kill -TERM "$1" 2>/dev/null || true
+  wait "$1" 2>/dev/null || true
+  forget "$1"
+}
+
+rss_bytes() {  # pid; VmRSS in bytes (bash arithmetic: mawk prints large numbers as 1.2e+09)
+  local kb
+  kb=$(awk '/^VmRSS:/ { print $2 }' "/proc/$1/status")
+  echo $((kb * 1024))
+}
+
+# Waits up to step_timeout seconds for `pattern` in `file`; fails if process `pid` dies first.
+wait_for_line() {
+  local file=$1 pattern=$2 pid=$3 i
+  for i in $(seq $((step_timeout * 10))); do
+    grep -q "$pattern" "$file" 2>/dev/null && return 0
+    kill -0 "$pid" 2>/dev/null || { cat "$file" "$file.err" >&2 2>/dev/null; return 1; }
+    sleep 0.1
+  done
+  return 1
+}
+
+# Lets transient buffers of a load be freed before a reading.
+settle() { sleep 2; }
+
+# Rows: name records rss_delta own_delta own_name load_seconds
+rows=()
+
+# --- ODS --------------------------------------------------------------------------------------
+ods_metric() {  # admin_addr metric_name
+  local v
+  v=$(curl -sf --max-time 10 "http://$1/metrics" | awk -v m="$2" '$1 == m { print $2 }') ||
+    fail "cannot read http://$1/metrics"
+  [ -n "$v" ] || fail "no $2 in http://$1/metrics"
+  echo "$v"
+}
+
+# Runs "$@" in the background and waits for it, so that a signal reaches our trap at once (bash
+# defers traps while a foreground command runs). Returns its exit code.
+run_bg() {
+  local pid rc=0
+  "$@" &
+  pid=$!
+  pids+=("$pid")
+  wait "$pid" || rc=$?
+  forget "$pid"
+  return "$rc"
+}
+
+ods_load() {  # addr table prefix count
+  if ! run_bg timeout "$step_timeout" "$ODS_BENCH" --addr "$1" --workload load --table "$2" \
+       --key-prefix "$3" --keys "$4" --value-bytes 2 --field-names country,age,score,premium \
+       >"$tmp/load.log" 2>&1; then
+    cat "$tmp/load.log" >&2
+    fail "ods_bench load of $4 records into $2 failed (or took over ${step_timeout}s)"
+  fi
+  sed "s/^/  [ods_bench] /" "$tmp/load.log" >&2
+}
+
+measure_ods() {  # row_name table
+  local name=$1 table=$2 data="$tmp/data-$1" pid addr admin
+  mkdir -p "$data"
+  "$ODSD" --grpc-listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 --data-dir "$data" \
+    >"$tmp/$name.out" 2>"$tmp/$name.out.err" &
+  pid=$!
+  pids+=("$pid")
+  wait_for_line "$tmp/$name.out" "odsd ready" "$pid" || fail "odsd did not become ready"
+  addr=$(sed -n 's/.*odsd ready grpc=\([^ ]*\).*/\1/p' "$tmp/$name.out" | head -1)
+  admin=$(sed -n 's/.*odsd ready .*admin=\([^ ]*\).*/\1/p' "$tmp/$name.out" | head -1)
+  [ -n "$addr" ] && [ -n "$admin" ] || fail "cannot parse odsd's ready line: $(cat "$tmp/$name.out")"
+  log "$name: odsd pid $pid grpc=$addr admin=$admin, rss at start $(( $(rss_bytes "$pid") / 1024 )) KiB"
+  [ "$warmup_records" -eq 0 ] || ods_load "$addr" "$table" warm: "$warmup_records"
+  settle
+  local rss0 ram0 n0 rss1 ram1 n1 t0 t1
+  rss0=$(rss_bytes "$pid"); ram0=$(ods_metric "$admin" ods_ram_bytes); n0=$(ods_metric "$admin" ods_records)
+  log "$name: loading $records records into $table"
+  t0=$(date +%s.%N)
+  ods_load "$addr" "$table" user: "$records"
+  t1=$(date +%s.%N)
+  settle
+  rss1=$(rss_bytes "$pid"); ram1=$(ods_metric "$admin" ods_ram_bytes); n1=$(ods_metric "$admin" ods_records)
+  [ $((n1 - n0)) -eq "$records" ] || fail "$name: odsd holds $((n1 - n0)) new records, expected $records"
+  log "$name: rss $rss0 -> $rss1, ods_ram_bytes $ram0 -> $ram1, ods_records $n0 -> $n1"
+  rows+=("$name $((n1 - n0)) $((rss1 - rss0)) $((ram1 - ram0)) ods_ram_bytes $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')")
+  stop "$pid"
+}
+
+# --- redis ------------------------------------------------------------------------------------
+redis_port=
+redis_pid=
+start_redis() {  # name
+  local attempt port pid i
+  redis_port=; redis_pid=
+  for attempt in 1 2 3 4 5; do
+    port=$((20000 + RANDOM % 40000))
+    [ -n "$(ss -Htln "sport = :$port" 2>/dev/null)" ] && continue
+    "$REDIS_SERVER" --port "$port" --bind 127.0.0.1 --save '' --appendonly no --daemonize no \
+      --dir "$tmp" >"$tmp/$1.log" 2>&1 &
+    pid=$!
+    for i in $(seq 50); do
+      "$REDIS_CLI" -h 127.0.0.1 -p "$port" ping >/dev/null 2>&1 && break
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    if "$REDIS_CLI" -h 127.0.0.1 -p "$port" ping >/dev/null 2>&1; then
+      pids+=("$pid"); redis_port=$port; redis_pid=$pid; return 0
+    fi
+    kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true
+  done
+  cat "$tmp/$1.log" >&2
+  fail "redis-server did not start"
+}
+
+used_memory() {
+  "$REDIS_CLI" -h 127.0.0.1 -p "$redis_port" info memory | tr -d '\r' |
+    awk -F: '$1 == "used_memory" { print $2 }'
+}
+
+# RESP for `count` records with keys prefix%012d, as HSET (kind hash) or SET (kind string).
+redis_stream() {  # kind prefix count
+  awk -v kind="$1" -v prefix="$2" -v n="$3" 'BEGIN {
+    for (i = 0; i < n; i++) {
+      k = sprintf("%s%012d", prefix, i)
+      c = sprintf("%c%c", 97 + i % 26, 97 + i % 26)   # as ods_bench --value-bytes 2
+      age = sprintf("%d", i); score = sprintf("%.17g", i / 3); p = (i % 2 == 0) ? "1" : "0"
+      if (kind == "hash") {
+        printf "*10\r\n$4\r\nHSET\r\n$%d\r\n%s\r\n$3\r\nage\r\n$%d\r\n%s\r\n$7\r\ncountry\r\n" \
+               "$%d\r\n%s\r\n$5\r\nscore\r\n$%d\r\n%s\r\n$7\r\npremium\r\n$%d\r\n%s\r\n",
+               length(k), k, length(age), age, length(c), c, length(score), score, length(p), p
+      } else {
+        v = sprintf("%-31.31s", c "|" age "|" score "|" p)  # 31 bytes, the size of the ODS encoding
+        printf "*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n", length(k), k, length(v), v
+      }
+    }
+  }'
+}
+
+redis_load() {  # kind prefix count
+  # One `timeout` around generator and client: a signal to it reaches its whole process group.
+  if ! run_bg timeout "$step_timeout" bash -c "set -o pipefail; $(declare -f redis_stream)
+      redis_stream \"\$1\" \"\$2\" \"\$3\" | \"\$4\" -h 127.0.0.1 -p \"\$5\" --pipe" \
+      _ "$1" "$2" "$3" "$REDIS_CLI" "$redis_port" >"$tmp/load.log" 2>&1; then
+    cat "$tmp/load.log" >&2
+    fail "redis --pipe load of $3 records failed (or took over ${step_timeout}s)"
+  fi
+  grep -q "errors: 0" "$tmp/load.log" || { cat "$tmp/load.log" >&2; fail "redis load had errors"; }
+}
+
+measure_redis() {  # row_name kind
+  local name=$1 kind=$2
+  start_redis "$name"
+  log "$name: redis-server pid $redis_pid port $redis_port, $("$REDIS_SERVER" --version | awk '{ print $3, $6 }')"
+  [ "$warmup_records" -eq 0 ] || redis_load "$kind" warm: "$warmup_records"
+  settle
+  local rss0 used0 n0 rss1 used1 n1 t0 t1
+  rss0=$(rss_bytes "$redis_pid"); used0=$(used_memory)
+  n0=$("$REDIS_CLI" -h 127.0.0.1 -p "$redis_port" dbsize)
+  log "$name: loading $records records as $kind"
+  t0=$(date +%s.%N)
+  redis_load "$kind" user: "$records"
+  t1=$(date +%s.%N)
+  settle
+  rss1=$(rss_bytes "$redis_pid"); used1=$(used_memory)
+  n1=$("$REDIS_CLI" -h 127.0.0.1 -p "$redis_port" dbsize)
+  [ $((n1 - n0)) -eq "$records" ] || fail "$name: redis holds $((n1 - n0)) new keys, expected $records"
+  log "$name: rss $rss0 -> $rss1, used_memory $used0 -> $used1, dbsize $n0 -> $n1," \
+      "encoding of user:000000000000: $("$REDIS_CLI" -h 127.0.0.1 -p "$redis_port" object encoding user:000000000000)"
+  rows+=("$name $((n1 - n0)) $((rss1 - rss0)) $((used1 - used0)) used_memory $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')")
+  stop "$redis_pid"
+}
+
+measure_ods ods-typed user_profile
+measure_ods ods-freeform user_features
+measure_redis redis-hash hash
+measure_redis redis-string string
+
+# --- summary ----------------------------------------------------------------------------------
+summary=$(printf '%s\n' "${rows[@]}" | awk -v n="$records" -v w="$warmup_records" -v nproc="$(nproc)" '
+  { idx[$1] = ++k; name[k] = $1; rss[$1] = $3 / $2; own[$1] = $4 / $2; ownname[$1] = $5; secs[$1] = $6 }
+  END {
+    printf "memory_compare: records=%d warmup_records=%d keys=user:%%012d (17 B) fields=age,country,score,premium cores=%d\n",
+           n, w, nproc
+    printf "%-14s %14s %14s  %-14s %8s\n", "target", "RSS B/record", "own B/record", "(own = )", "load s"
+    for (i = 1; i <= k; i++) {
+      x = name[i]
+      printf "%-14s %14.1f %14.1f  %-14s %8.1f\n", x, rss[x], own[x], ownname[x], secs[x]
+    }
+    b = "redis-hash"
+    if (b in idx && rss[b] > 0 && own[b] > 0) {
+      printf "%-26s %10s %10s %20s\n", "ratio to redis-hash", "RSS/RSS", "own/own", "own/used_memory<=0.5"
+      split("ods-typed ods-freeform", o, " ")
+      for (j = 1; j <= 2; j++) {
+        x = o[j]
+        if (!(x in idx)) continue
+        r = own[x] / own[b]
+        printf "%-26s %9.2fx %9.2fx %20s\n", x, rss[x] / rss[b], r, (r <= 0.5 ? "met" : "NOT met")
+      }
+    }
+  }')
+echo "$summary"
+[ -z "$out" ] || echo "$summary" >"$out"
