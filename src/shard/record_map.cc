@@ -16,6 +16,24 @@ uint64_t MallocChunkBytes(uint64_t request) {
 // Slot pointer + control byte, divided by abseil's maximum load factor (7/8).
 constexpr uint64_t kSlotBytes = (sizeof(char*) + 1) * 8 / 7 + 1;
 
+size_t VarintBytes(uint64_t v) {
+  size_t n = 1;
+  while (v >= 0x80) {
+    v >>= 7;
+    ++n;
+  }
+  return n;
+}
+
+char* PutVarint(uint64_t v, char* out) {
+  while (v >= 0x80) {
+    *out++ = static_cast<char>(v | 0x80);
+    v >>= 7;
+  }
+  *out++ = static_cast<char>(v);
+  return out;
+}
+
 }  // namespace
 
 RecordMap::~RecordMap() {
@@ -23,18 +41,18 @@ RecordMap::~RecordMap() {
 }
 
 uint64_t RecordMap::EntryBytes(size_t key_bytes, size_t value_bytes) {
-  return kSlotBytes + MallocChunkBytes(kHeaderBytes + key_bytes + value_bytes);
+  return kSlotBytes +
+         MallocChunkBytes(VarintBytes(key_bytes) + VarintBytes(value_bytes) + key_bytes + value_bytes);
 }
 
 char* RecordMap::NewBlock(std::string_view key, std::string_view value) {
   ODS_CHECK(key.size() <= UINT32_MAX && value.size() <= UINT32_MAX);
-  auto* block = static_cast<char*>(std::malloc(kHeaderBytes + key.size() + value.size()));
+  const size_t header = VarintBytes(key.size()) + VarintBytes(value.size());
+  auto* block = static_cast<char*>(std::malloc(header + key.size() + value.size()));
   ODS_CHECK(block != nullptr);
-  const uint32_t header[3] = {static_cast<uint32_t>(key.size()), static_cast<uint32_t>(value.size()),
-                              static_cast<uint32_t>(value.size())};
-  std::memcpy(block, header, kHeaderBytes);
-  std::memcpy(block + kHeaderBytes, key.data(), key.size());
-  if (!value.empty()) std::memcpy(block + kHeaderBytes + key.size(), value.data(), value.size());
+  char* p = PutVarint(value.size(), PutVarint(key.size(), block));
+  std::memcpy(p, key.data(), key.size());
+  if (!value.empty()) std::memcpy(p + key.size(), value.data(), value.size());
   return block;
 }
 
@@ -51,12 +69,11 @@ int64_t RecordMap::Upsert(std::string_view key, std::string_view value) {
     return static_cast<int64_t>(EntryBytes(key.size(), value.size()));
   }
   char* block = it->block;
-  const uint32_t capacity = Field(block, 2);
-  // Reuse the block when the new value fits and would not leave more than half of it idle.
-  if (value.size() <= capacity && value.size() * 2 >= capacity) {
-    const auto size = static_cast<uint32_t>(value.size());
-    std::memcpy(block + 4, &size, 4);
-    if (!value.empty()) std::memcpy(block + kHeaderBytes + key.size(), value.data(), value.size());
+  const Layout layout = Parse(block);
+  if (value.size() == layout.value_bytes) {
+    if (!value.empty()) {
+      std::memcpy(block + layout.header_bytes + layout.key_bytes, value.data(), value.size());
+    }
     return 0;
   }
   const uint64_t old_bytes = AccountedBytes(block);

@@ -13,11 +13,13 @@
 namespace ods::shard {
 
 // Key -> encoded record, with ONE heap block per entry holding both:
-//   [u32 key_bytes][u32 value_bytes][u32 value_capacity][key][value ...capacity]
+//   [varint key_bytes][varint value_bytes][key][value]
 // The table slot is a single pointer. Compared with a map of two std::strings this halves the
 // bytes per record (no 64-byte slot, one allocation instead of up to two) and a lookup touches
-// two cache lines (slot, block) instead of three. Thread-compatible; the owning shard's lock
-// serializes access.
+// two cache lines (slot, block) instead of three. The header is 2 bytes for keys and records
+// under 128 bytes: with 16-byte malloc steps, every byte of header decides whether a small
+// record takes a 64- or an 80-byte chunk. Thread-compatible; the owning shard's lock serializes
+// access.
 class RecordMap {
  public:
   RecordMap() = default;
@@ -30,7 +32,7 @@ class RecordMap {
   std::string_view Find(std::string_view key) const;
 
   // Inserts or replaces the record under `key`. Returns the change in accounted bytes.
-  // Replacing with a value of similar size reuses the block (no allocation).
+  // Replacing with a value of the same size (fixed-width typed records) reuses the block.
   int64_t Upsert(std::string_view key, std::string_view value);
 
   // Removes `key`; returns the accounted bytes freed (0 if absent).
@@ -68,7 +70,26 @@ class RecordMap {
   static uint64_t EntryBytes(size_t key_bytes, size_t value_bytes);
 
  private:
-  static constexpr size_t kHeaderBytes = 12;
+  // Parsed block header.
+  struct Layout {
+    uint32_t key_bytes;
+    uint32_t value_bytes;
+    uint32_t header_bytes;
+  };
+  static Layout Parse(const char* block) {
+    Layout l{0, 0, 0};
+    const auto* p = reinterpret_cast<const unsigned char*>(block);
+    for (uint32_t* field : {&l.key_bytes, &l.value_bytes}) {
+      uint32_t v = 0;
+      for (int shift = 0;; shift += 7) {
+        const unsigned char b = p[l.header_bytes++];
+        v |= static_cast<uint32_t>(b & 0x7f) << shift;
+        if ((b & 0x80) == 0) break;
+      }
+      *field = v;
+    }
+    return l;
+  }
 
   struct Slot {
     mutable char* block;  // Owned. Mutable: a replacement swaps in a block with the same key.
@@ -87,19 +108,17 @@ class RecordMap {
     bool operator()(absl::string_view a, const Slot& b) const { return (*this)(b, a); }
   };
 
-  static uint32_t Field(const char* block, size_t index) {
-    uint32_t v;
-    std::memcpy(&v, block + 4 * index, 4);
-    return v;
-  }
   static std::string_view KeyOf(const char* block) {
-    return {block + kHeaderBytes, Field(block, 0)};
+    const Layout l = Parse(block);
+    return {block + l.header_bytes, l.key_bytes};
   }
   static std::string_view ValueOf(const char* block) {
-    return {block + kHeaderBytes + Field(block, 0), Field(block, 1)};
+    const Layout l = Parse(block);
+    return {block + l.header_bytes + l.key_bytes, l.value_bytes};
   }
   static uint64_t AccountedBytes(const char* block) {
-    return EntryBytes(Field(block, 0), Field(block, 2));
+    const Layout l = Parse(block);
+    return EntryBytes(l.key_bytes, l.value_bytes);
   }
   // Debian's abseil has its own string_view type; heterogeneous lookups must use it.
   static absl::string_view Absl(std::string_view s) { return {s.data(), s.size()}; }

@@ -393,6 +393,21 @@ TEST_F(ShardTest, MemoryRisesOnPutAndReturnsToZeroOnDelete) {
   EXPECT_EQ(shard_.Stats().memory_bytes, 0u);
 }
 
+TEST_F(ShardTest, LongKeysAndRecordsRoundTripAndOverwriteInPlace) {
+  const std::string key(300, 'k');  // sizes >= 128 take multi-byte length prefixes
+  Put1(kTyped, key, Rec(1, std::string(20000, 'a')));
+  const uint64_t bytes = shard_.Stats().memory_bytes;
+  Put1(kTyped, key, Rec(2, std::string(20000, 'b')));  // same size: reuses the entry
+  EXPECT_EQ(shard_.Stats().memory_bytes, bytes);
+  std::optional<Record> got = Get1(kTyped, key);
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(*got->Find("age"), Value(int64_t{2}));
+  EXPECT_EQ(*got->Find("name"), Value(std::string(20000, 'b')));
+  EXPECT_FALSE(Get1(kTyped, std::string(299, 'k')).has_value());
+  Delete(kTyped, {key});
+  EXPECT_EQ(shard_.Stats().memory_bytes, 0u);
+}
+
 TEST_F(ShardTest, OverwriteAccountsForTheNewSizeOnly) {
   Put1(kTyped, "u1", Rec(1, std::string(10, 'x')));
   const uint64_t small = shard_.Stats().memory_bytes;
