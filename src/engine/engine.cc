@@ -93,8 +93,8 @@ Result<uint32_t> Engine::FindTable(std::string_view name) const {
     if (!known.empty()) known += ", ";
     known += t->name();
   }
-  return NotFoundError("unknown table '" + QuoteForMessage(name) + "'; tables: " +
-                       (known.empty() ? std::string("(none configured)") : known));
+  return NotFoundError("unknown table '" + QuoteForMessage(name) +
+                       "'; tables: " + (known.empty() ? std::string("(none configured)") : known));
 }
 
 Status Engine::CheckKey(const record::TableSchema& table, std::string_view key) const {
@@ -103,15 +103,15 @@ Status Engine::CheckKey(const record::TableSchema& table, std::string_view key) 
                                 ")");
   }
   if (key.size() > config_.limits.max_key_bytes) {
-    return InvalidArgumentError("table '" + table.name() + "', key '" + QuoteForMessage(key) + "': " +
-                                std::to_string(key.size()) + " bytes exceeds limits.max_key_bytes " +
+    return InvalidArgumentError("table '" + table.name() + "', key '" + QuoteForMessage(key) +
+                                "': " + std::to_string(key.size()) +
+                                " bytes exceeds limits.max_key_bytes " +
                                 std::to_string(config_.limits.max_key_bytes));
   }
   return OkStatus();
 }
 
-Status Engine::CheckRequestSize(std::string_view table, size_t size,
-                                std::string_view what) const {
+Status Engine::CheckRequestSize(std::string_view table, size_t size, std::string_view what) const {
   ODS_ASSIGN_OR_RETURN(const uint32_t table_id, FindTable(table));
   return CheckBatch(*tables_[table_id], size, what);
 }
@@ -167,7 +167,8 @@ Result<std::vector<uint64_t>> Engine::Put(std::string_view table,
     if (bytes > config_.limits.max_record_bytes) {
       return InvalidArgumentError("table '" + schema.name() + "', key '" +
                                   QuoteForMessage(item.key) + "': record of about " +
-                                  std::to_string(bytes) + " bytes exceeds limits.max_record_bytes " +
+                                  std::to_string(bytes) +
+                                  " bytes exceeds limits.max_record_bytes " +
                                   std::to_string(config_.limits.max_record_bytes));
     }
     ODS_RETURN_IF_ERROR(schema.Validate(item.key, *item.record));
@@ -182,10 +183,23 @@ Result<std::vector<uint64_t>> Engine::Put(std::string_view table,
       incoming += shard::Shard::MaxEntryBytes(records[i].key, *records[i].record);
     }
     if (incoming > 0 && shards_[s]->WouldExceedMemory(incoming)) {
-      return ResourceExhaustedError("table '" + schema.name() + "': RAM budget reached (shard " +
-                                    std::to_string(s) + " is at its share of storage.ram.max_bytes " +
-                                    FormatBytes(config_.storage.ram_max_bytes) +
-                                    "); delete records or raise the budget");
+      return ResourceExhaustedError(
+          "table '" + schema.name() + "': RAM budget reached (shard " + std::to_string(s) +
+          " is at its share of storage.ram.max_bytes " +
+          FormatBytes(config_.storage.ram_max_bytes) + "); delete records or raise the budget");
+    }
+  }
+  if (schema.free_form()) {
+    for (size_t s = 0; s < shards_.size(); ++s) {
+      if (groups.Of(s).empty() ||
+          shards_[s]->HasRoomForFieldNames(table_id, records, groups.Of(s))) {
+        continue;
+      }
+      return ResourceExhaustedError(
+          "table '" + schema.name() + "': a free-form table takes at most " +
+          std::to_string(shard::Shard::kMaxFieldNames) +
+          " distinct field names and this batch would add more; reuse field names or declare "
+          "the table's fields");
     }
   }
   std::vector<uint64_t> versions(records.size());

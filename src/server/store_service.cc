@@ -23,8 +23,7 @@ grpc::ServerUnaryReactor* Finish(grpc::CallbackServerContext* ctx, const Status&
 }
 
 // Views of a repeated string field, valid while `field` is unchanged.
-std::vector<std::string_view> Views(
-    const google::protobuf::RepeatedPtrField<std::string>& field) {
+std::vector<std::string_view> Views(const google::protobuf::RepeatedPtrField<std::string>& field) {
   return {field.begin(), field.end()};
 }
 

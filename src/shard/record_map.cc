@@ -41,8 +41,8 @@ RecordMap::~RecordMap() {
 }
 
 uint64_t RecordMap::EntryBytes(size_t key_bytes, size_t value_bytes) {
-  return kSlotBytes +
-         MallocChunkBytes(VarintBytes(key_bytes) + VarintBytes(value_bytes) + key_bytes + value_bytes);
+  return kSlotBytes + MallocChunkBytes(VarintBytes(key_bytes) + VarintBytes(value_bytes) +
+                                       key_bytes + value_bytes);
 }
 
 char* RecordMap::NewBlock(std::string_view key, std::string_view value) {

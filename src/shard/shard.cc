@@ -26,8 +26,8 @@ bool IsExpired(std::string_view encoded, Micros now) {
 struct Shard::Table {
   std::shared_ptr<const record::TableSchema> schema;
   record::FieldDictionary dict;
-  RecordMap records;    // key -> encoded record
-  std::string scratch;  // reused encode buffer
+  RecordMap records;                 // key -> encoded record
+  std::string scratch;               // reused encode buffer
   std::vector<uint32_t> projection;  // reused projection ids
 
   // Now, if the table has a TTL; else 0 (and no clock read).
@@ -39,6 +39,7 @@ struct Shard::Table {
 Shard::Shard(uint32_t id, std::vector<std::shared_ptr<const record::TableSchema>> tables,
              const Clock& clock, uint64_t max_memory_bytes)
     : id_(id), clock_(clock), max_memory_bytes_(max_memory_bytes) {
+  field_names_ = std::make_unique<std::atomic<size_t>[]>(tables.size());
   MutexLock lock(mu_);
   for (auto& schema : tables) {
     auto table = std::make_unique<Table>();
@@ -46,6 +47,7 @@ Shard::Shard(uint32_t id, std::vector<std::shared_ptr<const record::TableSchema>
     for (const auto& f : schema->fields()) names.push_back(f.name);
     table->dict = record::FieldDictionary(names);
     table->schema = std::move(schema);
+    field_names_[tables_.size()].store(table->dict.size(), std::memory_order_relaxed);
     tables_.push_back(std::move(table));
   }
 }
@@ -59,6 +61,28 @@ uint64_t Shard::MaxEntryBytes(std::string_view key, const record::Record& record
 bool Shard::WouldExceedMemory(uint64_t incoming_bytes) const {
   if (max_memory_bytes_ == 0) return false;
   return memory_bytes_.load(std::memory_order_relaxed) + incoming_bytes > max_memory_bytes_;
+}
+
+bool Shard::HasRoomForFieldNames(uint32_t table, std::span<const KeyedRecord> items,
+                                 std::span<const uint32_t> indices) {
+  // Fast path without the lock: even if every field of the batch were new, it would fit.
+  size_t fields = 0;
+  for (uint32_t i : indices) fields += items[i].record->fields.size();
+  if (field_names_[table].load(std::memory_order_relaxed) + fields <= kMaxFieldNames) return true;
+  MutexLock lock(mu_);
+  ODS_CHECK(table < tables_.size());
+  const Table& t = *tables_[table];
+  std::vector<std::string_view> fresh;
+  for (uint32_t i : indices) {
+    for (const record::Field& f : items[i].record->fields) {
+      if (!t.dict.Find(f.name)) fresh.push_back(f.name);
+    }
+  }
+  if (fresh.empty()) return true;
+  std::sort(fresh.begin(), fresh.end());
+  const auto distinct =
+      static_cast<size_t>(std::unique(fresh.begin(), fresh.end()) - fresh.begin());
+  return t.dict.size() + distinct <= kMaxFieldNames;
 }
 
 void Shard::Put(uint32_t table, std::span<const KeyedRecord> items,
@@ -76,6 +100,7 @@ void Shard::Put(uint32_t table, std::span<const KeyedRecord> items,
     delta += t.records.Upsert(item.key, t.scratch);
     versions[i] = version;
   }
+  field_names_[table].store(t.dict.size(), std::memory_order_relaxed);
   stats_.puts += indices.size();
   memory_bytes_.store(memory_bytes_.load(std::memory_order_relaxed) + delta,
                       std::memory_order_relaxed);

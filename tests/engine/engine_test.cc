@@ -42,8 +42,11 @@ config::Config MakeConfig() {
                       .fields = {{"age", ValueType::kInt64}, {"country", ValueType::kString}},
                       .free_form = false,
                       .ttl_micros = 0});
-  c.tables.push_back(
-      {.name = "features", .key_field = "user_id", .fields = {}, .free_form = true, .ttl_micros = 0});
+  c.tables.push_back({.name = "features",
+                      .key_field = "user_id",
+                      .fields = {},
+                      .free_form = true,
+                      .ttl_micros = 0});
   c.tables.push_back({.name = "session",
                       .key_field = "sid",
                       .fields = {},
@@ -261,6 +264,29 @@ TEST_F(EngineTest, ProjectionOfNeverWrittenFieldOnFreeFormTableIsEmpty) {
 }
 
 // --- Errors ------------------------------------------------------------------------------------
+
+TEST_F(EngineTest, FreeFormTableStopsAtMaxFieldNamesAndTheRejectedBatchWritesNothing) {
+  config::Config c = MakeConfig();
+  c.server.shards = 1;
+  c.limits.max_record_bytes = 1 << 20;
+  Start(c);
+  constexpr size_t kPerRecord = 512;
+  size_t name = 0;
+  for (size_t r = 0; r < shard::Shard::kMaxFieldNames / kPerRecord; ++r) {
+    Record rec;
+    for (size_t f = 0; f < kPerRecord; ++f)
+      rec.fields.push_back({"f" + std::to_string(name++), int64_t{1}});
+    ASSERT_THAT(Put1("features", "k" + std::to_string(r), rec), IsOk());
+  }
+  Record one_more;
+  one_more.fields.push_back({"brand_new", int64_t{1}});
+  EXPECT_THAT(Put1("features", "over", one_more), StatusIs(StatusCode::kResourceExhausted));
+  EXPECT_FALSE(Get1("features", "over").has_value());
+  // Known names still work.
+  Record known;
+  known.fields.push_back({"f0", int64_t{2}});
+  EXPECT_THAT(Put1("features", "again", known), IsOk());
+}
 
 TEST_F(EngineTest, UnknownTableIsNotFound) {
   const std::string_view keys[] = {"u1"};

@@ -24,13 +24,13 @@ struct KeyedRecord {
 
 // Counters of one shard, summed by the engine for server stats.
 struct ShardStats {
-  uint64_t records = 0;      // live entries (expired-but-unswept included)
-  uint64_t memory_bytes = 0; // keys + encoded records + per-entry overhead estimate
+  uint64_t records = 0;       // live entries (expired-but-unswept included)
+  uint64_t memory_bytes = 0;  // keys + encoded records + per-entry overhead estimate
   uint64_t gets = 0;
   uint64_t get_hits = 0;
   uint64_t puts = 0;
   uint64_t deletes = 0;
-  uint64_t expired = 0;      // entries removed because their TTL passed
+  uint64_t expired = 0;  // entries removed because their TTL passed
 };
 
 // The records of every table for one slice of the key space.
@@ -66,6 +66,18 @@ class alignas(64) Shard {
   // record::EncodedFieldBytes). O(fields); no allocation. Thread-safe.
   static uint64_t MaxEntryBytes(std::string_view key, const record::Record& record);
 
+  // Most distinct field names one table may have in one shard. Bounds the per-table field
+  // dictionary a free-form table grows as new names arrive (at most ~0.6 MiB per table and
+  // shard; not counted in memory_bytes, which counts records), and keeps field ids within
+  // 2-byte varints. Typed tables have their declared fields only.
+  static constexpr size_t kMaxFieldNames = 4096;
+
+  // False if writing items[i] for i in `indices` would take `table` past kMaxFieldNames here.
+  // Checked by the engine before any shard is written; concurrent Puts may overshoot by at most
+  // one batch each. O(fields of the items).
+  bool HasRoomForFieldNames(uint32_t table, std::span<const KeyedRecord> items,
+                            std::span<const uint32_t> indices);
+
   // Upserts items[i] for each i in `indices` (validated by the caller) and stores each assigned
   // version in versions[i]. Sets each record's expiry from the table TTL and the clock.
   void Put(uint32_t table, std::span<const KeyedRecord> items, std::span<const uint32_t> indices,
@@ -75,13 +87,13 @@ class alignas(64) Shard {
   // non-empty (missing fields are omitted), or nullopt if absent or expired. Each hit's encoded
   // size is taken from `budget_bytes`; returns false, without decoding that record or any after
   // it, when the budget would go below zero.
-  bool Get(uint32_t table, std::span<const std::string_view> keys, std::span<const uint32_t> indices,
-           std::span<const std::string_view> fields, std::span<std::optional<record::Record>> out,
-           uint64_t& budget_bytes);
+  bool Get(uint32_t table, std::span<const std::string_view> keys,
+           std::span<const uint32_t> indices, std::span<const std::string_view> fields,
+           std::span<std::optional<record::Record>> out, uint64_t& budget_bytes);
 
   // For each i in `indices`: removes keys[i]; deleted[i] = 1 if a live record was removed.
-  void Delete(uint32_t table, std::span<const std::string_view> keys, std::span<const uint32_t> indices,
-              std::span<uint8_t> deleted);
+  void Delete(uint32_t table, std::span<const std::string_view> keys,
+              std::span<const uint32_t> indices, std::span<uint8_t> deleted);
 
   // Appends to `out` the up-to-`limit` smallest live keys of `table` that start with `prefix` and
   // sort after `start_after` (byte order). O(records of the table in this shard).
@@ -101,6 +113,8 @@ class alignas(64) Shard {
   const Clock& clock_;
   const uint64_t max_memory_bytes_;
   std::atomic<uint64_t> memory_bytes_{0};  // written under mu_, read lock-free
+  // Field names per table (dictionary sizes), written under mu_, read lock-free. Fixed length.
+  std::unique_ptr<std::atomic<size_t>[]> field_names_;
 
   alignas(64) Mutex mu_;
   uint64_t next_version_ ODS_GUARDED_BY(mu_) = 1;
