@@ -13,6 +13,21 @@ const std::string* ParsedArgs::Find(std::string_view flag) const {
   return it == flags.end() ? nullptr : &it->second;
 }
 
+Status TakeFlag(std::span<const std::string> args, size_t& i, std::string& name,
+                std::string& value) {
+  const std::string& arg = args[i];
+  const size_t eq = arg.find('=');
+  name = arg.substr(0, eq);
+  if (eq != std::string::npos) {
+    value = arg.substr(eq + 1);
+  } else if (i + 1 < args.size()) {
+    value = args[++i];
+  } else {
+    return InvalidArgumentError("option '" + name + "' needs a value");
+  }
+  return OkStatus();
+}
+
 Result<ParsedArgs> ParseArgs(std::span<const std::string> args,
                              std::span<const std::string_view> value_flags) {
   ParsedArgs parsed;
@@ -31,19 +46,13 @@ Result<ParsedArgs> ParseArgs(std::span<const std::string> args,
       parsed.help = true;
       continue;
     }
-    const size_t eq = arg.find('=');
-    const std::string name = arg.substr(0, eq);
-    if (std::find(value_flags.begin(), value_flags.end(), name) == value_flags.end()) {
-      return InvalidArgumentError("unknown option '" + name + "'");
+    const std::string unknown = arg.substr(0, arg.find('='));
+    if (std::find(value_flags.begin(), value_flags.end(), unknown) == value_flags.end()) {
+      return InvalidArgumentError("unknown option '" + unknown + "'");
     }
+    std::string name;
     std::string value;
-    if (eq != std::string::npos) {
-      value = arg.substr(eq + 1);
-    } else if (i + 1 < args.size()) {
-      value = args[++i];
-    } else {
-      return InvalidArgumentError("option '" + name + "' needs a value");
-    }
+    ODS_RETURN_IF_ERROR(TakeFlag(args, i, name, value));
     if (!parsed.flags.emplace(name, std::move(value)).second) {
       return InvalidArgumentError("option '" + name + "' given more than once");
     }

@@ -29,6 +29,12 @@ struct ParsedArgs {
 [[nodiscard]] Result<ParsedArgs> ParseArgs(std::span<const std::string> args,
                                            std::span<const std::string_view> value_flags);
 
+// Reads the flag at args[i], spelled `--name=V` or `--name V`, into `name` and `value`; for the
+// second spelling advances `i` past the value. kInvalidArgument if the value is missing. Does not
+// judge the name: callers check it against their own flags. Pure; thread-safe.
+[[nodiscard]] Status TakeFlag(std::span<const std::string> args, size_t& i, std::string& name,
+                              std::string& value);
+
 // Splits "a,b,c" into {"a","b","c"}; kInvalidArgument naming `flag` if any item is empty.
 [[nodiscard]] Result<std::vector<std::string>> SplitList(std::string_view list,
                                                          std::string_view flag);

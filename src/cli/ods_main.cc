@@ -67,19 +67,13 @@ int Main(const std::vector<std::string>& args) {
       std::cout << "ods " << ODS_VERSION << "\n";
       return kExitOk;
     }
-    const size_t eq = arg.find('=');
-    const std::string name = arg.substr(0, eq);
-    if (name != "--addr" && name != "--timeout") {
-      return UsageError("unknown option '" + name + "'");
+    const std::string flag = arg.substr(0, arg.find('='));
+    if (flag != "--addr" && flag != "--timeout") {
+      return UsageError("unknown option '" + flag + "'");
     }
+    std::string name;
     std::string value;
-    if (eq != std::string::npos) {
-      value = arg.substr(eq + 1);
-    } else if (i + 1 < args.size()) {
-      value = args[++i];
-    } else {
-      return UsageError("option '" + name + "' needs a value");
-    }
+    if (Status s = TakeFlag(args, i, name, value); !s.ok()) return UsageError(s.message());
     if (Status s = ApplyGlobalFlag(name, value, global); !s.ok()) {
       return UsageError(s.message());
     }
