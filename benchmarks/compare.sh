@@ -63,30 +63,9 @@ for bin in "$REDIS_SERVER" "$REDIS_BENCHMARK" "$REDIS_CLI"; do
   command -v "$bin" >/dev/null || { echo "compare.sh: $bin missing (scripts/install-deps.sh)" >&2; exit 1; }
 done
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/ods-compare.XXXXXX")
-pids=()
-cleanup() {
-  local p
-  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-log() { echo "compare.sh: $*" >&2; }
-fail() { log "$*"; exit 1; }
-
-# Waits up to 15 s for `pattern` in `file`; fails if process `pid` dies first.
-wait_for_line() {
-  local file=$1 pattern=$2 pid=$3 i
-  for i in $(seq 150); do
-    grep -q "$pattern" "$file" 2>/dev/null && return 0
-    kill -0 "$pid" 2>/dev/null || { cat "$file" "$file.err" >&2 2>/dev/null; return 1; }
-    sleep 0.1
-  done
-  return 1
-}
+BENCH_SCRIPT=compare.sh
+# shellcheck source=benchmarks/lib.sh
+source "$(dirname "$0")/lib.sh"
 
 # --- servers ----------------------------------------------------------------------------------
 redis_port=

@@ -64,19 +64,10 @@ for bin in "$REDIS_SERVER" "$REDIS_CLI" curl timeout; do
   command -v "$bin" >/dev/null || { echo "memory_compare.sh: $bin missing (scripts/install-deps.sh)" >&2; exit 1; }
 done
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/ods-memory.XXXXXX")
-pids=()
-cleanup() {
-  local p
-  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-log() { echo "memory_compare.sh: $*" >&2; }
-fail() { log "$*"; exit 1; }
+BENCH_SCRIPT=memory_compare.sh
+BENCH_WAIT_SECONDS=$step_timeout
+# shellcheck source=benchmarks/lib.sh
+source "$(dirname "$0")/lib.sh"
 
 # Drops `pid` from the processes cleanup stops.
 forget() {
@@ -96,17 +87,6 @@ rss_bytes() {  # pid; VmRSS in bytes (bash arithmetic: mawk prints large numbers
   local kb
   kb=$(awk '/^VmRSS:/ { print $2 }' "/proc/$1/status")
   echo $((kb * 1024))
-}
-
-# Waits up to step_timeout seconds for `pattern` in `file`; fails if process `pid` dies first.
-wait_for_line() {
-  local file=$1 pattern=$2 pid=$3 i
-  for i in $(seq $((step_timeout * 10))); do
-    grep -q "$pattern" "$file" 2>/dev/null && return 0
-    kill -0 "$pid" 2>/dev/null || { cat "$file" "$file.err" >&2 2>/dev/null; return 1; }
-    sleep 0.1
-  done
-  return 1
 }
 
 # Lets transient buffers of a load be freed before a reading.
