@@ -68,24 +68,7 @@ BENCH_SCRIPT=compare.sh
 source "$(dirname "$0")/lib.sh"
 
 # --- servers ----------------------------------------------------------------------------------
-redis_port=
-for attempt in 1 2 3 4 5; do
-  port=$((20000 + RANDOM % 40000))
-  [ -n "$(ss -Htln "sport = :$port" 2>/dev/null)" ] && continue
-  "$REDIS_SERVER" --port "$port" --bind 127.0.0.1 --save '' --appendonly no --daemonize no \
-    --dir "$tmp" >"$tmp/redis.log" 2>&1 &
-  pid=$!
-  for i in $(seq 50); do
-    "$REDIS_CLI" -h 127.0.0.1 -p "$port" ping >/dev/null 2>&1 && break
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  if "$REDIS_CLI" -h 127.0.0.1 -p "$port" ping >/dev/null 2>&1; then
-    pids+=("$pid"); redis_port=$port; break
-  fi
-  kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true
-done
-[ -n "$redis_port" ] || { cat "$tmp/redis.log" >&2; fail "redis-server did not start"; }
+start_redis redis
 
 mkdir -p "$tmp/data"
 "$ODSD" --grpc-listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 --data-dir "$tmp/data" \

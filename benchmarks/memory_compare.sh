@@ -155,31 +155,6 @@ measure_ods() {  # row_name table
 }
 
 # --- redis ------------------------------------------------------------------------------------
-redis_port=
-redis_pid=
-start_redis() {  # name
-  local attempt port pid i
-  redis_port=; redis_pid=
-  for attempt in 1 2 3 4 5; do
-    port=$((20000 + RANDOM % 40000))
-    [ -n "$(ss -Htln "sport = :$port" 2>/dev/null)" ] && continue
-    "$REDIS_SERVER" --port "$port" --bind 127.0.0.1 --save '' --appendonly no --daemonize no \
-      --dir "$tmp" >"$tmp/$1.log" 2>&1 &
-    pid=$!
-    for i in $(seq 50); do
-      "$REDIS_CLI" -h 127.0.0.1 -p "$port" ping >/dev/null 2>&1 && break
-      kill -0 "$pid" 2>/dev/null || break
-      sleep 0.1
-    done
-    if "$REDIS_CLI" -h 127.0.0.1 -p "$port" ping >/dev/null 2>&1; then
-      pids+=("$pid"); redis_port=$port; redis_pid=$pid; return 0
-    fi
-    kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true
-  done
-  cat "$tmp/$1.log" >&2
-  fail "redis-server did not start"
-}
-
 used_memory() {
   "$REDIS_CLI" -h 127.0.0.1 -p "$redis_port" info memory | tr -d '\r' |
     awk -F: '$1 == "used_memory" { print $2 }'
