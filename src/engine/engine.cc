@@ -175,7 +175,8 @@ Result<std::vector<uint64_t>> Engine::Put(std::string_view table,
   }
   const ShardGroups& groups =
       GroupByShard(table, records.size(), [&](size_t i) { return records[i].key; });
-  for (size_t s = 0; s < shards_.size(); ++s) {
+  // Without a RAM budget there is nothing to check: skip sizing every record a second time.
+  for (size_t s = 0; config_.storage.ram_max_bytes != 0 && s < shards_.size(); ++s) {
     uint64_t incoming = 0;
     for (uint32_t i : groups.Of(s)) {
       // Counted as the shard will count it (entry overhead and header included): a payload-only

@@ -13,6 +13,7 @@
 #include <atomic>
 #include <chrono>
 #include <fstream>
+#include <memory>
 #include <string>
 #include <thread>
 
@@ -34,6 +35,12 @@ std::string WriteConfig(const TempDir& dir, const std::string& text) {
   const std::string path = dir.path() + "/odsd.yaml";
   std::ofstream(path) << text;
   return path;
+}
+
+// A Store client connected to `odsd`.
+std::unique_ptr<v1::Store::Stub> StoreStub(const OdsdProcess& odsd) {
+  return v1::Store::NewStub(
+      grpc::CreateChannel(odsd.grpc_address(), grpc::InsecureChannelCredentials()));
 }
 
 // grpc.health.v1.Health/Check for `service` with hand-encoded protobuf bytes (the health proto
@@ -190,8 +197,7 @@ TEST(OdsdServeTest, ReflectionListsTheStoreService) {
 TEST(OdsdServeTest, AdminEndpointServesHealthzAndMetrics) {
   OdsdProcess odsd;
   ASSERT_TRUE(odsd.Start()) << odsd.error();
-  auto stub = v1::Store::NewStub(
-      grpc::CreateChannel(odsd.grpc_address(), grpc::InsecureChannelCredentials()));
+  auto stub = StoreStub(odsd);
   v1::PutRequest put;
   put.set_table("user_features");
   v1::Record* r = put.add_records();
@@ -219,8 +225,7 @@ tables: {t: {key: id}}
 )");
   OdsdProcess odsd;
   ASSERT_TRUE(odsd.Start({"--config", path})) << odsd.error();
-  auto stub = v1::Store::NewStub(
-      grpc::CreateChannel(odsd.grpc_address(), grpc::InsecureChannelCredentials()));
+  auto stub = StoreStub(odsd);
   grpc::Status last;
   int accepted = 0;
   for (int i = 0; i < 100 && last.ok(); ++i) {
@@ -252,8 +257,7 @@ tables: {t: {key: id}}
 TEST(OdsdServeTest, ScanLargerThanOnePageStreamsEveryRecordInOrder) {
   OdsdProcess odsd;
   ASSERT_TRUE(odsd.Start()) << odsd.error();
-  auto stub = v1::Store::NewStub(
-      grpc::CreateChannel(odsd.grpc_address(), grpc::InsecureChannelCredentials()));
+  auto stub = StoreStub(odsd);
   v1::PutRequest put;
   put.set_table("user_features");
   for (int i = 0; i < 1000; ++i) {
@@ -289,8 +293,7 @@ TEST(OdsdServeTest, ScanLargerThanOnePageStreamsEveryRecordInOrder) {
 void ExpectCleanStopUnderLoad(int signal) {
   OdsdProcess odsd;
   ASSERT_TRUE(odsd.Start()) << odsd.error();
-  auto stub = v1::Store::NewStub(
-      grpc::CreateChannel(odsd.grpc_address(), grpc::InsecureChannelCredentials()));
+  auto stub = StoreStub(odsd);
   std::atomic<bool> stop{false};
   std::atomic<int> ok_calls{0};
   std::atomic<int> bad_calls{0};
