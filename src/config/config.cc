@@ -4,176 +4,39 @@
 
 #include <cctype>
 #include <fstream>
-#include <functional>
 #include <limits>
-#include <map>
-#include <set>
+#include <optional>
+#include <span>
 #include <sstream>
 #include <string>
 #include <utility>
+#include <vector>
 
+#include "config/parser.h"
 #include "ods/common/units.h"
 
 namespace ods::config {
-namespace {
+namespace internal {
 
-// Walks a YAML document into a Config, recording every problem instead of stopping at the first.
-class Parser {
- public:
-  explicit Parser(std::string_view source) : source_(source) {}
-
-  void Error(const YAML::Mark& mark, const std::string& what) {
-    std::ostringstream out;
-    out << source_ << ":" << (mark.line + 1) << ":" << (mark.column + 1) << ": " << what;
-    errors_.push_back(out.str());
+std::string FormatDuration(Micros micros) {
+  static constexpr struct {
+    Micros micros;
+    const char* unit;
+  } kUnits[] = {{kMicrosPerDay, "d"},
+                {Micros{3600} * kMicrosPerSecond, "h"},
+                {60 * kMicrosPerSecond, "m"},
+                {kMicrosPerSecond, "s"},
+                {1000, "ms"},
+                {1, "us"}};
+  if (micros == 0) return "0s";
+  for (const auto& u : kUnits) {
+    if (micros % u.micros == 0) return std::to_string(micros / u.micros) + u.unit;
   }
-  void Error(const YAML::Node& node, const std::string& what) { Error(node.Mark(), what); }
-
-  const std::vector<std::string>& errors() const { return errors_; }
-
-  // Calls `on_key(key, value)` for each entry of mapping `node` at `path`. Reports keys not in
-  // `allowed` (when non-empty), duplicate keys and non-scalar keys.
-  void ForEachKey(const YAML::Node& node, const std::string& path,
-                  const std::vector<std::string_view>& allowed,
-                  const std::function<void(const std::string&, const YAML::Node&,
-                                           const YAML::Node&)>& on_key) {
-    if (!node.IsMap()) {
-      Error(node, path + ": expected a mapping (key: value entries), found " + KindName(node));
-      return;
-    }
-    std::set<std::string, std::less<>> seen;
-    for (const auto& entry : node) {
-      const YAML::Node& key_node = entry.first;
-      if (!key_node.IsScalar()) {
-        Error(key_node, path + ": keys must be plain names");
-        continue;
-      }
-      const std::string key = key_node.Scalar();
-      if (!seen.insert(key).second) {
-        Error(key_node, "duplicate key '" + key + "' in " + path);
-        continue;
-      }
-      if (!allowed.empty()) {
-        bool known = false;
-        for (std::string_view a : allowed) known = known || a == key;
-        if (!known) {
-          std::string list;
-          for (std::string_view a : allowed) {
-            if (!list.empty()) list += ", ";
-            list += a;
-          }
-          Error(key_node, "unknown key '" + key + "' in " + path + "; expected one of: " + list);
-          continue;
-        }
-      }
-      on_key(key, key_node, entry.second);
-    }
-  }
-
-  bool String(const YAML::Node& node, const std::string& path, std::string& out) {
-    if (!node.IsScalar()) {
-      Error(node, path + ": expected a string, found " + KindName(node));
-      return false;
-    }
-    out = node.Scalar();
-    return true;
-  }
-
-  template <typename Int>
-  bool Integer(const YAML::Node& node, const std::string& path, uint64_t min, uint64_t max,
-               Int& out) {
-    if (!node.IsScalar()) {
-      Error(node, path + ": expected an integer, found " + KindName(node));
-      return false;
-    }
-    const std::string& s = node.Scalar();
-    uint64_t v = 0;
-    bool ok = !s.empty() && s.size() <= 19;
-    for (char c : s) ok = ok && std::isdigit(static_cast<unsigned char>(c));
-    if (ok) v = std::stoull(s);
-    if (!ok || v < min || v > max) {
-      Error(node, path + ": expected an integer in [" + std::to_string(min) + ", " +
-                      std::to_string(max) + "], found '" + s + "'");
-      return false;
-    }
-    out = static_cast<Int>(v);
-    return true;
-  }
-
-  bool Bytes(const YAML::Node& node, const std::string& path, uint64_t min, uint64_t max,
-             uint64_t& out) {
-    if (!node.IsScalar()) {
-      Error(node, path + ": expected a size such as 2GiB, found " + KindName(node));
-      return false;
-    }
-    Result<uint64_t> v = ParseBytes(node.Scalar());
-    if (!v.ok()) {
-      Error(node, path + ": " + v.status().message());
-      return false;
-    }
-    if (*v < min || *v > max) {
-      Error(node, path + ": " + node.Scalar() + " is out of range; expected " + FormatBytes(min) +
-                      " to " + FormatBytes(max));
-      return false;
-    }
-    out = *v;
-    return true;
-  }
-
-  bool Duration(const YAML::Node& node, const std::string& path, Micros max, Micros& out) {
-    if (!node.IsScalar()) {
-      Error(node, path + ": expected a duration such as 90d, found " + KindName(node));
-      return false;
-    }
-    Result<Micros> v = ParseDuration(node.Scalar());
-    if (!v.ok()) {
-      Error(node, path + ": " + v.status().message());
-      return false;
-    }
-    if (*v > max) {
-      Error(node, path + ": " + node.Scalar() + " is too long");
-      return false;
-    }
-    out = *v;
-    return true;
-  }
-
-  bool OneOf(const YAML::Node& node, const std::string& path,
-             const std::vector<std::string_view>& choices, std::string& out) {
-    std::string v;
-    if (!String(node, path, v)) return false;
-    std::string list;
-    for (std::string_view c : choices) {
-      if (c == v) {
-        out = v;
-        return true;
-      }
-      if (!list.empty()) list += ", ";
-      list += c;
-    }
-    Error(node, path + ": unknown value '" + v + "'; expected one of: " + list);
-    return false;
-  }
-
-  static std::string KindName(const YAML::Node& node) {
-    switch (node.Type()) {
-      case YAML::NodeType::Null: return "nothing";
-      case YAML::NodeType::Scalar: return "'" + node.Scalar() + "'";
-      case YAML::NodeType::Sequence: return "a list";
-      case YAML::NodeType::Map: return "a mapping";
-      case YAML::NodeType::Undefined: return "nothing";
-    }
-    return "something else";
-  }
-
- private:
-  std::string source_;
-  std::vector<std::string> errors_;
-};
-
-constexpr size_t kMaxNameBytes = 64;
+  return std::to_string(micros) + "us";
+}
 
 bool IsValidName(std::string_view name) {
+  constexpr size_t kMaxNameBytes = 64;
   if (name.empty() || name.size() > kMaxNameBytes) return false;
   if (!(std::isalpha(static_cast<unsigned char>(name[0])) || name[0] == '_')) return false;
   for (char c : name) {
@@ -181,6 +44,39 @@ bool IsValidName(std::string_view name) {
   }
   return true;
 }
+
+void ParseFieldMap(Parser& p, const YAML::Node& node, const std::string& path,
+                   std::vector<FieldConfig>& out, std::vector<YAML::Mark>& marks) {
+  p.ForEachKey(
+      node, path, {},
+      [&](const std::string& field, const YAML::Node& field_node, const YAML::Node& type_node) {
+        const std::string fpath = path + "." + field;
+        if (!IsValidName(field)) {
+          p.Error(field_node,
+                  "bad field name '" + field + "' in " + path + "; expected letters, digits and _");
+          return;
+        }
+        std::string type_name;
+        if (!p.String(type_node, fpath, type_name)) return;
+        std::optional<ValueType> type = ParseValueType(type_name);
+        if (!type) {
+          p.Error(type_node, fpath + ": unknown field type '" + type_name +
+                                 "'; expected one of: " + std::string(ValueTypeNameList()));
+          return;
+        }
+        out.push_back({field, *type});
+        marks.push_back(field_node.Mark());
+      });
+}
+
+}  // namespace internal
+
+namespace {
+
+using internal::DefinitionsParser;
+using internal::IsValidName;
+using internal::kMaxLongDuration;
+using internal::Parser;
 
 bool IsListenAddress(std::string_view addr) {
   const size_t colon = addr.rfind(':');
@@ -292,7 +188,7 @@ void ParseTable(Parser& p, const std::string& name, const YAML::Node& name_node,
   bool has_key = false;
   std::vector<YAML::Mark> field_marks;  // parallel to out.fields
   p.ForEachKey(
-      node, path, {"key", "fields", "ttl"},
+      node, path, {"key", "fields", "ttl", "max_age"},
       [&](const std::string& key, const YAML::Node&, const YAML::Node& v) {
         if (key == "key") {
           if (p.String(v, path + ".key", out.key_field)) {
@@ -303,7 +199,9 @@ void ParseTable(Parser& p, const std::string& name, const YAML::Node& name_node,
             }
           }
         } else if (key == "ttl") {
-          p.Duration(v, path + ".ttl", Micros{3650} * 86'400'000'000, out.ttl_micros);
+          p.Duration(v, path + ".ttl", kMaxLongDuration, out.ttl_micros);
+        } else if (key == "max_age") {
+          p.Duration(v, path + ".max_age", kMaxLongDuration, out.max_age_micros);
         } else if (key == "fields") {
           out.free_form = false;
           if (v.IsMap() && v.size() == 0) {
@@ -311,27 +209,7 @@ void ParseTable(Parser& p, const std::string& name, const YAML::Node& name_node,
                               "free-form table");
             return;
           }
-          p.ForEachKey(v, path + ".fields", {},
-                       [&](const std::string& field, const YAML::Node& field_node,
-                           const YAML::Node& type_node) {
-                         const std::string fpath = path + ".fields." + field;
-                         if (!IsValidName(field)) {
-                           p.Error(field_node, "bad field name '" + field + "' in " + path +
-                                                   ".fields; expected letters, digits and _");
-                           return;
-                         }
-                         std::string type_name;
-                         if (!p.String(type_node, fpath, type_name)) return;
-                         std::optional<ValueType> type = ParseValueType(type_name);
-                         if (!type) {
-                           p.Error(type_node, fpath + ": unknown field type '" + type_name +
-                                                  "'; expected one of: " +
-                                                  std::string(ValueTypeNameList()));
-                           return;
-                         }
-                         out.fields.push_back({field, *type});
-                         field_marks.push_back(field_node.Mark());
-                       });
+          internal::ParseFieldMap(p, v, path + ".fields", out.fields, field_marks);
         }
       });
   if (!has_key && node.IsMap()) {
@@ -363,35 +241,52 @@ Result<Config> LoadString(std::string_view yaml, std::string_view source_name) {
   Config config;
   config.source = std::string(source_name);
   YAML::Node root;
+  if (!p.Load(yaml, root)) return InvalidArgumentError(p.errors().front());
   try {
-    root = YAML::Load(std::string(yaml));
-  } catch (const YAML::Exception& e) {
-    p.Error(e.mark, "YAML syntax error: " + e.msg);
-    return InvalidArgumentError(p.errors().front());
-  }
-  try {
+    DefinitionsParser definitions(p);
     if (!root.IsNull()) {
-      p.ForEachKey(root, "the top level", {"server", "logging", "limits", "storage", "tables"},
-                   [&](const std::string& key, const YAML::Node&, const YAML::Node& v) {
-                     if (key == "server") ParseServer(p, v, config.server);
-                     if (key == "logging") ParseLogging(p, v, config.logging);
-                     if (key == "limits") ParseLimits(p, v, config.limits);
-                     if (key == "storage") ParseStorage(p, v, config.storage);
-                     if (key == "tables") ParseTables(p, v, config.tables);
-                   });
+      p.ForEachKey(
+          root, "the top level",
+          {"server", "logging", "limits", "storage", "tables", "event_templates", "aggregations"},
+          [&](const std::string& key, const YAML::Node&, const YAML::Node& v) {
+            if (key == "server") ParseServer(p, v, config.server);
+            if (key == "logging") ParseLogging(p, v, config.logging);
+            if (key == "limits") ParseLimits(p, v, config.limits);
+            if (key == "storage") ParseStorage(p, v, config.storage);
+            if (key == "tables") ParseTables(p, v, config.tables);
+            if (key == "event_templates") definitions.ParseEventTemplates(v);
+            if (key == "aggregations") definitions.ParseAggregations(v);
+          });
     }
+    config.definitions = definitions.Finish({});
   } catch (const YAML::Exception& e) {
     p.Error(e.mark, "invalid YAML: " + e.msg);
   }
-  if (!p.errors().empty()) {
-    std::string message;
-    for (const std::string& e : p.errors()) {
-      if (!message.empty()) message += "\n";
-      message += e;
-    }
-    return InvalidArgumentError(std::move(message));
-  }
+  ODS_RETURN_IF_ERROR(p.ToStatus());
   return config;
+}
+
+Result<Definitions> LoadDefinitions(std::string_view yaml, std::string_view source_name,
+                                    std::span<const EventTemplateConfig> known_templates) {
+  Parser p(source_name);
+  Definitions out;
+  YAML::Node root;
+  if (!p.Load(yaml, root)) return InvalidArgumentError(p.errors().front());
+  try {
+    DefinitionsParser definitions(p);
+    if (!root.IsNull()) {
+      p.ForEachKey(root, "the top level", {"event_templates", "aggregations"},
+                   [&](const std::string& key, const YAML::Node&, const YAML::Node& v) {
+                     if (key == "event_templates") definitions.ParseEventTemplates(v);
+                     if (key == "aggregations") definitions.ParseAggregations(v);
+                   });
+    }
+    out = definitions.Finish(known_templates);
+  } catch (const YAML::Exception& e) {
+    p.Error(e.mark, "invalid YAML: " + e.msg);
+  }
+  ODS_RETURN_IF_ERROR(p.ToStatus());
+  return out;
 }
 
 Status ApplyOverrides(const Overrides& overrides, Config& config) {
