@@ -123,4 +123,25 @@ std::string FormatBytes(uint64_t bytes) {
   return std::to_string(bytes) + std::string(kNames[unit]);
 }
 
+std::string FormatDuration(Micros micros) {
+  static constexpr std::array<std::pair<std::string_view, Micros>, 6> kUnits = {{
+      {"d", Micros{86400} * 1000 * 1000},
+      {"h", Micros{3600} * 1000 * 1000},
+      {"m", Micros{60} * 1000 * 1000},
+      {"s", 1000 * 1000},
+      {"ms", 1000},
+      {"us", 1},
+  }};
+  if (micros == 0) return "0s";
+  // Magnitude as unsigned: -INT64_MIN does not fit in int64.
+  const uint64_t magnitude =
+      micros < 0 ? uint64_t{0} - static_cast<uint64_t>(micros) : static_cast<uint64_t>(micros);
+  const std::string sign = micros < 0 ? "-" : "";
+  for (const auto& [name, factor] : kUnits) {
+    const auto f = static_cast<uint64_t>(factor);
+    if (magnitude % f == 0) return sign + std::to_string(magnitude / f) + std::string(name);
+  }
+  return sign + std::to_string(magnitude) + "us";
+}
+
 }  // namespace ods

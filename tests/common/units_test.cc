@@ -203,3 +203,21 @@ TEST(FormatBytesTest, OutputParsesBackToTheSameValue) {
 
 }  // namespace
 }  // namespace ods
+
+TEST(FormatDurationTest, UsesTheLargestExactUnit) {
+  EXPECT_EQ(FormatDuration(0), "0s");
+  EXPECT_EQ(FormatDuration(Micros{86400} * 1'000'000), "1d");
+  EXPECT_EQ(FormatDuration(Micros{90} * 60'000'000), "90m");
+  EXPECT_EQ(FormatDuration(1500), "1500us");
+  EXPECT_EQ(FormatDuration(250'000), "250ms");
+  EXPECT_EQ(FormatDuration(-3'600'000'000), "-1h");
+  EXPECT_EQ(FormatDuration(std::numeric_limits<Micros>::min()), "-9223372036854775808us");
+}
+
+TEST(FormatDurationTest, RoundTripsThroughParseDuration) {
+  for (Micros m : {Micros{1}, Micros{1000}, Micros{7} * 86'400'000'000, Micros{3'661'000'000}}) {
+    Result<Micros> back = ParseDuration(FormatDuration(m));
+    ASSERT_TRUE(back.ok()) << FormatDuration(m);
+    EXPECT_EQ(*back, m);
+  }
+}

@@ -22,4 +22,9 @@ Result<Micros> ParseDuration(std::string_view text);
 // "2GiB" style rendering of `bytes` (largest exact binary unit), for messages and logs.
 std::string FormatBytes(uint64_t bytes);
 
+// "1h" style rendering of a duration in the largest unit of d, h, m, s, ms, us that divides it
+// exactly (so ParseDuration(FormatDuration(x)) == x for x >= 0), e.g. 90m -> "90m", 0 -> "0s".
+// Negative durations get a leading '-'.
+std::string FormatDuration(Micros micros);
+
 }  // namespace ods

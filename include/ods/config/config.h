@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -74,6 +75,67 @@ struct TableConfig {
   bool free_form = true;
   // A record expires this long after it was last written; 0 = never. Default: 0.
   Micros ttl_micros = 0;
+  // A field read through GetOnlineFeatures answers STALE when the record's event time is older
+  // than this; 0 = never stale. Default: 0. Range: [0, 3650d].
+  Micros max_age_micros = 0;
+};
+
+// The shape of one kind of event producers push (PushEvents/StreamEvents).
+struct EventTemplateConfig {
+  std::string name;
+  // Event field holding the entity key (a string or int64 value). Required.
+  std::string key_field;
+  // Event field holding the event time (a timestamp, or int64 microseconds). Required.
+  std::string timestamp_field;
+  // Declared typed fields in file order (key and timestamp fields excluded). May be empty
+  // (count-only events). Events may carry only these fields, plus key and timestamp.
+  std::vector<FieldConfig> fields;
+  // An event stamped more than this before the server's clock is rejected ("too late"), counted
+  // in ods_events_late_total and reported by index. Default: 1h. Range: [0, 3650d].
+  Micros allowed_lateness_micros = 3'600'000'000;
+  // An event stamped more than this after the server's clock is rejected ("in the future").
+  // Default: 1m. Range: [0, 1d].
+  Micros max_future_micros = 60'000'000;
+  // Raw events are kept this long (by event time) for GetHistoricalFeatures and for backfilling
+  // aggregations registered at run time; 0 keeps none. Default: 7d. Range: [0, 3650d].
+  Micros history_retention_micros = Micros{7} * 86'400'000'000;
+  // An event whose event_id was seen within this long (by arrival) is a duplicate and is not
+  // applied again; 0 disables de-duplication. Default: 10m. Range: [0, 7d].
+  Micros dedup_window_micros = 600'000'000;
+  // "FILE:LINE:COLUMN" of the definition, for errors found after parsing.
+  std::string position;
+};
+
+// A windowed aggregation over the events of one template.
+struct AggregationConfig {
+  std::string name;
+  // The event template whose events are aggregated. Required; must exist.
+  std::string template_name;
+  // count | sum | min | max | mean | stddev | first | last | last_n | distinct_count | top_k.
+  // Which fns accept which field types is checked when the engine is built (aggregate::
+  // CheckInputType), reported at `position`.
+  std::string fn;
+  // The aggregated field of the template; required for every fn but count, which takes none.
+  std::string field;
+  // last_n's n (`n:`) or top_k's k (`k:`); 0 for other fns. Range: [1, 1000].
+  uint32_t n = 0;
+  // `window: 1h` or `windows: [1h, 24h, 7d]`: at least one, each a whole number of seconds,
+  // distinct. Feature refs name one as NAME@WINDOW.
+  std::vector<Micros> windows;
+  // Tile size for every window (must divide each); 0 = aggregate::DefaultTileFor per window.
+  Micros tile_micros = 0;
+  // GetOnlineFeatures answers STALE when the entity's newest event of the template is older
+  // than this; 0 = never stale. Default: 0. Range: [0, 3650d].
+  Micros max_age_micros = 0;
+  // "FILE:LINE:COLUMN" of the definition, for errors found after parsing.
+  std::string position;
+};
+
+// Event templates and aggregations: the part of a config that can also be applied at run time
+// (Admin.Apply).
+struct Definitions {
+  std::vector<EventTemplateConfig> event_templates;  // file order; names unique
+  std::vector<AggregationConfig> aggregations;       // file order; names unique
 };
 
 struct Config {
@@ -85,6 +147,8 @@ struct Config {
   StorageConfig storage;
   // Tables in file order; names are unique.
   std::vector<TableConfig> tables;
+  // event_templates and aggregations sections.
+  Definitions definitions;
 };
 
 // Parses and validates the YAML file at `path`. On any problem returns kInvalidArgument whose
@@ -94,6 +158,14 @@ Result<Config> LoadFile(const std::string& path);
 
 // As LoadFile, for YAML text; `source_name` stands for FILE in messages.
 Result<Config> LoadString(std::string_view yaml, std::string_view source_name);
+
+// Parses YAML text holding only `event_templates:` and/or `aggregations:` sections (as in a
+// config file), for applying definitions at run time. An aggregation may name a template of the
+// text or one of `known_templates` (the text's wins; its field is checked against that one).
+// Whether a name already in use may be applied again is the engine's decision, not checked here.
+// Errors as LoadString.
+Result<Definitions> LoadDefinitions(std::string_view yaml, std::string_view source_name,
+                                    std::span<const EventTemplateConfig> known_templates);
 
 // Command-line values that replace config values (odsd --grpc-listen etc.). Unset = keep.
 struct Overrides {
