@@ -18,23 +18,6 @@
 namespace ods::config {
 namespace internal {
 
-std::string FormatDuration(Micros micros) {
-  static constexpr struct {
-    Micros micros;
-    const char* unit;
-  } kUnits[] = {{kMicrosPerDay, "d"},
-                {Micros{3600} * kMicrosPerSecond, "h"},
-                {60 * kMicrosPerSecond, "m"},
-                {kMicrosPerSecond, "s"},
-                {1000, "ms"},
-                {1, "us"}};
-  if (micros == 0) return "0s";
-  for (const auto& u : kUnits) {
-    if (micros % u.micros == 0) return std::to_string(micros / u.micros) + u.unit;
-  }
-  return std::to_string(micros) + "us";
-}
-
 bool IsValidName(std::string_view name) {
   constexpr size_t kMaxNameBytes = 64;
   if (name.empty() || name.size() > kMaxNameBytes) return false;

@@ -29,8 +29,7 @@ inline constexpr Micros kMicrosPerDay = Micros{86'400} * kMicrosPerSecond;
 // Upper bound of the long durations (ttl, max_age, windows, retention): ten years.
 inline constexpr Micros kMaxLongDuration = Micros{3650} * kMicrosPerDay;
 
-// "3650d", "90s", "250ms": `micros` in the largest unit of d, h, m, s, ms, us that divides it.
-std::string FormatDuration(Micros micros);
+using ::ods::FormatDuration;
 
 // Walks a YAML document, recording every problem instead of stopping at the first. Each problem
 // reads "FILE:LINE:COLUMN: what is wrong, what was expected".
