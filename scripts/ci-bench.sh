@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# Short CI benchmark pass (< 2 minutes on 2 cores): engine and codec micro-benchmarks with the
-# 1-thread vs 2-thread items/s ratio of Engine Get and Put, then a short benchmarks/compare.sh
-# (odsd vs redis vs gRPC echo). Prints figures only: fails if a benchmark cannot run, never on
-# a number (shared CI machines are too noisy to gate on). Full runs: docs/benchmarks.md.
+# Short CI benchmark pass (< 3 minutes on 2 cores): engine, features and codec micro-benchmarks
+# with the 1-thread vs 2-thread items/s ratio of Engine Get and Put and Features Ingest and
+# Online, then a short benchmarks/compare.sh (odsd vs redis vs gRPC echo) and a short
+# benchmarks/features_compare.sh (features API vs its promises and redis HMGET). Prints figures
+# only: fails if a benchmark cannot run, never on a number (shared CI machines are too noisy to
+# gate on). Full runs: docs/benchmarks.md.
 # Env: BUILD_DIR (default build, as built by scripts/test.sh), BENCH_FILTER, BENCH_MIN_TIME,
-#      COMPARE_DURATION (seconds per compare measurement, default 3).
+#      COMPARE_DURATION (seconds per compare and features_compare measurement, default 3).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export BUILD_DIR=${BUILD_DIR:-build}
-filter=${BENCH_FILTER:-'BM_Engine_(Get|GetBatch|Put)/typed:0/|BM_Engine_SpinBaseline|BM_Codec_'}
+filter=${BENCH_FILTER:-'BM_Engine_(Get|GetBatch|Put)/typed:0/|BM_Engine_SpinBaseline|BM_Codec_|BM_Features_(Ingest|Online)/'}
 min_time=${BENCH_MIN_TIME:-0.2}
 compare_duration=${COMPARE_DURATION:-3}
 
@@ -30,7 +32,7 @@ fi
 echo "== thread scaling (items/s at 2 threads / 1 thread; the project expects >= 1.6 on 2 cores)"
 printf "%-32s %14s %14s %7s\n" benchmark "items/s@1" "items/s@2" ratio
 awk -F, '
-  /^"BM_Engine_/ {
+  /^"BM_(Engine|Features)_/ {
     name = $1; gsub(/"/, "", name)
     if (match(name, /\/threads:[0-9]+$/) == 0) next
     threads = substr(name, RSTART + 9); base = substr(name, 1, RSTART - 1)
@@ -45,3 +47,8 @@ awk -F, '
 echo "== compare: odsd vs redis vs gRPC echo (${compare_duration}s each)"
 bash benchmarks/compare.sh --duration "$compare_duration" --warmup 1 --out "$tmp/compare.txt" \
   2>"$tmp/compare.log" || { cat "$tmp/compare.log" >&2; echo "ci-bench: compare.sh failed" >&2; exit 1; }
+
+echo "== features_compare: features API vs its promises and redis HMGET (${compare_duration}s each)"
+bash benchmarks/features_compare.sh --duration "$compare_duration" --warmup 1 --keys 20000 \
+  --rounds 1 --out "$tmp/features.txt" 2>"$tmp/features.log" ||
+  { cat "$tmp/features.log" >&2; echo "ci-bench: features_compare.sh failed" >&2; exit 1; }
