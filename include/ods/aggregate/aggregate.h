@@ -1,0 +1,139 @@
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "ods/common/clock.h"
+#include "ods/common/status.h"
+#include "ods/common/value_type.h"
+#include "ods/record/value.h"
+
+// Windowed aggregations over event streams, kept as time tiles (partial aggregates).
+//
+// Window semantics (the contract online and historical reads share): a window of length W with
+// tile size G (G divides W), read as of time t, covers the events whose event time lies in
+//   [AlignDown(t, G) + G - W, t]
+// i.e. the W/G tiles ending with the tile that holds t, cut at t. The start edge moves in steps
+// of G, so G bounds the window's precision at its old end. Within a tile, events are folded in
+// arrival order; tiles are merged in time order. Computing from raw events (ComputeAsOf) folds
+// the same events in the same order, so online and point-in-time values are bit-identical.
+namespace ods::aggregate {
+
+enum class Fn : uint8_t {
+  kCount,          // events in the window: int64; 0 for an empty window
+  kSum,            // int64 input -> int64 (wraps on overflow); double input -> double; 0 if empty
+  kMin,            // smallest value (int64, double, timestamp or string, byte order); none if empty
+  kMax,            // largest value, as kMin
+  kMean,           // arithmetic mean (int64 or double input) as double; none if empty
+  kStddev,         // population standard deviation as double; none if empty, 0 for one event
+  kFirst,          // value of the earliest event (ties: first to arrive); any type; none if empty
+  kLast,           // value of the latest event (ties: last to arrive); any type; none if empty
+  kLastN,          // values of the n latest events, newest first (ties: later arrival first)
+  kDistinctCount,  // distinct values (HyperLogLog, ~0.8% standard error): int64; 0 if empty
+  kTopK,           // the k most frequent values, most frequent first (ties: smaller value first)
+};
+
+// "count", "sum", "min", "max", "mean", "stddev", "first", "last", "last_n", "distinct_count",
+// "top_k".
+std::string_view FnName(Fn fn);
+// Inverse of FnName; nullopt for any other text.
+std::optional<Fn> ParseFn(std::string_view name);
+// "count, sum, ..., top_k": for error messages.
+std::string_view FnNameList();
+
+// True for every fn but kCount (which counts events and reads no field).
+bool NeedsField(Fn fn);
+// True for kLastN (n) and kTopK (k).
+bool NeedsN(Fn fn);
+// OkStatus if `fn` can aggregate a field of `type`; else kInvalidArgument saying which types it
+// accepts. sum/mean/stddev: int64, double. min/max: int64, double, timestamp, string.
+// distinct_count/top_k: int64, bool, string, bytes, timestamp. first/last/last_n: any type.
+Status CheckInputType(Fn fn, ValueType type);
+
+// Largest n of last_n and k of top_k.
+constexpr uint32_t kMaxN = 1000;
+// Most tiles one window may span (W / G).
+constexpr int64_t kMaxTilesPerWindow = 100'000;
+
+// The default tile size for a window (a whole number of seconds): the largest of 1d, 1h, 1m, 1s
+// that divides it into at least 24 tiles, else the largest of those that divides it. Examples:
+// 1h -> 1m, 24h -> 1h, 7d -> 1h, 30d -> 1d, 365d -> 1d, 10s -> 1s. So old time is held only in
+// the coarse tiles of long windows, and recent time is kept fine for short ones. A window that is
+// not a whole number of seconds gets itself (one tile); a non-positive one is returned as is.
+Micros DefaultTileFor(Micros window_micros);
+
+// One aggregation: what to compute and over which windows. Immutable once built; shared by all
+// entity states of the aggregation (they do not copy it).
+struct Spec {
+  Fn fn = Fn::kCount;
+  ValueType input_type = ValueType::kInt64;  // type of the aggregated field; unused by kCount
+  uint32_t n = 0;                            // last_n's n, top_k's k: [1, kMaxN]; else 0
+  std::vector<Micros> windows;               // each > 0, in the order the definition names them
+  std::vector<Micros> tiles;                 // tiles[i]: tile size of windows[i], divides it
+};
+
+// OkStatus if `spec` is usable (fn/type/n as documented, windows non-empty, each tile divides
+// its window, at most kMaxTilesPerWindow tiles); else kInvalidArgument saying what is wrong.
+Status Validate(const Spec& spec);
+
+// The value of an aggregation over one window: nothing (std::monostate: no value defined, e.g.
+// min of an empty window), a scalar, or a list (last_n, top_k).
+using Output = std::variant<std::monostate, record::Value, std::vector<record::Value>>;
+
+// The partial aggregates of one (entity, aggregation): one sparse run of tiles per distinct tile
+// size of the spec, each run keeping tiles only as far back as its longest window needs.
+//
+// Thread-compatible: the owning shard serializes access. Holds no pointer to the Spec: every
+// call takes it (the same Spec each time, one that passed Validate(); else ODS_CHECK may abort),
+// which keeps the per-entity state small. `now` must not go back between calls: tiles dropped as
+// of a later `now` are gone for an earlier one.
+class Series {
+ public:
+  explicit Series(const Spec& spec);
+  ~Series();
+  Series(Series&&) noexcept;
+  Series& operator=(Series&&) noexcept;
+
+  // Folds one event into the tile of each tile size that holds `event_time`. `value` is the
+  // aggregated field's value (of spec.input_type; ignored by kCount); other fns skip an event
+  // whose value is null (no such field) or of another type. Tiles that have fallen out of every
+  // window as of `now` are dropped; an event older than every window is not stored. Events in
+  // tiles after the one holding `now` are kept for later queries.
+  // O(tile sizes) amortized (kTopK, kLastN: plus O(n) / a hash-map update).
+  void Add(const Spec& spec, Micros event_time, const record::Value* value, Micros now);
+
+  // The value of windows[window] as of `now` (see the window semantics above). O(tiles in the
+  // window). Events stamped after `now` but inside the tile that holds `now` are included.
+  Output Query(const Spec& spec, size_t window, Micros now) const;
+
+  // Heap bytes held (tile vectors by capacity, and payloads: strings, last_n lists, sketches,
+  // top_k maps), for memory accounting. Excludes sizeof(Series) and malloc's own overhead.
+  // O(tiles) for fns with payloads, O(tile sizes) for the others.
+  size_t MemoryBytes() const;
+
+ private:
+  struct Run;
+  std::vector<Run> runs_;  // one per distinct tile size, in order of first use in spec.tiles
+};
+
+// An event as ComputeAsOf sees it. `value` borrowed; null for kCount.
+struct Sample {
+  Micros event_time = 0;
+  const record::Value* value = nullptr;
+};
+
+// The value of windows[window] as of `as_of`, computed from raw events given in arrival order:
+// the point-in-time reference. Events after `as_of`, and (as in Series::Add) events whose value
+// is null or of another type, are skipped. Equals, bit for bit, what a Series that received the
+// same events (none after as_of, each Add with now <= as_of) answers from
+// Query(spec, window, as_of). `spec` passed Validate(). Thread-safe. O(events).
+Output ComputeAsOf(const Spec& spec, size_t window, std::span<const Sample> events_in_arrival_order,
+                   Micros as_of);
+
+}  // namespace ods::aggregate

@@ -1,0 +1,292 @@
+#include "ods/aggregate/aggregate.h"
+
+#include <algorithm>
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <variant>
+
+#include "aggregate/partial.h"
+#include "ods/common/check.h"
+#include "ods/common/clock.h"
+#include "ods/common/status.h"
+#include "ods/common/value_type.h"
+#include "ods/record/value.h"
+
+namespace ods::aggregate {
+namespace {
+
+constexpr std::array<std::string_view, 11> kFnNames = {
+    "count",          "sum",  "min", "max", "mean", "stddev", "first", "last", "last_n",
+    "distinct_count", "top_k"};
+
+constexpr Micros kSecond = 1'000'000;
+constexpr Micros kMinute = 60 * kSecond;
+constexpr Micros kHour = 60 * kMinute;
+constexpr Micros kDay = 24 * kHour;
+
+bool IsKnown(Fn fn) { return static_cast<size_t>(fn) < kFnNames.size(); }
+
+// "90s", "1h", "250ms": the largest unit that divides `micros` exactly.
+std::string FormatMicros(Micros micros) {
+  static constexpr std::pair<Micros, std::string_view> kUnits[] = {
+      {kDay, "d"}, {kHour, "h"}, {kMinute, "m"}, {kSecond, "s"}, {1000, "ms"}};
+  for (const auto& [unit, suffix] : kUnits) {
+    if (micros != 0 && micros % unit == 0)
+      return std::to_string(micros / unit) + std::string(suffix);
+  }
+  return std::to_string(micros) + "us";
+}
+
+// floor(a / b) for b > 0: tile indices of negative times round down, not toward zero.
+int64_t FloorDiv(int64_t a, int64_t b) {
+  int64_t q = a / b;
+  if (a % b != 0 && a < 0) --q;
+  return q;
+}
+
+// a - b for b >= 0, clamped at the smallest int64 instead of overflowing.
+int64_t SaturatingSub(int64_t a, int64_t b) {
+  return a < std::numeric_limits<int64_t>::min() + b ? std::numeric_limits<int64_t>::min() : a - b;
+}
+
+// Index of the first tile of windows[window] as of the tile `last` (which holds the as-of time).
+int64_t FirstTileIndex(const Spec& spec, size_t window, int64_t last) {
+  return SaturatingSub(last, spec.windows[window] / spec.tiles[window] - 1);
+}
+
+// Whether an event with `value` is folded: kCount takes every event; other fns need the field,
+// of the spec's input type.
+bool Accepts(const Spec& spec, const record::Value* value) {
+  if (spec.fn == Fn::kCount) return true;
+  return value != nullptr && record::TypeOf(*value) == spec.input_type;
+}
+
+// Calls f(run, tile_micros, keep_micros) for each distinct tile size of `spec` in order of first
+// use; keep_micros is the longest window with that tile size. O(windows^2): a handful.
+template <class F>
+void ForEachRun(const Spec& spec, F&& f) {
+  size_t run = 0;
+  for (size_t i = 0; i < spec.tiles.size(); ++i) {
+    const Micros tile = spec.tiles[i];
+    if (std::find(spec.tiles.begin(), spec.tiles.begin() + static_cast<std::ptrdiff_t>(i), tile) !=
+        spec.tiles.begin() + static_cast<std::ptrdiff_t>(i)) {
+      continue;
+    }
+    Micros keep = spec.windows[i];
+    for (size_t j = i + 1; j < spec.tiles.size(); ++j) {
+      if (spec.tiles[j] == tile) keep = std::max(keep, spec.windows[j]);
+    }
+    f(run++, tile, keep);
+  }
+}
+
+// The run holding the tiles of windows[window].
+size_t RunOf(const Spec& spec, size_t window) {
+  size_t result = 0;
+  const Micros tile = spec.tiles[window];
+  ForEachRun(spec, [&](size_t run, Micros run_tile, Micros) {
+    if (run_tile == tile) result = run;
+  });
+  return result;
+}
+
+}  // namespace
+
+std::string_view FnName(Fn fn) {
+  return IsKnown(fn) ? kFnNames[static_cast<size_t>(fn)] : std::string_view("unknown");
+}
+
+std::optional<Fn> ParseFn(std::string_view name) {
+  for (size_t i = 0; i < kFnNames.size(); ++i) {
+    if (kFnNames[i] == name) return static_cast<Fn>(i);
+  }
+  return std::nullopt;
+}
+
+std::string_view FnNameList() {
+  return "count, sum, min, max, mean, stddev, first, last, last_n, distinct_count, top_k";
+}
+
+bool NeedsField(Fn fn) { return fn != Fn::kCount; }
+
+bool NeedsN(Fn fn) { return fn == Fn::kLastN || fn == Fn::kTopK; }
+
+Status CheckInputType(Fn fn, ValueType type) {
+  std::string_view accepted;
+  bool ok = false;
+  switch (fn) {
+    case Fn::kCount:
+      return OkStatus();
+    case Fn::kSum:
+    case Fn::kMean:
+    case Fn::kStddev:
+      accepted = "int64, double";
+      ok = type == ValueType::kInt64 || type == ValueType::kDouble;
+      break;
+    case Fn::kMin:
+    case Fn::kMax:
+      accepted = "int64, double, timestamp, string";
+      ok = type == ValueType::kInt64 || type == ValueType::kDouble ||
+           type == ValueType::kTimestamp || type == ValueType::kString;
+      break;
+    case Fn::kFirst:
+    case Fn::kLast:
+    case Fn::kLastN:
+      accepted = ValueTypeNameList();
+      ok = type >= ValueType::kInt64 && type <= ValueType::kTimestamp;
+      break;
+    case Fn::kDistinctCount:
+    case Fn::kTopK:
+      accepted = "int64, bool, string, bytes, timestamp";
+      ok = type == ValueType::kInt64 || type == ValueType::kBool || type == ValueType::kString ||
+           type == ValueType::kBytes || type == ValueType::kTimestamp;
+      break;
+    default:
+      return InvalidArgumentError("unknown aggregation function #" +
+                                  std::to_string(static_cast<int>(fn)) + "; expected one of " +
+                                  std::string(FnNameList()));
+  }
+  if (ok) return OkStatus();
+  return InvalidArgumentError(std::string(FnName(fn)) + " cannot aggregate a field of type " +
+                              std::string(ValueTypeName(type)) + "; it accepts " +
+                              std::string(accepted));
+}
+
+Micros DefaultTileFor(Micros window_micros) {
+  static constexpr Micros kCandidates[] = {kDay, kHour, kMinute, kSecond};
+  if (window_micros <= 0) return window_micros;
+  for (Micros tile : kCandidates) {
+    if (window_micros % tile == 0 && window_micros / tile >= 24) return tile;
+  }
+  for (Micros tile : kCandidates) {
+    if (window_micros % tile == 0) return tile;
+  }
+  return window_micros;
+}
+
+Status Validate(const Spec& spec) {
+  if (!IsKnown(spec.fn)) {
+    return InvalidArgumentError("unknown aggregation function #" +
+                                std::to_string(static_cast<int>(spec.fn)) + "; expected one of " +
+                                std::string(FnNameList()));
+  }
+  const std::string name(FnName(spec.fn));
+  ODS_RETURN_IF_ERROR(CheckInputType(spec.fn, spec.input_type));
+  if (NeedsN(spec.fn)) {
+    if (spec.n < 1 || spec.n > kMaxN) {
+      return InvalidArgumentError(name + " needs n in [1, " + std::to_string(kMaxN) + "], got " +
+                                  std::to_string(spec.n));
+    }
+  } else if (spec.n != 0) {
+    return InvalidArgumentError(name + " takes no n (got " + std::to_string(spec.n) +
+                                "); only last_n and top_k do");
+  }
+  if (spec.windows.empty()) return InvalidArgumentError(name + " needs at least one window");
+  if (spec.tiles.size() != spec.windows.size()) {
+    return InvalidArgumentError(name + " has " + std::to_string(spec.windows.size()) +
+                                " windows but " + std::to_string(spec.tiles.size()) +
+                                " tile sizes; each window needs one");
+  }
+  for (size_t i = 0; i < spec.windows.size(); ++i) {
+    const Micros window = spec.windows[i];
+    const Micros tile = spec.tiles[i];
+    if (window <= 0) {
+      return InvalidArgumentError(name + " window #" + std::to_string(i + 1) +
+                                  " must be positive, got " + FormatMicros(window));
+    }
+    if (tile <= 0) {
+      return InvalidArgumentError(name + " window " + FormatMicros(window) +
+                                  ": tile size must be positive, got " + FormatMicros(tile));
+    }
+    if (window % tile != 0) {
+      return InvalidArgumentError(name + " window " + FormatMicros(window) + ": tile size " +
+                                  FormatMicros(tile) + " does not divide it");
+    }
+    if (window / tile > kMaxTilesPerWindow) {
+      return InvalidArgumentError(name + " window " + FormatMicros(window) + " with tile size " +
+                                  FormatMicros(tile) + " spans " + std::to_string(window / tile) +
+                                  " tiles; at most " + std::to_string(kMaxTilesPerWindow) +
+                                  " are allowed: use a larger tile");
+    }
+  }
+  return OkStatus();
+}
+
+struct Series::Run {
+  AnyTiles tiles;
+};
+
+Series::Series(const Spec& spec) {
+  size_t runs = 0;
+  ForEachRun(spec, [&](size_t, Micros, Micros) { ++runs; });
+  runs_.reserve(runs);
+  for (size_t i = 0; i < runs; ++i) {
+    runs_.push_back(Run{WithPartial(
+        spec, [](auto tag) -> AnyTiles { return Tiles<typename decltype(tag)::type>(); })});
+  }
+}
+
+Series::~Series() = default;
+Series::Series(Series&&) noexcept = default;
+Series& Series::operator=(Series&&) noexcept = default;
+
+void Series::Add(const Spec& spec, Micros event_time, const record::Value* value, Micros now) {
+  const bool accepted = Accepts(spec, value);
+  ForEachRun(spec, [&](size_t run, Micros tile, Micros keep) {
+    const int64_t first = SaturatingSub(FloorDiv(now, tile), keep / tile - 1);
+    const int64_t index = FloorDiv(event_time, tile);
+    std::visit(
+        [&](auto& tiles) {
+          DropTilesBefore(tiles, first);
+          if (accepted && index >= first) {
+            FoldIntoTile(tiles, index, event_time, value, spec, static_cast<size_t>(keep / tile));
+          }
+        },
+        runs_[run].tiles);
+  });
+}
+
+Output Series::Query(const Spec& spec, size_t window, Micros now) const {
+  ODS_DCHECK(window < spec.windows.size());
+  const int64_t last = FloorDiv(now, spec.tiles[window]);
+  const int64_t first = FirstTileIndex(spec, window, last);
+  const size_t run = RunOf(spec, window);
+  ODS_DCHECK(run < runs_.size());
+  return std::visit([&](const auto& tiles) { return MergeTiles(tiles, first, last, spec); },
+                    runs_[run].tiles);
+}
+
+size_t Series::MemoryBytes() const {
+  size_t bytes = runs_.capacity() * sizeof(Run);
+  for (const Run& run : runs_) {
+    bytes += std::visit([](const auto& tiles) { return TilesHeapBytes(tiles); }, run.tiles);
+  }
+  return bytes;
+}
+
+Output ComputeAsOf(const Spec& spec, size_t window, std::span<const Sample> events_in_arrival_order,
+                   Micros as_of) {
+  ODS_DCHECK(window < spec.windows.size());
+  const Micros tile = spec.tiles[window];
+  const int64_t last = FloorDiv(as_of, tile);
+  const int64_t first = FirstTileIndex(spec, window, last);
+  return WithPartial(spec, [&](auto tag) -> Output {
+    Tiles<typename decltype(tag)::type> tiles;
+    for (const Sample& event : events_in_arrival_order) {
+      if (event.event_time > as_of || !Accepts(spec, event.value)) continue;
+      const int64_t index = FloorDiv(event.event_time, tile);
+      if (index < first) continue;
+      FoldIntoTile(tiles, index, event.event_time, event.value, spec,
+                   static_cast<size_t>(spec.windows[window] / tile));
+    }
+    return MergeTiles(tiles, first, last, spec);
+  });
+}
+
+}  // namespace ods::aggregate

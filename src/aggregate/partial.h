@@ -1,0 +1,628 @@
+#pragma once
+
+#include <absl/container/flat_hash_map.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "aggregate/hll.h"
+#include "ods/aggregate/aggregate.h"
+#include "ods/common/check.h"
+#include "ods/common/clock.h"
+#include "ods/common/hash.h"
+#include "ods/common/value_type.h"
+#include "ods/record/value.h"
+
+// Per-tile partial aggregates (private to ods_aggregate).
+//
+// Each (fn, input type) has its own partial type P, so a tile costs only what its fn needs (a
+// count tile is 16 bytes with its index, not the size of the largest partial). Every P has an
+// Ops<P> with one fold and one merge, used both by Series (online) and by ComputeAsOf
+// (point in time), which is what makes their results bit-identical:
+//   static P Init(Micros t, const record::Value* v, const Spec&);  // a tile's first event
+//   static void Fold(P&, Micros t, const record::Value* v, const Spec&);  // a later event
+//   using Acc = ...;  // a window being merged; value-initialized = empty window
+//   static void Merge(Acc&, const P& tile, const Spec&);  // tiles in ascending time order
+//   static Output Finish(const Acc&, const Spec&);
+//   static constexpr bool kHasHeap; static size_t HeapBytes(const P&);
+// `v` is null only for kCount; otherwise it holds spec.input_type. An Acc may point into the
+// tiles it merged: Finish runs before they change.
+namespace ods::aggregate {
+
+[[noreturn]] inline void SpecNotValidated() {
+  ::ods::internal::CheckFailed("Validate(spec).ok() (fn/input type pair)", __FILE__, __LINE__);
+}
+
+// ---- Slots: the compact storage of one value of a given input type ----------------------------
+// int64_t holds int64, bool and timestamp; double; std::string holds string and bytes;
+// std::vector<float> holds float_vector. Slot<S>::Ref reads a Value without copying.
+template <class S>
+struct Slot;
+
+template <>
+struct Slot<int64_t> {
+  using View = int64_t;
+  static int64_t Ref(const record::Value& v) {
+    if (const auto* i = std::get_if<int64_t>(&v)) return *i;
+    if (const auto* b = std::get_if<bool>(&v)) return *b ? 1 : 0;
+    return std::get<record::Timestamp>(v).micros;
+  }
+  static record::Value ToValue(int64_t x, ValueType type) {
+    if (type == ValueType::kBool) return record::Value(std::in_place_type<bool>, x != 0);
+    if (type == ValueType::kTimestamp) return record::Value(record::Timestamp{x});
+    return record::Value(std::in_place_type<int64_t>, x);
+  }
+  static constexpr bool kHasHeap = false;
+  static size_t HeapBytes(int64_t) { return 0; }
+};
+
+template <>
+struct Slot<double> {
+  using View = double;
+  static double Ref(const record::Value& v) { return std::get<double>(v); }
+  static record::Value ToValue(double x, ValueType) {
+    return record::Value(std::in_place_type<double>, x);
+  }
+  static constexpr bool kHasHeap = false;
+  static size_t HeapBytes(double) { return 0; }
+};
+
+template <>
+struct Slot<std::string> {
+  using View = std::string_view;
+  static const std::string& Ref(const record::Value& v) {
+    if (const auto* s = std::get_if<std::string>(&v)) return *s;
+    return std::get<record::Bytes>(v).data;
+  }
+  static record::Value ToValue(std::string_view x, ValueType type) {
+    if (type == ValueType::kBytes) return record::Value(record::Bytes{std::string(x)});
+    return record::Value(std::in_place_type<std::string>, x);
+  }
+  static constexpr bool kHasHeap = true;
+  static size_t HeapBytes(const std::string& s) {
+    static const size_t kInline = std::string().capacity();
+    return s.capacity() > kInline ? s.capacity() + 1 : 0;
+  }
+};
+
+template <>
+struct Slot<std::vector<float>> {
+  using View = const std::vector<float>&;
+  static const std::vector<float>& Ref(const record::Value& v) {
+    return std::get<std::vector<float>>(v);
+  }
+  static record::Value ToValue(const std::vector<float>& x, ValueType) { return record::Value(x); }
+  static constexpr bool kHasHeap = true;
+  static size_t HeapBytes(const std::vector<float>& x) { return x.capacity() * sizeof(float); }
+};
+
+// Stable 64-bit hash of a slot value, for distinct_count.
+inline uint64_t HashSlot(std::string_view x) { return StableHash64(x); }
+inline uint64_t HashSlot(int64_t x) {
+  char bytes[sizeof x];
+  std::memcpy(bytes, &x, sizeof x);
+  return StableHash64(std::string_view(bytes, sizeof bytes));
+}
+
+template <class P>
+struct Ops;
+
+// An Output holding a scalar of type T, built in place (moving a temporary Value into the Output
+// trips GCC 12's -Wmaybe-uninitialized under the sanitizers).
+template <class T>
+Output ScalarOutput(T x) {
+  return Output(std::in_place_type<record::Value>, std::in_place_type<T>, x);
+}
+
+// ---- count, sum, mean, stddev -----------------------------------------------------------------
+
+struct CountPartial {
+  int64_t n = 0;
+};
+
+template <>
+struct Ops<CountPartial> {
+  static CountPartial Init(Micros, const record::Value*, const Spec&) { return {1}; }
+  static void Fold(CountPartial& p, Micros, const record::Value*, const Spec&) { ++p.n; }
+  using Acc = int64_t;
+  static void Merge(Acc& acc, const CountPartial& p, const Spec&) { acc += p.n; }
+  static Output Finish(const Acc& acc, const Spec&) { return ScalarOutput<int64_t>(acc); }
+  static constexpr bool kHasHeap = false;
+  static size_t HeapBytes(const CountPartial&) { return 0; }
+};
+
+// Sum of int64 input: two's complement, so overflow wraps instead of being undefined.
+struct SumIntPartial {
+  uint64_t sum = 0;
+};
+
+template <>
+struct Ops<SumIntPartial> {
+  static SumIntPartial Init(Micros t, const record::Value* v, const Spec& s) {
+    SumIntPartial p;
+    Fold(p, t, v, s);
+    return p;
+  }
+  static void Fold(SumIntPartial& p, Micros, const record::Value* v, const Spec&) {
+    p.sum += static_cast<uint64_t>(std::get<int64_t>(*v));
+  }
+  using Acc = SumIntPartial;
+  static void Merge(Acc& acc, const SumIntPartial& p, const Spec&) { acc.sum += p.sum; }
+  static Output Finish(const Acc& acc, const Spec&) {
+    return ScalarOutput(static_cast<int64_t>(acc.sum));
+  }
+  static constexpr bool kHasHeap = false;
+  static size_t HeapBytes(const SumIntPartial&) { return 0; }
+};
+
+struct SumDoublePartial {
+  double sum = 0.0;
+};
+
+template <>
+struct Ops<SumDoublePartial> {
+  static SumDoublePartial Init(Micros t, const record::Value* v, const Spec& s) {
+    SumDoublePartial p;
+    Fold(p, t, v, s);
+    return p;
+  }
+  static void Fold(SumDoublePartial& p, Micros, const record::Value* v, const Spec&) {
+    p.sum += std::get<double>(*v);
+  }
+  using Acc = SumDoublePartial;
+  static void Merge(Acc& acc, const SumDoublePartial& p, const Spec&) { acc.sum += p.sum; }
+  static Output Finish(const Acc& acc, const Spec&) { return ScalarOutput<double>(acc.sum); }
+  static constexpr bool kHasHeap = false;
+  static size_t HeapBytes(const SumDoublePartial&) { return 0; }
+};
+
+inline double AsDouble(const record::Value& v) {
+  if (const auto* i = std::get_if<int64_t>(&v)) return static_cast<double>(*i);
+  return std::get<double>(v);
+}
+
+struct MeanPartial {
+  int64_t n = 0;
+  double sum = 0.0;
+};
+
+template <>
+struct Ops<MeanPartial> {
+  static MeanPartial Init(Micros t, const record::Value* v, const Spec& s) {
+    MeanPartial p;
+    Fold(p, t, v, s);
+    return p;
+  }
+  static void Fold(MeanPartial& p, Micros, const record::Value* v, const Spec&) {
+    ++p.n;
+    p.sum += AsDouble(*v);
+  }
+  using Acc = MeanPartial;
+  static void Merge(Acc& acc, const MeanPartial& p, const Spec&) {
+    acc.n += p.n;
+    acc.sum += p.sum;
+  }
+  static Output Finish(const Acc& acc, const Spec&) {
+    if (acc.n == 0) return std::monostate{};
+    return ScalarOutput(acc.sum / static_cast<double>(acc.n));
+  }
+  static constexpr bool kHasHeap = false;
+  static size_t HeapBytes(const MeanPartial&) { return 0; }
+};
+
+// Welford's running moments within a tile; tiles combine with Chan et al.'s parallel formula.
+struct StddevPartial {
+  int64_t n = 0;
+  double mean = 0.0;
+  double m2 = 0.0;  // sum of squared deviations from `mean`
+};
+
+template <>
+struct Ops<StddevPartial> {
+  static StddevPartial Init(Micros t, const record::Value* v, const Spec& s) {
+    StddevPartial p;
+    Fold(p, t, v, s);
+    return p;
+  }
+  static void Fold(StddevPartial& p, Micros, const record::Value* v, const Spec&) {
+    const double x = AsDouble(*v);
+    ++p.n;
+    const double delta = x - p.mean;
+    p.mean += delta / static_cast<double>(p.n);
+    p.m2 += delta * (x - p.mean);
+  }
+  using Acc = StddevPartial;
+  static void Merge(Acc& acc, const StddevPartial& p, const Spec&) {
+    if (acc.n == 0) {
+      acc = p;
+      return;
+    }
+    const double na = static_cast<double>(acc.n);
+    const double nb = static_cast<double>(p.n);
+    const double n = na + nb;
+    const double delta = p.mean - acc.mean;
+    acc.n += p.n;
+    acc.mean += delta * (nb / n);
+    acc.m2 += p.m2 + delta * delta * (na * nb / n);
+  }
+  static Output Finish(const Acc& acc, const Spec&) {
+    if (acc.n == 0) return std::monostate{};
+    return ScalarOutput(std::sqrt(std::max(0.0, acc.m2 / static_cast<double>(acc.n))));
+  }
+  static constexpr bool kHasHeap = false;
+  static size_t HeapBytes(const StddevPartial&) { return 0; }
+};
+
+// ---- min, max ---------------------------------------------------------------------------------
+
+// The smallest (kMax: largest) value of a tile. Ties keep the value seen first.
+template <class S, bool kMax>
+struct ExtremePartial {
+  S value;
+};
+
+template <class S, bool kMax>
+struct Ops<ExtremePartial<S, kMax>> {
+  using P = ExtremePartial<S, kMax>;
+  template <class A, class B>
+  static bool Better(const A& candidate, const B& current) {
+    return kMax ? current < candidate : candidate < current;
+  }
+  static P Init(Micros, const record::Value* v, const Spec&) { return P{S(Slot<S>::Ref(*v))}; }
+  static void Fold(P& p, Micros, const record::Value* v, const Spec&) {
+    const auto& x = Slot<S>::Ref(*v);
+    if (Better(x, p.value)) p.value = x;
+  }
+  using Acc = const P*;  // null: empty window
+  static void Merge(Acc& acc, const P& p, const Spec&) {
+    if (acc == nullptr || Better(p.value, acc->value)) acc = &p;
+  }
+  static Output Finish(const Acc& acc, const Spec& s) {
+    if (acc == nullptr) return std::monostate{};
+    return Slot<S>::ToValue(acc->value, s.input_type);
+  }
+  static constexpr bool kHasHeap = Slot<S>::kHasHeap;
+  static size_t HeapBytes(const P& p) { return Slot<S>::HeapBytes(p.value); }
+};
+
+// ---- first, last ------------------------------------------------------------------------------
+
+// The earliest (kLast: latest) event of a tile. Ties on event time: first (kLast: last) to
+// arrive, which folding in arrival order gives by replacing only on a strictly earlier time
+// (kLast: on a later or equal time). Tiles cover disjoint times, so merging needs no tie rule.
+template <class S, bool kLast>
+struct EdgePartial {
+  Micros time;
+  S value;
+};
+
+template <class S, bool kLast>
+struct Ops<EdgePartial<S, kLast>> {
+  using P = EdgePartial<S, kLast>;
+  static P Init(Micros t, const record::Value* v, const Spec&) { return P{t, S(Slot<S>::Ref(*v))}; }
+  static void Fold(P& p, Micros t, const record::Value* v, const Spec&) {
+    if (kLast ? t >= p.time : t < p.time) {
+      p.time = t;
+      p.value = Slot<S>::Ref(*v);
+    }
+  }
+  using Acc = const P*;  // null: empty window
+  static void Merge(Acc& acc, const P& p, const Spec&) {
+    if (kLast || acc == nullptr) acc = &p;
+  }
+  static Output Finish(const Acc& acc, const Spec& s) {
+    if (acc == nullptr) return std::monostate{};
+    return Slot<S>::ToValue(acc->value, s.input_type);
+  }
+  static constexpr bool kHasHeap = Slot<S>::kHasHeap;
+  static size_t HeapBytes(const P& p) { return Slot<S>::HeapBytes(p.value); }
+};
+
+// ---- last_n -----------------------------------------------------------------------------------
+
+// The spec.n latest events of a tile, newest first; on equal times the later arrival first.
+template <class S>
+struct LastNPartial {
+  struct Entry {
+    Micros time;
+    S value;
+  };
+  std::vector<Entry> newest_first;
+};
+
+template <class S>
+struct Ops<LastNPartial<S>> {
+  using P = LastNPartial<S>;
+  static P Init(Micros t, const record::Value* v, const Spec& s) {
+    P p;
+    Fold(p, t, v, s);
+    return p;
+  }
+  static void Fold(P& p, Micros t, const record::Value* v, const Spec& s) {
+    auto& list = p.newest_first;
+    // Before every entry at or before `t`: a later arrival at an equal time goes first.
+    auto it = std::partition_point(list.begin(), list.end(),
+                                   [t](const typename P::Entry& e) { return e.time > t; });
+    const auto position = it - list.begin();
+    if (static_cast<size_t>(position) >= s.n) return;
+    if (list.size() == s.n) list.pop_back();
+    list.insert(list.begin() + position, typename P::Entry{t, S(Slot<S>::Ref(*v))});
+  }
+  using Acc = std::vector<const P*>;  // tiles in ascending time order
+  static void Merge(Acc& acc, const P& p, const Spec&) { acc.push_back(&p); }
+  static Output Finish(const Acc& acc, const Spec& s) {
+    std::vector<record::Value> out;
+    for (auto tile = acc.rbegin(); tile != acc.rend() && out.size() < s.n; ++tile) {
+      for (const auto& e : (*tile)->newest_first) {
+        if (out.size() == s.n) break;
+        out.push_back(Slot<S>::ToValue(e.value, s.input_type));
+      }
+    }
+    return out;
+  }
+  static constexpr bool kHasHeap = true;
+  static size_t HeapBytes(const P& p) {
+    size_t bytes = p.newest_first.capacity() * sizeof(typename P::Entry);
+    if constexpr (Slot<S>::kHasHeap) {
+      for (const auto& e : p.newest_first) bytes += Slot<S>::HeapBytes(e.value);
+    }
+    return bytes;
+  }
+};
+
+// ---- distinct_count ---------------------------------------------------------------------------
+
+template <class S>
+struct DistinctPartial {
+  std::unique_ptr<HllSketch> sketch;  // never null in a stored tile
+};
+
+template <class S>
+struct Ops<DistinctPartial<S>> {
+  using P = DistinctPartial<S>;
+  static P Init(Micros t, const record::Value* v, const Spec& s) {
+    P p{std::make_unique<HllSketch>()};
+    Fold(p, t, v, s);
+    return p;
+  }
+  static void Fold(P& p, Micros, const record::Value* v, const Spec&) {
+    p.sketch->Add(HashSlot(Slot<S>::Ref(*v)));
+  }
+  using Acc = HllSketch;
+  static void Merge(Acc& acc, const P& p, const Spec&) { acc.Merge(*p.sketch); }
+  static Output Finish(const Acc& acc, const Spec&) {
+    return ScalarOutput(static_cast<int64_t>(acc.Estimate()));
+  }
+  static constexpr bool kHasHeap = true;
+  static size_t HeapBytes(const P& p) { return sizeof(HllSketch) + p.sketch->HeapBytes(); }
+};
+
+// ---- top_k ------------------------------------------------------------------------------------
+
+// Exact count of each value in a tile.
+template <class S>
+struct TopKPartial {
+  using Counts = absl::flat_hash_map<S, int64_t>;
+  std::unique_ptr<Counts> counts;  // never null in a stored tile
+};
+
+template <class S>
+struct Ops<TopKPartial<S>> {
+  using P = TopKPartial<S>;
+  using View = typename Slot<S>::View;
+  static P Init(Micros t, const record::Value* v, const Spec& s) {
+    P p{std::make_unique<typename P::Counts>()};
+    Fold(p, t, v, s);
+    return p;
+  }
+  static void Fold(P& p, Micros, const record::Value* v, const Spec&) {
+    ++(*p.counts)[Slot<S>::Ref(*v)];
+  }
+  using Acc = absl::flat_hash_map<View, int64_t>;  // views into the merged tiles
+  static void Merge(Acc& acc, const P& p, const Spec&) {
+    for (const auto& [value, count] : *p.counts) acc[View(value)] += count;
+  }
+  static Output Finish(const Acc& acc, const Spec& s) {
+    std::vector<std::pair<View, int64_t>> entries(acc.begin(), acc.end());
+    const size_t k = std::min<size_t>(s.n, entries.size());
+    std::partial_sort(entries.begin(), entries.begin() + static_cast<std::ptrdiff_t>(k),
+                      entries.end(), [](const auto& a, const auto& b) {
+                        return a.second != b.second ? a.second > b.second : a.first < b.first;
+                      });
+    std::vector<record::Value> out;
+    out.reserve(k);
+    for (size_t i = 0; i < k; ++i) out.push_back(Slot<S>::ToValue(entries[i].first, s.input_type));
+    return out;
+  }
+  static constexpr bool kHasHeap = true;
+  static size_t HeapBytes(const P& p) {
+    // absl's layout: one slot and one control byte per capacity, plus a group of sentinels.
+    size_t bytes = sizeof(typename P::Counts) +
+                   p.counts->capacity() * (sizeof(typename P::Counts::slot_type) + 1) + 16;
+    if constexpr (Slot<S>::kHasHeap) {
+      for (const auto& entry : *p.counts) bytes += Slot<S>::HeapBytes(entry.first);
+    }
+    return bytes;
+  }
+};
+
+// ---- tiles ------------------------------------------------------------------------------------
+
+template <class P>
+struct Tile {
+  using Partial = P;
+  int64_t index;  // FloorDiv(event time, tile size)
+  P partial;
+};
+
+// Non-empty tiles of one tile size, sorted by index.
+template <class P>
+using Tiles = std::vector<Tile<P>>;
+
+// Orders tiles and tile indices, for binary search.
+template <class P>
+struct TileIndexLess {
+  bool operator()(const Tile<P>& tile, int64_t index) const { return tile.index < index; }
+  bool operator()(int64_t index, const Tile<P>& tile) const { return index < tile.index; }
+};
+
+// Folds an event into the tile `index` of `tiles`, creating it in place if missing. The vector
+// grows by doubling but not past `expected_tiles` (the tiles the longest window spans) until it
+// must, so a full run carries no slack. O(1) amortized for the newest tile (in-order arrival),
+// O(log tiles + tiles) otherwise.
+template <class P>
+void FoldIntoTile(Tiles<P>& tiles, int64_t index, Micros t, const record::Value* v, const Spec& s,
+                  size_t expected_tiles) {
+  if (tiles.size() == tiles.capacity() &&
+      !std::binary_search(tiles.begin(), tiles.end(), index, TileIndexLess<P>())) {
+    const size_t doubled = std::max<size_t>(2 * tiles.capacity(), 1);
+    tiles.reserve(tiles.size() < expected_tiles ? std::min(doubled, expected_tiles) : doubled);
+  }
+  if (tiles.empty() || tiles.back().index < index) {
+    tiles.push_back(Tile<P>{index, Ops<P>::Init(t, v, s)});
+    return;
+  }
+  auto it = tiles.end() - 1;
+  if (it->index != index) {
+    it = std::lower_bound(tiles.begin(), tiles.end(), index, TileIndexLess<P>());
+  }
+  if (it->index == index) {
+    Ops<P>::Fold(it->partial, t, v, s);
+  } else {
+    tiles.insert(it, Tile<P>{index, Ops<P>::Init(t, v, s)});
+  }
+}
+
+// The aggregate of the tiles with index in [first, last], merged in ascending order.
+// O(log tiles + tiles in range) plus Finish.
+template <class P>
+Output MergeTiles(const Tiles<P>& tiles, int64_t first, int64_t last, const Spec& s) {
+  typename Ops<P>::Acc acc{};
+  auto it = std::lower_bound(tiles.begin(), tiles.end(), first, TileIndexLess<P>());
+  for (; it != tiles.end() && it->index <= last; ++it) Ops<P>::Merge(acc, it->partial, s);
+  return Ops<P>::Finish(acc, s);
+}
+
+// Drops the tiles before index `first`, and returns the spare capacity once it dominates.
+template <class P>
+void DropTilesBefore(Tiles<P>& tiles, int64_t first) {
+  if (tiles.empty() || tiles.front().index >= first) return;
+  auto it = std::lower_bound(tiles.begin(), tiles.end(), first, TileIndexLess<P>());
+  tiles.erase(tiles.begin(), it);
+  if (tiles.capacity() > 4 * tiles.size()) tiles.shrink_to_fit();
+}
+
+// Heap bytes of `tiles`: the vector and each partial's payload.
+template <class P>
+size_t TilesHeapBytes(const Tiles<P>& tiles) {
+  size_t bytes = tiles.capacity() * sizeof(Tile<P>);
+  if constexpr (Ops<P>::kHasHeap) {
+    for (const auto& tile : tiles) bytes += Ops<P>::HeapBytes(tile.partial);
+  }
+  return bytes;
+}
+
+// One alternative per partial type: the tiles of one tile size of one Series.
+using AnyTiles =
+    std::variant<Tiles<CountPartial>, Tiles<SumIntPartial>, Tiles<SumDoublePartial>,
+                 Tiles<MeanPartial>, Tiles<StddevPartial>, Tiles<ExtremePartial<int64_t, false>>,
+                 Tiles<ExtremePartial<double, false>>, Tiles<ExtremePartial<std::string, false>>,
+                 Tiles<ExtremePartial<int64_t, true>>, Tiles<ExtremePartial<double, true>>,
+                 Tiles<ExtremePartial<std::string, true>>, Tiles<EdgePartial<int64_t, false>>,
+                 Tiles<EdgePartial<double, false>>, Tiles<EdgePartial<std::string, false>>,
+                 Tiles<EdgePartial<std::vector<float>, false>>, Tiles<EdgePartial<int64_t, true>>,
+                 Tiles<EdgePartial<double, true>>, Tiles<EdgePartial<std::string, true>>,
+                 Tiles<EdgePartial<std::vector<float>, true>>, Tiles<LastNPartial<int64_t>>,
+                 Tiles<LastNPartial<double>>, Tiles<LastNPartial<std::string>>,
+                 Tiles<LastNPartial<std::vector<float>>>, Tiles<DistinctPartial<int64_t>>,
+                 Tiles<DistinctPartial<std::string>>, Tiles<TopKPartial<int64_t>>,
+                 Tiles<TopKPartial<std::string>>>;
+
+template <class T>
+struct TypeTag {
+  using type = T;
+};
+
+// Calls f(TypeTag<S>{}) with the slot type of `type`; returns what f returns (type R).
+template <class R, class F>
+R WithSlot(ValueType type, F&& f) {
+  switch (type) {
+    case ValueType::kInt64:
+    case ValueType::kBool:
+    case ValueType::kTimestamp:
+      return f(TypeTag<int64_t>{});
+    case ValueType::kDouble:
+      return f(TypeTag<double>{});
+    case ValueType::kString:
+    case ValueType::kBytes:
+      return f(TypeTag<std::string>{});
+    case ValueType::kFloatVector:
+      return f(TypeTag<std::vector<float>>{});
+  }
+  SpecNotValidated();
+}
+
+// Calls f(TypeTag<P>{}) with the partial type of a validated `spec`; returns what f returns.
+template <class F>
+auto WithPartial(const Spec& spec, F&& f) {
+  using R = std::invoke_result_t<F&, TypeTag<CountPartial>>;
+  switch (spec.fn) {
+    case Fn::kCount:
+      return f(TypeTag<CountPartial>{});
+    case Fn::kSum:
+      if (spec.input_type == ValueType::kDouble) return f(TypeTag<SumDoublePartial>{});
+      return f(TypeTag<SumIntPartial>{});
+    case Fn::kMean:
+      return f(TypeTag<MeanPartial>{});
+    case Fn::kStddev:
+      return f(TypeTag<StddevPartial>{});
+    case Fn::kMin:
+    case Fn::kMax:
+      return WithSlot<R>(spec.input_type, [&](auto slot) -> R {
+        using S = typename decltype(slot)::type;
+        if constexpr (std::is_same_v<S, std::vector<float>>) {
+          SpecNotValidated();
+        } else if (spec.fn == Fn::kMax) {
+          return f(TypeTag<ExtremePartial<S, true>>{});
+        } else {
+          return f(TypeTag<ExtremePartial<S, false>>{});
+        }
+      });
+    case Fn::kFirst:
+      return WithSlot<R>(spec.input_type, [&](auto slot) -> R {
+        return f(TypeTag<EdgePartial<typename decltype(slot)::type, false>>{});
+      });
+    case Fn::kLast:
+      return WithSlot<R>(spec.input_type, [&](auto slot) -> R {
+        return f(TypeTag<EdgePartial<typename decltype(slot)::type, true>>{});
+      });
+    case Fn::kLastN:
+      return WithSlot<R>(spec.input_type, [&](auto slot) -> R {
+        return f(TypeTag<LastNPartial<typename decltype(slot)::type>>{});
+      });
+    case Fn::kDistinctCount:
+    case Fn::kTopK:
+      return WithSlot<R>(spec.input_type, [&](auto slot) -> R {
+        using S = typename decltype(slot)::type;
+        if constexpr (std::is_same_v<S, int64_t> || std::is_same_v<S, std::string>) {
+          if (spec.fn == Fn::kTopK) return f(TypeTag<TopKPartial<S>>{});
+          return f(TypeTag<DistinctPartial<S>>{});
+        } else {
+          SpecNotValidated();
+        }
+      });
+  }
+  SpecNotValidated();
+}
+
+}  // namespace ods::aggregate
