@@ -11,6 +11,8 @@
 #include "ods/common/logging.h"
 #include "ods/common/units.h"
 #include "ods/record/codec.h"
+#include "catalog.h"
+#include "group_by_shard.h"
 
 namespace ods::engine {
 namespace {
@@ -18,8 +20,6 @@ namespace {
 // Most expired records one sweep removes per shard, so a sweep never holds a shard for long.
 constexpr size_t kSweepBudgetPerShard = 4096;
 constexpr auto kSweepInterval = std::chrono::seconds(1);
-
-uint64_t TableSeed(std::string_view table) { return StableHash64(table, 0x6f6473); }
 
 }  // namespace
 
@@ -56,13 +56,11 @@ Engine::~Engine() { sweeper_.reset(); }
 Result<std::unique_ptr<Engine>> Engine::Create(const config::Config& config, const Clock& clock) {
   if (config.server.shards == 0) return InvalidArgumentError("server.shards must be at least 1");
   std::unique_ptr<Engine> engine(new Engine(config, clock));
-  bool any_ttl = false;
   for (const config::TableConfig& t : config.tables) {
     std::vector<record::TableSchema::FieldSpec> fields;
     for (const config::FieldConfig& f : t.fields) fields.push_back({f.name, f.type});
     engine->tables_.push_back(std::make_shared<const record::TableSchema>(
         t.name, t.key_field, std::move(fields), t.free_form, t.ttl_micros));
-    any_ttl = any_ttl || t.ttl_micros > 0;
   }
   const uint64_t per_shard_bytes = config.storage.ram_max_bytes / config.server.shards;
   const uint64_t shard_budget =
@@ -71,7 +69,14 @@ Result<std::unique_ptr<Engine>> Engine::Create(const config::Config& config, con
     engine->shards_.push_back(
         std::make_unique<shard::Shard>(i, engine->tables_, clock, shard_budget));
   }
-  if (any_ttl) engine->sweeper_ = std::make_unique<Sweeper>(*engine);
+  {
+    MutexLock lock(engine->apply_mu_);
+    engine->catalogs_.push_back(std::make_unique<const Catalog>());
+    engine->catalog_.store(engine->catalogs_.back().get(), std::memory_order_release);
+  }
+  ODS_RETURN_IF_ERROR(engine->ApplyDefinitions(config.definitions).status());
+  // Always: event templates may be applied at run time, and their idle entities need sweeping.
+  engine->sweeper_ = std::make_unique<Sweeper>(*engine);
   Logger("ods.engine")
       ->info("engine ready: {} tables, {} shards, RAM budget {}", engine->tables_.size(),
              engine->shards_.size(),
@@ -130,28 +135,6 @@ Engine::ShardGroups& Engine::ThreadShardGroups() {
   // One per thread, reused: a warm call allocates nothing. Safe because no engine call runs
   // another engine call on the same thread while it uses the groups.
   thread_local ShardGroups groups;
-  return groups;
-}
-
-template <typename KeyOf>
-const Engine::ShardGroups& Engine::GroupByShard(std::string_view table, size_t n,
-                                                KeyOf key_of) const {
-  ShardGroups& groups = ThreadShardGroups();
-  const uint64_t seed = TableSeed(table);
-  const size_t shard_count = shards_.size();
-  groups.owner.resize(n);
-  groups.offsets.assign(shard_count + 1, 0);
-  for (size_t i = 0; i < n; ++i) {
-    groups.owner[i] = static_cast<uint32_t>(StableHash64(key_of(i), seed) % shard_count);
-    ++groups.offsets[groups.owner[i] + 1];
-  }
-  for (size_t s = 0; s < shard_count; ++s) groups.offsets[s + 1] += groups.offsets[s];
-  groups.order.resize(n);
-  groups.next.assign(groups.offsets.begin(), groups.offsets.end() - 1);
-  // Stable: positions stay ascending within a shard, so a later duplicate key wins.
-  for (size_t i = 0; i < n; ++i) {
-    groups.order[groups.next[groups.owner[i]]++] = static_cast<uint32_t>(i);
-  }
   return groups;
 }
 
@@ -279,7 +262,10 @@ Result<std::vector<std::string>> Engine::ScanKeys(std::string_view table, std::s
 
 size_t Engine::SweepExpiredOnce() {
   size_t removed = 0;
-  for (auto& shard : shards_) removed += shard->SweepExpired(kSweepBudgetPerShard);
+  for (auto& shard : shards_) {
+    removed += shard->SweepExpired(kSweepBudgetPerShard);
+    removed += shard->SweepIdleEntities(kSweepBudgetPerShard);
+  }
   if (removed > 0) Logger("ods.engine")->debug("swept {} expired records", removed);
   return removed;
 }
@@ -296,7 +282,13 @@ EngineStats Engine::Stats() const {
     total.puts += s.puts;
     total.deletes += s.deletes;
     total.expired += s.expired;
+    total.events_applied += s.events_applied;
+    total.events_duplicate += s.events_duplicate;
+    total.entities += s.entities;
+    total.event_state_bytes += s.event_state_bytes;
   }
+  total.events_rejected = events_rejected_.load(std::memory_order_relaxed);
+  total.events_late = events_late_.load(std::memory_order_relaxed);
   return total;
 }
 

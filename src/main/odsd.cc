@@ -102,12 +102,17 @@ int RunOdsd(int argc, char** argv) {
       config = s;
     }
   }
+  if (config.ok()) {
+    if (ods::Status s = ods::engine::Engine::CheckConfig(*config); !s.ok()) config = s;
+  }
   if (!config.ok()) {
     std::cerr << config.status().message() << "\n";
     return 1;
   }
   if (flags.check_config) {
     std::cout << config->source << ": ok (" << config->tables.size() << " tables, "
+              << config->definitions.event_templates.size() << " event templates, "
+              << config->definitions.aggregations.size() << " aggregations, "
               << config->server.shards << " shards)\n";
     return 0;
   }

@@ -5,6 +5,7 @@
 
 #include "ods/common/check.h"
 #include "ods/record/codec.h"
+#include "event_store.h"
 #include "record_map.h"
 
 namespace ods::shard {
@@ -41,6 +42,7 @@ Shard::Shard(uint32_t id, std::vector<std::shared_ptr<const record::TableSchema>
     : id_(id), clock_(clock), max_memory_bytes_(max_memory_bytes) {
   field_names_ = std::make_unique<std::atomic<size_t>[]>(tables.size());
   MutexLock lock(mu_);
+  events_ = std::make_unique<EventStore>();
   for (auto& schema : tables) {
     auto table = std::make_unique<Table>();
     std::vector<std::string> names;
@@ -206,7 +208,51 @@ ShardStats Shard::Stats() {
   s.records = 0;
   for (const auto& t : tables_) s.records += t->records.size();
   s.memory_bytes = memory_bytes_.load(std::memory_order_relaxed);
+  s.entities = events_->entities();
+  s.event_state_bytes = events_->MemoryBytes();
   return s;
+}
+
+size_t Shard::SweepIdleEntities(size_t max_entities) {
+  MutexLock lock(mu_);
+  return events_->SweepIdle(clock_.NowMicros(), max_entities);
+}
+
+void Shard::AddTemplate(std::shared_ptr<const TemplateSpec> spec) {
+  MutexLock lock(mu_);
+  events_->AddTemplate(std::move(spec));
+}
+
+std::pair<uint64_t, uint64_t> Shard::AddAggregation(std::shared_ptr<const AggregationSpec> spec) {
+  MutexLock lock(mu_);
+  return events_->AddAggregation(std::move(spec), clock_.NowMicros());
+}
+
+void Shard::ApplyEvents(std::span<const ShardEvent> events, std::span<const uint32_t> indices,
+                        std::span<EventOutcome> outcomes) {
+  MutexLock lock(mu_);
+  const Micros now = clock_.NowMicros();
+  uint64_t applied = 0;
+  for (uint32_t i : indices) {
+    outcomes[i] = events_->Apply(events[i], now);
+    applied += outcomes[i] == EventOutcome::kApplied ? 1 : 0;
+  }
+  stats_.events_applied += applied;
+  stats_.events_duplicate += indices.size() - applied;
+}
+
+void Shard::ReadOnline(uint32_t template_id, std::span<const AggregationRead> reads,
+                       std::span<const std::string_view> entities,
+                       std::span<const uint32_t> indices, Micros now) {
+  MutexLock lock(mu_);
+  events_->ReadOnline(template_id, reads, entities, indices, now);
+}
+
+void Shard::ReadHistorical(uint32_t template_id, std::span<const AggregationRead> reads,
+                           std::span<const std::string_view> entities,
+                           std::span<const Micros> as_of, std::span<const uint32_t> indices) {
+  MutexLock lock(mu_);
+  events_->ReadHistorical(template_id, reads, entities, as_of, indices);
 }
 
 }  // namespace ods::shard

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <atomic>
 #include <memory>
 #include <optional>
 #include <span>
@@ -9,8 +10,10 @@
 #include <vector>
 
 #include "ods/common/clock.h"
+#include "ods/common/mutex.h"
 #include "ods/common/status.h"
 #include "ods/config/config.h"
+#include "ods/engine/features.h"
 #include "ods/record/schema.h"
 #include "ods/record/value.h"
 #include "ods/shard/shard.h"
@@ -27,6 +30,12 @@ struct EngineStats {
   uint64_t puts = 0;
   uint64_t deletes = 0;
   uint64_t expired = 0;
+  uint64_t events_applied = 0;
+  uint64_t events_duplicate = 0;
+  uint64_t events_rejected = 0;  // all reasons, including late
+  uint64_t events_late = 0;      // rejected as older than allowed_lateness
+  uint64_t entities = 0;         // (template, entity) states held
+  uint64_t event_state_bytes = 0;  // tiles + retained events, estimated
 };
 
 // The store: the catalog of tables, N shards and the router between them. The only component
@@ -38,10 +47,16 @@ struct EngineStats {
 // rejected request changes nothing.
 class Engine {
  public:
-  // Builds catalog and shards from `config` and starts the TTL sweeper (when a table has a TTL).
+  // Builds catalogs and shards from `config` and starts the background sweeper (TTLs, idle event
+  // states).
   // `config` is copied; `clock` must outlive the engine. kInvalidArgument on an unusable config.
   static Result<std::unique_ptr<Engine>> Create(const config::Config& config, const Clock& clock);
   ~Engine();  // Stops the sweeper.
+
+  // The checks Create makes of `config` beyond what config::Load* checks (each aggregation's fn
+  // against its field's type, windows against tiles), without building anything: for
+  // odsd --check-config. kInvalidArgument with FILE:LINE:COLUMN per problem.
+  static Status CheckConfig(const config::Config& config);
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
 
@@ -81,10 +96,46 @@ class Engine {
   Result<std::vector<std::string>> ScanKeys(std::string_view table, std::string_view prefix,
                                             std::string_view start_after, uint32_t limit);
 
-  // Removes expired records now (the background sweeper does this every second).
+  // Removes expired records and idle event states (entities whose newest event is older than
+  // every window and the history retention of their template) now; returns how many. The
+  // background sweeper does this every second.
   size_t SweepExpiredOnce();
 
   EngineStats Stats() const;
+
+  // --- Events and features (docs/api.md, "Features") ---
+
+  // Applies every valid event and reports each invalid one by index with the reason; a rejected
+  // event changes nothing. An event is folded, on the shard that owns its entity, into every
+  // aggregation of its template and into the template's retained history. Errors (nothing
+  // applied): kInvalidArgument when the batch exceeds limits.max_batch_size.
+  Result<PushResult> PushEvents(std::span<const EventInput> events);
+
+  // The value of each of `features` for each of `entities`, as of now (or as of `as_of`, which
+  // reads from retained history like GetHistoricalFeatures). A feature ref is TABLE:FIELD (the
+  // record's current field), NAME@WINDOW (an aggregation's window, e.g. txn_sum@24h) or NAME (an
+  // aggregation with one window). Errors: kInvalidArgument unknown/ambiguous feature ref (named),
+  // empty or oversized request, bad entity key; kResourceExhausted if the answer would exceed
+  // limits.max_message_bytes.
+  Result<std::vector<FeatureColumn>> GetOnlineFeatures(std::span<const std::string_view> entities,
+                                                       std::span<const std::string_view> features,
+                                                       std::optional<Micros> as_of);
+
+  // Point-in-time values: row i answered as of rows[i].timestamp from retained events, by the
+  // same window definitions GetOnlineFeatures uses (bit-identical for the same events). Table
+  // fields answer the current record if its event time is at or before the row's timestamp,
+  // else NOT_FOUND. Errors as GetOnlineFeatures.
+  Result<std::vector<FeatureColumn>> GetHistoricalFeatures(std::span<const EntityRow> rows,
+                                                           std::span<const std::string_view> features);
+
+  // Adds event templates and aggregations at run time. New aggregations are backfilled from
+  // retained events on every shard before this returns, so they serve correct values at once.
+  // A name already defined identically is skipped; defined differently is kAlreadyExists.
+  // Errors (nothing applied): kInvalidArgument (message as config errors, FILE:LINE:COLUMN).
+  Result<ApplyReport> ApplyDefinitions(const config::Definitions& definitions);
+
+  // The event templates and aggregations in effect (config plus applied), in definition order.
+  config::Definitions ListDefinitions() const;
 
  private:
   Engine(config::Config config, const Clock& clock);
@@ -108,12 +159,40 @@ class Engine {
   static ShardGroups& ThreadShardGroups();
   template <typename KeyOf>
   const ShardGroups& GroupByShard(std::string_view table, size_t n, KeyOf key_of) const;
+  // Groups positions 0..n-1 by owner_of(i), a shard index or shard count (= leave out).
+  template <typename OwnerOf>
+  const ShardGroups& GroupByOwner(size_t n, OwnerOf owner_of) const;
+
+  struct Catalog;
+  struct FeaturePlan;
+  const Catalog& CurrentCatalog() const { return *catalog_.load(std::memory_order_acquire); }
+  // Validates `definitions` against `base`; on success returns the catalog with them added.
+  static Result<std::unique_ptr<Catalog>> ExtendCatalog(const Catalog& base,
+                                                        const config::Definitions& definitions,
+                                                        ApplyReport& report);
+  Result<FeaturePlan> PlanFeatures(const Catalog& catalog,
+                                   std::span<const std::string_view> features,
+                                   size_t rows) const;
+  // Fills `columns` for rows (entities[i], as of as_of[i] or now when `as_of` is empty).
+  Status ReadFeatures(const Catalog& catalog, const FeaturePlan& plan,
+                      std::span<const std::string_view> entities, std::span<const Micros> as_of,
+                      Micros now, std::vector<FeatureColumn>& columns);
 
   const config::Config config_;
   const Clock& clock_;
   std::vector<std::shared_ptr<const record::TableSchema>> tables_;  // constant after Create
   std::vector<std::unique_ptr<shard::Shard>> shards_;               // constant after Create
   std::unique_ptr<Sweeper> sweeper_;
+
+  // Event templates and aggregations: immutable snapshots. The newest is published in
+  // catalog_ (lock-free reads); older ones stay alive until the engine is destroyed, so a
+  // reader's snapshot never dangles (definitions are small and applied rarely).
+  Mutex apply_mu_;
+  std::vector<std::unique_ptr<const Catalog>> catalogs_ ODS_GUARDED_BY(apply_mu_);
+  std::atomic<const Catalog*> catalog_{nullptr};
+  // Rejections are counted here (the shards see only valid events); touched only on rejection.
+  std::atomic<uint64_t> events_rejected_{0};
+  std::atomic<uint64_t> events_late_{0};
 };
 
 }  // namespace ods::engine

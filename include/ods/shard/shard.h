@@ -9,6 +9,7 @@
 #include <string_view>
 #include <vector>
 
+#include "ods/aggregate/aggregate.h"
 #include "ods/common/clock.h"
 #include "ods/common/mutex.h"
 #include "ods/record/schema.h"
@@ -22,6 +23,44 @@ struct KeyedRecord {
   const record::Record* record = nullptr;
 };
 
+// An event template as a shard sees it. Immutable; shared by the engine's catalog and shards.
+struct TemplateSpec {
+  uint32_t id = 0;                          // dense: templates are 0..N-1 in definition order
+  uint32_t field_count = 0;                 // values per event (the template's declared fields)
+  Micros history_retention_micros = 0;      // raw events kept this long by event time; 0 none
+  Micros dedup_window_micros = 0;           // event ids remembered this long; 0 = no dedup
+};
+
+// An aggregation as a shard runs it. Immutable; shared by the engine's catalog and shards.
+struct AggregationSpec {
+  uint32_t id = 0;           // dense: aggregations are 0..N-1 in definition order
+  uint32_t template_id = 0;
+  int32_t field = -1;        // index into an event's values; -1 for count
+  aggregate::Spec spec;
+};
+
+// A validated event routed to this shard. Borrowed for the duration of the call.
+struct ShardEvent {
+  uint32_t template_id = 0;
+  std::string_view key;
+  Micros event_time = 0;
+  // The template's field_count values in declaration order; nullptr = absent from the event.
+  const record::Value* const* values = nullptr;
+  std::string_view event_id;  // empty = no de-duplication
+};
+
+enum class EventOutcome : uint8_t { kApplied, kDuplicate };
+
+// One aggregation window to read for many entities. Arrays are indexed by request position and
+// written only at the positions the call is given.
+struct AggregationRead {
+  uint32_t aggregation_id = 0;
+  uint32_t window = 0;                  // index into the aggregation's spec.windows
+  aggregate::Output* values = nullptr;
+  Micros* event_times = nullptr;  // the entity's newest event (at or before the as-of time)
+  uint8_t* found = nullptr;       // 1 if the entity had any event (at or before the as-of time)
+};
+
 // Counters of one shard, summed by the engine for server stats.
 struct ShardStats {
   uint64_t records = 0;       // live entries (expired-but-unswept included)
@@ -31,6 +70,10 @@ struct ShardStats {
   uint64_t puts = 0;
   uint64_t deletes = 0;
   uint64_t expired = 0;  // entries removed because their TTL passed
+  uint64_t events_applied = 0;
+  uint64_t events_duplicate = 0;
+  uint64_t entities = 0;           // (template, entity) event states
+  uint64_t event_state_bytes = 0;  // tiles + retained events (walks every entity: O(entities))
 };
 
 // The records of every table for one slice of the key space.
@@ -106,8 +149,43 @@ class alignas(64) Shard {
 
   ShardStats Stats();
 
+  // Removes up to `max_entities` event states (template, entity) whose newest event is older
+  // than all of their template's windows and its history retention. O(entities) under the lock.
+  size_t SweepIdleEntities(size_t max_entities);
+
+  // --- Events and aggregations. Templates and aggregations are added, never removed; ids are
+  // dense and the engine adds them to every shard in the same order. ---
+
+  // Makes template `spec->id` (== number of templates added so far) known to this shard.
+  void AddTemplate(std::shared_ptr<const TemplateSpec> spec);
+
+  // Registers aggregation `spec->id` (== number of aggregations added so far) and builds its
+  // state for every entity of its template from the retained events, under the lock, so no
+  // event is missed or counted twice. Returns {entities built, events replayed}.
+  std::pair<uint64_t, uint64_t> AddAggregation(std::shared_ptr<const AggregationSpec> spec);
+
+  // Applies events[i] for each i in `indices` (validated by the caller: template known, values
+  // typed as declared, time within bounds): skips duplicates (event_id seen within the
+  // template's dedup window), else folds it into every aggregation of its template and appends
+  // it to the template's history. outcomes[i] tells which.
+  void ApplyEvents(std::span<const ShardEvent> events, std::span<const uint32_t> indices,
+                   std::span<EventOutcome> outcomes);
+
+  // For each i in `indices` and each read: the window's value for entities[i] of template
+  // `template_id` from the live tiles as of `now`.
+  void ReadOnline(uint32_t template_id, std::span<const AggregationRead> reads,
+                  std::span<const std::string_view> entities, std::span<const uint32_t> indices,
+                  Micros now);
+
+  // As ReadOnline, but each entity i as of as_of[i], computed from the retained events
+  // (aggregate::ComputeAsOf). O(retained events of the entity) per read.
+  void ReadHistorical(uint32_t template_id, std::span<const AggregationRead> reads,
+                      std::span<const std::string_view> entities, std::span<const Micros> as_of,
+                      std::span<const uint32_t> indices);
+
  private:
   struct Table;
+  class EventStore;
 
   const uint32_t id_;
   const Clock& clock_;
@@ -120,6 +198,7 @@ class alignas(64) Shard {
   uint64_t next_version_ ODS_GUARDED_BY(mu_) = 1;
   ShardStats stats_ ODS_GUARDED_BY(mu_);
   std::vector<std::unique_ptr<Table>> tables_ ODS_GUARDED_BY(mu_);
+  std::unique_ptr<EventStore> events_ ODS_GUARDED_BY(mu_);
 };
 
 }  // namespace ods::shard

@@ -1,0 +1,608 @@
+// Engine: event ingestion, feature lookups and run-time definitions (the Features and Admin
+// halves of the engine; Store lives in engine.cc).
+
+#include <algorithm>
+#include <limits>
+#include <utility>
+
+#include "catalog.h"
+#include "group_by_shard.h"
+#include "ods/common/logging.h"
+#include "ods/common/units.h"
+#include "ods/engine/engine.h"
+
+namespace ods::engine {
+namespace {
+
+// Most features one lookup may ask for.
+constexpr size_t kMaxFeaturesPerCall = 1000;
+// Longest event_id.
+constexpr size_t kMaxEventIdBytes = 256;
+
+bool SameTemplate(const config::EventTemplateConfig& a, const config::EventTemplateConfig& b) {
+  if (a.fields.size() != b.fields.size()) return false;
+  for (size_t i = 0; i < a.fields.size(); ++i) {
+    if (a.fields[i].name != b.fields[i].name || a.fields[i].type != b.fields[i].type) return false;
+  }
+  return a.name == b.name && a.key_field == b.key_field && a.timestamp_field == b.timestamp_field &&
+         a.allowed_lateness_micros == b.allowed_lateness_micros &&
+         a.max_future_micros == b.max_future_micros &&
+         a.history_retention_micros == b.history_retention_micros &&
+         a.dedup_window_micros == b.dedup_window_micros;
+}
+
+bool SameAggregation(const config::AggregationConfig& a, const config::AggregationConfig& b) {
+  return a.name == b.name && a.template_name == b.template_name && a.fn == b.fn &&
+         a.field == b.field && a.n == b.n && a.windows == b.windows &&
+         a.tile_micros == b.tile_micros && a.max_age_micros == b.max_age_micros;
+}
+
+std::string WindowList(const aggregate::Spec& spec) {
+  std::string out;
+  for (Micros w : spec.windows) {
+    if (!out.empty()) out += ", ";
+    out += FormatDuration(w);
+  }
+  return out;
+}
+
+size_t ValueBytes(const record::Value& v) {
+  if (const auto* s = std::get_if<std::string>(&v)) return s->size() + 8;
+  if (const auto* b = std::get_if<record::Bytes>(&v)) return b->data.size() + 8;
+  if (const auto* f = std::get_if<std::vector<float>>(&v)) return f->size() * 4 + 8;
+  return 12;
+}
+
+size_t OutputBytes(const aggregate::Output& out) {
+  if (const auto* v = std::get_if<record::Value>(&out)) return ValueBytes(*v);
+  if (const auto* list = std::get_if<std::vector<record::Value>>(&out)) {
+    size_t bytes = 8;
+    for (const record::Value& v : *list) bytes += ValueBytes(v);
+    return bytes;
+  }
+  return 4;
+}
+
+}  // namespace
+
+std::string_view FeatureStatusName(FeatureStatus status) {
+  switch (status) {
+    case FeatureStatus::kPresent: return "PRESENT";
+    case FeatureStatus::kNotFound: return "NOT_FOUND";
+    case FeatureStatus::kStale: return "STALE";
+    case FeatureStatus::kOutOfRetention: return "OUT_OF_RETENTION";
+  }
+  return "UNKNOWN";
+}
+
+// --- Definitions ---
+
+Status Engine::CheckConfig(const config::Config& config) {
+  ApplyReport report;
+  return ExtendCatalog(Catalog{}, config.definitions, report).status();
+}
+
+Result<std::unique_ptr<Engine::Catalog>> Engine::ExtendCatalog(
+    const Catalog& base, const config::Definitions& definitions, ApplyReport& report) {
+  auto next = std::make_unique<Catalog>(base);
+  std::vector<std::string> errors;
+  for (const config::EventTemplateConfig& t : definitions.event_templates) {
+    if (const TemplateDef* existing = next->FindTemplate(t.name)) {
+      if (!SameTemplate(existing->config, t)) {
+        return AlreadyExistsError(t.position + ": event template '" + t.name +
+                                  "' already exists with a different definition; templates "
+                                  "cannot be changed, use a new name");
+      }
+      continue;
+    }
+    auto spec = std::make_shared<shard::TemplateSpec>();
+    spec->id = static_cast<uint32_t>(next->templates.size());
+    spec->field_count = static_cast<uint32_t>(t.fields.size());
+    spec->history_retention_micros = t.history_retention_micros;
+    spec->dedup_window_micros = t.dedup_window_micros;
+    next->template_ids.emplace(t.name, spec->id);
+    next->templates.push_back({t, std::move(spec)});
+    report.templates_added.push_back(t.name);
+  }
+  for (const config::AggregationConfig& a : definitions.aggregations) {
+    const std::string where = a.position + ": aggregations." + a.name + ": ";
+    if (const AggregationDef* existing = next->FindAggregation(a.name)) {
+      if (!SameAggregation(existing->config, a)) {
+        return AlreadyExistsError(where +
+                                  "already exists with a different definition; aggregations "
+                                  "cannot be changed, register one under a new name");
+      }
+      continue;
+    }
+    const TemplateDef* t = next->FindTemplate(a.template_name);
+    if (t == nullptr) {
+      errors.push_back(where + "unknown event template '" + a.template_name + "'");
+      continue;
+    }
+    auto spec = std::make_shared<shard::AggregationSpec>();
+    std::optional<aggregate::Fn> fn = aggregate::ParseFn(a.fn);
+    if (!fn) {
+      errors.push_back(where + "unknown fn '" + a.fn + "'; expected one of: " +
+                       std::string(aggregate::FnNameList()));
+      continue;
+    }
+    spec->spec.fn = *fn;
+    if (aggregate::NeedsField(*fn)) {
+      std::optional<uint32_t> field = t->FieldIndex(a.field);
+      if (!field) {
+        errors.push_back(where + "event template '" + t->config.name + "' has no field '" +
+                         a.field + "' to aggregate");
+        continue;
+      }
+      spec->field = static_cast<int32_t>(*field);
+      spec->spec.input_type = t->config.fields[*field].type;
+      Status type_ok = aggregate::CheckInputType(*fn, spec->spec.input_type);
+      if (!type_ok.ok()) {
+        errors.push_back(where + "field '" + a.field + "': " + type_ok.message());
+        continue;
+      }
+    }
+    spec->spec.n = a.n;
+    spec->spec.windows = a.windows;
+    for (Micros w : a.windows) {
+      spec->spec.tiles.push_back(a.tile_micros > 0 ? a.tile_micros : aggregate::DefaultTileFor(w));
+    }
+    Status valid = aggregate::Validate(spec->spec);
+    if (!valid.ok()) {
+      errors.push_back(where + valid.message());
+      continue;
+    }
+    spec->id = static_cast<uint32_t>(next->aggregations.size());
+    spec->template_id = t->spec->id;
+    next->aggregation_ids.emplace(a.name, spec->id);
+    next->aggregations.push_back({a, std::move(spec)});
+    report.aggregations_added.push_back(a.name);
+  }
+  if (!errors.empty()) {
+    std::string message;
+    for (const std::string& e : errors) message += (message.empty() ? "" : "\n") + e;
+    return InvalidArgumentError(std::move(message));
+  }
+  return next;
+}
+
+Result<ApplyReport> Engine::ApplyDefinitions(const config::Definitions& definitions) {
+  MutexLock lock(apply_mu_);
+  ApplyReport report;
+  const Catalog* base = catalog_.load(std::memory_order_acquire);
+  ODS_ASSIGN_OR_RETURN(std::unique_ptr<Catalog> next, ExtendCatalog(*base, definitions, report));
+  // Shards learn new definitions before the catalog publishes them, so no lookup can name an
+  // aggregation a shard does not hold. Each shard backfills under its own lock: an event that
+  // reached the shard earlier is in the history it replays, a later one is folded directly.
+  for (size_t id = base->templates.size(); id < next->templates.size(); ++id) {
+    for (auto& shard : shards_) shard->AddTemplate(next->templates[id].spec);
+  }
+  for (size_t id = base->aggregations.size(); id < next->aggregations.size(); ++id) {
+    for (auto& shard : shards_) {
+      const auto [entities, events] = shard->AddAggregation(next->aggregations[id].spec);
+      report.entities_backfilled += entities;
+      report.events_replayed += events;
+    }
+  }
+  catalog_.store(next.get(), std::memory_order_release);
+  catalogs_.push_back(std::move(next));
+  if (!report.templates_added.empty() || !report.aggregations_added.empty()) {
+    Logger("ods.engine")
+        ->info("definitions applied: {} templates, {} aggregations ({} entity states backfilled "
+               "from {} retained events)",
+               report.templates_added.size(), report.aggregations_added.size(),
+               report.entities_backfilled, report.events_replayed);
+  }
+  return report;
+}
+
+config::Definitions Engine::ListDefinitions() const {
+  const Catalog& catalog = CurrentCatalog();
+  config::Definitions out;
+  for (const TemplateDef& t : catalog.templates) out.event_templates.push_back(t.config);
+  for (const AggregationDef& a : catalog.aggregations) out.aggregations.push_back(a.config);
+  return out;
+}
+
+// --- Events ---
+
+Result<PushResult> Engine::PushEvents(std::span<const EventInput> events) {
+  if (events.size() > config_.limits.max_batch_size) {
+    return InvalidArgumentError(std::to_string(events.size()) +
+                                " events in one call exceeds limits.max_batch_size " +
+                                std::to_string(config_.limits.max_batch_size));
+  }
+  const Catalog& catalog = CurrentCatalog();
+  const Micros now = clock_.NowMicros();
+  PushResult result;
+  uint64_t late = 0;
+  const auto none = static_cast<uint32_t>(shards_.size());
+
+  // Validate every event; valid ones become ShardEvents whose values point into `values`.
+  std::vector<shard::ShardEvent> shard_events(events.size());
+  std::vector<uint32_t> owners(events.size(), none);
+  std::vector<size_t> value_offsets(events.size(), 0);
+  std::vector<const record::Value*> values;
+  std::vector<std::string> int_keys;  // int64 keys rendered as text; reserved: never moves
+  int_keys.reserve(events.size());
+  const TemplateDef* t = nullptr;
+  for (size_t i = 0; i < events.size(); ++i) {
+    const EventInput& in = events[i];
+    auto reject = [&](StatusCode code, std::string reason) {
+      result.rejected.push_back({static_cast<uint32_t>(i), code, std::move(reason)});
+    };
+    if (t == nullptr || t->config.name != in.template_name) {
+      t = catalog.FindTemplate(in.template_name);
+    }
+    if (t == nullptr) {
+      reject(StatusCode::kNotFound,
+             "unknown event template '" + QuoteForMessage(in.template_name) + "'");
+      continue;
+    }
+    const config::EventTemplateConfig& tc = t->config;
+    const std::string where = "template '" + tc.name + "'";
+    const size_t offset = values.size();
+    values.resize(offset + tc.fields.size(), nullptr);
+    const record::Value* key_value = nullptr;
+    const record::Value* time_value = nullptr;
+    std::string problem;
+    std::string_view key;
+    for (const record::Field& f : in.fields) {  // the key first: every message names it
+      if (f.name != tc.key_field) continue;
+      if (const auto* s = std::get_if<std::string>(&f.value)) {
+        key = *s;
+      } else if (const auto* n = std::get_if<int64_t>(&f.value)) {
+        key = int_keys.emplace_back(std::to_string(*n));
+      }
+      break;
+    }
+    for (const record::Field& f : in.fields) {
+      const record::Value** slot = nullptr;
+      std::optional<uint32_t> index;
+      if (f.name == tc.key_field) {
+        slot = &key_value;
+      } else if (f.name == tc.timestamp_field) {
+        slot = &time_value;
+      } else if ((index = t->FieldIndex(f.name))) {
+        slot = &values[offset + *index];
+        if (record::TypeOf(f.value) != tc.fields[*index].type) {
+          problem = "field '" + f.name + "' is " +
+                    std::string(ValueTypeName(record::TypeOf(f.value))) + ", expected " +
+                    std::string(ValueTypeName(tc.fields[*index].type));
+          break;
+        }
+      } else {
+        problem = "no field '" + QuoteForMessage(f.name) + "' in the template";
+        break;
+      }
+      if (*slot != nullptr) {
+        problem = "field '" + f.name + "' given twice";
+        break;
+      }
+      *slot = &f.value;
+    }
+    if (problem.empty()) {
+      if (key_value == nullptr) {
+        problem = "missing key field '" + tc.key_field + "'";
+      } else if (!std::holds_alternative<std::string>(*key_value) &&
+                 !std::holds_alternative<int64_t>(*key_value)) {
+        problem = "key field '" + tc.key_field + "' is " +
+                  std::string(ValueTypeName(record::TypeOf(*key_value))) +
+                  ", expected string or int64";
+      }
+    }
+    if (problem.empty() && key.empty()) problem = "empty key field '" + tc.key_field + "'";
+    if (problem.empty() && key.size() > config_.limits.max_key_bytes) {
+      problem = "key of " + std::to_string(key.size()) + " bytes exceeds limits.max_key_bytes " +
+                std::to_string(config_.limits.max_key_bytes);
+    }
+    Micros event_time = 0;
+    if (problem.empty()) {
+      if (time_value == nullptr) {
+        problem = "missing event time field '" + tc.timestamp_field + "'";
+      } else if (const auto* ts = std::get_if<record::Timestamp>(time_value)) {
+        event_time = ts->micros;
+      } else if (const auto* n = std::get_if<int64_t>(time_value)) {
+        event_time = *n;
+      } else {
+        problem = "event time field '" + tc.timestamp_field + "' is " +
+                  std::string(ValueTypeName(record::TypeOf(*time_value))) +
+                  ", expected timestamp or int64 microseconds";
+      }
+    }
+    if (problem.empty() && in.event_id.size() > kMaxEventIdBytes) {
+      problem = "event_id of " + std::to_string(in.event_id.size()) + " bytes exceeds " +
+                std::to_string(kMaxEventIdBytes);
+    }
+    if (!problem.empty()) {
+      values.resize(offset);
+      reject(StatusCode::kInvalidArgument,
+             where + (key.empty() ? "" : ", key '" + QuoteForMessage(key) + "'") + ": " + problem);
+      continue;
+    }
+    // Saturating: lateness and future bounds near the int64 limits must not overflow.
+    constexpr Micros kMin = std::numeric_limits<Micros>::min();
+    constexpr Micros kMax = std::numeric_limits<Micros>::max();
+    const Micros earliest =
+        now < kMin + tc.allowed_lateness_micros ? kMin : now - tc.allowed_lateness_micros;
+    const Micros latest = now > kMax - tc.max_future_micros ? kMax : now + tc.max_future_micros;
+    if (event_time < earliest) {
+      values.resize(offset);
+      ++late;
+      reject(StatusCode::kOutOfRange,
+             where + ", key '" + QuoteForMessage(key) + "': event time " +
+                 std::to_string(event_time) + " is " + FormatDuration(now - event_time) +
+                 " old, more than the template's allowed_lateness " +
+                 FormatDuration(tc.allowed_lateness_micros) + "; not applied");
+      continue;
+    }
+    if (event_time > latest) {
+      values.resize(offset);
+      reject(StatusCode::kOutOfRange,
+             where + ", key '" + QuoteForMessage(key) + "': event time " +
+                 std::to_string(event_time) + " is " + FormatDuration(event_time - now) +
+                 " in the future, more than the template's max_future " +
+                 FormatDuration(tc.max_future_micros) + "; not applied");
+      continue;
+    }
+    shard::ShardEvent& e = shard_events[i];
+    e.template_id = t->spec->id;
+    e.key = key;
+    e.event_time = event_time;
+    e.event_id = in.event_id;
+    value_offsets[i] = offset;
+    owners[i] = ShardOf(tc.name, key);
+  }
+  // `values` is complete: now point the events into it.
+  for (size_t i = 0; i < events.size(); ++i) {
+    if (owners[i] != none) shard_events[i].values = values.data() + value_offsets[i];
+  }
+  const ShardGroups& groups = GroupByOwner(events.size(), [&](size_t i) { return owners[i]; });
+  std::vector<shard::EventOutcome> outcomes(events.size());
+  for (size_t s = 0; s < shards_.size(); ++s) {
+    if (!groups.Of(s).empty()) shards_[s]->ApplyEvents(shard_events, groups.Of(s), outcomes);
+  }
+  for (size_t i = 0; i < events.size(); ++i) {
+    if (owners[i] == none) continue;
+    if (outcomes[i] == shard::EventOutcome::kApplied) {
+      ++result.applied;
+    } else {
+      ++result.duplicates;
+    }
+  }
+  if (!result.rejected.empty()) {
+    events_rejected_.fetch_add(result.rejected.size(), std::memory_order_relaxed);
+    events_late_.fetch_add(late, std::memory_order_relaxed);
+  }
+  return result;
+}
+
+// --- Features ---
+
+Result<Engine::FeaturePlan> Engine::PlanFeatures(const Catalog& catalog,
+                                                 std::span<const std::string_view> features,
+                                                 size_t rows) const {
+  if (features.empty()) return InvalidArgumentError("no features requested");
+  if (features.size() > kMaxFeaturesPerCall) {
+    return InvalidArgumentError(std::to_string(features.size()) +
+                                " features in one call exceeds the limit of " +
+                                std::to_string(kMaxFeaturesPerCall));
+  }
+  if (rows > config_.limits.max_batch_size) {
+    return InvalidArgumentError(std::to_string(rows) +
+                                " entities in one call exceeds limits.max_batch_size " +
+                                std::to_string(config_.limits.max_batch_size));
+  }
+  FeaturePlan plan;
+  plan.table_refs.resize(features.size());
+  plan.aggregation_refs.resize(features.size());
+  for (size_t f = 0; f < features.size(); ++f) {
+    const std::string_view ref = features[f];
+    const std::string quoted = "feature '" + QuoteForMessage(ref) + "': ";
+    if (const size_t colon = ref.find(':'); colon != std::string_view::npos) {
+      const std::string_view table = ref.substr(0, colon);
+      const std::string_view field = ref.substr(colon + 1);
+      Result<uint32_t> table_id = FindTable(table);
+      if (!table_id.ok()) return InvalidArgumentError(quoted + table_id.status().message());
+      const record::TableSchema& schema = *tables_[*table_id];
+      if (field.empty() || (!schema.free_form() && !schema.FieldIndex(field))) {
+        return InvalidArgumentError(quoted + "table '" + schema.name() + "' has no field '" +
+                                    QuoteForMessage(field) + "'");
+      }
+      plan.table_refs[f] =
+          FeaturePlan::TableRef{*table_id, field, config_.tables[*table_id].max_age_micros};
+      continue;
+    }
+    const size_t at = ref.find('@');
+    const std::string_view name = ref.substr(0, at);
+    const AggregationDef* agg = catalog.FindAggregation(name);
+    if (agg == nullptr) {
+      return InvalidArgumentError(quoted + "no aggregation named '" + QuoteForMessage(name) +
+                                  "' (features are AGGREGATION, AGGREGATION@WINDOW or "
+                                  "TABLE:FIELD)");
+    }
+    const aggregate::Spec& spec = agg->spec->spec;
+    uint32_t window = 0;
+    if (at == std::string_view::npos) {
+      if (spec.windows.size() != 1) {
+        return InvalidArgumentError(quoted + "aggregation '" + agg->config.name + "' has " +
+                                    std::to_string(spec.windows.size()) + " windows (" +
+                                    WindowList(spec) + "); name one, e.g. " + agg->config.name +
+                                    "@" + FormatDuration(spec.windows[0]));
+      }
+    } else {
+      Result<Micros> w = ParseDuration(ref.substr(at + 1));
+      auto it = w.ok() ? std::find(spec.windows.begin(), spec.windows.end(), *w)
+                       : spec.windows.end();
+      if (it == spec.windows.end()) {
+        return InvalidArgumentError(quoted + "aggregation '" + agg->config.name +
+                                    "' has no window '" + QuoteForMessage(ref.substr(at + 1)) +
+                                    "'; its windows: " + WindowList(spec));
+      }
+      window = static_cast<uint32_t>(it - spec.windows.begin());
+    }
+    plan.aggregation_refs[f] = FeaturePlan::AggregationRef{agg->spec->id, window};
+  }
+  return plan;
+}
+
+Status Engine::ReadFeatures(const Catalog& catalog, const FeaturePlan& plan,
+                            std::span<const std::string_view> entities,
+                            std::span<const Micros> as_of, Micros now,
+                            std::vector<FeatureColumn>& columns) {
+  const size_t rows = entities.size();
+  for (std::string_view e : entities) {
+    if (e.empty()) return InvalidArgumentError("empty entity key");
+    if (e.size() > config_.limits.max_key_bytes) {
+      return InvalidArgumentError("entity key '" + QuoteForMessage(e) + "': " +
+                                  std::to_string(e.size()) + " bytes exceeds limits.max_key_bytes " +
+                                  std::to_string(config_.limits.max_key_bytes));
+    }
+  }
+  for (FeatureColumn& c : columns) {
+    c.values.assign(rows, std::monostate{});
+    c.statuses.assign(rows, FeatureStatus::kNotFound);
+    c.event_times.assign(rows, 0);
+  }
+  auto row_time = [&](size_t i) { return as_of.empty() ? now : as_of[i]; };
+  uint64_t answer_bytes = 0;
+  auto over_budget = [&] {
+    return ResourceExhaustedError("the features asked for (" + std::to_string(rows) +
+                                  " entities x " + std::to_string(columns.size()) +
+                                  " features) exceed limits.max_message_bytes " +
+                                  FormatBytes(config_.limits.max_message_bytes) +
+                                  "; ask for fewer entities or features");
+  };
+
+  // Table fields: one Get per table, projected to the fields asked for.
+  std::vector<bool> table_done(tables_.size(), false);
+  std::vector<std::string_view> fields;
+  std::vector<std::optional<record::Record>> records;
+  for (size_t f = 0; f < columns.size(); ++f) {
+    if (!plan.table_refs[f] || table_done[plan.table_refs[f]->table]) continue;
+    const uint32_t table = plan.table_refs[f]->table;
+    table_done[table] = true;
+    fields.clear();
+    for (size_t g = f; g < columns.size(); ++g) {
+      if (plan.table_refs[g] && plan.table_refs[g]->table == table) {
+        fields.push_back(plan.table_refs[g]->field);
+      }
+    }
+    ODS_RETURN_IF_ERROR(Get(tables_[table]->name(), entities, fields, records));
+    for (size_t g = f; g < columns.size(); ++g) {
+      if (!plan.table_refs[g] || plan.table_refs[g]->table != table) continue;
+      const FeaturePlan::TableRef& ref = *plan.table_refs[g];
+      FeatureColumn& c = columns[g];
+      for (size_t i = 0; i < rows; ++i) {
+        if (!records[i]) continue;
+        const Micros t = records[i]->event_time_micros;
+        if (!as_of.empty() && t > as_of[i]) continue;  // written after the row's time
+        const record::Value* v = records[i]->Find(ref.field);
+        if (v == nullptr) continue;
+        answer_bytes += ValueBytes(*v);
+        c.values[i] = *v;
+        c.event_times[i] = t;
+        c.statuses[i] = ref.max_age_micros > 0 && row_time(i) - t > ref.max_age_micros
+                            ? FeatureStatus::kStale
+                            : FeatureStatus::kPresent;
+      }
+    }
+    if (answer_bytes > config_.limits.max_message_bytes) return over_budget();
+  }
+
+  // Aggregations: per template, the entities grouped by owning shard, each shard read once.
+  std::vector<uint8_t> found(rows * columns.size(), 0);
+  std::vector<bool> template_done(catalog.templates.size(), false);
+  std::vector<shard::AggregationRead> reads;
+  for (size_t f = 0; f < columns.size(); ++f) {
+    if (!plan.aggregation_refs[f]) continue;
+    const uint32_t template_id =
+        catalog.aggregations[plan.aggregation_refs[f]->aggregation].spec->template_id;
+    if (template_done[template_id]) continue;
+    template_done[template_id] = true;
+    const TemplateDef& t = catalog.templates[template_id];
+    reads.clear();
+    for (size_t g = f; g < columns.size(); ++g) {
+      if (!plan.aggregation_refs[g]) continue;
+      const AggregationDef& agg = catalog.aggregations[plan.aggregation_refs[g]->aggregation];
+      if (agg.spec->template_id != template_id) continue;
+      reads.push_back({agg.spec->id, plan.aggregation_refs[g]->window, columns[g].values.data(),
+                       columns[g].event_times.data(), found.data() + g * rows});
+    }
+    const ShardGroups& groups =
+        GroupByShard(t.config.name, rows, [&](size_t i) { return entities[i]; });
+    for (size_t s = 0; s < shards_.size(); ++s) {
+      if (groups.Of(s).empty()) continue;
+      if (as_of.empty()) {
+        shards_[s]->ReadOnline(template_id, reads, entities, groups.Of(s), now);
+      } else {
+        shards_[s]->ReadHistorical(template_id, reads, entities, as_of, groups.Of(s));
+      }
+    }
+    for (size_t g = f; g < columns.size(); ++g) {
+      if (!plan.aggregation_refs[g]) continue;
+      const AggregationDef& agg = catalog.aggregations[plan.aggregation_refs[g]->aggregation];
+      if (agg.spec->template_id != template_id) continue;
+      const aggregate::Spec& spec = agg.spec->spec;
+      const uint32_t window = plan.aggregation_refs[g]->window;
+      FeatureColumn& c = columns[g];
+      for (size_t i = 0; i < rows; ++i) {
+        if (!as_of.empty()) {
+          // The window's first tile must lie within the retained history.
+          const Micros tile = spec.tiles[window];
+          const Micros t_i = as_of[i];
+          const Micros aligned = t_i >= 0 ? t_i - t_i % tile : t_i - ((t_i % tile) + tile) % tile;
+          const Micros start = aligned + tile - spec.windows[window];
+          if (start < now - t.config.history_retention_micros) {
+            c.values[i] = std::monostate{};
+            c.statuses[i] = FeatureStatus::kOutOfRetention;
+            continue;
+          }
+        }
+        if (found[g * rows + i] == 0 || std::holds_alternative<std::monostate>(c.values[i])) {
+          c.statuses[i] = FeatureStatus::kNotFound;
+          continue;
+        }
+        answer_bytes += OutputBytes(c.values[i]);
+        const Micros max_age = agg.config.max_age_micros;
+        c.statuses[i] = max_age > 0 && row_time(i) - c.event_times[i] > max_age
+                            ? FeatureStatus::kStale
+                            : FeatureStatus::kPresent;
+      }
+    }
+    if (answer_bytes > config_.limits.max_message_bytes) return over_budget();
+  }
+  return OkStatus();
+}
+
+Result<std::vector<FeatureColumn>> Engine::GetOnlineFeatures(
+    std::span<const std::string_view> entities, std::span<const std::string_view> features,
+    std::optional<Micros> as_of) {
+  const Catalog& catalog = CurrentCatalog();
+  ODS_ASSIGN_OR_RETURN(const FeaturePlan plan, PlanFeatures(catalog, features, entities.size()));
+  std::vector<FeatureColumn> columns(features.size());
+  for (size_t f = 0; f < features.size(); ++f) columns[f].feature = std::string(features[f]);
+  std::vector<Micros> times;
+  if (as_of) times.assign(entities.size(), *as_of);
+  ODS_RETURN_IF_ERROR(ReadFeatures(catalog, plan, entities, times, clock_.NowMicros(), columns));
+  return columns;
+}
+
+Result<std::vector<FeatureColumn>> Engine::GetHistoricalFeatures(
+    std::span<const EntityRow> rows, std::span<const std::string_view> features) {
+  const Catalog& catalog = CurrentCatalog();
+  ODS_ASSIGN_OR_RETURN(const FeaturePlan plan, PlanFeatures(catalog, features, rows.size()));
+  std::vector<FeatureColumn> columns(features.size());
+  for (size_t f = 0; f < features.size(); ++f) columns[f].feature = std::string(features[f]);
+  std::vector<std::string_view> entities(rows.size());
+  std::vector<Micros> times(rows.size());
+  for (size_t i = 0; i < rows.size(); ++i) {
+    entities[i] = rows[i].entity;
+    times[i] = rows[i].timestamp;
+  }
+  if (rows.empty()) return columns;
+  ODS_RETURN_IF_ERROR(ReadFeatures(catalog, plan, entities, times, clock_.NowMicros(), columns));
+  return columns;
+}
+
+}  // namespace ods::engine

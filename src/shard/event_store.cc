@@ -1,0 +1,244 @@
+#include "event_store.h"
+
+#include <algorithm>
+#include <limits>
+
+#include "ods/common/check.h"
+
+namespace ods::shard {
+namespace {
+
+// Erases a consumed prefix of `v` once it is at least half of the vector (amortized O(1)).
+template <typename T>
+void CompactFront(std::vector<T>& v, size_t& begin) {
+  if (begin >= 16 && begin * 2 >= v.size()) {
+    v.erase(v.begin(), v.begin() + static_cast<ptrdiff_t>(begin));
+    begin = 0;
+  }
+}
+
+// Debian's abseil has its own string_view: heterogeneous lookups need it.
+absl::string_view AsAbsl(std::string_view s) { return {s.data(), s.size()}; }
+
+size_t ValueHeapBytes(const record::Value& v) {
+  if (const auto* s = std::get_if<std::string>(&v)) return s->capacity() > 15 ? s->capacity() : 0;
+  if (const auto* b = std::get_if<record::Bytes>(&v)) {
+    return b->data.capacity() > 15 ? b->data.capacity() : 0;
+  }
+  if (const auto* f = std::get_if<std::vector<float>>(&v)) return f->capacity() * sizeof(float);
+  return 0;
+}
+
+}  // namespace
+
+void Shard::EventStore::AddTemplate(std::shared_ptr<const TemplateSpec> spec) {
+  ODS_CHECK(spec->id == templates_.size());
+  auto t = std::make_unique<Template>();
+  t->spec = std::move(spec);
+  templates_.push_back(std::move(t));
+}
+
+void Shard::EventStore::Fold(const AggregationSpec& agg, aggregate::Series& s, Micros event_time,
+                             const record::Value* value, Micros now) {
+  if (agg.field >= 0 && value == nullptr) return;  // the event lacks the aggregated field
+  s.Add(agg.spec, event_time, value, now);
+}
+
+std::pair<uint64_t, uint64_t> Shard::EventStore::AddAggregation(
+    std::shared_ptr<const AggregationSpec> spec, Micros now) {
+  ODS_CHECK(spec->id == aggregation_slots_.size());
+  ODS_CHECK(spec->template_id < templates_.size());
+  Template& t = *templates_[spec->template_id];
+  const auto position = static_cast<uint32_t>(t.aggregations.size());
+  aggregation_slots_.emplace_back(spec->template_id, position);
+  uint64_t entities = 0;
+  uint64_t replayed = 0;
+  for (auto& [key, entity] : t.entities) {
+    aggregate::Series& s = entity.series.emplace_back(spec->spec);
+    for (size_t i = entity.history_begin; i < entity.history.size(); ++i) {
+      const StoredEvent& e = entity.history[i];
+      const record::Value* value =
+          spec->field >= 0 && e.values[spec->field] ? &*e.values[spec->field] : nullptr;
+      Fold(*spec, s, e.event_time, value, now);
+      ++replayed;
+    }
+    ++entities;
+  }
+  t.aggregations.push_back(std::move(spec));
+  return {entities, replayed};
+}
+
+void Shard::EventStore::TrimHistory(const TemplateSpec& spec, Entity& entity, Micros now) {
+  const Micros cutoff = now - spec.history_retention_micros;
+  while (entity.history_begin < entity.history.size() &&
+         entity.history[entity.history_begin].event_time < cutoff) {
+    ++entity.history_begin;
+  }
+  CompactFront(entity.history, entity.history_begin);
+}
+
+void Shard::EventStore::ForgetOldIds(Template& t, Micros now) {
+  const Micros cutoff = now - t.spec->dedup_window_micros;
+  while (t.id_order_begin < t.id_order.size() && t.id_order[t.id_order_begin].first < cutoff) {
+    auto& [arrived, id] = t.id_order[t.id_order_begin];
+    auto it = t.seen_ids.find(id);
+    // A re-sent id after expiry was re-inserted with a newer arrival: keep that one.
+    if (it != t.seen_ids.end() && it->second == arrived) t.seen_ids.erase(it);
+    ++t.id_order_begin;
+  }
+  CompactFront(t.id_order, t.id_order_begin);
+}
+
+EventOutcome Shard::EventStore::Apply(const ShardEvent& event, Micros now) {
+  ODS_CHECK(event.template_id < templates_.size());
+  Template& t = *templates_[event.template_id];
+  const TemplateSpec& spec = *t.spec;
+  if (!event.event_id.empty() && spec.dedup_window_micros > 0) {
+    ForgetOldIds(t, now);
+    id_scratch_.clear();
+    const auto key_size = static_cast<uint32_t>(event.key.size());
+    id_scratch_.append(reinterpret_cast<const char*>(&key_size), sizeof(key_size));
+    id_scratch_.append(event.key);
+    id_scratch_.append(event.event_id);
+    auto [it, inserted] = t.seen_ids.try_emplace(id_scratch_, now);
+    if (!inserted) return EventOutcome::kDuplicate;
+    t.id_order.emplace_back(now, id_scratch_);
+  }
+  auto [it, fresh] = t.entities.try_emplace(AsAbsl(event.key));
+  Entity& entity = it->second;
+  if (fresh) {
+    entity.series.reserve(t.aggregations.size());
+    for (const auto& agg : t.aggregations) entity.series.emplace_back(agg->spec);
+    entity.newest_event_time = event.event_time;
+  }
+  entity.newest_event_time = std::max(entity.newest_event_time, event.event_time);
+  for (size_t a = 0; a < t.aggregations.size(); ++a) {
+    const AggregationSpec& agg = *t.aggregations[a];
+    Fold(agg, entity.series[a], event.event_time, agg.field >= 0 ? event.values[agg.field] : nullptr,
+         now);
+  }
+  if (spec.history_retention_micros > 0 &&
+      event.event_time >= now - spec.history_retention_micros) {
+    StoredEvent& stored = entity.history.emplace_back();
+    stored.event_time = event.event_time;
+    stored.values.resize(spec.field_count);
+    for (uint32_t f = 0; f < spec.field_count; ++f) {
+      if (event.values[f] != nullptr) stored.values[f] = *event.values[f];
+    }
+    TrimHistory(spec, entity, now);
+  }
+  return EventOutcome::kApplied;
+}
+
+void Shard::EventStore::ReadOnline(uint32_t template_id, std::span<const AggregationRead> reads,
+                                   std::span<const std::string_view> entities,
+                                   std::span<const uint32_t> indices, Micros now) const {
+  ODS_CHECK(template_id < templates_.size());
+  const Template& t = *templates_[template_id];
+  for (uint32_t i : indices) {
+    auto it = t.entities.find(AsAbsl(entities[i]));
+    for (const AggregationRead& r : reads) {
+      const auto [tid, position] = aggregation_slots_[r.aggregation_id];
+      ODS_CHECK(tid == template_id);
+      if (it == t.entities.end()) {
+        r.found[i] = 0;
+        r.event_times[i] = 0;
+        r.values[i] = std::monostate{};
+        continue;
+      }
+      const Entity& entity = it->second;
+      r.found[i] = 1;
+      r.event_times[i] = entity.newest_event_time;
+      r.values[i] = entity.series[position].Query(t.aggregations[position]->spec, r.window, now);
+    }
+  }
+}
+
+void Shard::EventStore::ReadHistorical(uint32_t template_id,
+                                       std::span<const AggregationRead> reads,
+                                       std::span<const std::string_view> entities,
+                                       std::span<const Micros> as_of,
+                                       std::span<const uint32_t> indices) const {
+  ODS_CHECK(template_id < templates_.size());
+  const Template& t = *templates_[template_id];
+  std::vector<aggregate::Sample> samples;
+  for (uint32_t i : indices) {
+    auto it = t.entities.find(AsAbsl(entities[i]));
+    const Entity* entity = it == t.entities.end() ? nullptr : &it->second;
+    Micros newest = std::numeric_limits<Micros>::min();
+    if (entity != nullptr) {
+      for (size_t e = entity->history_begin; e < entity->history.size(); ++e) {
+        const Micros time = entity->history[e].event_time;
+        if (time <= as_of[i]) newest = std::max(newest, time);
+      }
+    }
+    const bool found = newest != std::numeric_limits<Micros>::min();
+    for (const AggregationRead& r : reads) {
+      const auto [tid, position] = aggregation_slots_[r.aggregation_id];
+      ODS_CHECK(tid == template_id);
+      r.found[i] = found ? 1 : 0;
+      r.event_times[i] = found ? newest : 0;
+      if (!found) {
+        r.values[i] = std::monostate{};
+        continue;
+      }
+      const AggregationSpec& agg = *t.aggregations[position];
+      samples.clear();
+      for (size_t e = entity->history_begin; e < entity->history.size(); ++e) {
+        const StoredEvent& stored = entity->history[e];
+        if (agg.field >= 0 && !stored.values[agg.field]) continue;
+        samples.push_back({stored.event_time, agg.field >= 0 ? &*stored.values[agg.field] : nullptr});
+      }
+      r.values[i] = aggregate::ComputeAsOf(agg.spec, r.window, samples, as_of[i]);
+    }
+  }
+}
+
+size_t Shard::EventStore::SweepIdle(Micros now, size_t max_entities) {
+  size_t removed = 0;
+  for (auto& t : templates_) {
+    Micros horizon = t->spec->history_retention_micros;
+    for (const auto& agg : t->aggregations) {
+      for (Micros w : agg->spec.windows) horizon = std::max(horizon, w);
+    }
+    const Micros cutoff = now - horizon;
+    for (auto it = t->entities.begin(); it != t->entities.end() && removed < max_entities;) {
+      if (it->second.newest_event_time < cutoff) {
+        t->entities.erase(it++);
+        ++removed;
+      } else {
+        ++it;
+      }
+    }
+  }
+  return removed;
+}
+
+uint64_t Shard::EventStore::entities() const {
+  uint64_t n = 0;
+  for (const auto& t : templates_) n += t->entities.size();
+  return n;
+}
+
+uint64_t Shard::EventStore::MemoryBytes() const {
+  uint64_t bytes = 0;
+  for (const auto& t : templates_) {
+    bytes += t->entities.capacity() * (sizeof(std::string) + sizeof(Entity) + 1);
+    for (const auto& [key, entity] : t->entities) {
+      if (key.capacity() > 15) bytes += key.capacity();
+      bytes += entity.series.capacity() * sizeof(aggregate::Series);
+      for (const aggregate::Series& s : entity.series) bytes += s.MemoryBytes();
+      bytes += entity.history.capacity() * sizeof(StoredEvent);
+      for (const StoredEvent& e : entity.history) {
+        bytes += e.values.capacity() * sizeof(std::optional<record::Value>);
+        for (const auto& v : e.values) bytes += v ? ValueHeapBytes(*v) : 0;
+      }
+    }
+    bytes += t->seen_ids.capacity() * (sizeof(std::string) + sizeof(Micros) + 1);
+    bytes += t->id_order.capacity() * sizeof(std::pair<Micros, std::string>);
+    for (const auto& [arrived, id] : t->id_order) bytes += id.capacity() > 15 ? 2 * id.capacity() : 0;
+  }
+  return bytes;
+}
+
+}  // namespace ods::shard

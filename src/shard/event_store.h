@@ -1,0 +1,79 @@
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "ods/aggregate/aggregate.h"
+#include "ods/record/value.h"
+#include "ods/shard/shard.h"
+
+namespace ods::shard {
+
+// The event state of one shard: per template, per entity, the tiles of every aggregation of the
+// template and the retained raw events; per template, the recently seen event ids.
+//
+// Thread-compatible: the owning Shard calls it under its lock only.
+class Shard::EventStore {
+ public:
+  void AddTemplate(std::shared_ptr<const TemplateSpec> spec);
+  std::pair<uint64_t, uint64_t> AddAggregation(std::shared_ptr<const AggregationSpec> spec,
+                                               Micros now);
+  EventOutcome Apply(const ShardEvent& event, Micros now);
+  void ReadOnline(uint32_t template_id, std::span<const AggregationRead> reads,
+                  std::span<const std::string_view> entities, std::span<const uint32_t> indices,
+                  Micros now) const;
+  void ReadHistorical(uint32_t template_id, std::span<const AggregationRead> reads,
+                      std::span<const std::string_view> entities, std::span<const Micros> as_of,
+                      std::span<const uint32_t> indices) const;
+
+  // Removes up to `max_entities` entities whose newest event is older than every window and the
+  // retention of their template (nothing left to answer from). Returns how many.
+  size_t SweepIdle(Micros now, size_t max_entities);
+
+  uint64_t entities() const;
+  // Estimated heap bytes of tiles and retained events. O(entities).
+  uint64_t MemoryBytes() const;
+
+ private:
+  // One retained event: its time and the template's values (absent ones disengaged).
+  struct StoredEvent {
+    Micros event_time = 0;
+    std::vector<std::optional<record::Value>> values;
+  };
+  struct Entity {
+    std::vector<aggregate::Series> series;  // parallel to Template::aggregations
+    std::vector<StoredEvent> history;       // arrival order; [history_begin, end) is live
+    size_t history_begin = 0;
+    Micros newest_event_time = 0;
+  };
+  struct Template {
+    std::shared_ptr<const TemplateSpec> spec;
+    std::vector<std::shared_ptr<const AggregationSpec>> aggregations;
+    absl::flat_hash_map<std::string, Entity> entities;
+    // Event ids (keyed by entity key + id) and when they arrived; expired in arrival order.
+    absl::flat_hash_map<std::string, Micros> seen_ids;
+    std::vector<std::pair<Micros, std::string>> id_order;
+    size_t id_order_begin = 0;
+  };
+
+  // Drops history older than the retention and event ids older than the dedup window.
+  static void TrimHistory(const TemplateSpec& spec, Entity& entity, Micros now);
+  static void ForgetOldIds(Template& t, Micros now);
+  // Folds one stored event into series `s` of aggregation `agg`.
+  static void Fold(const AggregationSpec& agg, aggregate::Series& s, Micros event_time,
+                   const record::Value* value, Micros now);
+
+  std::vector<std::unique_ptr<Template>> templates_;  // by template id
+  // By aggregation id: {template id, position in that template's aggregations}.
+  std::vector<std::pair<uint32_t, uint32_t>> aggregation_slots_;
+  std::string id_scratch_;
+};
+
+}  // namespace ods::shard
