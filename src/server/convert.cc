@@ -2,6 +2,8 @@
 
 #include <string>
 #include <type_traits>
+#include <variant>
+#include <vector>
 
 namespace ods::server {
 
@@ -13,23 +15,10 @@ Status FromProto(std::string_view table, const ods::v1::Record& in, record::Reco
   for (const auto& [name, value] : in.fields()) {
     record::Field& f = out.fields.emplace_back();
     f.name = name;
-    switch (value.kind_case()) {
-      case ods::v1::Value::kInt64Value: f.value = value.int64_value(); break;
-      case ods::v1::Value::kDoubleValue: f.value = value.double_value(); break;
-      case ods::v1::Value::kBoolValue: f.value = value.bool_value(); break;
-      case ods::v1::Value::kStringValue: f.value = value.string_value(); break;
-      case ods::v1::Value::kBytesValue: f.value = record::Bytes{value.bytes_value()}; break;
-      case ods::v1::Value::kFloatVectorValue:
-        f.value = std::vector<float>(value.float_vector_value().values().begin(),
-                                     value.float_vector_value().values().end());
-        break;
-      case ods::v1::Value::kTimestampMicrosValue:
-        f.value = record::Timestamp{value.timestamp_micros_value()};
-        break;
-      case ods::v1::Value::KIND_NOT_SET:
-        return InvalidArgumentError("table '" + QuoteForMessage(table) + "', key '" +
-                                    QuoteForMessage(in.key()) + "', field '" +
-                                    QuoteForMessage(name) + "': value has no type set");
+    if (!FromProto(value, f.value)) {
+      return InvalidArgumentError("table '" + QuoteForMessage(table) + "', key '" +
+                                  QuoteForMessage(in.key()) + "', field '" + QuoteForMessage(name) +
+                                  "': value has no type set");
     }
   }
   return OkStatus();
@@ -40,29 +29,111 @@ void ToProto(std::string_view key, const record::Record& in, ods::v1::Record& ou
   out.set_event_time_micros(in.event_time_micros);
   out.set_version(in.version);
   auto& fields = *out.mutable_fields();
-  for (const record::Field& f : in.fields) {
-    ods::v1::Value& v = fields[f.name];
-    std::visit(
-        [&](const auto& x) {
-          using T = std::decay_t<decltype(x)>;
-          if constexpr (std::is_same_v<T, int64_t>) {
-            v.set_int64_value(x);
-          } else if constexpr (std::is_same_v<T, double>) {
-            v.set_double_value(x);
-          } else if constexpr (std::is_same_v<T, bool>) {
-            v.set_bool_value(x);
-          } else if constexpr (std::is_same_v<T, std::string>) {
-            v.set_string_value(x);
-          } else if constexpr (std::is_same_v<T, record::Bytes>) {
-            v.set_bytes_value(x.data);
-          } else if constexpr (std::is_same_v<T, std::vector<float>>) {
-            v.mutable_float_vector_value()->mutable_values()->Assign(x.begin(), x.end());
-          } else if constexpr (std::is_same_v<T, record::Timestamp>) {
-            v.set_timestamp_micros_value(x.micros);
-          }
-        },
-        f.value);
+  for (const record::Field& f : in.fields) ToProto(f.value, fields[f.name]);
+}
+
+bool FromProto(const ods::v1::Value& in, record::Value& out) {
+  switch (in.kind_case()) {
+    case ods::v1::Value::kInt64Value:
+      out = in.int64_value();
+      return true;
+    case ods::v1::Value::kDoubleValue:
+      out = in.double_value();
+      return true;
+    case ods::v1::Value::kBoolValue:
+      out = in.bool_value();
+      return true;
+    case ods::v1::Value::kStringValue:
+      out = in.string_value();
+      return true;
+    case ods::v1::Value::kBytesValue:
+      out = record::Bytes{in.bytes_value()};
+      return true;
+    case ods::v1::Value::kFloatVectorValue:
+      out = std::vector<float>(in.float_vector_value().values().begin(),
+                               in.float_vector_value().values().end());
+      return true;
+    case ods::v1::Value::kTimestampMicrosValue:
+      out = record::Timestamp{in.timestamp_micros_value()};
+      return true;
+    case ods::v1::Value::KIND_NOT_SET:
+      return false;
   }
+  return false;
+}
+
+void ToProto(const record::Value& in, ods::v1::Value& out) {
+  std::visit(
+      [&](const auto& x) {
+        using T = std::decay_t<decltype(x)>;
+        if constexpr (std::is_same_v<T, int64_t>) {
+          out.set_int64_value(x);
+        } else if constexpr (std::is_same_v<T, double>) {
+          out.set_double_value(x);
+        } else if constexpr (std::is_same_v<T, bool>) {
+          out.set_bool_value(x);
+        } else if constexpr (std::is_same_v<T, std::string>) {
+          out.set_string_value(x);
+        } else if constexpr (std::is_same_v<T, record::Bytes>) {
+          out.set_bytes_value(x.data);
+        } else if constexpr (std::is_same_v<T, std::vector<float>>) {
+          out.mutable_float_vector_value()->mutable_values()->Assign(x.begin(), x.end());
+        } else if constexpr (std::is_same_v<T, record::Timestamp>) {
+          out.set_timestamp_micros_value(x.micros);
+        }
+      },
+      in);
+}
+
+Status AppendEventFields(const ods::v1::Event& in, std::vector<record::Field>& out) {
+  for (const auto& [name, value] : in.fields()) {
+    record::Field& f = out.emplace_back();
+    f.name = name;
+    if (!FromProto(value, f.value)) {
+      return InvalidArgumentError("template '" + QuoteForMessage(in.template_()) + "'" +
+                                  (in.event_id().empty()
+                                       ? std::string()
+                                       : ", event_id '" + QuoteForMessage(in.event_id()) + "'") +
+                                  ", field '" + QuoteForMessage(name) + "': value has no type set");
+    }
+  }
+  return OkStatus();
+}
+
+void ToProto(const aggregate::Output& in, ods::v1::FeatureValue& out) {
+  if (const auto* scalar = std::get_if<record::Value>(&in)) {
+    ToProto(*scalar, *out.mutable_value());
+  } else if (const auto* list = std::get_if<std::vector<record::Value>>(&in)) {
+    auto& values = *out.mutable_list()->mutable_values();
+    values.Reserve(static_cast<int>(list->size()));
+    for (const record::Value& v : *list) ToProto(v, *values.Add());
+  }
+}
+
+ods::v1::FeatureStatus ToProto(engine::FeatureStatus status) {
+  switch (status) {
+    case engine::FeatureStatus::kPresent:
+      return ods::v1::PRESENT;
+    case engine::FeatureStatus::kNotFound:
+      return ods::v1::NOT_FOUND;
+    case engine::FeatureStatus::kStale:
+      return ods::v1::STALE;
+    case engine::FeatureStatus::kOutOfRetention:
+      return ods::v1::OUT_OF_RETENTION;
+  }
+  return ods::v1::FEATURE_STATUS_UNSPECIFIED;
+}
+
+void ToProto(const engine::FeatureColumn& in, ods::v1::FeatureColumn& out) {
+  out.set_feature(in.feature);
+  const int rows = static_cast<int>(in.values.size());
+  auto& values = *out.mutable_values();
+  values.Reserve(values.size() + rows);
+  for (const aggregate::Output& v : in.values) ToProto(v, *values.Add());
+  auto& statuses = *out.mutable_statuses();
+  statuses.Reserve(statuses.size() + static_cast<int>(in.statuses.size()));
+  for (engine::FeatureStatus s : in.statuses) statuses.AddAlreadyReserved(ToProto(s));
+  out.mutable_event_times_micros()->Add(in.event_times.begin(), in.event_times.end());
 }
 
 }  // namespace ods::server

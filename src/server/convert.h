@@ -4,9 +4,13 @@
 // server/. Thread-safe (pure functions).
 
 #include <string_view>
+#include <vector>
 
+#include "ods/aggregate/aggregate.h"
 #include "ods/common/status.h"
+#include "ods/engine/features.h"
 #include "ods/record/value.h"
+#include "ods/v1/features.pb.h"
 #include "ods/v1/store.pb.h"
 
 namespace ods::server {
@@ -16,5 +20,23 @@ Status FromProto(std::string_view table, const ods::v1::Record& in, record::Reco
 
 // Writes `in` (stored under `key`) into `out`.
 void ToProto(std::string_view key, const record::Record& in, ods::v1::Record& out);
+
+// Converts `in` into `out`; false (out unspecified) if no kind is set.
+bool FromProto(const ods::v1::Value& in, record::Value& out);
+
+// Writes `in` into `out`, replacing its kind.
+void ToProto(const record::Value& in, ods::v1::Value& out);
+
+// Appends the fields of `in` to `out`. kInvalidArgument naming template, event_id and field if a
+// value is unset (the event is then rejected alone, as the engine rejects a bad field).
+Status AppendEventFields(const ods::v1::Event& in, std::vector<record::Field>& out);
+
+// Writes `in` into `out`: a scalar as `value`, a list as `list`, nothing for std::monostate.
+void ToProto(const aggregate::Output& in, ods::v1::FeatureValue& out);
+
+ods::v1::FeatureStatus ToProto(engine::FeatureStatus status);
+
+// Appends `in` to `out` (row for row).
+void ToProto(const engine::FeatureColumn& in, ods::v1::FeatureColumn& out);
 
 }  // namespace ods::server

@@ -12,6 +12,8 @@
 #include <utility>
 
 #include "admin_http.h"
+#include "admin_service.h"
+#include "features_service.h"
 #include "ods/common/logging.h"
 #include "ods/engine/engine.h"
 #include "store_service.h"
@@ -21,7 +23,8 @@ namespace {
 
 std::string HostOf(const std::string& listen) { return listen.substr(0, listen.rfind(':')); }
 
-std::string RenderMetrics(engine::Engine& engine) {
+// `events_rejected_at_edge`: events the Features service refused before the engine saw them.
+std::string RenderMetrics(engine::Engine& engine, uint64_t events_rejected_at_edge) {
   const engine::EngineStats s = engine.Stats();
   std::ostringstream out;
   auto gauge = [&](const char* name, const char* help, uint64_t v) {
@@ -41,6 +44,17 @@ std::string RenderMetrics(engine::Engine& engine) {
   counter("ods_puts_total", "Records written.", s.puts);
   counter("ods_deletes_total", "Records deleted.", s.deletes);
   counter("ods_expired_total", "Records removed because their TTL passed.", s.expired);
+  counter("ods_events_applied_total", "Events folded into aggregations and history.",
+          s.events_applied);
+  counter("ods_events_duplicate_total", "Events skipped as already seen (same event_id).",
+          s.events_duplicate);
+  counter("ods_events_rejected_total", "Events rejected, for any reason (including late).",
+          s.events_rejected + events_rejected_at_edge);
+  counter("ods_events_late_total", "Events rejected as older than allowed_lateness.",
+          s.events_late);
+  gauge("ods_entities", "Entity states held (one per template and entity key).", s.entities);
+  gauge("ods_event_state_bytes", "Estimated RAM held by aggregation tiles and retained events.",
+        s.event_state_bytes);
   return out.str();
 }
 
@@ -48,6 +62,8 @@ std::string RenderMetrics(engine::Engine& engine) {
 
 struct Server::Impl {
   std::unique_ptr<StoreService> store;
+  std::unique_ptr<FeaturesService> features;
+  std::unique_ptr<AdminService> admin_service;
   std::unique_ptr<grpc::Server> grpc_server;
   std::unique_ptr<AdminHttp> admin;
   std::string grpc_address;
@@ -63,6 +79,8 @@ Result<std::unique_ptr<Server>> Server::Start(engine::Engine& engine,
                                               const config::Config& config) {
   auto impl = std::make_unique<Impl>();
   impl->store = std::make_unique<StoreService>(engine);
+  impl->features = std::make_unique<FeaturesService>(engine);
+  impl->admin_service = std::make_unique<AdminService>(engine);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -71,6 +89,8 @@ Result<std::unique_ptr<Server>> Server::Start(engine::Engine& engine,
   builder.AddListeningPort(config.server.grpc_listen, grpc::InsecureServerCredentials(),
                            &bound_port);
   builder.RegisterService(impl->store.get());
+  builder.RegisterService(impl->features.get());
+  builder.RegisterService(impl->admin_service.get());
   // gRPC sets SO_REUSEPORT by default, which would let a second odsd silently share the port.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   const int max_message = static_cast<int>(
@@ -86,8 +106,10 @@ Result<std::unique_ptr<Server>> Server::Start(engine::Engine& engine,
 
   if (!config.server.admin_listen.empty()) {
     engine::Engine* e = &engine;
-    Result<std::unique_ptr<AdminHttp>> admin =
-        AdminHttp::Start(config.server.admin_listen, [e] { return RenderMetrics(*e); });
+    const FeaturesService* features = impl->features.get();
+    Result<std::unique_ptr<AdminHttp>> admin = AdminHttp::Start(
+        config.server.admin_listen,
+        [e, features] { return RenderMetrics(*e, features->events_rejected_at_edge()); });
     if (!admin.ok()) {
       impl->grpc_server->Shutdown();
       return admin.status();

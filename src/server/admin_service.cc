@@ -1,0 +1,99 @@
+#include "admin_service.h"
+
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include "ods/common/value_type.h"
+#include "ods/config/config.h"
+#include "ods/engine/features.h"
+#include "status_mapping.h"
+
+namespace ods::server {
+namespace {
+
+// The source name of applied YAML in error positions: "<request>:LINE:COLUMN: ...".
+constexpr std::string_view kRequestSource = "<request>";
+// Longest error message sent: gRPC carries it in a header, which clients cap (8 KiB by default).
+constexpr size_t kMaxMessageBytes = 4096;
+
+grpc::ServerUnaryReactor* Finish(grpc::CallbackServerContext* ctx, const Status& status) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  reactor->Finish(ToGrpcStatus(status));
+  return reactor;
+}
+
+// `status` with its message cut at a line boundary to kMaxMessageBytes, saying how many lines
+// (problems) were left out.
+Status CapMessage(const Status& status) {
+  const std::string& m = status.message();
+  if (m.size() <= kMaxMessageBytes) return status;
+  size_t cut = m.rfind('\n', kMaxMessageBytes);
+  if (cut == std::string::npos) cut = kMaxMessageBytes;
+  size_t omitted = 1;
+  for (size_t i = cut + 1; i < m.size(); ++i) omitted += m[i] == '\n' ? 1 : 0;
+  return {status.code(),
+          m.substr(0, cut) + "\n... and " + std::to_string(omitted) + " more line(s) not shown"};
+}
+
+void ToProto(const config::EventTemplateConfig& in, ods::v1::EventTemplateDefinition& out) {
+  out.set_name(in.name);
+  out.set_key_field(in.key_field);
+  out.set_timestamp_field(in.timestamp_field);
+  for (const config::FieldConfig& f : in.fields) {
+    ods::v1::EventTemplateField* field = out.add_fields();
+    field->set_name(f.name);
+    field->set_type(std::string(ValueTypeName(f.type)));
+  }
+  out.set_allowed_lateness_micros(in.allowed_lateness_micros);
+  out.set_max_future_micros(in.max_future_micros);
+  out.set_history_retention_micros(in.history_retention_micros);
+  out.set_dedup_window_micros(in.dedup_window_micros);
+}
+
+void ToProto(const config::AggregationConfig& in, ods::v1::AggregationDefinition& out) {
+  out.set_name(in.name);
+  out.set_template_(in.template_name);
+  out.set_fn(in.fn);
+  out.set_field(in.field);
+  out.set_n(in.n);
+  out.mutable_windows_micros()->Add(in.windows.begin(), in.windows.end());
+  out.set_tile_micros(in.tile_micros);
+  out.set_max_age_micros(in.max_age_micros);
+}
+
+}  // namespace
+
+grpc::ServerUnaryReactor* AdminService::ApplyDefinitions(
+    grpc::CallbackServerContext* ctx, const ods::v1::ApplyDefinitionsRequest* req,
+    ods::v1::ApplyDefinitionsResponse* resp) {
+  Result<engine::ApplyReport> report = [&]() -> Result<engine::ApplyReport> {
+    MutexLock lock(apply_mu_);
+    const config::Definitions current = engine_.ListDefinitions();
+    ODS_ASSIGN_OR_RETURN(
+        const config::Definitions definitions,
+        config::LoadDefinitions(req->yaml(), kRequestSource, current.event_templates));
+    return engine_.ApplyDefinitions(definitions);
+  }();
+  if (!report.ok()) return Finish(ctx, CapMessage(report.status()));
+  for (const std::string& name : report->templates_added) resp->add_templates_added(name);
+  for (const std::string& name : report->aggregations_added) resp->add_aggregations_added(name);
+  resp->set_entities_backfilled(report->entities_backfilled);
+  resp->set_events_replayed(report->events_replayed);
+  return Finish(ctx, OkStatus());
+}
+
+grpc::ServerUnaryReactor* AdminService::ListDefinitions(
+    grpc::CallbackServerContext* ctx, const ods::v1::ListDefinitionsRequest* /*req*/,
+    ods::v1::ListDefinitionsResponse* resp) {
+  const config::Definitions definitions = engine_.ListDefinitions();
+  for (const config::EventTemplateConfig& t : definitions.event_templates) {
+    ToProto(t, *resp->add_templates());
+  }
+  for (const config::AggregationConfig& a : definitions.aggregations) {
+    ToProto(a, *resp->add_aggregations());
+  }
+  return Finish(ctx, OkStatus());
+}
+
+}  // namespace ods::server

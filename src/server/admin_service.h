@@ -1,0 +1,34 @@
+#pragma once
+
+#include "ods/common/mutex.h"
+#include "ods/engine/engine.h"
+#include "ods/v1/admin.grpc.pb.h"
+
+namespace ods::server {
+
+// ods.v1.Admin over the callback API: definitions applied and listed at run time. Handlers run
+// inline on gRPC's callback threads; ApplyDefinitions blocks its thread while the engine
+// backfills new aggregations (O(retained events of their templates)). Thread-safe; `engine`
+// must outlive the service.
+class AdminService final : public ods::v1::Admin::CallbackService {
+ public:
+  explicit AdminService(engine::Engine& engine) : engine_(engine) {}
+
+  // Parses the YAML against the templates in effect, then applies it. Errors: INVALID_ARGUMENT
+  // "<request>:LINE:COLUMN: ..." (one line per problem), ALREADY_EXISTS for a name defined
+  // differently; nothing is applied on any error.
+  grpc::ServerUnaryReactor* ApplyDefinitions(grpc::CallbackServerContext* ctx,
+                                             const ods::v1::ApplyDefinitionsRequest* req,
+                                             ods::v1::ApplyDefinitionsResponse* resp) override;
+  grpc::ServerUnaryReactor* ListDefinitions(grpc::CallbackServerContext* ctx,
+                                            const ods::v1::ListDefinitionsRequest* req,
+                                            ods::v1::ListDefinitionsResponse* resp) override;
+
+ private:
+  engine::Engine& engine_;
+  // Held from reading the templates in effect to applying: so a YAML that names a template
+  // applied by a concurrent call either sees it or runs first, never a stale list.
+  Mutex apply_mu_;
+};
+
+}  // namespace ods::server

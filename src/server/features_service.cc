@@ -1,0 +1,227 @@
+#include "features_service.h"
+
+#include <atomic>
+#include <cstdint>
+#include <limits>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "convert.h"
+#include "ods/common/check.h"
+#include "ods/common/clock.h"
+#include "ods/engine/features.h"
+#include "ods/record/value.h"
+#include "status_mapping.h"
+
+namespace ods::server {
+namespace {
+
+// Most rejections one answer lists (the rest are only counted): bounds the answer of a long
+// stream, or of a large batch of bad events, well under limits.max_message_bytes.
+constexpr uint64_t kMaxListedRejections = 10'000;
+
+grpc::ServerUnaryReactor* Finish(grpc::CallbackServerContext* ctx, const Status& status) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  reactor->Finish(ToGrpcStatus(status));
+  return reactor;
+}
+
+// Checked before any conversion, so an oversized request costs nothing beyond its parse (the
+// engine checks again).
+Status CheckBatch(const engine::Engine& engine, std::string_view call, int size,
+                  std::string_view what) {
+  const uint32_t limit = engine.config().limits.max_batch_size;
+  if (static_cast<uint64_t>(size) <= limit) return OkStatus();
+  return InvalidArgumentError(std::string(call) + ": " + std::to_string(size) + " " +
+                              std::string(what) + " in one request; limits.max_batch_size is " +
+                              std::to_string(limit));
+}
+
+// Adds one rejection to `out`, listing it while under kMaxListedRejections and while the stream
+// position fits the wire's uint32 index.
+void AddRejection(uint64_t index, StatusCode code, std::string message,
+                  ods::v1::PushEventsResponse& out) {
+  out.set_rejected_count(out.rejected_count() + 1);
+  if (static_cast<uint64_t>(out.rejected_size()) >= kMaxListedRejections ||
+      index > std::numeric_limits<uint32_t>::max()) {
+    out.set_rejected_truncated(true);
+    return;
+  }
+  ods::v1::EventError* e = out.add_rejected();
+  e->set_index(static_cast<uint32_t>(index));
+  e->set_code(static_cast<int32_t>(code));
+  e->set_message(std::move(message));
+}
+
+// Converts and applies the events of one message; adds the outcome to `out`, reporting event i as
+// index base + i. Events whose values cannot be converted are rejected here, counted in
+// `rejected_at_edge` and not sent to the engine. Fails (nothing applied) only when the message as
+// a whole is refused.
+Status PushBatch(engine::Engine& engine, const ods::v1::PushEventsRequest& req, uint64_t base,
+                 std::atomic<uint64_t>& rejected_at_edge, ods::v1::PushEventsResponse& out) {
+  const int n = req.events_size();
+  ODS_RETURN_IF_ERROR(CheckBatch(engine, "PushEvents", n, "events"));
+  if (n == 0) return OkStatus();
+
+  // One buffer for the fields of all events; reserved up front so the spans below stay valid.
+  size_t total_fields = 0;
+  for (const ods::v1::Event& e : req.events()) total_fields += e.fields_size();
+  std::vector<record::Field> fields;
+  fields.reserve(total_fields);
+  std::vector<uint32_t> starts;     // starts[j]: first field of inputs[j]
+  std::vector<uint32_t> positions;  // positions[j]: request position of inputs[j]
+  starts.reserve(n + 1);
+  positions.reserve(n);
+  std::vector<std::pair<uint32_t, Status>> bad;  // conversion failures, by position
+  for (int i = 0; i < n; ++i) {
+    const size_t start = fields.size();
+    if (Status s = AppendEventFields(req.events(i), fields); !s.ok()) {
+      fields.resize(start);
+      bad.emplace_back(static_cast<uint32_t>(i), std::move(s));
+      continue;
+    }
+    starts.push_back(static_cast<uint32_t>(start));
+    positions.push_back(static_cast<uint32_t>(i));
+  }
+  starts.push_back(static_cast<uint32_t>(fields.size()));
+
+  std::vector<engine::EventInput> inputs(positions.size());
+  for (size_t j = 0; j < positions.size(); ++j) {
+    const ods::v1::Event& e = req.events(static_cast<int>(positions[j]));
+    inputs[j].template_name = e.template_();
+    inputs[j].fields =
+        std::span<const record::Field>(fields.data() + starts[j], starts[j + 1] - starts[j]);
+    inputs[j].event_id = e.event_id();
+  }
+  engine::PushResult result;
+  if (!inputs.empty()) {
+    ODS_ASSIGN_OR_RETURN(result, engine.PushEvents(inputs));
+  }
+  if (!bad.empty()) rejected_at_edge.fetch_add(bad.size(), std::memory_order_relaxed);
+  out.set_applied(out.applied() + result.applied);
+  out.set_duplicates(out.duplicates() + result.duplicates);
+
+  // Both lists are in position order: merge them so `rejected` stays in index order.
+  auto converted = bad.begin();
+  auto add_converted_before = [&](uint64_t position) {
+    for (; converted != bad.end() && converted->first < position; ++converted) {
+      AddRejection(base + converted->first, converted->second.code(), converted->second.message(),
+                   out);
+    }
+  };
+  for (engine::EventRejection& r : result.rejected) {
+    ODS_CHECK(r.index < positions.size());
+    const uint32_t position = positions[r.index];
+    add_converted_before(position);
+    AddRejection(base + position, r.code, std::move(r.reason), out);
+  }
+  add_converted_before(std::numeric_limits<uint64_t>::max());
+  return OkStatus();
+}
+
+std::vector<std::string_view> Views(const google::protobuf::RepeatedPtrField<std::string>& field) {
+  return {field.begin(), field.end()};
+}
+
+void ColumnsToProto(const std::vector<engine::FeatureColumn>& columns,
+                    ods::v1::FeaturesResponse& out) {
+  out.mutable_columns()->Reserve(static_cast<int>(columns.size()));
+  for (const engine::FeatureColumn& c : columns) ToProto(c, *out.add_columns());
+}
+
+// Reads a client stream of event batches; applies each as it arrives; answers the totals. One
+// read in flight at a time. Deletes itself in OnDone.
+class StreamEventsReactor final : public grpc::ServerReadReactor<ods::v1::PushEventsRequest> {
+ public:
+  StreamEventsReactor(engine::Engine& engine, std::atomic<uint64_t>& rejected_at_edge,
+                      ods::v1::PushEventsResponse* resp)
+      : engine_(engine), rejected_at_edge_(rejected_at_edge), resp_(resp) {
+    StartRead(&req_);
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {  // Half-closed (or gone: then Finish is a no-op).
+      Finish(grpc::Status::OK);
+      return;
+    }
+    if (Status s = PushBatch(engine_, req_, next_index_, rejected_at_edge_, *resp_); !s.ok()) {
+      Finish(ToGrpcStatus(s));
+      return;
+    }
+    next_index_ += static_cast<uint64_t>(req_.events_size());
+    req_.Clear();
+    StartRead(&req_);
+  }
+
+  void OnDone() override { delete this; }
+
+ private:
+  engine::Engine& engine_;
+  std::atomic<uint64_t>& rejected_at_edge_;
+  ods::v1::PushEventsResponse* const resp_;  // owned by gRPC, valid until OnDone
+  // Reused for every message (not on an arena: an arena would grow for the stream's lifetime).
+  ods::v1::PushEventsRequest req_;
+  uint64_t next_index_ = 0;  // stream position of req_'s first event
+};
+
+}  // namespace
+
+FeaturesService::FeaturesService(engine::Engine& engine) : engine_(engine) {
+  SetMessageAllocatorFor_PushEvents(&push_allocator_);
+  SetMessageAllocatorFor_GetOnlineFeatures(&online_allocator_);
+  SetMessageAllocatorFor_GetHistoricalFeatures(&historical_allocator_);
+}
+
+grpc::ServerUnaryReactor* FeaturesService::PushEvents(grpc::CallbackServerContext* ctx,
+                                                      const ods::v1::PushEventsRequest* req,
+                                                      ods::v1::PushEventsResponse* resp) {
+  return Finish(ctx, PushBatch(engine_, *req, 0, events_rejected_at_edge_, *resp));
+}
+
+grpc::ServerReadReactor<ods::v1::PushEventsRequest>* FeaturesService::StreamEvents(
+    grpc::CallbackServerContext* /*ctx*/, ods::v1::PushEventsResponse* resp) {
+  return new StreamEventsReactor(engine_, events_rejected_at_edge_, resp);
+}
+
+grpc::ServerUnaryReactor* FeaturesService::GetOnlineFeatures(
+    grpc::CallbackServerContext* ctx, const ods::v1::GetOnlineFeaturesRequest* req,
+    ods::v1::FeaturesResponse* resp) {
+  if (Status s = CheckBatch(engine_, "GetOnlineFeatures", req->entities_size(), "entities");
+      !s.ok()) {
+    return Finish(ctx, s);
+  }
+  const std::vector<std::string_view> entities = Views(req->entities());
+  const std::vector<std::string_view> features = Views(req->features());
+  const std::optional<Micros> as_of =
+      req->has_as_of_micros() ? std::optional<Micros>(req->as_of_micros()) : std::nullopt;
+  Result<std::vector<engine::FeatureColumn>> columns =
+      engine_.GetOnlineFeatures(entities, features, as_of);
+  if (!columns.ok()) return Finish(ctx, columns.status());
+  ColumnsToProto(*columns, *resp);
+  return Finish(ctx, OkStatus());
+}
+
+grpc::ServerUnaryReactor* FeaturesService::GetHistoricalFeatures(
+    grpc::CallbackServerContext* ctx, const ods::v1::GetHistoricalFeaturesRequest* req,
+    ods::v1::FeaturesResponse* resp) {
+  if (Status s = CheckBatch(engine_, "GetHistoricalFeatures", req->rows_size(), "rows"); !s.ok()) {
+    return Finish(ctx, s);
+  }
+  std::vector<engine::EntityRow> rows(req->rows_size());
+  for (int i = 0; i < req->rows_size(); ++i) {
+    rows[i].entity = req->rows(i).entity();
+    rows[i].timestamp = req->rows(i).timestamp_micros();
+  }
+  const std::vector<std::string_view> features = Views(req->features());
+  Result<std::vector<engine::FeatureColumn>> columns =
+      engine_.GetHistoricalFeatures(rows, features);
+  if (!columns.ok()) return Finish(ctx, columns.status());
+  ColumnsToProto(*columns, *resp);
+  return Finish(ctx, OkStatus());
+}
+
+}  // namespace ods::server
