@@ -201,9 +201,6 @@ TEST(FormatBytesTest, OutputParsesBackToTheSameValue) {
   }
 }
 
-}  // namespace
-}  // namespace ods
-
 TEST(FormatDurationTest, UsesTheLargestExactUnit) {
   EXPECT_EQ(FormatDuration(0), "0s");
   EXPECT_EQ(FormatDuration(Micros{86400} * 1'000'000), "1d");
@@ -221,3 +218,6 @@ TEST(FormatDurationTest, RoundTripsThroughParseDuration) {
     EXPECT_EQ(*back, m);
   }
 }
+
+}  // namespace
+}  // namespace ods
