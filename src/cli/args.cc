@@ -60,7 +60,7 @@ Result<ParsedArgs> ParseArgs(std::span<const std::string> args,
   return parsed;
 }
 
-Result<std::vector<std::string>> SplitList(std::string_view list, std::string_view flag) {
+Result<std::vector<std::string>> SplitList(std::string_view list, std::string_view what) {
   std::vector<std::string> items;
   size_t begin = 0;
   while (true) {
@@ -68,7 +68,7 @@ Result<std::vector<std::string>> SplitList(std::string_view list, std::string_vi
     const std::string_view item =
         list.substr(begin, comma == std::string_view::npos ? comma : comma - begin);
     if (item.empty()) {
-      return InvalidArgumentError("option '" + std::string(flag) + "' has an empty item in '" +
+      return InvalidArgumentError(std::string(what) + " has an empty item in '" +
                                   std::string(list) + "'");
     }
     items.emplace_back(item);

@@ -35,8 +35,9 @@ struct ParsedArgs {
 [[nodiscard]] Status TakeFlag(std::span<const std::string> args, size_t& i, std::string& name,
                               std::string& value);
 
-// Splits "a,b,c" into {"a","b","c"}; kInvalidArgument naming `flag` if any item is empty.
+// Splits "a,b,c" into {"a","b","c"}; kInvalidArgument if any item is empty, its message
+// starting with `what` (e.g. "option '--fields'", "ENTITY list").
 [[nodiscard]] Result<std::vector<std::string>> SplitList(std::string_view list,
-                                                         std::string_view flag);
+                                                         std::string_view what);
 
 }  // namespace ods::cli

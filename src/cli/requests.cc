@@ -31,7 +31,7 @@ Status RequireKeys(const ParsedArgs& args) {
 
 Status ParseFields(const ParsedArgs& args, google::protobuf::RepeatedPtrField<std::string>& out) {
   if (const std::string* list = args.Find("--fields")) {
-    ODS_ASSIGN_OR_RETURN(std::vector<std::string> fields, SplitList(*list, "--fields"));
+    ODS_ASSIGN_OR_RETURN(std::vector<std::string> fields, SplitList(*list, "option '--fields'"));
     for (std::string& f : fields) {
       out.Add(std::move(f));
     }

@@ -59,13 +59,13 @@ TEST(CliArgsTest, RepeatedFlagIsInvalidArgument) {
 }
 
 TEST(CliArgsTest, SplitListSplitsOnCommas) {
-  EXPECT_THAT(*SplitList("a,b,c", "--fields"), ElementsAre("a", "b", "c"));
+  EXPECT_THAT(*SplitList("a,b,c", "option '--fields'"), ElementsAre("a", "b", "c"));
 }
 
 TEST(CliArgsTest, SplitListRejectsEmptyItems) {
-  EXPECT_THAT(SplitList("", "--fields"), StatusIs(StatusCode::kInvalidArgument));
-  EXPECT_THAT(SplitList("a,,b", "--fields"), StatusIs(StatusCode::kInvalidArgument));
-  EXPECT_THAT(SplitList("a,", "--fields"), StatusIs(StatusCode::kInvalidArgument));
+  EXPECT_THAT(SplitList("", "option '--fields'"), StatusIs(StatusCode::kInvalidArgument));
+  EXPECT_THAT(SplitList("a,,b", "option '--fields'"), StatusIs(StatusCode::kInvalidArgument));
+  EXPECT_THAT(SplitList("a,", "option '--fields'"), StatusIs(StatusCode::kInvalidArgument));
 }
 
 }  // namespace
