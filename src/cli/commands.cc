@@ -4,7 +4,9 @@
 #include <google/protobuf/util/json_util.h>
 #include <grpcpp/grpcpp.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <ostream>
 #include <string>
@@ -14,6 +16,8 @@
 #include "cli/requests.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "ods/common/status.h"
+#include "ods/v1/admin.grpc.pb.h"
+#include "ods/v1/features.grpc.pb.h"
 #include "ods/v1/store.grpc.pb.h"
 
 namespace ods::cli {
@@ -153,6 +157,84 @@ int RunScan(const GlobalOptions& global, const ParsedArgs& args, const Io& io) {
   return kExitOk;
 }
 
+int RunPush(const GlobalOptions& global, const ParsedArgs& args, const Io& io) {
+  Result<ods::v1::PushEventsRequest> request = BuildPushRequest(args, io.in);
+  if (!request.ok()) {
+    return ReportUsage(request.status(), "push", io);
+  }
+  const auto stub = ods::v1::Features::NewStub(MakeChannel(global));
+  grpc::ClientContext context;
+  SetDeadline(global, context);
+  ods::v1::PushEventsResponse response;
+  const grpc::Status status = stub->PushEvents(&context, *request, &response);
+  if (!status.ok()) {
+    return ReportRpcError(status, io);
+  }
+  if (!PrintJson(response, io)) {
+    return kExitRpcError;
+  }
+  // The call succeeds even when events are rejected; scripts must still notice.
+  for (const ods::v1::EventError& e : response.rejected()) {
+    io.err << "ods: event " << e.index() << ": "
+           << GrpcCodeName(static_cast<grpc::StatusCode>(e.code())) << ": " << e.message() << "\n";
+  }
+  const uint64_t rejected = std::max<uint64_t>(response.rejected_count(),
+                                               static_cast<uint64_t>(response.rejected_size()));
+  if (rejected > static_cast<uint64_t>(response.rejected_size())) {
+    io.err << "ods: " << rejected - static_cast<uint64_t>(response.rejected_size())
+           << " more rejected events not listed\n";
+  }
+  return rejected == 0 ? kExitOk : kExitRpcError;
+}
+
+int RunFeatures(const GlobalOptions& global, const ParsedArgs& args, const Io& io) {
+  Result<ods::v1::GetOnlineFeaturesRequest> request = BuildFeaturesRequest(args);
+  if (!request.ok()) {
+    return ReportUsage(request.status(), "features", io);
+  }
+  const auto stub = ods::v1::Features::NewStub(MakeChannel(global));
+  return RunUnary<ods::v1::FeaturesResponse>(
+      global, io, [&](grpc::ClientContext* context, ods::v1::FeaturesResponse* response) {
+        return stub->GetOnlineFeatures(context, *request, response);
+      });
+}
+
+int RunHistory(const GlobalOptions& global, const ParsedArgs& args, const Io& io) {
+  Result<ods::v1::GetHistoricalFeaturesRequest> request = BuildHistoryRequest(args);
+  if (!request.ok()) {
+    return ReportUsage(request.status(), "history", io);
+  }
+  const auto stub = ods::v1::Features::NewStub(MakeChannel(global));
+  return RunUnary<ods::v1::FeaturesResponse>(
+      global, io, [&](grpc::ClientContext* context, ods::v1::FeaturesResponse* response) {
+        return stub->GetHistoricalFeatures(context, *request, response);
+      });
+}
+
+int RunApply(const GlobalOptions& global, const ParsedArgs& args, const Io& io) {
+  Result<ods::v1::ApplyDefinitionsRequest> request = BuildApplyRequest(args, io.in);
+  if (!request.ok()) {
+    return ReportUsage(request.status(), "apply", io);
+  }
+  const auto stub = ods::v1::Admin::NewStub(MakeChannel(global));
+  return RunUnary<ods::v1::ApplyDefinitionsResponse>(
+      global, io, [&](grpc::ClientContext* context, ods::v1::ApplyDefinitionsResponse* response) {
+        return stub->ApplyDefinitions(context, *request, response);
+      });
+}
+
+int RunDefinitions(const GlobalOptions& global, const ParsedArgs& args, const Io& io) {
+  Result<ods::v1::ListDefinitionsRequest> request = BuildDefinitionsRequest(args);
+  if (!request.ok()) {
+    return ReportUsage(request.status(), "definitions", io);
+  }
+  const auto stub = ods::v1::Admin::NewStub(MakeChannel(global));
+  return RunUnary<ods::v1::ListDefinitionsResponse>(
+      global, io, [&](grpc::ClientContext* context, ods::v1::ListDefinitionsResponse* response) {
+        return stub->ListDefinitions(context, *request, response);
+      });
+}
+
 int RunHealth(const GlobalOptions& global, const ParsedArgs& args, const Io& io) {
   using grpc::health::v1::HealthCheckResponse;
   Result<grpc::health::v1::HealthCheckRequest> request = BuildHealthRequest(args);
@@ -190,6 +272,27 @@ std::span<const Command> Commands() {
        kScanHelp,
        {"--prefix", "--start-after", "--limit", "--fields"},
        RunScan},
+      {"push",
+       "Send events to an event template (ods.v1.Features)",
+       kPushHelp,
+       {"--event-id", "--json"},
+       RunPush},
+      {"features", "Read feature values of entities", kFeaturesHelp, {"--as-of"}, RunFeatures},
+      {"history",
+       "Read feature values of entities as of given times",
+       kHistoryHelp,
+       {},
+       RunHistory},
+      {"apply",
+       "Add event templates and aggregations from YAML (ods.v1.Admin)",
+       kApplyHelp,
+       {},
+       RunApply},
+      {"definitions",
+       "List the event templates and aggregations in effect",
+       kDefinitionsHelp,
+       {},
+       RunDefinitions},
       {"health", "Check the server's health (grpc.health.v1)", kHealthHelp, {}, RunHealth},
   };
   return kCommands;

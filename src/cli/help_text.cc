@@ -7,7 +7,8 @@ namespace ods::cli {
 const std::string_view kTopLevelHelp =
     R"(Usage: ods [--addr HOST:PORT] [--timeout SECONDS] COMMAND [ARGS...]
 
-Command-line client for odsd, the ODS server (gRPC service ods.v1.Store).
+Command-line client for odsd, the ODS server (gRPC services ods.v1.Store, ods.v1.Features
+and ods.v1.Admin).
 
 Commands:
 %COMMANDS%
@@ -23,7 +24,8 @@ values are quoted strings and bytes are base64, as proto3 JSON prescribes.
 
 Exit status:
   0  success
-  1  the server returned an error; stderr says 'ods: CODE: message' (e.g. NOT_FOUND)
+  1  the server returned an error; stderr says 'ods: CODE: message' (e.g. NOT_FOUND);
+     also when push had an event rejected ('ods: event N: CODE: message')
   2  bad usage (unknown command or option, malformed argument); nothing was sent
   3  server unreachable: UNAVAILABLE or DEADLINE_EXCEEDED
 )";
@@ -100,6 +102,114 @@ Options:
 
 Example:
   ods scan user_profile --prefix u1 --limit 100
+)";
+
+const std::string_view kPushHelp =
+    R"(Usage: ods push TEMPLATE FIELD=VALUE... [--event-id ID]
+       ods push --json JSON
+       ods push --json -
+
+Sends one event of event template TEMPLATE (or a batch, --json) and prints the
+PushEventsResponse: {"applied":"1","duplicates":"0","rejected":[],...}.
+
+Give every field of the event as FIELD=VALUE, including the template's key field (string
+or int64) and its timestamp field (timestamp, or int64 microseconds since the Unix epoch);
+'ods definitions' shows them. Values are typed as in 'ods put' (see 'ods put --help'):
+true/false is bool, 42 int64, 1.5 double, anything else string; FIELD:TYPE=VALUE forces
+TYPE. Types must match the template exactly: for a double field write 12.0 or
+amount:double=12, since 12 alone is int64. The timestamp must lie within the template's
+allowed_lateness of the server's clock.
+
+A rejected event (unknown template, missing or mistyped field, too late...) changes
+nothing and the call still succeeds: the response lists it under "rejected", stderr says
+'ods: event N: CODE: message' for each (N counts from 0 in the request), and the exit
+status is 1.
+
+Options:
+  --event-id ID           De-duplication id: an event whose id was already seen for the
+                          same template and entity within the template's dedup_window is
+                          counted as a duplicate and not applied again. Default: none.
+  --json JSON             A whole ods.v1.PushEventsRequest in proto3 JSON, or '-' to read it
+                          from stdin; each event names its "template". Example:
+                          '{"events":[{"template":"transactions","fields":{
+                          "user_id":{"string_value":"u1"},"ts":{"int64_value":"1700000000000000"},
+                          "amount":{"double_value":12.5}}}]}'
+
+Examples:
+  ods push transactions user_id=u1 ts:timestamp=$(date +%s%6N) amount=12.5 merchant=acme
+  ods push transactions user_id=u1 ts=$(date +%s%6N) amount=3.0 --event-id order-17
+  producer | ods push --json -
+)";
+
+const std::string_view kFeaturesHelp =
+    R"(Usage: ods features ENTITY[,ENTITY...] FEATURE[,FEATURE...] [--as-of MICROS]
+
+Reads the current values of FEATUREs for ENTITYs (entity keys) and prints the
+FeaturesResponse. It is columnar: "columns" has one entry per FEATURE, in order, and each
+column's "values", "statuses" and "event_times_micros" have one entry per ENTITY, in order.
+A status is PRESENT, NOT_FOUND (no value), STALE (older than the feature's max_age) or
+OUT_OF_RETENTION (--as-of reaches before the retained history; no value).
+
+A FEATURE is NAME@WINDOW (one window of an aggregation, e.g. txn_count@1h), NAME (an
+aggregation with one window) or TABLE:FIELD (a field of a table's current record).
+An unknown FEATURE fails the call (exit 1, INVALID_ARGUMENT). Keys can't contain ','.
+
+Options:
+  --as-of MICROS          Answer as of this time, microseconds since the Unix epoch, from
+                          retained history. Default: now.
+
+Examples:
+  ods features u1,u2 txn_count@1h,txn_amount@24h,merchants_7d
+  ods features u1 txn_amount@1h --as-of 1700000000000000
+)";
+
+const std::string_view kHistoryHelp =
+    R"(Usage: ods history ENTITY@MICROS[,ENTITY@MICROS...] FEATURE[,FEATURE...]
+
+Point-in-time lookup (e.g. for training sets): each row is the entity ENTITY as of MICROS
+(microseconds since the Unix epoch), answered from retained events. Prints the
+FeaturesResponse, columnar as 'ods features' describes: "columns" has one entry per
+FEATURE, each with one value, status and event time per row, in order. A row whose window
+reaches before the template's history_retention is OUT_OF_RETENTION.
+
+An entity may contain '@' (the last one separates MICROS) but not ','.
+
+Example:
+  ods history u1@1700000000000000,u1@1700003600000000,u2@1700000000000000 txn_count@1h
+)";
+
+const std::string_view kApplyHelp =
+    R"(Usage: ods apply FILE
+       ods apply -
+
+Adds the event templates and aggregations defined in the YAML FILE ('-': stdin), written
+as in a config file ('event_templates:' and/or 'aggregations:' sections; an aggregation may
+name a template already in effect), and prints the ApplyDefinitionsResponse:
+{"templates_added":[...],"aggregations_added":[...],"entities_backfilled":"N",
+"events_replayed":"N"}. New aggregations are backfilled from retained events before the
+call answers, so they serve correct values at once.
+
+All or nothing: any problem applies nothing and exits 1 with INVALID_ARGUMENT, one problem
+per line as '<request>:LINE:COLUMN: ...', LINE and COLUMN counting in FILE. A name already
+defined identically is skipped (not in *_added); defined differently it is ALREADY_EXISTS.
+
+Example:
+  printf 'aggregations:
+  txn_max: {template: transactions, fn: max, field: amount, window: 1h}
+'     > txn_max.yaml
+  ods apply txn_max.yaml
+)";
+
+const std::string_view kDefinitionsHelp =
+    R"(Usage: ods definitions
+
+Prints the ListDefinitionsResponse: the event templates and aggregations in effect (from
+the config, then those applied, in definition order). A template has its key_field,
+timestamp_field and fields; an aggregation its template, fn, field, n and windows_micros.
+Durations are in microseconds.
+
+Example:
+  ods definitions
 )";
 
 const std::string_view kHealthHelp =

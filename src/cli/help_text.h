@@ -10,6 +10,11 @@ extern const std::string_view kPutHelp;
 extern const std::string_view kGetHelp;
 extern const std::string_view kDeleteHelp;
 extern const std::string_view kScanHelp;
+extern const std::string_view kPushHelp;
+extern const std::string_view kFeaturesHelp;
+extern const std::string_view kHistoryHelp;
+extern const std::string_view kApplyHelp;
+extern const std::string_view kDefinitionsHelp;
 extern const std::string_view kHealthHelp;
 
 }  // namespace ods::cli

@@ -19,8 +19,9 @@ namespace {
 std::string TopLevelHelp() {
   std::string commands;
   for (const Command& command : Commands()) {
+    constexpr size_t kNameColumn = 13;
     commands += "  " + std::string(command.name);
-    commands.append(command.name.size() < 8 ? 8 - command.name.size() : 1, ' ');
+    commands.append(command.name.size() < kNameColumn ? kNameColumn - command.name.size() : 1, ' ');
     commands += std::string(command.summary) + "\n";
   }
   std::string help(kTopLevelHelp);

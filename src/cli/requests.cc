@@ -1,9 +1,19 @@
 #include "cli/requests.h"
 
+#include <google/protobuf/descriptor.h>
+#include <google/protobuf/map.h>
+#include <google/protobuf/message.h>
+#include <google/protobuf/repeated_ptr_field.h>
 #include <google/protobuf/util/json_util.h>
 
+#include <cerrno>
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
 #include <iterator>
 #include <string>
+#include <string_view>
+#include <system_error>
 #include <utility>
 #include <vector>
 
@@ -39,6 +49,90 @@ Status ParseFields(const ParsedArgs& args, google::protobuf::RepeatedPtrField<st
   return OkStatus();
 }
 
+// All of `in`, for an argument spelled '-' (`what` names it in the error).
+Result<std::string> ReadStdin(std::istream& in, std::string_view what) {
+  std::string text(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>{});
+  if (in.bad()) {
+    return InvalidArgumentError(std::string(what) + ": reading stdin failed");
+  }
+  return text;
+}
+
+// Parses the value of --json (or stdin for '-') into `request`; unknown fields are errors.
+Status ParseJsonArg(std::string_view json_arg, std::istream& in,
+                    google::protobuf::Message& request) {
+  std::string json(json_arg);
+  if (json == "-") {
+    ODS_ASSIGN_OR_RETURN(json, ReadStdin(in, "--json -"));
+  }
+  google::protobuf::util::JsonParseOptions options;
+  options.ignore_unknown_fields = false;
+  const auto status = google::protobuf::util::JsonStringToMessage(json, &request, options);
+  if (!status.ok()) {
+    return InvalidArgumentError("--json: not a valid " + request.GetDescriptor()->full_name() +
+                                ": " + std::string(status.message()));
+  }
+  return OkStatus();
+}
+
+Status RejectExtra(const ParsedArgs& args, size_t expected, std::string_view usage) {
+  if (args.positional.size() > expected) {
+    return InvalidArgumentError("unexpected argument '" + args.positional[expected] + "' (" +
+                                std::string(usage) + ")");
+  }
+  return OkStatus();
+}
+
+// Fills `fields` from FIELD=VALUE arguments positional[first...].
+Status ParseFieldAssignments(const ParsedArgs& args, size_t first,
+                             google::protobuf::Map<std::string, ods::v1::Value>& fields) {
+  for (size_t i = first; i < args.positional.size(); ++i) {
+    ODS_ASSIGN_OR_RETURN(FieldAssignment field, ParseFieldAssignment(args.positional[i]));
+    if (fields.contains(field.name)) {
+      return InvalidArgumentError("field '" + field.name + "' given more than once ('" +
+                                  args.positional[i] + "')");
+    }
+    fields[field.name] = std::move(field.value);
+  }
+  return OkStatus();
+}
+
+// Splits positional[1], FEATURE[,FEATURE...], into `out`.
+Status ParseFeatureRefs(const ParsedArgs& args,
+                        google::protobuf::RepeatedPtrField<std::string>& out) {
+  if (args.positional.size() < 2) {
+    return InvalidArgumentError("missing FEATURE (e.g. txn_count@1h)");
+  }
+  ODS_ASSIGN_OR_RETURN(std::vector<std::string> features,
+                       SplitList(args.positional[1], "FEATURE list"));
+  for (std::string& f : features) {
+    out.Add(std::move(f));
+  }
+  return OkStatus();
+}
+
+// One ENTITY@MICROS item of `history`.
+Status ParseEntityRow(std::string_view item, ods::v1::EntityRow& row) {
+  const auto bad = [&](std::string_view why) {
+    return InvalidArgumentError("bad ENTITY@MICROS '" + std::string(item) +
+                                "': " + std::string(why));
+  };
+  const size_t at = item.rfind('@');
+  if (at == std::string_view::npos) {
+    return bad("missing '@'");
+  }
+  if (at == 0) {
+    return bad("empty ENTITY");
+  }
+  Result<int64_t> micros = ParseInt64(item.substr(at + 1), "MICROS");
+  if (!micros.ok()) {
+    return bad(micros.status().message());
+  }
+  row.set_entity(std::string(item.substr(0, at)));
+  row.set_timestamp_micros(*micros);
+  return OkStatus();
+}
+
 Result<ods::v1::PutRequest> BuildPutFromJson(const ParsedArgs& args, std::string_view json_arg,
                                              std::istream& in) {
   if (args.positional.size() > 1) {
@@ -50,21 +144,8 @@ Result<ods::v1::PutRequest> BuildPutFromJson(const ParsedArgs& args, std::string
         "--event-time can't be combined with --json (set "
         "event_time_micros per record)");
   }
-  std::string json(json_arg);
-  if (json == "-") {
-    json.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-    if (in.bad()) {
-      return InvalidArgumentError("--json -: reading stdin failed");
-    }
-  }
   ods::v1::PutRequest request;
-  google::protobuf::util::JsonParseOptions options;
-  options.ignore_unknown_fields = false;
-  const auto status = google::protobuf::util::JsonStringToMessage(json, &request, options);
-  if (!status.ok()) {
-    return InvalidArgumentError("--json: not a valid ods.v1.PutRequest: " +
-                                std::string(status.message()));
-  }
+  ODS_RETURN_IF_ERROR(ParseJsonArg(json_arg, in, request));
   const std::string& table = args.positional[0];
   if (!request.table().empty() && request.table() != table) {
     return InvalidArgumentError("--json: \"table\" is '" + request.table() + "' but TABLE is '" +
@@ -90,15 +171,7 @@ Result<ods::v1::PutRequest> BuildPutRequest(const ParsedArgs& args, std::istream
     ODS_ASSIGN_OR_RETURN(const int64_t t, ParseInt64(*micros, "--event-time"));
     record.set_event_time_micros(t);
   }
-  auto& fields = *record.mutable_fields();
-  for (size_t i = 2; i < args.positional.size(); ++i) {
-    ODS_ASSIGN_OR_RETURN(FieldAssignment field, ParseFieldAssignment(args.positional[i]));
-    if (fields.contains(field.name)) {
-      return InvalidArgumentError("field '" + field.name + "' given more than once ('" +
-                                  args.positional[i] + "')");
-    }
-    fields[field.name] = std::move(field.value);
-  }
+  ODS_RETURN_IF_ERROR(ParseFieldAssignments(args, 2, *record.mutable_fields()));
   return request;
 }
 
@@ -145,6 +218,113 @@ Result<ods::v1::ScanRequest> BuildScanRequest(const ParsedArgs& args) {
   }
   ODS_RETURN_IF_ERROR(ParseFields(args, *request.mutable_fields()));
   return request;
+}
+
+Result<ods::v1::PushEventsRequest> BuildPushRequest(const ParsedArgs& args, std::istream& in) {
+  ods::v1::PushEventsRequest request;
+  if (const std::string* json = args.Find("--json")) {
+    if (!args.positional.empty()) {
+      return InvalidArgumentError("with --json, give no TEMPLATE or FIELD=VALUE ('" +
+                                  args.positional[0] + "'); each event names its \"template\"");
+    }
+    if (args.Find("--event-id") != nullptr) {
+      return InvalidArgumentError(
+          "--event-id can't be combined with --json (set event_id per event)");
+    }
+    ODS_RETURN_IF_ERROR(ParseJsonArg(*json, in, request));
+    return request;
+  }
+  if (args.positional.empty()) {
+    return InvalidArgumentError("missing TEMPLATE");
+  }
+  if (args.positional[0].empty()) {
+    return InvalidArgumentError("TEMPLATE is empty");
+  }
+  if (args.positional.size() < 2) {
+    return InvalidArgumentError(
+        "missing FIELD=VALUE (give at least the template's key and timestamp fields)");
+  }
+  ods::v1::Event& event = *request.add_events();
+  event.set_template_(args.positional[0]);
+  if (const std::string* id = args.Find("--event-id")) {
+    if (id->empty()) {
+      return InvalidArgumentError("--event-id is empty (leave it out for no de-duplication)");
+    }
+    event.set_event_id(*id);
+  }
+  ODS_RETURN_IF_ERROR(ParseFieldAssignments(args, 1, *event.mutable_fields()));
+  return request;
+}
+
+Result<ods::v1::GetOnlineFeaturesRequest> BuildFeaturesRequest(const ParsedArgs& args) {
+  if (args.positional.empty()) {
+    return InvalidArgumentError("missing ENTITY");
+  }
+  ods::v1::GetOnlineFeaturesRequest request;
+  ODS_ASSIGN_OR_RETURN(std::vector<std::string> entities,
+                       SplitList(args.positional[0], "ENTITY list"));
+  for (std::string& e : entities) {
+    request.add_entities(std::move(e));
+  }
+  ODS_RETURN_IF_ERROR(ParseFeatureRefs(args, *request.mutable_features()));
+  ODS_RETURN_IF_ERROR(RejectExtra(
+      args, 2, "features takes ENTITY[,ENTITY...] FEATURE[,FEATURE...]; separate with commas"));
+  if (const std::string* as_of = args.Find("--as-of")) {
+    ODS_ASSIGN_OR_RETURN(const int64_t micros, ParseInt64(*as_of, "--as-of"));
+    request.set_as_of_micros(micros);
+  }
+  return request;
+}
+
+Result<ods::v1::GetHistoricalFeaturesRequest> BuildHistoryRequest(const ParsedArgs& args) {
+  if (args.positional.empty()) {
+    return InvalidArgumentError("missing ENTITY@MICROS");
+  }
+  ods::v1::GetHistoricalFeaturesRequest request;
+  ODS_ASSIGN_OR_RETURN(const std::vector<std::string> items,
+                       SplitList(args.positional[0], "ENTITY@MICROS list"));
+  for (const std::string& item : items) {
+    ODS_RETURN_IF_ERROR(ParseEntityRow(item, *request.add_rows()));
+  }
+  ODS_RETURN_IF_ERROR(ParseFeatureRefs(args, *request.mutable_features()));
+  ODS_RETURN_IF_ERROR(RejectExtra(args, 2,
+                                  "history takes ENTITY@MICROS[,ENTITY@MICROS...] "
+                                  "FEATURE[,FEATURE...]; separate with commas"));
+  return request;
+}
+
+Result<ods::v1::ApplyDefinitionsRequest> BuildApplyRequest(const ParsedArgs& args,
+                                                           std::istream& in) {
+  if (args.positional.empty()) {
+    return InvalidArgumentError("missing FILE (or '-' for stdin)");
+  }
+  ODS_RETURN_IF_ERROR(RejectExtra(args, 1, "apply takes one FILE"));
+  const std::string& path = args.positional[0];
+  ods::v1::ApplyDefinitionsRequest request;
+  if (path == "-") {
+    ODS_ASSIGN_OR_RETURN(*request.mutable_yaml(), ReadStdin(in, "FILE -"));
+    return request;
+  }
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    return InvalidArgumentError("FILE '" + path + "' is a directory");
+  }
+  std::ifstream file(path, std::ios::binary);
+  if (!file) {
+    return InvalidArgumentError("can't open FILE '" + path +
+                                "': " + std::generic_category().message(errno));
+  }
+  request.mutable_yaml()->assign(std::istreambuf_iterator<char>(file),
+                                 std::istreambuf_iterator<char>{});
+  if (file.bad()) {
+    return InvalidArgumentError("reading FILE '" + path + "' failed");
+  }
+  return request;
+}
+
+Result<ods::v1::ListDefinitionsRequest> BuildDefinitionsRequest(const ParsedArgs& args) {
+  ODS_RETURN_IF_ERROR(RejectExtra(args, 0, "definitions takes no arguments"));
+  return ods::v1::ListDefinitionsRequest();
 }
 
 Result<grpc::health::v1::HealthCheckRequest> BuildHealthRequest(const ParsedArgs& args) {

@@ -5,12 +5,15 @@
 #include "cli/args.h"
 #include "grpc/health/v1/health.pb.h"
 #include "ods/common/status.h"
+#include "ods/v1/admin.pb.h"
+#include "ods/v1/features.pb.h"
 #include "ods/v1/store.pb.h"
 
 namespace ods::cli {
 
 // Builders that turn one command's parsed arguments into its request message, without any I/O
-// except the stdin read of `put --json -`. Each returns kInvalidArgument, with a message naming
+// except reading stdin for `put --json -`, `push --json -` and `apply -`, and the FILE of
+// `apply FILE`. Each returns kInvalidArgument, with a message naming
 // the offending argument, for bad usage (the caller exits 2). Thread-compatible.
 
 // `put TABLE KEY FIELD=VALUE... [--event-time MICROS]` or `put TABLE --json JSON|-`.
@@ -25,6 +28,30 @@ namespace ods::cli {
 
 // `scan TABLE [--prefix P] [--start-after K] [--limit N] [--fields F1,F2]`.
 [[nodiscard]] Result<ods::v1::ScanRequest> BuildScanRequest(const ParsedArgs& args);
+
+// `push TEMPLATE FIELD=VALUE... [--event-id ID]` (one event; the template's key and timestamp
+// fields are FIELD=VALUEs like the others) or `push --json JSON|-` (a whole PushEventsRequest).
+// `in` is read to its end only for `--json -`.
+[[nodiscard]] Result<ods::v1::PushEventsRequest> BuildPushRequest(const ParsedArgs& args,
+                                                                  std::istream& in);
+
+// `features ENTITY[,ENTITY...] FEATURE[,FEATURE...] [--as-of MICROS]`.
+[[nodiscard]] Result<ods::v1::GetOnlineFeaturesRequest> BuildFeaturesRequest(
+    const ParsedArgs& args);
+
+// `history ENTITY@MICROS[,ENTITY@MICROS...] FEATURE[,FEATURE...]`. An entity may itself contain
+// '@': the last one splits it from MICROS.
+[[nodiscard]] Result<ods::v1::GetHistoricalFeaturesRequest> BuildHistoryRequest(
+    const ParsedArgs& args);
+
+// `apply FILE|-`: the YAML text of FILE, or of `in` (read to its end) for '-'. A FILE that can't
+// be read is kInvalidArgument too: nothing was sent.
+[[nodiscard]] Result<ods::v1::ApplyDefinitionsRequest> BuildApplyRequest(const ParsedArgs& args,
+                                                                         std::istream& in);
+
+// `definitions` (no arguments).
+[[nodiscard]] Result<ods::v1::ListDefinitionsRequest> BuildDefinitionsRequest(
+    const ParsedArgs& args);
 
 // `health [SERVICE]`.
 [[nodiscard]] Result<grpc::health::v1::HealthCheckRequest> BuildHealthRequest(

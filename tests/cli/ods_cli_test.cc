@@ -10,9 +10,14 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <chrono>
+#include <cstdint>
+#include <fstream>
 #include <string>
 #include <vector>
 
+#include "ods/v1/admin.pb.h"
+#include "ods/v1/features.pb.h"
 #include "ods/v1/store.pb.h"
 #include "support/odsd_process.h"
 
@@ -22,6 +27,7 @@ namespace {
 using ::ods::testing::CommandResult;
 using ::ods::testing::OdsdProcess;
 using ::ods::testing::RunCommand;
+using ::ods::testing::TempDir;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
@@ -55,6 +61,38 @@ std::vector<std::string> ScannedKeys(const std::string& out) {
     }
   }
   return keys;
+}
+
+constexpr int64_t kSecond = 1'000'000;
+
+int64_t NowMicros() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// `ods push` arguments for one event of the default config's `transactions` template.
+std::vector<std::string> PushTxn(const std::string& user, int64_t ts, const std::string& amount,
+                                 const std::string& merchant = "m") {
+  return {"push",
+          "transactions",
+          "user_id=" + user,
+          "ts:timestamp=" + std::to_string(ts),
+          "amount=" + amount,
+          "merchant=" + merchant};
+}
+
+// One `transactions` event in proto3 JSON; `ts` and `amount` are JSON Values.
+std::string TxnJson(const std::string& user, const std::string& ts, const std::string& amount) {
+  return R"({"template":"transactions","fields":{"user_id":{"string_value":")" + user +
+         R"("},"ts":)" + ts + R"(,"amount":)" + amount + "}}";
+}
+
+// Writes `text` to a new file in `dir`; returns its path.
+std::string WriteFile(const TempDir& dir, const std::string& name, const std::string& text) {
+  const std::string path = dir.path() + "/" + name;
+  std::ofstream(path) << text;
+  return path;
 }
 
 class CliOdsTest : public ::testing::Test {
@@ -200,6 +238,190 @@ TEST_F(CliOdsTest, AddrFromEnvironmentIsUsedWithoutFlag) {
   EXPECT_EQ(health.exit_code, 0) << health.err;
 }
 
+// The default config (no --config: the embedded config/odsd.yaml) has the `transactions`
+// template {key user_id, timestamp ts, amount double, merchant string} and the aggregations
+// txn_count and txn_amount (sum of amount) over 1h, 24h and 7d.
+TEST_F(CliOdsTest, PushThenFeaturesReadsValuesComputedFromThePushedEvents) {
+  const int64_t now = NowMicros();
+  const std::vector<std::pair<std::string, std::string>> txns = {
+      {"u1", "12.5"}, {"u1", "3.0"}, {"u2", "7.25"}, {"u1", "4.5"}};
+  for (size_t i = 0; i < txns.size(); ++i) {
+    const CommandResult push = Ods(PushTxn(
+        txns[i].first, now - static_cast<int64_t>(txns.size() - i) * kSecond, txns[i].second));
+    ASSERT_EQ(push.exit_code, 0) << push.err;
+    EXPECT_THAT(push.err, IsEmpty());
+    const auto response = ParseJson<ods::v1::PushEventsResponse>(push.out);
+    EXPECT_EQ(response.applied(), 1u);
+    EXPECT_EQ(response.rejected_size(), 0);
+  }
+
+  const CommandResult features = Ods({"features", "u1,u2,nobody", "txn_count@1h,txn_amount@1h"});
+  ASSERT_EQ(features.exit_code, 0) << features.err;
+  ASSERT_EQ(Lines(features.out).size(), 1u) << features.out;
+  const auto response = ParseJson<ods::v1::FeaturesResponse>(features.out);
+  ASSERT_EQ(response.columns_size(), 2);
+  const ods::v1::FeatureColumn& count = response.columns(0);
+  EXPECT_EQ(count.feature(), "txn_count@1h");
+  ASSERT_EQ(count.values_size(), 3);
+  ASSERT_EQ(count.statuses_size(), 3);
+  EXPECT_EQ(count.statuses(0), ods::v1::PRESENT);
+  EXPECT_EQ(count.values(0).value().int64_value(), 3);
+  EXPECT_EQ(count.event_times_micros(0), now - 1 * kSecond);  // u1's newest: the last pushed
+  EXPECT_EQ(count.values(1).value().int64_value(), 1);
+  EXPECT_EQ(count.statuses(2), ods::v1::NOT_FOUND);
+  const ods::v1::FeatureColumn& amount = response.columns(1);
+  EXPECT_DOUBLE_EQ(amount.values(0).value().double_value(), 12.5 + 3.0 + 4.5);
+  EXPECT_DOUBLE_EQ(amount.values(1).value().double_value(), 7.25);
+}
+
+TEST_F(CliOdsTest, PushWithEventIdCountsARepeatAsDuplicate) {
+  const int64_t ts = NowMicros() - kSecond;
+  std::vector<std::string> args = PushTxn("u1", ts, "1.0");
+  args.insert(args.end(), {"--event-id", "order-17"});
+  ASSERT_EQ(Ods(args).exit_code, 0);
+  const CommandResult again = Ods(args);
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  const auto response = ParseJson<ods::v1::PushEventsResponse>(again.out);
+  EXPECT_EQ(response.applied(), 0u);
+  EXPECT_EQ(response.duplicates(), 1u);
+  const auto count =
+      ParseJson<ods::v1::FeaturesResponse>(Ods({"features", "u1", "txn_count@1h"}).out);
+  ASSERT_EQ(count.columns_size(), 1);
+  EXPECT_EQ(count.columns(0).values(0).value().int64_value(), 1);
+}
+
+TEST_F(CliOdsTest, PushJsonSendsTheWholeBatch) {
+  const std::string ts = std::to_string(NowMicros() - kSecond);
+  const std::string event =
+      TxnJson("u1", R"({"timestamp_micros_value":")" + ts + R"("})", R"({"double_value":2.5})");
+  const CommandResult push = Ods({"push", "--json", R"({"events":[)" + event + "," + event + "]}"});
+  ASSERT_EQ(push.exit_code, 0) << push.err;
+  EXPECT_EQ(ParseJson<ods::v1::PushEventsResponse>(push.out).applied(), 2u);
+  const auto amount =
+      ParseJson<ods::v1::FeaturesResponse>(Ods({"features", "u1", "txn_amount@1h"}).out);
+  ASSERT_EQ(amount.columns_size(), 1);
+  EXPECT_DOUBLE_EQ(amount.columns(0).values(0).value().double_value(), 5.0);
+}
+
+TEST_F(CliOdsTest, RejectedEventExitsOneNamingItsIndex) {
+  const std::string ts = std::to_string(NowMicros() - kSecond);
+  const std::string ts_value = R"({"int64_value":")" + ts + R"("})";
+  const std::string good = TxnJson("u1", ts_value, R"({"double_value":2.5})");
+  // amount is declared double; an int64 is rejected, not converted.
+  const std::string mistyped = TxnJson("u1", ts_value, R"({"int64_value":"3"})");
+  const CommandResult push =
+      Ods({"push", "--json", R"({"events":[)" + good + "," + mistyped + "]}"});
+  EXPECT_EQ(push.exit_code, 1);
+  const auto response = ParseJson<ods::v1::PushEventsResponse>(push.out);
+  EXPECT_EQ(response.applied(), 1u);
+  ASSERT_EQ(response.rejected_size(), 1);
+  EXPECT_EQ(response.rejected(0).index(), 1u);
+  EXPECT_THAT(push.err, StartsWith("ods: event 1: INVALID_ARGUMENT: "));
+  EXPECT_THAT(push.err, HasSubstr("amount"));
+  EXPECT_EQ(Lines(push.err).size(), 1u) << push.err;
+
+  const CommandResult unknown = Ods({"push", "no_such_template", "user_id=u1", "ts=" + ts});
+  EXPECT_EQ(unknown.exit_code, 1);
+  EXPECT_THAT(unknown.err, StartsWith("ods: event 0: NOT_FOUND: "));
+}
+
+TEST_F(CliOdsTest, HistoryAndAsOfAnswerAsOfTheGivenTimes) {
+  const int64_t now = NowMicros();
+  for (int64_t ago : {30, 20, 10}) {
+    ASSERT_EQ(Ods(PushTxn("u1", now - ago * kSecond, "1.0")).exit_code, 0);
+  }
+  const auto at = [&](int64_t ago) { return std::to_string(now - ago * kSecond); };
+  const CommandResult history =
+      Ods({"history", "u1@" + at(25) + ",u1@" + at(15) + ",u1@" + at(5), "txn_count@1h"});
+  ASSERT_EQ(history.exit_code, 0) << history.err;
+  const auto rows = ParseJson<ods::v1::FeaturesResponse>(history.out);
+  ASSERT_EQ(rows.columns_size(), 1);
+  ASSERT_EQ(rows.columns(0).values_size(), 3);
+  EXPECT_EQ(rows.columns(0).values(0).value().int64_value(), 1);
+  EXPECT_EQ(rows.columns(0).values(1).value().int64_value(), 2);
+  EXPECT_EQ(rows.columns(0).values(2).value().int64_value(), 3);
+
+  const CommandResult as_of = Ods({"features", "u1", "txn_count@1h", "--as-of", at(15)});
+  ASSERT_EQ(as_of.exit_code, 0) << as_of.err;
+  const auto then = ParseJson<ods::v1::FeaturesResponse>(as_of.out);
+  ASSERT_EQ(then.columns_size(), 1);
+  EXPECT_EQ(then.columns(0).values(0).value().int64_value(), 2);
+}
+
+TEST_F(CliOdsTest, UnknownFeatureExitsOneWithInvalidArgument) {
+  const CommandResult features = Ods({"features", "u1", "no_such_feature@1h"});
+  EXPECT_EQ(features.exit_code, 1);
+  EXPECT_THAT(features.err, StartsWith("ods: INVALID_ARGUMENT: "));
+  EXPECT_THAT(features.err, HasSubstr("no_such_feature"));
+  EXPECT_THAT(features.out, IsEmpty());
+}
+
+TEST_F(CliOdsTest, ApplyFromFileServesBackfilledAggregationAndListsIt) {
+  const int64_t now = NowMicros();
+  ASSERT_EQ(Ods(PushTxn("u1", now - 3 * kSecond, "4.0")).exit_code, 0);
+  ASSERT_EQ(Ods(PushTxn("u1", now - 2 * kSecond, "9.5")).exit_code, 0);
+  ASSERT_EQ(Ods(PushTxn("u1", now - 1 * kSecond, "6.0")).exit_code, 0);
+  const TempDir dir;
+  const std::string path = WriteFile(
+      dir, "txn_max.yaml",
+      "aggregations:\n  txn_max: {template: transactions, fn: max, field: amount, window: 1h}\n");
+
+  const CommandResult apply = Ods({"apply", path});
+  ASSERT_EQ(apply.exit_code, 0) << apply.err;
+  const auto applied = ParseJson<ods::v1::ApplyDefinitionsResponse>(apply.out);
+  EXPECT_THAT(applied.aggregations_added(), ElementsAre("txn_max"));
+  EXPECT_THAT(applied.templates_added(), IsEmpty());
+  EXPECT_EQ(applied.entities_backfilled(), 1u);
+  EXPECT_EQ(applied.events_replayed(), 3u);
+
+  const auto max = ParseJson<ods::v1::FeaturesResponse>(Ods({"features", "u1", "txn_max"}).out);
+  ASSERT_EQ(max.columns_size(), 1);
+  EXPECT_EQ(max.columns(0).statuses(0), ods::v1::PRESENT);
+  EXPECT_DOUBLE_EQ(max.columns(0).values(0).value().double_value(), 9.5);
+
+  const CommandResult definitions = Ods({"definitions"});
+  ASSERT_EQ(definitions.exit_code, 0) << definitions.err;
+  const auto list = ParseJson<ods::v1::ListDefinitionsResponse>(definitions.out);
+  ASSERT_GE(list.aggregations_size(), 1);
+  const ods::v1::AggregationDefinition& last = list.aggregations(list.aggregations_size() - 1);
+  EXPECT_EQ(last.name(), "txn_max");
+  EXPECT_EQ(last.template_(), "transactions");
+  EXPECT_EQ(last.fn(), "max");
+  EXPECT_EQ(last.field(), "amount");
+  EXPECT_THAT(last.windows_micros(), ElementsAre(3600 * kSecond));
+}
+
+TEST_F(CliOdsTest, DefinitionsListsTheConfigsTemplate) {
+  const CommandResult definitions = Ods({"definitions"});
+  ASSERT_EQ(definitions.exit_code, 0) << definitions.err;
+  const auto list = ParseJson<ods::v1::ListDefinitionsResponse>(definitions.out);
+  ASSERT_GE(list.templates_size(), 1);
+  EXPECT_EQ(list.templates(0).name(), "transactions");
+  EXPECT_EQ(list.templates(0).key_field(), "user_id");
+  EXPECT_EQ(list.templates(0).timestamp_field(), "ts");
+  ASSERT_GE(list.aggregations_size(), 1);
+  EXPECT_EQ(list.aggregations(0).name(), "txn_count");
+}
+
+TEST_F(CliOdsTest, ApplyBadYamlExitsOneWithItsPositionAndAppliesNothing) {
+  const TempDir dir;
+  const std::string path =
+      WriteFile(dir, "bad.yaml",
+                "aggregations:\n"
+                "  fine: {template: transactions, fn: count, window: 1h}\n"
+                "  broken: {template: transactions, fn: nosuch_fn, window: 1h}\n");
+  const CommandResult apply = Ods({"apply", path});
+  EXPECT_EQ(apply.exit_code, 1);
+  EXPECT_THAT(apply.err, StartsWith("ods: INVALID_ARGUMENT: "));
+  EXPECT_THAT(apply.err, HasSubstr("<request>:3:"));
+  EXPECT_THAT(apply.err, HasSubstr("nosuch_fn"));
+  EXPECT_THAT(apply.out, IsEmpty());
+  const auto list = ParseJson<ods::v1::ListDefinitionsResponse>(Ods({"definitions"}).out);
+  for (const auto& a : list.aggregations()) {
+    EXPECT_NE(a.name(), "fine");
+  }
+}
+
 // Usage and connection errors need no server.
 TEST(CliOdsUsageTest, UnknownCommandExitsTwo) {
   const CommandResult r = RunCommand({ODS_CLI_PATH, "frobnicate"});
@@ -214,6 +436,28 @@ TEST(CliOdsUsageTest, MissingCommandOrArgumentsExitTwo) {
   EXPECT_EQ(RunCommand({ODS_CLI_PATH, "get", "t", "k", "--bogus"}).exit_code, 2);
   EXPECT_EQ(RunCommand({ODS_CLI_PATH, "--timeout", "0", "health"}).exit_code, 2);
   EXPECT_EQ(RunCommand({ODS_CLI_PATH, "put", "t", "--json", "-"}).exit_code, 2);  // stdin empty
+  EXPECT_EQ(RunCommand({ODS_CLI_PATH, "push", "transactions"}).exit_code, 2);
+  EXPECT_EQ(RunCommand({ODS_CLI_PATH, "features", "u1"}).exit_code, 2);
+  EXPECT_EQ(RunCommand({ODS_CLI_PATH, "definitions", "extra"}).exit_code, 2);
+}
+
+TEST(CliOdsUsageTest, BadNewCommandArgumentsExitTwoNamingThem) {
+  const CommandResult push =
+      RunCommand({ODS_CLI_PATH, "push", "transactions", "user_id=u1", "ts:timestamp=soon"});
+  EXPECT_EQ(push.exit_code, 2);
+  EXPECT_THAT(push.err, HasSubstr("'ts:timestamp=soon'"));
+  const CommandResult history = RunCommand({ODS_CLI_PATH, "history", "u1", "txn_count@1h"});
+  EXPECT_EQ(history.exit_code, 2);
+  EXPECT_THAT(history.err, HasSubstr("'u1'"));
+  EXPECT_THAT(history.err, HasSubstr("Try 'ods history --help'"));
+  const CommandResult as_of =
+      RunCommand({ODS_CLI_PATH, "features", "u1", "txn_count@1h", "--as-of", "yesterday"});
+  EXPECT_EQ(as_of.exit_code, 2);
+  EXPECT_THAT(as_of.err, HasSubstr("'yesterday'"));
+  const TempDir dir;
+  const CommandResult apply = RunCommand({ODS_CLI_PATH, "apply", dir.path() + "/missing.yaml"});
+  EXPECT_EQ(apply.exit_code, 2);
+  EXPECT_THAT(apply.err, HasSubstr("missing.yaml"));
 }
 
 TEST(CliOdsUsageTest, HelpAndVersionExitZero) {
@@ -223,6 +467,10 @@ TEST(CliOdsUsageTest, HelpAndVersionExitZero) {
   const CommandResult put_help = RunCommand({ODS_CLI_PATH, "put", "--help"});
   EXPECT_EQ(put_help.exit_code, 0);
   EXPECT_THAT(put_help.out, HasSubstr("float_vector"));
+  EXPECT_THAT(help.out, HasSubstr("definitions"));
+  const CommandResult push_help = RunCommand({ODS_CLI_PATH, "help", "push"});
+  EXPECT_EQ(push_help.exit_code, 0);
+  EXPECT_THAT(push_help.out, HasSubstr("--event-id"));
   const CommandResult version = RunCommand({ODS_CLI_PATH, "--version"});
   EXPECT_EQ(version.exit_code, 0);
   EXPECT_THAT(version.out, StartsWith("ods "));

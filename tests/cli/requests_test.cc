@@ -3,10 +3,12 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <sstream>
 #include <string>
 #include <vector>
 
+#include "support/odsd_process.h"
 #include "support/test_util.h"
 
 namespace ods::cli {
@@ -14,6 +16,7 @@ namespace {
 
 using ::ods::testing::IsOk;
 using ::ods::testing::StatusIs;
+using ::ods::testing::TempDir;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
@@ -129,6 +132,173 @@ TEST(CliRequestsTest, ScanWithBadLimitIsInvalidArgument) {
   EXPECT_THAT(BuildScanRequest(Args({"t"}, {{"--limit", "-1"}})),
               StatusIs(StatusCode::kInvalidArgument));
   EXPECT_THAT(BuildScanRequest(Args({"t", "extra"})), StatusIs(StatusCode::kInvalidArgument));
+}
+
+Result<ods::v1::PushEventsRequest> Push(const ParsedArgs& args, const std::string& in = "") {
+  std::istringstream stream(in);
+  return BuildPushRequest(args, stream);
+}
+
+Result<ods::v1::ApplyDefinitionsRequest> Apply(const ParsedArgs& args, const std::string& in = "") {
+  std::istringstream stream(in);
+  return BuildApplyRequest(args, stream);
+}
+
+TEST(CliRequestsTest, PushBuildsOneTypedEventWithKeyAndTimestampAsFields) {
+  const auto r = Push(Args({"transactions", "user_id=u1", "ts:timestamp=1700000000000000",
+                            "amount=12.5", "merchant=acme"},
+                           {{"--event-id", "e1"}}));
+  ASSERT_THAT(r, IsOk());
+  ASSERT_EQ(r->events_size(), 1);
+  const ods::v1::Event& event = r->events(0);
+  EXPECT_EQ(event.template_(), "transactions");
+  EXPECT_EQ(event.event_id(), "e1");
+  EXPECT_EQ(event.fields().size(), 4u);
+  EXPECT_EQ(event.fields().at("user_id").string_value(), "u1");
+  EXPECT_EQ(event.fields().at("ts").timestamp_micros_value(), 1700000000000000);
+  EXPECT_DOUBLE_EQ(event.fields().at("amount").double_value(), 12.5);
+  EXPECT_EQ(event.fields().at("merchant").string_value(), "acme");
+}
+
+TEST(CliRequestsTest, PushWithoutEventIdLeavesItEmpty) {
+  const auto r = Push(Args({"t", "k=1"}));
+  ASSERT_THAT(r, IsOk());
+  EXPECT_EQ(r->events(0).event_id(), "");
+  EXPECT_EQ(r->events(0).fields().at("k").int64_value(), 1);
+}
+
+TEST(CliRequestsTest, PushWithoutTemplateOrFieldsIsInvalidArgument) {
+  EXPECT_THAT(Push(Args({})), StatusIs(StatusCode::kInvalidArgument));
+  EXPECT_THAT(Push(Args({"t"})), StatusIs(StatusCode::kInvalidArgument));
+  EXPECT_THAT(Push(Args({"", "k=1"})), StatusIs(StatusCode::kInvalidArgument));
+  EXPECT_THAT(Push(Args({"t", "k=1"}, {{"--event-id", ""}})),
+              StatusIs(StatusCode::kInvalidArgument));
+}
+
+TEST(CliRequestsTest, PushWithBadOrRepeatedFieldNamesTheArgument) {
+  const auto bad = Push(Args({"t", "k=1", "ts:timestamp=soon"}));
+  EXPECT_THAT(bad, StatusIs(StatusCode::kInvalidArgument));
+  EXPECT_THAT(bad.status().message(), HasSubstr("'ts:timestamp=soon'"));
+  const auto twice = Push(Args({"t", "k=1", "k:string=2"}));
+  EXPECT_THAT(twice, StatusIs(StatusCode::kInvalidArgument));
+  EXPECT_THAT(twice.status().message(), HasSubstr("'k:string=2'"));
+}
+
+TEST(CliRequestsTest, PushJsonParsesWholeRequest) {
+  const auto r = Push(Args({}, {{"--json", R"({"events":[
+      {"template":"a","fields":{"k":{"string_value":"x"}},"event_id":"e"},
+      {"template":"b"}]})"}}));
+  ASSERT_THAT(r, IsOk());
+  ASSERT_EQ(r->events_size(), 2);
+  EXPECT_EQ(r->events(0).template_(), "a");
+  EXPECT_EQ(r->events(0).event_id(), "e");
+  EXPECT_EQ(r->events(0).fields().at("k").string_value(), "x");
+  EXPECT_EQ(r->events(1).template_(), "b");
+}
+
+TEST(CliRequestsTest, PushJsonDashReadsStdin) {
+  const auto r = Push(Args({}, {{"--json", "-"}}), R"({"events":[{"template":"a"}]})");
+  ASSERT_THAT(r, IsOk());
+  EXPECT_EQ(r->events(0).template_(), "a");
+}
+
+TEST(CliRequestsTest, PushJsonWithTemplateOrEventIdOrBadJsonIsInvalidArgument) {
+  const auto with_template = Push(Args({"t"}, {{"--json", "{}"}}));
+  EXPECT_THAT(with_template, StatusIs(StatusCode::kInvalidArgument));
+  EXPECT_THAT(with_template.status().message(), HasSubstr("'t'"));
+  EXPECT_THAT(Push(Args({}, {{"--json", "{}"}, {"--event-id", "e"}})),
+              StatusIs(StatusCode::kInvalidArgument));
+  const auto wrong_message = Push(Args({}, {{"--json", R"({"records":[]})"}}));
+  EXPECT_THAT(wrong_message, StatusIs(StatusCode::kInvalidArgument));
+  EXPECT_THAT(wrong_message.status().message(), HasSubstr("ods.v1.PushEventsRequest"));
+  EXPECT_THAT(Push(Args({}, {{"--json", "-"}}), ""), StatusIs(StatusCode::kInvalidArgument));
+}
+
+TEST(CliRequestsTest, FeaturesSplitsEntitiesAndFeatures) {
+  const auto r = BuildFeaturesRequest(Args({"u1,u2", "txn_count@1h,user_profile:age"}));
+  ASSERT_THAT(r, IsOk());
+  EXPECT_THAT(r->entities(), ElementsAre("u1", "u2"));
+  EXPECT_THAT(r->features(), ElementsAre("txn_count@1h", "user_profile:age"));
+  EXPECT_FALSE(r->has_as_of_micros());
+}
+
+TEST(CliRequestsTest, FeaturesAsOfSetsTheTime) {
+  const auto r = BuildFeaturesRequest(Args({"u1", "f"}, {{"--as-of", "1700000000000000"}}));
+  ASSERT_THAT(r, IsOk());
+  ASSERT_TRUE(r->has_as_of_micros());
+  EXPECT_EQ(r->as_of_micros(), 1700000000000000);
+}
+
+TEST(CliRequestsTest, FeaturesUsageErrorsNameTheArgument) {
+  EXPECT_THAT(BuildFeaturesRequest(Args({})), StatusIs(StatusCode::kInvalidArgument));
+  EXPECT_THAT(BuildFeaturesRequest(Args({"u1"})), StatusIs(StatusCode::kInvalidArgument));
+  const auto empty_item = BuildFeaturesRequest(Args({"u1,,u2", "f"}));
+  EXPECT_THAT(empty_item, StatusIs(StatusCode::kInvalidArgument));
+  EXPECT_THAT(empty_item.status().message(), HasSubstr("'u1,,u2'"));
+  const auto extra = BuildFeaturesRequest(Args({"u1", "u2", "f"}));
+  EXPECT_THAT(extra, StatusIs(StatusCode::kInvalidArgument));
+  EXPECT_THAT(extra.status().message(), HasSubstr("'f'"));
+  const auto as_of = BuildFeaturesRequest(Args({"u1", "f"}, {{"--as-of", "now"}}));
+  EXPECT_THAT(as_of, StatusIs(StatusCode::kInvalidArgument));
+  EXPECT_THAT(as_of.status().message(), HasSubstr("--as-of"));
+}
+
+TEST(CliRequestsTest, HistoryBuildsOneRowPerEntityAtTime) {
+  const auto r = BuildHistoryRequest(Args({"u1@100,a@b@-5", "f1,f2"}));
+  ASSERT_THAT(r, IsOk());
+  ASSERT_EQ(r->rows_size(), 2);
+  EXPECT_EQ(r->rows(0).entity(), "u1");
+  EXPECT_EQ(r->rows(0).timestamp_micros(), 100);
+  EXPECT_EQ(r->rows(1).entity(), "a@b");  // the last '@' splits
+  EXPECT_EQ(r->rows(1).timestamp_micros(), -5);
+  EXPECT_THAT(r->features(), ElementsAre("f1", "f2"));
+}
+
+TEST(CliRequestsTest, HistoryWithBadRowNamesTheItem) {
+  for (const char* rows : {"u1", "u1@", "u1@soon", "@100"}) {
+    const auto r = BuildHistoryRequest(Args({std::string("u0@1,") + rows, "f"}));
+    EXPECT_THAT(r, StatusIs(StatusCode::kInvalidArgument)) << rows;
+    EXPECT_THAT(r.status().message(), HasSubstr(std::string("'") + rows + "'"));
+  }
+  EXPECT_THAT(BuildHistoryRequest(Args({"u1@1"})), StatusIs(StatusCode::kInvalidArgument));
+  EXPECT_THAT(BuildHistoryRequest(Args({"u1@1", "f", "g"})),
+              StatusIs(StatusCode::kInvalidArgument));
+}
+
+TEST(CliRequestsTest, ApplyReadsTheFile) {
+  const TempDir dir;
+  const std::string path = dir.path() + "/defs.yaml";
+  const std::string yaml = "aggregations:\n  a: {template: t, fn: count, window: 1h}\n";
+  std::ofstream(path) << yaml;
+  const auto r = Apply(Args({path}));
+  ASSERT_THAT(r, IsOk());
+  EXPECT_EQ(r->yaml(), yaml);
+}
+
+TEST(CliRequestsTest, ApplyDashReadsStdin) {
+  const auto r = Apply(Args({"-"}), "event_templates: {}\n");
+  ASSERT_THAT(r, IsOk());
+  EXPECT_EQ(r->yaml(), "event_templates: {}\n");
+}
+
+TEST(CliRequestsTest, ApplyOfUnreadableFileNamesIt) {
+  const TempDir dir;
+  const auto missing = Apply(Args({dir.path() + "/nope.yaml"}));
+  EXPECT_THAT(missing, StatusIs(StatusCode::kInvalidArgument));
+  EXPECT_THAT(missing.status().message(), HasSubstr("nope.yaml"));
+  const auto directory = Apply(Args({dir.path()}));
+  EXPECT_THAT(directory, StatusIs(StatusCode::kInvalidArgument));
+  EXPECT_THAT(directory.status().message(), HasSubstr("directory"));
+}
+
+TEST(CliRequestsTest, ApplyTakesExactlyOneFile) {
+  EXPECT_THAT(Apply(Args({})), StatusIs(StatusCode::kInvalidArgument));
+  EXPECT_THAT(Apply(Args({"a.yaml", "b.yaml"})), StatusIs(StatusCode::kInvalidArgument));
+}
+
+TEST(CliRequestsTest, DefinitionsTakesNoArguments) {
+  EXPECT_THAT(BuildDefinitionsRequest(Args({})), IsOk());
+  EXPECT_THAT(BuildDefinitionsRequest(Args({"x"})), StatusIs(StatusCode::kInvalidArgument));
 }
 
 TEST(CliRequestsTest, HealthTakesOptionalService) {
