@@ -85,6 +85,7 @@ Result<Micros> ParseDuration(std::string_view text) {
   };
   std::string_view s = Trim(text);
   if (s.empty()) return bad();
+  if (s == "0") return Micros{0};  // zero needs no unit ("history_retention: 0")
   uint64_t total = 0;
   while (!s.empty()) {
     uint64_t n = 0;

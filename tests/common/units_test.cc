@@ -145,6 +145,12 @@ TEST(ParseDurationTest, EmptyIsRejected) {
   EXPECT_THAT(ParseDuration("  "), StatusIs(StatusCode::kInvalidArgument));
 }
 
+TEST(ParseDurationTest, ZeroNeedsNoUnit) {
+  ASSERT_THAT(ParseDuration(" 0 "), IsOk());
+  EXPECT_EQ(*ParseDuration("0"), 0);
+  EXPECT_THAT(ParseDuration("00"), StatusIs(StatusCode::kInvalidArgument));
+}
+
 TEST(ParseDurationTest, NumberWithoutUnitIsRejected) {
   EXPECT_THAT(ParseDuration("5"), StatusIs(StatusCode::kInvalidArgument));
   EXPECT_THAT(ParseDuration("1h30"), StatusIs(StatusCode::kInvalidArgument));

@@ -15,7 +15,7 @@ namespace ods {
 Result<uint64_t> ParseBytes(std::string_view text);
 
 // Parses a duration: a non-negative integer with a unit us, ms, s, m, h, d or w, e.g. "90d",
-// "1h", "250ms". Several parts may be joined: "1h30m". Returns microseconds.
+// "1h", "250ms". Several parts may be joined: "1h30m". A bare "0" is zero. Returns microseconds.
 // kInvalidArgument naming the accepted forms on anything else, including overflow.
 Result<Micros> ParseDuration(std::string_view text);
 
