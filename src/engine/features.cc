@@ -2,6 +2,7 @@
 // halves of the engine; Store lives in engine.cc).
 
 #include <algorithm>
+#include <cstdint>
 #include <limits>
 #include <utility>
 
@@ -44,6 +45,33 @@ std::string WindowList(const aggregate::Spec& spec) {
     out += FormatDuration(w);
   }
   return out;
+}
+
+constexpr Micros kMinMicros = std::numeric_limits<Micros>::min();
+constexpr Micros kMaxMicros = std::numeric_limits<Micros>::max();
+
+// a - b, clamped to the int64 range instead of overflowing (times come from clients: event times,
+// as_of, record times may be anywhere in the range).
+Micros ClampedSub(Micros a, Micros b) {
+  Micros out = 0;
+  if (__builtin_sub_overflow(a, b, &out)) return b < 0 ? kMaxMicros : kMinMicros;
+  return out;
+}
+
+// Whether `event_time` lies more than `max_age` (> 0) before `at`.
+bool OlderThan(Micros event_time, Micros max_age, Micros at) {
+  if (event_time >= at) return false;
+  const uint64_t age = static_cast<uint64_t>(at) - static_cast<uint64_t>(event_time);  // exact
+  return age > static_cast<uint64_t>(max_age);
+}
+
+// The first instant of windows[window] as of `t` (aggregate.h: AlignDown(t, G) + G - W), clamped
+// at the smallest int64 for `t` near it. Never above `t`, so it cannot overflow upwards.
+Micros WindowStart(const aggregate::Spec& spec, size_t window, Micros t) {
+  const Micros tile = spec.tiles[window];
+  Micros into_tile = t % tile;
+  if (into_tile < 0) into_tile += tile;
+  return ClampedSub(ClampedSub(t, into_tile), spec.windows[window] - tile);
 }
 
 size_t ValueBytes(const record::Value& v) {
@@ -321,17 +349,14 @@ Result<PushResult> Engine::PushEvents(std::span<const EventInput> events) {
       continue;
     }
     // Saturating: lateness and future bounds near the int64 limits must not overflow.
-    constexpr Micros kMin = std::numeric_limits<Micros>::min();
-    constexpr Micros kMax = std::numeric_limits<Micros>::max();
-    const Micros earliest =
-        now < kMin + tc.allowed_lateness_micros ? kMin : now - tc.allowed_lateness_micros;
-    const Micros latest = now > kMax - tc.max_future_micros ? kMax : now + tc.max_future_micros;
+    const Micros earliest = ClampedSub(now, tc.allowed_lateness_micros);
+    const Micros latest = ClampedSub(now, -tc.max_future_micros);
     if (event_time < earliest) {
       values.resize(offset);
       ++late;
       reject(StatusCode::kOutOfRange,
              where + ", key '" + QuoteForMessage(key) + "': event time " +
-                 std::to_string(event_time) + " is " + FormatDuration(now - event_time) +
+                 std::to_string(event_time) + " is " + FormatDuration(ClampedSub(now, event_time)) +
                  " old, more than the template's allowed_lateness " +
                  FormatDuration(tc.allowed_lateness_micros) + "; not applied");
       continue;
@@ -340,7 +365,8 @@ Result<PushResult> Engine::PushEvents(std::span<const EventInput> events) {
       values.resize(offset);
       reject(StatusCode::kOutOfRange,
              where + ", key '" + QuoteForMessage(key) + "': event time " +
-                 std::to_string(event_time) + " is " + FormatDuration(event_time - now) +
+                 std::to_string(event_time) + " is " +
+                 FormatDuration(ClampedSub(event_time, now)) +
                  " in the future, more than the template's max_future " +
                  FormatDuration(tc.max_future_micros) + "; not applied");
       continue;
@@ -502,7 +528,7 @@ Status Engine::ReadFeatures(const Catalog& catalog, const FeaturePlan& plan,
         answer_bytes += ValueBytes(*v);
         c.values[i] = *v;
         c.event_times[i] = t;
-        c.statuses[i] = ref.max_age_micros > 0 && row_time(i) - t > ref.max_age_micros
+        c.statuses[i] = ref.max_age_micros > 0 && OlderThan(t, ref.max_age_micros, row_time(i))
                             ? FeatureStatus::kStale
                             : FeatureStatus::kPresent;
       }
@@ -549,11 +575,8 @@ Status Engine::ReadFeatures(const Catalog& catalog, const FeaturePlan& plan,
       for (size_t i = 0; i < rows; ++i) {
         if (!as_of.empty()) {
           // The window's first tile must lie within the retained history.
-          const Micros tile = spec.tiles[window];
-          const Micros t_i = as_of[i];
-          const Micros aligned = t_i >= 0 ? t_i - t_i % tile : t_i - ((t_i % tile) + tile) % tile;
-          const Micros start = aligned + tile - spec.windows[window];
-          if (start < now - t.config.history_retention_micros) {
+          if (WindowStart(spec, window, as_of[i]) <
+              ClampedSub(now, t.config.history_retention_micros)) {
             c.values[i] = std::monostate{};
             c.statuses[i] = FeatureStatus::kOutOfRetention;
             continue;
@@ -565,7 +588,7 @@ Status Engine::ReadFeatures(const Catalog& catalog, const FeaturePlan& plan,
         }
         answer_bytes += OutputBytes(c.values[i]);
         const Micros max_age = agg.config.max_age_micros;
-        c.statuses[i] = max_age > 0 && row_time(i) - c.event_times[i] > max_age
+        c.statuses[i] = max_age > 0 && OlderThan(c.event_times[i], max_age, row_time(i))
                             ? FeatureStatus::kStale
                             : FeatureStatus::kPresent;
       }

@@ -6,8 +6,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <limits>
 #include <map>
 #include <memory>
+#include <optional>
 #include <random>
 #include <set>
 #include <string>
@@ -527,6 +530,52 @@ TEST_F(FeaturesTest, IdleEntitiesAreSweptOnceNothingCanBeAnsweredFromThem) {
   engine_->SweepExpiredOnce();
   EXPECT_EQ(engine_->Stats().entities, 0u);
   EXPECT_EQ(Online({"u1"}, {"n@1h"})[0].statuses[0], FeatureStatus::kNotFound);
+}
+
+// Hostile times: event times, as_of and record times at the int64 limits are answered (or
+// rejected) with a clear status, never by overflowing (UBSan aborts on that).
+TEST_F(FeaturesTest, TimesAtTheInt64LimitsDoNotOverflow) {
+  constexpr Micros kMin = std::numeric_limits<Micros>::min();
+  constexpr Micros kMax = std::numeric_limits<Micros>::max();
+  std::vector<std::vector<Field>> fields = {
+      {{"user", std::string("u1")}, {"ts", int64_t{kMin}}, {"amount", 1.0}},
+      {{"user", std::string("u1")}, {"ts", record::Timestamp{kMax}}, {"amount", 1.0}},
+  };
+  std::vector<EventInput> inputs = {{"tx", fields[0], ""}, {"tx", fields[1], ""}};
+  Result<PushResult> r = engine_->PushEvents(inputs);
+  ASSERT_THAT(r, IsOk());
+  ASSERT_EQ(r->rejected.size(), 2u);
+  EXPECT_EQ(r->rejected[0].code, StatusCode::kOutOfRange);
+  EXPECT_THAT(r->rejected[0].reason, HasSubstr("template 'tx', key 'u1': event time"));
+  EXPECT_THAT(r->rejected[0].reason, HasSubstr("allowed_lateness 3h"));
+  EXPECT_EQ(r->rejected[1].code, StatusCode::kOutOfRange);
+  EXPECT_THAT(r->rejected[1].reason, HasSubstr("in the future"));
+
+  ASSERT_THAT(Push(*engine_, {{"u1", clock_.NowMicros() - kSecond, 2.0, 1, "m"}}), IsOk());
+  record::Record profile;  // a client may stamp a record with any time
+  profile.fields = {{"age", int64_t{33}}};
+  profile.event_time_micros = kMin;
+  std::vector<shard::KeyedRecord> put = {{"u1", &profile}};
+  ASSERT_THAT(engine_->Put("profile", put), IsOk());
+
+  std::vector<FeatureColumn> c = Online({"u1"}, {"profile:age", "n@1h"});
+  EXPECT_EQ(c[0].statuses[0], FeatureStatus::kStale);
+  EXPECT_EQ(c[1].statuses[0], FeatureStatus::kPresent);
+
+  std::vector<std::string_view> features = {"profile:age", "n@1h", "n@2d", "amount_sum@6h"};
+  std::vector<EntityRow> rows = {{"u1", kMin}, {"u1", kMin + 1}, {"u1", kMax}, {"u1", kMax - 1}};
+  Result<std::vector<FeatureColumn>> h = engine_->GetHistoricalFeatures(rows, features);
+  ASSERT_THAT(h, IsOk());
+  for (size_t f = 1; f < features.size(); ++f) {
+    EXPECT_EQ((*h)[f].statuses[0], FeatureStatus::kOutOfRetention) << features[f];
+    EXPECT_EQ((*h)[f].statuses[1], FeatureStatus::kOutOfRetention) << features[f];
+  }
+  EXPECT_EQ((*h)[0].statuses[2], FeatureStatus::kStale);  // record time kMin, as of kMax
+  EXPECT_TRUE((*h)[1].values[2] == aggregate::Output(Value(int64_t{0})));  // window past all events
+  for (std::optional<Micros> as_of : {std::optional<Micros>(kMin), std::optional<Micros>(kMax)}) {
+    std::vector<std::string_view> entities = {"u1"};
+    EXPECT_THAT(engine_->GetOnlineFeatures(entities, features, as_of), IsOk());
+  }
 }
 
 }  // namespace

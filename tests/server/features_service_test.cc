@@ -14,6 +14,7 @@
 #include <csignal>
 #include <cstdint>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <memory>
 #include <optional>
@@ -301,6 +302,50 @@ TEST_F(FeaturesServiceTest, BadEventsAreRejectedByIndexAndChangeNothing) {
   EXPECT_EQ(Metric("ods_events_applied_total") - applied_before, 2u);
   EXPECT_EQ(Metric("ods_events_late_total") - late_before, 1u);
   EXPECT_EQ(Metric("ods_events_rejected_total") - rejected_before, 5u);
+}
+
+// Event times and as-of times at the int64 limits get a status, not arithmetic overflow: the
+// server answers and stays up (under the sanitizers, an overflow would abort odsd).
+TEST_F(FeaturesServiceTest, TimesAtTheInt64LimitsAreAnsweredAndTheServerStaysUp) {
+  constexpr int64_t kMin = std::numeric_limits<int64_t>::min();
+  constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+  const std::string user = "int64_limits";
+  v1::PushEventsResponse pushed;
+  ASSERT_TRUE(Push({ToEvent({user, 1, "m", kMin}), ToEvent({user, 1, "m", kMax}),
+                    ToEvent({user, 1, "m", NowMicros() - kSecond})},
+                   &pushed)
+                  .ok());
+  EXPECT_EQ(pushed.applied(), 1u);
+  ASSERT_EQ(pushed.rejected_size(), 2);
+  for (const v1::EventError& e : pushed.rejected()) {
+    EXPECT_EQ(e.code(), static_cast<int>(grpc::StatusCode::OUT_OF_RANGE)) << e.message();
+    EXPECT_NE(e.message().find("txn"), std::string::npos) << e.message();
+    EXPECT_NE(e.message().find(user), std::string::npos) << e.message();
+  }
+
+  for (int64_t as_of : {kMin, kMin + 1, kMax - 1, kMax}) {
+    SCOPED_TRACE(as_of);
+    v1::FeaturesResponse online;
+    const grpc::Status s =
+        Online({user}, {"txn_count@24h", "txn_sum", "txn_last3"}, &online, as_of);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+    ASSERT_EQ(online.columns_size(), 3);
+    if (as_of < 0) {
+      EXPECT_EQ(online.columns(0).statuses(0), v1::OUT_OF_RETENTION);
+    }
+
+    v1::GetHistoricalFeaturesRequest req;
+    v1::EntityRow* row = req.add_rows();
+    row->set_entity(user);
+    row->set_timestamp_micros(as_of);
+    req.add_features("txn_count@1h");
+    req.add_features("txn_top2");
+    grpc::ClientContext ctx;
+    v1::FeaturesResponse historical;
+    const grpc::Status h = features_->GetHistoricalFeatures(&ctx, req, &historical);
+    ASSERT_TRUE(h.ok()) << h.error_message();
+  }
+  EXPECT_EQ(Count(user), 1);
 }
 
 TEST_F(FeaturesServiceTest, EventIdDeduplicatesWithinAndAcrossCalls) {
