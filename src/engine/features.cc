@@ -2,6 +2,7 @@
 // halves of the engine; Store lives in engine.cc).
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <limits>
 #include <utility>
@@ -72,6 +73,16 @@ Micros WindowStart(const aggregate::Spec& spec, size_t window, Micros t) {
   Micros into_tile = t % tile;
   if (into_tile < 0) into_tile += tile;
   return ClampedSub(ClampedSub(t, into_tile), spec.windows[window] - tile);
+}
+
+// False for a NaN or infinite double or float_vector element: refused as in records, since it
+// would make min/max depend on arrival order and mean/stddev NaN for whole windows.
+bool IsFinite(const record::Value& v) {
+  if (const auto* d = std::get_if<double>(&v)) return std::isfinite(*d);
+  if (const auto* fv = std::get_if<std::vector<float>>(&v)) {
+    return std::all_of(fv->begin(), fv->end(), [](float f) { return std::isfinite(f); });
+  }
+  return true;
 }
 
 size_t ValueBytes(const record::Value& v) {
@@ -297,6 +308,10 @@ Result<PushResult> Engine::PushEvents(std::span<const EventInput> events) {
           problem = "field '" + f.name + "' is " +
                     std::string(ValueTypeName(record::TypeOf(f.value))) + ", expected " +
                     std::string(ValueTypeName(tc.fields[*index].type));
+          break;
+        }
+        if (!IsFinite(f.value)) {
+          problem = "field '" + f.name + "': NaN and infinity are not stored";
           break;
         }
       } else {

@@ -578,5 +578,33 @@ TEST_F(FeaturesTest, TimesAtTheInt64LimitsDoNotOverflow) {
   }
 }
 
+// NaN and infinity are refused in events as in records: they would poison min/max (which then
+// depend on arrival order), mean and stddev for a whole window.
+TEST_F(FeaturesTest, NanAndInfinityInEventsAreRejectedByName) {
+  const Micros now = clock_.NowMicros();
+  const Field user{"user", std::string("u1")};
+  const Field ts{"ts", record::Timestamp{now - kSecond}};
+  std::vector<std::vector<Field>> fields = {
+      {user, ts, {"amount", std::nan("")}},
+      {user, ts, {"amount", -std::numeric_limits<double>::infinity()}},
+      {user, ts, {"amount", 4.0}},
+  };
+  std::vector<EventInput> inputs;
+  for (const auto& f : fields) inputs.push_back({"tx", f, ""});
+  Result<PushResult> r = engine_->PushEvents(inputs);
+  ASSERT_THAT(r, IsOk());
+  EXPECT_EQ(r->applied, 1u);
+  ASSERT_EQ(r->rejected.size(), 2u);
+  for (const EventRejection& e : r->rejected) {
+    EXPECT_EQ(e.code, StatusCode::kInvalidArgument);
+    EXPECT_THAT(e.reason, HasSubstr("template 'tx', key 'u1': field 'amount'"));
+    EXPECT_THAT(e.reason, HasSubstr("NaN and infinity"));
+  }
+  std::vector<FeatureColumn> c = Online({"u1"}, {"amount_min@1h", "amount_mean@1h", "n@1h"});
+  EXPECT_TRUE(c[0].values[0] == aggregate::Output(Value(4.0)));
+  EXPECT_TRUE(c[1].values[0] == aggregate::Output(Value(4.0)));
+  EXPECT_TRUE(c[2].values[0] == aggregate::Output(Value(int64_t{1})));
+}
+
 }  // namespace
 }  // namespace ods::engine
