@@ -270,6 +270,22 @@ size_t Series::MemoryBytes() const {
   return bytes;
 }
 
+size_t OutputBytes(const Output& out) {
+  auto value_bytes = [](const record::Value& v) -> size_t {
+    if (const auto* s = std::get_if<std::string>(&v)) return s->size() + 8;
+    if (const auto* b = std::get_if<record::Bytes>(&v)) return b->data.size() + 8;
+    if (const auto* f = std::get_if<std::vector<float>>(&v)) return f->size() * 4 + 8;
+    return 12;
+  };
+  if (const auto* v = std::get_if<record::Value>(&out)) return value_bytes(*v);
+  if (const auto* list = std::get_if<std::vector<record::Value>>(&out)) {
+    size_t bytes = 8;
+    for (const record::Value& v : *list) bytes += value_bytes(v);
+    return bytes;
+  }
+  return 4;
+}
+
 Output ComputeAsOf(const Spec& spec, size_t window, std::span<const Sample> events_in_arrival_order,
                    Micros as_of) {
   ODS_DCHECK(window < spec.windows.size());

@@ -92,16 +92,6 @@ size_t ValueBytes(const record::Value& v) {
   return 12;
 }
 
-size_t OutputBytes(const aggregate::Output& out) {
-  if (const auto* v = std::get_if<record::Value>(&out)) return ValueBytes(*v);
-  if (const auto* list = std::get_if<std::vector<record::Value>>(&out)) {
-    size_t bytes = 8;
-    for (const record::Value& v : *list) bytes += ValueBytes(v);
-    return bytes;
-  }
-  return 4;
-}
-
 }  // namespace
 
 std::string_view FeatureStatusName(FeatureStatus status) {
@@ -572,13 +562,16 @@ Status Engine::ReadFeatures(const Catalog& catalog, const FeaturePlan& plan,
     }
     const ShardGroups& groups =
         GroupByShard(t.config.name, rows, [&](size_t i) { return entities[i]; });
+    // The shards charge each value as they build it, so an oversized answer stops early instead
+    // of being built in full (a short request can repeat one entity and one list feature).
+    uint64_t budget = config_.limits.max_message_bytes - answer_bytes;  // <= limit: checked
     for (size_t s = 0; s < shards_.size(); ++s) {
       if (groups.Of(s).empty()) continue;
-      if (as_of.empty()) {
-        shards_[s]->ReadOnline(template_id, reads, entities, groups.Of(s), now);
-      } else {
-        shards_[s]->ReadHistorical(template_id, reads, entities, as_of, groups.Of(s));
-      }
+      const bool fits = as_of.empty() ? shards_[s]->ReadOnline(template_id, reads, entities,
+                                                               groups.Of(s), now, budget)
+                                      : shards_[s]->ReadHistorical(template_id, reads, entities,
+                                                                   as_of, groups.Of(s), budget);
+      if (!fits) return over_budget();
     }
     for (size_t g = f; g < columns.size(); ++g) {
       if (!plan.aggregation_refs[g]) continue;
@@ -601,7 +594,7 @@ Status Engine::ReadFeatures(const Catalog& catalog, const FeaturePlan& plan,
           c.statuses[i] = FeatureStatus::kNotFound;
           continue;
         }
-        answer_bytes += OutputBytes(c.values[i]);
+        answer_bytes += aggregate::OutputBytes(c.values[i]);
         const Micros max_age = agg.config.max_age_micros;
         c.statuses[i] = max_age > 0 && OlderThan(c.event_times[i], max_age, row_time(i))
                             ? FeatureStatus::kStale

@@ -1,7 +1,9 @@
 #include "event_store.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <limits>
+#include <variant>
 
 #include "ods/common/check.h"
 
@@ -27,6 +29,15 @@ size_t ValueHeapBytes(const record::Value& v) {
   }
   if (const auto* f = std::get_if<std::vector<float>>(&v)) return f->capacity() * sizeof(float);
   return 0;
+}
+
+// Charges `out` to `budget_bytes`; false if it does not fit. A missing value costs nothing.
+bool Charge(const aggregate::Output& out, uint64_t& budget_bytes) {
+  if (std::holds_alternative<std::monostate>(out)) return true;
+  const uint64_t bytes = aggregate::OutputBytes(out);
+  if (bytes > budget_bytes) return false;
+  budget_bytes -= bytes;
+  return true;
 }
 
 }  // namespace
@@ -130,9 +141,10 @@ EventOutcome Shard::EventStore::Apply(const ShardEvent& event, Micros now) {
   return EventOutcome::kApplied;
 }
 
-void Shard::EventStore::ReadOnline(uint32_t template_id, std::span<const AggregationRead> reads,
+bool Shard::EventStore::ReadOnline(uint32_t template_id, std::span<const AggregationRead> reads,
                                    std::span<const std::string_view> entities,
-                                   std::span<const uint32_t> indices, Micros now) const {
+                                   std::span<const uint32_t> indices, Micros now,
+                                   uint64_t& budget_bytes) const {
   ODS_CHECK(template_id < templates_.size());
   const Template& t = *templates_[template_id];
   for (uint32_t i : indices) {
@@ -150,15 +162,17 @@ void Shard::EventStore::ReadOnline(uint32_t template_id, std::span<const Aggrega
       r.found[i] = 1;
       r.event_times[i] = entity.newest_event_time;
       r.values[i] = entity.series[position].Query(t.aggregations[position]->spec, r.window, now);
+      if (!Charge(r.values[i], budget_bytes)) return false;
     }
   }
+  return true;
 }
 
-void Shard::EventStore::ReadHistorical(uint32_t template_id,
-                                       std::span<const AggregationRead> reads,
+bool Shard::EventStore::ReadHistorical(uint32_t template_id, std::span<const AggregationRead> reads,
                                        std::span<const std::string_view> entities,
                                        std::span<const Micros> as_of,
-                                       std::span<const uint32_t> indices) const {
+                                       std::span<const uint32_t> indices,
+                                       uint64_t& budget_bytes) const {
   ODS_CHECK(template_id < templates_.size());
   const Template& t = *templates_[template_id];
   std::vector<aggregate::Sample> samples;
@@ -190,8 +204,10 @@ void Shard::EventStore::ReadHistorical(uint32_t template_id,
         samples.push_back({stored.event_time, agg.field >= 0 ? &*stored.values[agg.field] : nullptr});
       }
       r.values[i] = aggregate::ComputeAsOf(agg.spec, r.window, samples, as_of[i]);
+      if (!Charge(r.values[i], budget_bytes)) return false;
     }
   }
+  return true;
 }
 
 size_t Shard::EventStore::SweepIdle(Micros now, size_t max_entities) {

@@ -26,12 +26,13 @@ class Shard::EventStore {
   std::pair<uint64_t, uint64_t> AddAggregation(std::shared_ptr<const AggregationSpec> spec,
                                                Micros now);
   EventOutcome Apply(const ShardEvent& event, Micros now);
-  void ReadOnline(uint32_t template_id, std::span<const AggregationRead> reads,
+  // As Shard::ReadOnline / ReadHistorical: false once a value exceeds `budget_bytes`.
+  bool ReadOnline(uint32_t template_id, std::span<const AggregationRead> reads,
                   std::span<const std::string_view> entities, std::span<const uint32_t> indices,
-                  Micros now) const;
-  void ReadHistorical(uint32_t template_id, std::span<const AggregationRead> reads,
+                  Micros now, uint64_t& budget_bytes) const;
+  bool ReadHistorical(uint32_t template_id, std::span<const AggregationRead> reads,
                       std::span<const std::string_view> entities, std::span<const Micros> as_of,
-                      std::span<const uint32_t> indices) const;
+                      std::span<const uint32_t> indices, uint64_t& budget_bytes) const;
 
   // Removes up to `max_entities` entities whose newest event is older than every window and the
   // retention of their template (nothing left to answer from). Returns how many.

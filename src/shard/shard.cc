@@ -241,18 +241,19 @@ void Shard::ApplyEvents(std::span<const ShardEvent> events, std::span<const uint
   stats_.events_duplicate += indices.size() - applied;
 }
 
-void Shard::ReadOnline(uint32_t template_id, std::span<const AggregationRead> reads,
+bool Shard::ReadOnline(uint32_t template_id, std::span<const AggregationRead> reads,
                        std::span<const std::string_view> entities,
-                       std::span<const uint32_t> indices, Micros now) {
+                       std::span<const uint32_t> indices, Micros now, uint64_t& budget_bytes) {
   MutexLock lock(mu_);
-  events_->ReadOnline(template_id, reads, entities, indices, now);
+  return events_->ReadOnline(template_id, reads, entities, indices, now, budget_bytes);
 }
 
-void Shard::ReadHistorical(uint32_t template_id, std::span<const AggregationRead> reads,
+bool Shard::ReadHistorical(uint32_t template_id, std::span<const AggregationRead> reads,
                            std::span<const std::string_view> entities,
-                           std::span<const Micros> as_of, std::span<const uint32_t> indices) {
+                           std::span<const Micros> as_of, std::span<const uint32_t> indices,
+                           uint64_t& budget_bytes) {
   MutexLock lock(mu_);
-  events_->ReadHistorical(template_id, reads, entities, as_of, indices);
+  return events_->ReadHistorical(template_id, reads, entities, as_of, indices, budget_bytes);
 }
 
 }  // namespace ods::shard

@@ -1,6 +1,8 @@
 // Engine events and features: ingestion, validation, lookups, run-time definitions, and the
 // training/serving parity check (online == historical == brute force from raw events).
 
+#include <sys/resource.h>
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -604,6 +606,44 @@ TEST_F(FeaturesTest, NanAndInfinityInEventsAreRejectedByName) {
   EXPECT_TRUE(c[0].values[0] == aggregate::Output(Value(4.0)));
   EXPECT_TRUE(c[1].values[0] == aggregate::Output(Value(4.0)));
   EXPECT_TRUE(c[2].values[0] == aggregate::Output(Value(int64_t{1})));
+}
+
+// Peak resident memory of this process, in bytes.
+uint64_t MaxRssBytes() {
+  struct rusage usage {};
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<uint64_t>(usage.ru_maxrss) * 1024;
+}
+
+// A small request can name one entity and one list feature many times over: the answer's budget
+// (limits.max_message_bytes) must stop the lookup while it reads, not after it built every value
+// (10000 rows x 1000 features x 1000-value lists would take the server down).
+TEST(FeaturesBudgetTest, AnOversizedAnswerIsRefusedBeforeItIsBuilt) {
+  FakeClock clock(Micros{1'700'000'000} * kSecond);
+  config::Config config = MakeConfig();
+  config.limits.max_message_bytes = 1 << 20;
+  config.definitions.aggregations.push_back(Agg("recent", "last_n", "qty", 1000, {kHour}));
+  Result<std::unique_ptr<Engine>> engine = Engine::Create(config, clock);
+  ASSERT_THAT(engine, IsOk());
+  std::vector<RawEvent> events;
+  // Newest first, so each lands at the end of the last_n list (cheap to fold and replay).
+  for (int i = 0; i < 1000; ++i) {
+    events.push_back({"u1", clock.NowMicros() - kSecond - i, 1.0, i, "m"});
+  }
+  ASSERT_THAT(Push(**engine, events), IsOk());
+
+  // Built in full, the answer would be 2000 x 10 lists of 1000 values: about 1 GB.
+  std::vector<std::string_view> entities(2000, "u1");
+  std::vector<std::string_view> features(10, "recent");
+  const uint64_t rss_before = MaxRssBytes();
+  for (bool historical : {false, true}) {
+    std::optional<Micros> as_of;
+    if (historical) as_of = clock.NowMicros();
+    Result<std::vector<FeatureColumn>> r = (*engine)->GetOnlineFeatures(entities, features, as_of);
+    EXPECT_THAT(r, StatusIs(StatusCode::kResourceExhausted));
+    EXPECT_THAT(r.status().message(), HasSubstr("limits.max_message_bytes"));
+  }
+  EXPECT_LT(MaxRssBytes() - rss_before, uint64_t{200} << 20);
 }
 
 }  // namespace

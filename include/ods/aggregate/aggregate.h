@@ -122,6 +122,11 @@ class Series {
   std::vector<Run> runs_;  // one per distinct tile size, in order of first use in spec.tiles
 };
 
+// Estimated bytes of `out` in an answer, what lookups charge against limits.max_message_bytes:
+// 4 for no value, 12 for a fixed-size value, payload + 8 for a string, bytes or float_vector; a
+// list 8 plus its values. O(list length).
+size_t OutputBytes(const Output& out);
+
 // An event as ComputeAsOf sees it. `value` borrowed; null for kCount.
 struct Sample {
   Micros event_time = 0;

@@ -172,16 +172,20 @@ class alignas(64) Shard {
                    std::span<EventOutcome> outcomes);
 
   // For each i in `indices` and each read: the window's value for entities[i] of template
-  // `template_id` from the live tiles as of `now`.
-  void ReadOnline(uint32_t template_id, std::span<const AggregationRead> reads,
-                  std::span<const std::string_view> entities, std::span<const uint32_t> indices,
-                  Micros now);
+  // `template_id` from the live tiles as of `now`. Each value built (but std::monostate) is
+  // charged to `budget_bytes` (aggregate::OutputBytes); returns false, with the rest unread, as
+  // soon as one does not fit, so an oversized answer is refused rather than built.
+  [[nodiscard]] bool ReadOnline(uint32_t template_id, std::span<const AggregationRead> reads,
+                                std::span<const std::string_view> entities,
+                                std::span<const uint32_t> indices, Micros now,
+                                uint64_t& budget_bytes);
 
   // As ReadOnline, but each entity i as of as_of[i], computed from the retained events
   // (aggregate::ComputeAsOf). O(retained events of the entity) per read.
-  void ReadHistorical(uint32_t template_id, std::span<const AggregationRead> reads,
-                      std::span<const std::string_view> entities, std::span<const Micros> as_of,
-                      std::span<const uint32_t> indices);
+  [[nodiscard]] bool ReadHistorical(uint32_t template_id, std::span<const AggregationRead> reads,
+                                    std::span<const std::string_view> entities,
+                                    std::span<const Micros> as_of,
+                                    std::span<const uint32_t> indices, uint64_t& budget_bytes);
 
  private:
   struct Table;
