@@ -20,9 +20,12 @@
 namespace ods::server {
 namespace {
 
-// Most rejections one answer lists (the rest are only counted): bounds the answer of a long
-// stream, or of a large batch of bad events, well under limits.max_message_bytes.
+// Most rejections one answer lists (the rest are only counted). Listed rejections also stop at
+// half of limits.max_message_bytes, so the answer of a long stream or a large batch of bad events
+// always fits the message limit and its totals reach the client.
 constexpr uint64_t kMaxListedRejections = 10'000;
+// Wire bytes of a listed rejection beyond its message: tags, index, code, lengths (generous).
+constexpr uint64_t kRejectionOverheadBytes = 16;
 
 grpc::ServerUnaryReactor* Finish(grpc::CallbackServerContext* ctx, const Status& status) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
@@ -41,16 +44,19 @@ Status CheckBatch(const engine::Engine& engine, std::string_view call, int size,
                               std::to_string(limit));
 }
 
-// Adds one rejection to `out`, listing it while under kMaxListedRejections and while the stream
-// position fits the wire's uint32 index.
-void AddRejection(uint64_t index, StatusCode code, std::string message,
-                  ods::v1::PushEventsResponse& out) {
+// Adds one rejection to `out`, listing it while under kMaxListedRejections and `max_listed_bytes`
+// (`listed_bytes` counts what is listed so far) and while the stream position fits the wire's
+// uint32 index.
+void AddRejection(uint64_t index, StatusCode code, std::string message, uint64_t max_listed_bytes,
+                  uint64_t& listed_bytes, ods::v1::PushEventsResponse& out) {
   out.set_rejected_count(out.rejected_count() + 1);
+  const uint64_t bytes = message.size() + kRejectionOverheadBytes;
   if (static_cast<uint64_t>(out.rejected_size()) >= kMaxListedRejections ||
-      index > std::numeric_limits<uint32_t>::max()) {
+      listed_bytes + bytes > max_listed_bytes || index > std::numeric_limits<uint32_t>::max()) {
     out.set_rejected_truncated(true);
     return;
   }
+  listed_bytes += bytes;
   ods::v1::EventError* e = out.add_rejected();
   e->set_index(static_cast<uint32_t>(index));
   e->set_code(static_cast<int32_t>(code));
@@ -59,10 +65,11 @@ void AddRejection(uint64_t index, StatusCode code, std::string message,
 
 // Converts and applies the events of one message; adds the outcome to `out`, reporting event i as
 // index base + i. Events whose values cannot be converted are rejected here, counted in
-// `rejected_at_edge` and not sent to the engine. Fails (nothing applied) only when the message as
-// a whole is refused.
+// `rejected_at_edge` and not sent to the engine. `listed_bytes`: see AddRejection. Fails (nothing
+// applied) only when the message as a whole is refused.
 Status PushBatch(engine::Engine& engine, const ods::v1::PushEventsRequest& req, uint64_t base,
-                 std::atomic<uint64_t>& rejected_at_edge, ods::v1::PushEventsResponse& out) {
+                 std::atomic<uint64_t>& rejected_at_edge, uint64_t& listed_bytes,
+                 ods::v1::PushEventsResponse& out) {
   const int n = req.events_size();
   ODS_RETURN_IF_ERROR(CheckBatch(engine, "PushEvents", n, "events"));
   if (n == 0) return OkStatus();
@@ -106,18 +113,20 @@ Status PushBatch(engine::Engine& engine, const ods::v1::PushEventsRequest& req, 
   out.set_duplicates(out.duplicates() + result.duplicates);
 
   // Both lists are in position order: merge them so `rejected` stays in index order.
+  const uint64_t max_listed_bytes = engine.config().limits.max_message_bytes / 2;
   auto converted = bad.begin();
   auto add_converted_before = [&](uint64_t position) {
     for (; converted != bad.end() && converted->first < position; ++converted) {
       AddRejection(base + converted->first, converted->second.code(), converted->second.message(),
-                   out);
+                   max_listed_bytes, listed_bytes, out);
     }
   };
   for (engine::EventRejection& r : result.rejected) {
     ODS_CHECK(r.index < positions.size());
     const uint32_t position = positions[r.index];
     add_converted_before(position);
-    AddRejection(base + position, r.code, std::move(r.reason), out);
+    AddRejection(base + position, r.code, std::move(r.reason), max_listed_bytes, listed_bytes,
+                 out);
   }
   add_converted_before(std::numeric_limits<uint64_t>::max());
   return OkStatus();
@@ -148,7 +157,8 @@ class StreamEventsReactor final : public grpc::ServerReadReactor<ods::v1::PushEv
       Finish(grpc::Status::OK);
       return;
     }
-    if (Status s = PushBatch(engine_, req_, next_index_, rejected_at_edge_, *resp_); !s.ok()) {
+    if (Status s = PushBatch(engine_, req_, next_index_, rejected_at_edge_, listed_bytes_, *resp_);
+        !s.ok()) {
       Finish(ToGrpcStatus(s));
       return;
     }
@@ -166,6 +176,7 @@ class StreamEventsReactor final : public grpc::ServerReadReactor<ods::v1::PushEv
   // Reused for every message (not on an arena: an arena would grow for the stream's lifetime).
   ods::v1::PushEventsRequest req_;
   uint64_t next_index_ = 0;  // stream position of req_'s first event
+  uint64_t listed_bytes_ = 0;  // of the rejections *resp_ lists
 };
 
 }  // namespace
@@ -179,7 +190,8 @@ FeaturesService::FeaturesService(engine::Engine& engine) : engine_(engine) {
 grpc::ServerUnaryReactor* FeaturesService::PushEvents(grpc::CallbackServerContext* ctx,
                                                       const ods::v1::PushEventsRequest* req,
                                                       ods::v1::PushEventsResponse* resp) {
-  return Finish(ctx, PushBatch(engine_, *req, 0, events_rejected_at_edge_, *resp));
+  uint64_t listed_bytes = 0;
+  return Finish(ctx, PushBatch(engine_, *req, 0, events_rejected_at_edge_, listed_bytes, *resp));
 }
 
 grpc::ServerReadReactor<ods::v1::PushEventsRequest>* FeaturesService::StreamEvents(

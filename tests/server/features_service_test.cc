@@ -412,6 +412,34 @@ TEST_F(FeaturesServiceTest, StreamEventsTotalsAndStreamWideIndices) {
   EXPECT_EQ(Count(user), Compute(good, user, now).count);
 }
 
+// A long stream of rejected events lists only as many rejections as fit the answer: the totals
+// still reach the client (limits.max_message_bytes is 1MiB here, and 10000 listed messages naming
+// a 64-byte key would take about 1.7MB), so applied events are never reported as a failed call.
+TEST_F(FeaturesServiceTest, StreamEventsAnswerFitsTheMessageLimitWhateverIsRejected) {
+  const int64_t now = NowMicros();
+  const std::string user(64, 'k');
+  grpc::ClientContext ctx;
+  v1::PushEventsResponse resp;
+  auto writer = features_->StreamEvents(&ctx, &resp);
+  v1::PushEventsRequest first;
+  *first.add_events() = ToEvent({user, 1, "m", now - kSecond});
+  ASSERT_TRUE(writer->Write(first));
+  v1::PushEventsRequest late;  // each rejected as older than allowed_lateness, naming the key
+  for (int i = 0; i < kMaxBatch; ++i) *late.add_events() = ToEvent({user, 1, "m", now - 2 * kHour});
+  constexpr int kMessages = 10'000 / kMaxBatch + 10;
+  for (int m = 0; m < kMessages; ++m) ASSERT_TRUE(writer->Write(late));
+  ASSERT_TRUE(writer->WritesDone());
+  const grpc::Status status = writer->Finish();
+  ASSERT_TRUE(status.ok()) << status.error_code() << ": " << status.error_message();
+  EXPECT_EQ(resp.applied(), 1u);
+  EXPECT_EQ(resp.rejected_count(), static_cast<uint64_t>(kMessages) * kMaxBatch);
+  EXPECT_TRUE(resp.rejected_truncated());
+  EXPECT_GT(resp.rejected_size(), 0);
+  EXPECT_LE(resp.ByteSizeLong(), size_t{1} << 20);
+  EXPECT_EQ(resp.rejected(0).index(), 1u);
+  EXPECT_EQ(Count(user), 1);
+}
+
 TEST_F(FeaturesServiceTest, StreamEventsFailsOnAnOversizedMessageKeepingEarlierOnes) {
   const int64_t now = NowMicros();
   const Txn t{"stream_big", 1, "m", now - kSecond};
