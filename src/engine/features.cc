@@ -20,6 +20,9 @@ namespace {
 constexpr size_t kMaxFeaturesPerCall = 1000;
 // Longest event_id.
 constexpr size_t kMaxEventIdBytes = 256;
+// Answer bytes of one (entity, feature) cell besides its value: its status, event time and value
+// wrapper on the wire (an event time takes up to 10 bytes as a varint).
+constexpr uint64_t kCellBytes = 12;
 
 bool SameTemplate(const config::EventTemplateConfig& a, const config::EventTemplateConfig& b) {
   if (a.fields.size() != b.fields.size()) return false;
@@ -490,13 +493,6 @@ Status Engine::ReadFeatures(const Catalog& catalog, const FeaturePlan& plan,
                                   std::to_string(config_.limits.max_key_bytes));
     }
   }
-  for (FeatureColumn& c : columns) {
-    c.values.assign(rows, std::monostate{});
-    c.statuses.assign(rows, FeatureStatus::kNotFound);
-    c.event_times.assign(rows, 0);
-  }
-  auto row_time = [&](size_t i) { return as_of.empty() ? now : as_of[i]; };
-  uint64_t answer_bytes = 0;
   auto over_budget = [&] {
     return ResourceExhaustedError("the features asked for (" + std::to_string(rows) +
                                   " entities x " + std::to_string(columns.size()) +
@@ -504,6 +500,15 @@ Status Engine::ReadFeatures(const Catalog& catalog, const FeaturePlan& plan,
                                   FormatBytes(config_.limits.max_message_bytes) +
                                   "; ask for fewer entities or features");
   };
+  // Every cell is answered, found or not: checked before the columns are allocated.
+  uint64_t answer_bytes = uint64_t{rows} * columns.size() * kCellBytes;
+  if (answer_bytes > config_.limits.max_message_bytes) return over_budget();
+  for (FeatureColumn& c : columns) {
+    c.values.assign(rows, std::monostate{});
+    c.statuses.assign(rows, FeatureStatus::kNotFound);
+    c.event_times.assign(rows, 0);
+  }
+  auto row_time = [&](size_t i) { return as_of.empty() ? now : as_of[i]; };
 
   // Table fields: one Get per table, projected to the fields asked for.
   std::vector<bool> table_done(tables_.size(), false);

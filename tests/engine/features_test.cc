@@ -646,5 +646,32 @@ TEST(FeaturesBudgetTest, AnOversizedAnswerIsRefusedBeforeItIsBuilt) {
   EXPECT_LT(MaxRssBytes() - rss_before, uint64_t{200} << 20);
 }
 
+// Every cell of the answer costs bytes on the wire (status, event time, value wrapper) even when
+// nothing is found: a grid of rows x features that cannot fit limits.max_message_bytes is
+// refused before its columns are allocated, not built and then failed by the transport.
+TEST(FeaturesBudgetTest, AGridTooLargeForTheAnswerIsRefusedEvenWhenNothingIsFound) {
+  FakeClock clock(Micros{1'700'000'000} * kSecond);
+  config::Config config = MakeConfig();
+  config.limits.max_message_bytes = 64 << 10;
+  Result<std::unique_ptr<Engine>> engine = Engine::Create(config, clock);
+  ASSERT_THAT(engine, IsOk());
+  std::vector<std::string> keys;
+  for (int i = 0; i < 1000; ++i) keys.push_back("nobody" + std::to_string(i));
+  std::vector<std::string_view> entities(keys.begin(), keys.end());
+  std::vector<std::string_view> features(100, "n@1h");  // 100000 cells: over 1 MB on the wire
+  Result<std::vector<FeatureColumn>> r =
+      (*engine)->GetOnlineFeatures(entities, features, std::nullopt);
+  EXPECT_THAT(r, StatusIs(StatusCode::kResourceExhausted));
+  EXPECT_THAT(r.status().message(), HasSubstr("1000 entities x 100 features"));
+  std::vector<EntityRow> rows;
+  for (std::string_view e : entities) rows.push_back({e, clock.NowMicros()});
+  EXPECT_THAT((*engine)->GetHistoricalFeatures(rows, features),
+              StatusIs(StatusCode::kResourceExhausted));
+  // A grid that fits is answered.
+  entities.resize(10);
+  features.resize(10);
+  EXPECT_THAT((*engine)->GetOnlineFeatures(entities, features, std::nullopt), IsOk());
+}
+
 }  // namespace
 }  // namespace ods::engine
