@@ -2,11 +2,8 @@
 // de-duplication, streams, columnar online and point-in-time answers, definitions at run time.
 // Expected feature values are computed here from the events the test pushed.
 
-#include <arpa/inet.h>
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -30,6 +27,7 @@
 namespace ods {
 namespace {
 
+using ::ods::testing::HttpGet;
 using ::ods::testing::OdsdProcess;
 using ::ods::testing::TempDir;
 
@@ -122,31 +120,6 @@ Expected Compute(const std::vector<Txn>& txns, const std::string& user, int64_t 
 std::vector<std::string> Strings(const v1::FeatureValue& v) {
   std::vector<std::string> out;
   for (const v1::Value& x : v.list().values()) out.push_back(x.string_value());
-  return out;
-}
-
-// A plain HTTP/1.1 GET against host:port; returns the whole response ("" on failure).
-std::string HttpGet(const std::string& address, const std::string& path) {
-  const size_t colon = address.rfind(':');
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(std::stoi(address.substr(colon + 1))));
-  inet_pton(AF_INET, address.substr(0, colon).c_str(), &addr.sin_addr);
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    close(fd);
-    return "";
-  }
-  const std::string req = "GET " + path + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
-  if (write(fd, req.data(), req.size()) != static_cast<ssize_t>(req.size())) {
-    close(fd);
-    return "";
-  }
-  std::string out;
-  char buf[4096];
-  ssize_t n;
-  while ((n = read(fd, buf, sizeof buf)) > 0) out.append(buf, static_cast<size_t>(n));
-  close(fd);
   return out;
 }
 

@@ -1,12 +1,9 @@
 // odsd as a process: flags, config errors, health, reflection, admin HTTP, limits that need their
 // own config, and clean shutdown on SIGTERM/SIGINT while clients are calling.
 
-#include <arpa/inet.h>
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -25,6 +22,7 @@
 namespace ods {
 namespace {
 
+using ::ods::testing::HttpGet;
 using ::ods::testing::OdsdProcess;
 using ::ods::testing::OdsdPath;
 using ::ods::testing::RunCommand;
@@ -74,31 +72,6 @@ int HealthCheck(const std::string& address, const std::string& service) {
   if (bytes.empty()) return 0;  // status UNKNOWN (0) is encoded as nothing
   if (bytes.size() != 2 || bytes[0] != 0x08) return -1;
   return bytes[1];
-}
-
-// A plain HTTP/1.1 GET against host:port; returns the whole response ("" on failure).
-std::string HttpGet(const std::string& address, const std::string& path) {
-  const size_t colon = address.rfind(':');
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(std::stoi(address.substr(colon + 1))));
-  inet_pton(AF_INET, address.substr(0, colon).c_str(), &addr.sin_addr);
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    close(fd);
-    return "";
-  }
-  const std::string req = "GET " + path + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
-  if (write(fd, req.data(), req.size()) != static_cast<ssize_t>(req.size())) {
-    close(fd);
-    return "";
-  }
-  std::string out;
-  char buf[4096];
-  ssize_t n;
-  while ((n = read(fd, buf, sizeof buf)) > 0) out.append(buf, static_cast<size_t>(n));
-  close(fd);
-  return out;
 }
 
 TEST(OdsdFlagsTest, VersionPrintsVersionAndExitsZero) {

@@ -52,6 +52,10 @@ struct CommandResult {
 };
 CommandResult RunCommand(const std::vector<std::string>& argv, int timeout_ms = 30000);
 
+// A plain HTTP/1.1 GET of `path` from `address` (host:port); returns the whole response, headers
+// included ("" on failure). For odsd's admin endpoint (/healthz, /metrics).
+std::string HttpGet(const std::string& address, const std::string& path);
+
 // A fresh empty directory under $TMPDIR (or /tmp), removed by the destructor.
 class TempDir {
  public:
