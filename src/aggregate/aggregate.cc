@@ -15,6 +15,7 @@
 #include "ods/common/check.h"
 #include "ods/common/clock.h"
 #include "ods/common/status.h"
+#include "ods/common/units.h"
 #include "ods/common/value_type.h"
 #include "ods/record/value.h"
 
@@ -31,17 +32,6 @@ constexpr Micros kHour = 60 * kMinute;
 constexpr Micros kDay = 24 * kHour;
 
 bool IsKnown(Fn fn) { return static_cast<size_t>(fn) < kFnNames.size(); }
-
-// "90s", "1h", "250ms": the largest unit that divides `micros` exactly.
-std::string FormatMicros(Micros micros) {
-  static constexpr std::pair<Micros, std::string_view> kUnits[] = {
-      {kDay, "d"}, {kHour, "h"}, {kMinute, "m"}, {kSecond, "s"}, {1000, "ms"}};
-  for (const auto& [unit, suffix] : kUnits) {
-    if (micros != 0 && micros % unit == 0)
-      return std::to_string(micros / unit) + std::string(suffix);
-  }
-  return std::to_string(micros) + "us";
-}
 
 // floor(a / b) for b > 0: tile indices of negative times round down, not toward zero.
 int64_t FloorDiv(int64_t a, int64_t b) {
@@ -198,19 +188,19 @@ Status Validate(const Spec& spec) {
     const Micros tile = spec.tiles[i];
     if (window <= 0) {
       return InvalidArgumentError(name + " window #" + std::to_string(i + 1) +
-                                  " must be positive, got " + FormatMicros(window));
+                                  " must be positive, got " + FormatDuration(window));
     }
     if (tile <= 0) {
-      return InvalidArgumentError(name + " window " + FormatMicros(window) +
-                                  ": tile size must be positive, got " + FormatMicros(tile));
+      return InvalidArgumentError(name + " window " + FormatDuration(window) +
+                                  ": tile size must be positive, got " + FormatDuration(tile));
     }
     if (window % tile != 0) {
-      return InvalidArgumentError(name + " window " + FormatMicros(window) + ": tile size " +
-                                  FormatMicros(tile) + " does not divide it");
+      return InvalidArgumentError(name + " window " + FormatDuration(window) + ": tile size " +
+                                  FormatDuration(tile) + " does not divide it");
     }
     if (window / tile > kMaxTilesPerWindow) {
-      return InvalidArgumentError(name + " window " + FormatMicros(window) + " with tile size " +
-                                  FormatMicros(tile) + " spans " + std::to_string(window / tile) +
+      return InvalidArgumentError(name + " window " + FormatDuration(window) + " with tile size " +
+                                  FormatDuration(tile) + " spans " + std::to_string(window / tile) +
                                   " tiles; at most " + std::to_string(kMaxTilesPerWindow) +
                                   " are allowed: use a larger tile");
     }
@@ -270,17 +260,26 @@ size_t Series::MemoryBytes() const {
   return bytes;
 }
 
+size_t ValueBytes(const record::Value& v) {
+  if (const auto* s = std::get_if<std::string>(&v)) return s->size() + 8;
+  if (const auto* b = std::get_if<record::Bytes>(&v)) return b->data.size() + 8;
+  if (const auto* f = std::get_if<std::vector<float>>(&v)) return f->size() * 4 + 8;
+  return 12;
+}
+
+Micros WindowStart(const Spec& spec, size_t window, Micros as_of) {
+  const Micros tile = spec.tiles[window];
+  const int64_t first = FirstTileIndex(spec, window, FloorDiv(as_of, tile));
+  // first * tile overflows only below the int64 range: clamp there.
+  return first < std::numeric_limits<Micros>::min() / tile ? std::numeric_limits<Micros>::min()
+                                                            : first * tile;
+}
+
 size_t OutputBytes(const Output& out) {
-  auto value_bytes = [](const record::Value& v) -> size_t {
-    if (const auto* s = std::get_if<std::string>(&v)) return s->size() + 8;
-    if (const auto* b = std::get_if<record::Bytes>(&v)) return b->data.size() + 8;
-    if (const auto* f = std::get_if<std::vector<float>>(&v)) return f->size() * 4 + 8;
-    return 12;
-  };
-  if (const auto* v = std::get_if<record::Value>(&out)) return value_bytes(*v);
+  if (const auto* v = std::get_if<record::Value>(&out)) return ValueBytes(*v);
   if (const auto* list = std::get_if<std::vector<record::Value>>(&out)) {
     size_t bytes = 8;
-    for (const record::Value& v : *list) bytes += value_bytes(v);
+    for (const record::Value& v : *list) bytes += ValueBytes(v);
     return bytes;
   }
   return 4;

@@ -860,5 +860,16 @@ TEST(MemoryTest, ScalarTilesAreSmall) {
   std::printf("5 aggregations: %zu bytes per entity\n", total);
 }
 
+TEST(WindowStartTest, IsTheOldEdgeOfTheWindowAndClampsAtTheInt64Limit) {
+  Spec spec;
+  spec.windows = {60};
+  spec.tiles = {10};
+  EXPECT_EQ(WindowStart(spec, 0, 125), 70);   // tiles 70..120, the last holding 125
+  EXPECT_EQ(WindowStart(spec, 0, 120), 70);
+  EXPECT_EQ(WindowStart(spec, 0, -5), -60);   // floor, not truncation: -5 is in tile [-10, 0)
+  EXPECT_EQ(WindowStart(spec, 0, std::numeric_limits<Micros>::min() + 3),
+            std::numeric_limits<Micros>::min());
+}
+
 }  // namespace
 }  // namespace ods::aggregate

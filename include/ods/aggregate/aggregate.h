@@ -122,6 +122,14 @@ class Series {
   std::vector<Run> runs_;  // one per distinct tile size, in order of first use in spec.tiles
 };
 
+// Estimated bytes of one value in an answer: 12 for a fixed-size value, payload + 8 for a
+// string, bytes or float_vector.
+size_t ValueBytes(const record::Value& value);
+
+// The first instant windows[window] covers as of `as_of`: AlignDown(as_of, G) + G - W (see the
+// window semantics above), clamped at the smallest int64 instead of overflowing. O(1).
+Micros WindowStart(const Spec& spec, size_t window, Micros as_of);
+
 // Estimated bytes of `out` in an answer, what lookups charge against limits.max_message_bytes:
 // 4 for no value, 12 for a fixed-size value, payload + 8 for a string, bytes or float_vector; a
 // list 8 plus its values. O(list length).
