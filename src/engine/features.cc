@@ -69,15 +69,6 @@ bool OlderThan(Micros event_time, Micros max_age, Micros at) {
   return age > static_cast<uint64_t>(max_age);
 }
 
-// The first instant of windows[window] as of `t` (aggregate.h: AlignDown(t, G) + G - W), clamped
-// at the smallest int64 for `t` near it. Never above `t`, so it cannot overflow upwards.
-Micros WindowStart(const aggregate::Spec& spec, size_t window, Micros t) {
-  const Micros tile = spec.tiles[window];
-  Micros into_tile = t % tile;
-  if (into_tile < 0) into_tile += tile;
-  return ClampedSub(ClampedSub(t, into_tile), spec.windows[window] - tile);
-}
-
 // False for a NaN or infinite double or float_vector element: refused as in records, since it
 // would make min/max depend on arrival order and mean/stddev NaN for whole windows.
 bool IsFinite(const record::Value& v) {
@@ -86,13 +77,6 @@ bool IsFinite(const record::Value& v) {
     return std::all_of(fv->begin(), fv->end(), [](float f) { return std::isfinite(f); });
   }
   return true;
-}
-
-size_t ValueBytes(const record::Value& v) {
-  if (const auto* s = std::get_if<std::string>(&v)) return s->size() + 8;
-  if (const auto* b = std::get_if<record::Bytes>(&v)) return b->data.size() + 8;
-  if (const auto* f = std::get_if<std::vector<float>>(&v)) return f->size() * 4 + 8;
-  return 12;
 }
 
 }  // namespace
@@ -272,7 +256,6 @@ Result<PushResult> Engine::PushEvents(std::span<const EventInput> events) {
       continue;
     }
     const config::EventTemplateConfig& tc = t->config;
-    const std::string where = "template '" + tc.name + "'";
     const size_t offset = values.size();
     values.resize(offset + tc.fields.size(), nullptr);
     const record::Value* key_value = nullptr;
@@ -353,7 +336,8 @@ Result<PushResult> Engine::PushEvents(std::span<const EventInput> events) {
     if (!problem.empty()) {
       values.resize(offset);
       reject(StatusCode::kInvalidArgument,
-             where + (key.empty() ? "" : ", key '" + QuoteForMessage(key) + "'") + ": " + problem);
+             "template '" + tc.name + "'" +
+                 (key.empty() ? "" : ", key '" + QuoteForMessage(key) + "'") + ": " + problem);
       continue;
     }
     // Saturating: lateness and future bounds near the int64 limits must not overflow.
@@ -363,7 +347,7 @@ Result<PushResult> Engine::PushEvents(std::span<const EventInput> events) {
       values.resize(offset);
       ++late;
       reject(StatusCode::kOutOfRange,
-             where + ", key '" + QuoteForMessage(key) + "': event time " +
+             "template '" + tc.name + "', key '" + QuoteForMessage(key) + "': event time " +
                  std::to_string(event_time) + " is " + FormatDuration(ClampedSub(now, event_time)) +
                  " old, more than the template's allowed_lateness " +
                  FormatDuration(tc.allowed_lateness_micros) + "; not applied");
@@ -372,7 +356,7 @@ Result<PushResult> Engine::PushEvents(std::span<const EventInput> events) {
     if (event_time > latest) {
       values.resize(offset);
       reject(StatusCode::kOutOfRange,
-             where + ", key '" + QuoteForMessage(key) + "': event time " +
+             "template '" + tc.name + "', key '" + QuoteForMessage(key) + "': event time " +
                  std::to_string(event_time) + " is " +
                  FormatDuration(ClampedSub(event_time, now)) +
                  " in the future, more than the template's max_future " +
@@ -535,7 +519,7 @@ Status Engine::ReadFeatures(const Catalog& catalog, const FeaturePlan& plan,
         if (!as_of.empty() && t > as_of[i]) continue;  // written after the row's time
         const record::Value* v = records[i]->Find(ref.field);
         if (v == nullptr) continue;
-        answer_bytes += ValueBytes(*v);
+        answer_bytes += aggregate::ValueBytes(*v);
         c.values[i] = *v;
         c.event_times[i] = t;
         c.statuses[i] = ref.max_age_micros > 0 && OlderThan(t, ref.max_age_micros, row_time(i))
@@ -588,7 +572,7 @@ Status Engine::ReadFeatures(const Catalog& catalog, const FeaturePlan& plan,
       for (size_t i = 0; i < rows; ++i) {
         if (!as_of.empty()) {
           // The window's first tile must lie within the retained history.
-          if (WindowStart(spec, window, as_of[i]) <
+          if (aggregate::WindowStart(spec, window, as_of[i]) <
               ClampedSub(now, t.config.history_retention_micros)) {
             c.values[i] = std::monostate{};
             c.statuses[i] = FeatureStatus::kOutOfRetention;
