@@ -13,6 +13,8 @@
 #include "convert.h"
 #include "ods/common/check.h"
 #include "ods/common/clock.h"
+#include "ods/common/mutex.h"
+#include "ods/common/thread_annotations.h"
 #include "ods/engine/features.h"
 #include "ods/record/value.h"
 #include "status_mapping.h"
@@ -125,8 +127,7 @@ Status PushBatch(engine::Engine& engine, const ods::v1::PushEventsRequest& req, 
     ODS_CHECK(r.index < positions.size());
     const uint32_t position = positions[r.index];
     add_converted_before(position);
-    AddRejection(base + position, r.code, std::move(r.reason), max_listed_bytes, listed_bytes,
-                 out);
+    AddRejection(base + position, r.code, std::move(r.reason), max_listed_bytes, listed_bytes, out);
   }
   add_converted_before(std::numeric_limits<uint64_t>::max());
   return OkStatus();
@@ -142,41 +143,90 @@ void ColumnsToProto(const std::vector<engine::FeatureColumn>& columns,
   for (const engine::FeatureColumn& c : columns) ToProto(c, *out.add_columns());
 }
 
-// Reads a client stream of event batches; applies each as it arrives; answers the totals. One
-// read in flight at a time. Deletes itself in OnDone.
+// Reads a client stream of event batches and applies them in stream order, answering the totals
+// once the client half-closes. Receiving (and parsing) message k+1 overlaps applying message k:
+// a completed read is swapped into `work_` and the next read started before `work_` is applied.
+// At most one read is outstanding and at most one thread applies at a time: a read that
+// completes while another thread applies is left for that thread (no callback thread blocks).
+// Finish is called exactly once, by the applying thread. Deletes itself in OnDone, which gRPC
+// calls after Finish and every started read have completed.
 class StreamEventsReactor final : public grpc::ServerReadReactor<ods::v1::PushEventsRequest> {
  public:
   StreamEventsReactor(engine::Engine& engine, std::atomic<uint64_t>& rejected_at_edge,
                       ods::v1::PushEventsResponse* resp)
       : engine_(engine), rejected_at_edge_(rejected_at_edge), resp_(resp) {
-    StartRead(&req_);
+    StartRead(&read_);
   }
 
   void OnReadDone(bool ok) override {
-    if (!ok) {  // Half-closed (or gone: then Finish is a no-op).
-      Finish(grpc::Status::OK);
-      return;
+    {
+      MutexLock lock(mu_);
+      if (ok) {
+        read_ready_ = true;
+      } else {
+        read_closed_ = true;  // half-closed (or gone: then Finish is a no-op)
+      }
+      if (applying_) return;  // the applying thread picks this read up
+      applying_ = true;
     }
-    if (Status s = PushBatch(engine_, req_, next_index_, rejected_at_edge_, listed_bytes_, *resp_);
-        !s.ok()) {
-      Finish(ToGrpcStatus(s));
-      return;
-    }
-    next_index_ += static_cast<uint64_t>(req_.events_size());
-    req_.Clear();
-    StartRead(&req_);
+    ApplyReady();
   }
 
   void OnDone() override { delete this; }
 
  private:
+  // Applies completed reads until none is left; run by the one thread that set applying_.
+  void ApplyReady() ODS_EXCLUDES(mu_) {
+    for (;;) {
+      {
+        MutexLock lock(mu_);
+        if (finished_) {  // a read that completed after Finish: dropped, never applied
+          applying_ = false;
+          return;
+        }
+        if (!read_ready_) {
+          if (read_closed_) {
+            finished_ = true;
+            Finish(grpc::Status::OK);
+          }
+          applying_ = false;
+          return;
+        }
+        read_ready_ = false;
+        work_.Swap(&read_);  // both on the heap: swaps pointers
+        read_.Clear();
+        StartRead(&read_);
+      }
+      Status s = PushBatch(engine_, work_, next_index_, rejected_at_edge_, listed_bytes_, *resp_);
+      next_index_ += static_cast<uint64_t>(work_.events_size());
+      if (!s.ok()) {
+        MutexLock lock(mu_);
+        finished_ = true;  // the read started above completes (then ignored) before OnDone
+        Finish(ToGrpcStatus(s));
+        applying_ = false;
+        return;
+      }
+    }
+  }
+
   engine::Engine& engine_;
   std::atomic<uint64_t>& rejected_at_edge_;
   ods::v1::PushEventsResponse* const resp_;  // owned by gRPC, valid until OnDone
-  // Reused for every message (not on an arena: an arena would grow for the stream's lifetime).
-  ods::v1::PushEventsRequest req_;
-  uint64_t next_index_ = 0;  // stream position of req_'s first event
-  uint64_t listed_bytes_ = 0;  // of the rejections *resp_ lists
+
+  Mutex mu_;
+  // The buffer of the outstanding read; touched by gRPC while a read is outstanding, else under
+  // mu_. Reused for every message (not on an arena: an arena would grow for the stream's
+  // lifetime).
+  ods::v1::PushEventsRequest read_;
+  bool read_ready_ ODS_GUARDED_BY(mu_) = false;   // read_ holds a message not yet applied
+  bool read_closed_ ODS_GUARDED_BY(mu_) = false;  // the last read completed with ok=false
+  bool applying_ ODS_GUARDED_BY(mu_) = false;     // a thread runs ApplyReady
+  bool finished_ ODS_GUARDED_BY(mu_) = false;     // Finish was called
+
+  // Only the applying thread touches these.
+  ods::v1::PushEventsRequest work_;  // the message being applied
+  uint64_t next_index_ = 0;          // stream position of work_'s first event
+  uint64_t listed_bytes_ = 0;        // of the rejections *resp_ lists
 };
 
 }  // namespace

@@ -433,6 +433,78 @@ TEST_F(FeaturesServiceTest, StreamEventsFailsOnAnOversizedMessageKeepingEarlierO
   EXPECT_EQ(Count("stream_big"), 1);
 }
 
+// Many full messages, so the server receives later messages while it applies earlier ones:
+// every event is still applied once, in order, and a rejection deep in the stream carries its
+// stream-wide index.
+TEST_F(FeaturesServiceTest, StreamEventsLongStreamKeepsStreamWideIndices) {
+  const int64_t now = NowMicros();
+  const std::string user = "long_streamer";
+  constexpr int kMessages = 40;
+  constexpr int kBadMessage = 17;
+  constexpr int kBadPosition = 23;
+  grpc::ClientContext ctx;
+  v1::PushEventsResponse resp;
+  auto writer = features_->StreamEvents(&ctx, &resp);
+  for (int m = 0; m < kMessages; ++m) {
+    v1::PushEventsRequest req;
+    for (int i = 0; i < kMaxBatch; ++i) {
+      *req.add_events() = ToEvent({user, i, "m", now - kSecond - (m * kMaxBatch + i)});
+    }
+    if (m == kBadMessage) req.mutable_events(kBadPosition)->set_template_("nosuch_template");
+    if (m == kMessages - 1) req.mutable_events(kMaxBatch - 1)->mutable_fields()->erase("user_id");
+    ASSERT_TRUE(writer->Write(req));
+  }
+  ASSERT_TRUE(writer->WritesDone());
+  const grpc::Status status = writer->Finish();
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  constexpr uint64_t kEvents = uint64_t{kMessages} * kMaxBatch;
+  EXPECT_EQ(resp.applied(), kEvents - 2);
+  EXPECT_EQ(resp.rejected_count(), 2u);
+  ASSERT_EQ(resp.rejected_size(), 2);
+  EXPECT_EQ(resp.rejected(0).index(), uint32_t{kBadMessage * kMaxBatch + kBadPosition});
+  EXPECT_EQ(resp.rejected(0).code(), static_cast<int>(grpc::StatusCode::NOT_FOUND));
+  EXPECT_EQ(resp.rejected(1).index(), kEvents - 1);
+  EXPECT_EQ(Count(user), static_cast<int64_t>(kEvents - 2));
+}
+
+// The client keeps writing after a message fails the call: the call ends once with that error,
+// nothing written after the failing message is applied, and the server serves the next stream.
+TEST_F(FeaturesServiceTest, StreamEventsErrorWhileTheClientKeepsWritingEndsTheCallOnce) {
+  const int64_t now = NowMicros();
+  const Txn t{"stream_err", 1, "m", now - kSecond};
+  {
+    grpc::ClientContext ctx;
+    v1::PushEventsResponse resp;
+    auto writer = features_->StreamEvents(&ctx, &resp);
+    v1::PushEventsRequest one;
+    *one.add_events() = ToEvent(t);
+    ASSERT_TRUE(writer->Write(one));
+    v1::PushEventsRequest big;
+    for (int i = 0; i <= kMaxBatch; ++i) *big.add_events() = ToEvent(t);
+    writer->Write(big);  // may fail once the server has answered
+    for (int m = 0; m < 200; ++m) {
+      if (!writer->Write(one)) break;  // the server has answered
+    }
+    writer->WritesDone();
+    const grpc::Status status = writer->Finish();
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << status.error_message();
+    EXPECT_NE(status.error_message().find("max_batch_size"), std::string::npos)
+        << status.error_message();
+  }
+  EXPECT_EQ(Count("stream_err"), 1);
+
+  grpc::ClientContext ctx;
+  v1::PushEventsResponse resp;
+  auto writer = features_->StreamEvents(&ctx, &resp);
+  v1::PushEventsRequest next;
+  *next.add_events() = ToEvent({"stream_err_next", 1, "m", now - kSecond});
+  ASSERT_TRUE(writer->Write(next));
+  ASSERT_TRUE(writer->WritesDone());
+  ASSERT_TRUE(writer->Finish().ok());
+  EXPECT_EQ(resp.applied(), 1u);
+  EXPECT_EQ(Count("stream_err_next"), 1);
+}
+
 TEST_F(FeaturesServiceTest, OversizedPushIsRefusedWhole) {
   const int64_t now = NowMicros();
   std::vector<v1::Event> events;
