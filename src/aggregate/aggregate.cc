@@ -33,59 +33,6 @@ constexpr Micros kDay = 24 * kHour;
 
 bool IsKnown(Fn fn) { return static_cast<size_t>(fn) < kFnNames.size(); }
 
-// floor(a / b) for b > 0: tile indices of negative times round down, not toward zero.
-int64_t FloorDiv(int64_t a, int64_t b) {
-  int64_t q = a / b;
-  if (a % b != 0 && a < 0) --q;
-  return q;
-}
-
-// a - b for b >= 0, clamped at the smallest int64 instead of overflowing.
-int64_t SaturatingSub(int64_t a, int64_t b) {
-  return a < std::numeric_limits<int64_t>::min() + b ? std::numeric_limits<int64_t>::min() : a - b;
-}
-
-// Index of the first tile of windows[window] as of the tile `last` (which holds the as-of time).
-int64_t FirstTileIndex(const Spec& spec, size_t window, int64_t last) {
-  return SaturatingSub(last, spec.windows[window] / spec.tiles[window] - 1);
-}
-
-// Whether an event with `value` is folded: kCount takes every event; other fns need the field,
-// of the spec's input type.
-bool Accepts(const Spec& spec, const record::Value* value) {
-  if (spec.fn == Fn::kCount) return true;
-  return value != nullptr && record::TypeOf(*value) == spec.input_type;
-}
-
-// Calls f(run, tile_micros, keep_micros) for each distinct tile size of `spec` in order of first
-// use; keep_micros is the longest window with that tile size. O(windows^2): a handful.
-template <class F>
-void ForEachRun(const Spec& spec, F&& f) {
-  size_t run = 0;
-  for (size_t i = 0; i < spec.tiles.size(); ++i) {
-    const Micros tile = spec.tiles[i];
-    if (std::find(spec.tiles.begin(), spec.tiles.begin() + static_cast<std::ptrdiff_t>(i), tile) !=
-        spec.tiles.begin() + static_cast<std::ptrdiff_t>(i)) {
-      continue;
-    }
-    Micros keep = spec.windows[i];
-    for (size_t j = i + 1; j < spec.tiles.size(); ++j) {
-      if (spec.tiles[j] == tile) keep = std::max(keep, spec.windows[j]);
-    }
-    f(run++, tile, keep);
-  }
-}
-
-// The run holding the tiles of windows[window].
-size_t RunOf(const Spec& spec, size_t window) {
-  size_t result = 0;
-  const Micros tile = spec.tiles[window];
-  ForEachRun(spec, [&](size_t run, Micros run_tile, Micros) {
-    if (run_tile == tile) result = run;
-  });
-  return result;
-}
-
 }  // namespace
 
 std::string_view FnName(Fn fn) {
@@ -208,58 +155,6 @@ Status Validate(const Spec& spec) {
   return OkStatus();
 }
 
-struct Series::Run {
-  AnyTiles tiles;
-};
-
-Series::Series(const Spec& spec) {
-  size_t runs = 0;
-  ForEachRun(spec, [&](size_t, Micros, Micros) { ++runs; });
-  runs_.reserve(runs);
-  for (size_t i = 0; i < runs; ++i) {
-    runs_.push_back(Run{WithPartial(
-        spec, [](auto tag) -> AnyTiles { return Tiles<typename decltype(tag)::type>(); })});
-  }
-}
-
-Series::~Series() = default;
-Series::Series(Series&&) noexcept = default;
-Series& Series::operator=(Series&&) noexcept = default;
-
-void Series::Add(const Spec& spec, Micros event_time, const record::Value* value, Micros now) {
-  const bool accepted = Accepts(spec, value);
-  ForEachRun(spec, [&](size_t run, Micros tile, Micros keep) {
-    const int64_t first = SaturatingSub(FloorDiv(now, tile), keep / tile - 1);
-    const int64_t index = FloorDiv(event_time, tile);
-    std::visit(
-        [&](auto& tiles) {
-          DropTilesBefore(tiles, first);
-          if (accepted && index >= first) {
-            FoldIntoTile(tiles, index, event_time, value, spec, static_cast<size_t>(keep / tile));
-          }
-        },
-        runs_[run].tiles);
-  });
-}
-
-Output Series::Query(const Spec& spec, size_t window, Micros now) const {
-  ODS_DCHECK(window < spec.windows.size());
-  const int64_t last = FloorDiv(now, spec.tiles[window]);
-  const int64_t first = FirstTileIndex(spec, window, last);
-  const size_t run = RunOf(spec, window);
-  ODS_DCHECK(run < runs_.size());
-  return std::visit([&](const auto& tiles) { return MergeTiles(tiles, first, last, spec); },
-                    runs_[run].tiles);
-}
-
-size_t Series::MemoryBytes() const {
-  size_t bytes = runs_.capacity() * sizeof(Run);
-  for (const Run& run : runs_) {
-    bytes += std::visit([](const auto& tiles) { return TilesHeapBytes(tiles); }, run.tiles);
-  }
-  return bytes;
-}
-
 size_t ValueBytes(const record::Value& v) {
   if (const auto* s = std::get_if<std::string>(&v)) return s->size() + 8;
   if (const auto* b = std::get_if<record::Bytes>(&v)) return b->data.size() + 8;
@@ -272,7 +167,7 @@ Micros WindowStart(const Spec& spec, size_t window, Micros as_of) {
   const int64_t first = FirstTileIndex(spec, window, FloorDiv(as_of, tile));
   // first * tile overflows only below the int64 range: clamp there.
   return first < std::numeric_limits<Micros>::min() / tile ? std::numeric_limits<Micros>::min()
-                                                            : first * tile;
+                                                           : first * tile;
 }
 
 size_t OutputBytes(const Output& out) {
@@ -297,7 +192,7 @@ Output ComputeAsOf(const Spec& spec, size_t window, std::span<const Sample> even
       if (event.event_time > as_of || !Accepts(spec, event.value)) continue;
       const int64_t index = FloorDiv(event.event_time, tile);
       if (index < first) continue;
-      FoldIntoTile(tiles, index, event.event_time, event.value, spec,
+      FoldIntoTile(tiles, first, index, event.event_time, event.value, spec,
                    static_cast<size_t>(spec.windows[window] / tile));
     }
     return MergeTiles(tiles, first, last, spec);

@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <cstdint>
 #include <limits>
+#include <span>
 #include <variant>
+#include <vector>
 
 #include "ods/common/check.h"
 
@@ -49,33 +51,44 @@ void Shard::EventStore::AddTemplate(std::shared_ptr<const TemplateSpec> spec) {
   templates_.push_back(std::move(t));
 }
 
-void Shard::EventStore::Fold(const AggregationSpec& agg, aggregate::Series& s, Micros event_time,
-                             const record::Value* value, Micros now) {
-  if (agg.field >= 0 && value == nullptr) return;  // the event lacks the aggregated field
-  s.Add(agg.spec, event_time, value, now);
-}
-
 std::pair<uint64_t, uint64_t> Shard::EventStore::AddAggregation(
     std::shared_ptr<const AggregationSpec> spec, Micros now) {
   ODS_CHECK(spec->id == aggregation_slots_.size());
   ODS_CHECK(spec->template_id < templates_.size());
   Template& t = *templates_[spec->template_id];
-  const auto position = static_cast<uint32_t>(t.aggregations.size());
-  aggregation_slots_.emplace_back(spec->template_id, position);
+  aggregation_slots_.emplace_back(spec->template_id, static_cast<uint32_t>(t.aggregations.size()));
+  t.aggregations.push_back(spec);
+  if (t.entities.empty()) {
+    // No group borrows a layout: lay every aggregation out together.
+    std::vector<aggregate::Member> members;
+    members.reserve(t.aggregations.size());
+    t.placements.clear();
+    for (const auto& agg : t.aggregations) {
+      t.placements.push_back({0, static_cast<uint32_t>(members.size())});
+      members.push_back({agg->spec, agg->field});
+    }
+    t.layouts.clear();
+    t.layouts.push_back(std::make_unique<aggregate::GroupLayout>(std::move(members)));
+    return {0, 0};
+  }
+  // Entities exist: the new aggregation gets a layout of its own, backfilled from history.
+  t.placements.push_back({static_cast<uint32_t>(t.layouts.size()), 0});
+  const aggregate::GroupLayout& layout =
+      *t.layouts.emplace_back(std::make_unique<aggregate::GroupLayout>(
+          std::vector<aggregate::Member>{{spec->spec, spec->field}}));
   uint64_t entities = 0;
   uint64_t replayed = 0;
+  std::vector<const record::Value*> values(t.spec->field_count);
   for (auto& [key, entity] : t.entities) {
-    aggregate::Series& s = entity.series.emplace_back(spec->spec);
+    aggregate::SeriesGroup& group = entity.groups.emplace_back(layout);
     for (size_t i = entity.history_begin; i < entity.history.size(); ++i) {
       const StoredEvent& e = entity.history[i];
-      const record::Value* value =
-          spec->field >= 0 && e.values[spec->field] ? &*e.values[spec->field] : nullptr;
-      Fold(*spec, s, e.event_time, value, now);
+      for (size_t f = 0; f < values.size(); ++f) values[f] = e.values[f] ? &*e.values[f] : nullptr;
+      group.Add(e.event_time, values, now);
       ++replayed;
     }
     ++entities;
   }
-  t.aggregations.push_back(std::move(spec));
   return {entities, replayed};
 }
 
@@ -118,16 +131,12 @@ EventOutcome Shard::EventStore::Apply(const ShardEvent& event, Micros now) {
   auto [it, fresh] = t.entities.try_emplace(AsAbsl(event.key));
   Entity& entity = it->second;
   if (fresh) {
-    entity.series.reserve(t.aggregations.size());
-    for (const auto& agg : t.aggregations) entity.series.emplace_back(agg->spec);
+    for (const auto& layout : t.layouts) entity.groups.emplace_back(*layout);
     entity.newest_event_time = event.event_time;
   }
   entity.newest_event_time = std::max(entity.newest_event_time, event.event_time);
-  for (size_t a = 0; a < t.aggregations.size(); ++a) {
-    const AggregationSpec& agg = *t.aggregations[a];
-    Fold(agg, entity.series[a], event.event_time, agg.field >= 0 ? event.values[agg.field] : nullptr,
-         now);
-  }
+  const std::span<const record::Value* const> values(event.values, spec.field_count);
+  for (aggregate::SeriesGroup& group : entity.groups) group.Add(event.event_time, values, now);
   if (spec.history_retention_micros > 0 &&
       event.event_time >= now - spec.history_retention_micros) {
     StoredEvent& stored = entity.history.emplace_back();
@@ -161,7 +170,8 @@ bool Shard::EventStore::ReadOnline(uint32_t template_id, std::span<const Aggrega
       const Entity& entity = it->second;
       r.found[i] = 1;
       r.event_times[i] = entity.newest_event_time;
-      r.values[i] = entity.series[position].Query(t.aggregations[position]->spec, r.window, now);
+      const Placement where = t.placements[position];
+      r.values[i] = entity.groups[where.layout].Query(where.member, r.window, now);
       if (!Charge(r.values[i], budget_bytes)) return false;
     }
   }
@@ -201,7 +211,8 @@ bool Shard::EventStore::ReadHistorical(uint32_t template_id, std::span<const Agg
       for (size_t e = entity->history_begin; e < entity->history.size(); ++e) {
         const StoredEvent& stored = entity->history[e];
         if (agg.field >= 0 && !stored.values[agg.field]) continue;
-        samples.push_back({stored.event_time, agg.field >= 0 ? &*stored.values[agg.field] : nullptr});
+        samples.push_back(
+            {stored.event_time, agg.field >= 0 ? &*stored.values[agg.field] : nullptr});
       }
       r.values[i] = aggregate::ComputeAsOf(agg.spec, r.window, samples, as_of[i]);
       if (!Charge(r.values[i], budget_bytes)) return false;
@@ -242,8 +253,10 @@ uint64_t Shard::EventStore::MemoryBytes() const {
     bytes += t->entities.capacity() * (sizeof(std::string) + sizeof(Entity) + 1);
     for (const auto& [key, entity] : t->entities) {
       if (key.capacity() > 15) bytes += key.capacity();
-      bytes += entity.series.capacity() * sizeof(aggregate::Series);
-      for (const aggregate::Series& s : entity.series) bytes += s.MemoryBytes();
+      if (entity.groups.capacity() > 1) {
+        bytes += entity.groups.capacity() * sizeof(aggregate::SeriesGroup);
+      }
+      for (const aggregate::SeriesGroup& group : entity.groups) bytes += group.MemoryBytes();
       bytes += entity.history.capacity() * sizeof(StoredEvent);
       for (const StoredEvent& e : entity.history) {
         bytes += e.values.capacity() * sizeof(std::optional<record::Value>);
@@ -252,7 +265,8 @@ uint64_t Shard::EventStore::MemoryBytes() const {
     }
     bytes += t->seen_ids.capacity() * (sizeof(std::string) + sizeof(Micros) + 1);
     bytes += t->id_order.capacity() * sizeof(std::pair<Micros, std::string>);
-    for (const auto& [arrived, id] : t->id_order) bytes += id.capacity() > 15 ? 2 * id.capacity() : 0;
+    for (const auto& [arrived, id] : t->id_order)
+      bytes += id.capacity() > 15 ? 2 * id.capacity() : 0;
   }
   return bytes;
 }

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/inlined_vector.h"
 #include "ods/aggregate/aggregate.h"
 #include "ods/record/value.h"
 #include "ods/shard/shard.h"
@@ -49,14 +50,25 @@ class Shard::EventStore {
     std::vector<std::optional<record::Value>> values;
   };
   struct Entity {
-    std::vector<aggregate::Series> series;  // parallel to Template::aggregations
-    std::vector<StoredEvent> history;       // arrival order; [history_begin, end) is live
+    // Parallel to Template::layouts; inline for the usual single layout (no pointer chase).
+    absl::InlinedVector<aggregate::SeriesGroup, 1> groups;
+    std::vector<StoredEvent> history;  // arrival order; [history_begin, end) is live
     size_t history_begin = 0;
     Micros newest_event_time = 0;
+  };
+  // Where an aggregation's tiles live: member `member` of layouts[layout].
+  struct Placement {
+    uint32_t layout = 0;
+    uint32_t member = 0;
   };
   struct Template {
     std::shared_ptr<const TemplateSpec> spec;
     std::vector<std::shared_ptr<const AggregationSpec>> aggregations;
+    std::vector<Placement> placements;  // parallel to aggregations
+    // The aggregations known before the first entity share layouts[0]; one registered while
+    // entities exist gets a layout of its own (existing groups cannot change shape). Declared
+    // before `entities`, whose groups borrow them.
+    std::vector<std::unique_ptr<aggregate::GroupLayout>> layouts;
     absl::flat_hash_map<std::string, Entity> entities;
     // Event ids (keyed by entity key + id) and when they arrived; expired in arrival order.
     absl::flat_hash_map<std::string, Micros> seen_ids;
@@ -67,9 +79,6 @@ class Shard::EventStore {
   // Drops history older than the retention and event ids older than the dedup window.
   static void TrimHistory(const TemplateSpec& spec, Entity& entity, Micros now);
   static void ForgetOldIds(Template& t, Micros now);
-  // Folds one stored event into series `s` of aggregation `agg`.
-  static void Fold(const AggregationSpec& agg, aggregate::Series& s, Micros event_time,
-                   const record::Value* value, Micros now);
 
   std::vector<std::unique_ptr<Template>> templates_;  // by template id
   // By aggregation id: {template id, position in that template's aggregations}.

@@ -53,6 +53,22 @@ std::vector<Sample> Samples(const std::vector<Event>& events) {
   return out;
 }
 
+// One spec as a one-member SeriesGroup, the shape most tests need.
+class OneSeries {
+ public:
+  explicit OneSeries(const Spec& spec) : layout_({Member{spec, 0}}), group_(layout_) {}
+  void Add(Micros t, const Value* v, Micros now) {
+    const Value* values[] = {v};
+    group_.Add(t, values, now);
+  }
+  Output Query(size_t window, Micros now) const { return group_.Query(0, window, now); }
+  size_t MemoryBytes() const { return group_.MemoryBytes(); }
+
+ private:
+  GroupLayout layout_;
+  SeriesGroup group_;
+};
+
 std::string Describe(const Value& v) {
   std::ostringstream os;
   os << ValueTypeName(record::TypeOf(v)) << ":";
@@ -479,7 +495,7 @@ TEST_P(RandomizedTest, QueryEqualsComputeAsOfAndReference) {
       return std::uniform_int_distribution<int64_t>(lo, hi)(rng);
     };
 
-    Series series(spec);
+    OneSeries series(spec);
     std::vector<Event> events;
     // Start before zero so that tile indices and window starts go negative.
     Micros now = -3 * longest - pick(0, longest / grain) * grain;
@@ -503,13 +519,13 @@ TEST_P(RandomizedTest, QueryEqualsComputeAsOfAndReference) {
       if (pick(0, 19) == 0) e.value.reset();
       if (pick(0, 29) == 0) e.value = Value(std::vector<float>{1.0f});  // a value of another type
       if (type == ValueType::kFloatVector && !e.value) e.value = Value(int64_t{1});
-      series.Add(spec, e.time, e.value ? &*e.value : nullptr, now);
+      series.Add(e.time, e.value ? &*e.value : nullptr, now);
       events.push_back(std::move(e));
 
       if (step % 7 != 0) continue;
       const std::vector<Sample> samples = Samples(events);
       for (size_t w = 0; w < spec.windows.size(); ++w) {
-        const Output online = series.Query(spec, w, now);
+        const Output online = series.Query(w, now);
         const Output replay = ComputeAsOf(spec, w, samples, now);
         ASSERT_TRUE(BitIdentical(online, replay))
             << "window " << w << " now " << now << ": online " << Describe(online) << " replay "
@@ -554,6 +570,79 @@ INSTANTIATE_TEST_SUITE_P(AllFns, RandomizedTest, ::testing::ValuesIn(AllFnTypes(
                                   ValueTypeParamName(std::get<1>(info.param));
                          });
 
+// ---- groups: many aggregations sharing rows ---------------------------------------------------
+
+// Every fn x type twice (92 members: more than the 64 one row holds, so the 1s tiles span two
+// runs), over one field per value type, with out-of-order and missing values: each member of the
+// group answers bit for bit what ComputeAsOf computes from that member's events alone. The group
+// is moved halfway, as an entity map moves its values.
+TEST(SeriesGroupTest, EveryMemberEqualsComputeAsOfOverSharedRows) {
+  std::mt19937_64 rng(2026);
+  auto pick = [&](int64_t lo, int64_t hi) {
+    return std::uniform_int_distribution<int64_t>(lo, hi)(rng);
+  };
+  constexpr int kTypes = 7;  // field t - 1 holds ValueType t
+  std::vector<Member> members;
+  for (const auto& [fn, type] : AllFnTypes()) {
+    Spec spec;
+    spec.fn = fn;
+    spec.input_type = type;
+    spec.n = NeedsN(fn) ? 2 : 0;
+    const int32_t field = fn == Fn::kCount ? -1 : static_cast<int32_t>(type) - 1;
+    spec.windows = {10 * kSec, 60 * kSec};
+    spec.tiles = {kSec, 10 * kSec};
+    members.push_back({spec, field});
+    spec.windows = {60 * kSec};
+    spec.tiles = {kSec};
+    members.push_back({spec, field});
+  }
+  ASSERT_GT(members.size(), 64u);
+  const GroupLayout layout(members);
+  ASSERT_EQ(layout.size(), members.size());
+  std::optional<SeriesGroup> group(std::in_place, layout);
+
+  // events[f]: the events as field f's members see them.
+  std::vector<std::vector<Event>> events(kTypes);
+  std::vector<Event> all;  // for count
+  Micros now = -2 * kMin;
+  int checks = 0;
+  for (int step = 0; step < 600; ++step) {
+    now += pick(0, 3) * 250'000;
+    const Micros time = now - (pick(0, 4) == 0 ? pick(0, 80) : pick(0, 2)) * 250'000;
+    std::vector<std::optional<Value>> values(kTypes);
+    std::vector<const Value*> pointers(kTypes, nullptr);
+    for (int f = 0; f < kTypes; ++f) {
+      if (pick(0, 4) == 0) continue;  // the event lacks this field
+      values[f] = RandomValue(static_cast<ValueType>(f + 1), rng);
+      pointers[f] = &*values[f];
+    }
+    group->Add(time, pointers, now);
+    for (int f = 0; f < kTypes; ++f) events[f].push_back({time, values[f]});
+    all.push_back({time, std::nullopt});
+    if (step == 300) {
+      SeriesGroup moved(std::move(*group));
+      group.emplace(std::move(moved));
+    }
+    if (step % 5 != 0) continue;
+    for (size_t m = 0; m < members.size(); ++m) {
+      const Member& member = members[m];
+      const std::vector<Sample> samples =
+          Samples(member.field < 0 ? all : events[static_cast<size_t>(member.field)]);
+      for (size_t w = 0; w < member.spec.windows.size(); ++w) {
+        const Output online = group->Query(m, w, now);
+        const Output replay = ComputeAsOf(member.spec, w, samples, now);
+        ASSERT_TRUE(BitIdentical(online, replay))
+            << "member " << m << " (" << FnName(member.spec.fn) << " "
+            << ValueTypeName(member.spec.input_type) << ") window " << w << " now " << now
+            << ": online " << Describe(online) << " replay " << Describe(replay);
+        ++checks;
+      }
+    }
+  }
+  EXPECT_GT(checks, 10'000);
+  EXPECT_GT(group->MemoryBytes(), 0u);
+}
+
 // ---- window edges, negative times, future events ----------------------------------------------
 
 Spec CountSpec(Micros window, Micros tile) {
@@ -582,25 +671,25 @@ TEST(WindowTest, StartMovesInTileStepsAtNegativeTimes) {
   EXPECT_EQ(CountOf(ComputeAsOf(spec, 0, samples, -kSec - 1)), 2);
   EXPECT_EQ(CountOf(ComputeAsOf(spec, 0, samples, -kSec / 2)), 1);
 
-  Series series(spec);
-  for (const Event& e : events) series.Add(spec, e.time, nullptr, -11 * kSec);
-  EXPECT_EQ(CountOf(series.Query(spec, 0, -1)), 2);
-  EXPECT_EQ(CountOf(series.Query(spec, 0, -kSec - 1)), 2);
+  OneSeries series(spec);
+  for (const Event& e : events) series.Add(e.time, nullptr, -11 * kSec);
+  EXPECT_EQ(CountOf(series.Query(0, -1)), 2);
+  EXPECT_EQ(CountOf(series.Query(0, -kSec - 1)), 2);
   // -1us is after now but in the head tile [-1s, 0): Query includes it, ComputeAsOf does not.
-  EXPECT_EQ(CountOf(series.Query(spec, 0, -kSec / 2)), 2);
+  EXPECT_EQ(CountOf(series.Query(0, -kSec / 2)), 2);
 }
 
 TEST(WindowTest, QueryIncludesLaterEventsOfTheHeadTileOnly) {
   const Spec spec = CountSpec(kMin, kSec);
-  Series series(spec);
+  OneSeries series(spec);
   const Micros now = 100 * kSec + 10;
-  series.Add(spec, now, nullptr, now);
-  series.Add(spec, now + 5, nullptr, now);        // same tile, after now: included
-  series.Add(spec, 101 * kSec, nullptr, now);     // next tile: excluded
-  series.Add(spec, 41 * kSec, nullptr, now);      // oldest tile of the window
-  series.Add(spec, 41 * kSec - 1, nullptr, now);  // just before the window: not stored
-  EXPECT_EQ(CountOf(series.Query(spec, 0, now)), 3);
-  EXPECT_EQ(CountOf(series.Query(spec, 0, 101 * kSec)), 3);  // 41s has left, 101s has come
+  series.Add(now, nullptr, now);
+  series.Add(now + 5, nullptr, now);        // same tile, after now: included
+  series.Add(101 * kSec, nullptr, now);     // next tile: excluded
+  series.Add(41 * kSec, nullptr, now);      // oldest tile of the window
+  series.Add(41 * kSec - 1, nullptr, now);  // just before the window: not stored
+  EXPECT_EQ(CountOf(series.Query(0, now)), 3);
+  EXPECT_EQ(CountOf(series.Query(0, 101 * kSec)), 3);  // 41s has left, 101s has come
 }
 
 TEST(WindowTest, WholeWindowTileIsTumbling) {
@@ -621,7 +710,7 @@ TEST(OutputTest, EmptyWindowValues) {
     spec.n = NeedsN(fn) ? 2 : 0;
     spec.windows = {kMin};
     spec.tiles = {kSec};
-    const Output out = Series(spec).Query(spec, 0, 0);
+    const Output out = OneSeries(spec).Query(0, 0);
     EXPECT_TRUE(BitIdentical(out, ComputeAsOf(spec, 0, {}, 0)));
     SCOPED_TRACE(std::string(FnName(fn)) + " " + std::string(ValueTypeName(type)));
     switch (fn) {
@@ -644,9 +733,9 @@ TEST(OutputTest, EmptyWindowValues) {
 }
 
 Output RunAll(const Spec& spec, const std::vector<Event>& events, Micros now) {
-  Series series(spec);
-  for (const Event& e : events) series.Add(spec, e.time, e.value ? &*e.value : nullptr, now);
-  const Output out = series.Query(spec, 0, now);
+  OneSeries series(spec);
+  for (const Event& e : events) series.Add(e.time, e.value ? &*e.value : nullptr, now);
+  const Output out = series.Query(0, now);
   EXPECT_TRUE(BitIdentical(out, ComputeAsOf(spec, 0, Samples(events), now)));
   return out;
 }
@@ -770,17 +859,17 @@ TEST(DistinctCountTest, RelativeErrorWithinTwoPercentAcrossTiles) {
   spec.windows = {kHour, kHour};
   spec.tiles = {kMin, kHour};  // 60 tiles merged; one tile holding everything
   for (int64_t distinct : {1'000, 5'000, 100'000}) {
-    Series series(spec);
+    OneSeries series(spec);
     const Micros now = kHour - 1;
     std::mt19937_64 rng(static_cast<uint64_t>(distinct));
     std::vector<Value> values;
     for (int64_t i = 0; i < distinct * 2; ++i) {
       // Each value twice, in different tiles.
       const Value v(static_cast<int64_t>(i % distinct) * 7919 + 13);
-      series.Add(spec, static_cast<Micros>(rng() % static_cast<uint64_t>(kHour)), &v, now);
+      series.Add(static_cast<Micros>(rng() % static_cast<uint64_t>(kHour)), &v, now);
     }
-    const int64_t merged = CountOf(series.Query(spec, 0, now));
-    const int64_t single = CountOf(series.Query(spec, 1, now));
+    const int64_t merged = CountOf(series.Query(0, now));
+    const int64_t single = CountOf(series.Query(1, now));
     EXPECT_EQ(merged, single) << distinct;  // merging tiles equals one sketch of all values
     const double error = std::abs(static_cast<double>(merged - distinct)) / distinct;
     EXPECT_LE(error, 0.02) << distinct << " distinct, estimated " << merged;
@@ -805,68 +894,66 @@ TEST(MemoryTest, OldTilesAreDroppedAsTimeMovesOn) {
   spec.input_type = ValueType::kInt64;
   spec.windows = {kMin, 10 * kMin};
   spec.tiles = {kSec, kMin};
-  Series series(spec);
+  OneSeries series(spec);
   const size_t empty = series.MemoryBytes();
   Micros now = 0;
   for (int64_t i = 0; i < 6000; ++i) {
     now = i * 100'000;  // 10 minutes
     const Value v(i);
-    series.Add(spec, now, &v, now);
+    series.Add(now, &v, now);
   }
   const size_t full = series.MemoryBytes();
   EXPECT_GT(full, empty + 60 * 100 * sizeof(uint64_t));
   // An hour later one event arrives: every earlier tile is out of every window.
   now += kHour;
   const Value v(int64_t{1});
-  series.Add(spec, now, &v, now);
+  series.Add(now, &v, now);
   const size_t later = series.MemoryBytes();
   EXPECT_LT(later * 10, full);
-  EXPECT_EQ(CountOf(series.Query(spec, 1, now)), 1);
+  EXPECT_EQ(CountOf(series.Query(1, now)), 1);
   // A late event older than every window is not stored.
-  series.Add(spec, now - 20 * kMin, &v, now);
+  series.Add(now - 20 * kMin, &v, now);
   EXPECT_EQ(series.MemoryBytes(), later);
 }
 
 TEST(MemoryTest, ScalarTilesAreSmall) {
   // One entity, 5 aggregations x windows 1h/24h/7d over a week of one event a minute: the
-  // figures reported per entity. Dense tiles: 60 of 1m, 168 of 1h.
+  // figures reported per entity. Dense tiles: 60 of 1m, 168 of 1h, each a row shared by the 5.
   const std::vector<std::pair<Fn, ValueType>> aggs = {{Fn::kCount, ValueType::kInt64},
                                                       {Fn::kSum, ValueType::kDouble},
                                                       {Fn::kMean, ValueType::kDouble},
                                                       {Fn::kMax, ValueType::kDouble},
                                                       {Fn::kLast, ValueType::kDouble}};
-  size_t total = 0;
+  std::vector<Member> members;
   for (const auto& [fn, type] : aggs) {
     Spec spec;
     spec.fn = fn;
     spec.input_type = type;
     spec.windows = {kHour, 24 * kHour, 7 * kDay};
     spec.tiles = {kMin, kHour, kHour};
-    Series series(spec);
-    const Value v(1.5);
-    Micros now = 0;
-    for (Micros t = 0; t < 7 * kDay; t += kMin) {
-      now = t;
-      series.Add(spec, t, &v, now);
-    }
-    const size_t bytes = series.MemoryBytes() + sizeof(Series);
-    RecordProperty(std::string(FnName(fn)) + "_bytes", std::to_string(bytes));
-    std::printf("%-6s 1h/24h/7d, one event a minute: %zu bytes\n", std::string(FnName(fn)).c_str(),
-                bytes);
-    // At most 48 bytes per tile (vector slack included) and 32 per run.
-    EXPECT_LE(bytes, (60 + 168) * 48 + 2 * 32 + sizeof(Series)) << FnName(fn);
-    total += bytes;
+    members.push_back({spec, fn == Fn::kCount ? -1 : 0});
   }
-  std::printf("5 aggregations: %zu bytes per entity\n", total);
+  const GroupLayout layout(members);
+  SeriesGroup group(layout);
+  const Value v(1.5);
+  const Value* values[] = {&v};
+  for (Micros t = 0; t < 7 * kDay; t += kMin) group.Add(t, values, t);
+  const size_t bytes = group.MemoryBytes() + sizeof(SeriesGroup);
+  RecordProperty("bytes_per_entity", std::to_string(bytes));
+  std::printf("5 aggregations 1h/24h/7d, one event a minute: %zu bytes per entity\n", bytes);
+  // Rows of 16 bytes of header + count 8 + sum 8 + mean 16 + max 8 + last 16, and no slack
+  // once a run is full.
+  EXPECT_LE(bytes, (60 + 168) * (16 + 8 + 8 + 16 + 8 + 16) + sizeof(SeriesGroup));
+  EXPECT_EQ(CountOf(group.Query(0, 2, 7 * kDay - 1)), 7 * 24 * 60);
 }
 
 TEST(WindowStartTest, IsTheOldEdgeOfTheWindowAndClampsAtTheInt64Limit) {
   Spec spec;
   spec.windows = {60};
   spec.tiles = {10};
-  EXPECT_EQ(WindowStart(spec, 0, 125), 70);   // tiles 70..120, the last holding 125
+  EXPECT_EQ(WindowStart(spec, 0, 125), 70);  // tiles 70..120, the last holding 125
   EXPECT_EQ(WindowStart(spec, 0, 120), 70);
-  EXPECT_EQ(WindowStart(spec, 0, -5), -60);   // floor, not truncation: -5 is in tile [-10, 0)
+  EXPECT_EQ(WindowStart(spec, 0, -5), -60);  // floor, not truncation: -5 is in tile [-10, 0)
   EXPECT_EQ(WindowStart(spec, 0, std::numeric_limits<Micros>::min() + 3),
             std::numeric_limits<Micros>::min());
 }

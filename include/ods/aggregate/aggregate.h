@@ -86,40 +86,100 @@ Status Validate(const Spec& spec);
 // min of an empty window), a scalar, or a list (last_n, top_k).
 using Output = std::variant<std::monostate, record::Value, std::vector<record::Value>>;
 
-// The partial aggregates of one (entity, aggregation): one sparse run of tiles per distinct tile
-// size of the spec, each run keeping tiles only as far back as its longest window needs.
+// One aggregation of a group: what it computes and which of an event's values it reads.
+struct Member {
+  Spec spec;           // passed Validate()
+  int32_t field = -1;  // index into an event's values; -1 for kCount (reads no field)
+};
+
+// The shape shared by the SeriesGroups of many entities: the members (the aggregations of one
+// event template) and how their tiles are laid out. Tiles of the same size share one row
+// {tile index, which members are present, each member's partial}, so an event touches one row
+// per distinct tile size, not one tile vector per aggregation and tile size.
 //
-// Thread-compatible: the owning shard serializes access. Holds no pointer to the Spec: every
-// call takes it (the same Spec each time, one that passed Validate(); else ODS_CHECK may abort),
-// which keeps the per-entity state small. `now` must not go back between calls: tiles dropped as
-// of a later `now` are gone for an earlier one.
-class Series {
+// Immutable after construction; thread-safe. Every SeriesGroup built on a layout must be
+// destroyed before it.
+class GroupLayout {
  public:
-  explicit Series(const Spec& spec);
-  ~Series();
-  Series(Series&&) noexcept;
-  Series& operator=(Series&&) noexcept;
+  // At least one member; each spec passed Validate() (else ODS_CHECK may abort).
+  explicit GroupLayout(std::vector<Member> members);
+  ~GroupLayout();
+  GroupLayout(const GroupLayout&) = delete;
+  GroupLayout& operator=(const GroupLayout&) = delete;
 
-  // Folds one event into the tile of each tile size that holds `event_time`. `value` is the
-  // aggregated field's value (of spec.input_type; ignored by kCount); other fns skip an event
-  // whose value is null (no such field) or of another type. Tiles that have fallen out of every
-  // window as of `now` are dropped; an event older than every window is not stored. Events in
-  // tiles after the one holding `now` are kept for later queries.
-  // O(tile sizes) amortized (kTopK, kLastN: plus O(n) / a hash-map update).
-  void Add(const Spec& spec, Micros event_time, const record::Value* value, Micros now);
+  size_t size() const { return members_.size(); }
+  const Member& member(size_t m) const { return members_[m]; }
 
-  // The value of windows[window] as of `now` (see the window semantics above). O(tiles in the
-  // window). Events stamped after `now` but inside the tile that holds `now` are included.
-  Output Query(const Spec& spec, size_t window, Micros now) const;
+  // Defined and used only inside ods_aggregate.
+  struct Slot;
+  struct Run;
 
-  // Heap bytes held (tile vectors by capacity, and payloads: strings, last_n lists, sketches,
-  // top_k maps), for memory accounting. Excludes sizeof(Series) and malloc's own overhead.
-  // O(tiles) for fns with payloads, O(tile sizes) for the others.
+ private:
+  friend class SeriesGroup;
+  struct WindowSlot {
+    uint32_t run = 0;
+    uint32_t slot = 0;
+  };
+
+  std::vector<Member> members_;
+  std::vector<Run> runs_;  // one per distinct tile size (more if over 64 members share one)
+  std::vector<std::vector<WindowSlot>> windows_;  // [member][window]: where its tiles live
+};
+
+// The partial aggregates of one entity for every member of a GroupLayout: per run of the
+// layout, the non-empty rows sorted by tile index, each kept only as far back as the longest
+// window of its tile size needs.
+//
+// Thread-compatible: the owning shard serializes access. Borrows the layout (see GroupLayout).
+// `now` must not go back between calls: rows dropped as of a later `now` are gone for an
+// earlier one.
+class SeriesGroup {
+ public:
+  explicit SeriesGroup(const GroupLayout& layout);
+  ~SeriesGroup();
+  SeriesGroup(SeriesGroup&& other) noexcept;
+  SeriesGroup& operator=(SeriesGroup&& other) noexcept;
+  SeriesGroup(const SeriesGroup&) = delete;
+  SeriesGroup& operator=(const SeriesGroup&) = delete;
+
+  // Folds one event into the row of each tile size that holds `event_time`, for each member
+  // that takes it: kCount takes every event, other fns an event whose value at member.field is
+  // non-null and of spec.input_type. `values` are the event's values by field index (each
+  // member's field is in range). Starting a new row drops the rows of that tile size that have
+  // fallen out of every window as of `now` (until then they cost memory but are never read);
+  // an event older than every window is not stored. Events in tiles after the one holding `now`
+  // are kept for later queries. O(tile sizes + members) amortized for the newest tile (kTopK,
+  // kLastN: plus O(n) / a hash-map update), O(log tiles + tiles) for an older one.
+  void Add(Micros event_time, std::span<const record::Value* const> values, Micros now);
+
+  // The value of member `m`'s windows[window] as of `now` (see the window semantics above).
+  // O(log tiles + tiles in the window). Events stamped after `now` but inside the tile that
+  // holds `now` are included.
+  Output Query(size_t m, size_t window, Micros now) const;
+
+  // Heap bytes held (row buffers by capacity, and payloads: strings, last_n lists, sketches,
+  // top_k maps), for memory accounting. Excludes sizeof(SeriesGroup) and malloc's overhead.
+  // O(rows) for layouts with payload-carrying fns, O(runs) for the others.
   size_t MemoryBytes() const;
 
  private:
-  struct Run;
-  std::vector<Run> runs_;  // one per distinct tile size, in order of first use in spec.tiles
+  // The rows of one run: `size` rows of the run's row_bytes each in a buffer of `capacity`.
+  struct Rows {
+    std::byte* data = nullptr;
+    uint32_t size = 0;
+    uint32_t capacity = 0;
+  };
+  static constexpr size_t kInlineRuns = 2;
+
+  Rows& rows(size_t run) { return run < kInlineRuns ? inline_[run] : more_[run - kInlineRuns]; }
+  const Rows& rows(size_t run) const {
+    return run < kInlineRuns ? inline_[run] : more_[run - kInlineRuns];
+  }
+  void Release();
+
+  const GroupLayout* layout_;
+  Rows inline_[kInlineRuns];      // runs 0 and 1: most layouts have at most two tile sizes
+  std::unique_ptr<Rows[]> more_;  // runs 2.., if the layout has more
 };
 
 // Estimated bytes of one value in an answer: 12 for a fixed-size value, payload + 8 for a
@@ -142,10 +202,11 @@ struct Sample {
 };
 
 // The value of windows[window] as of `as_of`, computed from raw events given in arrival order:
-// the point-in-time reference. Events after `as_of`, and (as in Series::Add) events whose value
-// is null or of another type, are skipped. Equals, bit for bit, what a Series that received the
-// same events (none after as_of, each Add with now <= as_of) answers from
-// Query(spec, window, as_of). `spec` passed Validate(). Thread-safe. O(events).
+// the point-in-time reference. Events after `as_of`, and (as in SeriesGroup::Add) events whose
+// value is null or of another type, are skipped. Equals, bit for bit, what a SeriesGroup with a
+// member of this spec that received the same events (none after as_of, each Add with
+// now <= as_of) answers from Query(member, window, as_of). `spec` passed Validate().
+// Thread-safe. O(events).
 Output ComputeAsOf(const Spec& spec, size_t window, std::span<const Sample> events_in_arrival_order,
                    Micros as_of);
 
