@@ -378,6 +378,16 @@ Output SeriesGroup::Query(size_t m, size_t window, Micros now) const {
                          uint64_t{1} << where.slot, spec);
 }
 
+void SeriesGroup::Prefetch() const {
+  const auto& runs = layout_->runs_;
+  for (size_t r = 0; r < runs.size(); ++r) {
+    const Rows& rs = rows(r);
+    if (rs.size == 0) continue;
+    const std::byte* newest = rs.data + (rs.size - 1) * runs[r].row_bytes;
+    for (size_t line = 0; line < runs[r].row_bytes; line += 64) __builtin_prefetch(newest + line);
+  }
+}
+
 size_t SeriesGroup::MemoryBytes() const {
   const auto& runs = layout_->runs_;
   size_t bytes = runs.size() > kInlineRuns ? (runs.size() - kInlineRuns) * sizeof(Rows) : 0;

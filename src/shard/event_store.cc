@@ -113,6 +113,17 @@ void Shard::EventStore::ForgetOldIds(Template& t, Micros now) {
   CompactFront(t.id_order, t.id_order_begin);
 }
 
+void Shard::EventStore::PrefetchEntity(uint32_t template_id, std::string_view key) const {
+  templates_[template_id]->entities.prefetch(AsAbsl(key));
+}
+
+void Shard::EventStore::PrefetchTiles(uint32_t template_id, std::string_view key) const {
+  const Template& t = *templates_[template_id];
+  auto it = t.entities.find(AsAbsl(key));
+  if (it == t.entities.end()) return;
+  for (const aggregate::SeriesGroup& group : it->second.groups) group.Prefetch();
+}
+
 EventOutcome Shard::EventStore::Apply(const ShardEvent& event, Micros now) {
   ODS_CHECK(event.template_id < templates_.size());
   Template& t = *templates_[event.template_id];
@@ -156,7 +167,9 @@ bool Shard::EventStore::ReadOnline(uint32_t template_id, std::span<const Aggrega
                                    uint64_t& budget_bytes) const {
   ODS_CHECK(template_id < templates_.size());
   const Template& t = *templates_[template_id];
-  for (uint32_t i : indices) {
+  auto key_of = [&](size_t k) { return std::pair(template_id, entities[indices[k]]); };
+  return Pipelined(indices.size(), key_of, [&](size_t k) {
+    const uint32_t i = indices[k];
     auto it = t.entities.find(AsAbsl(entities[i]));
     for (const AggregationRead& r : reads) {
       const auto [tid, position] = aggregation_slots_[r.aggregation_id];
@@ -174,8 +187,8 @@ bool Shard::EventStore::ReadOnline(uint32_t template_id, std::span<const Aggrega
       r.values[i] = entity.groups[where.layout].Query(where.member, r.window, now);
       if (!Charge(r.values[i], budget_bytes)) return false;
     }
-  }
-  return true;
+    return true;
+  });
 }
 
 bool Shard::EventStore::ReadHistorical(uint32_t template_id, std::span<const AggregationRead> reads,

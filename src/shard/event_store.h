@@ -27,6 +27,35 @@ class Shard::EventStore {
   std::pair<uint64_t, uint64_t> AddAggregation(std::shared_ptr<const AggregationSpec> spec,
                                                Micros now);
   EventOutcome Apply(const ShardEvent& event, Micros now);
+  // Cache hints for a coming Apply or read of `key` (no effect on state): PrefetchEntity loads
+  // the entity map's slot; PrefetchTiles, issued once that slot is likely loaded, the entity's
+  // newest tile rows. Pipelining a batch this way overlaps its cache misses.
+  void PrefetchEntity(uint32_t template_id, std::string_view key) const;
+  void PrefetchTiles(uint32_t template_id, std::string_view key) const;
+  // Runs step(k) for k in [0, n) in order, first hinting the cache for the entity slot of step
+  // k + 8 and the tiles of step k + 4; key_of(k) returns step k's {template id, entity key}.
+  // Stops at the first step that returns false; returns whether every step ran and returned true.
+  template <class KeyOf, class Step>
+  bool Pipelined(size_t n, const KeyOf& key_of, const Step& step) const {
+    constexpr size_t kSlotAhead = 8;
+    constexpr size_t kTilesAhead = 4;
+    for (size_t k = 0; k < n && k < kSlotAhead; ++k) {
+      const auto [template_id, key] = key_of(k);
+      PrefetchEntity(template_id, key);
+    }
+    for (size_t k = 0; k < n; ++k) {
+      if (k + kSlotAhead < n) {
+        const auto [template_id, key] = key_of(k + kSlotAhead);
+        PrefetchEntity(template_id, key);
+      }
+      if (k + kTilesAhead < n) {
+        const auto [template_id, key] = key_of(k + kTilesAhead);
+        PrefetchTiles(template_id, key);
+      }
+      if (!step(k)) return false;
+    }
+    return true;
+  }
   // As Shard::ReadOnline / ReadHistorical: false once a value exceeds `budget_bytes`.
   bool ReadOnline(uint32_t template_id, std::span<const AggregationRead> reads,
                   std::span<const std::string_view> entities, std::span<const uint32_t> indices,

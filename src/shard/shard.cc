@@ -3,9 +3,9 @@
 #include <algorithm>
 #include <utility>
 
+#include "event_store.h"
 #include "ods/common/check.h"
 #include "ods/record/codec.h"
-#include "event_store.h"
 #include "record_map.h"
 
 namespace ods::shard {
@@ -233,10 +233,16 @@ void Shard::ApplyEvents(std::span<const ShardEvent> events, std::span<const uint
   MutexLock lock(mu_);
   const Micros now = clock_.NowMicros();
   uint64_t applied = 0;
-  for (uint32_t i : indices) {
+  auto key_of = [&](size_t k) {
+    const ShardEvent& e = events[indices[k]];
+    return std::pair(e.template_id, e.key);
+  };
+  events_->Pipelined(indices.size(), key_of, [&](size_t k) {
+    const uint32_t i = indices[k];
     outcomes[i] = events_->Apply(events[i], now);
     applied += outcomes[i] == EventOutcome::kApplied ? 1 : 0;
-  }
+    return true;
+  });
   stats_.events_applied += applied;
   stats_.events_duplicate += indices.size() - applied;
 }
