@@ -379,12 +379,13 @@ Output SeriesGroup::Query(size_t m, size_t window, Micros now) const {
 }
 
 void SeriesGroup::Prefetch() const {
+  constexpr size_t kMaxBytes = 512;  // per run: the newest rows, what short windows read
   const auto& runs = layout_->runs_;
   for (size_t r = 0; r < runs.size(); ++r) {
     const Rows& rs = rows(r);
-    if (rs.size == 0) continue;
-    const std::byte* newest = rs.data + (rs.size - 1) * runs[r].row_bytes;
-    for (size_t line = 0; line < runs[r].row_bytes; line += 64) __builtin_prefetch(newest + line);
+    const size_t bytes = std::min<size_t>(rs.size * runs[r].row_bytes, kMaxBytes);
+    const std::byte* end = rs.data + rs.size * runs[r].row_bytes;
+    for (size_t back = 0; back < bytes; back += 64) __builtin_prefetch(end - 1 - back);
   }
 }
 

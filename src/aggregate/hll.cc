@@ -47,14 +47,15 @@ double Tau(double x) {
 }  // namespace
 
 HllSketch::HllSketch(const HllSketch& other)
-    : slot_count_(other.slot_count_), sparse_size_(other.sparse_size_), has_zero_(other.has_zero_) {
-  if (other.slots_ != nullptr) {
-    slots_ = std::make_unique<uint64_t[]>(slot_count_);
-    std::memcpy(slots_.get(), other.slots_.get(), slot_count_ * sizeof(uint64_t));
-  }
-  if (other.dense_ != nullptr) {
-    dense_ = std::make_unique<uint8_t[]>(kRegisters);
-    std::memcpy(dense_.get(), other.dense_.get(), kRegisters);
+    : slot_count_(other.slot_count_),
+      sparse_size_(other.sparse_size_),
+      has_zero_(other.has_zero_),
+      dense_(other.dense_) {
+  std::memcpy(inline_, other.inline_, sizeof inline_);
+  const size_t words = dense_ ? kRegisters / sizeof(uint64_t) : slot_count_;
+  if (words > 0) {
+    heap_ = std::make_unique<uint64_t[]>(words);
+    std::memcpy(heap_.get(), other.heap_.get(), words * sizeof(uint64_t));
   }
 }
 
@@ -64,19 +65,24 @@ HllSketch& HllSketch::operator=(const HllSketch& other) {
 }
 
 HllSketch::HllSketch(HllSketch&& other) noexcept
-    : slots_(std::move(other.slots_)),
+    : heap_(std::move(other.heap_)),
       slot_count_(std::exchange(other.slot_count_, 0)),
       sparse_size_(std::exchange(other.sparse_size_, 0)),
       has_zero_(std::exchange(other.has_zero_, false)),
-      dense_(std::move(other.dense_)) {}
+      dense_(std::exchange(other.dense_, false)) {
+  std::memcpy(inline_, other.inline_, sizeof inline_);
+  std::memset(other.inline_, 0, sizeof other.inline_);
+}
 
 HllSketch& HllSketch::operator=(HllSketch&& other) noexcept {
   if (this != &other) {
-    slots_ = std::move(other.slots_);
+    heap_ = std::move(other.heap_);
     slot_count_ = std::exchange(other.slot_count_, 0);
     sparse_size_ = std::exchange(other.sparse_size_, 0);
     has_zero_ = std::exchange(other.has_zero_, false);
-    dense_ = std::move(other.dense_);
+    dense_ = std::exchange(other.dense_, false);
+    std::memcpy(inline_, other.inline_, sizeof inline_);
+    std::memset(other.inline_, 0, sizeof other.inline_);
   }
   return *this;
 }
@@ -85,21 +91,21 @@ void HllSketch::AddToDense(uint64_t hash) {
   const size_t index = hash >> kQ;
   const uint64_t rest = hash << kPrecision;
   const auto rank = static_cast<uint8_t>(rest == 0 ? kQ + 1 : std::countl_zero(rest) + 1);
-  dense_[index] = std::max(dense_[index], rank);
-}
-
-template <class F>
-void HllSketch::ForEachSparse(F&& f) const {
-  if (has_zero_) f(uint64_t{0});
-  for (uint32_t i = 0; i < slot_count_; ++i) {
-    if (slots_[i] != 0) f(slots_[i]);
-  }
+  uint8_t* r = registers();
+  r[index] = std::max(r[index], rank);
 }
 
 void HllSketch::MakeDense() {
-  dense_ = std::make_unique<uint8_t[]>(kRegisters);  // zero-initialized
-  ForEachSparse([this](uint64_t hash) { AddToDense(hash); });
-  slots_.reset();
+  std::unique_ptr<uint64_t[]> sparse = std::move(heap_);
+  heap_ = std::make_unique<uint64_t[]>(kRegisters / sizeof(uint64_t));  // zero-initialized
+  dense_ = true;
+  const uint64_t* hashes = slot_count_ == 0 ? inline_ : sparse.get();
+  const uint32_t count = slot_count_ == 0 ? kInlineHashes : slot_count_;
+  if (has_zero_) AddToDense(0);
+  for (uint32_t i = 0; i < count; ++i) {
+    if (hashes[i] != 0) AddToDense(hashes[i]);
+  }
+  std::memset(inline_, 0, sizeof inline_);
   slot_count_ = 0;
   sparse_size_ = 0;
   has_zero_ = false;
@@ -108,68 +114,96 @@ void HllSketch::MakeDense() {
 uint32_t HllSketch::FindSlot(uint64_t hash) const {
   // The low bits pick the slot; the register index uses the high bits, so they stay independent.
   const uint32_t mask = slot_count_ - 1;
+  const uint64_t* slots = heap_.get();
   auto i = static_cast<uint32_t>(hash) & mask;
-  while (slots_[i] != hash && slots_[i] != 0) i = (i + 1) & mask;  // the load keeps a slot free
+  while (slots[i] != hash && slots[i] != 0) i = (i + 1) & mask;  // the load keeps a slot free
   return i;
 }
 
+bool HllSketch::ContainsSparse(uint64_t hash) const {
+  if (slot_count_ == 0) return inline_[0] == hash || inline_[1] == hash;
+  return heap_[FindSlot(hash)] == hash;
+}
+
 void HllSketch::GrowSparse(uint32_t slots) {
-  std::unique_ptr<uint64_t[]> old = std::move(slots_);
-  const uint32_t old_count = slot_count_;
+  std::unique_ptr<uint64_t[]> old = std::move(heap_);
+  const uint64_t* hashes = slot_count_ == 0 ? inline_ : old.get();
+  const uint32_t count = slot_count_ == 0 ? kInlineHashes : slot_count_;
+  heap_ = std::make_unique<uint64_t[]>(slots);  // zero: free
   slot_count_ = slots;
-  slots_ = std::make_unique<uint64_t[]>(slot_count_);  // zero: free
-  for (uint32_t i = 0; i < old_count; ++i) {
-    if (old[i] != 0) slots_[FindSlot(old[i])] = old[i];
+  for (uint32_t i = 0; i < count; ++i) {
+    if (hashes[i] != 0) heap_[FindSlot(hashes[i])] = hashes[i];
   }
+  std::memset(inline_, 0, sizeof inline_);
+}
+
+void HllSketch::InsertSparse(uint64_t hash) {
+  if (slot_count_ == 0) {
+    for (uint64_t& place : inline_) {
+      if (place == 0) {
+        place = hash;
+        return;
+      }
+    }
+    GrowSparse(4);  // the inline places are full: 2 + this one fit 4 slots at load 3/4
+  } else {
+    // At most 3/4 of the slots in use (so kSparseMax hashes fit in kMaxSlots slots).
+    const uint32_t stored = sparse_size_ - (has_zero_ ? 1 : 0) + 1;
+    if (4 * stored > 3 * slot_count_) GrowSparse(2 * slot_count_);
+  }
+  heap_[FindSlot(hash)] = hash;
 }
 
 void HllSketch::Add(uint64_t hash) {
-  if (dense_ != nullptr) {
+  if (dense_) {
     AddToDense(hash);
     return;
   }
-  if (hash == 0 ? has_zero_ : slot_count_ > 0 && slots_[FindSlot(hash)] == hash) return;
-  // A new hash.
-  if (sparse_size_ == kSparseMax) {
+  if (hash == 0 ? has_zero_ : ContainsSparse(hash)) return;
+  if (sparse_size_ == kSparseMax) {  // a new hash: too many to keep exactly
     MakeDense();
     AddToDense(hash);
     return;
   }
-  ++sparse_size_;
   if (hash == 0) {
     has_zero_ = true;
-    return;
+  } else {
+    InsertSparse(hash);
   }
-  // At most 3/4 of the slots in use (so kSparseMax hashes fit in kMaxSlots slots).
-  const uint32_t stored = sparse_size_ - (has_zero_ ? 1 : 0);
-  if (4 * stored > 3 * slot_count_) GrowSparse(slot_count_ == 0 ? 2 : 2 * slot_count_);
-  slots_[FindSlot(hash)] = hash;
+  ++sparse_size_;
 }
 
 void HllSketch::Merge(const HllSketch& other) {
-  if (other.dense_ == nullptr) {
-    if (dense_ != nullptr) {
+  if (!other.dense_) {
+    if (dense_) {
       other.ForEachSparse([this](uint64_t hash) { AddToDense(hash); });
-    } else if (sparse_size_ == 0) {
+      return;
+    }
+    if (sparse_size_ == 0) {
       *this = other;  // the common first merge of a window: one copy, no re-hashing
-    } else {
-      // Room for both at once (at most the largest table), then one probe per hash.
-      const uint64_t both = static_cast<uint64_t>(sparse_size_) + other.sparse_size_;
-      uint32_t slots = std::max<uint32_t>(slot_count_, 2);
+      return;
+    }
+    // Room for both at once (at most the largest table), then one probe per hash.
+    const uint64_t both = static_cast<uint64_t>(sparse_size_) + other.sparse_size_;
+    if (both > kInlineHashes) {
+      uint32_t slots = std::max<uint32_t>(slot_count_, 4);
       while (slots < kMaxSlots && 4 * both > uint64_t{3} * slots) slots *= 2;
       if (slots != slot_count_) GrowSparse(slots);
-      other.ForEachSparse([this](uint64_t hash) { Add(hash); });
     }
+    other.ForEachSparse([this](uint64_t hash) { Add(hash); });
     return;
   }
-  if (dense_ == nullptr) MakeDense();
-  for (size_t i = 0; i < kRegisters; ++i) dense_[i] = std::max(dense_[i], other.dense_[i]);
+  if (!dense_) MakeDense();
+  uint8_t* mine = registers();
+  const uint8_t* theirs = other.registers();
+  for (size_t i = 0; i < kRegisters; ++i) mine[i] = std::max(mine[i], theirs[i]);
 }
 
 uint64_t HllSketch::Estimate() const {
-  if (dense_ == nullptr) return sparse_size_;
+  if (!dense_) return sparse_size_;
   int histogram[kQ + 2] = {};
-  for (size_t i = 0; i < kRegisters; ++i) ++histogram[dense_[i]];
+  const uint8_t* r = registers();
+  for (size_t i = 0; i < kRegisters; ++i) ++histogram[r[i]];
   const double m = static_cast<double>(kRegisters);
   double z = m * Tau(1.0 - histogram[kQ + 1] / m);
   for (int k = kQ; k >= 1; --k) z = 0.5 * (z + histogram[k]);
@@ -178,8 +212,6 @@ uint64_t HllSketch::Estimate() const {
   return static_cast<uint64_t>(std::llround(alpha_inf * m * m / z));
 }
 
-size_t HllSketch::HeapBytes() const {
-  return dense_ != nullptr ? kRegisters : slot_count_ * sizeof(uint64_t);
-}
+size_t HllSketch::HeapBytes() const { return dense_ ? kRegisters : slot_count_ * sizeof(uint64_t); }
 
 }  // namespace ods::aggregate

@@ -12,14 +12,17 @@ namespace ods::aggregate {
 // needs no empirical bias tables.
 //
 // The state is a function of the set of hashes added, whatever the grouping or order: the sparse
-// form is the set itself (an open-addressing hash table: an add or a membership test touches one
-// or two cache lines whatever the set's size) and turns dense (each register the max over its
-// hashes) once it holds more than kSparseMax hashes. So merging the sketches of parts equals
-// adding every hash to one sketch, and Estimate() is the same either way. Thread-compatible.
+// form is the set itself — up to kInlineHashes inside the object (no allocation, no pointer to
+// chase: most tiles of one entity see one or two distinct values), beyond that an
+// open-addressing hash table (an add or a membership test touches one or two cache lines
+// whatever the set's size) — and it turns dense (each register the max over its hashes) once it
+// holds more than kSparseMax hashes. So merging the sketches of parts equals adding every hash to
+// one sketch, and Estimate() is the same either way. Thread-compatible.
 class HllSketch {
  public:
   static constexpr int kPrecision = 14;
   static constexpr size_t kRegisters = size_t{1} << kPrecision;
+  static constexpr size_t kInlineHashes = 2;
   // Largest sparse table: its 8-byte slots then take as much memory as the dense registers.
   static constexpr size_t kMaxSlots = kRegisters / sizeof(uint64_t);
   // Largest sparse set: the largest table at its highest load (3/4).
@@ -38,29 +41,44 @@ class HllSketch {
   // Number of distinct hashes: exact while sparse, else the HyperLogLog estimate (rounded).
   uint64_t Estimate() const;
 
-  bool dense() const { return dense_ != nullptr; }
-  // Heap bytes held: the sparse table or the dense registers.
+  bool dense() const { return dense_; }
+
+  // Calls f(hash) for each hash of a sparse sketch, in no particular order; nothing once dense.
+  template <class F>
+  void ForEachSparse(F&& f) const {
+    if (dense_) return;
+    if (has_zero_) f(uint64_t{0});
+    const uint64_t* hashes = slot_count_ == 0 ? inline_ : heap_.get();
+    const uint32_t count = slot_count_ == 0 ? kInlineHashes : slot_count_;
+    for (uint32_t i = 0; i < count; ++i) {
+      if (hashes[i] != 0) f(hashes[i]);
+    }
+  }
+  // Heap bytes held: the sparse table or the dense registers; 0 while the set is inline.
   size_t HeapBytes() const;
 
  private:
+  uint8_t* registers() const { return reinterpret_cast<uint8_t*>(heap_.get()); }
   void MakeDense();
   void AddToDense(uint64_t hash);
-  // The slot of the sparse table that holds non-zero `hash`, else the free slot where it goes.
+  // Whether the sparse set holds non-zero `hash`.
+  bool ContainsSparse(uint64_t hash) const;
+  // Adds non-zero `hash`, known to be absent, to the sparse set (which has room for it).
+  void InsertSparse(uint64_t hash);
+  // The slot of the table that holds non-zero `hash`, else the free slot where it goes.
   uint32_t FindSlot(uint64_t hash) const;
   // Moves the sparse set into a table of `slots` slots (a power of two, room for the set).
   void GrowSparse(uint32_t slots);
-  // Calls f(hash) for each hash of the sparse set.
-  template <class F>
-  void ForEachSparse(F&& f) const;
-
-  // Sparse form: slots_ (slot_count_ slots, a power of two, or null when empty) holds the
-  // distinct non-zero hashes, 0 marking a free slot; has_zero_ says whether the hash 0 was added;
-  // sparse_size_ counts both. All unused once dense.
-  std::unique_ptr<uint64_t[]> slots_;
+  // Sparse: the non-zero hashes are in inline_ while slot_count_ is 0 (0 marks a free place),
+  // else in the table heap_ of slot_count_ slots (0 marks a free slot); has_zero_ says whether
+  // the hash 0 was added; sparse_size_ counts them all. Dense: heap_ holds the kRegisters
+  // one-byte registers, and the sparse fields are unused.
+  uint64_t inline_[kInlineHashes] = {};
+  std::unique_ptr<uint64_t[]> heap_;
   uint32_t slot_count_ = 0;
   uint32_t sparse_size_ = 0;
   bool has_zero_ = false;
-  std::unique_ptr<uint8_t[]> dense_;  // kRegisters registers, or null while sparse
+  bool dense_ = false;
 };
 
 }  // namespace ods::aggregate

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <absl/container/flat_hash_map.h>
+#include <absl/container/inlined_vector.h>
 
 #include <algorithm>
 #include <cmath>
@@ -425,10 +426,37 @@ struct Ops<DistinctPartial<S>> {
   static void Fold(P& p, Micros, const record::Value* v, const Spec&) {
     p.sketch.Add(HashSlot(Slot<S>::Ref(*v)));
   }
-  using Acc = HllSketch;
-  static void Merge(Acc& acc, const P& p, const Spec&) { acc.Merge(p.sketch); }
+  // A window being merged: the hashes of its sparse tiles gathered (no sketch grown and
+  // re-hashed per tile), the dense tiles (and, past kFlushHashes, the gathered hashes) merged
+  // into one sketch. Finish gives what one sketch of every hash would: the union's exact size
+  // while it has at most kSparseMax hashes, else the estimate.
+  struct Acc {
+    static constexpr size_t kFlushHashes = 2 * HllSketch::kSparseMax;
+    absl::InlinedVector<uint64_t, 32> hashes;
+    HllSketch sketch;
+  };
+  static void Merge(Acc& acc, const P& p, const Spec&) {
+    if (p.sketch.dense()) {
+      acc.sketch.Merge(p.sketch);
+      return;
+    }
+    p.sketch.ForEachSparse([&acc](uint64_t hash) { acc.hashes.push_back(hash); });
+    if (acc.hashes.size() > Acc::kFlushHashes) {
+      for (uint64_t hash : acc.hashes) acc.sketch.Add(hash);
+      acc.hashes.clear();
+    }
+  }
   static Output Finish(const Acc& acc, const Spec&) {
-    return ScalarOutput(static_cast<int64_t>(acc.Estimate()));
+    if (acc.sketch.Estimate() == 0) {  // only gathered hashes: count them exactly if few
+      absl::InlinedVector<uint64_t, 32> unique(acc.hashes.begin(), acc.hashes.end());
+      std::sort(unique.begin(), unique.end());
+      const auto distinct =
+          static_cast<size_t>(std::unique(unique.begin(), unique.end()) - unique.begin());
+      if (distinct <= HllSketch::kSparseMax) return ScalarOutput(static_cast<int64_t>(distinct));
+    }
+    HllSketch all = acc.sketch;
+    for (uint64_t hash : acc.hashes) all.Add(hash);
+    return ScalarOutput(static_cast<int64_t>(all.Estimate()));
   }
   static constexpr bool kHasHeap = true;
   static size_t HeapBytes(const P& p) { return p.sketch.HeapBytes(); }

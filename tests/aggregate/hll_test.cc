@@ -8,6 +8,7 @@
 #include <cstring>
 #include <random>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "ods/common/hash.h"
@@ -76,6 +77,21 @@ TEST(HllSketchTest, MergeOfPartsEqualsOneSketch) {
     right.Merge(left);
     EXPECT_EQ(right.Estimate(), whole.Estimate()) << distinct;
   }
+}
+
+TEST(HllSketchTest, TwoHashesLiveInline) {
+  HllSketch sketch;
+  sketch.Add(HashOf(1));
+  sketch.Add(HashOf(2));
+  sketch.Add(HashOf(1));
+  EXPECT_EQ(sketch.Estimate(), 2u);
+  EXPECT_EQ(sketch.HeapBytes(), 0u);
+  sketch.Add(HashOf(3));  // a third moves the set into a table
+  EXPECT_EQ(sketch.Estimate(), 3u);
+  EXPECT_GT(sketch.HeapBytes(), 0u);
+  HllSketch moved = std::move(sketch);
+  moved.Add(HashOf(2));
+  EXPECT_EQ(moved.Estimate(), 3u);
 }
 
 TEST(HllSketchTest, HashZeroAndCollidingSlotsCountOnce) {

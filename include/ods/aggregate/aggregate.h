@@ -157,8 +157,9 @@ class SeriesGroup {
   // holds `now` are included.
   Output Query(size_t m, size_t window, Micros now) const;
 
-  // Hints the CPU to load the newest row of each tile size, the one the next Add or Query most
-  // likely reads; changes nothing. For pipelining many entities. O(runs).
+  // Hints the CPU to load the newest rows of each tile size (up to 512 bytes per size), what
+  // the next Add or a short window's Query reads; changes nothing. For pipelining many
+  // entities. O(runs).
   void Prefetch() const;
 
   // Heap bytes held (row buffers by capacity, and payloads: strings, last_n lists, sketches,
