@@ -3,6 +3,7 @@
 // Conversions between wire messages and ODS records, at the edge of the server. Private to
 // server/. Thread-safe (pure functions).
 
+#include <cstddef>
 #include <string_view>
 #include <vector>
 
@@ -27,9 +28,12 @@ bool FromProto(const ods::v1::Value& in, record::Value& out);
 // Writes `in` into `out`, replacing its kind.
 void ToProto(const record::Value& in, ods::v1::Value& out);
 
-// Appends the fields of `in` to `out`. kInvalidArgument naming template, event_id and field if a
-// value is unset (the event is then rejected alone, as the engine rejects a bad field).
-Status AppendEventFields(const ods::v1::Event& in, std::vector<record::Field>& out);
+// Writes the fields of `in` to out[used, used + in.fields_size()) and advances `used`, growing
+// `out` when it is too short and otherwise assigning over the fields already there, so a reused
+// `out` keeps the capacity of its strings. kInvalidArgument naming template, event_id and field if
+// a value is unset (the event is then rejected alone, as the engine rejects a bad field); `used`
+// is then unspecified.
+Status AppendEventFields(const ods::v1::Event& in, std::vector<record::Field>& out, size_t& used);
 
 // Writes `in` into `out`: a scalar as `value`, a list as `list`, nothing for std::monostate.
 void ToProto(const aggregate::Output& in, ods::v1::FeatureValue& out);
