@@ -1,0 +1,427 @@
+#include "sandbox/lua_function.h"
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <limits>
+#include <lua.hpp>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "ods/common/clock.h"
+#include "ods/common/status.h"
+#include "ods/common/units.h"
+#include "ods/record/value.h"
+#include "ods/sandbox/sandbox.h"
+#include "sandbox/allow_list.h"
+#include "sandbox/budget.h"
+
+// Functions that Lua calls (allocator, hook, message handler, trampolines) may be unwound by a
+// Lua error (longjmp): they keep only trivially destructible locals, so no destructor is skipped.
+// Everything that allocates Lua memory runs inside lua_pcall; outside it, only raw reads.
+namespace ods::sandbox {
+namespace {
+
+// Count hook period: the precision of the instruction budget and how often the clock is read.
+constexpr uint64_t kHookIntervalInstructions = 1000;
+// Registry key (by address) of the compiled chunk.
+const char kChunkKey = 0;
+// Lua error text is quoted into Status messages up to this many bytes.
+constexpr size_t kMaxLuaMessageBytes = 256;
+
+// lua_Alloc that counts bytes and refuses growth past budget.bytes_limit. Shrinking never fails.
+void* Allocate(void* ud, void* ptr, size_t old_size, size_t new_size) {
+  Budget& budget = *static_cast<Budget*>(ud);
+  const uint64_t old_bytes = ptr != nullptr ? old_size : 0;
+  if (new_size == 0) {
+    std::free(ptr);
+    budget.bytes_in_use -= old_bytes;
+    return nullptr;
+  }
+  if (new_size > old_bytes && (budget.bytes_in_use >= budget.bytes_limit ||
+                               new_size - old_bytes > budget.bytes_limit - budget.bytes_in_use)) {
+    return nullptr;
+  }
+  void* block = std::realloc(ptr, new_size);
+  if (block == nullptr) {
+    if (new_size <= old_bytes) {
+      return ptr;  // keep the larger block (and its count); Lua assumes shrinking succeeds
+    }
+    return nullptr;
+  }
+  budget.bytes_in_use = budget.bytes_in_use - old_bytes + new_size;
+  return block;
+}
+
+// Count hook: charges the interval, checks the instruction and wall-clock budgets, and raises
+// while any budget of this run is spent (so an error caught by Lua comes back at once).
+void CountHook(lua_State* L, lua_Debug* ar) {
+  Budget& budget = GetBudget(L);
+  budget.instructions_used += static_cast<uint64_t>(budget.hook_interval);
+  if (budget.trip == Trip::kNone) {
+    if (budget.instructions_used >= budget.instruction_limit) {
+      budget.trip = Trip::kInstructions;
+    } else if (budget.clock->NowMicros() - budget.start_micros > budget.wall_limit_micros) {
+      budget.trip = Trip::kWallTime;
+    }
+    if (budget.trip != Trip::kNone && lua_getinfo(L, "l", ar) != 0) {
+      budget.trip_line = ar->currentline;
+    }
+  }
+  if (budget.trip != Trip::kNone) {
+    lua_pushliteral(L, "budget exhausted");
+    lua_error(L);
+  }
+}
+
+// Message handler of every run: notes the innermost Lua line for errors that carry none.
+int MessageHandler(lua_State* L) {
+  Budget& budget = GetBudget(L);
+  lua_Debug ar;
+  for (int level = 1; lua_getstack(L, level, &ar) != 0; ++level) {
+    if (lua_getinfo(L, "l", &ar) != 0 && ar.currentline > 0) {
+      budget.error_line = ar.currentline;
+      break;
+    }
+  }
+  return 1;
+}
+
+struct CompileArgs {
+  std::string_view source;
+  const char* chunk_name;
+  bool syntax_error = false;
+};
+
+const char* ReadWhole(lua_State*, void* data, size_t* size) {
+  auto* remaining = static_cast<std::string_view*>(data);
+  *size = remaining->size();
+  const char* text = remaining->data();
+  *remaining = {};
+  return *size == 0 ? nullptr : text;
+}
+
+// Compiles the source (mode "t": a binary chunk is refused) into registry[&kChunkKey].
+int CompileTrampoline(lua_State* L) {
+  auto* args = static_cast<CompileArgs*>(lua_touserdata(L, 1));
+  std::string_view remaining = args->source;
+  const int status = lua_load(L, ReadWhole, &remaining, args->chunk_name, "t");
+  if (status != LUA_OK) {
+    args->syntax_error = status == LUA_ERRSYNTAX;
+    return lua_error(L);
+  }
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &kChunkKey);
+  return 0;
+}
+
+struct CallArgs {
+  std::string_view entry;  // empty: run the chunk only
+  std::span<const record::Value> args;
+  bool entry_missing = false;
+};
+
+void PushValue(lua_State* L, const record::Value& value) {
+  if (const auto* i = std::get_if<int64_t>(&value)) {
+    lua_pushinteger(L, *i);
+  } else if (const auto* d = std::get_if<double>(&value)) {
+    lua_pushnumber(L, *d);
+  } else if (const auto* b = std::get_if<bool>(&value)) {
+    lua_pushboolean(L, *b ? 1 : 0);
+  } else if (const auto* s = std::get_if<std::string>(&value)) {
+    lua_pushlstring(L, s->data(), s->size());
+  } else if (const auto* bytes = std::get_if<record::Bytes>(&value)) {
+    lua_pushlstring(L, bytes->data.data(), bytes->data.size());
+  } else if (const auto* t = std::get_if<record::Timestamp>(&value)) {
+    lua_pushinteger(L, t->micros);
+  } else if (const auto* v = std::get_if<std::vector<float>>(&value)) {
+    const int n = static_cast<int>(std::min<size_t>(v->size(), std::numeric_limits<int>::max()));
+    lua_createtable(L, n, 0);
+    for (int k = 0; k < n; ++k) {
+      lua_pushnumber(L, static_cast<lua_Number>((*v)[k]));
+      lua_rawseti(L, -2, k + 1);
+    }
+  }
+}
+
+// Runs the chunk in a fresh environment (new globals, new upvalues), then the entry with the
+// arguments. Returns the entry's results.
+int CallTrampoline(lua_State* L) {
+  auto* call = static_cast<CallArgs*>(lua_touserdata(L, 1));
+  lua_settop(L, 0);
+  PushFreshEnvironment(L);  // 1
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &kChunkKey);
+  lua_pushvalue(L, 1);
+  lua_setupvalue(L, -2, 1);  // a main chunk's only upvalue is _ENV
+  lua_call(L, 0, 0);
+  if (call->entry.empty()) {
+    return 0;
+  }
+  lua_pushlstring(L, call->entry.data(), call->entry.size());
+  if (lua_rawget(L, 1) != LUA_TFUNCTION) {
+    call->entry_missing = true;
+    return 0;
+  }
+  luaL_checkstack(L, static_cast<int>(std::min<size_t>(call->args.size(), 1'000'000)) + 1,
+                  "too many arguments");
+  for (const record::Value& value : call->args) {
+    PushValue(L, value);
+  }
+  lua_call(L, static_cast<int>(call->args.size()), LUA_MULTRET);
+  return lua_gettop(L) - 1;
+}
+
+// A present Value of type T, built in place (moving a temporary Value into the optional trips
+// GCC 12's -Wmaybe-uninitialized under the sanitizers).
+template <class T, class... Args>
+std::optional<record::Value> Some(Args&&... args) {
+  return std::optional<record::Value>(std::in_place, std::in_place_type<T>,
+                                      std::forward<Args>(args)...);
+}
+
+// Splits Lua's "NAME:LINE: text" into LINE and text when NAME is this chunk's.
+std::string_view StripPosition(std::string_view message, std::string_view name, int& line) {
+  if (message.size() <= name.size() + 1 || message.substr(0, name.size()) != name ||
+      message[name.size()] != ':') {
+    return message;
+  }
+  const char* digits = message.data() + name.size() + 1;
+  const char* end = message.data() + message.size();
+  int parsed = 0;
+  auto [rest, error] = std::from_chars(digits, end, parsed);
+  if (error != std::errc() || rest == digits || end - rest < 2 || rest[0] != ':' ||
+      rest[1] != ' ') {
+    return message;
+  }
+  line = parsed;
+  return std::string_view(rest + 2, static_cast<size_t>(end - rest - 2));
+}
+
+}  // namespace
+
+LuaFunction::LuaFunction(std::string_view name, uint32_t version, const Limits& limits,
+                         const Clock& clock)
+    : name_(name), chunk_name_("=" + std::string(name)), version_(version), limits_(limits) {
+  budget_.clock = &clock;
+  budget_.instruction_limit = limits.instructions;
+  budget_.hook_interval =
+      static_cast<int>(std::min<uint64_t>(limits.instructions, kHookIntervalInstructions));
+  budget_.wall_limit_micros = limits.wall_micros;
+}
+
+LuaFunction::~LuaFunction() = default;
+
+Result<std::unique_ptr<LuaFunction>> LuaFunction::Create(std::string_view name, uint32_t version,
+                                                         std::string_view source,
+                                                         const Limits& limits, const Clock& clock) {
+  auto function = std::make_unique<LuaFunction>(name, version, limits, clock);
+  ODS_RETURN_IF_ERROR(function->Init(source));
+  return function;
+}
+
+Status LuaFunction::Init(std::string_view source) {
+  lua_State* L = lua_newstate(Allocate, &budget_);
+  if (L == nullptr) {
+    return ResourceExhaustedError(Prefix(0) + "cannot allocate a Lua state");
+  }
+  state_.reset(L);
+  *static_cast<Budget**>(lua_getextraspace(L)) = &budget_;
+  lua_sethook(L, CountHook, LUA_MASKCOUNT, budget_.hook_interval);
+
+  int status = RunProtected(OpenAllowList, nullptr);
+  if (status != LUA_OK) {
+    Status error = RunError(status, /*at_load=*/true);
+    return {StatusCode::kInternal, "cannot set up the sandbox: " + error.message()};
+  }
+  lua_settop(L, 0);
+  lua_gc(L, LUA_GCCOLLECT);
+  // The empty sandbox is not charged to the function: its cap starts here.
+  budget_.bytes_limit =
+      budget_.bytes_in_use + std::min(limits_.memory_bytes, UINT64_MAX - budget_.bytes_in_use);
+
+  CompileArgs compile{source, chunk_name_.c_str()};
+  status = RunProtected(CompileTrampoline, &compile);
+  if (status != LUA_OK) {
+    if (compile.syntax_error) {
+      int line = -1;
+      const std::string_view text = StripPosition(lua_tostring(L, -1), name_, line);
+      Status error(StatusCode::kInvalidArgument,
+                   Prefix(line) + QuoteForMessage(text, kMaxLuaMessageBytes));
+      lua_settop(L, 0);
+      return error;
+    }
+    Status error = RunError(status, /*at_load=*/true);
+    if (error.code() == StatusCode::kFailedPrecondition || error.code() == StatusCode::kInternal) {
+      error = Status(StatusCode::kInvalidArgument, error.message());  // e.g. binary chunk
+    }
+    lua_settop(L, 0);
+    return error;
+  }
+  lua_settop(L, 0);
+
+  CallArgs call;
+  status = RunProtected(CallTrampoline, &call);
+  if (status != LUA_OK) {
+    Status error = RunError(status, /*at_load=*/true);
+    lua_settop(L, 0);
+    return error;
+  }
+  lua_settop(L, 0);
+  lua_gc(L, LUA_GCCOLLECT);
+  return OkStatus();
+}
+
+int LuaFunction::RunProtected(lua_CFunction fn, void* arg) {
+  lua_State* L = state_.get();
+  budget_.instructions_used = 0;
+  budget_.trip = Trip::kNone;
+  budget_.trip_line = -1;
+  budget_.error_line = -1;
+  budget_.start_micros = budget_.clock->NowMicros();
+  lua_settop(L, 0);
+  // Pushing C functions and light userdata allocates nothing, so this cannot raise.
+  lua_pushcfunction(L, MessageHandler);
+  lua_pushcfunction(L, fn);
+  lua_pushlightuserdata(L, arg);
+  return lua_pcall(L, 1, LUA_MULTRET, 1);
+}
+
+std::string LuaFunction::Prefix(int line) const {
+  std::string prefix = "function " + name_ + " v" + std::to_string(version_) + ": ";
+  if (line > 0) {
+    prefix += "line " + std::to_string(line) + ": ";
+  }
+  return prefix;
+}
+
+Status LuaFunction::RunError(int lua_status, bool at_load) {
+  lua_State* L = state_.get();
+  switch (budget_.trip) {
+    case Trip::kInstructions:
+      return ResourceExhaustedError(Prefix(budget_.trip_line) + "instruction budget of " +
+                                    std::to_string(limits_.instructions) + " exhausted");
+    case Trip::kWallTime:
+      return {StatusCode::kDeadlineExceeded, Prefix(budget_.trip_line) + "wall-clock budget of " +
+                                                 FormatDuration(limits_.wall_micros) + " exceeded"};
+    case Trip::kMemory:
+      break;
+    case Trip::kNone:
+      if (!IsMemoryFailure(lua_status)) {
+        int line = budget_.error_line;
+        std::string text;
+        if (lua_type(L, -1) == LUA_TSTRING) {
+          text =
+              QuoteForMessage(StripPosition(lua_tostring(L, -1), name_, line), kMaxLuaMessageBytes);
+        } else {
+          text = std::string("error object is a ") + luaL_typename(L, -1) + " value";
+        }
+        return {at_load ? StatusCode::kInvalidArgument : StatusCode::kFailedPrecondition,
+                Prefix(line) + text};
+      }
+      break;
+  }
+  // Lua raises allocation failures without running the message handler: no line is known.
+  return ResourceExhaustedError(Prefix(0) + "memory limit of " + FormatBytes(limits_.memory_bytes) +
+                                " exceeded");
+}
+
+Result<std::optional<record::Value>> LuaFunction::Call(std::string_view entry,
+                                                       std::span<const record::Value> args) {
+  lua_State* L = state_.get();
+  CallArgs call{entry, args};
+  const int status = RunProtected(CallTrampoline, &call);
+
+  Result<std::optional<record::Value>> result = std::optional<record::Value>();
+  if (status != LUA_OK) {
+    result = RunError(status, /*at_load=*/false);
+  } else if (call.entry_missing) {
+    result =
+        NotFoundError(Prefix(0) + "defines no global function '" + QuoteForMessage(entry) + "'");
+  } else if (const int results = lua_gettop(L) - 1; results > 1) {
+    result = FailedPreconditionError(Prefix(0) + "'" + QuoteForMessage(entry) + "' returned " +
+                                     std::to_string(results) + " values; expected at most one");
+  } else if (results == 1) {
+    result = ToValue(2, entry);
+  }
+  lua_settop(L, 0);
+  // Drop the last environment now rather than at the next call, so it is garbage already.
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &kChunkKey);
+  lua_pushnil(L);
+  lua_setupvalue(L, -2, 1);
+  lua_settop(L, 0);
+  if (status != LUA_OK) {
+    lua_gc(L, LUA_GCCOLLECT);  // a failed run may have filled the cap with garbage
+  }
+  return result;
+}
+
+Result<std::optional<record::Value>> LuaFunction::ToValue(int index, std::string_view entry) {
+  lua_State* L = state_.get();
+  auto bad = [&](std::string_view what) -> Status {
+    return FailedPreconditionError(Prefix(0) + "'" + QuoteForMessage(entry) + "' returned " +
+                                   std::string(what) +
+                                   "; expected nil, a number, a boolean, a string or a list of "
+                                   "numbers");
+  };
+  switch (lua_type(L, index)) {
+    case LUA_TNIL:
+      return std::optional<record::Value>();
+    case LUA_TBOOLEAN:
+      return Some<bool>(lua_toboolean(L, index) != 0);
+    case LUA_TSTRING: {
+      size_t size = 0;
+      const char* data = lua_tolstring(L, index, &size);
+      return Some<std::string>(data, size);
+    }
+    case LUA_TNUMBER: {
+      if (lua_isinteger(L, index) != 0) {
+        return Some<int64_t>(lua_tointeger(L, index));
+      }
+      const double d = lua_tonumber(L, index);
+      if (!std::isfinite(d)) {
+        return bad("a number that is not finite");
+      }
+      return Some<double>(d);
+    }
+    case LUA_TTABLE: {
+      const lua_Unsigned n = lua_rawlen(L, index);
+      if (n > (uint64_t{1} << 28) || lua_checkstack(L, 2) == 0) {
+        return bad("a table too large to convert");
+      }
+      std::vector<float> list(static_cast<size_t>(n));
+      lua_Unsigned entries = 0;
+      lua_pushnil(L);
+      while (lua_next(L, index) != 0) {
+        ++entries;
+        const bool key_ok = lua_isinteger(L, -2) != 0 && lua_tointeger(L, -2) >= 1 &&
+                            static_cast<lua_Unsigned>(lua_tointeger(L, -2)) <= n;
+        if (!key_ok || lua_type(L, -1) != LUA_TNUMBER) {
+          lua_pop(L, 2);
+          return bad("a table that is not a list of numbers");
+        }
+        const double d = lua_tonumber(L, -1);
+        if (!std::isfinite(d) || std::fabs(d) > std::numeric_limits<float>::max()) {
+          lua_pop(L, 2);
+          return bad("a list with a number that is not a finite float");
+        }
+        list[static_cast<size_t>(lua_tointeger(L, -2) - 1)] = static_cast<float>(d);
+        lua_pop(L, 1);
+      }
+      if (entries != n) {
+        return bad("a table that is not a list of numbers");
+      }
+      return Some<std::vector<float>>(std::move(list));
+    }
+    default:
+      return bad(std::string("a ") + luaL_typename(L, index));
+  }
+}
+
+}  // namespace ods::sandbox
