@@ -38,7 +38,7 @@ struct Limits {
   // counts as one, plus a charge for the few whose work is not bounded by memory. Range: >= 1.
   // Default: 1'000'000.
   uint64_t instructions = 1'000'000;
-  // Bytes the function's state may allocate beyond the empty sandbox (~20 KiB of standard
+  // Bytes the function's state may allocate beyond the empty sandbox (~16 KiB of standard
   // library, not counted). Range: >= 1. Default: 1 MiB.
   uint64_t memory_bytes = uint64_t{1} << 20;
   // Wall-clock time per call on the Sandbox's Clock, checked with the instruction budget (so a
@@ -83,7 +83,7 @@ class Sandbox {
   // Compiles `source` (Lua text; a binary chunk is rejected) in a new Lua state and runs its top
   // level once under `limits` to surface errors early. `name` ([A-Za-z0-9_.-], 1 to 128 bytes) and
   // `version` appear in every error message; they need not be unique. Costs one Lua state
-  // (~20 KiB plus the compiled code) until Unload.
+  // (~16 KiB plus the compiled code) until Unload.
   Result<FunctionId> Load(std::string_view name, uint32_t version, std::string_view source,
                           const Limits& limits);
 
