@@ -42,6 +42,8 @@ class HllSketch {
   uint64_t Estimate() const;
 
   bool dense() const { return dense_; }
+  // No hash added. O(1).
+  bool empty() const { return !dense_ && sparse_size_ == 0; }
 
   // Calls f(hash) for each hash of a sparse sketch, in no particular order; nothing once dense.
   template <class F>

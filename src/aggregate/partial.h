@@ -410,6 +410,30 @@ struct Ops<LastNPartial<S>> {
 
 // ---- distinct_count ---------------------------------------------------------------------------
 
+// The number of distinct values in `hashes`: an open-addressing set at load <= 1/2 (0 marks a
+// free slot; the hash 0 is counted apart). O(n) expected.
+inline size_t CountDistinct(const absl::InlinedVector<uint64_t, 32>& hashes) {
+  size_t slots = 64;
+  while (slots < 2 * hashes.size()) slots *= 2;
+  absl::InlinedVector<uint64_t, 64> table(slots, 0);
+  size_t distinct = 0;
+  bool zero = false;
+  for (uint64_t hash : hashes) {
+    if (hash == 0) {
+      distinct += zero ? 0 : 1;
+      zero = true;
+      continue;
+    }
+    size_t i = hash & (slots - 1);
+    while (table[i] != 0 && table[i] != hash) i = (i + 1) & (slots - 1);
+    if (table[i] == 0) {
+      table[i] = hash;
+      ++distinct;
+    }
+  }
+  return distinct;
+}
+
 template <class S>
 struct DistinctPartial {
   HllSketch sketch;  // by value: one cache miss fewer per event than behind a pointer
@@ -426,35 +450,49 @@ struct Ops<DistinctPartial<S>> {
   static void Fold(P& p, Micros, const record::Value* v, const Spec&) {
     p.sketch.Add(HashSlot(Slot<S>::Ref(*v)));
   }
-  // A window being merged: the hashes of its sparse tiles gathered (no sketch grown and
-  // re-hashed per tile), the dense tiles (and, past kFlushHashes, the gathered hashes) merged
-  // into one sketch. Finish gives what one sketch of every hash would: the union's exact size
-  // while it has at most kSparseMax hashes, else the estimate.
+  // A window being merged. A window of one sparse tile is answered from that tile's sketch
+  // (the usual read of an idle entity's long window); otherwise the hashes of the sparse tiles
+  // are gathered (no sketch grown and re-hashed per tile) and the dense tiles (and, past
+  // kFlushHashes, the gathered hashes) merged into one sketch. Finish gives what one sketch of
+  // every hash would: the union's exact size while it has at most kSparseMax hashes, else the
+  // estimate.
   struct Acc {
     static constexpr size_t kFlushHashes = 2 * HllSketch::kSparseMax;
+    const HllSketch* only = nullptr;  // the window's one sparse tile so far, not yet gathered
     absl::InlinedVector<uint64_t, 32> hashes;
     HllSketch sketch;
   };
-  static void Merge(Acc& acc, const P& p, const Spec&) {
-    if (p.sketch.dense()) {
-      acc.sketch.Merge(p.sketch);
-      return;
-    }
-    p.sketch.ForEachSparse([&acc](uint64_t hash) { acc.hashes.push_back(hash); });
+  static void Gather(Acc& acc, const HllSketch& tile) {
+    tile.ForEachSparse([&acc](uint64_t hash) { acc.hashes.push_back(hash); });
     if (acc.hashes.size() > Acc::kFlushHashes) {
       for (uint64_t hash : acc.hashes) acc.sketch.Add(hash);
       acc.hashes.clear();
     }
   }
+  static void Merge(Acc& acc, const P& p, const Spec&) {
+    if (p.sketch.dense()) {
+      acc.sketch.Merge(p.sketch);
+      return;
+    }
+    if (acc.only == nullptr && acc.hashes.empty() && acc.sketch.empty()) {
+      acc.only = &p.sketch;
+      return;
+    }
+    if (acc.only != nullptr) {
+      Gather(acc, *acc.only);
+      acc.only = nullptr;
+    }
+    Gather(acc, p.sketch);
+  }
   static Output Finish(const Acc& acc, const Spec&) {
-    if (acc.sketch.Estimate() == 0) {  // only gathered hashes: count them exactly if few
-      absl::InlinedVector<uint64_t, 32> unique(acc.hashes.begin(), acc.hashes.end());
-      std::sort(unique.begin(), unique.end());
-      const auto distinct =
-          static_cast<size_t>(std::unique(unique.begin(), unique.end()) - unique.begin());
+    if (acc.sketch.empty()) {
+      if (acc.only != nullptr) return ScalarOutput(static_cast<int64_t>(acc.only->Estimate()));
+      // Only gathered hashes: count them exactly if few.
+      const size_t distinct = CountDistinct(acc.hashes);
       if (distinct <= HllSketch::kSparseMax) return ScalarOutput(static_cast<int64_t>(distinct));
     }
     HllSketch all = acc.sketch;
+    if (acc.only != nullptr) all.Merge(*acc.only);
     for (uint64_t hash : acc.hashes) all.Add(hash);
     return ScalarOutput(static_cast<int64_t>(all.Estimate()));
   }
