@@ -27,6 +27,11 @@ template <typename Request, typename Response>
 class ArenaMessageAllocator final : public grpc::MessageAllocator<Request, Response> {
  public:
   ArenaMessageAllocator() : pool_(std::make_shared<Pool>()) {}
+  // Frees the idle holders (each holds the pool: without this they would keep it, and
+  // themselves, alive forever); a call still in flight frees its holder when it ends.
+  ~ArenaMessageAllocator() override { pool_->Close(); }
+  ArenaMessageAllocator(const ArenaMessageAllocator&) = delete;
+  ArenaMessageAllocator& operator=(const ArenaMessageAllocator&) = delete;
 
   grpc::MessageHolder<Request, Response>* AllocateMessages() override {
     if (std::unique_ptr<Holder> h = pool_->Take()) return h.release();
@@ -52,14 +57,22 @@ class ArenaMessageAllocator final : public grpc::MessageAllocator<Request, Respo
       idle_.pop_back();
       return h;
     }
-    // Keeps `h` for a later call, or frees it when the pool is full.
+    // Keeps `h` for a later call, or frees it when the pool is full or closed.
     void Put(std::unique_ptr<Holder> h) ODS_EXCLUDES(mu_) {
       MutexLock lock(mu_);
-      if (idle_.size() < kMaxPooled) idle_.push_back(std::move(h));
+      if (!closed_ && idle_.size() < kMaxPooled) idle_.push_back(std::move(h));
+    }
+    // Frees the idle holders and every holder put back from now on.
+    void Close() ODS_EXCLUDES(mu_) {
+      std::vector<std::unique_ptr<Holder>> idle;  // freed outside the lock
+      MutexLock lock(mu_);
+      closed_ = true;
+      idle.swap(idle_);
     }
 
    private:
     Mutex mu_;
+    bool closed_ ODS_GUARDED_BY(mu_) = false;
     std::vector<std::unique_ptr<Holder>> idle_ ODS_GUARDED_BY(mu_);
   };
 
