@@ -56,7 +56,7 @@ class LuaFunction {
   std::string Prefix(int line) const;
 
   const std::string name_;
-  const std::string chunk_name_;  // "=" + name_: Lua's messages then say "NAME:LINE:"
+  std::string chunk_name_;  // "=" + name_: Lua's messages then say "NAME:LINE:"
   const uint32_t version_;
   const Limits limits_;
   Budget budget_;
