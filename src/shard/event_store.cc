@@ -263,9 +263,9 @@ uint64_t Shard::EventStore::entities() const {
 uint64_t Shard::EventStore::MemoryBytes() const {
   uint64_t bytes = 0;
   for (const auto& t : templates_) {
-    bytes += t->entities.capacity() * (sizeof(std::string) + sizeof(Entity) + 1);
+    bytes += t->entities.capacity() * (sizeof(EntityKey) + sizeof(Entity) + 1);
     for (const auto& [key, entity] : t->entities) {
-      if (key.capacity() > 15) bytes += key.capacity();
+      bytes += key.heap_bytes();
       if (entity.groups.capacity() > 1) {
         bytes += entity.groups.capacity() * sizeof(aggregate::SeriesGroup);
       }

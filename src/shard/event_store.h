@@ -11,6 +11,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/inlined_vector.h"
+#include "entity_key.h"
 #include "ods/aggregate/aggregate.h"
 #include "ods/record/value.h"
 #include "ods/shard/shard.h"
@@ -98,7 +99,7 @@ class Shard::EventStore {
     // entities exist gets a layout of its own (existing groups cannot change shape). Declared
     // before `entities`, whose groups borrow them.
     std::vector<std::unique_ptr<aggregate::GroupLayout>> layouts;
-    absl::flat_hash_map<std::string, Entity> entities;
+    absl::flat_hash_map<EntityKey, Entity, EntityKeyHash, EntityKeyEq> entities;
     // Event ids (keyed by entity key + id) and when they arrived; expired in arrival order.
     absl::flat_hash_map<std::string, Micros> seen_ids;
     std::vector<std::pair<Micros, std::string>> id_order;

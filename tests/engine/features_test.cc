@@ -449,6 +449,43 @@ TEST_F(FeaturesTest, LookupsAreColumnarWithStatusesAndEventTimes) {
   EXPECT_TRUE(c[1].values[0] == aggregate::Output(Value(int64_t{0})));
 }
 
+// Entity keys up to 44 bytes live inside the entity map's slot, longer ones on the heap: keys of
+// every length around that boundary, and keys differing only past it, stay apart through the
+// map's growth (which moves keys) and the idle sweep (which frees them).
+TEST_F(FeaturesTest, EntityKeysOfEveryLengthAreKeptApart) {
+  const Micros now = clock_.NowMicros();
+  std::vector<std::string> keys;
+  for (size_t n = 1; n <= 100; ++n) keys.push_back(std::string(n, 'k'));
+  for (int i = 0; i < 300; ++i) {  // share a 60-byte prefix: only the heap bytes differ
+    keys.push_back(std::string(60, 'p') + std::to_string(i));
+  }
+  std::vector<RawEvent> events;
+  for (size_t i = 0; i < keys.size(); ++i) {
+    for (size_t j = 0; j <= i % 3; ++j) {
+      events.push_back({keys[i], now - kMinute, static_cast<double>(i), 1, "m"});
+    }
+  }
+  ASSERT_THAT(Push(*engine_, events), IsOk());
+  EXPECT_EQ(engine_->Stats().entities, keys.size());
+  std::vector<std::string_view> asked(keys.begin(), keys.end());
+  asked.push_back(std::string_view(keys[150]).substr(0, 45));  // a prefix of a stored heap key
+  const std::string longer = keys.back() + "x";
+  asked.push_back(longer);
+  std::vector<FeatureColumn> c = Online(asked, {"amount_sum@1h"});
+  for (size_t i = 0; i < keys.size(); ++i) {
+    ASSERT_EQ(c[0].statuses[i], FeatureStatus::kPresent) << keys[i];
+    const double want = static_cast<double>(i) * static_cast<double>(i % 3 + 1);
+    const auto* got = std::get_if<Value>(&c[0].values[i]);
+    ASSERT_NE(got, nullptr) << keys[i];
+    EXPECT_EQ(std::get<double>(*got), want) << keys[i];
+  }
+  EXPECT_EQ(c[0].statuses[keys.size()], FeatureStatus::kNotFound);
+  EXPECT_EQ(c[0].statuses[keys.size() + 1], FeatureStatus::kNotFound);
+  clock_.Advance(40 * kDay);
+  engine_->SweepExpiredOnce();
+  EXPECT_EQ(engine_->Stats().entities, 0u);
+}
+
 TEST_F(FeaturesTest, BadFeatureRefsAreNamed) {
   std::vector<std::string_view> entities = {"u1"};
   auto err = [&](std::string_view ref) {
