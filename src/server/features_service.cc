@@ -1,8 +1,12 @@
 #include "features_service.h"
 
+#include <grpcpp/support/proto_buffer_reader.h>
+#include <grpcpp/support/slice.h>
+
 #include <atomic>
 #include <cstdint>
 #include <limits>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -11,6 +15,7 @@
 #include <vector>
 
 #include "convert.h"
+#include "features_wire.h"
 #include "ods/common/check.h"
 #include "ods/common/clock.h"
 #include "ods/common/mutex.h"
@@ -148,10 +153,48 @@ std::vector<std::string_view> Views(const google::protobuf::RepeatedPtrField<std
   return {field.begin(), field.end()};
 }
 
-void ColumnsToProto(const std::vector<engine::FeatureColumn>& columns,
-                    ods::v1::FeaturesResponse& out) {
-  out.mutable_columns()->Reserve(static_cast<int>(columns.size()));
-  for (const engine::FeatureColumn& c : columns) ToProto(c, *out.add_columns());
+// The request of a raw-method call, parsed onto an arena whose first block is this thread's
+// scratch block: a request of up to kFirstBlockBytes parses without a heap allocation.
+// Lives within one handler call (handlers do not nest on a thread).
+template <class Message>
+class ParsedRequest {
+ public:
+  ParsedRequest()
+      : arena_(Options()), message_(google::protobuf::Arena::CreateMessage<Message>(&arena_)) {}
+  ParsedRequest(const ParsedRequest&) = delete;
+  ParsedRequest& operator=(const ParsedRequest&) = delete;
+
+  // INVALID_ARGUMENT naming `call` if `wire` is not a `Message`.
+  Status Parse(std::string_view call, const grpc::ByteBuffer& wire) {
+    grpc::ByteBuffer shared(wire);  // shares the slices; Deserialize consumes its argument
+    if (grpc::SerializationTraits<Message>::Deserialize(&shared, message_).ok()) return OkStatus();
+    return InvalidArgumentError(std::string(call) + ": the request does not parse as " +
+                                Message::descriptor()->full_name() +
+                                " (malformed bytes, or a string field that is not UTF-8)");
+  }
+  const Message& operator*() const { return *message_; }
+  const Message* operator->() const { return message_; }
+
+ private:
+  static constexpr size_t kFirstBlockBytes = 32 * 1024;
+  static google::protobuf::ArenaOptions Options() {
+    thread_local const std::unique_ptr<char[]> block(new char[kFirstBlockBytes]);
+    google::protobuf::ArenaOptions options;
+    options.initial_block = block.get();
+    options.initial_block_size = kFirstBlockBytes;
+    return options;
+  }
+
+  google::protobuf::Arena arena_;
+  Message* message_;
+};
+
+// Writes FeaturesResponse{columns} into `out` as one slice, sized exactly.
+void WriteColumns(const std::vector<engine::FeatureColumn>& columns, grpc::ByteBuffer& out) {
+  grpc::Slice slice(FeaturesResponseSize(columns));
+  WriteFeaturesResponse(columns, reinterpret_cast<char*>(const_cast<uint8_t*>(slice.begin())));
+  grpc::ByteBuffer answer(&slice, 1);
+  out.Swap(&answer);
 }
 
 // Reads a client stream of event batches and applies them in stream order, answering the totals
@@ -250,8 +293,6 @@ class StreamEventsReactor final : public grpc::ServerReadReactor<ods::v1::PushEv
 
 FeaturesService::FeaturesService(engine::Engine& engine) : engine_(engine) {
   SetMessageAllocatorFor_PushEvents(&push_allocator_);
-  SetMessageAllocatorFor_GetOnlineFeatures(&online_allocator_);
-  SetMessageAllocatorFor_GetHistoricalFeatures(&historical_allocator_);
 }
 
 grpc::ServerUnaryReactor* FeaturesService::PushEvents(grpc::CallbackServerContext* ctx,
@@ -268,9 +309,11 @@ grpc::ServerReadReactor<ods::v1::PushEventsRequest>* FeaturesService::StreamEven
   return new StreamEventsReactor(engine_, events_rejected_at_edge_, resp);
 }
 
-grpc::ServerUnaryReactor* FeaturesService::GetOnlineFeatures(
-    grpc::CallbackServerContext* ctx, const ods::v1::GetOnlineFeaturesRequest* req,
-    ods::v1::FeaturesResponse* resp) {
+grpc::ServerUnaryReactor* FeaturesService::GetOnlineFeatures(grpc::CallbackServerContext* ctx,
+                                                             const grpc::ByteBuffer* wire,
+                                                             grpc::ByteBuffer* resp) {
+  ParsedRequest<ods::v1::GetOnlineFeaturesRequest> req;
+  if (Status s = req.Parse("GetOnlineFeatures", *wire); !s.ok()) return Finish(ctx, s);
   if (Status s = CheckBatch(engine_, "GetOnlineFeatures", req->entities_size(), "entities");
       !s.ok()) {
     return Finish(ctx, s);
@@ -282,13 +325,15 @@ grpc::ServerUnaryReactor* FeaturesService::GetOnlineFeatures(
   Result<std::vector<engine::FeatureColumn>> columns =
       engine_.GetOnlineFeatures(entities, features, as_of);
   if (!columns.ok()) return Finish(ctx, columns.status());
-  ColumnsToProto(*columns, *resp);
+  WriteColumns(*columns, *resp);
   return Finish(ctx, OkStatus());
 }
 
-grpc::ServerUnaryReactor* FeaturesService::GetHistoricalFeatures(
-    grpc::CallbackServerContext* ctx, const ods::v1::GetHistoricalFeaturesRequest* req,
-    ods::v1::FeaturesResponse* resp) {
+grpc::ServerUnaryReactor* FeaturesService::GetHistoricalFeatures(grpc::CallbackServerContext* ctx,
+                                                                 const grpc::ByteBuffer* wire,
+                                                                 grpc::ByteBuffer* resp) {
+  ParsedRequest<ods::v1::GetHistoricalFeaturesRequest> req;
+  if (Status s = req.Parse("GetHistoricalFeatures", *wire); !s.ok()) return Finish(ctx, s);
   if (Status s = CheckBatch(engine_, "GetHistoricalFeatures", req->rows_size(), "rows"); !s.ok()) {
     return Finish(ctx, s);
   }
@@ -301,7 +346,7 @@ grpc::ServerUnaryReactor* FeaturesService::GetHistoricalFeatures(
   Result<std::vector<engine::FeatureColumn>> columns =
       engine_.GetHistoricalFeatures(rows, features);
   if (!columns.ok()) return Finish(ctx, columns.status());
-  ColumnsToProto(*columns, *resp);
+  WriteColumns(*columns, *resp);
   return Finish(ctx, OkStatus());
 }
 

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <google/protobuf/arena.h>
+#include <grpcpp/support/byte_buffer.h>
 #include <grpcpp/support/message_allocator.h>
 
 #include <atomic>
@@ -118,7 +119,15 @@ class ArenaMessageAllocator final : public grpc::MessageAllocator<Request, Respo
 //
 // Whole-request errors (a batch over limits.max_batch_size, an unknown feature ref...) fail the
 // call; an invalid event fails only itself and is reported by index in a successful answer.
-class FeaturesService final : public ods::v1::Features::CallbackService {
+// The generated service with lookups as raw (byte buffer) methods: their answers are written
+// straight to the wire (features_wire.h), not built as messages.
+using FeaturesServiceBase = ods::v1::Features::WithCallbackMethod_PushEvents<
+    ods::v1::Features::WithCallbackMethod_StreamEvents<
+        ods::v1::Features::WithRawCallbackMethod_GetOnlineFeatures<
+            ods::v1::Features::WithRawCallbackMethod_GetHistoricalFeatures<
+                ods::v1::Features::Service>>>>;
+
+class FeaturesService final : public FeaturesServiceBase {
  public:
   explicit FeaturesService(engine::Engine& engine);
 
@@ -129,12 +138,14 @@ class FeaturesService final : public ods::v1::Features::CallbackService {
   // (e.g. a message over limits.max_batch_size) ends the call; earlier messages stay applied.
   grpc::ServerReadReactor<ods::v1::PushEventsRequest>* StreamEvents(
       grpc::CallbackServerContext* ctx, ods::v1::PushEventsResponse* resp) override;
+  // Raw methods: `req` holds a GetOnlineFeaturesRequest / GetHistoricalFeaturesRequest (one that
+  // does not parse answers INVALID_ARGUMENT), `resp` receives a FeaturesResponse.
   grpc::ServerUnaryReactor* GetOnlineFeatures(grpc::CallbackServerContext* ctx,
-                                              const ods::v1::GetOnlineFeaturesRequest* req,
-                                              ods::v1::FeaturesResponse* resp) override;
+                                              const grpc::ByteBuffer* req,
+                                              grpc::ByteBuffer* resp) override;
   grpc::ServerUnaryReactor* GetHistoricalFeatures(grpc::CallbackServerContext* ctx,
-                                                  const ods::v1::GetHistoricalFeaturesRequest* req,
-                                                  ods::v1::FeaturesResponse* resp) override;
+                                                  const grpc::ByteBuffer* req,
+                                                  grpc::ByteBuffer* resp) override;
 
   // Events rejected here before reaching the engine (a value with no type set); the engine
   // counts the rest. Added to ods_events_rejected_total.
@@ -146,10 +157,6 @@ class FeaturesService final : public ods::v1::Features::CallbackService {
   engine::Engine& engine_;
   std::atomic<uint64_t> events_rejected_at_edge_{0};
   ArenaMessageAllocator<ods::v1::PushEventsRequest, ods::v1::PushEventsResponse> push_allocator_;
-  ArenaMessageAllocator<ods::v1::GetOnlineFeaturesRequest, ods::v1::FeaturesResponse>
-      online_allocator_;
-  ArenaMessageAllocator<ods::v1::GetHistoricalFeaturesRequest, ods::v1::FeaturesResponse>
-      historical_allocator_;
 };
 
 }  // namespace ods::server

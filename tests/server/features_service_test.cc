@@ -2,6 +2,7 @@
 // de-duplication, streams, columnar online and point-in-time answers, definitions at run time.
 // Expected feature values are computed here from the events the test pushed.
 
+#include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -11,6 +12,7 @@
 #include <csignal>
 #include <cstdint>
 #include <fstream>
+#include <future>
 #include <limits>
 #include <map>
 #include <memory>
@@ -605,6 +607,46 @@ TEST_F(FeaturesServiceTest, OnlineRequestErrorsNameTheProblem) {
   s = Online(many, {"txn_sum"}, &resp);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_NE(s.error_message().find("max_batch_size"), std::string::npos) << s.error_message();
+}
+
+// Lookups parse their requests themselves (raw methods): bytes that are not the request message,
+// or a string field that is not UTF-8, answer INVALID_ARGUMENT naming the call and the message
+// type, and the server keeps serving.
+TEST_F(FeaturesServiceTest, UnparsableLookupRequestsAreInvalidArguments) {
+  grpc::GenericStub generic(
+      grpc::CreateChannel(odsd_->grpc_address(), grpc::InsecureChannelCredentials()));
+  auto call = [&](const std::string& method, const std::string& bytes) {
+    grpc::Slice slice(bytes);
+    grpc::ByteBuffer request(&slice, 1);
+    grpc::ByteBuffer response;
+    grpc::ClientContext ctx;
+    std::promise<grpc::Status> done;
+    generic.UnaryCall(&ctx, method, grpc::StubOptions(), &request, &response,
+                      [&](grpc::Status s) { done.set_value(std::move(s)); });
+    return done.get_future().get();
+  };
+  const std::string truncated("\x0a\x05ali", 5);         // entities: 5 bytes announced, 3 sent
+  const std::string not_utf8("\x0a\x02\xc3\x28", 4);  // entities: one invalid UTF-8 string
+  const std::string bad_row("\x0a\x04\x0a\x02\xff\xfe", 6);  // rows[0].entity not UTF-8
+  struct Case {
+    std::string method, call, message, bytes;
+  };
+  const Case cases[] = {
+      {"/ods.v1.Features/GetOnlineFeatures", "GetOnlineFeatures",
+       "ods.v1.GetOnlineFeaturesRequest", truncated},
+      {"/ods.v1.Features/GetOnlineFeatures", "GetOnlineFeatures",
+       "ods.v1.GetOnlineFeaturesRequest", not_utf8},
+      {"/ods.v1.Features/GetHistoricalFeatures", "GetHistoricalFeatures",
+       "ods.v1.GetHistoricalFeaturesRequest", bad_row},
+  };
+  for (const Case& c : cases) {
+    const grpc::Status s = call(c.method, c.bytes);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << c.method;
+    EXPECT_NE(s.error_message().find(c.call + ": the request does not parse as " + c.message),
+              std::string::npos)
+        << s.error_message();
+  }
+  EXPECT_EQ(Count("nobody-at-all"), -1);  // still serving
 }
 
 TEST_F(FeaturesServiceTest, HistoricalFeaturesAnswerEachRowAsOfItsTime) {

@@ -1,0 +1,216 @@
+#include "features_wire.h"
+
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "convert.h"
+
+namespace ods::server {
+namespace {
+
+// Wire types and tags (field number << 3 | wire type) of the messages written here.
+constexpr uint8_t kVarint = 0;
+constexpr uint8_t kFixed64 = 1;
+constexpr uint8_t kLengthDelimited = 2;
+constexpr uint8_t Tag(uint32_t field, uint8_t wire_type) {
+  return static_cast<uint8_t>(field << 3 | wire_type);
+}
+
+size_t VarintSize(uint64_t v) {
+  size_t n = 1;
+  while (v >= 0x80) {
+    v >>= 7;
+    ++n;
+  }
+  return n;
+}
+
+// A length-delimited field of `body` bytes: tag, length, body.
+size_t Delimited(size_t body) { return 1 + VarintSize(body) + body; }
+
+char* PutVarint(char* p, uint64_t v) {
+  while (v >= 0x80) {
+    *p++ = static_cast<char>(v | 0x80);
+    v >>= 7;
+  }
+  *p++ = static_cast<char>(v);
+  return p;
+}
+
+char* PutTag(char* p, uint32_t field, uint8_t wire_type) {
+  *p++ = static_cast<char>(Tag(field, wire_type));
+  return p;
+}
+
+char* PutBytes(char* p, uint32_t field, const std::string& bytes) {
+  p = PutTag(p, field, kLengthDelimited);
+  p = PutVarint(p, bytes.size());
+  std::memcpy(p, bytes.data(), bytes.size());
+  return p + bytes.size();
+}
+
+// ods.v1.Value: a oneof, so the member is written even when it holds its default.
+size_t ValueSize(const record::Value& v) {
+  static_assert(std::variant_size_v<record::Value> == 7, "a new Value type needs a case here");
+  switch (v.index()) {
+    case 0:  // int64_value = 1
+      return 1 + VarintSize(static_cast<uint64_t>(*std::get_if<0>(&v)));
+    case 1:  // double_value = 2
+      return 1 + 8;
+    case 2:  // bool_value = 3
+      return 1 + 1;
+    case 3:  // string_value = 4
+      return Delimited(std::get_if<3>(&v)->size());
+    case 4:  // bytes_value = 5
+      return Delimited(std::get_if<4>(&v)->data.size());
+    case 5: {  // float_vector_value = 6: FloatVector{packed floats = 1}
+      const size_t floats = std::get_if<5>(&v)->size() * sizeof(float);
+      return Delimited(floats == 0 ? 0 : Delimited(floats));
+    }
+    case 6:  // timestamp_micros_value = 7
+      return 1 + VarintSize(static_cast<uint64_t>(std::get_if<6>(&v)->micros));
+  }
+  return 0;
+}
+
+char* PutValue(char* p, const record::Value& v) {
+  switch (v.index()) {
+    case 0:
+      p = PutTag(p, 1, kVarint);
+      return PutVarint(p, static_cast<uint64_t>(*std::get_if<0>(&v)));
+    case 1: {
+      p = PutTag(p, 2, kFixed64);
+      uint64_t bits;
+      std::memcpy(&bits, std::get_if<1>(&v), sizeof(bits));
+      for (int i = 0; i < 8; ++i) *p++ = static_cast<char>(bits >> (8 * i));  // little endian
+      return p;
+    }
+    case 2:
+      p = PutTag(p, 3, kVarint);
+      *p++ = *std::get_if<2>(&v) ? 1 : 0;
+      return p;
+    case 3:
+      return PutBytes(p, 4, *std::get_if<3>(&v));
+    case 4:
+      return PutBytes(p, 5, std::get_if<4>(&v)->data);
+    case 5: {
+      const std::vector<float>& floats = *std::get_if<5>(&v);
+      const size_t bytes = floats.size() * sizeof(float);
+      p = PutTag(p, 6, kLengthDelimited);
+      if (bytes == 0) return PutVarint(p, 0);
+      p = PutVarint(p, Delimited(bytes));
+      p = PutTag(p, 1, kLengthDelimited);
+      p = PutVarint(p, bytes);
+      for (float f : floats) {
+        uint32_t bits;
+        std::memcpy(&bits, &f, sizeof(bits));
+        for (int i = 0; i < 4; ++i) *p++ = static_cast<char>(bits >> (8 * i));
+      }
+      return p;
+    }
+    case 6:
+      p = PutTag(p, 7, kVarint);
+      return PutVarint(p, static_cast<uint64_t>(std::get_if<6>(&v)->micros));
+  }
+  return p;
+}
+
+// ods.v1.FeatureValue: value = 1 (scalar), list = 2 (ValueList{repeated Value values = 1}), or
+// nothing for an unset value.
+size_t ListBodySize(const std::vector<record::Value>& list) {
+  size_t n = 0;
+  for (const record::Value& v : list) n += Delimited(ValueSize(v));
+  return n;
+}
+
+size_t FeatureValueSize(const aggregate::Output& out) {
+  if (const auto* scalar = std::get_if<record::Value>(&out)) return Delimited(ValueSize(*scalar));
+  if (const auto* list = std::get_if<std::vector<record::Value>>(&out)) {
+    return Delimited(ListBodySize(*list));
+  }
+  return 0;
+}
+
+char* PutFeatureValue(char* p, const aggregate::Output& out) {
+  if (const auto* scalar = std::get_if<record::Value>(&out)) {
+    p = PutTag(p, 1, kLengthDelimited);
+    p = PutVarint(p, ValueSize(*scalar));
+    return PutValue(p, *scalar);
+  }
+  if (const auto* list = std::get_if<std::vector<record::Value>>(&out)) {
+    p = PutTag(p, 2, kLengthDelimited);
+    p = PutVarint(p, ListBodySize(*list));
+    for (const record::Value& v : *list) {
+      p = PutTag(p, 1, kLengthDelimited);
+      p = PutVarint(p, ValueSize(v));
+      p = PutValue(p, v);
+    }
+  }
+  return p;
+}
+
+uint64_t StatusNumber(engine::FeatureStatus s) { return static_cast<uint64_t>(ToProto(s)); }
+
+// The packed bodies of statuses = 3 and event_times_micros = 4.
+size_t StatusesBodySize(const engine::FeatureColumn& c) {
+  size_t n = 0;
+  for (engine::FeatureStatus s : c.statuses) n += VarintSize(StatusNumber(s));
+  return n;
+}
+
+size_t TimesBodySize(const engine::FeatureColumn& c) {
+  size_t n = 0;
+  for (Micros t : c.event_times) n += VarintSize(static_cast<uint64_t>(t));
+  return n;
+}
+
+// ods.v1.FeatureColumn: feature = 1, values = 2 (repeated FeatureValue), statuses = 3 (packed),
+// event_times_micros = 4 (packed).
+size_t ColumnBodySize(const engine::FeatureColumn& c) {
+  size_t n = c.feature.empty() ? 0 : Delimited(c.feature.size());
+  for (const aggregate::Output& v : c.values) n += Delimited(FeatureValueSize(v));
+  if (!c.statuses.empty()) n += Delimited(StatusesBodySize(c));
+  if (!c.event_times.empty()) n += Delimited(TimesBodySize(c));
+  return n;
+}
+
+char* PutColumn(char* p, const engine::FeatureColumn& c) {
+  if (!c.feature.empty()) p = PutBytes(p, 1, c.feature);
+  for (const aggregate::Output& v : c.values) {
+    p = PutTag(p, 2, kLengthDelimited);
+    p = PutVarint(p, FeatureValueSize(v));
+    p = PutFeatureValue(p, v);
+  }
+  if (!c.statuses.empty()) {
+    p = PutTag(p, 3, kLengthDelimited);
+    p = PutVarint(p, StatusesBodySize(c));
+    for (engine::FeatureStatus s : c.statuses) p = PutVarint(p, StatusNumber(s));
+  }
+  if (!c.event_times.empty()) {
+    p = PutTag(p, 4, kLengthDelimited);
+    p = PutVarint(p, TimesBodySize(c));
+    for (Micros t : c.event_times) p = PutVarint(p, static_cast<uint64_t>(t));
+  }
+  return p;
+}
+
+}  // namespace
+
+size_t FeaturesResponseSize(std::span<const engine::FeatureColumn> columns) {
+  size_t n = 0;
+  for (const engine::FeatureColumn& c : columns) n += Delimited(ColumnBodySize(c));
+  return n;
+}
+
+void WriteFeaturesResponse(std::span<const engine::FeatureColumn> columns, char* out) {
+  for (const engine::FeatureColumn& c : columns) {  // FeaturesResponse: columns = 1
+    out = PutTag(out, 1, kLengthDelimited);
+    out = PutVarint(out, ColumnBodySize(c));
+    out = PutColumn(out, c);
+  }
+}
+
+}  // namespace ods::server
