@@ -191,8 +191,9 @@ class ParsedRequest {
 
 // Writes FeaturesResponse{columns} into `out` as one slice, sized exactly.
 void WriteColumns(const std::vector<engine::FeatureColumn>& columns, grpc::ByteBuffer& out) {
-  grpc::Slice slice(FeaturesResponseSize(columns));
-  WriteFeaturesResponse(columns, reinterpret_cast<char*>(const_cast<uint8_t*>(slice.begin())));
+  const FeaturesResponseEncoder encoder(columns);
+  grpc::Slice slice(encoder.size());
+  encoder.Write(reinterpret_cast<char*>(const_cast<uint8_t*>(slice.begin())));
   grpc::ByteBuffer answer(&slice, 1);
   out.Swap(&answer);
 }

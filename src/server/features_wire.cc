@@ -6,7 +6,7 @@
 #include <variant>
 #include <vector>
 
-#include "convert.h"
+#include "ods/common/check.h"
 
 namespace ods::server {
 namespace {
@@ -152,13 +152,19 @@ char* PutFeatureValue(char* p, const aggregate::Output& out) {
   return p;
 }
 
-uint64_t StatusNumber(engine::FeatureStatus s) { return static_cast<uint64_t>(ToProto(s)); }
-
-// The packed bodies of statuses = 3 and event_times_micros = 4.
-size_t StatusesBodySize(const engine::FeatureColumn& c) {
-  size_t n = 0;
-  for (engine::FeatureStatus s : c.statuses) n += VarintSize(StatusNumber(s));
-  return n;
+// ods.v1.FeatureStatus numbers; each is a one-byte varint.
+char StatusNumber(engine::FeatureStatus s) {
+  switch (s) {
+    case engine::FeatureStatus::kPresent:
+      return 1;
+    case engine::FeatureStatus::kNotFound:
+      return 2;
+    case engine::FeatureStatus::kStale:
+      return 3;
+    case engine::FeatureStatus::kOutOfRetention:
+      return 4;
+  }
+  return 0;
 }
 
 size_t TimesBodySize(const engine::FeatureColumn& c) {
@@ -167,49 +173,54 @@ size_t TimesBodySize(const engine::FeatureColumn& c) {
   return n;
 }
 
-// ods.v1.FeatureColumn: feature = 1, values = 2 (repeated FeatureValue), statuses = 3 (packed),
-// event_times_micros = 4 (packed).
-size_t ColumnBodySize(const engine::FeatureColumn& c) {
-  size_t n = c.feature.empty() ? 0 : Delimited(c.feature.size());
-  for (const aggregate::Output& v : c.values) n += Delimited(FeatureValueSize(v));
-  if (!c.statuses.empty()) n += Delimited(StatusesBodySize(c));
-  if (!c.event_times.empty()) n += Delimited(TimesBodySize(c));
-  return n;
-}
-
-char* PutColumn(char* p, const engine::FeatureColumn& c) {
-  if (!c.feature.empty()) p = PutBytes(p, 1, c.feature);
-  for (const aggregate::Output& v : c.values) {
-    p = PutTag(p, 2, kLengthDelimited);
-    p = PutVarint(p, FeatureValueSize(v));
-    p = PutFeatureValue(p, v);
-  }
-  if (!c.statuses.empty()) {
-    p = PutTag(p, 3, kLengthDelimited);
-    p = PutVarint(p, StatusesBodySize(c));
-    for (engine::FeatureStatus s : c.statuses) p = PutVarint(p, StatusNumber(s));
-  }
-  if (!c.event_times.empty()) {
-    p = PutTag(p, 4, kLengthDelimited);
-    p = PutVarint(p, TimesBodySize(c));
-    for (Micros t : c.event_times) p = PutVarint(p, static_cast<uint64_t>(t));
-  }
-  return p;
-}
-
 }  // namespace
 
-size_t FeaturesResponseSize(std::span<const engine::FeatureColumn> columns) {
-  size_t n = 0;
-  for (const engine::FeatureColumn& c : columns) n += Delimited(ColumnBodySize(c));
-  return n;
+// ods.v1.FeatureColumn: feature = 1, values = 2 (repeated FeatureValue), statuses = 3 (packed),
+// event_times_micros = 4 (packed).
+FeaturesResponseEncoder::FeaturesResponseEncoder(std::span<const engine::FeatureColumn> columns)
+    : columns_(columns) {
+  size_t values = 0;
+  for (const engine::FeatureColumn& c : columns) values += c.values.size();
+  value_sizes_.reserve(values);
+  column_sizes_.reserve(columns.size());
+  for (const engine::FeatureColumn& c : columns) {
+    size_t n = c.feature.empty() ? 0 : Delimited(c.feature.size());
+    for (const aggregate::Output& v : c.values) {
+      const size_t bytes = FeatureValueSize(v);
+      ODS_CHECK(bytes <= UINT32_MAX);
+      value_sizes_.push_back(static_cast<uint32_t>(bytes));
+      n += Delimited(bytes);
+    }
+    if (!c.statuses.empty()) n += Delimited(c.statuses.size());
+    if (!c.event_times.empty()) n += Delimited(TimesBodySize(c));
+    ODS_CHECK(n <= UINT32_MAX);
+    column_sizes_.push_back(static_cast<uint32_t>(n));
+    size_ += Delimited(n);
+  }
 }
 
-void WriteFeaturesResponse(std::span<const engine::FeatureColumn> columns, char* out) {
-  for (const engine::FeatureColumn& c : columns) {  // FeaturesResponse: columns = 1
-    out = PutTag(out, 1, kLengthDelimited);
-    out = PutVarint(out, ColumnBodySize(c));
-    out = PutColumn(out, c);
+void FeaturesResponseEncoder::Write(char* p) const {
+  const uint32_t* value_size = value_sizes_.data();
+  for (size_t i = 0; i < columns_.size(); ++i) {  // FeaturesResponse: columns = 1
+    const engine::FeatureColumn& c = columns_[i];
+    p = PutTag(p, 1, kLengthDelimited);
+    p = PutVarint(p, column_sizes_[i]);
+    if (!c.feature.empty()) p = PutBytes(p, 1, c.feature);
+    for (const aggregate::Output& v : c.values) {
+      p = PutTag(p, 2, kLengthDelimited);
+      p = PutVarint(p, *value_size++);
+      p = PutFeatureValue(p, v);
+    }
+    if (!c.statuses.empty()) {
+      p = PutTag(p, 3, kLengthDelimited);
+      p = PutVarint(p, c.statuses.size());
+      for (engine::FeatureStatus s : c.statuses) *p++ = StatusNumber(s);
+    }
+    if (!c.event_times.empty()) {
+      p = PutTag(p, 4, kLengthDelimited);
+      p = PutVarint(p, TimesBodySize(c));
+      for (Micros t : c.event_times) p = PutVarint(p, static_cast<uint64_t>(t));
+    }
   }
 }
 

@@ -10,16 +10,30 @@
 // omitted, an unset FeatureValue is an empty message, oneof members are always written).
 
 #include <cstddef>
+#include <cstdint>
 #include <span>
+#include <vector>
 
 #include "ods/engine/features.h"
 
 namespace ods::server {
 
-// Bytes WriteFeaturesResponse writes for `columns`.
-size_t FeaturesResponseSize(std::span<const engine::FeatureColumn> columns);
+// Encodes FeaturesResponse{columns}: the constructor sizes every value once (kept for Write).
+// `columns` must outlive the encoder and not change. Thread-compatible.
+class FeaturesResponseEncoder {
+ public:
+  explicit FeaturesResponseEncoder(std::span<const engine::FeatureColumn> columns);
 
-// Writes the encoding of FeaturesResponse{columns} to out[0, FeaturesResponseSize(columns)).
-void WriteFeaturesResponse(std::span<const engine::FeatureColumn> columns, char* out);
+  // Bytes Write writes.
+  size_t size() const { return size_; }
+  // Writes the encoding to out[0, size()).
+  void Write(char* out) const;
+
+ private:
+  std::span<const engine::FeatureColumn> columns_;
+  std::vector<uint32_t> column_sizes_;  // body bytes of each FeatureColumn
+  std::vector<uint32_t> value_sizes_;   // body bytes of each FeatureValue, column after column
+  size_t size_ = 0;
+};
 
 }  // namespace ods::server
