@@ -234,22 +234,39 @@ bool Shard::EventStore::ReadHistorical(uint32_t template_id, std::span<const Agg
   return true;
 }
 
-size_t Shard::EventStore::SweepIdle(Micros now, size_t max_entities) {
+size_t Shard::EventStore::SweepIdle(Micros now, size_t max_visits) {
   size_t removed = 0;
-  for (auto& t : templates_) {
-    Micros horizon = t->spec->history_retention_micros;
-    for (const auto& agg : t->aggregations) {
+  size_t visits = 0;
+  // Each template is entered at most twice, so a pass over small maps ends even when the
+  // budget exceeds every entity (the wrap brings it back to where it started).
+  for (size_t entered = 0; entered <= templates_.size() && visits < max_visits && !templates_.empty();
+       ++entered) {
+    if (sweep_template_ >= templates_.size()) sweep_template_ = 0;
+    Template& t = *templates_[sweep_template_];
+    Micros horizon = t.spec->history_retention_micros;
+    for (const auto& agg : t.aggregations) {
       for (Micros w : agg->spec.windows) horizon = std::max(horizon, w);
     }
     const Micros cutoff = now - horizon;
-    for (auto it = t->entities.begin(); it != t->entities.end() && removed < max_entities;) {
+    auto it = t.entities.begin();
+    if (!sweep_resume_key_.empty()) {
+      it = t.entities.find(AsAbsl(sweep_resume_key_));
+      if (it == t.entities.end()) it = t.entities.begin();
+    }
+    for (; it != t.entities.end() && visits < max_visits; ++visits) {
       if (it->second.newest_event_time < cutoff) {
-        t->entities.erase(it++);
+        t.entities.erase(it++);  // abseil: erase leaves other iterators valid
         ++removed;
       } else {
         ++it;
       }
     }
+    if (it != t.entities.end()) {
+      sweep_resume_key_.assign(it->first.view());
+      break;
+    }
+    sweep_resume_key_.clear();
+    ++sweep_template_;
   }
   return removed;
 }

@@ -65,9 +65,10 @@ class Shard::EventStore {
                       std::span<const std::string_view> entities, std::span<const Micros> as_of,
                       std::span<const uint32_t> indices, uint64_t& budget_bytes) const;
 
-  // Removes up to `max_entities` entities whose newest event is older than every window and the
-  // retention of their template (nothing left to answer from). Returns how many.
-  size_t SweepIdle(Micros now, size_t max_entities);
+  // Visits up to `max_visits` entities from where the previous call stopped (wrapping around
+  // over the templates) and removes those whose newest event is older than every window and the
+  // retention of their template (nothing left to answer from). Returns how many it removed.
+  size_t SweepIdle(Micros now, size_t max_visits);
 
   uint64_t entities() const;
   // Estimated heap bytes of tiles and retained events. O(entities).
@@ -114,6 +115,10 @@ class Shard::EventStore {
   // By aggregation id: {template id, position in that template's aggregations}.
   std::vector<std::pair<uint32_t, uint32_t>> aggregation_slots_;
   std::string id_scratch_;
+  // Where SweepIdle resumes: a template, and the key of the entity visited next (empty: the
+  // template's first). A key erased in between restarts that template's walk.
+  size_t sweep_template_ = 0;
+  std::string sweep_resume_key_;
 };
 
 }  // namespace ods::shard

@@ -213,9 +213,9 @@ ShardStats Shard::Stats() {
   return s;
 }
 
-size_t Shard::SweepIdleEntities(size_t max_entities) {
+size_t Shard::SweepIdleEntities(size_t max_visits) {
   MutexLock lock(mu_);
-  return events_->SweepIdle(clock_.NowMicros(), max_entities);
+  return events_->SweepIdle(clock_.NowMicros(), max_visits);
 }
 
 void Shard::AddTemplate(std::shared_ptr<const TemplateSpec> spec) {

@@ -527,3 +527,72 @@ TEST_F(ShardTest, ConcurrentVersionsAreUnique) {
 
 }  // namespace
 }  // namespace ods::shard
+
+namespace ods::shard {
+namespace {
+
+// The idle sweep visits a bounded number of entities per call and resumes where it stopped, so
+// a shard holding many entities is never locked for a whole pass.
+class ShardSweepTest : public ::testing::Test {
+ protected:
+  static constexpr Micros kHour = 3'600'000'000;
+
+  ShardSweepTest() : shard_(0, {}, clock_, 0) {
+    auto t = std::make_shared<TemplateSpec>();
+    t->id = 0;
+    shard_.AddTemplate(t);
+    auto a = std::make_shared<AggregationSpec>();
+    a->spec.fn = aggregate::Fn::kCount;
+    a->spec.windows = {kHour};
+    a->spec.tiles = {kHour / 60};
+    shard_.AddAggregation(a);
+  }
+
+  // One event for each key, stamped `age` before now.
+  void Push(const std::vector<std::string>& keys, Micros age) {
+    std::vector<ShardEvent> events(keys.size());
+    for (size_t i = 0; i < keys.size(); ++i) {
+      events[i].key = keys[i];
+      events[i].event_time = clock_.NowMicros() - age;
+    }
+    std::vector<EventOutcome> outcomes(keys.size());
+    shard_.ApplyEvents(events, AllIndices(keys.size()), outcomes);
+  }
+
+  static std::vector<std::string> Keys(const std::string& prefix, int n) {
+    std::vector<std::string> keys;
+    for (int i = 0; i < n; ++i) keys.push_back(prefix + std::to_string(i));
+    return keys;
+  }
+
+  FakeClock clock_;
+  Shard shard_;
+};
+
+TEST_F(ShardSweepTest, EachCallVisitsAtMostItsBudgetAndPassesResume) {
+  Push(Keys("fresh-", 300), 0);
+  Push(Keys("idle-with-a-key-longer-than-forty-four-bytes-", 200), 2 * kHour);
+  ASSERT_EQ(shard_.Stats().entities, 500u);
+  // 50 visits among 500 entities, 200 of them idle, remove ~20 (all 50 visited being idle has
+  // odds of ~1e-20): the budget counts visits, not removals.
+  size_t removed = shard_.SweepIdleEntities(50);
+  EXPECT_LT(removed, 50u);
+  size_t calls = 1;
+  while (removed < 200 && calls < 100) {
+    const size_t now_removed = shard_.SweepIdleEntities(50);
+    EXPECT_LE(now_removed, 50u);
+    removed += now_removed;
+    ++calls;
+  }
+  EXPECT_EQ(removed, 200u);
+  // 500 entities at 50 visits per call: one pass is 10 calls (resuming, not restarting).
+  EXPECT_LE(calls, 10u);
+  EXPECT_EQ(shard_.Stats().entities, 300u);
+  EXPECT_EQ(shard_.SweepIdleEntities(1000), 0u);  // a budget past the end wraps and stops
+  clock_.Advance(2 * kHour);
+  EXPECT_EQ(shard_.SweepIdleEntities(1000), 300u);
+  EXPECT_EQ(shard_.Stats().entities, 0u);
+}
+
+}  // namespace
+}  // namespace ods::shard

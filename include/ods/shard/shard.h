@@ -149,9 +149,12 @@ class alignas(64) Shard {
 
   ShardStats Stats();
 
-  // Removes up to `max_entities` event states (template, entity) whose newest event is older
-  // than all of their template's windows and its history retention. O(entities) under the lock.
-  size_t SweepIdleEntities(size_t max_entities);
+  // Visits up to `max_visits` event states (template, entity), resuming where the previous call
+  // stopped and wrapping around, and removes those whose newest event is older than all of
+  // their template's windows and its history retention. Returns how many it removed. Holds the
+  // lock for O(max_visits), so a sweep never stalls readers for long; an entity added during a
+  // pass, or moved by the map's growth, may wait for the next pass.
+  size_t SweepIdleEntities(size_t max_visits);
 
   // --- Events and aggregations. Templates and aggregations are added, never removed; ids are
   // dense and the engine adds them to every shard in the same order. ---
