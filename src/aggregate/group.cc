@@ -36,8 +36,10 @@ struct PartialOps {
   size_t size;
   size_t align;
   bool trivially_relocatable;  // a memcpy moves it
-  void (*init)(std::byte* at, Micros t, const record::Value* v, const Spec& s);
-  void (*fold)(std::byte* at, Micros t, const record::Value* v, const Spec& s);
+  // Construct / fold into the partial at `at`; each returns the change of its heap bytes
+  // (heap_bytes), in O(1) for every fn (kLastN, kTopK count what they add and drop).
+  int64_t (*init)(std::byte* at, Micros t, const record::Value* v, const Spec& s);
+  int64_t (*fold)(std::byte* at, Micros t, const record::Value* v, const Spec& s);
   void (*relocate)(std::byte* to, std::byte* from);  // move-construct at `to`, destroy `from`
   void (*destroy)(std::byte* at);
   size_t (*heap_bytes)(const std::byte* at);
@@ -85,11 +87,26 @@ constexpr PartialOps kPartialOps = {
     sizeof(P),
     alignof(P),
     std::is_trivially_copyable_v<P>,
-    [](std::byte* at, Micros t, const record::Value* v, const Spec& s) {
-      new (at) P(Ops<P>::Init(t, v, s));
+    [](std::byte* at, Micros t, const record::Value* v, const Spec& s) -> int64_t {
+      P* p = new (at) P(Ops<P>::Init(t, v, s));
+      if constexpr (Ops<P>::kHasHeap) {
+        return static_cast<int64_t>(Ops<P>::HeapBytes(*p));
+      } else {
+        return 0;
+      }
     },
-    [](std::byte* at, Micros t, const record::Value* v, const Spec& s) {
-      Ops<P>::Fold(*As<P>(at), t, v, s);
+    [](std::byte* at, Micros t, const record::Value* v, const Spec& s) -> int64_t {
+      P& p = *As<P>(at);
+      if constexpr (requires { Ops<P>::FoldCountingHeap(p, t, v, s); }) {
+        return Ops<P>::FoldCountingHeap(p, t, v, s);  // HeapBytes is O(entries) for these
+      } else if constexpr (Ops<P>::kHasHeap) {
+        const auto before = static_cast<int64_t>(Ops<P>::HeapBytes(p));
+        Ops<P>::Fold(p, t, v, s);
+        return static_cast<int64_t>(Ops<P>::HeapBytes(p)) - before;
+      } else {
+        Ops<P>::Fold(p, t, v, s);
+        return 0;
+      }
     },
     [](std::byte* to, std::byte* from) {
       P* source = As<P>(from);
@@ -268,7 +285,9 @@ void SeriesGroup::Release() {
   }
 }
 
-void SeriesGroup::Add(Micros event_time, std::span<const record::Value* const> values, Micros now) {
+int64_t SeriesGroup::Add(Micros event_time, std::span<const record::Value* const> values,
+                         Micros now) {
+  int64_t delta = 0;  // of MemoryBytes()
   const auto& runs = layout_->runs_;
   const auto& members = layout_->members_;
   for (size_t r = 0; r < runs.size(); ++r) {
@@ -308,7 +327,10 @@ void SeriesGroup::Add(Micros event_time, std::span<const record::Value* const> v
             std::byte* dead = rs.data + i * stride;
             const uint64_t present = PresentBits(dead);
             for (size_t s = 0; s < run.slots.size(); ++s) {
-              if ((present >> s & 1) != 0) run.slots[s].ops->destroy(dead + run.slots[s].offset);
+              if ((present >> s & 1) == 0) continue;
+              std::byte* at = dead + run.slots[s].offset;
+              delta -= static_cast<int64_t>(run.slots[s].ops->heap_bytes(at));
+              run.slots[s].ops->destroy(at);
             }
           }
         }
@@ -330,6 +352,8 @@ void SeriesGroup::Add(Micros event_time, std::span<const record::Value* const> v
         RelocateRows(run, data + (position + 1) * stride, rs.data + position * stride,
                      rs.size - position);
         ::operator delete(rs.data);
+        delta += (static_cast<int64_t>(capacity) - static_cast<int64_t>(rs.capacity)) *
+                 static_cast<int64_t>(stride);
         rs.data = data;
         rs.capacity = static_cast<uint32_t>(capacity);
       } else if (position < rs.size) {
@@ -351,14 +375,15 @@ void SeriesGroup::Add(Micros event_time, std::span<const record::Value* const> v
       const Member& member = members[slot.member];
       const record::Value* v = member.field >= 0 ? values[member.field] : nullptr;
       if ((present >> s & 1) != 0) {
-        slot.ops->fold(row + slot.offset, event_time, v, member.spec);
+        delta += slot.ops->fold(row + slot.offset, event_time, v, member.spec);
       } else {
-        slot.ops->init(row + slot.offset, event_time, v, member.spec);
+        delta += slot.ops->init(row + slot.offset, event_time, v, member.spec);
         present |= uint64_t{1} << s;
       }
     }
     SetPresentBits(row, present);
   }
+  return delta;
 }
 
 Output SeriesGroup::Query(size_t m, size_t window, Micros now) const {

@@ -37,6 +37,8 @@
 //   static void Merge(Acc&, const P& tile, const Spec&);  // tiles in ascending time order
 //   static Output Finish(const Acc&, const Spec&);
 //   static constexpr bool kHasHeap; static size_t HeapBytes(const P&);
+//   // Optional, where HeapBytes is not O(1): Fold returning the change of HeapBytes.
+//   static int64_t FoldCountingHeap(P&, Micros t, const record::Value* v, const Spec&);
 // `v` is null only for kCount; otherwise it holds spec.input_type. An Acc may point into the
 // tiles it merged: Finish runs before they change.
 namespace ods::aggregate {
@@ -377,14 +379,26 @@ struct Ops<LastNPartial<S>> {
     return p;
   }
   static void Fold(P& p, Micros t, const record::Value* v, const Spec& s) {
+    FoldCountingHeap(p, t, v, s);
+  }
+  // Fold, returning the change of HeapBytes(p) in O(1) (HeapBytes itself walks the entries).
+  static int64_t FoldCountingHeap(P& p, Micros t, const record::Value* v, const Spec& s) {
     auto& list = p.newest_first;
     // Before every entry at or before `t`: a later arrival at an equal time goes first.
     auto it = std::partition_point(list.begin(), list.end(),
                                    [t](const typename P::Entry& e) { return e.time > t; });
     const auto position = it - list.begin();
-    if (static_cast<size_t>(position) >= s.n) return;
-    if (list.size() == s.n) list.pop_back();
-    list.insert(list.begin() + position, typename P::Entry{t, S(Slot<S>::Ref(*v))});
+    if (static_cast<size_t>(position) >= s.n) return 0;
+    const auto capacity = static_cast<int64_t>(list.capacity());
+    int64_t delta = 0;
+    if (list.size() == s.n) {
+      delta -= static_cast<int64_t>(Slot<S>::HeapBytes(list.back().value));
+      list.pop_back();
+    }
+    auto entry = list.insert(list.begin() + position, typename P::Entry{t, S(Slot<S>::Ref(*v))});
+    delta += static_cast<int64_t>(Slot<S>::HeapBytes(entry->value));
+    return delta + (static_cast<int64_t>(list.capacity()) - capacity) *
+                       static_cast<int64_t>(sizeof(typename P::Entry));
   }
   using Acc = std::vector<const P*>;  // tiles in ascending time order
   static void Merge(Acc& acc, const P& p, const Spec&) { acc.push_back(&p); }
@@ -518,8 +532,17 @@ struct Ops<TopKPartial<S>> {
     Fold(p, t, v, s);
     return p;
   }
-  static void Fold(P& p, Micros, const record::Value* v, const Spec&) {
-    ++(*p.counts)[Slot<S>::Ref(*v)];
+  static void Fold(P& p, Micros t, const record::Value* v, const Spec& s) {
+    FoldCountingHeap(p, t, v, s);
+  }
+  // Fold, returning the change of HeapBytes(p) in O(1) (HeapBytes itself walks the entries).
+  static int64_t FoldCountingHeap(P& p, Micros, const record::Value* v, const Spec&) {
+    const auto capacity = static_cast<int64_t>(p.counts->capacity());
+    auto [entry, inserted] = p.counts->try_emplace(Slot<S>::Ref(*v), 0);
+    ++entry->second;
+    const int64_t key_bytes = inserted ? static_cast<int64_t>(Slot<S>::HeapBytes(entry->first)) : 0;
+    return key_bytes + (static_cast<int64_t>(p.counts->capacity()) - capacity) *
+                           static_cast<int64_t>(sizeof(typename P::Counts::slot_type) + 1);
   }
   using Acc = absl::flat_hash_map<View, int64_t>;  // views into the merged tiles
   static void Merge(Acc& acc, const P& p, const Spec&) {

@@ -377,8 +377,31 @@ Result<PushResult> Engine::PushEvents(std::span<const EventInput> events) {
   }
   const ShardGroups& groups = GroupByOwner(events.size(), [&](size_t i) { return owners[i]; });
   std::vector<shard::EventOutcome> outcomes(events.size());
+  bool refused = false;
   for (size_t s = 0; s < shards_.size(); ++s) {
-    if (!groups.Of(s).empty()) shards_[s]->ApplyEvents(shard_events, groups.Of(s), outcomes);
+    if (groups.Of(s).empty()) continue;
+    if (!shards_[s]->AtMemoryBudget()) {
+      shards_[s]->ApplyEvents(shard_events, groups.Of(s), outcomes);
+      continue;
+    }
+    // Records and event state share the budget; until tiering (#6) moves state out, a full
+    // shard takes no events (its idle entities age out and are swept).
+    refused = true;
+    for (uint32_t i : groups.Of(s)) {
+      owners[i] = none;
+      result.rejected.push_back(
+          {i, StatusCode::kResourceExhausted,
+           "template '" + catalog.templates[shard_events[i].template_id].config.name +
+               "', key '" + QuoteForMessage(shard_events[i].key) + "': RAM budget reached (shard " +
+               std::to_string(s) + " is at its share of storage.ram.max_bytes " +
+               FormatBytes(config_.storage.ram_max_bytes) + "); not applied"});
+    }
+  }
+  if (refused) {  // keep the rejections in index order
+    std::stable_sort(result.rejected.begin(), result.rejected.end(),
+                     [](const EventRejection& a, const EventRejection& b) {
+                       return a.index < b.index;
+                     });
   }
   for (size_t i = 0; i < events.size(); ++i) {
     if (owners[i] == none) continue;

@@ -13,12 +13,15 @@ namespace ods::shard {
 namespace {
 
 // Erases a consumed prefix of `v` once it is at least half of the vector (amortized O(1)).
-template <typename T>
-void CompactFront(std::vector<T>& v, size_t& begin) {
-  if (begin >= 16 && begin * 2 >= v.size()) {
-    v.erase(v.begin(), v.begin() + static_cast<ptrdiff_t>(begin));
-    begin = 0;
-  }
+// Returns the change of bytes_of(v), walked only when it erases (moving strings within a vector
+// can keep a target's old capacity, so the change is measured, not derived).
+template <typename T, typename BytesOf>
+int64_t CompactFront(std::vector<T>& v, size_t& begin, const BytesOf& bytes_of) {
+  if (begin < 16 || begin * 2 < v.size()) return 0;
+  const auto before = static_cast<int64_t>(bytes_of(v));
+  v.erase(v.begin(), v.begin() + static_cast<ptrdiff_t>(begin));
+  begin = 0;
+  return static_cast<int64_t>(bytes_of(v)) - before;
 }
 
 // Debian's abseil has its own string_view: heterogeneous lookups need it.
@@ -42,7 +45,37 @@ bool Charge(const aggregate::Output& out, uint64_t& budget_bytes) {
   return true;
 }
 
+size_t IdHeapBytes(const std::string& id) { return id.capacity() > 15 ? 2 * id.capacity() : 0; }
+
 }  // namespace
+
+// The accounting below is what MemoryBytes() walks; bytes_ is kept equal to it by every change.
+size_t Shard::EventStore::StoredEventBytes(const StoredEvent& e) {
+  size_t bytes = e.values.capacity() * sizeof(std::optional<record::Value>);
+  for (const auto& v : e.values) bytes += v ? ValueHeapBytes(*v) : 0;
+  return bytes;
+}
+
+size_t Shard::EventStore::HistoryBytes(const std::vector<StoredEvent>& history) {
+  size_t bytes = history.capacity() * sizeof(StoredEvent);
+  for (const StoredEvent& e : history) bytes += StoredEventBytes(e);
+  return bytes;
+}
+
+size_t Shard::EventStore::IdOrderBytes(const std::vector<std::pair<Micros, std::string>>& order) {
+  size_t bytes = order.capacity() * sizeof(std::pair<Micros, std::string>);
+  for (const auto& [arrived, id] : order) bytes += IdHeapBytes(id);
+  return bytes;
+}
+
+size_t Shard::EventStore::EntityBytes(const EntityKey& key, const Entity& entity) {
+  size_t bytes = key.heap_bytes();
+  if (entity.groups.capacity() > 1) {
+    bytes += entity.groups.capacity() * sizeof(aggregate::SeriesGroup);
+  }
+  for (const aggregate::SeriesGroup& group : entity.groups) bytes += group.MemoryBytes();
+  return bytes + HistoryBytes(entity.history);
+}
 
 void Shard::EventStore::AddTemplate(std::shared_ptr<const TemplateSpec> spec) {
   ODS_CHECK(spec->id == templates_.size());
@@ -89,19 +122,20 @@ std::pair<uint64_t, uint64_t> Shard::EventStore::AddAggregation(
     }
     ++entities;
   }
+  bytes_ = static_cast<int64_t>(MemoryBytes());  // rare: new groups everywhere
   return {entities, replayed};
 }
 
-void Shard::EventStore::TrimHistory(const TemplateSpec& spec, Entity& entity, Micros now) {
+int64_t Shard::EventStore::TrimHistory(const TemplateSpec& spec, Entity& entity, Micros now) {
   const Micros cutoff = now - spec.history_retention_micros;
   while (entity.history_begin < entity.history.size() &&
          entity.history[entity.history_begin].event_time < cutoff) {
     ++entity.history_begin;
   }
-  CompactFront(entity.history, entity.history_begin);
+  return CompactFront(entity.history, entity.history_begin, &HistoryBytes);
 }
 
-void Shard::EventStore::ForgetOldIds(Template& t, Micros now) {
+int64_t Shard::EventStore::ForgetOldIds(Template& t, Micros now) {
   const Micros cutoff = now - t.spec->dedup_window_micros;
   while (t.id_order_begin < t.id_order.size() && t.id_order[t.id_order_begin].first < cutoff) {
     auto& [arrived, id] = t.id_order[t.id_order_begin];
@@ -110,7 +144,7 @@ void Shard::EventStore::ForgetOldIds(Template& t, Micros now) {
     if (it != t.seen_ids.end() && it->second == arrived) t.seen_ids.erase(it);
     ++t.id_order_begin;
   }
-  CompactFront(t.id_order, t.id_order_begin);
+  return CompactFront(t.id_order, t.id_order_begin, &IdOrderBytes);
 }
 
 void Shard::EventStore::PrefetchEntity(uint32_t template_id, std::string_view key) const {
@@ -128,35 +162,52 @@ EventOutcome Shard::EventStore::Apply(const ShardEvent& event, Micros now) {
   ODS_CHECK(event.template_id < templates_.size());
   Template& t = *templates_[event.template_id];
   const TemplateSpec& spec = *t.spec;
+  auto capacity_change = [](size_t before, size_t after, size_t unit) {
+    return (static_cast<int64_t>(after) - static_cast<int64_t>(before)) *
+           static_cast<int64_t>(unit);
+  };
   if (!event.event_id.empty() && spec.dedup_window_micros > 0) {
-    ForgetOldIds(t, now);
+    bytes_ += ForgetOldIds(t, now);
     id_scratch_.clear();
     const auto key_size = static_cast<uint32_t>(event.key.size());
     id_scratch_.append(reinterpret_cast<const char*>(&key_size), sizeof(key_size));
     id_scratch_.append(event.key);
     id_scratch_.append(event.event_id);
+    const size_t ids = t.seen_ids.capacity();
     auto [it, inserted] = t.seen_ids.try_emplace(id_scratch_, now);
+    bytes_ += capacity_change(ids, t.seen_ids.capacity(), kSeenIdSlotBytes);
     if (!inserted) return EventOutcome::kDuplicate;
+    const size_t order = t.id_order.capacity();
     t.id_order.emplace_back(now, id_scratch_);
+    bytes_ += capacity_change(order, t.id_order.capacity(), sizeof(t.id_order[0])) +
+              static_cast<int64_t>(IdHeapBytes(t.id_order.back().second));
   }
+  const size_t slots = t.entities.capacity();
   auto [it, fresh] = t.entities.try_emplace(AsAbsl(event.key));
   Entity& entity = it->second;
   if (fresh) {
     for (const auto& layout : t.layouts) entity.groups.emplace_back(*layout);
     entity.newest_event_time = event.event_time;
+    bytes_ += capacity_change(slots, t.entities.capacity(), kEntitySlotBytes) +
+              static_cast<int64_t>(EntityBytes(it->first, entity));
   }
   entity.newest_event_time = std::max(entity.newest_event_time, event.event_time);
   const std::span<const record::Value* const> values(event.values, spec.field_count);
-  for (aggregate::SeriesGroup& group : entity.groups) group.Add(event.event_time, values, now);
+  for (aggregate::SeriesGroup& group : entity.groups) {
+    bytes_ += group.Add(event.event_time, values, now);
+  }
   if (spec.history_retention_micros > 0 &&
       event.event_time >= now - spec.history_retention_micros) {
+    const size_t history = entity.history.capacity();
     StoredEvent& stored = entity.history.emplace_back();
     stored.event_time = event.event_time;
     stored.values.resize(spec.field_count);
     for (uint32_t f = 0; f < spec.field_count; ++f) {
       if (event.values[f] != nullptr) stored.values[f] = *event.values[f];
     }
-    TrimHistory(spec, entity, now);
+    bytes_ += capacity_change(history, entity.history.capacity(), sizeof(StoredEvent)) +
+              static_cast<int64_t>(StoredEventBytes(stored));
+    bytes_ += TrimHistory(spec, entity, now);
   }
   return EventOutcome::kApplied;
 }
@@ -273,6 +324,7 @@ size_t Shard::EventStore::SweepIdle(Micros now, size_t max_visits) {
     }
     for (; it != t.entities.end() && visits < max_visits; ++visits) {
       if (it->second.newest_event_time < cutoff) {
+        bytes_ -= static_cast<int64_t>(EntityBytes(it->first, it->second));
         t.entities.erase(it++);  // abseil: erase leaves other iterators valid
         ++removed;
       } else {
@@ -298,23 +350,10 @@ uint64_t Shard::EventStore::entities() const {
 uint64_t Shard::EventStore::MemoryBytes() const {
   uint64_t bytes = 0;
   for (const auto& t : templates_) {
-    bytes += t->entities.capacity() * (sizeof(EntityKey) + sizeof(Entity) + 1);
-    for (const auto& [key, entity] : t->entities) {
-      bytes += key.heap_bytes();
-      if (entity.groups.capacity() > 1) {
-        bytes += entity.groups.capacity() * sizeof(aggregate::SeriesGroup);
-      }
-      for (const aggregate::SeriesGroup& group : entity.groups) bytes += group.MemoryBytes();
-      bytes += entity.history.capacity() * sizeof(StoredEvent);
-      for (const StoredEvent& e : entity.history) {
-        bytes += e.values.capacity() * sizeof(std::optional<record::Value>);
-        for (const auto& v : e.values) bytes += v ? ValueHeapBytes(*v) : 0;
-      }
-    }
-    bytes += t->seen_ids.capacity() * (sizeof(std::string) + sizeof(Micros) + 1);
-    bytes += t->id_order.capacity() * sizeof(std::pair<Micros, std::string>);
-    for (const auto& [arrived, id] : t->id_order)
-      bytes += id.capacity() > 15 ? 2 * id.capacity() : 0;
+    bytes += t->entities.capacity() * kEntitySlotBytes;
+    for (const auto& [key, entity] : t->entities) bytes += EntityBytes(key, entity);
+    bytes += t->seen_ids.capacity() * kSeenIdSlotBytes;
+    bytes += IdOrderBytes(t->id_order);
   }
   return bytes;
 }

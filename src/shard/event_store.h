@@ -71,8 +71,10 @@ class Shard::EventStore {
   size_t SweepIdle(Micros now, size_t max_visits);
 
   uint64_t entities() const;
-  // Estimated heap bytes of tiles and retained events. O(entities).
+  // Estimated heap bytes of tiles, retained events and event ids, walked: O(entities).
   uint64_t MemoryBytes() const;
+  // The same figure kept up to date by every change: O(1).
+  uint64_t TrackedBytes() const { return static_cast<uint64_t>(bytes_); }
 
  private:
   // One retained event: its time and the template's values (absent ones disengaged).
@@ -107,14 +109,24 @@ class Shard::EventStore {
     size_t id_order_begin = 0;
   };
 
-  // Drops history older than the retention and event ids older than the dedup window.
-  static void TrimHistory(const TemplateSpec& spec, Entity& entity, Micros now);
-  static void ForgetOldIds(Template& t, Micros now);
+  // Drops history older than the retention and event ids older than the dedup window; each
+  // returns the change of MemoryBytes() it made.
+  static int64_t TrimHistory(const TemplateSpec& spec, Entity& entity, Micros now);
+  static int64_t ForgetOldIds(Template& t, Micros now);
+
+  // Parts of MemoryBytes(). A map slot is its key and value plus one control byte.
+  static constexpr size_t kEntitySlotBytes = sizeof(EntityKey) + sizeof(Entity) + 1;
+  static constexpr size_t kSeenIdSlotBytes = sizeof(std::string) + sizeof(Micros) + 1;
+  static size_t StoredEventBytes(const StoredEvent& e);
+  static size_t HistoryBytes(const std::vector<StoredEvent>& history);
+  static size_t IdOrderBytes(const std::vector<std::pair<Micros, std::string>>& order);
+  static size_t EntityBytes(const EntityKey& key, const Entity& entity);
 
   std::vector<std::unique_ptr<Template>> templates_;  // by template id
   // By aggregation id: {template id, position in that template's aggregations}.
   std::vector<std::pair<uint32_t, uint32_t>> aggregation_slots_;
   std::string id_scratch_;
+  int64_t bytes_ = 0;  // == MemoryBytes(), kept by every change
   // Where SweepIdle resumes: a template, and the key of the entity visited next (empty: the
   // template's first). A key erased in between restarts that template's walk.
   size_t sweep_template_ = 0;

@@ -62,7 +62,9 @@ uint64_t Shard::MaxEntryBytes(std::string_view key, const record::Record& record
 
 bool Shard::WouldExceedMemory(uint64_t incoming_bytes) const {
   if (max_memory_bytes_ == 0) return false;
-  return memory_bytes_.load(std::memory_order_relaxed) + incoming_bytes > max_memory_bytes_;
+  return memory_bytes_.load(std::memory_order_relaxed) +
+             event_bytes_.load(std::memory_order_relaxed) + incoming_bytes >
+         max_memory_bytes_;
 }
 
 bool Shard::HasRoomForFieldNames(uint32_t table, std::span<const KeyedRecord> items,
@@ -209,13 +211,20 @@ ShardStats Shard::Stats() {
   for (const auto& t : tables_) s.records += t->records.size();
   s.memory_bytes = memory_bytes_.load(std::memory_order_relaxed);
   s.entities = events_->entities();
-  s.event_state_bytes = events_->MemoryBytes();
+  s.event_state_bytes = events_->TrackedBytes();
   return s;
+}
+
+uint64_t Shard::CountEventStateBytes() {
+  MutexLock lock(mu_);
+  return events_->MemoryBytes();
 }
 
 size_t Shard::SweepIdleEntities(size_t max_visits) {
   MutexLock lock(mu_);
-  return events_->SweepIdle(clock_.NowMicros(), max_visits);
+  const size_t removed = events_->SweepIdle(clock_.NowMicros(), max_visits);
+  event_bytes_.store(events_->TrackedBytes(), std::memory_order_relaxed);
+  return removed;
 }
 
 void Shard::AddTemplate(std::shared_ptr<const TemplateSpec> spec) {
@@ -225,7 +234,9 @@ void Shard::AddTemplate(std::shared_ptr<const TemplateSpec> spec) {
 
 std::pair<uint64_t, uint64_t> Shard::AddAggregation(std::shared_ptr<const AggregationSpec> spec) {
   MutexLock lock(mu_);
-  return events_->AddAggregation(std::move(spec), clock_.NowMicros());
+  auto added = events_->AddAggregation(std::move(spec), clock_.NowMicros());
+  event_bytes_.store(events_->TrackedBytes(), std::memory_order_relaxed);
+  return added;
 }
 
 void Shard::ApplyEvents(std::span<const ShardEvent> events, std::span<const uint32_t> indices,
@@ -245,6 +256,7 @@ void Shard::ApplyEvents(std::span<const ShardEvent> events, std::span<const uint
   });
   stats_.events_applied += applied;
   stats_.events_duplicate += indices.size() - applied;
+  event_bytes_.store(events_->TrackedBytes(), std::memory_order_relaxed);
 }
 
 bool Shard::ReadOnline(uint32_t template_id, std::span<const AggregationRead> reads,

@@ -600,6 +600,8 @@ TEST(SeriesGroupTest, EveryMemberEqualsComputeAsOfOverSharedRows) {
   const GroupLayout layout(members);
   ASSERT_EQ(layout.size(), members.size());
   std::optional<SeriesGroup> group(std::in_place, layout);
+  // The running total of Add's returned changes must always equal a full MemoryBytes() walk.
+  auto tracked = static_cast<int64_t>(group->MemoryBytes());
 
   // events[f]: the events as field f's members see them.
   std::vector<std::vector<Event>> events(kTypes);
@@ -616,7 +618,8 @@ TEST(SeriesGroupTest, EveryMemberEqualsComputeAsOfOverSharedRows) {
       values[f] = RandomValue(static_cast<ValueType>(f + 1), rng);
       pointers[f] = &*values[f];
     }
-    group->Add(time, pointers, now);
+    tracked += group->Add(time, pointers, now);
+    ASSERT_EQ(tracked, static_cast<int64_t>(group->MemoryBytes())) << "step " << step;
     for (int f = 0; f < kTypes; ++f) events[f].push_back({time, values[f]});
     all.push_back({time, std::nullopt});
     if (step == 300) {

@@ -683,6 +683,61 @@ TEST(FeaturesBudgetTest, AnOversizedAnswerIsRefusedBeforeItIsBuilt) {
   EXPECT_LT(MaxRssBytes() - rss_before, uint64_t{200} << 20);
 }
 
+// Records and event state share storage.ram.max_bytes: a shard at its share refuses events
+// (RESOURCE_EXHAUSTED by index, naming template, key and budget) and still answers reads; once
+// its state ages out and is swept it takes events again.
+TEST(FeaturesBudgetTest, EventsStopAtTheRamBudgetAndResumeOnceStateIsSwept) {
+  FakeClock clock(Micros{1'700'000'000} * kSecond);
+  config::Config config = MakeConfig();
+  config.storage.ram_max_bytes = 4 << 20;  // 1 MiB per shard
+  Result<std::unique_ptr<Engine>> engine = Engine::Create(config, clock);
+  ASSERT_THAT(engine, IsOk());
+  uint64_t applied = 0;
+  uint64_t refused = 0;
+  int next = 0;
+  for (int batch = 0; batch < 200 && refused == 0; ++batch) {
+    std::vector<RawEvent> events;
+    for (int i = 0; i < 500; ++i, ++next) {
+      events.push_back({"user-" + std::to_string(next), clock.NowMicros() - kSecond, 1.0, 1,
+                        "merchant-" + std::to_string(next % 97)});
+    }
+    Result<PushResult> r = Push(**engine, events);
+    ASSERT_THAT(r, IsOk());
+    applied += r->applied;
+    for (size_t k = 0; k < r->rejected.size(); ++k) {
+      const EventRejection& rej = r->rejected[k];
+      EXPECT_EQ(rej.code, StatusCode::kResourceExhausted) << rej.reason;
+      EXPECT_THAT(rej.reason, HasSubstr("template 'tx', key 'user-"));
+      EXPECT_THAT(rej.reason, HasSubstr("storage.ram.max_bytes 4MiB"));
+      if (k > 0) {
+        EXPECT_LT(r->rejected[k - 1].index, rej.index);  // in index order
+      }
+    }
+    EXPECT_EQ(r->applied + r->rejected.size(), events.size());
+    refused += r->rejected.size();
+  }
+  ASSERT_GT(refused, 0u) << "the budget never filled";
+  const EngineStats full = (*engine)->Stats();
+  // Each shard may overshoot its share by what one batch adds to it before it is refused.
+  EXPECT_LT(full.event_state_bytes, uint64_t{6} << 20);
+  EXPECT_GT(full.event_state_bytes, uint64_t{3} << 20);
+  EXPECT_EQ(full.entities, applied);
+  // Reads still answer.
+  const std::vector<std::string_view> who = {"user-0"};
+  const std::vector<std::string_view> what = {"n@1h"};
+  Result<std::vector<FeatureColumn>> c = (*engine)->GetOnlineFeatures(who, what, std::nullopt);
+  ASSERT_THAT(c, IsOk());
+  EXPECT_EQ((*c)[0].statuses[0], FeatureStatus::kPresent);
+  // Past every window and the retention, the sweeper frees the state and events flow again.
+  clock.Advance(40 * kDay);
+  for (int i = 0; i < 100 && (*engine)->Stats().entities > 0; ++i) (*engine)->SweepExpiredOnce();
+  EXPECT_EQ((*engine)->Stats().entities, 0u);
+  Result<PushResult> again =
+      Push(**engine, {{"late-comer", clock.NowMicros() - kSecond, 1.0, 1, "m"}});
+  ASSERT_THAT(again, IsOk());
+  EXPECT_EQ(again->applied, 1u);
+}
+
 // Every cell of the answer costs bytes on the wire (status, event time, value wrapper) even when
 // nothing is found: a grid of rows x features that cannot fit limits.max_message_bytes is
 // refused before its columns are allocated, not built and then failed by the transport.

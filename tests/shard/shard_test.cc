@@ -10,6 +10,7 @@
 #include <memory>
 #include <numeric>
 #include <optional>
+#include <random>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -592,6 +593,87 @@ TEST_F(ShardSweepTest, EachCallVisitsAtMostItsBudgetAndPassesResume) {
   clock_.Advance(2 * kHour);
   EXPECT_EQ(shard_.SweepIdleEntities(1000), 300u);
   EXPECT_EQ(shard_.Stats().entities, 0u);
+}
+
+}  // namespace
+}  // namespace ods::shard
+
+namespace ods::shard {
+namespace {
+
+// Stats().event_state_bytes is a running figure kept by every change (events with and without
+// ids, duplicates, out-of-order and too-old events, strings that outgrow the small-string
+// buffer, history trimmed and compacted, tiles dropped, entities swept, an aggregation added and
+// backfilled). It must always equal a walk over every entity.
+TEST(ShardEventBytesTest, TheRunningFigureEqualsAWalkAfterEveryChange) {
+  constexpr Micros kSecond = 1'000'000;
+  constexpr Micros kHour = 3600 * kSecond;
+  FakeClock clock(Micros{1'700'000'000} * kSecond);
+  Shard shard(0, {}, clock, 0);
+  auto t = std::make_shared<TemplateSpec>();
+  t->field_count = 2;  // 0: merchant (string), 1: amount (double)
+  t->history_retention_micros = 2 * kHour;
+  t->dedup_window_micros = 10 * 60 * kSecond;
+  shard.AddTemplate(t);
+  uint32_t next_id = 0;
+  auto add = [&](aggregate::Fn fn, ValueType type, int32_t field, uint32_t n) {
+    auto a = std::make_shared<AggregationSpec>();
+    a->id = next_id++;
+    a->field = field;
+    a->spec.fn = fn;
+    a->spec.input_type = type;
+    a->spec.n = n;
+    a->spec.windows = {kHour, 24 * kHour};
+    a->spec.tiles = {aggregate::DefaultTileFor(kHour), aggregate::DefaultTileFor(24 * kHour)};
+    shard.AddAggregation(a);
+  };
+  add(aggregate::Fn::kTopK, ValueType::kString, 0, 2);
+  add(aggregate::Fn::kLastN, ValueType::kString, 0, 3);
+  add(aggregate::Fn::kDistinctCount, ValueType::kString, 0, 0);
+  add(aggregate::Fn::kMin, ValueType::kString, 0, 0);
+  add(aggregate::Fn::kSum, ValueType::kDouble, 1, 0);
+
+  std::mt19937_64 rng(11);
+  auto pick = [&](uint64_t n) { return rng() % n; };
+  std::vector<std::string> keys, ids, merchants;
+  std::vector<Value> values;
+  for (int step = 0; step < 400; ++step) {
+    const size_t batch = 1 + pick(40);
+    keys.assign(batch, "");
+    ids.assign(batch, "");
+    merchants.assign(batch, "");
+    values.clear();
+    values.reserve(2 * batch);
+    std::vector<ShardEvent> events(batch);
+    std::vector<const Value*> pointers(2 * batch);
+    for (size_t i = 0; i < batch; ++i) {
+      keys[i] = (pick(3) == 0 ? std::string(50, 'L') : "u") + std::to_string(pick(60));
+      merchants[i] = "m" + std::to_string(pick(30)) + (pick(4) == 0 ? std::string(30, 'x') : "");
+      values.emplace_back(merchants[i]);
+      values.emplace_back(static_cast<double>(pick(1000)));
+      pointers[2 * i] = pick(5) == 0 ? nullptr : &values[2 * i];
+      pointers[2 * i + 1] = &values[2 * i + 1];
+      if (pick(2) == 0) ids[i] = "id-" + std::to_string(pick(500)) + std::string(pick(2) * 20, 'i');
+      events[i].key = keys[i];
+      events[i].event_time = clock.NowMicros() - static_cast<Micros>(pick(3 * kHour));
+      events[i].values = &pointers[2 * i];
+      events[i].event_id = ids[i];
+    }
+    std::vector<EventOutcome> outcomes(batch);
+    shard.ApplyEvents(events, AllIndices(batch), outcomes);
+    ASSERT_EQ(shard.Stats().event_state_bytes, shard.CountEventStateBytes()) << "step " << step;
+    clock.Advance(static_cast<Micros>(pick(120)) * kSecond);
+    if (step % 50 == 49) {
+      clock.Advance(static_cast<Micros>(pick(30)) * kHour);  // most state ages out
+      shard.SweepIdleEntities(1 + pick(100));
+      ASSERT_EQ(shard.Stats().event_state_bytes, shard.CountEventStateBytes()) << "step " << step;
+    }
+    if (step == 200) {  // backfilled from retained history
+      add(aggregate::Fn::kTopK, ValueType::kString, 0, 5);
+      ASSERT_EQ(shard.Stats().event_state_bytes, shard.CountEventStateBytes());
+    }
+  }
+  EXPECT_GT(shard.Stats().event_state_bytes, 0u);
 }
 
 }  // namespace

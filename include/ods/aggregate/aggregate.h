@@ -149,8 +149,9 @@ class SeriesGroup {
   // fallen out of every window as of `now` (until then they cost memory but are never read);
   // an event older than every window is not stored. Events in tiles after the one holding `now`
   // are kept for later queries. O(tile sizes + members) amortized for the newest tile (kTopK,
-  // kLastN: plus O(n) / a hash-map update), O(log tiles + tiles) for an older one.
-  void Add(Micros event_time, std::span<const record::Value* const> values, Micros now);
+  // kLastN: plus O(n) / a hash-map update), O(log tiles + tiles) for an older one. Returns the
+  // change of MemoryBytes() it made (so owners can keep a running total without walking).
+  int64_t Add(Micros event_time, std::span<const record::Value* const> values, Micros now);
 
   // The value of member `m`'s windows[window] as of `now` (see the window semantics above).
   // O(log tiles + tiles in the window). Events stamped after `now` but inside the tile that

@@ -73,7 +73,7 @@ struct ShardStats {
   uint64_t events_applied = 0;
   uint64_t events_duplicate = 0;
   uint64_t entities = 0;           // (template, entity) event states
-  uint64_t event_state_bytes = 0;  // tiles + retained events (walks every entity: O(entities))
+  uint64_t event_state_bytes = 0;  // tiles, retained events and event ids (kept up to date)
 };
 
 // The records of every table for one slice of the key space.
@@ -99,9 +99,14 @@ class alignas(64) Shard {
 
   uint32_t id() const { return id_; }
 
-  // True when adding `incoming_bytes` would take the shard past its memory budget. Lock-free
-  // (relaxed read); used to reject a whole batch before any shard is written.
+  // True when adding `incoming_bytes` would take the shard past its memory budget, which
+  // records and event state share. Lock-free (relaxed reads); used to reject a whole batch
+  // before any shard is written.
   bool WouldExceedMemory(uint64_t incoming_bytes) const;
+  // True when the shard is at or past its memory budget (events to it are then refused: an
+  // event's growth is known only once applied, so a shard under budget may overshoot by one
+  // batch). Lock-free.
+  bool AtMemoryBudget() const { return WouldExceedMemory(1); }
 
   // Most bytes a Put of `record` under a new `key` adds to memory_bytes (an overwrite adds
   // less), counted the way the shard counts them: entry overhead, key, header and fields. For
@@ -148,6 +153,10 @@ class alignas(64) Shard {
   size_t SweepExpired(size_t max_entries);
 
   ShardStats Stats();
+
+  // Event state bytes counted by walking every entity, O(entities) under the lock: for tests,
+  // which check that the running figure in Stats().event_state_bytes equals it.
+  uint64_t CountEventStateBytes();
 
   // Visits up to `max_visits` event states (template, entity), resuming where the previous call
   // stopped and wrapping around, and removes those whose newest event is older than all of
@@ -198,6 +207,7 @@ class alignas(64) Shard {
   const Clock& clock_;
   const uint64_t max_memory_bytes_;
   std::atomic<uint64_t> memory_bytes_{0};  // written under mu_, read lock-free
+  std::atomic<uint64_t> event_bytes_{0};   // events_->TrackedBytes(); written under mu_
   // Field names per table (dictionary sizes), written under mu_, read lock-free. Fixed length.
   std::unique_ptr<std::atomic<size_t>[]> field_names_;
 
