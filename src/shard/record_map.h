@@ -8,7 +8,9 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <string>
 #include <string_view>
+#include <utility>
 
 namespace ods::shard {
 
@@ -44,12 +46,22 @@ class RecordMap {
     for (const Slot& s : set_) fn(KeyOf(s.block), ValueOf(s.block));
   }
 
-  // Removes entries for which pred(key, value) holds, at most `max_entries`; adds the accounted
-  // bytes freed to `freed_bytes`. Returns how many were removed.
+  // Visits up to `max_visits` entries, starting at the entry of key `resume_key` (the first
+  // entry if it is empty or no longer present), and removes those for which pred(key, value)
+  // holds. Sets `resume_key` to the key of the entry to visit next, or clears it when the walk
+  // reached the end. Adds the accounted bytes freed to `freed_bytes`. Returns {removed, visited}.
+  // An entry inserted meanwhile, or moved by the table's growth, may be missed by this pass.
   template <typename Pred>
-  size_t EraseIf(Pred pred, size_t max_entries, uint64_t& freed_bytes) {
+  std::pair<size_t, size_t> EraseIfFrom(std::string& resume_key, Pred pred, size_t max_visits,
+                                        uint64_t& freed_bytes) {
+    auto it = set_.begin();
+    if (!resume_key.empty()) {
+      it = set_.find(Absl(resume_key));
+      if (it == set_.end()) it = set_.begin();
+    }
     size_t removed = 0;
-    for (auto it = set_.begin(); it != set_.end() && removed < max_entries;) {
+    size_t visited = 0;
+    for (; it != set_.end() && visited < max_visits; ++visited) {
       char* block = it->block;
       if (pred(KeyOf(block), ValueOf(block))) {
         freed_bytes += AccountedBytes(block);
@@ -60,7 +72,12 @@ class RecordMap {
         ++it;
       }
     }
-    return removed;
+    if (it == set_.end()) {
+      resume_key.clear();
+    } else {
+      resume_key.assign(KeyOf(it->block));
+    }
+    return {removed, visited};
   }
 
   size_t size() const { return set_.size(); }

@@ -187,16 +187,27 @@ void Shard::CollectKeys(uint32_t table, std::string_view prefix, std::string_vie
   }
 }
 
-size_t Shard::SweepExpired(size_t max_entries) {
+size_t Shard::SweepExpired(size_t max_visits) {
   MutexLock lock(mu_);
   const Micros now = clock_.NowMicros();
+  auto expired = [now](std::string_view, std::string_view encoded) {
+    return IsExpired(encoded, now);
+  };
   size_t removed = 0;
+  size_t visits = 0;
   uint64_t freed = 0;
-  for (auto& table : tables_) {
-    if (table->schema->ttl_micros() == 0 || removed >= max_entries) continue;
-    removed += table->records.EraseIf(
-        [now](std::string_view, std::string_view encoded) { return IsExpired(encoded, now); },
-        max_entries - removed, freed);
+  // Each table is entered at most twice, so a budget larger than every table ends the call.
+  for (size_t entered = 0; entered <= tables_.size() && visits < max_visits; ++entered) {
+    if (sweep_table_ >= tables_.size()) sweep_table_ = 0;
+    Table& t = *tables_[sweep_table_];
+    if (t.schema->ttl_micros() != 0) {
+      const auto [r, v] = t.records.EraseIfFrom(sweep_key_, expired, max_visits - visits, freed);
+      removed += r;
+      visits += v;
+      if (!sweep_key_.empty()) break;  // the budget ran out inside this table
+    }
+    sweep_key_.clear();
+    ++sweep_table_;
   }
   stats_.expired += removed;
   memory_bytes_.store(memory_bytes_.load(std::memory_order_relaxed) - freed,

@@ -678,3 +678,44 @@ TEST(ShardEventBytesTest, TheRunningFigureEqualsAWalkAfterEveryChange) {
 
 }  // namespace
 }  // namespace ods::shard
+
+namespace ods::shard {
+namespace {
+
+// The TTL sweep visits a bounded number of records per call and resumes where it stopped.
+TEST_F(ShardTest, TtlSweepVisitsAtMostItsBudgetAndResumes) {
+  std::vector<std::string> keys;
+  std::vector<Record> records;
+  for (int i = 0; i < 300; ++i) {
+    keys.push_back("expiring-" + std::to_string(i));
+    records.push_back(Rec(i));
+  }
+  Put(kWithTtl, keys, records);
+  clock_.Advance(kTtl / 2);
+  keys.clear();
+  records.clear();
+  for (int i = 0; i < 200; ++i) {
+    keys.push_back("young-" + std::to_string(i));
+    records.push_back(Rec(i));
+  }
+  Put(kWithTtl, keys, records);
+  clock_.Advance(kTtl / 2);
+  // 50 visits among 500 records, 300 expired, remove ~30 (all 50 expired: odds ~1e-12).
+  size_t removed = shard_.SweepExpired(50);
+  EXPECT_LT(removed, 50u);
+  size_t calls = 1;
+  while (removed < 300 && calls < 100) {
+    removed += shard_.SweepExpired(50);
+    ++calls;
+  }
+  EXPECT_EQ(removed, 300u);
+  EXPECT_LE(calls, 10u);  // one pass: 500 records at 50 a call
+  EXPECT_EQ(shard_.Stats().records, 200u);
+  EXPECT_EQ(shard_.SweepExpired(10'000), 0u);
+  clock_.Advance(kTtl);
+  EXPECT_EQ(shard_.SweepExpired(10'000), 200u);
+  EXPECT_EQ(shard_.Stats().memory_bytes, 0u);
+}
+
+}  // namespace
+}  // namespace ods::shard

@@ -148,9 +148,10 @@ class alignas(64) Shard {
   void CollectKeys(uint32_t table, std::string_view prefix, std::string_view start_after,
                    size_t limit, std::vector<std::string>& out);
 
-  // Removes up to `max_entries` expired records; returns how many. Holds the lock for one pass
-  // over the tables that have a TTL.
-  size_t SweepExpired(size_t max_entries);
+  // Visits up to `max_visits` records of the tables that have a TTL, resuming where the
+  // previous call stopped and wrapping around, and removes the expired ones; returns how many.
+  // Holds the lock for O(max_visits), not for a pass over the shard.
+  size_t SweepExpired(size_t max_visits);
 
   ShardStats Stats();
 
@@ -216,6 +217,9 @@ class alignas(64) Shard {
   ShardStats stats_ ODS_GUARDED_BY(mu_);
   std::vector<std::unique_ptr<Table>> tables_ ODS_GUARDED_BY(mu_);
   std::unique_ptr<EventStore> events_ ODS_GUARDED_BY(mu_);
+  // Where SweepExpired resumes: a table and the key visited next (empty: its first record).
+  size_t sweep_table_ ODS_GUARDED_BY(mu_) = 0;
+  std::string sweep_key_ ODS_GUARDED_BY(mu_);
 };
 
 }  // namespace ods::shard
