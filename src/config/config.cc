@@ -230,7 +230,8 @@ Result<Config> LoadString(std::string_view yaml, std::string_view source_name) {
     if (!root.IsNull()) {
       p.ForEachKey(
           root, "the top level",
-          {"server", "logging", "limits", "storage", "tables", "event_templates", "aggregations"},
+          {"server", "logging", "limits", "storage", "tables", "event_templates", "aggregations",
+           "features"},
           [&](const std::string& key, const YAML::Node&, const YAML::Node& v) {
             if (key == "server") ParseServer(p, v, config.server);
             if (key == "logging") ParseLogging(p, v, config.logging);
@@ -239,6 +240,7 @@ Result<Config> LoadString(std::string_view yaml, std::string_view source_name) {
             if (key == "tables") ParseTables(p, v, config.tables);
             if (key == "event_templates") definitions.ParseEventTemplates(v);
             if (key == "aggregations") definitions.ParseAggregations(v);
+            if (key == "features") definitions.ParseFeatures(v);
           });
     }
     config.definitions = definitions.Finish({});
@@ -258,10 +260,11 @@ Result<Definitions> LoadDefinitions(std::string_view yaml, std::string_view sour
   try {
     DefinitionsParser definitions(p);
     if (!root.IsNull()) {
-      p.ForEachKey(root, "the top level", {"event_templates", "aggregations"},
+      p.ForEachKey(root, "the top level", {"event_templates", "aggregations", "features"},
                    [&](const std::string& key, const YAML::Node&, const YAML::Node& v) {
                      if (key == "event_templates") definitions.ParseEventTemplates(v);
                      if (key == "aggregations") definitions.ParseAggregations(v);
+                     if (key == "features") definitions.ParseFeatures(v);
                    });
     }
     out = definitions.Finish(known_templates);

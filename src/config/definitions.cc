@@ -1,4 +1,4 @@
-// Parsing of the `event_templates` and `aggregations` sections (config files and
+// Parsing of the `event_templates`, `aggregations` and `features` sections (config files and
 // LoadDefinitions).
 
 #include <yaml-cpp/yaml.h>
@@ -142,6 +142,51 @@ void DefinitionsParser::ParseAggregations(const YAML::Node& node) {
                   definitions_.aggregations.push_back(std::move(a));
                   aggregation_marks_.push_back(marks);
                 });
+}
+
+void DefinitionsParser::ParseFeatures(const YAML::Node& node) {
+  if (node.IsNull()) return;
+  p_.ForEachKey(node, "features", {}, [&](const std::string& name, const YAML::Node& name_node,
+                                          const YAML::Node& v) {
+    DerivedFeatureConfig d;
+    d.name = name;
+    d.position = p_.Position(name_node.Mark());
+    const std::string path = "features." + name;
+    if (!IsValidName(name)) {
+      p_.Error(name_node, "bad feature name '" + name + "'; " + std::string(kNameRule));
+    }
+    bool has_fn = false;
+    bool has_inputs = false;
+    p_.ForEachKey(v, path, {"fn", "inputs"},
+                  [&](const std::string& key, const YAML::Node&, const YAML::Node& value) {
+                    if (key == "fn") {
+                      has_fn = true;
+                      p_.OneOf(value, path + ".fn", {"weighted"}, d.fn);
+                      return;
+                    }
+                    has_inputs = true;
+                    if (!value.IsMap() || value.size() == 0) {
+                      p_.Error(value, path + ".inputs: expected a map of feature refs to weights "
+                                             "such as {txn_count@1h: 0.7, merchants@30d: 0.3}");
+                      return;
+                    }
+                    p_.ForEachKey(value, path + ".inputs", {},
+                                  [&](const std::string& ref, const YAML::Node& ref_node,
+                                      const YAML::Node& weight) {
+                                    DerivedInputConfig in;
+                                    in.ref = ref;
+                                    in.position = p_.Position(ref_node.Mark());
+                                    if (p_.Number(weight, path + ".inputs." + ref, in.weight)) {
+                                      d.inputs.push_back(std::move(in));
+                                    }
+                                  });
+                  });
+    if (!has_fn) p_.Error(name_node, path + ": missing 'fn' (expected weighted)");
+    if (!has_inputs) {
+      p_.Error(name_node, path + ": missing 'inputs' (a map of feature refs to weights)");
+    }
+    definitions_.features.push_back(std::move(d));
+  });
 }
 
 bool DefinitionsParser::Window(const YAML::Node& node, const std::string& path, Micros& out) {

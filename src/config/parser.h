@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cmath>
+#include <cstdlib>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -126,6 +128,24 @@ class Parser {
     return true;
   }
 
+  // A finite decimal number such as 0.7, -2 or 1e-3.
+  bool Number(const YAML::Node& node, const std::string& path, double& out) {
+    if (!node.IsScalar()) {
+      Error(node, path + ": expected a number, found " + KindName(node));
+      return false;
+    }
+    const std::string& s = node.Scalar();
+    char* end = nullptr;
+    const double v = s.empty() ? 0 : std::strtod(s.c_str(), &end);
+    if (s.empty() || end != s.c_str() + s.size() || !std::isfinite(v) ||
+        std::isspace(static_cast<unsigned char>(s.front()))) {
+      Error(node, path + ": expected a finite number such as 0.5, found '" + s + "'");
+      return false;
+    }
+    out = v;
+    return true;
+  }
+
   template <typename Int>
   bool Integer(const YAML::Node& node, const std::string& path, uint64_t min, uint64_t max,
                Int& out) {
@@ -245,6 +265,8 @@ class DefinitionsParser {
 
   void ParseEventTemplates(const YAML::Node& node);
   void ParseAggregations(const YAML::Node& node);
+  // The `features:` section (derived features).
+  void ParseFeatures(const YAML::Node& node);
 
   // Resolves each aggregation's template among the parsed ones, then `known` (the parsed one
   // wins), reporting unknown templates and fields. Call once, after both sections; returns the

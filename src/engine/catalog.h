@@ -34,12 +34,25 @@ struct AggregationDef {
   std::shared_ptr<const shard::AggregationSpec> spec;
 };
 
-// One immutable version of the event templates and aggregations. Ids are positions.
+// A derived feature (config `features:`): its inputs passed ExtendCatalog's checks (each a
+// numeric aggregation window or typed table field, none derived).
+struct DerivedDef {
+  config::DerivedFeatureConfig config;
+};
+
+// One immutable version of the event templates, aggregations and derived features. Ids are
+// positions.
 struct Engine::Catalog {
   std::vector<TemplateDef> templates;
   std::vector<AggregationDef> aggregations;
+  std::vector<DerivedDef> derived;
   std::map<std::string, uint32_t, std::less<>> template_ids;
   std::map<std::string, uint32_t, std::less<>> aggregation_ids;
+  std::map<std::string, uint32_t, std::less<>> derived_ids;
+  const DerivedDef* FindDerived(std::string_view name) const {
+    auto it = derived_ids.find(name);
+    return it == derived_ids.end() ? nullptr : &derived[it->second];
+  }
 
   const TemplateDef* FindTemplate(std::string_view name) const {
     auto it = template_ids.find(name);

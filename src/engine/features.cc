@@ -42,6 +42,73 @@ bool SameAggregation(const config::AggregationConfig& a, const config::Aggregati
          a.tile_micros == b.tile_micros && a.max_age_micros == b.max_age_micros;
 }
 
+bool SameDerived(const config::DerivedFeatureConfig& a, const config::DerivedFeatureConfig& b) {
+  if (a.name != b.name || a.fn != b.fn || a.inputs.size() != b.inputs.size()) return false;
+  for (size_t i = 0; i < a.inputs.size(); ++i) {
+    if (a.inputs[i].ref != b.inputs[i].ref || a.inputs[i].weight != b.inputs[i].weight) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// Whether an aggregation's values are numbers (int64 or double), as a weighted input needs.
+bool NumericOutput(const aggregate::Spec& spec) {
+  switch (spec.fn) {
+    case aggregate::Fn::kCount:
+    case aggregate::Fn::kDistinctCount:
+    case aggregate::Fn::kMean:
+    case aggregate::Fn::kStddev:
+      return true;
+    case aggregate::Fn::kSum:
+    case aggregate::Fn::kMin:
+    case aggregate::Fn::kMax:
+    case aggregate::Fn::kFirst:
+    case aggregate::Fn::kLast:
+      return spec.input_type == ValueType::kInt64 || spec.input_type == ValueType::kDouble;
+    case aggregate::Fn::kLastN:
+    case aggregate::Fn::kTopK:
+      return false;
+  }
+  return false;
+}
+
+// A derived feature's value for one row, from its inputs' columns (`inputs[k]` weighs
+// `weights[k]`): the weighted sum as a double, STALE if any input is; no value (NOT_FOUND, or
+// OUT_OF_RETENTION if any input is so) when an input has none; the newest input event time.
+void ComputeWeighted(std::span<const FeatureColumn* const> inputs, std::span<const double> weights,
+                     size_t row, FeatureColumn& out) {
+  double sum = 0;
+  bool stale = false;
+  Micros newest = 0;
+  FeatureStatus missing = FeatureStatus::kPresent;
+  for (size_t k = 0; k < inputs.size(); ++k) {
+    const FeatureColumn& in = *inputs[k];
+    const FeatureStatus status = in.statuses[row];
+    const auto* value = std::get_if<record::Value>(&in.values[row]);
+    const int64_t* i = value == nullptr ? nullptr : std::get_if<int64_t>(value);
+    const double* d = value == nullptr ? nullptr : std::get_if<double>(value);
+    if (status == FeatureStatus::kOutOfRetention) {
+      missing = FeatureStatus::kOutOfRetention;
+      continue;
+    }
+    if (status == FeatureStatus::kNotFound || (i == nullptr && d == nullptr)) {
+      if (missing == FeatureStatus::kPresent) missing = FeatureStatus::kNotFound;
+      continue;
+    }
+    stale = stale || status == FeatureStatus::kStale;
+    sum += weights[k] * (i != nullptr ? static_cast<double>(*i) : *d);
+    newest = std::max(newest, in.event_times[row]);
+  }
+  if (missing != FeatureStatus::kPresent) {
+    out.statuses[row] = missing;
+    return;
+  }
+  out.values[row] = record::Value(sum);
+  out.statuses[row] = stale ? FeatureStatus::kStale : FeatureStatus::kPresent;
+  out.event_times[row] = newest;
+}
+
 std::string WindowList(const aggregate::Spec& spec) {
   std::string out;
   for (Micros w : spec.windows) {
@@ -95,11 +162,12 @@ std::string_view FeatureStatusName(FeatureStatus status) {
 
 Status Engine::CheckConfig(const config::Config& config) {
   ApplyReport report;
-  return ExtendCatalog(Catalog{}, config.definitions, report).status();
+  return ExtendCatalog(Catalog{}, config.definitions, config.tables, report).status();
 }
 
 Result<std::unique_ptr<Engine::Catalog>> Engine::ExtendCatalog(
-    const Catalog& base, const config::Definitions& definitions, ApplyReport& report) {
+    const Catalog& base, const config::Definitions& definitions,
+    std::span<const config::TableConfig> tables, ApplyReport& report) {
   auto next = std::make_unique<Catalog>(base);
   std::vector<std::string> errors;
   for (const config::EventTemplateConfig& t : definitions.event_templates) {
@@ -128,6 +196,11 @@ Result<std::unique_ptr<Engine::Catalog>> Engine::ExtendCatalog(
                                   "already exists with a different definition; aggregations "
                                   "cannot be changed, register one under a new name");
       }
+      continue;
+    }
+    if (next->FindDerived(a.name) != nullptr) {
+      errors.push_back(where + "a derived feature has this name; names of aggregations and "
+                               "derived features must differ");
       continue;
     }
     const TemplateDef* t = next->FindTemplate(a.template_name);
@@ -174,6 +247,92 @@ Result<std::unique_ptr<Engine::Catalog>> Engine::ExtendCatalog(
     next->aggregations.push_back({a, std::move(spec)});
     report.aggregations_added.push_back(a.name);
   }
+  for (const config::DerivedFeatureConfig& d : definitions.features) {
+    const std::string where = d.position + ": features." + d.name + ": ";
+    if (const DerivedDef* existing = next->FindDerived(d.name)) {
+      if (!SameDerived(existing->config, d)) {
+        return AlreadyExistsError(where +
+                                  "already exists with a different definition; derived features "
+                                  "cannot be changed, register one under a new name");
+      }
+      continue;
+    }
+    if (next->FindAggregation(d.name) != nullptr) {
+      errors.push_back(where + "an aggregation has this name; names of aggregations and derived "
+                               "features must differ");
+      continue;
+    }
+    if (d.fn != "weighted") {
+      errors.push_back(where + "unknown fn '" + d.fn + "'; expected weighted");
+      continue;
+    }
+    if (d.inputs.empty()) {
+      errors.push_back(where + "no inputs; expected at least one feature ref with a weight");
+      continue;
+    }
+    bool inputs_ok = true;
+    for (const config::DerivedInputConfig& in : d.inputs) {
+      const std::string input = in.position + ": features." + d.name + ".inputs." + in.ref + ": ";
+      std::string problem;
+      if (const size_t colon = in.ref.find(':'); colon != std::string::npos) {
+        const std::string_view table = std::string_view(in.ref).substr(0, colon);
+        const std::string_view field = std::string_view(in.ref).substr(colon + 1);
+        auto t = std::find_if(tables.begin(), tables.end(),
+                              [&](const config::TableConfig& c) { return c.name == table; });
+        if (t == tables.end()) {
+          problem = "no table '" + std::string(table) + "'";
+        } else if (t->free_form) {
+          problem = "table '" + t->name +
+                    "' is free-form, so the type of its fields is not known; a weighted input "
+                    "must be a number (use a typed table's int64 or double field)";
+        } else {
+          auto f = std::find_if(t->fields.begin(), t->fields.end(),
+                                [&](const config::FieldConfig& c) { return c.name == field; });
+          if (f == t->fields.end()) {
+            problem = "table '" + t->name + "' has no field '" + std::string(field) + "'";
+          } else if (f->type != ValueType::kInt64 && f->type != ValueType::kDouble) {
+            problem = "field '" + f->name + "' is " + std::string(ValueTypeName(f->type)) +
+                      "; a weighted input must be int64 or double";
+          }
+        }
+      } else {
+        const size_t at = in.ref.find('@');
+        const std::string name = in.ref.substr(0, at);
+        const AggregationDef* agg = next->FindAggregation(name);
+        if (next->FindDerived(name) != nullptr) {
+          problem = "'" + name + "' is a derived feature; inputs must be aggregations or table "
+                    "fields";
+        } else if (agg == nullptr) {
+          problem = "no aggregation named '" + name + "'";
+        } else {
+          const aggregate::Spec& spec = agg->spec->spec;
+          Result<Micros> w = at == std::string::npos ? Result<Micros>(spec.windows[0])
+                                                      : ParseDuration(in.ref.substr(at + 1));
+          if (at == std::string::npos && spec.windows.size() != 1) {
+            problem = "aggregation '" + name + "' has " + std::to_string(spec.windows.size()) +
+                      " windows (" + WindowList(spec) + "); name one, e.g. " + name + "@" +
+                      FormatDuration(spec.windows[0]);
+          } else if (!w.ok() ||
+                     std::find(spec.windows.begin(), spec.windows.end(), *w) == spec.windows.end()) {
+            problem = "aggregation '" + name + "' has no window '" + in.ref.substr(at + 1) +
+                      "'; its windows: " + WindowList(spec);
+          } else if (!NumericOutput(spec)) {
+            problem = "aggregation '" + name + "' (" + agg->config.fn + " of " +
+                      std::string(ValueTypeName(spec.input_type)) +
+                      ") does not give a number; a weighted input must";
+          }
+        }
+      }
+      if (!problem.empty()) {
+        errors.push_back(input + problem);
+        inputs_ok = false;
+      }
+    }
+    if (!inputs_ok) continue;
+    next->derived_ids.emplace(d.name, static_cast<uint32_t>(next->derived.size()));
+    next->derived.push_back({d});
+    report.features_added.push_back(d.name);
+  }
   if (!errors.empty()) {
     std::string message;
     for (const std::string& e : errors) message += (message.empty() ? "" : "\n") + e;
@@ -186,7 +345,8 @@ Result<ApplyReport> Engine::ApplyDefinitions(const config::Definitions& definiti
   MutexLock lock(apply_mu_);
   ApplyReport report;
   const Catalog* base = catalog_.load(std::memory_order_acquire);
-  ODS_ASSIGN_OR_RETURN(std::unique_ptr<Catalog> next, ExtendCatalog(*base, definitions, report));
+  ODS_ASSIGN_OR_RETURN(std::unique_ptr<Catalog> next,
+                       ExtendCatalog(*base, definitions, config_.tables, report));
   // Shards learn new definitions before the catalog publishes them, so no lookup can name an
   // aggregation a shard does not hold. Each shard backfills under its own lock: an event that
   // reached the shard earlier is in the history it replays, a later one is folded directly.
@@ -202,12 +362,13 @@ Result<ApplyReport> Engine::ApplyDefinitions(const config::Definitions& definiti
   }
   catalog_.store(next.get(), std::memory_order_release);
   catalogs_.push_back(std::move(next));
-  if (!report.templates_added.empty() || !report.aggregations_added.empty()) {
+  if (!report.templates_added.empty() || !report.aggregations_added.empty() ||
+      !report.features_added.empty()) {
     Logger("ods.engine")
         ->info("definitions applied: {} templates, {} aggregations ({} entity states backfilled "
-               "from {} retained events)",
+               "from {} retained events), {} derived features",
                report.templates_added.size(), report.aggregations_added.size(),
-               report.entities_backfilled, report.events_replayed);
+               report.entities_backfilled, report.events_replayed, report.features_added.size());
   }
   return report;
 }
@@ -217,6 +378,7 @@ config::Definitions Engine::ListDefinitions() const {
   config::Definitions out;
   for (const TemplateDef& t : catalog.templates) out.event_templates.push_back(t.config);
   for (const AggregationDef& a : catalog.aggregations) out.aggregations.push_back(a.config);
+  for (const DerivedDef& d : catalog.derived) out.features.push_back(d.config);
   return out;
 }
 
@@ -458,9 +620,10 @@ Result<Engine::FeaturePlan> Engine::PlanFeatures(const Catalog& catalog,
     const std::string_view name = ref.substr(0, at);
     const AggregationDef* agg = catalog.FindAggregation(name);
     if (agg == nullptr) {
-      return InvalidArgumentError(quoted + "no aggregation named '" + QuoteForMessage(name) +
-                                  "' (features are AGGREGATION, AGGREGATION@WINDOW or "
-                                  "TABLE:FIELD)");
+      return InvalidArgumentError(quoted + "no aggregation or derived feature named '" +
+                                  QuoteForMessage(name) +
+                                  "' (features are AGGREGATION, AGGREGATION@WINDOW, TABLE:FIELD "
+                                  "or DERIVED_FEATURE)");
     }
     const aggregate::Spec& spec = agg->spec->spec;
     uint32_t window = 0;
@@ -618,34 +781,81 @@ Status Engine::ReadFeatures(const Catalog& catalog, const FeaturePlan& plan,
   return OkStatus();
 }
 
+Result<std::vector<FeatureColumn>> Engine::Lookup(const Catalog& catalog,
+                                                  std::span<const std::string_view> entities,
+                                                  std::span<const std::string_view> features,
+                                                  std::span<const Micros> as_of) {
+  // Derived features are read through their inputs: `reads` are the requested refs that are
+  // read directly, then the inputs of derived ones (each input read once).
+  std::vector<std::string_view> reads;
+  std::vector<int64_t> read_of(features.size(), -1);  // direct: its read; derived: -1
+  std::vector<const DerivedDef*> derived(features.size(), nullptr);
+  std::map<std::string_view, size_t, std::less<>> inputs;
+  for (size_t f = 0; f < features.size(); ++f) {
+    derived[f] = catalog.derived.empty() ? nullptr : catalog.FindDerived(features[f]);
+    if (derived[f] == nullptr) {
+      read_of[f] = static_cast<int64_t>(reads.size());
+      reads.push_back(features[f]);
+    }
+  }
+  const size_t direct = reads.size();
+  for (const DerivedDef* d : derived) {
+    if (d == nullptr) continue;
+    for (const config::DerivedInputConfig& in : d->config.inputs) {
+      if (inputs.emplace(in.ref, reads.size()).second) reads.push_back(in.ref);
+    }
+  }
+  std::vector<FeatureColumn> columns(reads.size());
+  ODS_ASSIGN_OR_RETURN(const FeaturePlan plan, PlanFeatures(catalog, reads, entities.size()));
+  for (size_t r = 0; r < reads.size(); ++r) columns[r].feature = std::string(reads[r]);
+  if (!entities.empty()) {
+    ODS_RETURN_IF_ERROR(ReadFeatures(catalog, plan, entities, as_of, clock_.NowMicros(), columns));
+  }
+  if (direct == features.size()) return columns;  // nothing derived: the reads are the answer
+
+  std::vector<FeatureColumn> out(features.size());
+  std::vector<const FeatureColumn*> input_columns;
+  std::vector<double> weights;
+  for (size_t f = 0; f < features.size(); ++f) {
+    FeatureColumn& c = out[f];
+    if (derived[f] == nullptr) {
+      c = std::move(columns[static_cast<size_t>(read_of[f])]);
+      continue;
+    }
+    c.feature = std::string(features[f]);
+    c.values.assign(entities.size(), std::monostate{});
+    c.statuses.assign(entities.size(), FeatureStatus::kNotFound);
+    c.event_times.assign(entities.size(), 0);
+    input_columns.clear();
+    weights.clear();
+    for (const config::DerivedInputConfig& in : derived[f]->config.inputs) {
+      input_columns.push_back(&columns[inputs.find(in.ref)->second]);
+      weights.push_back(in.weight);
+    }
+    for (size_t row = 0; row < entities.size(); ++row) {
+      ComputeWeighted(input_columns, weights, row, c);
+    }
+  }
+  return out;
+}
+
 Result<std::vector<FeatureColumn>> Engine::GetOnlineFeatures(
     std::span<const std::string_view> entities, std::span<const std::string_view> features,
     std::optional<Micros> as_of) {
-  const Catalog& catalog = CurrentCatalog();
-  ODS_ASSIGN_OR_RETURN(const FeaturePlan plan, PlanFeatures(catalog, features, entities.size()));
-  std::vector<FeatureColumn> columns(features.size());
-  for (size_t f = 0; f < features.size(); ++f) columns[f].feature = std::string(features[f]);
   std::vector<Micros> times;
   if (as_of) times.assign(entities.size(), *as_of);
-  ODS_RETURN_IF_ERROR(ReadFeatures(catalog, plan, entities, times, clock_.NowMicros(), columns));
-  return columns;
+  return Lookup(CurrentCatalog(), entities, features, times);
 }
 
 Result<std::vector<FeatureColumn>> Engine::GetHistoricalFeatures(
     std::span<const EntityRow> rows, std::span<const std::string_view> features) {
-  const Catalog& catalog = CurrentCatalog();
-  ODS_ASSIGN_OR_RETURN(const FeaturePlan plan, PlanFeatures(catalog, features, rows.size()));
-  std::vector<FeatureColumn> columns(features.size());
-  for (size_t f = 0; f < features.size(); ++f) columns[f].feature = std::string(features[f]);
   std::vector<std::string_view> entities(rows.size());
   std::vector<Micros> times(rows.size());
   for (size_t i = 0; i < rows.size(); ++i) {
     entities[i] = rows[i].entity;
     times[i] = rows[i].timestamp;
   }
-  if (rows.empty()) return columns;
-  ODS_RETURN_IF_ERROR(ReadFeatures(catalog, plan, entities, times, clock_.NowMicros(), columns));
-  return columns;
+  return Lookup(CurrentCatalog(), entities, features, times);
 }
 
 }  // namespace ods::engine

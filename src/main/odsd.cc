@@ -113,6 +113,7 @@ int RunOdsd(int argc, char** argv) {
     std::cout << config->source << ": ok (" << config->tables.size() << " tables, "
               << config->definitions.event_templates.size() << " event templates, "
               << config->definitions.aggregations.size() << " aggregations, "
+              << config->definitions.features.size() << " derived features, "
               << config->server.shards << " shards)\n";
     return 0;
   }

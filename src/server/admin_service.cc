@@ -80,6 +80,7 @@ grpc::ServerUnaryReactor* AdminService::ApplyDefinitions(
   for (const std::string& name : report->aggregations_added) resp->add_aggregations_added(name);
   resp->set_entities_backfilled(report->entities_backfilled);
   resp->set_events_replayed(report->events_replayed);
+  for (const std::string& name : report->features_added) resp->add_features_added(name);
   return Finish(ctx, OkStatus());
 }
 
@@ -92,6 +93,16 @@ grpc::ServerUnaryReactor* AdminService::ListDefinitions(
   }
   for (const config::AggregationConfig& a : definitions.aggregations) {
     ToProto(a, *resp->add_aggregations());
+  }
+  for (const config::DerivedFeatureConfig& d : definitions.features) {
+    ods::v1::DerivedFeatureDefinition& out = *resp->add_features();
+    out.set_name(d.name);
+    out.set_fn(d.fn);
+    for (const config::DerivedInputConfig& in : d.inputs) {
+      ods::v1::DerivedInput& i = *out.add_inputs();
+      i.set_ref(in.ref);
+      i.set_weight(in.weight);
+    }
   }
   return Finish(ctx, OkStatus());
 }

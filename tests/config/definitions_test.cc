@@ -743,9 +743,9 @@ aggregations:
 TEST(LoadDefinitionsTest, OnlyDefinitionSectionsAreAllowed) {
   EXPECT_EQ(DefinitionsError("tables:\n  t: {key: id}\nserver: {shards: 2}\n"),
             "apply.yaml:1:1: unknown key 'tables' in the top level; expected one of: "
-            "event_templates, aggregations\n"
+            "event_templates, aggregations, features\n"
             "apply.yaml:3:1: unknown key 'server' in the top level; expected one of: "
-            "event_templates, aggregations");
+            "event_templates, aggregations, features");
 }
 
 TEST(LoadDefinitionsTest, ErrorsAreReportedAsLoadStringReportsThem) {
@@ -788,8 +788,64 @@ TEST(ExampleConfigTest, FeaturesYamlLoadsAndUsesEveryFn) {
   }
   EXPECT_EQ(fns, (std::set<std::string>{"count", "sum", "min", "max", "mean", "stddev", "first",
                                         "last", "last_n", "distinct_count", "top_k"}));
+  ASSERT_EQ(r->definitions.features.size(), 1u);
+  EXPECT_EQ(r->definitions.features[0].name, "risk_blend");
+  EXPECT_EQ(r->definitions.features[0].inputs.size(), 3u);
+  ASSERT_EQ(r->definitions.features.size(), 1u);
+  EXPECT_EQ(r->definitions.features[0].name, "risk_blend");
+  EXPECT_EQ(r->definitions.features[0].inputs.size(), 3u);
   EXPECT_TRUE(has_windows_list);
   EXPECT_TRUE(has_tile);
+}
+
+}  // namespace
+}  // namespace ods::config
+
+namespace ods::config {
+namespace {
+
+// --- features (derived) ---------------------------------------------------------------------
+
+TEST(DerivedFeatureTest, WeightedFeatureParsesWithInputsInFileOrder) {
+  Result<Definitions> r = LoadDefinitions(R"(features:
+  risk: {fn: weighted, inputs: {txn_count@1h: 0.7, "profile:age": -2, merchants: 1e-3}}
+)",
+                                          "apply.yaml", {});
+  ASSERT_THAT(r, IsOk());
+  ASSERT_EQ(r->features.size(), 1u);
+  const DerivedFeatureConfig& d = r->features[0];
+  EXPECT_EQ(d.name, "risk");
+  EXPECT_EQ(d.fn, "weighted");
+  EXPECT_EQ(d.position, "apply.yaml:2:3");
+  ASSERT_EQ(d.inputs.size(), 3u);
+  EXPECT_EQ(d.inputs[0].ref, "txn_count@1h");
+  EXPECT_EQ(d.inputs[0].weight, 0.7);
+  EXPECT_EQ(d.inputs[0].position, "apply.yaml:2:33");
+  EXPECT_EQ(d.inputs[1].ref, "profile:age");
+  EXPECT_EQ(d.inputs[1].weight, -2);
+  EXPECT_EQ(d.inputs[2].weight, 1e-3);
+}
+
+TEST(DerivedFeatureTest, EachMistakeIsReportedWhereItIs) {
+  EXPECT_EQ(DefinitionsError("features:\n  r: {inputs: {a: 1}}\n"),
+            "apply.yaml:2:3: features.r: missing 'fn' (expected weighted)");
+  EXPECT_EQ(DefinitionsError("features:\n  r: {fn: blend, inputs: {a: 1}}\n"),
+            "apply.yaml:2:11: features.r.fn: unknown value 'blend'; expected one of: weighted");
+  EXPECT_EQ(DefinitionsError("features:\n  r: {fn: weighted}\n"),
+            "apply.yaml:2:3: features.r: missing 'inputs' (a map of feature refs to weights)");
+  EXPECT_EQ(DefinitionsError("features:\n  r: {fn: weighted, inputs: [a, b]}\n"),
+            "apply.yaml:2:29: features.r.inputs: expected a map of feature refs to weights such "
+            "as {txn_count@1h: 0.7, merchants@30d: 0.3}");
+  EXPECT_EQ(DefinitionsError("features:\n  r: {fn: weighted, inputs: {a: heavy, b: .nan}}\n"),
+            "apply.yaml:2:33: features.r.inputs.a: expected a finite number such as 0.5, found "
+            "'heavy'\n"
+            "apply.yaml:2:43: features.r.inputs.b: expected a finite number such as 0.5, found "
+            "'.nan'");
+  EXPECT_EQ(DefinitionsError("features:\n  9r: {fn: weighted, inputs: {a: 1}}\n"),
+            "apply.yaml:2:3: bad feature name '9r'; expected letters, digits and _, starting with "
+            "a letter or _, at most 64 bytes");
+  EXPECT_EQ(DefinitionsError("features:\n  r: {fn: weighted, inputs: {a: 1}, window: 1h}\n"),
+            "apply.yaml:2:37: unknown key 'window' in features.r; expected one of: fn, inputs");
 }
 
 }  // namespace

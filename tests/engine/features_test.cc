@@ -494,7 +494,7 @@ TEST_F(FeaturesTest, BadFeatureRefsAreNamed) {
     EXPECT_THAT(r, StatusIs(StatusCode::kInvalidArgument)) << ref;
     return r.ok() ? std::string() : r.status().message();
   };
-  EXPECT_THAT(err("nope"), HasSubstr("feature 'nope': no aggregation named 'nope'"));
+  EXPECT_THAT(err("nope"), HasSubstr("feature 'nope': no aggregation or derived feature named 'nope'"));
   EXPECT_THAT(err("n"), HasSubstr("has 3 windows (1h, 6h, 2d); name one, e.g. n@1h"));
   EXPECT_THAT(err("n@5h"), HasSubstr("aggregation 'n' has no window '5h'; its windows: 1h, 6h, 2d"));
   EXPECT_THAT(err("n@soon"), HasSubstr("has no window 'soon'"));
@@ -544,6 +544,121 @@ TEST_F(FeaturesTest, AnAggregationRegisteredAtRunTimeIsBackfilledFromHistory) {
   defs.aggregations[0].windows = {kHour};
   EXPECT_THAT(engine_->ApplyDefinitions(defs), StatusIs(StatusCode::kAlreadyExists));
   EXPECT_EQ(engine_->ListDefinitions().aggregations.size(), MakeConfig().definitions.aggregations.size() + 2);
+}
+
+config::DerivedFeatureConfig Weighted(std::string name,
+                                      std::vector<std::pair<std::string, double>> inputs) {
+  config::DerivedFeatureConfig d;
+  d.name = std::move(name);
+  d.fn = "weighted";
+  d.position = "req:7:3";
+  for (auto& [ref, weight] : inputs) d.inputs.push_back({ref, weight, "req:7:" + ref});
+  return d;
+}
+
+// A weighted derived feature is the weighted sum of its inputs as read in the same call, online
+// and as of any past time; an input with no value leaves it without one; STALE propagates.
+TEST_F(FeaturesTest, WeightedDerivedFeatureBlendsItsInputsOnlineAndHistorically) {
+  config::Definitions defs;
+  defs.features.push_back(Weighted(
+      "risk", {{"n@1h", 0.5}, {"amount_sum@6h", 0.25}, {"qty_max@1h", -2}, {"profile:age", 0.1}}));
+  defs.features.push_back(Weighted("spend_rate", {{"amount_mean@1h", 3}}));
+  Result<ApplyReport> report = engine_->ApplyDefinitions(defs);
+  ASSERT_THAT(report, IsOk());
+  EXPECT_EQ(report->features_added, (std::vector<std::string>{"risk", "spend_rate"}));
+
+  const Micros now = clock_.NowMicros();
+  record::Record profile;
+  profile.fields = {{"age", int64_t{40}}};
+  profile.event_time_micros = now - 2 * kHour;  // past the table's max_age (1h): STALE
+  std::vector<shard::KeyedRecord> put = {{"u1", &profile}};
+  ASSERT_THAT(engine_->Put("profile", put), IsOk());
+  ASSERT_THAT(Push(*engine_, {{"u1", now - 3 * kMinute, 10.0, 4, "m1"},
+                              {"u1", now - 2 * kHour, 30.0, 9, "m2"},
+                              {"u2", now - kMinute, 5.0, 1, "m1"}}),
+              IsOk());
+  std::vector<FeatureColumn> c =
+      Online({"u1", "u2", "nobody"},
+             {"risk", "n@1h", "amount_sum@6h", "qty_max@1h", "profile:age", "spend_rate"});
+  ASSERT_EQ(c.size(), 6u);
+  EXPECT_EQ(c[0].feature, "risk");
+  // u1: 0.5 x 1 + 0.25 x 40 - 2 x 4 + 0.1 x 40, STALE through profile:age.
+  EXPECT_EQ(c[0].statuses[0], FeatureStatus::kStale);
+  EXPECT_TRUE(c[0].values[0] == aggregate::Output(Value(0.5 * 1 + 0.25 * 40.0 - 2.0 * 4 + 0.1 * 40)));
+  EXPECT_EQ(c[0].event_times[0], now - 3 * kMinute);  // the newest input's
+  // u2 has no profile record: no value.
+  EXPECT_EQ(c[0].statuses[1], FeatureStatus::kNotFound);
+  EXPECT_TRUE(std::holds_alternative<std::monostate>(c[0].values[1]));
+  EXPECT_EQ(c[0].statuses[2], FeatureStatus::kNotFound);
+  EXPECT_EQ(c[5].statuses[0], FeatureStatus::kPresent);
+  EXPECT_TRUE(c[5].values[0] == aggregate::Output(Value(30.0)));  // 3 x mean 10
+  EXPECT_TRUE(c[5].values[1] == aggregate::Output(Value(15.0)));
+  // The same blend of the inputs' own columns, for every row.
+  for (size_t row = 0; row < 3; ++row) {
+    if (c[0].statuses[row] == FeatureStatus::kNotFound) continue;
+    const double want = 0.5 * static_cast<double>(std::get<int64_t>(std::get<Value>(c[1].values[row]))) +
+                        0.25 * std::get<double>(std::get<Value>(c[2].values[row])) -
+                        2.0 * static_cast<double>(std::get<int64_t>(std::get<Value>(c[3].values[row]))) +
+                        0.1 * static_cast<double>(std::get<int64_t>(std::get<Value>(c[4].values[row])));
+    EXPECT_TRUE(c[0].values[row] == aggregate::Output(Value(want))) << row;
+  }
+
+  // Historical: each row as of its time, from retained history.
+  clock_.Advance(3 * kHour);
+  const std::vector<EntityRow> rows = {{"u1", now}, {"u2", now}, {"u1", now - 5 * kHour}};
+  const std::vector<std::string_view> refs = {"spend_rate", "amount_mean@1h"};
+  Result<std::vector<FeatureColumn>> h = engine_->GetHistoricalFeatures(rows, refs);
+  ASSERT_THAT(h, IsOk());
+  EXPECT_TRUE((*h)[0].values[0] == aggregate::Output(Value(30.0)));
+  EXPECT_TRUE((*h)[0].values[1] == aggregate::Output(Value(15.0)));
+  EXPECT_EQ((*h)[0].statuses[2], FeatureStatus::kNotFound);  // before any event of u1
+  EXPECT_EQ((*h)[1].statuses[2], FeatureStatus::kNotFound);
+  EXPECT_EQ(engine_->ListDefinitions().features.size(), 2u);
+}
+
+TEST_F(FeaturesTest, BadDerivedFeaturesAreRejectedNamingTheInputAndApplyNothing) {
+  config::Definitions defs;
+  defs.features.push_back(Weighted("a", {{"nope@1h", 1}}));
+  defs.features.push_back(Weighted("b", {{"top_merchants@1h", 1}}));
+  defs.features.push_back(Weighted("c", {{"last_merchant@1h", 1}}));
+  defs.features.push_back(Weighted("d", {{"n@7h", 1}}));
+  defs.features.push_back(Weighted("e", {{"n", 1}}));
+  defs.features.push_back(Weighted("n_1h", {{"n@1h", 1}}));  // an aggregation's name
+  defs.features.push_back(Weighted("f", {{"profile:height", 1}}));
+  defs.features.push_back(Weighted("g", {{"nowhere:x", 1}}));
+  Result<ApplyReport> r = engine_->ApplyDefinitions(defs);
+  ASSERT_THAT(r, StatusIs(StatusCode::kInvalidArgument));
+  const std::string m(r.status().message());
+  EXPECT_THAT(m, HasSubstr("req:7:nope@1h: features.a.inputs.nope@1h: no aggregation named 'nope'"));
+  EXPECT_THAT(m, HasSubstr("features.b.inputs.top_merchants@1h: aggregation 'top_merchants' "
+                           "(top_k of string) does not give a number"));
+  EXPECT_THAT(m, HasSubstr("features.c.inputs.last_merchant@1h: aggregation 'last_merchant' "
+                           "(last of string) does not give a number"));
+  EXPECT_THAT(m, HasSubstr("features.d.inputs.n@7h: aggregation 'n' has no window '7h'"));
+  EXPECT_THAT(m, HasSubstr("features.e.inputs.n: aggregation 'n' has 3 windows"));
+  EXPECT_THAT(m, HasSubstr("req:7:3: features.n_1h: an aggregation has this name"));
+  EXPECT_THAT(m, HasSubstr("features.f.inputs.profile:height: table 'profile' has no field "
+                           "'height'"));
+  EXPECT_THAT(m, HasSubstr("features.g.inputs.nowhere:x: no table 'nowhere'"));
+  EXPECT_TRUE(engine_->ListDefinitions().features.empty());
+
+  // A derived feature may not feed another; a redefinition with other weights is refused; the
+  // same definition again is a no-op.
+  config::Definitions ok;
+  ok.features.push_back(Weighted("blend", {{"n@1h", 1}}));
+  ASSERT_THAT(engine_->ApplyDefinitions(ok), IsOk());
+  config::Definitions nested;
+  nested.features.push_back(Weighted("twice", {{"blend", 2}}));
+  EXPECT_THAT(engine_->ApplyDefinitions(nested).status().message(),
+              HasSubstr("'blend' is a derived feature; inputs must be aggregations or table "
+                        "fields"));
+  ASSERT_THAT(engine_->ApplyDefinitions(ok), IsOk());
+  ok.features[0].inputs[0].weight = 2;
+  EXPECT_THAT(engine_->ApplyDefinitions(ok), StatusIs(StatusCode::kAlreadyExists));
+  config::Definitions clash;
+  clash.aggregations.push_back(Agg("blend", "count", ""));
+  EXPECT_THAT(engine_->ApplyDefinitions(clash).status().message(),
+              HasSubstr("a derived feature has this name"));
 }
 
 TEST_F(FeaturesTest, BadDefinitionsAreRejectedWithTheirPosition) {

@@ -694,6 +694,49 @@ TEST_F(FeaturesServiceTest, HistoricalFeaturesAnswerEachRowAsOfItsTime) {
   EXPECT_NE(bad.error_message().find("no_such_feature"), std::string::npos);
 }
 
+// A derived feature applied over gRPC answers the weighted sum of its inputs in the same call;
+// a bad input is refused with its position in the request's YAML.
+TEST_F(FeaturesServiceTest, AppliedDerivedFeatureAnswersTheWeightedSumOfItsInputs) {
+  const int64_t now = NowMicros();
+  PushAll({{"blend", 7, "m1", now - 2 * kSecond}, {"blend", 5, "m2", now - kSecond}});
+  v1::ApplyDefinitionsResponse resp;
+  grpc::Status s = Apply("features:\n  bad_blend: {fn: weighted, inputs: {txn_sum: 1, nope: 2}}\n",
+                         &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(s.error_message().find(":2:50: features.bad_blend.inputs.nope: no aggregation named "
+                                   "'nope'"),
+            std::string::npos)
+      << s.error_message();
+  s = Apply("features:\n  spend_blend: {fn: weighted, inputs: {txn_sum: 0.5, txn_count@1h: 10}}\n",
+            &resp);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  ASSERT_EQ(resp.features_added_size(), 1);
+  EXPECT_EQ(resp.features_added(0), "spend_blend");
+
+  v1::FeaturesResponse f;
+  ASSERT_TRUE(Online({"blend", "nobody"}, {"spend_blend", "txn_sum", "txn_count@1h"}, &f).ok());
+  ASSERT_EQ(f.columns_size(), 3);
+  EXPECT_EQ(f.columns(0).feature(), "spend_blend");
+  EXPECT_EQ(f.columns(0).statuses(0), v1::PRESENT);
+  const double sum = static_cast<double>(f.columns(1).values(0).value().int64_value());
+  const double count = static_cast<double>(f.columns(2).values(0).value().int64_value());
+  EXPECT_EQ(sum, 12);
+  EXPECT_EQ(f.columns(0).values(0).value().double_value(), 0.5 * sum + 10 * count);
+  EXPECT_EQ(f.columns(0).event_times_micros(0), now - kSecond);
+  EXPECT_EQ(f.columns(0).statuses(1), v1::NOT_FOUND);
+  bool listed = false;
+  const v1::ListDefinitionsResponse definitions = List();
+  for (const v1::DerivedFeatureDefinition& d : definitions.features()) {
+    if (d.name() != "spend_blend") continue;
+    listed = true;
+    EXPECT_EQ(d.fn(), "weighted");
+    ASSERT_EQ(d.inputs_size(), 2);
+    EXPECT_EQ(d.inputs(1).ref(), "txn_count@1h");
+    EXPECT_EQ(d.inputs(1).weight(), 10);
+  }
+  EXPECT_TRUE(listed);
+}
+
 TEST_F(FeaturesServiceTest, AppliedAggregationServesBackfilledValuesAtOnce) {
   const int64_t now = NowMicros();
   std::vector<Txn> txns;

@@ -133,9 +133,28 @@ struct AggregationConfig {
 
 // Event templates and aggregations: the part of a config that can also be applied at run time
 // (Admin.Apply).
+// One input of a derived feature: a feature ref and its weight.
+struct DerivedInputConfig {
+  // AGGREGATION, AGGREGATION@WINDOW or TABLE:FIELD; resolved (and checked numeric) when the
+  // engine's catalog is built, reported at `position`.
+  std::string ref;
+  double weight = 0;  // finite
+  std::string position;  // "FILE:LINE:COLUMN" of the ref
+};
+
+// A derived feature (`features:` section): computed at read time from other features of the same
+// entity. fn `weighted`: the sum of weight x input over `inputs`, as a double.
+struct DerivedFeatureConfig {
+  std::string name;  // unique among aggregations and derived features
+  std::string fn;    // "weighted"
+  std::vector<DerivedInputConfig> inputs;  // file order; at least one; refs distinct
+  std::string position;  // "FILE:LINE:COLUMN" of the definition
+};
+
 struct Definitions {
   std::vector<EventTemplateConfig> event_templates;  // file order; names unique
   std::vector<AggregationConfig> aggregations;       // file order; names unique
+  std::vector<DerivedFeatureConfig> features;        // file order; names unique
 };
 
 struct Config {

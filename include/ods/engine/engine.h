@@ -167,9 +167,17 @@ class Engine {
   struct FeaturePlan;
   const Catalog& CurrentCatalog() const { return *catalog_.load(std::memory_order_acquire); }
   // Validates `definitions` against `base`; on success returns the catalog with them added.
+  // Derived features' table inputs are checked against `tables`.
   static Result<std::unique_ptr<Catalog>> ExtendCatalog(const Catalog& base,
                                                         const config::Definitions& definitions,
+                                                        std::span<const config::TableConfig> tables,
                                                         ApplyReport& report);
+  // GetOnlineFeatures and GetHistoricalFeatures: reads `features` (derived ones through their
+  // inputs) for rows (entities[i], as of as_of[i] or now when `as_of` is empty).
+  Result<std::vector<FeatureColumn>> Lookup(const Catalog& catalog,
+                                            std::span<const std::string_view> entities,
+                                            std::span<const std::string_view> features,
+                                            std::span<const Micros> as_of);
   Result<FeaturePlan> PlanFeatures(const Catalog& catalog,
                                    std::span<const std::string_view> features,
                                    size_t rows) const;

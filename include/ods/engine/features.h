@@ -73,6 +73,7 @@ struct EntityRow {
 struct ApplyReport {
   std::vector<std::string> templates_added;     // names, in order
   std::vector<std::string> aggregations_added;  // names, in order; each backfilled and serving
+  std::vector<std::string> features_added;      // derived features, names in order
   uint64_t entities_backfilled = 0;             // (entity, new aggregation) states built
   uint64_t events_replayed = 0;                 // retained events folded into them
 };
