@@ -197,7 +197,8 @@ size_t Shard::SweepExpired(size_t max_visits) {
   size_t visits = 0;
   uint64_t freed = 0;
   // Each table is entered at most twice, so a budget larger than every table ends the call.
-  for (size_t entered = 0; entered <= tables_.size() && visits < max_visits; ++entered) {
+  for (size_t entered = 0; !tables_.empty() && entered <= tables_.size() && visits < max_visits;
+       ++entered) {
     if (sweep_table_ >= tables_.size()) sweep_table_ = 0;
     Table& t = *tables_[sweep_table_];
     if (t.schema->ttl_micros() != 0) {

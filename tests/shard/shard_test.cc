@@ -590,6 +590,7 @@ TEST_F(ShardSweepTest, EachCallVisitsAtMostItsBudgetAndPassesResume) {
   EXPECT_LE(calls, 10u);
   EXPECT_EQ(shard_.Stats().entities, 300u);
   EXPECT_EQ(shard_.SweepIdleEntities(1000), 0u);  // a budget past the end wraps and stops
+  EXPECT_EQ(shard_.SweepExpired(1000), 0u);        // this shard has no tables at all
   clock_.Advance(2 * kHour);
   EXPECT_EQ(shard_.SweepIdleEntities(1000), 300u);
   EXPECT_EQ(shard_.Stats().entities, 0u);
