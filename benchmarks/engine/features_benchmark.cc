@@ -5,6 +5,8 @@
 //  - BM_Features_Online: GetOnlineFeatures of 100 random entities x 10 features (5 aggregations
 //    x 2 windows) from 100k entities with 10 events each in the last 50 minutes; items/s =
 //    feature values/s.
+//  - BM_Features_OnlineDerived: the same plus one weighted derived feature of three inputs
+//    (issue #5: the latency cost of a derived feature).
 //  - BM_Features_MemoryPerEntity: bytes of event state per entity after 20 events per entity
 //    spread over a day, with and without retained history (counters, not timings).
 
@@ -62,6 +64,12 @@ config::Config MakeConfig(Micros history_retention) {
   add("amount_mean", "mean", "amount");
   add("amount_max", "max", "amount");
   add("merchants", "distinct_count", "merchant");
+  // A derived feature over three of them, for BM_Features_OnlineDerived.
+  config::DerivedFeatureConfig risk;
+  risk.name = "risk";
+  risk.fn = "weighted";
+  risk.inputs = {{"tx_count@1h", 0.5, ""}, {"amount_sum@24h", 0.01, ""}, {"merchants@7d", 1, ""}};
+  config.definitions.features.push_back(risk);
   return config;
 }
 
@@ -183,12 +191,13 @@ Engine& OnlineEngine() {
   return *engine;
 }
 
-void BM_Features_Online(benchmark::State& state) {
+const std::vector<std::string_view> kOnlineFeatures = {
+    "tx_count@1h",     "tx_count@24h",  "amount_sum@1h",  "amount_sum@7d", "amount_mean@1h",
+    "amount_mean@24h", "amount_max@1h", "amount_max@24h", "merchants@1h",  "merchants@7d"};
+
+void Lookups(benchmark::State& state, const std::vector<std::string_view>& features) {
   Engine& engine = OnlineEngine();
   const auto& keys = Keys();
-  const std::vector<std::string_view> features = {
-      "tx_count@1h",     "tx_count@24h",  "amount_sum@1h",  "amount_sum@7d", "amount_mean@1h",
-      "amount_mean@24h", "amount_max@1h", "amount_max@24h", "merchants@1h",  "merchants@7d"};
   Rng rng(static_cast<uint64_t>(state.thread_index()) + 77);
   std::vector<std::string_view> entities(100);
   for (auto _ : state) {
@@ -203,6 +212,16 @@ void BM_Features_Online(benchmark::State& state) {
   }
   state.SetItemsProcessed(state.iterations() * static_cast<int64_t>(entities.size()) *
                           static_cast<int64_t>(features.size()));
+}
+
+void BM_Features_Online(benchmark::State& state) { Lookups(state, kOnlineFeatures); }
+
+// The same lookups plus one weighted derived feature of three inputs (its cost per call is the
+// difference in time per iteration from BM_Features_Online; items/s counts 11 values a row).
+void BM_Features_OnlineDerived(benchmark::State& state) {
+  std::vector<std::string_view> features = kOnlineFeatures;
+  features.push_back("risk");
+  Lookups(state, features);
 }
 
 // Arg 0: history retention in hours (0 = tiles only).
@@ -239,6 +258,7 @@ void BM_Features_MemoryPerEntity(benchmark::State& state) {
 
 BENCHMARK(BM_Features_Ingest)->Threads(1)->Threads(2)->UseRealTime();
 BENCHMARK(BM_Features_Online)->Threads(1)->Threads(2)->UseRealTime();
+BENCHMARK(BM_Features_OnlineDerived)->Threads(1)->UseRealTime();
 BENCHMARK(BM_Features_MemoryPerEntity)
     ->Arg(0)
     ->Arg(168)
