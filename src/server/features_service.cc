@@ -296,9 +296,20 @@ FeaturesService::FeaturesService(engine::Engine& engine) : engine_(engine) {
   SetMessageAllocatorFor_PushEvents(&push_allocator_);
 }
 
+void FeaturesService::AppendMetrics(std::string& out) const {
+  constexpr std::string_view kName = "ods_rpc_handler_seconds";
+  out.append("# HELP ods_rpc_handler_seconds Time in the RPC handler, from its start to its "
+             "answer (gRPC queueing and transport excluded).\n");
+  out.append("# TYPE ods_rpc_handler_seconds histogram\n");
+  push_latency_.Render(kName, "ods.v1.Features/PushEvents", out);
+  online_latency_.Render(kName, "ods.v1.Features/GetOnlineFeatures", out);
+  historical_latency_.Render(kName, "ods.v1.Features/GetHistoricalFeatures", out);
+}
+
 grpc::ServerUnaryReactor* FeaturesService::PushEvents(grpc::CallbackServerContext* ctx,
                                                       const ods::v1::PushEventsRequest* req,
                                                       ods::v1::PushEventsResponse* resp) {
+  const ScopedLatency timed(push_latency_);
   uint64_t listed_bytes = 0;
   PushScratch scratch;
   return Finish(
@@ -313,6 +324,7 @@ grpc::ServerReadReactor<ods::v1::PushEventsRequest>* FeaturesService::StreamEven
 grpc::ServerUnaryReactor* FeaturesService::GetOnlineFeatures(grpc::CallbackServerContext* ctx,
                                                              const grpc::ByteBuffer* wire,
                                                              grpc::ByteBuffer* resp) {
+  const ScopedLatency timed(online_latency_);
   ParsedRequest<ods::v1::GetOnlineFeaturesRequest> req;
   if (Status s = req.Parse("GetOnlineFeatures", *wire); !s.ok()) return Finish(ctx, s);
   if (Status s = CheckBatch(engine_, "GetOnlineFeatures", req->entities_size(), "entities");
@@ -333,6 +345,7 @@ grpc::ServerUnaryReactor* FeaturesService::GetOnlineFeatures(grpc::CallbackServe
 grpc::ServerUnaryReactor* FeaturesService::GetHistoricalFeatures(grpc::CallbackServerContext* ctx,
                                                                  const grpc::ByteBuffer* wire,
                                                                  grpc::ByteBuffer* resp) {
+  const ScopedLatency timed(historical_latency_);
   ParsedRequest<ods::v1::GetHistoricalFeaturesRequest> req;
   if (Status s = req.Parse("GetHistoricalFeatures", *wire); !s.ok()) return Finish(ctx, s);
   if (Status s = CheckBatch(engine_, "GetHistoricalFeatures", req->rows_size(), "rows"); !s.ok()) {

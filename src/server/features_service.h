@@ -8,9 +8,11 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <utility>
 #include <vector>
 
+#include "latency_histogram.h"
 #include "ods/common/mutex.h"
 #include "ods/common/thread_annotations.h"
 #include "ods/engine/engine.h"
@@ -152,10 +154,16 @@ class FeaturesService final : public FeaturesServiceBase {
   uint64_t events_rejected_at_edge() const {
     return events_rejected_at_edge_.load(std::memory_order_relaxed);
   }
+  // Appends `ods_rpc_handler_seconds` (handler time per method: from the handler's start to its
+  // answer, excluding gRPC's queueing and transport) in Prometheus text format.
+  void AppendMetrics(std::string& out) const;
 
  private:
   engine::Engine& engine_;
   std::atomic<uint64_t> events_rejected_at_edge_{0};
+  LatencyHistogram push_latency_;
+  LatencyHistogram online_latency_;
+  LatencyHistogram historical_latency_;
   ArenaMessageAllocator<ods::v1::PushEventsRequest, ods::v1::PushEventsResponse> push_allocator_;
 };
 

@@ -23,8 +23,9 @@ namespace {
 
 std::string HostOf(const std::string& listen) { return listen.substr(0, listen.rfind(':')); }
 
-// `events_rejected_at_edge`: events the Features service refused before the engine saw them.
-std::string RenderMetrics(engine::Engine& engine, uint64_t events_rejected_at_edge) {
+std::string RenderMetrics(engine::Engine& engine, const FeaturesService& features) {
+  // Events the Features service refused before the engine saw them.
+  const uint64_t events_rejected_at_edge = features.events_rejected_at_edge();
   const engine::EngineStats s = engine.Stats();
   std::ostringstream out;
   auto gauge = [&](const char* name, const char* help, uint64_t v) {
@@ -55,7 +56,9 @@ std::string RenderMetrics(engine::Engine& engine, uint64_t events_rejected_at_ed
   gauge("ods_entities", "Entity states held (one per template and entity key).", s.entities);
   gauge("ods_event_state_bytes", "Estimated RAM held by aggregation tiles and retained events.",
         s.event_state_bytes);
-  return out.str();
+  std::string text = out.str();
+  features.AppendMetrics(text);
+  return text;
 }
 
 }  // namespace
@@ -109,7 +112,7 @@ Result<std::unique_ptr<Server>> Server::Start(engine::Engine& engine,
     const FeaturesService* features = impl->features.get();
     Result<std::unique_ptr<AdminHttp>> admin = AdminHttp::Start(
         config.server.admin_listen,
-        [e, features] { return RenderMetrics(*e, features->events_rejected_at_edge()); });
+        [e, features] { return RenderMetrics(*e, *features); });
     if (!admin.ok()) {
       impl->grpc_server->Shutdown();
       return admin.status();

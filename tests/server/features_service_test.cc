@@ -649,6 +649,45 @@ TEST_F(FeaturesServiceTest, UnparsableLookupRequestsAreInvalidArguments) {
   EXPECT_EQ(Count("nobody-at-all"), -1);  // still serving
 }
 
+// /metrics carries a histogram of handler time per Features method: cumulative buckets ending in
+// +Inf, equal to _count, which counts every call.
+TEST_F(FeaturesServiceTest, MetricsHaveAHandlerTimeHistogramPerMethod) {
+  const std::string method = "ods.v1.Features/GetOnlineFeatures";
+  auto series = [&](const std::string& body, const std::string& prefix) {
+    std::vector<std::pair<std::string, double>> out;  // {labels after method, value}
+    size_t at = 0;
+    const std::string start = "\n" + prefix + "{method=\"" + method + "\"";
+    while ((at = body.find(start, at)) != std::string::npos) {
+      const size_t close = body.find("} ", at);
+      const size_t end = body.find('\n', close);
+      out.emplace_back(body.substr(at + start.size(), close - at - start.size()),
+                       std::stod(body.substr(close + 2, end - close - 2)));
+      at = end;
+    }
+    return out;
+  };
+  const std::string before = HttpGet(odsd_->admin_address(), "/metrics");
+  const auto count_before = series(before, "ods_rpc_handler_seconds_count");
+  ASSERT_EQ(count_before.size(), 1u) << before;
+  v1::FeaturesResponse resp;
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(Online({"alice"}, {"txn_sum"}, &resp).ok());
+  const std::string after = HttpGet(odsd_->admin_address(), "/metrics");
+  EXPECT_NE(after.find("# TYPE ods_rpc_handler_seconds histogram\n"), std::string::npos);
+  const auto count = series(after, "ods_rpc_handler_seconds_count");
+  ASSERT_EQ(count.size(), 1u);
+  EXPECT_GE(count[0].second, count_before[0].second + 5);
+  const auto buckets = series(after, "ods_rpc_handler_seconds_bucket");
+  ASSERT_EQ(buckets.size(), 19u);
+  EXPECT_EQ(buckets.front().first, ",le=\"0.000025\"");
+  EXPECT_EQ(buckets[5].first, ",le=\"0.001\"");
+  EXPECT_EQ(buckets.back().first, ",le=\"+Inf\"");
+  for (size_t b = 1; b < buckets.size(); ++b) EXPECT_LE(buckets[b - 1].second, buckets[b].second);
+  EXPECT_EQ(buckets.back().second, count[0].second);
+  const auto sum = series(after, "ods_rpc_handler_seconds_sum");
+  ASSERT_EQ(sum.size(), 1u);
+  EXPECT_GT(sum[0].second, 0);
+}
+
 TEST_F(FeaturesServiceTest, HistoricalFeaturesAnswerEachRowAsOfItsTime) {
   const int64_t now = NowMicros();
   std::vector<Txn> txns;
