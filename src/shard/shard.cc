@@ -108,6 +108,47 @@ void Shard::Put(uint32_t table, std::span<const KeyedRecord> items,
                       std::memory_order_relaxed);
 }
 
+uint64_t Shard::ReserveVersions(uint32_t count) {
+  MutexLock lock(mu_);
+  const uint64_t first = next_version_;
+  next_version_ += count;
+  return first;
+}
+
+void Shard::PutReserved(uint32_t table, std::span<const KeyedRecord> items,
+                        std::span<const uint32_t> indices, std::span<const uint64_t> versions,
+                        Micros expire_at_micros) {
+  MutexLock lock(mu_);
+  ODS_CHECK(table < tables_.size());
+  Table& t = *tables_[table];
+  int64_t delta = 0;
+  for (uint32_t i : indices) {
+    const KeyedRecord& item = items[i];
+    ODS_DCHECK(versions[i] < next_version_);
+    record::Encode(*item.record, expire_at_micros, versions[i], t.dict, t.scratch);
+    delta += t.records.Upsert(item.key, t.scratch);
+  }
+  field_names_[table].store(t.dict.size(), std::memory_order_relaxed);
+  stats_.puts += indices.size();
+  memory_bytes_.store(memory_bytes_.load(std::memory_order_relaxed) + delta,
+                      std::memory_order_relaxed);
+}
+
+bool Shard::Restore(uint32_t table, std::string_view key, const record::Record& record,
+                    Micros expire_at_micros) {
+  MutexLock lock(mu_);
+  ODS_CHECK(table < tables_.size());
+  next_version_ = std::max(next_version_, record.version + 1);
+  if (expire_at_micros != 0 && expire_at_micros <= clock_.NowMicros()) return false;
+  Table& t = *tables_[table];
+  record::Encode(record, expire_at_micros, record.version, t.dict, t.scratch);
+  const int64_t delta = t.records.Upsert(key, t.scratch);
+  field_names_[table].store(t.dict.size(), std::memory_order_relaxed);
+  memory_bytes_.store(memory_bytes_.load(std::memory_order_relaxed) + delta,
+                      std::memory_order_relaxed);
+  return true;
+}
+
 bool Shard::Get(uint32_t table, std::span<const std::string_view> keys,
                 std::span<const uint32_t> indices, std::span<const std::string_view> fields,
                 std::span<std::optional<record::Record>> out, uint64_t& budget_bytes) {
