@@ -228,7 +228,48 @@ Engine::ShardGroups& Engine::ThreadShardGroups() {
 
 Result<std::vector<uint64_t>> Engine::Put(std::string_view table,
                                           std::span<const shard::KeyedRecord> records) {
+  uint64_t sync_ticket = 0;
+  uint32_t table_id = 0;
+  Result<std::vector<uint64_t>> versions = PutApply(table, records, sync_ticket, table_id);
+  if (!versions.ok() || sync_ticket == 0) return versions;
+  if (Status s = tier_->WaitDurable(sync_ticket); !s.ok()) {
+    return NotDurableError(table_id, "written", s);
+  }
+  return versions;
+}
+
+void Engine::PutThen(std::string_view table, std::span<const shard::KeyedRecord> records,
+                     PutDone done) {
+  uint64_t sync_ticket = 0;
+  uint32_t table_id = 0;
+  Result<std::vector<uint64_t>> versions = PutApply(table, records, sync_ticket, table_id);
+  if (!versions.ok() || sync_ticket == 0) {
+    done(std::move(versions));
+    return;
+  }
+  tier_->OnDurable(sync_ticket, [this, table_id, versions = std::move(*versions),
+                                 done = std::move(done)](const Status& s) mutable {
+    if (!s.ok()) {
+      done(NotDurableError(table_id, "written", s));
+    } else {
+      done(std::move(versions));
+    }
+  });
+}
+
+Status Engine::NotDurableError(uint32_t table_id, std::string_view what,
+                               const Status& cause) const {
+  return Status(cause.code(), "table '" + tables_[table_id]->name() + "': " + std::string(what) +
+                                  " but not made durable (it may not survive a crash): " +
+                                  cause.message());
+}
+
+Result<std::vector<uint64_t>> Engine::PutApply(std::string_view table,
+                                               std::span<const shard::KeyedRecord> records,
+                                               uint64_t& sync_ticket, uint32_t& table_id_out) {
+  sync_ticket = 0;
   ODS_ASSIGN_OR_RETURN(const uint32_t table_id, FindTable(table));
+  table_id_out = table_id;
   const record::TableSchema& schema = *tables_[table_id];
   ODS_RETURN_IF_ERROR(CheckBatch(schema, records.size(), "records"));
   for (const shard::KeyedRecord& item : records) {
@@ -275,7 +316,7 @@ Result<std::vector<uint64_t>> Engine::Put(std::string_view table,
     }
   }
   if (durability_[table_id] != config::Durability::kNone) {
-    return PutDurable(table_id, records, groups);
+    return PutDurable(table_id, records, groups, sync_ticket);
   }
   std::vector<uint64_t> versions(records.size());
   for (size_t s = 0; s < shards_.size(); ++s) {
@@ -285,13 +326,14 @@ Result<std::vector<uint64_t>> Engine::Put(std::string_view table,
 }
 
 // Ordering: tier first, then RAM, under the shards' write-order locks; the fsync after both,
-// with no lock held. A crash before the tier write loses an unacknowledged batch; between the
+// with no lock held (Put waits for it, PutThen is called back). A crash before the tier write loses an unacknowledged batch; between the
 // tier write and the fsync it loses the batch (sync: never acknowledged; async: within the
 // window) or keeps it whole (the log holds batches atomically); after the fsync the batch is
 // recovered. Writing the tier first means a refused tier write leaves RAM untouched.
 Result<std::vector<uint64_t>> Engine::PutDurable(uint32_t table_id,
                                                  std::span<const shard::KeyedRecord> records,
-                                                 const ShardGroups& groups) {
+                                                 const ShardGroups& groups,
+                                                 uint64_t& sync_ticket) {
   const record::TableSchema& schema = *tables_[table_id];
   const Micros ttl = schema.ttl_micros();
   const Micros expire_at = ttl > 0 ? clock_.NowMicros() + ttl : 0;
@@ -319,13 +361,7 @@ Result<std::vector<uint64_t>> Engine::PutDurable(uint32_t table_id,
     return Status(ticket.status().code(),
                   "table '" + schema.name() + "': nothing written: " + ticket.status().message());
   }
-  if (durability_[table_id] == config::Durability::kSync) {
-    if (Status s = tier_->WaitDurable(*ticket); !s.ok()) {
-      return Status(s.code(), "table '" + schema.name() +
-                                  "': written but not made durable (it may not survive a "
-                                  "crash): " + s.message());
-    }
-  }
+  if (durability_[table_id] == config::Durability::kSync) sync_ticket = *ticket;
   return versions;
 }
 
@@ -361,13 +397,47 @@ Status Engine::Get(std::string_view table, std::span<const std::string_view> key
 
 Result<std::vector<uint8_t>> Engine::Delete(std::string_view table,
                                             std::span<const std::string_view> keys) {
+  uint64_t sync_ticket = 0;
+  uint32_t table_id = 0;
+  Result<std::vector<uint8_t>> deleted = DeleteApply(table, keys, sync_ticket, table_id);
+  if (!deleted.ok() || sync_ticket == 0) return deleted;
+  if (Status s = tier_->WaitDurable(sync_ticket); !s.ok()) {
+    return NotDurableError(table_id, "deleted", s);
+  }
+  return deleted;
+}
+
+void Engine::DeleteThen(std::string_view table, std::span<const std::string_view> keys,
+                        DeleteDone done) {
+  uint64_t sync_ticket = 0;
+  uint32_t table_id = 0;
+  Result<std::vector<uint8_t>> deleted = DeleteApply(table, keys, sync_ticket, table_id);
+  if (!deleted.ok() || sync_ticket == 0) {
+    done(std::move(deleted));
+    return;
+  }
+  tier_->OnDurable(sync_ticket, [this, table_id, deleted = std::move(*deleted),
+                                 done = std::move(done)](const Status& s) mutable {
+    if (!s.ok()) {
+      done(NotDurableError(table_id, "deleted", s));
+    } else {
+      done(std::move(deleted));
+    }
+  });
+}
+
+Result<std::vector<uint8_t>> Engine::DeleteApply(std::string_view table,
+                                                 std::span<const std::string_view> keys,
+                                                 uint64_t& sync_ticket, uint32_t& table_id_out) {
+  sync_ticket = 0;
   ODS_ASSIGN_OR_RETURN(const uint32_t table_id, FindTable(table));
+  table_id_out = table_id;
   const record::TableSchema& schema = *tables_[table_id];
   ODS_RETURN_IF_ERROR(CheckBatch(schema, keys.size(), "keys"));
   for (std::string_view key : keys) ODS_RETURN_IF_ERROR(CheckKey(schema, key));
   const ShardGroups& groups = GroupByShard(table, keys.size(), [&](size_t i) { return keys[i]; });
   if (durability_[table_id] != config::Durability::kNone) {
-    return DeleteDurable(table_id, keys, groups);
+    return DeleteDurable(table_id, keys, groups, sync_ticket);
   }
   std::vector<uint8_t> deleted(keys.size(), 0);
   for (size_t s = 0; s < shards_.size(); ++s) {
@@ -379,7 +449,8 @@ Result<std::vector<uint8_t>> Engine::Delete(std::string_view table,
 // Same ordering as PutDurable.
 Result<std::vector<uint8_t>> Engine::DeleteDurable(uint32_t table_id,
                                                    std::span<const std::string_view> keys,
-                                                   const ShardGroups& groups) {
+                                                   const ShardGroups& groups,
+                                                   uint64_t& sync_ticket) {
   const record::TableSchema& schema = *tables_[table_id];
   std::vector<uint8_t> deleted(keys.size(), 0);
   Result<uint64_t> ticket = uint64_t{0};
@@ -396,13 +467,7 @@ Result<std::vector<uint8_t>> Engine::DeleteDurable(uint32_t table_id,
     return Status(ticket.status().code(),
                   "table '" + schema.name() + "': nothing deleted: " + ticket.status().message());
   }
-  if (durability_[table_id] == config::Durability::kSync) {
-    if (Status s = tier_->WaitDurable(*ticket); !s.ok()) {
-      return Status(s.code(), "table '" + schema.name() +
-                                  "': deleted but not made durable (it may not survive a "
-                                  "crash): " + s.message());
-    }
-  }
+  if (durability_[table_id] == config::Durability::kSync) sync_ticket = *ticket;
   return deleted;
 }
 

@@ -12,6 +12,7 @@
 #include <mutex>
 #include <thread>
 #include <utility>
+#include <vector>
 
 #include "ods/common/logging.h"
 #include "tier/stored_codec.h"
@@ -72,20 +73,23 @@ struct RocksDbTier::Impl {
   std::atomic<uint64_t> written{0};
   std::atomic<uint64_t> batches_written{0};
 
+  // Guards every member below (the fsync itself runs without it).
   std::mutex sync_mu;
-  std::condition_variable sync_cv;
-  uint64_t durable = 0;  // guarded by sync_mu
-  bool syncing = false;  // guarded by sync_mu: an fsync is in flight (its leader holds no lock)
-  Status sync_error;     // guarded by sync_mu; sticky
-  uint64_t syncs = 0;    // guarded by sync_mu
-  uint64_t synced_batches = 0;  // guarded by sync_mu
+  std::condition_variable sync_cv;  // an fsync finished
+  uint64_t durable = 0;  // newest ticket covered by a completed fsync
+  bool syncing = false;  // an fsync is in flight (its leader holds no lock)
+  Status sync_error;     // sticky
+  uint64_t syncs = 0;
+  uint64_t synced_batches = 0;
+  // OnDurable callbacks waiting for their ticket, run by the committer thread.
+  std::vector<std::pair<uint64_t, std::function<void(const Status&)>>> pending;
+  std::condition_variable work_cv;  // pending grew, or stop
+  bool stop = false;
 
-  // Background syncer.
+  // The committer: completes OnDurable callbacks (an fsync per round, covering every batch
+  // written before it started) and fsyncs every interval_micros when something is unsynced.
   Micros interval_micros = 0;
-  std::mutex stop_mu;
-  std::condition_variable stop_cv;
-  bool stop = false;  // guarded by stop_mu
-  std::thread syncer;
+  std::thread committer;
 
   // Makes every batch up to ticket `target` durable, leading an fsync or joining one.
   Status SyncTo(uint64_t target) {
@@ -116,19 +120,38 @@ struct RocksDbTier::Impl {
     return OkStatus();
   }
 
-  void RunSyncer() {
-    std::unique_lock<std::mutex> lock(stop_mu);
-    while (!stop_cv.wait_for(lock, std::chrono::microseconds(interval_micros),
-                             [this] { return stop; })) {
-      lock.unlock();
-      const uint64_t target = written.load(std::memory_order_acquire);
-      bool behind = false;
-      {
-        std::lock_guard<std::mutex> sync_lock(sync_mu);
-        behind = durable < target && sync_error.ok();
+  void RunCommitter() {
+    using Steady = std::chrono::steady_clock;
+    const auto interval = std::chrono::microseconds(interval_micros);
+    auto next_tick = Steady::now() + interval;
+    std::unique_lock<std::mutex> lock(sync_mu);
+    while (true) {
+      auto has_work = [this] { return stop || !pending.empty(); };
+      if (interval_micros > 0) {
+        work_cv.wait_until(lock, next_tick, has_work);
+      } else {
+        work_cv.wait(lock, has_work);
       }
-      // An error is already logged by SyncTo and answered to writers that wait.
-      if (behind) SyncTo(target).IgnoreError();
+      if (stop && pending.empty()) break;
+      const bool tick = interval_micros > 0 && Steady::now() >= next_tick;
+      if (tick) next_tick = Steady::now() + interval;
+      // Every pending ticket was taken before it was queued, so it is <= target.
+      const uint64_t target = written.load(std::memory_order_acquire);
+      if ((!pending.empty() || tick) && durable < target && sync_error.ok()) {
+        lock.unlock();
+        SyncTo(target).IgnoreError();  // A failure is kept in sync_error and answered below.
+        lock.lock();
+      }
+      std::vector<std::pair<uint64_t, std::function<void(const Status&)>>> ready;
+      std::vector<std::pair<uint64_t, std::function<void(const Status&)>>> waiting;
+      for (auto& entry : pending) {
+        (entry.first <= durable || !sync_error.ok() ? ready : waiting).push_back(std::move(entry));
+      }
+      pending.swap(waiting);
+      const uint64_t durable_now = durable;
+      const Status error = sync_error;
+      lock.unlock();
+      for (auto& [ticket, done] : ready) done(ticket <= durable_now ? OkStatus() : error);
       lock.lock();
     }
   }
@@ -143,7 +166,7 @@ Result<std::unique_ptr<RocksDbTier>> RocksDbTier::Open(const TierOptions& option
   impl->interval_micros = options.sync_interval_micros;
   rocksdb::Options db_options;
   db_options.create_if_missing = true;
-  // Writes only fill the log buffer; SyncTo (group commit) and the syncer write and fsync it.
+  // Writes only fill the log buffer; SyncTo (group commit) and the committer write and fsync it.
   // Without this every Write would be a write(2), and async would cost a syscall per batch.
   db_options.manual_wal_flush = true;
   // Keep RocksDB's own info log small: it lives in the data dir next to the data.
@@ -162,21 +185,17 @@ Result<std::unique_ptr<RocksDbTier>> RocksDbTier::Open(const TierOptions& option
     return FromRocks(s, what);
   }
   impl->db.reset(raw);
-  if (impl->interval_micros > 0) {
-    impl->syncer = std::thread([p = impl.get()] { p->RunSyncer(); });
-  }
+  impl->committer = std::thread([p = impl.get()] { p->RunCommitter(); });
   return std::unique_ptr<RocksDbTier>(new RocksDbTier(std::move(impl)));
 }
 
 RocksDbTier::~RocksDbTier() {
-  if (impl_->syncer.joinable()) {
-    {
-      std::lock_guard<std::mutex> lock(impl_->stop_mu);
-      impl_->stop = true;
-    }
-    impl_->stop_cv.notify_all();
-    impl_->syncer.join();
+  {
+    std::lock_guard<std::mutex> lock(impl_->sync_mu);
+    impl_->stop = true;
   }
+  impl_->work_cv.notify_all();
+  impl_->committer.join();  // after completing every queued OnDurable callback
   if (Status s = impl_->SyncTo(impl_->written.load(std::memory_order_acquire)); !s.ok()) {
     impl_->log->error("closing durable tier '{}': {}", impl_->dir, s.message());
   }
@@ -197,6 +216,22 @@ Result<uint64_t> RocksDbTier::Write(const WriteBatch& batch) {
 }
 
 Status RocksDbTier::WaitDurable(uint64_t ticket) { return impl_->SyncTo(ticket); }
+
+void RocksDbTier::OnDurable(uint64_t ticket, std::function<void(const Status&)> done) {
+  {
+    std::lock_guard<std::mutex> lock(impl_->sync_mu);
+    if (ticket > impl_->durable && impl_->sync_error.ok()) {
+      impl_->pending.emplace_back(ticket, std::move(done));
+      impl_->work_cv.notify_one();
+      return;
+    }
+  }
+  const Status error = [&] {
+    std::lock_guard<std::mutex> lock(impl_->sync_mu);
+    return ticket <= impl_->durable ? OkStatus() : impl_->sync_error;
+  }();
+  done(error);
+}
 
 Status RocksDbTier::ForEach(const std::function<void(const StoredRecord&)>& fn) const {
   rocksdb::ReadOptions options;

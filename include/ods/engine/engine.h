@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -93,6 +94,16 @@ class Engine {
   Result<std::vector<uint64_t>> Put(std::string_view table,
                                     std::span<const shard::KeyedRecord> records);
 
+  // As Put, but never waits for an fsync: `done` receives what Put would return. It runs on the
+  // calling thread before PutThen returns, except for a successful write to a `sync` table: then
+  // it runs on the durable tier's committer thread once the write is fsynced (group commit
+  // across every writer waiting at that moment). `records` is read only during the call. `done`
+  // must be quick (it delays other writers' acknowledgements) and must not call the engine.
+  // For the gRPC server, whose threads must not block on disk.
+  using PutDone = std::function<void(Result<std::vector<uint64_t>>)>;
+  void PutThen(std::string_view table, std::span<const shard::KeyedRecord> records,
+               PutDone done);
+
   // Looks up `keys` of `table`; out[i] is keys[i]'s record or nullopt (absent or expired).
   // `fields` non-empty projects to those fields. Errors: kNotFound unknown table;
   // kInvalidArgument bad key, too many keys, a projected field the table does not declare;
@@ -109,6 +120,11 @@ class Engine {
   // Removes `keys` of `table`; deleted[i] = 1 if keys[i] held a live record. Errors as Get,
   // plus the durable tier's as Put; durability as Put.
   Result<std::vector<uint8_t>> Delete(std::string_view table, std::span<const std::string_view> keys);
+
+  // As Delete, calling back as PutThen does.
+  using DeleteDone = std::function<void(Result<std::vector<uint8_t>>)>;
+  void DeleteThen(std::string_view table, std::span<const std::string_view> keys,
+                  DeleteDone done);
 
   // The up-to-`limit` smallest live keys of `table` starting with `prefix` and sorting after
   // `start_after` (byte order), sorted. `limit` 0 means limits.max_batch_size; larger is
@@ -184,13 +200,24 @@ class Engine {
   const ShardGroups& GroupByOwner(size_t n, OwnerOf owner_of) const;
   // Opens the durable tier and loads its records of durable tables into the shards.
   Status OpenTierAndRecover();
-  // Put/Delete of a table whose durability is not none (see Put).
+  // Put/Delete up to, not including, the wait for durability: validates, writes the tier (for
+  // a durable table) and RAM. `sync_ticket` is set to the tier ticket to wait for when the
+  // table is `sync`, else 0. `table_id` is set once the table is known.
+  Result<std::vector<uint64_t>> PutApply(std::string_view table,
+                                         std::span<const shard::KeyedRecord> records,
+                                         uint64_t& sync_ticket, uint32_t& table_id);
+  Result<std::vector<uint8_t>> DeleteApply(std::string_view table,
+                                           std::span<const std::string_view> keys,
+                                           uint64_t& sync_ticket, uint32_t& table_id);
+  // Put/Delete of a table whose durability is not none (see Put), without the wait.
   Result<std::vector<uint64_t>> PutDurable(uint32_t table_id,
                                            std::span<const shard::KeyedRecord> records,
-                                           const ShardGroups& groups);
+                                           const ShardGroups& groups, uint64_t& sync_ticket);
   Result<std::vector<uint8_t>> DeleteDurable(uint32_t table_id,
                                              std::span<const std::string_view> keys,
-                                             const ShardGroups& groups);
+                                             const ShardGroups& groups, uint64_t& sync_ticket);
+  // The error answered when the fsync of a sync write to `table_id` failed.
+  Status NotDurableError(uint32_t table_id, std::string_view what, const Status& cause) const;
   // Locks the write-order mutex of every shard with a group in `groups`, in shard order (so
   // two batches never deadlock), and unlocks them in the destructor.
   class WriteOrderLocks;

@@ -56,9 +56,9 @@ struct StoredRecord {
 struct TierOptions {
   // Directory of the RocksDB database; created if missing. Required.
   std::string dir;
-  // A background thread fsyncs the log at least this often when something was written since
-  // the last fsync, so an unsynced (async) write is durable within about this long. 0 = no
-  // background thread (only WaitDurable and Close fsync). Default: 100ms.
+  // The committer thread fsyncs the log at least this often when something was written since
+  // the last fsync, so an unsynced (async) write is durable within about this long. 0 = only
+  // on demand (WaitDurable, OnDurable, close). Default: 100ms.
   Micros sync_interval_micros = 100'000;
 };
 
@@ -73,28 +73,30 @@ struct TierStats {
 //
 // Writes go to RocksDB's write-ahead log with manual_wal_flush: Write() appends a batch to the
 // log buffer in the process (no syscall, no fsync) and returns a ticket; WaitDurable(ticket)
-// blocks until that batch is fsynced. Concurrent waiters share fsyncs: one of them (the leader)
-// writes and fsyncs the log buffer for every batch written so far, the others wait for it and
-// return together when it covered them (group commit). A crash (kill -9) loses exactly the
-// batches written after the last completed fsync.
+// blocks until that batch is fsynced, OnDurable(ticket, done) calls back instead. Concurrent
+// waiters share fsyncs: one fsync runs at a time and covers every batch written before it
+// started; the waiters and callbacks that arrive meanwhile are covered together by the next one
+// (group commit). A crash (kill -9) loses exactly the batches written after the last completed
+// fsync.
 //
 // Thread-safe. Open holds RocksDB's LOCK file: a second Open on the same directory (this or
 // another process) fails with kUnavailable.
 class RocksDbTier {
  public:
-  // Opens (creating if missing) the database in options.dir and starts the background syncer.
+  // Opens (creating if missing) the database in options.dir and starts the committer thread.
   // Errors: kInvalidArgument empty dir; kUnavailable directory locked by another process or
   // not usable (I/O error, permissions); kDataLoss corrupt database.
   static Result<std::unique_ptr<RocksDbTier>> Open(const TierOptions& options);
 
-  // Stops the background syncer, fsyncs what is written, closes the database.
+  // Completes queued OnDurable callbacks, stops the committer thread, fsyncs what is written,
+  // closes the database.
   ~RocksDbTier();
   RocksDbTier(const RocksDbTier&) = delete;
   RocksDbTier& operator=(const RocksDbTier&) = delete;
 
   // Applies `batch` atomically to the database and the (unsynced) log; returns its ticket,
   // increasing with every call. Not durable until WaitDurable(ticket) returns ok or the
-  // background syncer runs. Errors (nothing applied): kUnavailable on an I/O error or when a
+  // committer thread fsyncs it. Errors (nothing applied): kUnavailable on an I/O error or when a
   // previous I/O error stopped the database (RocksDB refuses writes after one); kDataLoss on
   // corruption. Cost: encoding done, an in-memory log append and memtable insert (~µs).
   Result<uint64_t> Write(const WriteBatch& batch);
@@ -103,6 +105,14 @@ class RocksDbTier {
   // fsync runs at a time, and each covers every batch written before it started. Errors:
   // kUnavailable if the fsync failed (sticky: every later WaitDurable fails as well).
   Status WaitDurable(uint64_t ticket);
+
+  // Calls done(status) once every batch with a ticket <= `ticket` is fsynced (OkStatus), or
+  // with the fsync's error (kUnavailable). Never blocks: `done` runs on the tier's committer
+  // thread, or on the calling thread if the answer is already known. The committer groups the
+  // callbacks queued while an fsync runs into the next one (group commit). `done` must be quick
+  // and must not call back into this tier's WaitDurable. Every queued callback runs before the
+  // destructor returns.
+  void OnDurable(uint64_t ticket, std::function<void(const Status&)> done);
 
   // Calls fn for every stored record, ordered by (table, key). Not a snapshot of concurrent
   // writes; meant for start-up, before writes begin. kDataLoss if a stored value is corrupt
