@@ -146,11 +146,17 @@ Status Engine::OpenTierAndRecover() {
   uint64_t loaded = 0;
   uint64_t expired = 0;
   uint64_t skipped = 0;
+  uint64_t invalid = 0;
   tier::WriteBatch expired_batch;
   ODS_RETURN_IF_ERROR(tier_->ForEach([&](const tier::StoredRecord& r) {
     auto it = durable_tables.find(r.table);
     if (it == durable_tables.end()) {
       ++skipped;  // A table no longer configured, or now `none`: left on disk, not served.
+      return;
+    }
+    // The table's schema may have changed since the record was stored.
+    if (!tables_[it->second]->Validate(r.key, *r.record).ok()) {
+      ++invalid;  // Left on disk, not served: a later Put or Delete of the key replaces it.
       return;
     }
     const uint32_t shard = ShardOf(r.table, r.key);
@@ -170,6 +176,11 @@ Status Engine::OpenTierAndRecover() {
       "durable tier {}: recovered {} records in {} ms ({} expired removed, {} of tables not "
       "durable now left on disk)",
       dir.string(), loaded, ms, expired, skipped);
+  if (invalid > 0) {
+    log->warn("durable tier {}: {} stored records do not fit their table's schema now; left on "
+              "disk, not served",
+              dir.string(), invalid);
+  }
   return OkStatus();
 }
 

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "ods/common/clock.h"
+#include "ods/common/value_type.h"
 #include "ods/engine/engine.h"
 #include "support/odsd_process.h"
 #include "support/test_util.h"
@@ -171,6 +172,17 @@ TEST_F(DurabilityTest, RecoveryKeepsTheOriginalExpiryAndDropsExpiredRecords) {
   EXPECT_EQ(engine_->Stats().recovered_records, 1u);
   EXPECT_FALSE(Get1("session", "early").has_value());
   EXPECT_TRUE(Get1("session", "late").has_value());
+}
+
+TEST_F(DurabilityTest, RecordsThatNoLongerFitTheSchemaAreNotServed) {
+  Start(MakeConfig());
+  ASSERT_THAT(Put1("lazy", "has-note", 1), IsOk());  // fields x and note
+  config::Config typed = MakeConfig();
+  typed.tables[1].free_form = false;
+  typed.tables[1].fields = {{"x", ValueType::kInt64}};  // `note` is no longer a field
+  Start(typed);
+  EXPECT_EQ(engine_->Stats().recovered_records, 0u);
+  EXPECT_FALSE(Get1("lazy", "has-note").has_value());
 }
 
 TEST_F(DurabilityTest, ASecondEngineOnTheSameDataDirIsUnavailable) {
