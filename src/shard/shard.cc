@@ -226,15 +226,21 @@ void Shard::CollectKeys(uint32_t table, std::string_view prefix, std::string_vie
   }
 }
 
-size_t Shard::SweepExpired(size_t max_entries) {
+size_t Shard::SweepExpired(size_t max_entries,
+                           std::vector<std::pair<uint32_t, std::string>>* removed_keys) {
   MutexLock lock(mu_);
   const Micros now = clock_.NowMicros();
   size_t removed = 0;
   uint64_t freed = 0;
-  for (auto& table : tables_) {
-    if (table->schema->ttl_micros() == 0 || removed >= max_entries) continue;
-    removed += table->records.EraseIf(
-        [now](std::string_view, std::string_view encoded) { return IsExpired(encoded, now); },
+  for (uint32_t id = 0; id < tables_.size(); ++id) {
+    Table& table = *tables_[id];
+    if (table.schema->ttl_micros() == 0 || removed >= max_entries) continue;
+    removed += table.records.EraseIf(
+        [now, id, removed_keys](std::string_view key, std::string_view encoded) {
+          if (!IsExpired(encoded, now)) return false;
+          if (removed_keys != nullptr) removed_keys->emplace_back(id, key);
+          return true;
+        },
         max_entries - removed, freed);
   }
   stats_.expired += removed;

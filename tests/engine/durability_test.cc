@@ -174,6 +174,20 @@ TEST_F(DurabilityTest, RecoveryKeepsTheOriginalExpiryAndDropsExpiredRecords) {
   EXPECT_TRUE(Get1("session", "late").has_value());
 }
 
+TEST_F(DurabilityTest, TheTtlSweepRemovesExpiredRecordsFromTheTierToo) {
+  Start(MakeConfig());  // `session`: async, 60 s TTL
+  const Micros start = clock_.NowMicros();
+  ASSERT_THAT(Put1("session", "s1", 1), IsOk());
+  ASSERT_THAT(Put1("session", "s2", 2), IsOk());
+  clock_.Advance(kTtl);
+  EXPECT_EQ(engine_->SweepExpiredOnce(), 2u);
+  // Back before the expiry: had the tier kept its copies, recovery would serve them again.
+  clock_.Set(start);
+  Restart();
+  EXPECT_EQ(engine_->Stats().recovered_records, 0u);
+  EXPECT_FALSE(Get1("session", "s1").has_value());
+}
+
 TEST_F(DurabilityTest, RecordsThatNoLongerFitTheSchemaAreNotServed) {
   Start(MakeConfig());
   ASSERT_THAT(Put1("lazy", "has-note", 1), IsOk());  // fields x and note

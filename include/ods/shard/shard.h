@@ -7,6 +7,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "ods/aggregate/aggregate.h"
@@ -162,7 +163,10 @@ class alignas(64) Shard {
 
   // Removes up to `max_entries` expired records; returns how many. Holds the lock for one pass
   // over the tables that have a TTL.
-  size_t SweepExpired(size_t max_entries);
+  // When `removed_keys` is non-null, appends (table, key) of each removed record to it, for the
+  // caller to remove them from the durable tier too.
+  size_t SweepExpired(size_t max_entries,
+                      std::vector<std::pair<uint32_t, std::string>>* removed_keys = nullptr);
 
   ShardStats Stats();
 
