@@ -56,10 +56,8 @@ struct DurableFixture {
       std::snprintf(buf, sizeof(buf), "user:%012zu", i);
       keys.emplace_back(buf);
     }
-    record.fields = {{"age", int64_t{42}},
-                     {"country", std::string("DE")},
-                     {"score", 0.5},
-                     {"premium", true}};
+    record.fields = {
+        {"age", int64_t{42}}, {"country", std::string("DE")}, {"score", 0.5}, {"premium", true}};
   }
   ~DurableFixture() {
     engine.reset();  // closes (and fsyncs) the tier before its directory goes

@@ -25,8 +25,8 @@ namespace {
 Status FromRocks(const rocksdb::Status& s, std::string_view what) {
   std::string message = std::string(what) + ": " + s.ToString();
   if (s.IsCorruption()) return {StatusCode::kDataLoss, std::move(message)};
-  if (s.IsIOError() || s.IsNoSpace() || s.IsBusy() || s.IsTryAgain() ||
-      s.IsShutdownInProgress() || s.IsTimedOut() || s.IsIncomplete()) {
+  if (s.IsIOError() || s.IsNoSpace() || s.IsBusy() || s.IsTryAgain() || s.IsShutdownInProgress() ||
+      s.IsTimedOut() || s.IsIncomplete()) {
     return UnavailableError(std::move(message));
   }
   return InternalError(std::move(message));
@@ -76,9 +76,9 @@ struct RocksDbTier::Impl {
   // Guards every member below (the fsync itself runs without it).
   std::mutex sync_mu;
   std::condition_variable sync_cv;  // an fsync finished
-  uint64_t durable = 0;  // newest ticket covered by a completed fsync
-  bool syncing = false;  // an fsync is in flight (its leader holds no lock)
-  Status sync_error;     // sticky
+  uint64_t durable = 0;             // newest ticket covered by a completed fsync
+  bool syncing = false;             // an fsync is in flight (its leader holds no lock)
+  Status sync_error;                // sticky
   uint64_t syncs = 0;
   uint64_t synced_batches = 0;
   // OnDurable callbacks waiting for their ticket, run by the committer thread.
@@ -244,9 +244,9 @@ Status RocksDbTier::ForEach(const std::function<void(const StoredRecord&)>& fn) 
     StoredRecord stored;
     if (!internal::DecodeKey({k.data(), k.size()}, stored.table, stored.key) ||
         !internal::DecodeValue({v.data(), v.size()}, record, stored.expire_at_micros)) {
-      return {StatusCode::kDataLoss,
-              "durable tier '" + impl_->dir + "': corrupt record under key '" +
-                  QuoteForMessage({k.data(), k.size()}) + "'"};
+      return {StatusCode::kDataLoss, "durable tier '" + impl_->dir +
+                                         "': corrupt record under key '" +
+                                         QuoteForMessage({k.data(), k.size()}) + "'"};
     }
     stored.record = &record;
     fn(stored);

@@ -24,10 +24,10 @@
 namespace ods::engine {
 namespace {
 
+using config::Durability;
 using ::ods::testing::IsOk;
 using ::ods::testing::StatusIs;
 using ::ods::testing::TempDir;
-using config::Durability;
 using record::Record;
 using record::Value;
 using shard::KeyedRecord;

@@ -39,8 +39,8 @@ std::string WriteConfig(const TempDir& dir, const std::string& mode) {
   const std::string path = dir.path() + "/odsd.yaml";
   std::ofstream(path) << "server: {shards: 4}\n"
                       << "logging: {level: warn}\n"
-                      << "storage: {durability: " << mode
-                      << ", durability_window: " << kWindowMs << "ms}\n"
+                      << "storage: {durability: " << mode << ", durability_window: " << kWindowMs
+                      << "ms}\n"
                       << "tables:\n  t: {key: id, fields: {seq: int64, pad: string}}\n";
   return path;
 }
@@ -185,8 +185,9 @@ CrashFigures CrashAndRecover(const std::string& mode, uint64_t min_acks, double 
       static_cast<double>(figures.acked) / figures.seconds,
       static_cast<unsigned long long>(figures.lost));
   if (figures.lost > 0) {
-    std::printf(", all acknowledged at most %.0f ms before the kill (window %d ms, allowed %.0f ms)",
-                figures.oldest_lost_ms, kWindowMs, lost_allowed_ms);
+    std::printf(
+        ", all acknowledged at most %.0f ms before the kill (window %d ms, allowed %.0f ms)",
+        figures.oldest_lost_ms, kWindowMs, lost_allowed_ms);
   }
   std::printf("\n");
   EXPECT_EQ(odsd->Stop(SIGTERM, 10000), 0) << odsd->Stderr();

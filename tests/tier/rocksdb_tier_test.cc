@@ -225,8 +225,8 @@ TEST(RocksDbTierTest, BackgroundSyncerMakesUnwaitedWritesDurable) {
     batch.Put("t", "k" + std::to_string(i), Record{{{"x", int64_t{i}}}, 0, 0}, 0, 1);
     ASSERT_THAT(tier->Write(batch), IsOk());
   }
-  EXPECT_TRUE(WaitUntil([&] { return tier->Stats().synced_batches == 5; },
-                        std::chrono::seconds(5)));
+  EXPECT_TRUE(
+      WaitUntil([&] { return tier->Stats().synced_batches == 5; }, std::chrono::seconds(5)));
   EXPECT_GE(tier->Stats().syncs, 1u);
 }
 
