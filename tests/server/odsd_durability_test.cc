@@ -235,6 +235,37 @@ TEST(OdsdDurabilityTest, GracefulStopKeepsEveryAsyncWrite) {
   EXPECT_EQ(second.Stop(SIGTERM, 10000), 0);
 }
 
+// The value of metric `name` on odsd's /metrics, or -1 if it is missing.
+int64_t Metric(const OdsdProcess& odsd, const std::string& name) {
+  const std::string body = ::ods::testing::HttpGet(odsd.admin_address(), "/metrics");
+  const std::string line = "\n" + name + " ";
+  const size_t at = body.find(line);
+  return at == std::string::npos ? -1 : std::stoll(body.substr(at + line.size()));
+}
+
+TEST(OdsdDurabilityTest, MetricsCountDurableWritesFsyncsAndRecoveredRecords) {
+  TempDir dir;
+  TempDir data;
+  const std::string config = WriteConfig(dir, "sync");
+  OdsdProcess first;
+  ASSERT_TRUE(first.Start({"--config", config, "--data-dir", data.path()})) << first.error();
+  {
+    auto stub = Connect(first);
+    for (int i = 0; i < 20; ++i) ASSERT_TRUE(PutSeq(*stub, "m" + std::to_string(i), i).ok());
+  }
+  EXPECT_EQ(Metric(first, "ods_durable_batches_total"), 20);
+  const int64_t fsyncs = Metric(first, "ods_durable_fsyncs_total");
+  EXPECT_GE(fsyncs, 1);
+  EXPECT_LE(fsyncs, 20);  // one writer: one fsync per acknowledged Put at most
+  EXPECT_EQ(Metric(first, "ods_recovered_records"), 0);
+  ASSERT_EQ(first.Stop(SIGTERM, 10000), 0);
+  OdsdProcess second;
+  ASSERT_TRUE(second.Start({"--config", config, "--data-dir", data.path()})) << second.error();
+  EXPECT_EQ(Metric(second, "ods_recovered_records"), 20);
+  EXPECT_EQ(Metric(second, "ods_durable_batches_total"), 0);
+  EXPECT_EQ(second.Stop(SIGTERM, 10000), 0);
+}
+
 TEST(OdsdDurabilityTest, SecondOdsdOnTheSameDataDirExitsWithAClearMessage) {
   TempDir dir;
   TempDir data;
