@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Checks the component layering of DESIGN.md/STYLE.md §1 from the #include lines:
-#   common -> {config, record} -> {aggregate, sandbox} -> shard -> engine -> {server, cli} -> main
+#   common -> {config, record} -> {aggregate, sandbox, tier} -> shard -> engine -> {server, cli}
+#   -> main
 # - a component includes ODS headers only of itself and of components below it;
 # - generated protobuf/gRPC code ("ods/v1/", grpcpp, google/protobuf) is included only by
 #   server and cli (and tests/benchmarks, which are not checked);
@@ -16,11 +17,12 @@ declare -A allowed=(
   [record]="common record"
   [aggregate]="common record aggregate"
   [sandbox]="common record sandbox"
+  [tier]="common config record tier"
   [shard]="common record aggregate sandbox shard"
-  [engine]="common config record aggregate sandbox shard engine"
-  [server]="common config record aggregate sandbox shard engine server"
+  [engine]="common config record aggregate sandbox tier shard engine"
+  [server]="common config record aggregate sandbox tier shard engine server"
   [cli]="common cli"
-  [main]="common config record aggregate sandbox shard engine server main"
+  [main]="common config record aggregate sandbox tier shard engine server main"
 )
 proto_ok=" server cli "
 fail=0

@@ -141,10 +141,32 @@ void ParseLimits(Parser& p, const YAML::Node& node, LimitsConfig& out) {
   }
 }
 
+// Parses a durability mode at `path` into `out`.
+bool ParseDurability(Parser& p, const YAML::Node& node, const std::string& path,
+                     Durability& out) {
+  std::string name;
+  if (!p.OneOf(node, path, {"sync", "async", "none"}, name)) return false;
+  out = name == "sync" ? Durability::kSync
+                       : (name == "async" ? Durability::kAsync : Durability::kNone);
+  return true;
+}
+
 void ParseStorage(Parser& p, const YAML::Node& node, StorageConfig& out) {
-  p.ForEachKey(node, "storage", {"data_dir", "ram"},
+  p.ForEachKey(node, "storage", {"data_dir", "durability", "durability_window", "ram"},
                [&](const std::string& key, const YAML::Node&, const YAML::Node& v) {
-                 if (key == "data_dir") {
+                 if (key == "durability") {
+                   ParseDurability(p, v, "storage.durability", out.durability);
+                 } else if (key == "durability_window") {
+                   Micros window = 0;
+                   if (p.Duration(v, "storage.durability_window", 10'000'000, window)) {
+                     if (window < 1'000) {
+                       p.Error(v, "storage.durability_window: " + v.Scalar() +
+                                      " is too short; expected 1ms to 10s");
+                     } else {
+                       out.durability_window_micros = window;
+                     }
+                   }
+                 } else if (key == "data_dir") {
                    if (p.String(v, "storage.data_dir", out.data_dir) && out.data_dir.empty()) {
                      p.Error(v, "storage.data_dir: must not be empty; expected a directory path");
                    }
@@ -171,9 +193,12 @@ void ParseTable(Parser& p, const std::string& name, const YAML::Node& name_node,
   bool has_key = false;
   std::vector<YAML::Mark> field_marks;  // parallel to out.fields
   p.ForEachKey(
-      node, path, {"key", "fields", "ttl", "max_age"},
+      node, path, {"key", "fields", "ttl", "max_age", "durability"},
       [&](const std::string& key, const YAML::Node&, const YAML::Node& v) {
-        if (key == "key") {
+        if (key == "durability") {
+          Durability d = Durability::kNone;
+          if (ParseDurability(p, v, path + ".durability", d)) out.durability = d;
+        } else if (key == "key") {
           if (p.String(v, path + ".key", out.key_field)) {
             has_key = true;
             if (!IsValidName(out.key_field)) {
@@ -218,6 +243,19 @@ void ParseTables(Parser& p, const YAML::Node& node, std::vector<TableConfig>& ou
 }
 
 }  // namespace
+
+std::string_view DurabilityName(Durability durability) {
+  switch (durability) {
+    case Durability::kNone: return "none";
+    case Durability::kAsync: return "async";
+    case Durability::kSync: return "sync";
+  }
+  return "?";
+}
+
+Durability DurabilityOf(const Config& config, const TableConfig& table) {
+  return table.durability.value_or(config.storage.durability);
+}
 
 Result<Config> LoadString(std::string_view yaml, std::string_view source_name) {
   Parser p(source_name);

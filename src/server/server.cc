@@ -56,6 +56,14 @@ std::string RenderMetrics(engine::Engine& engine, const FeaturesService& feature
   gauge("ods_entities", "Entity states held (one per template and entity key).", s.entities);
   gauge("ods_event_state_bytes", "Estimated RAM held by aggregation tiles and retained events.",
         s.event_state_bytes);
+  gauge("ods_recovered_records", "Records loaded from the durable tier at start.",
+        s.recovered_records);
+  counter("ods_durable_batches_total",
+          "Put and Delete calls of durable (sync, async) tables written to the durable tier.",
+          s.durable_batches);
+  counter("ods_durable_fsyncs_total",
+          "Fsyncs of the durable tier's log (group commits and async window flushes).",
+          s.durable_syncs);
   std::string text = out.str();
   features.AppendMetrics(text);
   return text;

@@ -55,10 +55,18 @@ grpc::ServerUnaryReactor* StoreService::Put(grpc::CallbackServerContext* ctx,
     if (Status s = FromProto(req->table(), in, records[i]); !s.ok()) return Finish(ctx, s);
     items[i] = {in.key(), &records[i]};
   }
-  Result<std::vector<uint64_t>> versions = engine_.Put(req->table(), items);
-  if (!versions.ok()) return Finish(ctx, versions.status());
-  resp->mutable_versions()->Assign(versions->begin(), versions->end());
-  return Finish(ctx, OkStatus());
+  // A sync table answers from the durable tier's committer thread once the write is on disk:
+  // this gRPC thread is not held for the fsync.
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  engine_.PutThen(req->table(), items, [reactor, resp](Result<std::vector<uint64_t>> versions) {
+    if (!versions.ok()) {
+      reactor->Finish(ToGrpcStatus(versions.status()));
+      return;
+    }
+    resp->mutable_versions()->Assign(versions->begin(), versions->end());
+    reactor->Finish(grpc::Status::OK);
+  });
+  return reactor;
 }
 
 grpc::ServerUnaryReactor* StoreService::Get(grpc::CallbackServerContext* ctx,
@@ -90,15 +98,21 @@ grpc::ServerUnaryReactor* StoreService::Delete(grpc::CallbackServerContext* ctx,
     return Finish(ctx, s);
   }
   const std::vector<std::string_view> keys = Views(req->keys());
-  Result<std::vector<uint8_t>> deleted = engine_.Delete(req->table(), keys);
-  if (!deleted.ok()) return Finish(ctx, deleted.status());
-  uint32_t count = 0;
-  for (uint8_t d : *deleted) {
-    resp->add_deleted(d != 0);
-    count += d;
-  }
-  resp->set_deleted_count(count);
-  return Finish(ctx, OkStatus());
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  engine_.DeleteThen(req->table(), keys, [reactor, resp](Result<std::vector<uint8_t>> deleted) {
+    if (!deleted.ok()) {
+      reactor->Finish(ToGrpcStatus(deleted.status()));
+      return;
+    }
+    uint32_t count = 0;
+    for (uint8_t d : *deleted) {
+      resp->add_deleted(d != 0);
+      count += d;
+    }
+    resp->set_deleted_count(count);
+    reactor->Finish(grpc::Status::OK);
+  });
+  return reactor;
 }
 
 namespace {

@@ -110,6 +110,47 @@ void Shard::Put(uint32_t table, std::span<const KeyedRecord> items,
                       std::memory_order_relaxed);
 }
 
+uint64_t Shard::ReserveVersions(uint32_t count) {
+  MutexLock lock(mu_);
+  const uint64_t first = next_version_;
+  next_version_ += count;
+  return first;
+}
+
+void Shard::PutReserved(uint32_t table, std::span<const KeyedRecord> items,
+                        std::span<const uint32_t> indices, std::span<const uint64_t> versions,
+                        Micros expire_at_micros) {
+  MutexLock lock(mu_);
+  ODS_CHECK(table < tables_.size());
+  Table& t = *tables_[table];
+  int64_t delta = 0;
+  for (uint32_t i : indices) {
+    const KeyedRecord& item = items[i];
+    ODS_DCHECK(versions[i] < next_version_);
+    record::Encode(*item.record, expire_at_micros, versions[i], t.dict, t.scratch);
+    delta += t.records.Upsert(item.key, t.scratch);
+  }
+  field_names_[table].store(t.dict.size(), std::memory_order_relaxed);
+  stats_.puts += indices.size();
+  memory_bytes_.store(memory_bytes_.load(std::memory_order_relaxed) + delta,
+                      std::memory_order_relaxed);
+}
+
+bool Shard::Restore(uint32_t table, std::string_view key, const record::Record& record,
+                    Micros expire_at_micros) {
+  MutexLock lock(mu_);
+  ODS_CHECK(table < tables_.size());
+  next_version_ = std::max(next_version_, record.version + 1);
+  if (expire_at_micros != 0 && expire_at_micros <= clock_.NowMicros()) return false;
+  Table& t = *tables_[table];
+  record::Encode(record, expire_at_micros, record.version, t.dict, t.scratch);
+  const int64_t delta = t.records.Upsert(key, t.scratch);
+  field_names_[table].store(t.dict.size(), std::memory_order_relaxed);
+  memory_bytes_.store(memory_bytes_.load(std::memory_order_relaxed) + delta,
+                      std::memory_order_relaxed);
+  return true;
+}
+
 bool Shard::Get(uint32_t table, std::span<const std::string_view> keys,
                 std::span<const uint32_t> indices, std::span<const std::string_view> fields,
                 std::span<std::optional<record::Record>> out, uint64_t& budget_bytes) {
@@ -187,12 +228,10 @@ void Shard::CollectKeys(uint32_t table, std::string_view prefix, std::string_vie
   }
 }
 
-size_t Shard::SweepExpired(size_t max_visits) {
+size_t Shard::SweepExpired(size_t max_visits,
+                           std::vector<std::pair<uint32_t, std::string>>* removed_keys) {
   MutexLock lock(mu_);
   const Micros now = clock_.NowMicros();
-  auto expired = [now](std::string_view, std::string_view encoded) {
-    return IsExpired(encoded, now);
-  };
   size_t removed = 0;
   size_t visits = 0;
   uint64_t freed = 0;
@@ -200,8 +239,14 @@ size_t Shard::SweepExpired(size_t max_visits) {
   for (size_t entered = 0; !tables_.empty() && entered <= tables_.size() && visits < max_visits;
        ++entered) {
     if (sweep_table_ >= tables_.size()) sweep_table_ = 0;
-    Table& t = *tables_[sweep_table_];
+    const auto id = static_cast<uint32_t>(sweep_table_);
+    Table& t = *tables_[id];
     if (t.schema->ttl_micros() != 0) {
+      auto expired = [now, id, removed_keys](std::string_view key, std::string_view encoded) {
+        if (!IsExpired(encoded, now)) return false;
+        if (removed_keys != nullptr) removed_keys->emplace_back(id, key);
+        return true;
+      };
       const auto [r, v] = t.records.EraseIfFrom(sweep_key_, expired, max_visits - visits, freed);
       removed += r;
       visits += v;

@@ -475,6 +475,65 @@ TEST(ConfigTest, UnknownLogLevelIsRejectedWithItsPosition) {
   EXPECT_THAT(e, HasSubstr("'loud'"));
 }
 
+TEST(ConfigTest, DurabilityIsGlobalWithAPerTableOverride) {
+  Result<Config> r = LoadString(R"(storage:
+  durability: sync
+  durability_window: 250ms
+tables:
+  a: {key: id}
+  b: {key: id, durability: none}
+  c: {key: id, durability: async}
+)",
+                                "test.yaml");
+  ASSERT_THAT(r, IsOk());
+  EXPECT_EQ(r->storage.durability, Durability::kSync);
+  EXPECT_EQ(r->storage.durability_window_micros, 250'000);
+  ASSERT_EQ(r->tables.size(), 3u);
+  EXPECT_FALSE(r->tables[0].durability.has_value());
+  EXPECT_EQ(DurabilityOf(*r, r->tables[0]), Durability::kSync);
+  EXPECT_EQ(DurabilityOf(*r, r->tables[1]), Durability::kNone);
+  EXPECT_EQ(DurabilityOf(*r, r->tables[2]), Durability::kAsync);
+}
+
+TEST(ConfigTest, DurabilityDefaultsToNoneAndTheShippedConfigIsAsync) {
+  Result<Config> empty = LoadString("", "test.yaml");
+  ASSERT_THAT(empty, IsOk());
+  EXPECT_EQ(empty->storage.durability, Durability::kNone);
+  EXPECT_EQ(empty->storage.durability_window_micros, 100'000);
+  Result<Config> shipped = LoadString(EmbeddedDefaultYaml(), "<embedded>");
+  ASSERT_THAT(shipped, IsOk());
+  EXPECT_EQ(shipped->storage.durability, Durability::kAsync);
+  EXPECT_EQ(shipped->storage.durability_window_micros, 100'000);
+}
+
+TEST(ConfigTest, UnknownDurabilityIsRejectedWithItsPosition) {
+  const std::string e = LoadError(R"(storage:
+  durability: fast
+)");
+  EXPECT_THAT(e, StartsWith("test.yaml:2:15: "));
+  EXPECT_THAT(e, HasSubstr("storage.durability"));
+  EXPECT_THAT(e, HasSubstr("sync, async, none"));
+}
+
+TEST(ConfigTest, UnknownTableDurabilityIsRejectedWithItsPosition) {
+  const std::string e = LoadError(R"(tables:
+  t:
+    key: id
+    durability: [sync]
+)");
+  EXPECT_THAT(e, StartsWith("test.yaml:4:17: "));
+  EXPECT_THAT(e, HasSubstr("tables.t.durability"));
+}
+
+TEST(ConfigTest, DurabilityWindowOutOfRangeIsRejectedWithItsPosition) {
+  const std::string too_short = LoadError("storage: {durability_window: 500us}\n");
+  EXPECT_THAT(too_short, StartsWith("test.yaml:1:30: "));
+  EXPECT_THAT(too_short, HasSubstr("storage.durability_window"));
+  const std::string too_long = LoadError("storage: {durability_window: 11s}\n");
+  EXPECT_THAT(too_long, StartsWith("test.yaml:1:30: "));
+  EXPECT_THAT(too_long, HasSubstr("storage.durability_window"));
+}
+
 TEST(ConfigTest, EmptyDataDirIsRejected) {
   const std::string e = LoadError("storage:\n  data_dir: \"\"\n");
   EXPECT_THAT(e, StartsWith("test.yaml:2:13: "));

@@ -16,6 +16,7 @@
 
 #include "ods/common/clock.h"
 #include "ods/common/hash.h"
+#include "support/odsd_process.h"
 #include "support/test_util.h"
 
 namespace ods::engine {
@@ -134,9 +135,12 @@ TEST_F(EngineTest, CreateFromConfigBuiltInCode) {
 TEST_F(EngineTest, CreateFromTheEmbeddedDefaultConfig) {
   Result<config::Config> c = config::LoadString(config::EmbeddedDefaultYaml(), "<embedded>");
   ASSERT_THAT(c, IsOk());
+  ::ods::testing::TempDir data;  // The shipped config is durable (async): keep its data here.
+  c->storage.data_dir = data.path();
   Start(*c);
   EXPECT_EQ(engine_->Stats().shards, 16u);
-  ASSERT_THAT(Put1("user_profile", "u1", Profile(30)), IsOk());
+  EXPECT_THAT(Put1("user_profile", "u1", Profile(30)), IsOk());
+  engine_.reset();  // Closes the durable tier before `data` is removed.
 }
 
 TEST_F(EngineTest, CreateRejectsZeroShards) {

@@ -133,8 +133,9 @@ TEST(OdsdFlagsTest, BadListenFlagExitsOneNamingTheFlag) {
 TEST(OdsdServeTest, PortInUseExitsThree) {
   OdsdProcess first;
   ASSERT_TRUE(first.Start()) << first.error();
+  TempDir other_data;  // Its own data dir: the port, not the data dir lock, must be what fails.
   auto r = RunCommand({OdsdPath(), "--grpc-listen", first.grpc_address(), "--admin-listen", "",
-                       "--data-dir", first.data_dir()});
+                       "--data-dir", other_data.path()});
   EXPECT_EQ(r.exit_code, 3) << r.err;
   EXPECT_EQ(first.Stop(SIGTERM, 5000), 0);
 }

@@ -51,9 +51,26 @@ struct LimitsConfig {
   uint64_t max_message_bytes = uint64_t{64} << 20;
 };
 
+// How a table's record writes (Put, Delete) are made durable in the RocksDB tier under
+// storage.data_dir. docs/architecture.md, "Durability".
+enum class Durability : uint8_t {
+  kNone,   // RAM only: nothing is written to disk; a restart starts empty.
+  kAsync,  // Written to the tier's log without fsync; made durable within durability_window.
+  kSync,   // Acknowledged only after the write is fsynced (group commit across writers).
+};
+
+// "none", "async", "sync".
+std::string_view DurabilityName(Durability durability);
+
 struct StorageConfig {
   // Directory for all persistent state; created if missing. Default: ./data.
   std::string data_dir = "./data";
+  // Durability of every table that does not set its own `durability`. Default: none (a config
+  // without the key writes nothing to disk; the shipped config/odsd.yaml sets async).
+  Durability durability = Durability::kNone;
+  // `async` writes are fsynced at least this often, so an acknowledged async write is lost by a
+  // crash only if it was acknowledged within the last window. Default: 100ms. Range: [1ms, 10s].
+  Micros durability_window_micros = 100'000;
   // RAM budget for records across all shards, split evenly per shard. A Put that would take a
   // shard past its share is rejected with RESOURCE_EXHAUSTED (until tiering moves cold records
   // out, #6). 0 = unlimited. Default: 2 GiB.
@@ -78,6 +95,8 @@ struct TableConfig {
   // A field read through GetOnlineFeatures answers STALE when the record's event time is older
   // than this; 0 = never stale. Default: 0. Range: [0, 3650d].
   Micros max_age_micros = 0;
+  // Overrides storage.durability for this table; unset = storage.durability.
+  std::optional<Durability> durability = std::nullopt;
 };
 
 // The shape of one kind of event producers push (PushEvents/StreamEvents).
@@ -169,6 +188,9 @@ struct Config {
   // event_templates and aggregations sections.
   Definitions definitions;
 };
+
+// The durability in effect for `table` of `config`: its own, else storage.durability.
+Durability DurabilityOf(const Config& config, const TableConfig& table);
 
 // Parses and validates the YAML file at `path`. On any problem returns kInvalidArgument whose
 // message lists every problem found, one per line, as "FILE:LINE:COLUMN: what is wrong, what was

@@ -2,7 +2,9 @@
 
 #include <cstdint>
 #include <atomic>
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
@@ -17,6 +19,10 @@
 #include "ods/record/schema.h"
 #include "ods/record/value.h"
 #include "ods/shard/shard.h"
+
+namespace ods::tier {
+class RocksDbTier;
+}  // namespace ods::tier
 
 namespace ods::engine {
 
@@ -36,6 +42,10 @@ struct EngineStats {
   uint64_t events_late = 0;      // rejected as older than allowed_lateness
   uint64_t entities = 0;         // (template, entity) states held
   uint64_t event_state_bytes = 0;  // tiles + retained events, estimated
+  // Durable tier (tables whose durability is not none); all 0 when no table is durable.
+  uint64_t recovered_records = 0;  // records loaded from the tier at start
+  uint64_t durable_batches = 0;    // Put/Delete calls written to the tier since start
+  uint64_t durable_syncs = 0;      // fsyncs of the tier's log (group commits + background)
 };
 
 // The store: the catalog of tables, N shards and the router between them. The only component
@@ -48,10 +58,14 @@ struct EngineStats {
 class Engine {
  public:
   // Builds catalogs and shards from `config` and starts the background sweeper (TTLs, idle event
-  // states).
-  // `config` is copied; `clock` must outlive the engine. kInvalidArgument on an unusable config.
+  // states). If any table's durability is not none, opens the durable tier in
+  // `storage.data_dir`/records and loads every stored, unexpired record of those tables into
+  // the shards before returning (O(stored records)).
+  // `config` is copied; `clock` must outlive the engine. Errors: kInvalidArgument on an unusable
+  // config; kUnavailable if the data dir cannot be created, opened or is locked by another
+  // process; kDataLoss if a stored record is corrupt.
   static Result<std::unique_ptr<Engine>> Create(const config::Config& config, const Clock& clock);
-  ~Engine();  // Stops the sweeper.
+  ~Engine();  // Stops the sweeper; fsyncs and closes the durable tier.
 
   // The checks Create makes of `config` beyond what config::Load* checks (each aggregation's fn
   // against its field's type, windows against tiles), without building anything: for
@@ -70,9 +84,25 @@ class Engine {
   // Upserts `records` of `table`; returns each record's new version, in order. A key given
   // twice: the later record wins. Errors (nothing written): kNotFound unknown table;
   // kInvalidArgument empty batch entry key, key/record/batch over its limit, schema violation
-  // (message names table, key, field); kResourceExhausted RAM budget reached.
+  // (message names table, key, field); kResourceExhausted RAM budget reached; kUnavailable or
+  // kDataLoss if the durable tier refused the write.
+  // Durability (the table's mode): none: RAM only. async: the batch is written to the tier's
+  // log, then RAM, and returns; the log is fsynced within storage.durability_window. sync: as
+  // async, then waits for the fsync (shared with concurrent writers). If that fsync fails the
+  // call returns kUnavailable although RAM already holds the batch (it may or may not survive a
+  // crash). A record is readable as soon as it is in RAM, before its fsync.
   Result<std::vector<uint64_t>> Put(std::string_view table,
                                     std::span<const shard::KeyedRecord> records);
+
+  // As Put, but never waits for an fsync: `done` receives what Put would return. It runs on the
+  // calling thread before PutThen returns, except for a successful write to a `sync` table: then
+  // it runs on the durable tier's committer thread once the write is fsynced (group commit
+  // across every writer waiting at that moment). `records` is read only during the call. `done`
+  // must be quick (it delays other writers' acknowledgements) and must not call the engine.
+  // For the gRPC server, whose threads must not block on disk.
+  using PutDone = std::function<void(Result<std::vector<uint64_t>>)>;
+  void PutThen(std::string_view table, std::span<const shard::KeyedRecord> records,
+               PutDone done);
 
   // Looks up `keys` of `table`; out[i] is keys[i]'s record or nullopt (absent or expired).
   // `fields` non-empty projects to those fields. Errors: kNotFound unknown table;
@@ -87,8 +117,14 @@ class Engine {
   // request before converting it. O(tables).
   Status CheckRequestSize(std::string_view table, size_t size, std::string_view what) const;
 
-  // Removes `keys` of `table`; deleted[i] = 1 if keys[i] held a live record. Errors as Get.
+  // Removes `keys` of `table`; deleted[i] = 1 if keys[i] held a live record. Errors as Get,
+  // plus the durable tier's as Put; durability as Put.
   Result<std::vector<uint8_t>> Delete(std::string_view table, std::span<const std::string_view> keys);
+
+  // As Delete, calling back as PutThen does.
+  using DeleteDone = std::function<void(Result<std::vector<uint8_t>>)>;
+  void DeleteThen(std::string_view table, std::span<const std::string_view> keys,
+                  DeleteDone done);
 
   // The up-to-`limit` smallest live keys of `table` starting with `prefix` and sorting after
   // `start_after` (byte order), sorted. `limit` 0 means limits.max_batch_size; larger is
@@ -162,6 +198,29 @@ class Engine {
   // Groups positions 0..n-1 by owner_of(i), a shard index or shard count (= leave out).
   template <typename OwnerOf>
   const ShardGroups& GroupByOwner(size_t n, OwnerOf owner_of) const;
+  // Opens the durable tier and loads its records of durable tables into the shards.
+  Status OpenTierAndRecover();
+  // Put/Delete up to, not including, the wait for durability: validates, writes the tier (for
+  // a durable table) and RAM. `sync_ticket` is set to the tier ticket to wait for when the
+  // table is `sync`, else 0. `table_id` is set once the table is known.
+  Result<std::vector<uint64_t>> PutApply(std::string_view table,
+                                         std::span<const shard::KeyedRecord> records,
+                                         uint64_t& sync_ticket, uint32_t& table_id);
+  Result<std::vector<uint8_t>> DeleteApply(std::string_view table,
+                                           std::span<const std::string_view> keys,
+                                           uint64_t& sync_ticket, uint32_t& table_id);
+  // Put/Delete of a table whose durability is not none (see Put), without the wait.
+  Result<std::vector<uint64_t>> PutDurable(uint32_t table_id,
+                                           std::span<const shard::KeyedRecord> records,
+                                           const ShardGroups& groups, uint64_t& sync_ticket);
+  Result<std::vector<uint8_t>> DeleteDurable(uint32_t table_id,
+                                             std::span<const std::string_view> keys,
+                                             const ShardGroups& groups, uint64_t& sync_ticket);
+  // The error answered when the fsync of a sync write to `table_id` failed.
+  Status NotDurableError(uint32_t table_id, std::string_view what, const Status& cause) const;
+  // Locks the write-order mutex of every shard with a group in `groups`, in shard order (so
+  // two batches never deadlock), and unlocks them in the destructor.
+  class WriteOrderLocks;
 
   struct Catalog;
   struct FeaturePlan;
@@ -191,6 +250,17 @@ class Engine {
   std::vector<std::shared_ptr<const record::TableSchema>> tables_;  // constant after Create
   std::vector<std::unique_ptr<shard::Shard>> shards_;               // constant after Create
   std::unique_ptr<Sweeper> sweeper_;
+
+  // Durability of each table (index = table id); constant after Create.
+  std::vector<config::Durability> durability_;
+  // The durable tier; null when every table is `none`. Constant after Create.
+  std::unique_ptr<tier::RocksDbTier> tier_;
+  uint64_t recovered_records_ = 0;  // constant after Create
+  // Per shard: serializes the durable writes of that shard from the tier write to the RAM
+  // apply, so the tier's log and RAM see the writes of a key in the same (version) order. Held
+  // across the tier's in-memory log append, never across an fsync; readers never take it, and
+  // the shard's own lock is taken inside it only for the RAM apply.
+  std::unique_ptr<std::mutex[]> write_order_mu_;
 
   // Event templates and aggregations: immutable snapshots. The newest is published in
   // catalog_ (lock-free reads); older ones stay alive until the engine is destroyed, so a

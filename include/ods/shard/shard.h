@@ -7,6 +7,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "ods/aggregate/aggregate.h"
@@ -131,6 +132,23 @@ class alignas(64) Shard {
   void Put(uint32_t table, std::span<const KeyedRecord> items, std::span<const uint32_t> indices,
            std::span<uint64_t> versions);
 
+  // Reserves `count` consecutive versions and returns the first, for a write that goes to the
+  // durable tier before it is applied here (PutReserved). Versions stay strictly increasing.
+  uint64_t ReserveVersions(uint32_t count);
+
+  // As Put, but the versions come from the caller (versions[i], from ReserveVersions) and so
+  // does the expiry (`expire_at_micros`, 0 = never), so that RAM holds exactly what the durable
+  // tier was given.
+  void PutReserved(uint32_t table, std::span<const KeyedRecord> items,
+                   std::span<const uint32_t> indices, std::span<const uint64_t> versions,
+                   Micros expire_at_micros);
+
+  // Loads a record recovered from the durable tier under `key`, with its own version and
+  // `expire_at_micros`, and raises the version counter past it. Skips (returns false) a record
+  // already expired by the clock. Does not check the memory budget: what was stored is loaded.
+  bool Restore(uint32_t table, std::string_view key, const record::Record& record,
+               Micros expire_at_micros);
+
   // For each i in `indices`: out[i] = the record under keys[i], limited to `fields` when
   // non-empty (missing fields are omitted), or nullopt if absent or expired. Each hit's encoded
   // size is taken from `budget_bytes`; returns false, without decoding that record or any after
@@ -151,7 +169,10 @@ class alignas(64) Shard {
   // Visits up to `max_visits` records of the tables that have a TTL, resuming where the
   // previous call stopped and wrapping around, and removes the expired ones; returns how many.
   // Holds the lock for O(max_visits), not for a pass over the shard.
-  size_t SweepExpired(size_t max_visits);
+  // When `removed_keys` is non-null, appends (table, key) of each removed record to it, for the
+  // caller to remove them from the durable tier too.
+  size_t SweepExpired(size_t max_visits,
+                      std::vector<std::pair<uint32_t, std::string>>* removed_keys = nullptr);
 
   ShardStats Stats();
 

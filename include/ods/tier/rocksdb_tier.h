@@ -1,0 +1,131 @@
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "ods/common/clock.h"
+#include "ods/common/status.h"
+#include "ods/record/value.h"
+
+// The SSD tier: records kept in a RocksDB database under the data dir, written through its
+// write-ahead log. This first slice (issue #6 point 1) makes record writes durable and recovers
+// them at start; demotion and the read-through path come later. RocksDB stays behind this
+// header (pimpl): nothing here includes it.
+namespace ods::tier {
+
+// Upserts and deletes of records, applied to the tier all together or not at all.
+// Thread-compatible. Encodes each record when it is added (O(fields + bytes), a few
+// allocations), so the caller's records need not outlive the call.
+class WriteBatch {
+ public:
+  WriteBatch();
+  ~WriteBatch();
+  WriteBatch(WriteBatch&&) noexcept;
+  WriteBatch& operator=(WriteBatch&&) noexcept;
+  WriteBatch(const WriteBatch&) = delete;
+  WriteBatch& operator=(const WriteBatch&) = delete;
+
+  // Adds an upsert of `key` in `table`: `record`'s fields and event time, with the version and
+  // expiry (0 = never) the store assigned. A later entry for the same key wins.
+  void Put(std::string_view table, std::string_view key, const record::Record& record,
+           Micros expire_at_micros, uint64_t version);
+  // Adds a removal of `key` in `table` (whether or not it exists).
+  void Delete(std::string_view table, std::string_view key);
+
+  size_t size() const;
+  bool empty() const { return size() == 0; }
+
+ private:
+  friend class RocksDbTier;
+  struct Rep;
+  std::unique_ptr<Rep> rep_;
+};
+
+// A record read back from the tier (recovery). Views valid only during the callback.
+struct StoredRecord {
+  std::string_view table;
+  std::string_view key;
+  const record::Record* record = nullptr;  // fields sorted by name, event time and version set
+  Micros expire_at_micros = 0;             // 0 = never
+};
+
+struct TierOptions {
+  // Directory of the RocksDB database; created if missing. Required.
+  std::string dir;
+  // The committer thread fsyncs the log at least this often when something was written since
+  // the last fsync, so an unsynced (async) write is durable within about this long. 0 = only
+  // on demand (WaitDurable, OnDurable, close). Default: 100ms.
+  Micros sync_interval_micros = 100'000;
+};
+
+// Counters since Open.
+struct TierStats {
+  uint64_t batches_written = 0;  // Write calls that succeeded
+  uint64_t syncs = 0;            // log fsyncs (group commits and background flushes)
+  uint64_t synced_batches = 0;   // batches made durable by those fsyncs
+};
+
+// A RocksDB database of records keyed by (table, key), with group commit.
+//
+// Writes go to RocksDB's write-ahead log with manual_wal_flush: Write() appends a batch to the
+// log buffer in the process (no syscall, no fsync) and returns a ticket; WaitDurable(ticket)
+// blocks until that batch is fsynced, OnDurable(ticket, done) calls back instead. Concurrent
+// waiters share fsyncs: one fsync runs at a time and covers every batch written before it
+// started; the waiters and callbacks that arrive meanwhile are covered together by the next one
+// (group commit). A crash (kill -9) loses exactly the batches written after the last completed
+// fsync.
+//
+// Thread-safe. Open holds RocksDB's LOCK file: a second Open on the same directory (this or
+// another process) fails with kUnavailable.
+class RocksDbTier {
+ public:
+  // Opens (creating if missing) the database in options.dir and starts the committer thread.
+  // Errors: kInvalidArgument empty dir; kUnavailable directory locked by another process or
+  // not usable (I/O error, permissions); kDataLoss corrupt database.
+  static Result<std::unique_ptr<RocksDbTier>> Open(const TierOptions& options);
+
+  // Completes queued OnDurable callbacks, stops the committer thread, fsyncs what is written,
+  // closes the database.
+  ~RocksDbTier();
+  RocksDbTier(const RocksDbTier&) = delete;
+  RocksDbTier& operator=(const RocksDbTier&) = delete;
+
+  // Applies `batch` atomically to the database and the (unsynced) log; returns its ticket,
+  // increasing with every call. Not durable until WaitDurable(ticket) returns ok or the
+  // committer thread fsyncs it. Errors (nothing applied): kUnavailable on an I/O error or when a
+  // previous I/O error stopped the database (RocksDB refuses writes after one); kDataLoss on
+  // corruption. Cost: encoding done, an in-memory log append and memtable insert (~µs).
+  Result<uint64_t> Write(const WriteBatch& batch);
+
+  // Blocks until every batch with a ticket <= `ticket` is fsynced. Group commit: at most one
+  // fsync runs at a time, and each covers every batch written before it started. Errors:
+  // kUnavailable if the fsync failed (sticky: every later WaitDurable fails as well).
+  Status WaitDurable(uint64_t ticket);
+
+  // Calls done(status) once every batch with a ticket <= `ticket` is fsynced (OkStatus), or
+  // with the fsync's error (kUnavailable). Never blocks: `done` runs on the tier's committer
+  // thread, or on the calling thread if the answer is already known. The committer groups the
+  // callbacks queued while an fsync runs into the next one (group commit). `done` must be quick
+  // and must not call back into this tier's WaitDurable. Every queued callback runs before the
+  // destructor returns.
+  void OnDurable(uint64_t ticket, std::function<void(const Status&)> done);
+
+  // Calls fn for every stored record, ordered by (table, key). Not a snapshot of concurrent
+  // writes; meant for start-up, before writes begin. kDataLoss if a stored value is corrupt
+  // (message names table and key); kUnavailable on an I/O error.
+  Status ForEach(const std::function<void(const StoredRecord&)>& fn) const;
+
+  TierStats Stats() const;
+  const std::string& dir() const;
+
+ private:
+  struct Impl;
+  explicit RocksDbTier(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace ods::tier

@@ -1,0 +1,271 @@
+#include "ods/tier/rocksdb_tier.h"
+
+#include <rocksdb/db.h>
+#include <rocksdb/iterator.h>
+#include <rocksdb/options.h>
+#include <rocksdb/write_batch.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "ods/common/logging.h"
+#include "tier/stored_codec.h"
+
+namespace ods::tier {
+namespace {
+
+// RocksDB's status as ours: I/O problems are kUnavailable (the store cannot take writes now),
+// corruption kDataLoss, anything else kInternal.
+Status FromRocks(const rocksdb::Status& s, std::string_view what) {
+  std::string message = std::string(what) + ": " + s.ToString();
+  if (s.IsCorruption()) return {StatusCode::kDataLoss, std::move(message)};
+  if (s.IsIOError() || s.IsNoSpace() || s.IsBusy() || s.IsTryAgain() || s.IsShutdownInProgress() ||
+      s.IsTimedOut() || s.IsIncomplete()) {
+    return UnavailableError(std::move(message));
+  }
+  return InternalError(std::move(message));
+}
+
+}  // namespace
+
+struct WriteBatch::Rep {
+  rocksdb::WriteBatch batch;
+  std::string key;    // reused
+  std::string value;  // reused
+  size_t count = 0;
+};
+
+WriteBatch::WriteBatch() : rep_(std::make_unique<Rep>()) {}
+WriteBatch::~WriteBatch() = default;
+WriteBatch::WriteBatch(WriteBatch&&) noexcept = default;
+WriteBatch& WriteBatch::operator=(WriteBatch&&) noexcept = default;
+
+void WriteBatch::Put(std::string_view table, std::string_view key, const record::Record& record,
+                     Micros expire_at_micros, uint64_t version) {
+  internal::EncodeKey(table, key, rep_->key);
+  internal::EncodeValue(record, expire_at_micros, version, rep_->value);
+  ODS_CHECK(rep_->batch.Put(rep_->key, rep_->value).ok());
+  ++rep_->count;
+}
+
+void WriteBatch::Delete(std::string_view table, std::string_view key) {
+  internal::EncodeKey(table, key, rep_->key);
+  ODS_CHECK(rep_->batch.Delete(rep_->key).ok());
+  ++rep_->count;
+}
+
+size_t WriteBatch::size() const { return rep_->count; }
+
+struct RocksDbTier::Impl {
+  std::string dir;
+  std::unique_ptr<rocksdb::DB> db;
+  std::shared_ptr<spdlog::logger> log = Logger("ods.tier");
+
+  // Tickets: written_ is the newest ticket handed out by Write; durable_ the newest covered by
+  // a completed fsync. A ticket is taken after its batch is in the log buffer, so an fsync that
+  // starts after reading written_ == t covers every batch with a ticket <= t.
+  std::atomic<uint64_t> written{0};
+  std::atomic<uint64_t> batches_written{0};
+
+  // Guards every member below (the fsync itself runs without it).
+  std::mutex sync_mu;
+  std::condition_variable sync_cv;  // an fsync finished
+  uint64_t durable = 0;             // newest ticket covered by a completed fsync
+  bool syncing = false;             // an fsync is in flight (its leader holds no lock)
+  Status sync_error;                // sticky
+  uint64_t syncs = 0;
+  uint64_t synced_batches = 0;
+  // OnDurable callbacks waiting for their ticket, run by the committer thread.
+  std::vector<std::pair<uint64_t, std::function<void(const Status&)>>> pending;
+  std::condition_variable work_cv;  // pending grew, or stop
+  bool stop = false;
+
+  // The committer: completes OnDurable callbacks (an fsync per round, covering every batch
+  // written before it started) and fsyncs every interval_micros when something is unsynced.
+  Micros interval_micros = 0;
+  std::thread committer;
+
+  // Makes every batch up to ticket `target` durable, leading an fsync or joining one.
+  Status SyncTo(uint64_t target) {
+    std::unique_lock<std::mutex> lock(sync_mu);
+    while (durable < target) {
+      if (!sync_error.ok()) return sync_error;
+      if (syncing) {
+        sync_cv.wait(lock);
+        continue;
+      }
+      syncing = true;
+      const uint64_t covered = written.load(std::memory_order_acquire);
+      lock.unlock();
+      // FlushWAL(true) writes the log buffer to the file and fsyncs it (SyncWAL).
+      const rocksdb::Status s = db->FlushWAL(/*sync=*/true);
+      lock.lock();
+      syncing = false;
+      if (s.ok()) {
+        synced_batches += covered - std::min(durable, covered);
+        durable = std::max(durable, covered);
+        ++syncs;
+      } else {
+        sync_error = FromRocks(s, "durable tier '" + dir + "': fsync of the log failed");
+        log->error("{}", sync_error.message());
+      }
+      sync_cv.notify_all();
+    }
+    return OkStatus();
+  }
+
+  void RunCommitter() {
+    using Steady = std::chrono::steady_clock;
+    const auto interval = std::chrono::microseconds(interval_micros);
+    auto next_tick = Steady::now() + interval;
+    std::unique_lock<std::mutex> lock(sync_mu);
+    while (true) {
+      auto has_work = [this] { return stop || !pending.empty(); };
+      if (interval_micros > 0) {
+        work_cv.wait_until(lock, next_tick, has_work);
+      } else {
+        work_cv.wait(lock, has_work);
+      }
+      if (stop && pending.empty()) break;
+      const bool tick = interval_micros > 0 && Steady::now() >= next_tick;
+      if (tick) next_tick = Steady::now() + interval;
+      // Every pending ticket was taken before it was queued, so it is <= target.
+      const uint64_t target = written.load(std::memory_order_acquire);
+      if ((!pending.empty() || tick) && durable < target && sync_error.ok()) {
+        lock.unlock();
+        SyncTo(target).IgnoreError();  // A failure is kept in sync_error and answered below.
+        lock.lock();
+      }
+      std::vector<std::pair<uint64_t, std::function<void(const Status&)>>> ready;
+      std::vector<std::pair<uint64_t, std::function<void(const Status&)>>> waiting;
+      for (auto& entry : pending) {
+        (entry.first <= durable || !sync_error.ok() ? ready : waiting).push_back(std::move(entry));
+      }
+      pending.swap(waiting);
+      const uint64_t durable_now = durable;
+      const Status error = sync_error;
+      lock.unlock();
+      for (auto& [ticket, done] : ready) done(ticket <= durable_now ? OkStatus() : error);
+      lock.lock();
+    }
+  }
+};
+
+RocksDbTier::RocksDbTier(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Result<std::unique_ptr<RocksDbTier>> RocksDbTier::Open(const TierOptions& options) {
+  if (options.dir.empty()) return InvalidArgumentError("durable tier: empty directory");
+  auto impl = std::make_unique<Impl>();
+  impl->dir = options.dir;
+  impl->interval_micros = options.sync_interval_micros;
+  rocksdb::Options db_options;
+  db_options.create_if_missing = true;
+  // Writes only fill the log buffer; SyncTo (group commit) and the committer write and fsync it.
+  // Without this every Write would be a write(2), and async would cost a syscall per batch.
+  db_options.manual_wal_flush = true;
+  // Keep RocksDB's own info log small: it lives in the data dir next to the data.
+  db_options.info_log_level = rocksdb::InfoLogLevel::WARN_LEVEL;
+  db_options.keep_log_file_num = 2;
+  db_options.max_log_file_size = 1 << 20;
+  // RocksDB does its own compaction and flushes on its own threads; two of each suffice here.
+  db_options.IncreaseParallelism(2);
+  rocksdb::DB* raw = nullptr;
+  const rocksdb::Status s = rocksdb::DB::Open(db_options, options.dir, &raw);
+  if (!s.ok()) {
+    std::string what = "durable tier: cannot open '" + options.dir + "'";
+    if (s.IsIOError() && s.ToString().find("lock") != std::string::npos) {
+      what += " (locked: is another odsd using this data_dir?)";
+    }
+    return FromRocks(s, what);
+  }
+  impl->db.reset(raw);
+  impl->committer = std::thread([p = impl.get()] { p->RunCommitter(); });
+  return std::unique_ptr<RocksDbTier>(new RocksDbTier(std::move(impl)));
+}
+
+RocksDbTier::~RocksDbTier() {
+  {
+    std::lock_guard<std::mutex> lock(impl_->sync_mu);
+    impl_->stop = true;
+  }
+  impl_->work_cv.notify_all();
+  impl_->committer.join();  // after completing every queued OnDurable callback
+  if (Status s = impl_->SyncTo(impl_->written.load(std::memory_order_acquire)); !s.ok()) {
+    impl_->log->error("closing durable tier '{}': {}", impl_->dir, s.message());
+  }
+  if (rocksdb::Status s = impl_->db->Close(); !s.ok()) {
+    impl_->log->error("closing durable tier '{}': {}", impl_->dir, s.ToString());
+  }
+}
+
+Result<uint64_t> RocksDbTier::Write(const WriteBatch& batch) {
+  rocksdb::WriteOptions options;
+  options.sync = false;
+  // WriteBatch::Data() is const-correct but DB::Write wants a mutable batch.
+  const rocksdb::Status s =
+      impl_->db->Write(options, const_cast<rocksdb::WriteBatch*>(&batch.rep_->batch));
+  if (!s.ok()) return FromRocks(s, "durable tier '" + impl_->dir + "': write failed");
+  impl_->batches_written.fetch_add(1, std::memory_order_relaxed);
+  return impl_->written.fetch_add(1, std::memory_order_acq_rel) + 1;
+}
+
+Status RocksDbTier::WaitDurable(uint64_t ticket) { return impl_->SyncTo(ticket); }
+
+void RocksDbTier::OnDurable(uint64_t ticket, std::function<void(const Status&)> done) {
+  {
+    std::lock_guard<std::mutex> lock(impl_->sync_mu);
+    if (ticket > impl_->durable && impl_->sync_error.ok()) {
+      impl_->pending.emplace_back(ticket, std::move(done));
+      impl_->work_cv.notify_one();
+      return;
+    }
+  }
+  const Status error = [&] {
+    std::lock_guard<std::mutex> lock(impl_->sync_mu);
+    return ticket <= impl_->durable ? OkStatus() : impl_->sync_error;
+  }();
+  done(error);
+}
+
+Status RocksDbTier::ForEach(const std::function<void(const StoredRecord&)>& fn) const {
+  rocksdb::ReadOptions options;
+  options.fill_cache = false;
+  std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(options));
+  record::Record record;
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    const rocksdb::Slice k = it->key();
+    const rocksdb::Slice v = it->value();
+    StoredRecord stored;
+    if (!internal::DecodeKey({k.data(), k.size()}, stored.table, stored.key) ||
+        !internal::DecodeValue({v.data(), v.size()}, record, stored.expire_at_micros)) {
+      return {StatusCode::kDataLoss, "durable tier '" + impl_->dir +
+                                         "': corrupt record under key '" +
+                                         QuoteForMessage({k.data(), k.size()}) + "'"};
+    }
+    stored.record = &record;
+    fn(stored);
+  }
+  if (!it->status().ok()) {
+    return FromRocks(it->status(), "durable tier '" + impl_->dir + "': reading records failed");
+  }
+  return OkStatus();
+}
+
+TierStats RocksDbTier::Stats() const {
+  TierStats out;
+  out.batches_written = impl_->batches_written.load(std::memory_order_relaxed);
+  std::lock_guard<std::mutex> lock(impl_->sync_mu);
+  out.syncs = impl_->syncs;
+  out.synced_batches = impl_->synced_batches;
+  return out;
+}
+
+const std::string& RocksDbTier::dir() const { return impl_->dir; }
+
+}  // namespace ods::tier

@@ -1,0 +1,36 @@
+#pragma once
+
+// Private to tier/. How records are laid out in RocksDB.
+//
+// Key:   varint table_bytes | table | key        (so one table's records are contiguous)
+// Value: varint field_count | field_count x (varint name_bytes | name) | record::Encode bytes
+//
+// The shard's encoding numbers fields with a per-shard dictionary that is not persisted (a
+// free-form table numbers names in order of first sight), so the stored value carries its own
+// names: field i of the encoded part has id i. The encoded part's header keeps expiry, version
+// and event time.
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "ods/common/clock.h"
+#include "ods/record/value.h"
+
+namespace ods::tier::internal {
+
+// Replaces `out` with the stored key of (table, key).
+void EncodeKey(std::string_view table, std::string_view key, std::string& out);
+
+// Splits a stored key; false if malformed. Views point into `stored`.
+bool DecodeKey(std::string_view stored, std::string_view& table, std::string_view& key);
+
+// Replaces `out` with the stored value of `record` (validated: field names unique).
+void EncodeValue(const record::Record& record, Micros expire_at_micros, uint64_t version,
+                 std::string& out);
+
+// Decodes a stored value into `out` (fields sorted by name, version and event time set) and its
+// expiry; false if malformed.
+bool DecodeValue(std::string_view stored, record::Record& out, Micros& expire_at_micros);
+
+}  // namespace ods::tier::internal
