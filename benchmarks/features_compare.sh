@@ -28,7 +28,8 @@
 # per entity, redis-cli --pipe). Each round measures:
 #   ods-features       GetOnlineFeatures of 100 entities x 10 features, closed loop: the peak
 #   ods-features-half  the same, open loop at half the peak calls/s of the round: the p99 (the
-#                      promise is < 2 ms)
+#                      promise is < 2 ms), and the p99 bucket of odsd's own handler time for
+#                      those calls (its /metrics histogram), to tell odsd's share of the tail
 #   redis-HMGET        redis-benchmark -P 16 HMGET key:__rand_int__ f0 .. f9 (values = requests x 10)
 #   ods-stream         StreamEvents, one stream per client thread: events/s (promise >= 250,000)
 #   ods-push           PushEvents of --event-batch events, closed loop: events/s
@@ -94,7 +95,7 @@ start_redis redis
 mkdir -p "$tmp/data"
 cat >"$tmp/odsd.yaml" <<EOF
 # Written by benchmarks/features_compare.sh.
-server: {grpc_listen: "127.0.0.1:0", admin_listen: "", shards: 16}
+server: {grpc_listen: "127.0.0.1:0", admin_listen: "127.0.0.1:0", shards: 16}
 storage: {data_dir: "$tmp/data"}
 event_templates:
   tx:
@@ -115,6 +116,7 @@ pids+=("$odsd_pid")
 wait_for_line "$tmp/odsd.out" "odsd ready" "$odsd_pid" ||
   { cat "$tmp/odsd.out.err" >&2; fail "odsd did not become ready"; }
 odsd_addr=$(sed -n 's/.*odsd ready grpc=\([^ ]*\).*/\1/p' "$tmp/odsd.out" | head -1)
+admin_addr=$(sed -n 's/.*odsd ready .*admin=\([^ ]*\).*/\1/p' "$tmp/odsd.out" | head -1)
 log "redis 127.0.0.1:$redis_port, odsd $odsd_addr"
 
 # --- load the same entities into both ---------------------------------------------------------
@@ -186,6 +188,26 @@ redis_bench() {
     printf "%s %s %s %.1f %.1f", name, $4, $4 * vpr, $10 * 1000, $14 * 1000 }')")
 }
 
+# GetOnlineFeatures handler-time bucket counts from odsd's /metrics (cumulative, one per line).
+handler_buckets() {
+  local body
+  exec 3<>"/dev/tcp/${admin_addr%:*}/${admin_addr##*:}" || fail "cannot reach odsd's admin endpoint"
+  printf 'GET /metrics HTTP/1.0\r\nHost: odsd\r\n\r\n' >&3
+  body=$(cat <&3)
+  exec 3>&-
+  echo "$body" | grep '^ods_rpc_handler_seconds_bucket{method="ods.v1.Features/GetOnlineFeatures"' |
+    sed 's/.*le="\([^"]*\)"} \(.*\)/\1 \2/'
+}
+# The smallest bucket bound holding 99% of the calls between two handler_buckets snapshots:
+# odsd's own share of a lookup's p99 (parse, engine, encode), without gRPC queueing, transport
+# and the client.
+handler_p99() {
+  paste <(echo "$1") <(echo "$2") | awk '
+    { le[NR] = $1; d[NR] = $4 - $2 }
+    END { total = d[NR]; for (i = 1; i <= NR; i++) if (d[i] >= 0.99 * total) { print le[i]; exit } }'
+}
+handler_p99s=""
+
 log "measuring: concurrency $concurrency, ${duration}s each, $rounds round(s)"
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)  # the machine's noise, printed with the figures
 for round in $(seq "$rounds"); do
@@ -193,8 +215,10 @@ for round in $(seq "$rounds"); do
   ods_bench ods-features --workload features --concurrency "$concurrency" \
     --entities "$entities" --features "$features"
   half=$(awk -v r="$last_calls_per_s" 'BEGIN { printf "%.1f", r / 2 }')
+  before=$(handler_buckets)
   ods_bench ods-features-half --workload features --concurrency "$concurrency" \
     --entities "$entities" --features "$features" --rate "$half"
+  handler_p99s="$handler_p99s${handler_p99s:+ | }<= $(handler_p99 "$before" "$(handler_buckets)") s"
   redis_bench redis-HMGET "$n_features" HMGET 'key:__rand_int__' f0 f1 f2 f3 f4 f5 f6 f7 f8 f9
   ods_bench ods-stream --workload stream --batch "$event_batch"
   ods_bench ods-push --workload push --concurrency "$concurrency" --batch "$event_batch"
@@ -202,6 +226,7 @@ done
 
 # --- summary ----------------------------------------------------------------------------------
 summary=$(printf '%s\n' "${rows[@]}" | awk -v c="$concurrency" -v k="$keys" -v d="$duration" \
+  -v handler="$handler_p99s" \
   -v t="$client_threads" -v r="$rounds" -v eb="$event_batch" -v nproc="$(nproc)" \
   -v load="$load_start / $(cut -d' ' -f1-3 /proc/loadavg)" '
   function median(list,    n, v, i, j, x) {
@@ -241,6 +266,8 @@ summary=$(printf '%s\n' "${rows[@]}" | awk -v c="$concurrency" -v k="$keys" -v d
              median(ratios), (r > 1 ? "   (median of the rounds: " each ")" : "")
     printf "p99 of 100x10 lookups at half the peak rate: %.2f ms (promise: < 2 ms)\n",
            P99["ods-features-half"] / 1000
+    printf "  of which in odsd'"'"'s handler (p99 bucket of ods_rpc_handler_seconds, per round): %s\n",
+           handler
     printf "StreamEvents events/s: %.0f (promise: >= 250,000)\n", V["ods-stream"]
   }')
 echo "$summary"
