@@ -786,15 +786,16 @@ Result<std::vector<FeatureColumn>> Engine::Lookup(const Catalog& catalog,
                                                   std::span<const std::string_view> features,
                                                   std::span<const Micros> as_of) {
   // Derived features are read through their inputs: `reads` are the requested refs that are
-  // read directly, then the inputs of derived ones (each input read once).
+  // read directly, then the inputs of derived ones not read already (each ref read once).
   std::vector<std::string_view> reads;
   std::vector<int64_t> read_of(features.size(), -1);  // direct: its read; derived: -1
   std::vector<const DerivedDef*> derived(features.size(), nullptr);
-  std::map<std::string_view, size_t, std::less<>> inputs;
+  std::map<std::string_view, size_t, std::less<>> inputs;  // ref -> its read
   for (size_t f = 0; f < features.size(); ++f) {
     derived[f] = catalog.derived.empty() ? nullptr : catalog.FindDerived(features[f]);
     if (derived[f] == nullptr) {
       read_of[f] = static_cast<int64_t>(reads.size());
+      inputs.emplace(features[f], reads.size());
       reads.push_back(features[f]);
     }
   }
@@ -813,15 +814,13 @@ Result<std::vector<FeatureColumn>> Engine::Lookup(const Catalog& catalog,
   }
   if (direct == features.size()) return columns;  // nothing derived: the reads are the answer
 
+  // Derived columns first: they read input columns that the direct ones then move out.
   std::vector<FeatureColumn> out(features.size());
   std::vector<const FeatureColumn*> input_columns;
   std::vector<double> weights;
   for (size_t f = 0; f < features.size(); ++f) {
     FeatureColumn& c = out[f];
-    if (derived[f] == nullptr) {
-      c = std::move(columns[static_cast<size_t>(read_of[f])]);
-      continue;
-    }
+    if (derived[f] == nullptr) continue;
     c.feature = std::string(features[f]);
     c.values.assign(entities.size(), std::monostate{});
     c.statuses.assign(entities.size(), FeatureStatus::kNotFound);
@@ -835,6 +834,9 @@ Result<std::vector<FeatureColumn>> Engine::Lookup(const Catalog& catalog,
     for (size_t row = 0; row < entities.size(); ++row) {
       ComputeWeighted(input_columns, weights, row, c);
     }
+  }
+  for (size_t f = 0; f < features.size(); ++f) {
+    if (derived[f] == nullptr) out[f] = std::move(columns[static_cast<size_t>(read_of[f])]);
   }
   return out;
 }
