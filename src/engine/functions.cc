@@ -27,6 +27,12 @@ namespace {
 constexpr size_t kMaxFunctionNameBytes = 64;
 // Most bytes of one function's source text (as config's functions.*.source).
 constexpr size_t kMaxSourceBytes = size_t{1} << 20;
+// Ranges of a function's limits, as config's functions.*.limits.
+constexpr uint64_t kMaxInstructions = 1'000'000'000'000;
+constexpr uint64_t kMinMemoryBytes = uint64_t{1} << 10;
+constexpr uint64_t kMaxMemoryBytes = uint64_t{1} << 30;
+constexpr Micros kMinWallMicros = 1'000;
+constexpr Micros kMaxWallMicros = 60'000'000;
 
 bool IsValidFunctionName(std::string_view name) {
   if (name.empty() || name.size() > kMaxFunctionNameBytes) return false;
@@ -142,10 +148,17 @@ Status Engine::CheckFunction(const FunctionSpec& spec, uint32_t version) {
     return InvalidArgumentError(label + ": source of " + std::to_string(spec.source.size()) +
                                 " bytes exceeds the maximum of 1 MiB");
   }
-  if (spec.limits.instructions == 0 || spec.limits.memory_bytes == 0 ||
-      spec.limits.wall_micros <= 0) {
-    return InvalidArgumentError(label +
-                                ": limits on instructions, memory and wall time must be positive");
+  // The ranges config accepts (config.h, FunctionConfig): a registration through the Admin API
+  // must not get a budget that holds a worker for an hour or a shard's memory.
+  if (spec.limits.instructions < 1 || spec.limits.instructions > kMaxInstructions ||
+      spec.limits.memory_bytes < kMinMemoryBytes || spec.limits.memory_bytes > kMaxMemoryBytes ||
+      spec.limits.wall_micros < kMinWallMicros || spec.limits.wall_micros > kMaxWallMicros) {
+    return InvalidArgumentError(
+        label + ": limits out of range; expected instructions in [1, 10^12], memory in [1 KiB, "
+                "1 GiB], wall time in [1ms, 60s], got " +
+        std::to_string(spec.limits.instructions) + " instructions, " +
+        std::to_string(spec.limits.memory_bytes) + " bytes, " +
+        std::to_string(spec.limits.wall_micros) + " us");
   }
   sandbox::Sandbox scratch;
   ODS_ASSIGN_OR_RETURN(const sandbox::FunctionId id,

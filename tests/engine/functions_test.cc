@@ -35,6 +35,7 @@ config::Config MakeConfig() {
   c.source = "functions_test";
   c.server.shards = 4;
   c.limits.max_record_bytes = 4096;
+  c.limits.max_batch_size = 16;
   c.storage.ram_max_bytes = 0;
   c.tables.push_back({.name = "profile",
                       .key_field = "user_id",
@@ -168,6 +169,14 @@ TEST_F(FunctionsTest, BadNameOrLimitsAreInvalidArgument) {
   FunctionSpec spec = Procedure("p", std::string(kBump));
   spec.limits.instructions = 0;
   EXPECT_THAT(engine_->RegisterFunction(spec), StatusIs(StatusCode::kInvalidArgument));
+  spec = Procedure("p", std::string(kBump));
+  spec.limits.wall_micros = 3'600'000'000;  // an hour: over the 60 s config allows
+  auto hour = engine_->RegisterFunction(spec);
+  EXPECT_THAT(hour, StatusIs(StatusCode::kInvalidArgument));
+  EXPECT_THAT(hour.status().message(), HasSubstr("function p v1: limits out of range"));
+  spec = Procedure("p", std::string(kBump));
+  spec.limits.memory_bytes = uint64_t{2} << 30;
+  EXPECT_THAT(engine_->RegisterFunction(spec), StatusIs(StatusCode::kInvalidArgument));
   EXPECT_TRUE(engine_->ListFunctions().empty());
 }
 
@@ -273,6 +282,11 @@ TEST_F(FunctionsTest, WholeCallErrorsRunNothing) {
   EXPECT_THAT(Exec("bump", "nope", {"a"}), StatusIs(StatusCode::kNotFound));
   EXPECT_THAT(Exec("bump", "counters", {}), StatusIs(StatusCode::kInvalidArgument));
   EXPECT_THAT(Exec("bump", "counters", {"a", ""}), StatusIs(StatusCode::kInvalidArgument));
+  const std::vector<std::string> many(17, "m");
+  auto too_many = Exec("bump", "counters", std::vector<std::string_view>(many.begin(), many.end()));
+  EXPECT_THAT(too_many, StatusIs(StatusCode::kInvalidArgument));
+  EXPECT_THAT(too_many.status().message(), HasSubstr("limits.max_batch_size"));
+  EXPECT_FALSE(Get("counters", "m").has_value());
   auto twice = Exec("bump", "counters", {"a"}, {{"by", int64_t{1}}, {"by", int64_t{2}}});
   EXPECT_THAT(twice, StatusIs(StatusCode::kInvalidArgument));
   EXPECT_THAT(twice.status().message(), HasSubstr("argument 'by' given twice"));

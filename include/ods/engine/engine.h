@@ -144,7 +144,8 @@ class Engine {
   // top level once under its limits, checks the entry points of its kind, loads a procedure into
   // every shard, then publishes the new registry snapshot atomically. Calls already running keep
   // the version they started with; later calls get the new one. Errors (registry unchanged):
-  // kInvalidArgument bad name or limits, Lua syntax or top-level error (message names function,
+  // kInvalidArgument bad name, limits out of config's ranges (instructions [1, 10^12], memory
+  // [1 KiB, 1 GiB], wall time [1ms, 60s]), Lua syntax or top-level error (message names function,
   // version and Lua line), missing entry point, or a kind other than the name's current one;
   // kResourceExhausted the top level exceeds its budget. Config definitions' errors start with
   // "FILE:LINE:COLUMN: functions.NAME: ". Cost: one Lua load (~0.1 ms) per shard for a
