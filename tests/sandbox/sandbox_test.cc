@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <limits>
 #include <optional>
+#include <ostream>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -771,6 +772,9 @@ struct BadProcedureCase {
   const char* source;
   const char* message_part;
 };
+
+// Keeps ctest's test names stable (gtest would print the struct's bytes).
+void PrintTo(const BadProcedureCase& c, std::ostream* os) { *os << c.name; }
 
 class BadProcedureReturnTest : public SandboxTest,
                                public ::testing::WithParamInterface<BadProcedureCase> {};

@@ -659,6 +659,30 @@ TEST_F(ShardProcedureTest, UnloadedFunctionIsNotFound) {
   EXPECT_EQ(Run(id, kFree, "k").status.code(), StatusCode::kNotFound);
 }
 
+class ShardProcedureMemoryTest : public ShardTest {
+ protected:
+  ShardProcedureMemoryTest() : ShardTest(/*max_memory_bytes=*/512) {}
+};
+
+TEST_F(ShardProcedureMemoryTest, NewRecordPastTheRamBudgetIsRefusedAndChangesNothing) {
+  Record small;
+  small.fields = {{"s", std::string("x")}};
+  const uint64_t v = Put1(kFree, "k", small);
+  auto id = shard_.LoadFunction("grow", 1, "function execute(r) r.s = string.rep('y', 4096); "
+                                           "return 1, r end", {});
+  ASSERT_TRUE(id.ok());
+  ProcedureCall call;
+  call.table = kFree;
+  call.key = "k";
+  call.function = *id;
+  call.label = "function grow v1";
+  const ProcedureOutcome out = shard_.Execute(call);
+  EXPECT_EQ(out.status.code(), StatusCode::kResourceExhausted);
+  EXPECT_THAT(out.status.message(), ::testing::HasSubstr("function grow v1: table 'free', key 'k'"));
+  EXPECT_FALSE(out.written);
+  EXPECT_EQ(Get1(kFree, "k")->version, v);
+}
+
 class ShardProcedureRaceTest : public ::testing::Test {
  protected:
   ShardProcedureRaceTest() : shard_(0, Catalog(), clock_, 0) {}
