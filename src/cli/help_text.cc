@@ -7,8 +7,8 @@ namespace ods::cli {
 const std::string_view kTopLevelHelp =
     R"(Usage: ods [--addr HOST:PORT] [--timeout SECONDS] COMMAND [ARGS...]
 
-Command-line client for odsd, the ODS server (gRPC services ods.v1.Store, ods.v1.Features
-and ods.v1.Admin).
+Command-line client for odsd, the ODS server (gRPC services ods.v1.Store, ods.v1.Features,
+ods.v1.Functions and ods.v1.Admin).
 
 Commands:
 %COMMANDS%
