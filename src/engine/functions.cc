@@ -154,8 +154,9 @@ Status Engine::CheckFunction(const FunctionSpec& spec, uint32_t version) {
       spec.limits.memory_bytes < kMinMemoryBytes || spec.limits.memory_bytes > kMaxMemoryBytes ||
       spec.limits.wall_micros < kMinWallMicros || spec.limits.wall_micros > kMaxWallMicros) {
     return InvalidArgumentError(
-        label + ": limits out of range; expected instructions in [1, 10^12], memory in [1 KiB, "
-                "1 GiB], wall time in [1ms, 60s], got " +
+        label +
+        ": limits out of range; expected instructions in [1, 10^12], memory in [1 KiB, "
+        "1 GiB], wall time in [1ms, 60s], got " +
         std::to_string(spec.limits.instructions) + " instructions, " +
         std::to_string(spec.limits.memory_bytes) + " bytes, " +
         std::to_string(spec.limits.wall_micros) + " us");

@@ -668,8 +668,10 @@ TEST_F(ShardProcedureMemoryTest, NewRecordPastTheRamBudgetIsRefusedAndChangesNot
   Record small;
   small.fields = {{"s", std::string("x")}};
   const uint64_t v = Put1(kFree, "k", small);
-  auto id = shard_.LoadFunction("grow", 1, "function execute(r) r.s = string.rep('y', 4096); "
-                                           "return 1, r end", {});
+  auto id = shard_.LoadFunction("grow", 1,
+                                "function execute(r) r.s = string.rep('y', 4096); "
+                                "return 1, r end",
+                                {});
   ASSERT_TRUE(id.ok());
   ProcedureCall call;
   call.table = kFree;
@@ -678,7 +680,8 @@ TEST_F(ShardProcedureMemoryTest, NewRecordPastTheRamBudgetIsRefusedAndChangesNot
   call.label = "function grow v1";
   const ProcedureOutcome out = shard_.Execute(call);
   EXPECT_EQ(out.status.code(), StatusCode::kResourceExhausted);
-  EXPECT_THAT(out.status.message(), ::testing::HasSubstr("function grow v1: table 'free', key 'k'"));
+  EXPECT_THAT(out.status.message(),
+              ::testing::HasSubstr("function grow v1: table 'free', key 'k'"));
   EXPECT_FALSE(out.written);
   EXPECT_EQ(Get1(kFree, "k")->version, v);
 }
