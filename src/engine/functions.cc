@@ -228,7 +228,8 @@ std::vector<FunctionInfo> Engine::ListFunctions() const {
 
 Result<ExecuteReport> Engine::Execute(std::string_view function, std::string_view table,
                                       std::span<const std::string_view> keys,
-                                      std::span<const record::Field> args) {
+                                      std::span<const record::Field> args,
+                                      std::optional<Micros> deadline_micros) {
   const std::shared_ptr<const FunctionRegistry> registry = functions_.load();
   std::shared_ptr<const FunctionVersion> fn;
   if (registry != nullptr) {
@@ -289,6 +290,13 @@ Result<ExecuteReport> Engine::Execute(std::string_view function, std::string_vie
                                              QuoteForMessage(keys[i]) + "': not run: key '" +
                                              QuoteForMessage(*spent_on) +
                                              "' of this call spent the function's budget");
+        continue;
+      }
+      if (deadline_micros && clock_.NowMicros() >= *deadline_micros) {
+        result.status = Status(StatusCode::kDeadlineExceeded,
+                               fn->label + ": table '" + schema.name() + "', key '" +
+                                   QuoteForMessage(keys[i]) +
+                                   "': not run: the call's deadline passed");
         continue;
       }
       shard::ProcedureCall call;

@@ -1,6 +1,8 @@
 #include "functions_service.h"
 
 #include <algorithm>
+#include <chrono>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -42,7 +44,7 @@ grpc::ServerUnaryReactor* FunctionsService::Execute(grpc::CallbackServerContext*
                                                     const ods::v1::ExecuteRequest* req,
                                                     ods::v1::ExecuteResponse* resp) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  auto run = [this, reactor, req, resp] {
+  auto run = [this, ctx, reactor, req, resp] {
     std::vector<record::Field> args;
     args.reserve(req->args_size());
     for (const auto& [name, value] : req->args()) {
@@ -56,8 +58,16 @@ grpc::ServerUnaryReactor* FunctionsService::Execute(grpc::CallbackServerContext*
       }
     }
     const std::vector<std::string_view> keys(req->keys().begin(), req->keys().end());
+    // The client's deadline bounds the whole call: keys not started by then are not run (the
+    // engine's clock is the system clock in odsd, microseconds since the epoch).
+    std::optional<Micros> deadline;
+    if (ctx->deadline() != std::chrono::system_clock::time_point::max()) {
+      deadline = std::chrono::duration_cast<std::chrono::microseconds>(
+                     ctx->deadline().time_since_epoch())
+                     .count();
+    }
     Result<engine::ExecuteReport> report =
-        engine_.Execute(req->function(), req->table(), keys, args);
+        engine_.Execute(req->function(), req->table(), keys, args, deadline);
     if (!report.ok()) {
       reactor->Finish(ToGrpcStatus(report.status()));
       return;

@@ -344,6 +344,49 @@ TEST_F(FunctionsTest, BudgetOverrunLeavesRecordsUnchangedAndSkipsTheRestOfTheCal
   EXPECT_EQ(ok->results[0].value, Value(int64_t{8}));
 }
 
+// A fake clock that moves 1 ms forward at every read: the sandbox reads it as each key's run
+// starts, so a call's keys see time pass without any waiting.
+class SteppingClock final : public Clock {
+ public:
+  Micros NowMicros() const override { return now_.fetch_add(1'000); }
+
+ private:
+  mutable std::atomic<Micros> now_{1'700'000'000'000'000};
+};
+
+TEST(FunctionsDeadlineTest, KeysAfterTheCallsDeadlineAreNotRun) {
+  SteppingClock clock;
+  auto engine = Engine::Create(MakeConfig(), clock);
+  ASSERT_THAT(engine, IsOk());
+  ASSERT_THAT((*engine)->RegisterFunction(Procedure("bump", std::string(kBump))), IsOk());
+  const std::vector<std::string_view> keys = {"d0", "d1", "d2", "d3", "d4", "d5", "d6", "d7",
+                                              "d8", "d9", "da", "db", "dc", "dd", "de", "df"};
+  const Micros deadline = clock.NowMicros() + 8'000;
+  auto run = (*engine)->Execute("bump", "counters", keys, {}, deadline);
+  ASSERT_THAT(run, IsOk());
+  int ran = 0;
+  int not_run = 0;
+  for (size_t i = 0; i < keys.size(); ++i) {
+    const ExecuteResult& r = run->results[i];
+    if (r.status.ok()) {
+      ++ran;
+      continue;
+    }
+    ++not_run;
+    EXPECT_THAT(r.status, StatusIs(StatusCode::kDeadlineExceeded));
+    EXPECT_THAT(r.status.message(), HasSubstr("not run: the call's deadline passed"));
+    std::vector<std::optional<Record>> out;
+    const std::vector<std::string_view> one = {keys[i]};
+    ASSERT_THAT((*engine)->Get("counters", one, {}, out), IsOk());
+    EXPECT_FALSE(out[0].has_value());
+  }
+  EXPECT_GT(ran, 0);
+  EXPECT_GT(not_run, 0);
+  auto no_deadline = (*engine)->Execute("bump", "counters", keys, {});
+  ASSERT_THAT(no_deadline, IsOk());
+  for (const ExecuteResult& r : no_deadline->results) EXPECT_THAT(r.status, IsOk());
+}
+
 // --- Hot replacement ----------------------------------------------------------------------------
 
 // A fake clock that, once armed for a thread, parks that thread at its next read (the sandbox

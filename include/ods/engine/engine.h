@@ -170,9 +170,13 @@ class Engine {
   // changing under the procedure, or the key was not run because an earlier key of the same call
   // spent the function's instruction, memory or wall-clock budget (so a runaway function costs a
   // call one budget, not one per key).
+  // `deadline_micros` (on the engine's Clock; nullopt = none) bounds the whole call: a key is not
+  // started once it has passed, and answers kDeadlineExceeded ("not run"), record unchanged; a
+  // key already running finishes within its own budget.
   Result<ExecuteReport> Execute(std::string_view function, std::string_view table,
                                 std::span<const std::string_view> keys,
-                                std::span<const record::Field> args);
+                                std::span<const record::Field> args,
+                                std::optional<Micros> deadline_micros = std::nullopt);
 
  private:
   Engine(config::Config config, const Clock& clock);
