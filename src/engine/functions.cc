@@ -293,10 +293,10 @@ Result<ExecuteReport> Engine::Execute(std::string_view function, std::string_vie
         continue;
       }
       if (deadline_micros && clock_.NowMicros() >= *deadline_micros) {
-        result.status = Status(StatusCode::kDeadlineExceeded,
-                               fn->label + ": table '" + schema.name() + "', key '" +
-                                   QuoteForMessage(keys[i]) +
-                                   "': not run: the call's deadline passed");
+        result.status =
+            Status(StatusCode::kDeadlineExceeded, fn->label + ": table '" + schema.name() +
+                                                      "', key '" + QuoteForMessage(keys[i]) +
+                                                      "': not run: the call's deadline passed");
         continue;
       }
       shard::ProcedureCall call;

@@ -62,9 +62,9 @@ grpc::ServerUnaryReactor* FunctionsService::Execute(grpc::CallbackServerContext*
     // engine's clock is the system clock in odsd, microseconds since the epoch).
     std::optional<Micros> deadline;
     if (ctx->deadline() != std::chrono::system_clock::time_point::max()) {
-      deadline = std::chrono::duration_cast<std::chrono::microseconds>(
-                     ctx->deadline().time_since_epoch())
-                     .count();
+      deadline =
+          std::chrono::duration_cast<std::chrono::microseconds>(ctx->deadline().time_since_epoch())
+              .count();
     }
     Result<engine::ExecuteReport> report =
         engine_.Execute(req->function(), req->table(), keys, args, deadline);
