@@ -33,6 +33,7 @@
 #include "latency_histogram.h"
 #include "ods/bench/echo.grpc.pb.h"
 #include "ods/v1/features.grpc.pb.h"
+#include "ods/v1/functions.grpc.pb.h"
 #include "ods/v1/store.grpc.pb.h"
 
 namespace ods::bench {
@@ -42,7 +43,8 @@ using SteadyClock = std::chrono::steady_clock;
 
 constexpr std::string_view kUsage = R"(Usage: ods_bench [options]
 
-gRPC load against odsd (ods.v1.Store, ods.v1.Features) or ods_echo_server (ods.bench.Echo).
+gRPC load against odsd (ods.v1.Store, ods.v1.Features, ods.v1.Functions) or ods_echo_server
+(ods.bench.Echo).
 
 Options:
   --addr HOST:PORT       server address (default 127.0.0.1:7070)
@@ -59,6 +61,9 @@ Options:
                                             ignored); keys/s = events the server applied / s
                            load-events      only pushes one event for each of keys 0..N-1 (the
                                             features preload), prints the time and exits
+                           execute          ods.v1.Functions Execute of procedure --function on
+                                            --batch random keys of --table with args {by: 1};
+                                            keys/s = records the procedure ran on
   --concurrency N        calls kept outstanding in total (default 16)
   --threads N            client threads, each with its own channel and queue (default 1)
   --rate R               open loop: start R calls/s in total (split over the threads) on a fixed
@@ -79,6 +84,8 @@ Options:
   --entities N           entity keys per GetOnlineFeatures call (default 100)
   --features A,B,C       feature refs of GetOnlineFeatures, e.g. tx_count@1h,amount_sum@24h
                          (required for the features workload)
+  --function NAME        procedure of the execute workload (register it first, e.g. with
+                         ods register NAME procedure FILE)
   --template NAME        event template of pushed events (default tx)
   --event-key-field F    event field holding the entity key (default user)
   --event-time-field F   event field holding the event time, sent as now (default ts)
@@ -97,7 +104,18 @@ machine-readable line per operation starting with "RESULT". Misses: keys not fou
 feature values answered NOT_FOUND (features).
 )";
 
-enum class Workload { kGet, kPut, kMixed, kEcho, kLoad, kFeatures, kPush, kStream, kLoadEvents };
+enum class Workload {
+  kGet,
+  kPut,
+  kMixed,
+  kEcho,
+  kLoad,
+  kFeatures,
+  kPush,
+  kStream,
+  kLoadEvents,
+  kExecute
+};
 enum Op : int {
   kOpGet = 0,
   kOpPut = 1,
@@ -105,10 +123,11 @@ enum Op : int {
   kOpFeatures = 3,
   kOpPush = 4,
   kOpStream = 5,
-  kOpCount = 6
+  kOpExecute = 6,
+  kOpCount = 7
 };
-constexpr std::string_view kOpNames[kOpCount] = {"get",      "put",  "echo",
-                                                 "features", "push", "stream"};
+constexpr std::string_view kOpNames[kOpCount] = {"get",  "put",    "echo",   "features",
+                                                 "push", "stream", "execute"};
 
 struct Options {
   std::string addr = "127.0.0.1:7070";
@@ -134,6 +153,7 @@ struct Options {
   std::string event_template = "tx";
   std::string event_key_field = "user";
   std::string event_time_field = "ts";
+  std::string function;  // execute workload
 };
 
 std::vector<std::string> SplitCommas(const std::string& v) {
@@ -189,6 +209,8 @@ int ParseOptions(int argc, char** argv, Options& o) {
         o.workload = Workload::kEcho;
       } else if (v == "load") {
         o.workload = Workload::kLoad;
+      } else if (v == "execute") {
+        o.workload = Workload::kExecute;
       } else if (v == "features") {
         o.workload = Workload::kFeatures;
       } else if (v == "push") {
@@ -249,6 +271,8 @@ int ParseOptions(int argc, char** argv, Options& o) {
     } else if (arg == "--entities") {
       if (!need_number(1)) return 2;
       o.entities = static_cast<int>(num);
+    } else if (arg == "--function") {
+      o.function = v;
     } else if (arg == "--features") {
       o.features = SplitCommas(v);
       if (std::any_of(o.features.begin(), o.features.end(),
@@ -267,6 +291,10 @@ int ParseOptions(int argc, char** argv, Options& o) {
       std::cerr << "ods_bench: unknown option " << arg << " (see --help)\n";
       return 2;
     }
+  }
+  if (o.workload == Workload::kExecute && o.function.empty()) {
+    std::cerr << "ods_bench: --workload execute needs --function (see --help)\n";
+    return 2;
   }
   if (o.workload == Workload::kFeatures && o.features.empty()) {
     std::cerr << "ods_bench: --workload features needs --features (see --help)\n";
@@ -417,6 +445,9 @@ struct Slot {
   ods::v1::PushEventsResponse push_resp;
   std::unique_ptr<grpc::ClientAsyncResponseReader<ods::v1::FeaturesResponse>> features_rpc;
   std::unique_ptr<grpc::ClientAsyncResponseReader<ods::v1::PushEventsResponse>> push_rpc;
+  ods::v1::ExecuteRequest exec_req;
+  ods::v1::ExecuteResponse exec_resp;
+  std::unique_ptr<grpc::ClientAsyncResponseReader<ods::v1::ExecuteResponse>> exec_rpc;
 };
 
 class ClientThread {
@@ -429,6 +460,7 @@ class ClientThread {
         store_(ods::v1::Store::NewStub(channel_)),
         echo_(ods::bench::Echo::NewStub(channel_)),
         features_(ods::v1::Features::NewStub(channel_)),
+        functions_(ods::v1::Functions::NewStub(channel_)),
         random_(static_cast<uint64_t>(index) + 7),
         slots_(static_cast<size_t>(slots)),
         window_start_(window_start),
@@ -449,6 +481,12 @@ class ClientThread {
           break;
         case Workload::kEcho:
           s.echo_req.set_payload(std::string(o.value_bytes, 'e'));
+          break;
+        case Workload::kExecute:
+          s.exec_req.set_function(o.function);
+          s.exec_req.set_table(o.table);
+          (*s.exec_req.mutable_args())["by"].set_int64_value(1);
+          for (int k = 0; k < o.batch; ++k) s.exec_req.add_keys(KeyOf(o, 0));
           break;
         default:
           s.get_req.set_table(o.table);
@@ -560,6 +598,8 @@ class ClientThread {
         return kOpFeatures;
       case Workload::kPush:
         return kOpPush;
+      case Workload::kExecute:
+        return kOpExecute;
       case Workload::kEcho:
       case Workload::kLoad:        // never reaches the client threads
       case Workload::kLoadEvents:  // never reaches the client threads
@@ -611,6 +651,13 @@ class ClientThread {
         s.push_rpc->Finish(&s.push_resp, &s.status, &s);
         break;
       }
+      case kOpExecute:
+        for (int k = 0; k < o_.batch; ++k)
+          SetKey(o_, random_.Next() % o_.keys, *s.exec_req.mutable_keys(k));
+        s.exec_rpc = functions_->PrepareAsyncExecute(&*s.ctx, s.exec_req, &cq_);
+        s.exec_rpc->StartCall();
+        s.exec_rpc->Finish(&s.exec_resp, &s.status, &s);
+        break;
       default:
         s.echo_rpc = echo_->PrepareAsyncEcho(&*s.ctx, s.echo_req, &cq_);
         s.echo_rpc->StartCall();
@@ -655,6 +702,16 @@ class ClientThread {
       problem = "Echo returned a payload of the wrong size";
     } else if (s.op == kOpFeatures) {
       problem = CheckFeatures(s, misses);
+    } else if (s.op == kOpExecute) {
+      if (s.exec_resp.results_size() != o_.batch) {
+        problem = "Execute returned " + std::to_string(s.exec_resp.results_size()) +
+                  " results for " + std::to_string(o_.batch) + " keys";
+      }
+      for (const ods::v1::ExecuteResult& r : s.exec_resp.results()) {
+        if (problem.empty() && r.code() != 0) {
+          problem = "Execute key failed: " + std::to_string(r.code()) + " " + r.message();
+        }
+      }
     } else if (s.op == kOpPush && s.push_resp.applied() != static_cast<uint64_t>(o_.batch)) {
       problem = "PushEvents applied " + std::to_string(s.push_resp.applied()) + " of " +
                 std::to_string(o_.batch) + " events" +
@@ -742,6 +799,7 @@ class ClientThread {
   std::unique_ptr<ods::v1::Store::Stub> store_;
   std::unique_ptr<ods::bench::Echo::Stub> echo_;
   std::unique_ptr<ods::v1::Features::Stub> features_;
+  std::unique_ptr<ods::v1::Functions::Stub> functions_;
   grpc::CompletionQueue cq_;
   Random random_;
   std::vector<Slot> slots_;

@@ -47,12 +47,19 @@ Result<ParsedArgs> ParseArgs(std::span<const std::string> args,
       continue;
     }
     const std::string unknown = arg.substr(0, arg.find('='));
-    if (std::find(value_flags.begin(), value_flags.end(), unknown) == value_flags.end()) {
+    const bool repeatable =
+        std::find(value_flags.begin(), value_flags.end(), unknown + "...") != value_flags.end();
+    if (!repeatable &&
+        std::find(value_flags.begin(), value_flags.end(), unknown) == value_flags.end()) {
       return InvalidArgumentError("unknown option '" + unknown + "'");
     }
     std::string name;
     std::string value;
     ODS_RETURN_IF_ERROR(TakeFlag(args, i, name, value));
+    if (repeatable) {
+      parsed.repeated[name].push_back(std::move(value));
+      continue;
+    }
     if (!parsed.flags.emplace(name, std::move(value)).second) {
       return InvalidArgumentError("option '" + name + "' given more than once");
     }

@@ -16,6 +16,8 @@ struct ParsedArgs {
   std::vector<std::string> positional;
   // Value of each given flag, keyed by its name with the dashes: {"--limit", "10"}.
   std::map<std::string, std::string, std::less<>> flags;
+  // Values of each given repeatable flag, in command-line order: {"--arg", {"a=1", "b=2"}}.
+  std::map<std::string, std::vector<std::string>, std::less<>> repeated;
   bool help = false;  // -h or --help was given.
 
   // The value of `flag`, or nullptr if it wasn't given.
@@ -23,7 +25,8 @@ struct ParsedArgs {
 };
 
 // Splits `args`. Every flag in `value_flags` (spelled "--name") takes a value, as `--name V` or
-// `--name=V`; -h/--help set `help`; "--" ends the flags. Any other argument starting with '-'
+// `--name=V`; a flag spelled "--name..." there may be given many times (values collected in
+// `repeated`); -h/--help set `help`; "--" ends the flags. Any other argument starting with '-'
 // (and longer than "-") is an unknown flag. Returns kInvalidArgument naming the argument for an
 // unknown or repeated flag, or a missing value. Pure; thread-safe.
 [[nodiscard]] Result<ParsedArgs> ParseArgs(std::span<const std::string> args,

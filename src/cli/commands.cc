@@ -18,6 +18,7 @@
 #include "ods/common/status.h"
 #include "ods/v1/admin.grpc.pb.h"
 #include "ods/v1/features.grpc.pb.h"
+#include "ods/v1/functions.grpc.pb.h"
 #include "ods/v1/store.grpc.pb.h"
 
 namespace ods::cli {
@@ -260,6 +261,57 @@ int RunHealth(const GlobalOptions& global, const ParsedArgs& args, const Io& io)
   return kExitOk;
 }
 
+int RunExec(const GlobalOptions& global, const ParsedArgs& args, const Io& io) {
+  Result<ods::v1::ExecuteRequest> request = BuildExecuteRequest(args);
+  if (!request.ok()) {
+    return ReportUsage(request.status(), "exec", io);
+  }
+  const auto stub = ods::v1::Functions::NewStub(MakeChannel(global));
+  grpc::ClientContext context;
+  SetDeadline(global, context);
+  ods::v1::ExecuteResponse response;
+  const grpc::Status status = stub->Execute(&context, *request, &response);
+  if (!status.ok()) {
+    return ReportRpcError(status, io);
+  }
+  if (!PrintJson(response, io)) {
+    return kExitRpcError;
+  }
+  // The call succeeds even when keys fail; scripts must still notice.
+  bool failed = false;
+  for (const ods::v1::ExecuteResult& r : response.results()) {
+    if (r.code() == 0) continue;
+    failed = true;
+    io.err << "ods: key " << r.key() << ": "
+           << GrpcCodeName(static_cast<grpc::StatusCode>(r.code())) << ": " << r.message() << "\n";
+  }
+  return failed ? kExitRpcError : kExitOk;
+}
+
+int RunRegister(const GlobalOptions& global, const ParsedArgs& args, const Io& io) {
+  Result<ods::v1::RegisterFunctionRequest> request = BuildRegisterRequest(args, io.in);
+  if (!request.ok()) {
+    return ReportUsage(request.status(), "register", io);
+  }
+  const auto stub = ods::v1::Admin::NewStub(MakeChannel(global));
+  return RunUnary<ods::v1::RegisterFunctionResponse>(
+      global, io, [&](grpc::ClientContext* context, ods::v1::RegisterFunctionResponse* response) {
+        return stub->RegisterFunction(context, *request, response);
+      });
+}
+
+int RunFunctions(const GlobalOptions& global, const ParsedArgs& args, const Io& io) {
+  Result<ods::v1::ListFunctionsRequest> request = BuildFunctionsRequest(args);
+  if (!request.ok()) {
+    return ReportUsage(request.status(), "functions", io);
+  }
+  const auto stub = ods::v1::Admin::NewStub(MakeChannel(global));
+  return RunUnary<ods::v1::ListFunctionsResponse>(
+      global, io, [&](grpc::ClientContext* context, ods::v1::ListFunctionsResponse* response) {
+        return stub->ListFunctions(context, *request, response);
+      });
+}
+
 }  // namespace
 
 std::span<const Command> Commands() {
@@ -293,6 +345,17 @@ std::span<const Command> Commands() {
        kDefinitionsHelp,
        {},
        RunDefinitions},
+      {"exec",
+       "Run a procedure on records by key (ods.v1.Functions)",
+       kExecHelp,
+       {"--arg..."},
+       RunExec},
+      {"register",
+       "Register a new version of a Lua function (ods.v1.Admin)",
+       kRegisterHelp,
+       {"--instructions", "--memory", "--wall-micros"},
+       RunRegister},
+      {"functions", "List the registered functions", kFunctionsHelp, {}, RunFunctions},
       {"health", "Check the server's health (grpc.health.v1)", kHealthHelp, {}, RunHealth},
   };
   return kCommands;

@@ -7,8 +7,8 @@ namespace ods::cli {
 const std::string_view kTopLevelHelp =
     R"(Usage: ods [--addr HOST:PORT] [--timeout SECONDS] COMMAND [ARGS...]
 
-Command-line client for odsd, the ODS server (gRPC services ods.v1.Store, ods.v1.Features
-and ods.v1.Admin).
+Command-line client for odsd, the ODS server (gRPC services ods.v1.Store, ods.v1.Features,
+ods.v1.Functions and ods.v1.Admin).
 
 Commands:
 %COMMANDS%
@@ -210,6 +210,51 @@ Durations are in microseconds.
 
 Example:
   ods definitions
+)";
+
+const std::string_view kExecHelp =
+    R"(Usage: ods exec FUNCTION TABLE KEY... [--arg NAME=VALUE]...
+
+Runs the procedure FUNCTION (ods.v1.Functions/Execute) on the record of each KEY of TABLE, on
+the shard that owns the key, and prints the ExecuteResponse: the function_version that ran and,
+per key, code (0 = OK), message, value (the procedure's result), written and version (when
+it stored a new record).
+
+--arg NAME=VALUE passes an argument (repeat for more); VALUE is typed as put's FIELD=VALUE
+(42 is int64, 1.5 double, NAME:TYPE=VALUE forces a type). The procedure sees them as the Lua
+table `args`.
+
+Exit status is 1 when the call fails or when any key failed; each failed key is also printed
+on stderr as 'ods: key KEY: CODE: message'.
+
+Example:
+  ods exec bump counters c1 c2 --arg by=5
+)";
+
+const std::string_view kRegisterHelp =
+    R"(Usage: ods register NAME KIND FILE [--instructions N] [--memory BYTES] [--wall-micros N]
+       ods register NAME KIND -
+
+Registers the Lua source in FILE (or stdin for '-') as the next version of function NAME
+(ods.v1.Admin/RegisterFunction) and prints the version now in effect. KIND is aggregator
+(defines init, update, merge, finalize), derived (defines compute) or procedure (defines
+execute(record, args, key), run by 'ods exec'). Calls already running finish on the old
+version. Bad Lua is INVALID_ARGUMENT naming the function, version and line; nothing changes.
+
+Options (budgets per call; default 1000000 instructions, 1048576 bytes, 100000 us):
+  --instructions N        Lua VM instructions.
+  --memory BYTES          Bytes the function's Lua state may allocate.
+  --wall-micros N         Wall-clock microseconds.
+
+Example:
+  ods register bump procedure functions/bump.lua --instructions 100000
+)";
+
+const std::string_view kFunctionsHelp =
+    R"(Usage: ods functions
+
+Prints the ListFunctionsResponse: the newest version of each registered function, with its
+kind, limits and source size, sorted by name.
 )";
 
 const std::string_view kHealthHelp =

@@ -15,6 +15,9 @@ extern const std::string_view kFeaturesHelp;
 extern const std::string_view kHistoryHelp;
 extern const std::string_view kApplyHelp;
 extern const std::string_view kDefinitionsHelp;
+extern const std::string_view kExecHelp;
+extern const std::string_view kRegisterHelp;
+extern const std::string_view kFunctionsHelp;
 extern const std::string_view kHealthHelp;
 
 }  // namespace ods::cli

@@ -327,6 +327,81 @@ Result<ods::v1::ListDefinitionsRequest> BuildDefinitionsRequest(const ParsedArgs
   return ods::v1::ListDefinitionsRequest();
 }
 
+Result<ods::v1::ExecuteRequest> BuildExecuteRequest(const ParsedArgs& args) {
+  if (args.positional.empty()) return InvalidArgumentError("missing FUNCTION");
+  if (args.positional.size() < 2) return InvalidArgumentError("missing TABLE");
+  if (args.positional.size() < 3) return InvalidArgumentError("missing KEY");
+  ods::v1::ExecuteRequest request;
+  request.set_function(args.positional[0]);
+  request.set_table(args.positional[1]);
+  for (size_t i = 2; i < args.positional.size(); ++i) request.add_keys(args.positional[i]);
+  if (auto it = args.repeated.find("--arg"); it != args.repeated.end()) {
+    for (const std::string& arg : it->second) {
+      Result<FieldAssignment> parsed = ParseFieldAssignment(arg);
+      if (!parsed.ok()) {
+        return InvalidArgumentError("--arg: " + parsed.status().message());
+      }
+      if (request.args().contains(parsed->name)) {
+        return InvalidArgumentError("--arg '" + parsed->name + "' given more than once ('" + arg +
+                                    "')");
+      }
+      (*request.mutable_args())[parsed->name] = std::move(parsed->value);
+    }
+  }
+  return request;
+}
+
+Result<ods::v1::RegisterFunctionRequest> BuildRegisterRequest(const ParsedArgs& args,
+                                                              std::istream& in) {
+  if (args.positional.empty()) return InvalidArgumentError("missing NAME");
+  if (args.positional.size() < 2) {
+    return InvalidArgumentError("missing KIND (aggregator, derived or procedure)");
+  }
+  if (args.positional.size() < 3) return InvalidArgumentError("missing FILE (or '-' for stdin)");
+  ODS_RETURN_IF_ERROR(RejectExtra(args, 3, "register takes NAME KIND FILE"));
+  ods::v1::RegisterFunctionRequest request;
+  request.set_name(args.positional[0]);
+  request.set_kind(args.positional[1]);
+  const std::string& path = args.positional[2];
+  if (path == "-") {
+    ODS_ASSIGN_OR_RETURN(*request.mutable_source(), ReadStdin(in, "FILE -"));
+  } else {
+    std::error_code ec;
+    if (std::filesystem::is_directory(path, ec)) {
+      return InvalidArgumentError("FILE '" + path + "' is a directory");
+    }
+    std::ifstream file(path, std::ios::binary);
+    if (!file) {
+      return InvalidArgumentError("can't open FILE '" + path +
+                                  "': " + std::generic_category().message(errno));
+    }
+    request.mutable_source()->assign(std::istreambuf_iterator<char>(file),
+                                     std::istreambuf_iterator<char>{});
+    if (file.bad()) return InvalidArgumentError("reading FILE '" + path + "' failed");
+  }
+  if (const std::string* v = args.Find("--instructions")) {
+    ODS_ASSIGN_OR_RETURN(const int64_t n, ParseInt64(*v, "--instructions"));
+    if (n <= 0) return InvalidArgumentError("--instructions must be > 0, got '" + *v + "'");
+    request.set_max_instructions(static_cast<uint64_t>(n));
+  }
+  if (const std::string* v = args.Find("--memory")) {
+    ODS_ASSIGN_OR_RETURN(const int64_t n, ParseInt64(*v, "--memory"));
+    if (n <= 0) return InvalidArgumentError("--memory must be > 0 bytes, got '" + *v + "'");
+    request.set_max_memory_bytes(static_cast<uint64_t>(n));
+  }
+  if (const std::string* v = args.Find("--wall-micros")) {
+    ODS_ASSIGN_OR_RETURN(const int64_t n, ParseInt64(*v, "--wall-micros"));
+    if (n <= 0) return InvalidArgumentError("--wall-micros must be > 0, got '" + *v + "'");
+    request.set_max_wall_micros(n);
+  }
+  return request;
+}
+
+Result<ods::v1::ListFunctionsRequest> BuildFunctionsRequest(const ParsedArgs& args) {
+  ODS_RETURN_IF_ERROR(RejectExtra(args, 0, "functions takes no arguments"));
+  return ods::v1::ListFunctionsRequest();
+}
+
 Result<grpc::health::v1::HealthCheckRequest> BuildHealthRequest(const ParsedArgs& args) {
   if (args.positional.size() > 1) {
     return InvalidArgumentError("unexpected argument '" + args.positional[1] +

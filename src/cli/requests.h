@@ -7,6 +7,7 @@
 #include "ods/common/status.h"
 #include "ods/v1/admin.pb.h"
 #include "ods/v1/features.pb.h"
+#include "ods/v1/functions.pb.h"
 #include "ods/v1/store.pb.h"
 
 namespace ods::cli {
@@ -52,6 +53,17 @@ namespace ods::cli {
 // `definitions` (no arguments).
 [[nodiscard]] Result<ods::v1::ListDefinitionsRequest> BuildDefinitionsRequest(
     const ParsedArgs& args);
+
+// `exec FUNCTION TABLE KEY... [--arg NAME=VALUE]...`: NAME=VALUE typed as put's FIELD=VALUE.
+[[nodiscard]] Result<ods::v1::ExecuteRequest> BuildExecuteRequest(const ParsedArgs& args);
+
+// `register NAME KIND FILE|- [--instructions N] [--memory BYTES] [--wall-micros N]`: the Lua
+// source of FILE, or of `in` (read to its end) for '-'.
+[[nodiscard]] Result<ods::v1::RegisterFunctionRequest> BuildRegisterRequest(const ParsedArgs& args,
+                                                                            std::istream& in);
+
+// `functions` (no arguments).
+[[nodiscard]] Result<ods::v1::ListFunctionsRequest> BuildFunctionsRequest(const ParsedArgs& args);
 
 // `health [SERVICE]`.
 [[nodiscard]] Result<grpc::health::v1::HealthCheckRequest> BuildHealthRequest(

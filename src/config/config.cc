@@ -242,6 +242,130 @@ void ParseTables(Parser& p, const YAML::Node& node, std::vector<TableConfig>& ou
                });
 }
 
+// Most bytes of one function's source file.
+constexpr uint64_t kMaxFunctionSourceBytes = uint64_t{1} << 20;
+
+// Reads `path` (relative to `base_dir` unless absolute) into `out`; reports problems at `node`.
+void ReadFunctionSource(Parser& p, const YAML::Node& node, const std::string& path,
+                        const std::string& base_dir, const std::string& file, std::string& out) {
+  const std::string resolved =
+      file.empty() || file[0] == '/' || base_dir.empty() ? file : base_dir + "/" + file;
+  std::ifstream in(resolved, std::ios::binary);
+  if (!in) {
+    p.Error(node, path + ": cannot read Lua source file '" + resolved +
+                      "'; expected a path relative to the config file");
+    return;
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (text.str().size() > kMaxFunctionSourceBytes) {
+    p.Error(node, path + ": '" + resolved + "' has " + std::to_string(text.str().size()) +
+                      " bytes; expected at most " + FormatBytes(kMaxFunctionSourceBytes));
+    return;
+  }
+  out = text.str();
+}
+
+void ParseFunction(Parser& p, const std::string& name, const YAML::Node& name_node,
+                   const YAML::Node& node, const std::string& base_dir, FunctionConfig& out) {
+  out.name = name;
+  out.position = p.Position(name_node.Mark());
+  const std::string path = "functions." + name;
+  if (!IsValidName(name)) {
+    p.Error(name_node, "bad function name '" + name +
+                           "'; expected letters, digits and _, starting with a letter or _, at "
+                           "most 64 bytes");
+  }
+  bool has_kind = false;
+  bool has_source = false;
+  p.ForEachKey(
+      node, path, {"kind", "source", "limits"},
+      [&](const std::string& key, const YAML::Node&, const YAML::Node& v) {
+        if (key == "kind") {
+          has_kind = true;
+          p.OneOf(v, path + ".kind", {"aggregator", "derived", "procedure"}, out.kind);
+        } else if (key == "source") {
+          has_source = true;
+          if (p.String(v, path + ".source", out.source_path)) {
+            ReadFunctionSource(p, v, path + ".source", base_dir, out.source_path, out.source);
+          }
+        } else if (key == "limits") {
+          p.ForEachKey(v, path + ".limits", {"instructions", "memory", "wall_time"},
+                       [&](const std::string& limit, const YAML::Node&, const YAML::Node& lv) {
+                         const std::string lpath = path + ".limits." + limit;
+                         if (limit == "instructions") {
+                           p.Integer(lv, lpath, 1, 1'000'000'000'000, out.max_instructions);
+                         } else if (limit == "memory") {
+                           p.Bytes(lv, lpath, 1 << 10, uint64_t{1} << 30, out.max_memory_bytes);
+                         } else if (limit == "wall_time") {
+                           Micros wall = 0;
+                           if (p.Duration(lv, lpath, 60'000'000, wall)) {
+                             if (wall < 1000) {
+                               p.Error(lv, lpath + ": '" + lv.Scalar() +
+                                               "' is too short; expected at least 1ms");
+                             } else {
+                               out.max_wall_micros = wall;
+                             }
+                           }
+                         }
+                       });
+        }
+      });
+  if (!node.IsMap()) return;
+  if (!has_kind) {
+    p.Error(name_node, path + ": missing 'kind' (one of: aggregator, derived, procedure)");
+  }
+  if (!has_source) {
+    p.Error(name_node,
+            path + ": missing 'source' (a Lua file, e.g. source: functions/" + name + ".lua)");
+  }
+}
+
+void ParseFunctions(Parser& p, const YAML::Node& node, const std::string& base_dir,
+                    std::vector<FunctionConfig>& out) {
+  if (node.IsNull()) return;
+  p.ForEachKey(node, "functions", {},
+               [&](const std::string& name, const YAML::Node& name_node, const YAML::Node& v) {
+                 FunctionConfig function;
+                 ParseFunction(p, name, name_node, v, base_dir, function);
+                 out.push_back(std::move(function));
+               });
+}
+
+// LoadString with function sources read relative to `base_dir` ("" = current directory).
+Result<Config> LoadStringIn(std::string_view yaml, std::string_view source_name,
+                            const std::string& base_dir) {
+  Parser p(source_name);
+  Config config;
+  config.source = std::string(source_name);
+  YAML::Node root;
+  if (!p.Load(yaml, root)) return InvalidArgumentError(p.errors().front());
+  try {
+    DefinitionsParser definitions(p);
+    if (!root.IsNull()) {
+      p.ForEachKey(root, "the top level",
+                   {"server", "logging", "limits", "storage", "tables", "event_templates",
+                    "aggregations", "features", "functions"},
+                   [&](const std::string& key, const YAML::Node&, const YAML::Node& v) {
+                     if (key == "server") ParseServer(p, v, config.server);
+                     if (key == "logging") ParseLogging(p, v, config.logging);
+                     if (key == "limits") ParseLimits(p, v, config.limits);
+                     if (key == "storage") ParseStorage(p, v, config.storage);
+                     if (key == "tables") ParseTables(p, v, config.tables);
+                     if (key == "event_templates") definitions.ParseEventTemplates(v);
+                     if (key == "aggregations") definitions.ParseAggregations(v);
+                     if (key == "features") definitions.ParseFeatures(v);
+                     if (key == "functions") ParseFunctions(p, v, base_dir, config.functions);
+                   });
+    }
+    config.definitions = definitions.Finish({});
+  } catch (const YAML::Exception& e) {
+    p.Error(e.mark, "invalid YAML: " + e.msg);
+  }
+  ODS_RETURN_IF_ERROR(p.ToStatus());
+  return config;
+}
+
 }  // namespace
 
 std::string_view DurabilityName(Durability durability) {
@@ -258,35 +382,7 @@ Durability DurabilityOf(const Config& config, const TableConfig& table) {
 }
 
 Result<Config> LoadString(std::string_view yaml, std::string_view source_name) {
-  Parser p(source_name);
-  Config config;
-  config.source = std::string(source_name);
-  YAML::Node root;
-  if (!p.Load(yaml, root)) return InvalidArgumentError(p.errors().front());
-  try {
-    DefinitionsParser definitions(p);
-    if (!root.IsNull()) {
-      p.ForEachKey(
-          root, "the top level",
-          {"server", "logging", "limits", "storage", "tables", "event_templates", "aggregations",
-           "features"},
-          [&](const std::string& key, const YAML::Node&, const YAML::Node& v) {
-            if (key == "server") ParseServer(p, v, config.server);
-            if (key == "logging") ParseLogging(p, v, config.logging);
-            if (key == "limits") ParseLimits(p, v, config.limits);
-            if (key == "storage") ParseStorage(p, v, config.storage);
-            if (key == "tables") ParseTables(p, v, config.tables);
-            if (key == "event_templates") definitions.ParseEventTemplates(v);
-            if (key == "aggregations") definitions.ParseAggregations(v);
-            if (key == "features") definitions.ParseFeatures(v);
-          });
-    }
-    config.definitions = definitions.Finish({});
-  } catch (const YAML::Exception& e) {
-    p.Error(e.mark, "invalid YAML: " + e.msg);
-  }
-  ODS_RETURN_IF_ERROR(p.ToStatus());
-  return config;
+  return LoadStringIn(yaml, source_name, "");
 }
 
 Result<Definitions> LoadDefinitions(std::string_view yaml, std::string_view source_name,
@@ -337,7 +433,10 @@ Result<Config> LoadFile(const std::string& path) {
   if (!in) return NotFoundError("cannot read config file '" + path + "'");
   std::ostringstream text;
   text << in.rdbuf();
-  return LoadString(text.str(), path);
+  const size_t slash = path.rfind('/');
+  const std::string base_dir =
+      slash == std::string::npos ? std::string() : (slash == 0 ? "/" : path.substr(0, slash));
+  return LoadStringIn(text.str(), path, base_dir);
 }
 
 }  // namespace ods::config

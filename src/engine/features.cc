@@ -162,7 +162,9 @@ std::string_view FeatureStatusName(FeatureStatus status) {
 
 Status Engine::CheckConfig(const config::Config& config) {
   ApplyReport report;
-  return ExtendCatalog(Catalog{}, config.definitions, config.tables, report).status();
+  ODS_RETURN_IF_ERROR(
+      ExtendCatalog(Catalog{}, config.definitions, config.tables, report).status());
+  return CheckConfigFunctions(config);
 }
 
 Result<std::unique_ptr<Engine::Catalog>> Engine::ExtendCatalog(

@@ -126,6 +126,14 @@ struct CallArgs {
   std::string_view entry;  // empty: run the chunk only
   std::span<const record::Value> args;
   bool entry_missing = false;
+  // Procedure calls: entry(record or nil, args table, key).
+  bool procedure = false;
+  std::string_view key;
+  const std::vector<record::Field>* record = nullptr;
+  std::span<const record::Field> named_args;
+  // Entry checks (entry empty): names the chunk must define as global functions.
+  std::span<const std::string_view> required;
+  std::vector<std::string_view>* missing = nullptr;
 };
 
 void PushValue(lua_State* L, const record::Value& value) {
@@ -151,6 +159,16 @@ void PushValue(lua_State* L, const record::Value& value) {
   }
 }
 
+// Pushes a table of field name -> value.
+void PushFields(lua_State* L, std::span<const record::Field> fields) {
+  lua_createtable(L, 0, static_cast<int>(std::min<size_t>(fields.size(), 1 << 20)));
+  for (const record::Field& field : fields) {
+    lua_pushlstring(L, field.name.data(), field.name.size());
+    PushValue(L, field.value);
+    lua_rawset(L, -3);
+  }
+}
+
 // Runs the chunk in a fresh environment (new globals, new upvalues), then the entry with the
 // arguments. Returns the entry's results.
 int CallTrampoline(lua_State* L) {
@@ -162,12 +180,30 @@ int CallTrampoline(lua_State* L) {
   lua_setupvalue(L, -2, 1);  // a main chunk's only upvalue is _ENV
   lua_call(L, 0, 0);
   if (call->entry.empty()) {
+    for (std::string_view name : call->required) {
+      lua_pushlstring(L, name.data(), name.size());
+      if (lua_rawget(L, 1) != LUA_TFUNCTION) {
+        call->missing->push_back(name);
+      }
+      lua_pop(L, 1);
+    }
     return 0;
   }
   lua_pushlstring(L, call->entry.data(), call->entry.size());
   if (lua_rawget(L, 1) != LUA_TFUNCTION) {
     call->entry_missing = true;
     return 0;
+  }
+  if (call->procedure) {
+    if (call->record == nullptr) {
+      lua_pushnil(L);
+    } else {
+      PushFields(L, *call->record);
+    }
+    PushFields(L, call->named_args);
+    lua_pushlstring(L, call->key.data(), call->key.size());
+    lua_call(L, 3, LUA_MULTRET);
+    return lua_gettop(L) - 1;
   }
   luaL_checkstack(L, static_cast<int>(std::min<size_t>(call->args.size(), 1'000'000)) + 1,
                   "too many arguments");
@@ -338,7 +374,9 @@ Status LuaFunction::RunError(int lua_status, bool at_load) {
 Result<std::optional<record::Value>> LuaFunction::Call(std::string_view entry,
                                                        std::span<const record::Value> args) {
   lua_State* L = state_.get();
-  CallArgs call{entry, args};
+  CallArgs call;
+  call.entry = entry;
+  call.args = args;
   const int status = RunProtected(CallTrampoline, &call);
 
   Result<std::optional<record::Value>> result = std::optional<record::Value>();
@@ -351,25 +389,139 @@ Result<std::optional<record::Value>> LuaFunction::Call(std::string_view entry,
     result = FailedPreconditionError(Prefix(0) + "'" + QuoteForMessage(entry) + "' returned " +
                                      std::to_string(results) + " values; expected at most one");
   } else if (results == 1) {
-    result = ToValue(2, entry);
+    result = ToValue(2, "'" + QuoteForMessage(entry) + "' returned");
   }
+  FinishCall(status);
+  return result;
+}
+
+void LuaFunction::FinishCall(int lua_status) {
+  lua_State* L = state_.get();
   lua_settop(L, 0);
   // Drop the last environment now rather than at the next call, so it is garbage already.
   lua_rawgetp(L, LUA_REGISTRYINDEX, &kChunkKey);
   lua_pushnil(L);
   lua_setupvalue(L, -2, 1);
   lua_settop(L, 0);
-  if (status != LUA_OK) {
+  if (lua_status != LUA_OK) {
     lua_gc(L, LUA_GCCOLLECT);  // a failed run may have filled the cap with garbage
   }
+}
+
+Result<ProcedureResult> LuaFunction::CallProcedure(std::string_view entry, std::string_view key,
+                                                   const std::vector<record::Field>* record,
+                                                   std::span<const record::Field> args) {
+  lua_State* L = state_.get();
+  CallArgs call;
+  call.entry = entry;
+  call.procedure = true;
+  call.key = key;
+  call.record = record;
+  call.named_args = args;
+  const int status = RunProtected(CallTrampoline, &call);
+
+  Result<ProcedureResult> result = ProcedureResult{};
+  const std::string quoted = "'" + QuoteForMessage(entry) + "'";
+  if (status != LUA_OK) {
+    result = RunError(status, /*at_load=*/false);
+  } else if (call.entry_missing) {
+    result = NotFoundError(Prefix(0) + "defines no global function " + quoted);
+  } else if (const int results = lua_gettop(L) - 1; results > 2) {
+    result = FailedPreconditionError(Prefix(0) + quoted + " returned " + std::to_string(results) +
+                                     " values; expected at most two (result, new record)");
+  } else {
+    ProcedureResult out;
+    Status error;
+    if (results >= 1) {
+      Result<std::optional<record::Value>> value = ToValue(2, quoted + " returned");
+      if (value.ok()) {
+        out.value = std::move(*value);
+      } else {
+        error = value.status();
+      }
+    }
+    if (error.ok() && results == 2 && lua_type(L, 3) != LUA_TNIL) {
+      if (lua_type(L, 3) != LUA_TTABLE) {
+        error = FailedPreconditionError(Prefix(0) + quoted + " returned a new record that is a " +
+                                        luaL_typename(L, 3) +
+                                        "; expected nil (keep the record) or a table of fields");
+      } else {
+        Result<std::vector<record::Field>> fields = ToFields(3, entry);
+        if (fields.ok()) {
+          out.record = std::move(*fields);
+        } else {
+          error = fields.status();
+        }
+      }
+    }
+    if (error.ok()) {
+      result = std::move(out);
+    } else {
+      result = error;
+    }
+  }
+  FinishCall(status);
   return result;
 }
 
-Result<std::optional<record::Value>> LuaFunction::ToValue(int index, std::string_view entry) {
+Status LuaFunction::CheckEntries(std::span<const std::string_view> entries) {
+  std::vector<std::string_view> missing;
+  CallArgs call;
+  call.required = entries;
+  call.missing = &missing;
+  const int status = RunProtected(CallTrampoline, &call);
+  Status result;
+  if (status != LUA_OK) {
+    result = RunError(status, /*at_load=*/true);
+  } else if (!missing.empty()) {
+    std::string names;
+    for (std::string_view name : missing) {
+      names += (names.empty() ? "'" : ", '") + QuoteForMessage(name) + "'";
+    }
+    result = InvalidArgumentError(Prefix(0) + "defines no global function " + names);
+  }
+  FinishCall(status);
+  return result;
+}
+
+Result<std::vector<record::Field>> LuaFunction::ToFields(int index, std::string_view entry) {
   lua_State* L = state_.get();
+  index = lua_absindex(L, index);
+  const std::string quoted = "'" + QuoteForMessage(entry) + "'";
+  if (lua_checkstack(L, 3) == 0) {
+    return FailedPreconditionError(Prefix(0) + quoted + " returned a record too large to convert");
+  }
+  std::vector<record::Field> fields;
+  lua_pushnil(L);
+  while (lua_next(L, index) != 0) {
+    if (lua_type(L, -2) != LUA_TSTRING) {
+      const std::string type = luaL_typename(L, -2);
+      lua_pop(L, 2);
+      return FailedPreconditionError(Prefix(0) + quoted + " returned a new record with a " + type +
+                                     " key; expected field names (strings)");
+    }
+    size_t size = 0;
+    const char* name = lua_tolstring(L, -2, &size);
+    std::string field_name(name, size);
+    Result<std::optional<record::Value>> value = ToValue(
+        -1, quoted + " returned a new record whose field '" + QuoteForMessage(field_name) + "' is");
+    lua_pop(L, 1);
+    if (!value.ok()) {
+      lua_pop(L, 1);
+      return value.status();
+    }
+    if (value->has_value()) {
+      fields.push_back({std::move(field_name), std::move(**value)});
+    }
+  }
+  return fields;
+}
+
+Result<std::optional<record::Value>> LuaFunction::ToValue(int index, std::string_view subject) {
+  lua_State* L = state_.get();
+  index = lua_absindex(L, index);
   auto bad = [&](std::string_view what) -> Status {
-    return FailedPreconditionError(Prefix(0) + "'" + QuoteForMessage(entry) + "' returned " +
-                                   std::string(what) +
+    return FailedPreconditionError(Prefix(0) + std::string(subject) + " " + std::string(what) +
                                    "; expected nil, a number, a boolean, a string or a list of "
                                    "numbers");
   };

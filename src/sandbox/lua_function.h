@@ -7,6 +7,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "ods/common/clock.h"
 #include "ods/common/status.h"
@@ -36,6 +37,12 @@ class LuaFunction {
   Result<std::optional<record::Value>> Call(std::string_view entry,
                                             std::span<const record::Value> args);
 
+  Result<ProcedureResult> CallProcedure(std::string_view entry, std::string_view key,
+                                        const std::vector<record::Field>* record,
+                                        std::span<const record::Field> args);
+
+  Status CheckEntries(std::span<const std::string_view> entries);
+
   uint64_t memory_in_use() const { return budget_.bytes_in_use; }
 
  private:
@@ -50,8 +57,14 @@ class LuaFunction {
   // The Status of a failed run (error object on top of the stack). `at_load`: a runtime error is
   // the source's fault (kInvalidArgument) rather than the call's (kFailedPrecondition).
   Status RunError(int lua_status, bool at_load);
-  // Converts the value at `index` (raw reads only: raises nothing, runs no Lua).
-  Result<std::optional<record::Value>> ToValue(int index, std::string_view entry);
+  // Converts the value at `index` (raw reads only: raises nothing, runs no Lua). `subject` starts
+  // the error message: "'run' returned".
+  Result<std::optional<record::Value>> ToValue(int index, std::string_view subject);
+  // Converts a table of field name -> value at `index` (raw reads only). `entry` names the entry
+  // point in errors.
+  Result<std::vector<record::Field>> ToFields(int index, std::string_view entry);
+  // Clears the last call's environment and collects garbage after a failed run.
+  void FinishCall(int lua_status);
   // "function NAME vVERSION: " plus "line N: " when `line` > 0.
   std::string Prefix(int line) const;
 

@@ -5,6 +5,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "ods/common/clock.h"
 #include "ods/common/status.h"
@@ -71,6 +72,28 @@ Result<std::optional<record::Value>> Sandbox::Call(FunctionId id, std::string_vi
     return InvalidArgumentError("the entry function name is empty");
   }
   return it->second->Call(entry, args);
+}
+
+Result<ProcedureResult> Sandbox::CallProcedure(FunctionId id, std::string_view entry,
+                                               std::string_view key,
+                                               const std::vector<record::Field>* record,
+                                               std::span<const record::Field> args) {
+  auto it = functions_.find(id.value);
+  if (it == functions_.end()) {
+    return NotFoundError("no function with id " + std::to_string(id.value));
+  }
+  if (entry.empty()) {
+    return InvalidArgumentError("the entry function name is empty");
+  }
+  return it->second->CallProcedure(entry, key, record, args);
+}
+
+Status Sandbox::CheckEntries(FunctionId id, std::span<const std::string_view> entries) {
+  auto it = functions_.find(id.value);
+  if (it == functions_.end()) {
+    return NotFoundError("no function with id " + std::to_string(id.value));
+  }
+  return it->second->CheckEntries(entries);
 }
 
 Result<uint64_t> Sandbox::MemoryInUse(FunctionId id) const {

@@ -1,5 +1,6 @@
 #include "admin_service.h"
 
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -7,6 +8,7 @@
 #include "ods/common/value_type.h"
 #include "ods/config/config.h"
 #include "ods/engine/features.h"
+#include "ods/engine/functions.h"
 #include "status_mapping.h"
 
 namespace ods::server {
@@ -62,7 +64,52 @@ void ToProto(const config::AggregationConfig& in, ods::v1::AggregationDefinition
   out.set_max_age_micros(in.max_age_micros);
 }
 
+void ToProto(const engine::FunctionInfo& in, ods::v1::FunctionDefinition& out) {
+  out.set_name(in.name);
+  out.set_kind(std::string(engine::FunctionKindName(in.kind)));
+  out.set_version(in.version);
+  out.set_max_instructions(in.limits.instructions);
+  out.set_max_memory_bytes(in.limits.memory_bytes);
+  out.set_max_wall_micros(in.limits.wall_micros);
+  out.set_source_bytes(in.source_bytes);
+}
+
 }  // namespace
+
+grpc::ServerUnaryReactor* AdminService::RegisterFunction(
+    grpc::CallbackServerContext* ctx, const ods::v1::RegisterFunctionRequest* req,
+    ods::v1::RegisterFunctionResponse* resp) {
+  const std::optional<engine::FunctionKind> kind = engine::ParseFunctionKind(req->kind());
+  if (!kind) {
+    return Finish(ctx, InvalidArgumentError("function '" + QuoteForMessage(req->name()) +
+                                            "': unknown kind '" + QuoteForMessage(req->kind()) +
+                                            "'; expected one of: aggregator, derived, procedure"));
+  }
+  if (req->max_wall_micros() < 0) {
+    return Finish(ctx, InvalidArgumentError("function '" + QuoteForMessage(req->name()) +
+                                            "': max_wall_micros must not be negative"));
+  }
+  engine::FunctionSpec spec;
+  spec.name = req->name();
+  spec.kind = *kind;
+  spec.source = req->source();
+  if (req->max_instructions() != 0) spec.limits.instructions = req->max_instructions();
+  if (req->max_memory_bytes() != 0) spec.limits.memory_bytes = req->max_memory_bytes();
+  if (req->max_wall_micros() != 0) spec.limits.wall_micros = req->max_wall_micros();
+  Result<engine::FunctionInfo> info = engine_.RegisterFunction(spec);
+  if (!info.ok()) return Finish(ctx, CapMessage(info.status()));
+  ToProto(*info, *resp->mutable_function());
+  return Finish(ctx, OkStatus());
+}
+
+grpc::ServerUnaryReactor* AdminService::ListFunctions(grpc::CallbackServerContext* ctx,
+                                                      const ods::v1::ListFunctionsRequest* /*req*/,
+                                                      ods::v1::ListFunctionsResponse* resp) {
+  for (const engine::FunctionInfo& info : engine_.ListFunctions()) {
+    ToProto(info, *resp->add_functions());
+  }
+  return Finish(ctx, OkStatus());
+}
 
 grpc::ServerUnaryReactor* AdminService::ApplyDefinitions(
     grpc::CallbackServerContext* ctx, const ods::v1::ApplyDefinitionsRequest* req,

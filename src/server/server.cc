@@ -9,11 +9,13 @@
 #include <limits>
 #include <mutex>
 #include <sstream>
+#include <thread>
 #include <utility>
 
 #include "admin_http.h"
 #include "admin_service.h"
 #include "features_service.h"
+#include "functions_service.h"
 #include "ods/common/logging.h"
 #include "ods/engine/engine.h"
 #include "store_service.h"
@@ -75,6 +77,7 @@ struct Server::Impl {
   std::unique_ptr<StoreService> store;
   std::unique_ptr<FeaturesService> features;
   std::unique_ptr<AdminService> admin_service;
+  std::unique_ptr<FunctionsService> functions;
   std::unique_ptr<grpc::Server> grpc_server;
   std::unique_ptr<AdminHttp> admin;
   std::string grpc_address;
@@ -92,6 +95,10 @@ Result<std::unique_ptr<Server>> Server::Start(engine::Engine& engine,
   impl->store = std::make_unique<StoreService>(engine);
   impl->features = std::make_unique<FeaturesService>(engine);
   impl->admin_service = std::make_unique<AdminService>(engine);
+  // Enough workers that a few runaway procedures (each holding one for its wall budget) leave
+  // others running; the threads sleep when idle.
+  impl->functions = std::make_unique<FunctionsService>(
+      engine, std::max<size_t>(4, 2 * std::thread::hardware_concurrency()));
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -102,6 +109,7 @@ Result<std::unique_ptr<Server>> Server::Start(engine::Engine& engine,
   builder.RegisterService(impl->store.get());
   builder.RegisterService(impl->features.get());
   builder.RegisterService(impl->admin_service.get());
+  builder.RegisterService(impl->functions.get());
   // gRPC sets SO_REUSEPORT by default, which would let a second odsd silently share the port.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   const int max_message = static_cast<int>(

@@ -1,7 +1,10 @@
 #include "ods/shard/shard.h"
 
 #include <algorithm>
+#include <memory>
+#include <string>
 #include <utility>
+#include <variant>
 
 #include "event_store.h"
 #include "ods/common/check.h"
@@ -20,6 +23,32 @@ bool IsExpired(std::string_view encoded, Micros now) {
   Result<record::EncodedHeader> header = record::DecodeHeader(encoded);
   ODS_CHECK(header.ok());  // Only this shard encodes what it stores.
   return header->expire_at_micros != 0 && header->expire_at_micros <= now;
+}
+
+// Attempts of one Execute before a record that keeps changing under it is given up (kAborted).
+constexpr int kMaxProcedureAttempts = 4;
+
+// The value a Lua procedure returned for a field, as the type the field is stored as: Lua has no
+// double/int, timestamp or bytes distinction, so an integer goes back into a double or timestamp
+// field and a string into a bytes field. Other mismatches are left for validation to report.
+void CoerceToStoredType(std::optional<ValueType> stored, record::Value& value) {
+  if (!stored) return;
+  if (const auto* i = std::get_if<int64_t>(&value)) {
+    if (*stored == ValueType::kDouble) {
+      value = static_cast<double>(*i);
+    } else if (*stored == ValueType::kTimestamp) {
+      value = record::Timestamp{*i};
+    }
+  } else if (auto* text = std::get_if<std::string>(&value)) {
+    if (*stored == ValueType::kBytes) value = record::Bytes{std::move(*text)};
+  }
+}
+
+ProcedureOutcome Failed(Status status, bool budget_exhausted = false) {
+  ProcedureOutcome outcome;
+  outcome.status = std::move(status);
+  outcome.budget_exhausted = budget_exhausted;
+  return outcome;
 }
 
 }  // namespace
@@ -329,6 +358,159 @@ bool Shard::ReadHistorical(uint32_t template_id, std::span<const AggregationRead
                            uint64_t& budget_bytes) {
   MutexLock lock(mu_);
   return events_->ReadHistorical(template_id, reads, entities, as_of, indices, budget_bytes);
+}
+
+struct Shard::FunctionSlot {
+  explicit FunctionSlot(const Clock& clock) : sandbox(clock) {}
+  Mutex mu;  // held for a whole call of the function, Lua included
+  sandbox::Sandbox sandbox ODS_GUARDED_BY(mu);
+  sandbox::FunctionId id;  // in `sandbox`; constant after LoadFunction
+};
+
+Result<sandbox::FunctionId> Shard::LoadFunction(std::string_view name, uint32_t version,
+                                                std::string_view source,
+                                                const sandbox::Limits& limits) {
+  auto slot = std::make_shared<FunctionSlot>(clock_);
+  {
+    MutexLock lock(slot->mu);
+    ODS_ASSIGN_OR_RETURN(slot->id, slot->sandbox.Load(name, version, source, limits));
+  }
+  MutexLock lock(functions_mu_);
+  const sandbox::FunctionId id{next_function_id_++};
+  functions_.emplace(id.value, std::move(slot));
+  return id;
+}
+
+void Shard::UnloadFunction(sandbox::FunctionId id) {
+  std::shared_ptr<FunctionSlot> slot;
+  {
+    MutexLock lock(functions_mu_);
+    auto it = functions_.find(id.value);
+    if (it == functions_.end()) return;
+    slot = std::move(it->second);
+    functions_.erase(it);
+  }
+  // `slot` (a Lua state) is freed here, outside the lock, unless a call still holds it.
+}
+
+ProcedureOutcome Shard::Execute(const ProcedureCall& call) {
+  std::shared_ptr<FunctionSlot> slot;
+  {
+    MutexLock lock(functions_mu_);
+    auto it = functions_.find(call.function.value);
+    if (it != functions_.end()) slot = it->second;
+  }
+  if (slot == nullptr) {
+    return Failed(
+        NotFoundError(std::string(call.label) + ": not loaded on shard " + std::to_string(id_)));
+  }
+  MutexLock run(slot->mu);
+  std::shared_ptr<const record::TableSchema> schema;
+  {
+    MutexLock lock(mu_);
+    ODS_CHECK(call.table < tables_.size());
+    schema = tables_[call.table]->schema;
+  }
+  const std::string where = std::string(call.label) + ": table '" + schema->name() + "', key '" +
+                            QuoteForMessage(call.key) + "'";
+  ProcedureOutcome outcome;
+  std::optional<record::Record> current;
+  for (int attempt = 0; attempt < kMaxProcedureAttempts; ++attempt) {
+    // 1. Read the record and its version (0 = absent) under the record lock, briefly.
+    uint64_t read_version = 0;
+    {
+      MutexLock lock(mu_);
+      Table& t = *tables_[call.table];
+      const std::string_view encoded = t.records.Find(call.key);
+      if (encoded.data() == nullptr || IsExpired(encoded, t.ExpiryNow(clock_))) {
+        current.reset();
+      } else {
+        record::Record& r = current ? *current : current.emplace();
+        Status s = record::Decode(encoded, t.dict, nullptr, r);
+        ODS_CHECK(s.ok());  // Only this shard encodes what it stores.
+        read_version = r.version;
+      }
+      ++stats_.gets;
+      stats_.get_hits += current ? 1 : 0;
+    }
+    // 2. Run the procedure with no record lock held: other calls on this shard go on.
+    Result<sandbox::ProcedureResult> result = slot->sandbox.CallProcedure(
+        slot->id, call.entry, call.key, current ? &current->fields : nullptr, call.args);
+    if (!result.ok()) {
+      const StatusCode code = result.status().code();
+      return Failed(result.status(), code == StatusCode::kResourceExhausted ||
+                                         code == StatusCode::kDeadlineExceeded);
+    }
+    outcome.value = std::move(result->value);
+    if (!result->record) return outcome;
+    if (call.read_only) {
+      return Failed(FailedPreconditionError(
+          where + ": the table is durable and a procedure's new record would not reach the "
+                  "durable tier; procedures may only read durable tables for now"));
+    }
+
+    // 3. Validate the new record as a Put would.
+    record::Record next;
+    next.fields = std::move(*result->record);
+    next.event_time_micros = current ? current->event_time_micros : 0;
+    for (record::Field& f : next.fields) {
+      std::optional<ValueType> stored;
+      if (auto index = schema->FieldIndex(f.name)) {
+        stored = schema->fields()[*index].type;
+      } else if (const record::Value* old = current ? current->Find(f.name) : nullptr) {
+        stored = record::TypeOf(*old);
+      }
+      CoerceToStoredType(stored, f.value);
+    }
+    const size_t bytes = record::EncodedFieldBytes(next);
+    if (call.max_record_bytes != 0 && bytes > call.max_record_bytes) {
+      return Failed(FailedPreconditionError(
+          where + ": new record of about " + std::to_string(bytes) +
+          " bytes exceeds limits.max_record_bytes " + std::to_string(call.max_record_bytes)));
+    }
+    if (Status s = schema->Validate(call.key, next); !s.ok()) {
+      return Failed(
+          FailedPreconditionError(std::string(call.label) + ": new record: " + s.message()));
+    }
+    if (WouldExceedMemory(MaxEntryBytes(call.key, next))) {
+      return Failed(ResourceExhaustedError(where + ": RAM budget reached (shard " +
+                                           std::to_string(id_) +
+                                           " is at its share of storage.ram.max_bytes)"));
+    }
+    const KeyedRecord item{call.key, &next};
+    const uint32_t only = 0;
+    if (!HasRoomForFieldNames(call.table, std::span(&item, 1), std::span(&only, 1))) {
+      return Failed(ResourceExhaustedError(where + ": a free-form table takes at most " +
+                                           std::to_string(kMaxFieldNames) +
+                                           " distinct field names"));
+    }
+
+    // 4. Commit if the record is still the version the procedure saw.
+    MutexLock lock(mu_);
+    Table& t = *tables_[call.table];
+    const std::string_view encoded = t.records.Find(call.key);
+    uint64_t live_version = 0;
+    if (encoded.data() != nullptr && !IsExpired(encoded, t.ExpiryNow(clock_))) {
+      Result<record::EncodedHeader> header = record::DecodeHeader(encoded);
+      ODS_CHECK(header.ok());
+      live_version = header->version;
+    }
+    if (live_version != read_version) continue;  // a Put or Delete got in: run again
+    const Micros ttl = t.schema->ttl_micros();
+    const uint64_t version = next_version_++;
+    record::Encode(next, ttl > 0 ? clock_.NowMicros() + ttl : 0, version, t.dict, t.scratch);
+    const int64_t delta = t.records.Upsert(call.key, t.scratch);
+    field_names_[call.table].store(t.dict.size(), std::memory_order_relaxed);
+    ++stats_.puts;
+    memory_bytes_.store(memory_bytes_.load(std::memory_order_relaxed) + delta,
+                        std::memory_order_relaxed);
+    outcome.written = true;
+    outcome.version = version;
+    return outcome;
+  }
+  return Failed(Status(StatusCode::kAborted, where + ": the record changed during each of " +
+                                                 std::to_string(kMaxProcedureAttempts) +
+                                                 " runs of the procedure; try again"));
 }
 
 }  // namespace ods::shard

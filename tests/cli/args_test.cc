@@ -58,6 +58,18 @@ TEST(CliArgsTest, RepeatedFlagIsInvalidArgument) {
   EXPECT_THAT(Parse({"--limit", "1", "--limit=2"}), StatusIs(StatusCode::kInvalidArgument));
 }
 
+TEST(CliArgsTest, RepeatableFlagCollectsEveryValueInOrder) {
+  constexpr std::string_view kWithRepeatable[] = {"--limit", "--arg..."};
+  const std::vector<std::string> args = {"f", "--arg", "a=1", "k", "--arg=b=2", "--limit", "3"};
+  const Result<ParsedArgs> r = ParseArgs(args, kWithRepeatable);
+  ASSERT_THAT(r, IsOk());
+  EXPECT_THAT(r->positional, ElementsAre("f", "k"));
+  EXPECT_THAT(r->repeated.at("--arg"), ElementsAre("a=1", "b=2"));
+  EXPECT_THAT(r->flags, ElementsAre(Pair("--limit", "3")));
+  EXPECT_THAT(ParseArgs(std::vector<std::string>{"--arg..."}, kWithRepeatable),
+              StatusIs(StatusCode::kInvalidArgument));
+}
+
 TEST(CliArgsTest, SplitListSplitsOnCommas) {
   EXPECT_THAT(*SplitList("a,b,c", "option '--fields'"), ElementsAre("a", "b", "c"));
 }

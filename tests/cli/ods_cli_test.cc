@@ -18,6 +18,7 @@
 
 #include "ods/v1/admin.pb.h"
 #include "ods/v1/features.pb.h"
+#include "ods/v1/functions.pb.h"
 #include "ods/v1/store.pb.h"
 #include "support/odsd_process.h"
 
@@ -493,6 +494,65 @@ TEST(CliOdsUsageTest, UnreachableServerExitsThree) {
   close(fd);
   EXPECT_EQ(r.exit_code, 3);
   EXPECT_THAT(r.err, StartsWith("ods: UNAVAILABLE: "));
+}
+
+TEST_F(CliOdsTest, RegisterExecAndListFunctions) {
+  TempDir dir;
+  // Procedures may only read durable tables (their writes do not reach the durable tier yet),
+  // and the embedded config's tables are durable: run this one on a RAM-only server.
+  ASSERT_EQ(odsd_.Stop(SIGTERM, 10000), 0) << odsd_.Stderr();
+  const std::string config = WriteFile(
+      dir, "odsd.yaml",
+      "server: {grpc_listen: \"127.0.0.1:0\", admin_listen: \"\"}\n"
+      "storage: {data_dir: \"" + dir.path() + "/data\", durability: none}\n"
+      "tables:\n  user_features: {key: id}\n");
+  ASSERT_TRUE(odsd_.Start({"--config", config})) << odsd_.error();
+  const std::string file = WriteFile(dir, "bump.lua", R"(
+function execute(record, args, key)
+  if key == "bad" then error("refused " .. key) end
+  local n = (record and record.n or 0) + args.by
+  return n, {n = n}
+end)");
+  const CommandResult reg = Ods({"register", "bump", "procedure", file, "--instructions", "50000"});
+  ASSERT_EQ(reg.exit_code, 0) << reg.err;
+  const auto registered = ParseJson<ods::v1::RegisterFunctionResponse>(reg.out);
+  EXPECT_EQ(registered.function().version(), 1u);
+  EXPECT_EQ(registered.function().max_instructions(), 50000u);
+
+  const CommandResult exec = Ods({"exec", "bump", "user_features", "c1", "c1", "--arg", "by=5"});
+  ASSERT_EQ(exec.exit_code, 0) << exec.err;
+  const auto executed = ParseJson<ods::v1::ExecuteResponse>(exec.out);
+  ASSERT_EQ(executed.results_size(), 2);
+  EXPECT_EQ(executed.results(1).value().int64_value(), 10);
+  EXPECT_TRUE(executed.results(1).written());
+
+  const CommandResult failing = Ods({"exec", "bump", "user_features", "ok", "bad", "--arg=by=1"});
+  EXPECT_EQ(failing.exit_code, 1);
+  EXPECT_THAT(failing.err, HasSubstr("ods: key bad: FAILED_PRECONDITION: function bump v1: line 3: "
+                                     "refused bad"));
+  EXPECT_EQ(ParseJson<ods::v1::ExecuteResponse>(failing.out).results(0).code(), 0);
+
+  const CommandResult list = Ods({"functions"});
+  ASSERT_EQ(list.exit_code, 0) << list.err;
+  const auto listed = ParseJson<ods::v1::ListFunctionsResponse>(list.out);
+  ASSERT_EQ(listed.functions_size(), 1);
+  EXPECT_EQ(listed.functions(0).name(), "bump");
+}
+
+TEST_F(CliOdsTest, RegisterOfBadLuaAndExecOfUnknownFunctionFail) {
+  TempDir dir;
+  const std::string file = WriteFile(dir, "bad.lua", "function execute()\n  return (\nend\n");
+  const CommandResult reg = Ods({"register", "broken", "procedure", file});
+  EXPECT_EQ(reg.exit_code, 1);
+  EXPECT_THAT(reg.err, StartsWith("ods: INVALID_ARGUMENT: function broken v1: line 3: "));
+  const CommandResult exec = Ods({"exec", "broken", "user_features", "k"});
+  EXPECT_EQ(exec.exit_code, 1);
+  EXPECT_THAT(exec.err, HasSubstr("NOT_FOUND: unknown function 'broken'"));
+  const CommandResult usage = Ods({"exec", "broken", "user_features"});
+  EXPECT_EQ(usage.exit_code, 2);
+  EXPECT_THAT(usage.err, HasSubstr("missing KEY"));
+  const CommandResult bad_arg = Ods({"exec", "f", "t", "k", "--arg", "noequals"});
+  EXPECT_EQ(bad_arg.exit_code, 2);
 }
 
 }  // namespace

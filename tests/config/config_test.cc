@@ -662,5 +662,84 @@ TEST(ConfigTest, BadOverrideIsRejectedNamingTheFlagAndChangesNothing) {
   }
 }
 
+// --- functions -----------------------------------------------------------------------------------
+
+// A directory with a config file and a Lua file beside it, removed when the test ends.
+class FunctionFiles {
+ public:
+  FunctionFiles()
+      : dir_(std::filesystem::path(::testing::TempDir()) /
+             ("ods_config_fn_" + std::to_string(::getpid()) + "_" +
+              ::testing::UnitTest::GetInstance()->current_test_info()->name())) {
+    std::filesystem::create_directories(dir_ / "lua");
+  }
+  ~FunctionFiles() {
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+  }
+  std::string Write(const std::string& name, std::string_view contents) const {
+    std::ofstream out(dir_ / name, std::ios::binary | std::ios::trunc);
+    out << contents;
+    return (dir_ / name).string();
+  }
+
+ private:
+  std::filesystem::path dir_;
+};
+
+TEST(ConfigTest, FunctionSourceIsReadRelativeToTheConfigFile) {
+  FunctionFiles files;
+  files.Write("lua/bump.lua", "function execute(r) return 1 end");
+  const std::string path = files.Write("odsd.yaml", R"(
+functions:
+  bump:
+    kind: procedure
+    source: lua/bump.lua
+    limits: {instructions: 5000, memory: 64KiB, wall_time: 20ms}
+  plain: {kind: derived, source: lua/bump.lua}
+)");
+  Result<Config> r = LoadFile(path);
+  ASSERT_THAT(r, IsOk());
+  ASSERT_EQ(r->functions.size(), 2u);
+  const FunctionConfig& f = r->functions[0];
+  EXPECT_EQ(f.name, "bump");
+  EXPECT_EQ(f.kind, "procedure");
+  EXPECT_EQ(f.source_path, "lua/bump.lua");
+  EXPECT_EQ(f.source, "function execute(r) return 1 end");
+  EXPECT_EQ(f.max_instructions, 5000u);
+  EXPECT_EQ(f.max_memory_bytes, 64u << 10);
+  EXPECT_EQ(f.max_wall_micros, 20'000);
+  EXPECT_EQ(f.position, path + ":3:3");
+  EXPECT_EQ(r->functions[1].max_instructions, 1'000'000u);
+  EXPECT_EQ(r->functions[1].max_wall_micros, 100'000);
+}
+
+TEST(ConfigTest, FunctionErrorsCarryFileLineColumn) {
+  FunctionFiles files;
+  files.Write("x.lua", "function compute() end");
+  const std::string path = files.Write("odsd.yaml", R"(functions:
+  missing_file: {kind: procedure, source: lua/nope.lua}
+  bad_kind: {kind: macro, source: x.lua}
+  no_kind: {source: x.lua}
+  bad_limit: {kind: derived, limits: {instructions: 0, wall_time: 10us, stack: 3}}
+  bad-name: {kind: derived}
+)");
+  Result<Config> r = LoadFile(path);
+  ASSERT_THAT(r, StatusIs(StatusCode::kInvalidArgument));
+  const std::vector<std::string> lines = Lines(r.status().message());
+  ASSERT_EQ(lines.size(), 9u) << r.status().message();
+  EXPECT_THAT(lines[0], StartsWith(path + ":2:43: functions.missing_file.source: cannot read Lua "
+                                          "source file"));
+  EXPECT_THAT(lines[1], StartsWith(path + ":3:20: functions.bad_kind.kind: unknown value 'macro'"));
+  EXPECT_THAT(lines[2], StartsWith(path + ":4:3: functions.no_kind: missing 'kind'"));
+  EXPECT_THAT(lines[3], StartsWith(path + ":5:3: functions.bad_limit: missing 'source'"));
+  EXPECT_THAT(lines[4], StartsWith(path + ":5:53: functions.bad_limit.limits.instructions:"));
+  EXPECT_THAT(lines[5], StartsWith(path + ":5:67: functions.bad_limit.limits.wall_time: '10us' "
+                                          "is too short"));
+  EXPECT_THAT(lines[6], StartsWith(path + ":5:73: unknown key 'stack'"));
+  EXPECT_THAT(lines[7], StartsWith(path + ":6:3: bad function name 'bad-name'"));
+  EXPECT_THAT(lines[8], StartsWith(path + ":6:3: functions.bad-name: missing 'source'"));
+}
+
 }  // namespace
 }  // namespace ods::config

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <limits>
 #include <optional>
+#include <ostream>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -713,6 +714,132 @@ TEST_F(SandboxTest, ManyFunctionsLoadIndependently) {
     EXPECT_THAT(*r, Optional(Value(int64_t{i})));
   }
   EXPECT_EQ(sandbox_.function_count(), 51u);
+}
+
+// --- Procedures: execute(record, args, key) -> result, new record ---
+
+using ::ods::record::Field;
+
+// Field `name` of `fields`, or nullptr.
+const Value* FieldOf(const std::vector<Field>& fields, std::string_view name) {
+  for (const Field& f : fields) {
+    if (f.name == name) return &f.value;
+  }
+  return nullptr;
+}
+
+TEST_F(SandboxTest, ProcedureSeesRecordArgsAndKeyAndReturnsNewRecord) {
+  const FunctionId id = MustLoad(R"(
+function execute(record, args, key)
+  record.n = record.n + args.by
+  record.who = key
+  return record.n, record
+end)");
+  const std::vector<Field> record = {{"n", int64_t{40}}, {"name", std::string("ann")}};
+  const std::vector<Field> args = {{"by", int64_t{2}}};
+  auto r = sandbox_.CallProcedure(id, "execute", "user-1", &record, args);
+  ASSERT_THAT(r, IsOk());
+  EXPECT_THAT(r->value, Optional(Value(int64_t{42})));
+  ASSERT_TRUE(r->record.has_value());
+  EXPECT_EQ(r->record->size(), 3u);
+  EXPECT_EQ(*FieldOf(*r->record, "n"), Value(int64_t{42}));
+  EXPECT_EQ(*FieldOf(*r->record, "name"), Value(std::string("ann")));
+  EXPECT_EQ(*FieldOf(*r->record, "who"), Value(std::string("user-1")));
+}
+
+TEST_F(SandboxTest, ProcedureGetsNilForAbsentRecordAndMayLeaveItAlone) {
+  const FunctionId id =
+      MustLoad("function execute(record, args) return record == nil and #args == 0 end");
+  auto r = sandbox_.CallProcedure(id, "execute", "k", nullptr, {});
+  ASSERT_THAT(r, IsOk());
+  EXPECT_THAT(r->value, Optional(Value(true)));
+  EXPECT_EQ(r->record, std::nullopt);
+}
+
+TEST_F(SandboxTest, ProcedureNewRecordKeepsVectorsAndDropsNothing) {
+  const FunctionId id = MustLoad("function execute(r) return nil, {v = {1.5, 2}, e = {}} end");
+  const std::vector<Field> record;
+  auto r = sandbox_.CallProcedure(id, "execute", "k", &record, {});
+  ASSERT_THAT(r, IsOk());
+  EXPECT_EQ(r->value, std::nullopt);
+  ASSERT_TRUE(r->record.has_value());
+  EXPECT_EQ(*FieldOf(*r->record, "v"), Value(std::vector<float>{1.5f, 2.0f}));
+  EXPECT_EQ(*FieldOf(*r->record, "e"), Value(std::vector<float>{}));
+}
+
+struct BadProcedureCase {
+  const char* name;
+  const char* source;
+  const char* message_part;
+};
+
+// Keeps ctest's test names stable (gtest would print the struct's bytes).
+void PrintTo(const BadProcedureCase& c, std::ostream* os) { *os << c.name; }
+
+class BadProcedureReturnTest : public SandboxTest,
+                               public ::testing::WithParamInterface<BadProcedureCase> {};
+
+TEST_P(BadProcedureReturnTest, IsFailedPreconditionNamingWhatIsWrong) {
+  const FunctionId id = MustLoad(GetParam().source);
+  const std::vector<Field> record = {{"n", int64_t{1}}};
+  auto r = sandbox_.CallProcedure(id, "execute", "k", &record, {});
+  EXPECT_THAT(r, StatusIs(StatusCode::kFailedPrecondition));
+  EXPECT_THAT(r.status().message(), HasSubstr("function f v1: "));
+  EXPECT_THAT(r.status().message(), HasSubstr(GetParam().message_part));
+  ExpectHealthy(id);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Returns, BadProcedureReturnTest,
+    ::testing::Values(
+        BadProcedureCase{"RecordIsANumber", "function execute() return 1, 2 end",
+                         "new record that is a number"},
+        BadProcedureCase{"ThreeValues", "function execute() return 1, {}, 3 end",
+                         "returned 3 values"},
+        BadProcedureCase{"NumberKey", "function execute() return 1, {[1] = 2} end", "a number key"},
+        BadProcedureCase{"NestedTable", "function execute() return 1, {n = {a = 1}} end",
+                         "field 'n' is a table that is not a list of numbers"},
+        BadProcedureCase{"FunctionField", "function execute() return 1, {n = execute} end",
+                         "field 'n' is a function"},
+        BadProcedureCase{"ResultIsAMap", "function execute() return {x = 1} end",
+                         "returned a table that is not a list of numbers"}),
+    [](const ::testing::TestParamInfo<BadProcedureCase>& info) { return info.param.name; });
+
+TEST_F(SandboxTest, ProcedureInfiniteLoopExhaustsBudgetNamingLine) {
+  const FunctionId id = MustLoad("function execute(r)\n  while true do end\nend");
+  const std::vector<Field> record = {{"n", int64_t{1}}};
+  auto r = sandbox_.CallProcedure(id, "execute", "k", &record, {});
+  EXPECT_THAT(r, StatusIs(StatusCode::kResourceExhausted));
+  EXPECT_THAT(r.status().message(), HasSubstr("function f v1: line 2: instruction budget"));
+  ExpectHealthy(id);
+}
+
+TEST_F(SandboxTest, ProcedureRecordCountsAgainstMemoryCap) {
+  Limits limits;
+  limits.memory_bytes = 64 << 10;
+  const FunctionId id = MustLoad("function execute(r) return 1 end", limits);
+  const std::vector<Field> record = {{"blob", std::string(256 << 10, 'x')}};
+  auto r = sandbox_.CallProcedure(id, "execute", "k", &record, {});
+  EXPECT_THAT(r, StatusIs(StatusCode::kResourceExhausted));
+  ExpectHealthy(id);
+}
+
+TEST_F(SandboxTest, ProcedureMissingEntryIsNotFound) {
+  const FunctionId id = MustLoad("function other() end");
+  auto r = sandbox_.CallProcedure(id, "execute", "k", nullptr, {});
+  EXPECT_THAT(r, StatusIs(StatusCode::kNotFound));
+}
+
+TEST_F(SandboxTest, CheckEntriesNamesEveryMissingEntry) {
+  const FunctionId id = MustLoad("function init() end\nfunction update() end\nmerge = 3");
+  const std::vector<std::string_view> wanted = {"init", "update", "merge", "finalize"};
+  Status s = sandbox_.CheckEntries(id, wanted);
+  EXPECT_THAT(s, StatusIs(StatusCode::kInvalidArgument));
+  EXPECT_THAT(s.message(), HasSubstr("function f v1: defines no global function 'merge', "
+                                     "'finalize'"));
+  const std::vector<std::string_view> present = {"init", "update", "ok"};
+  EXPECT_THAT(sandbox_.CheckEntries(id, present), IsOk());
+  EXPECT_THAT(sandbox_.CheckEntries(FunctionId{999}, present), StatusIs(StatusCode::kNotFound));
 }
 
 }  // namespace

@@ -526,6 +526,221 @@ TEST_F(ShardTest, ConcurrentVersionsAreUnique) {
   EXPECT_TRUE(std::is_sorted(versions_b.begin(), versions_b.end()));
 }
 
+// --- Procedures (Shard::Execute) ----------------------------------------------------------------
+
+// A fake clock that runs `on_read` once, at its `fire_at`-th read, from inside whatever reads
+// it: the sandbox's budget hook reads it while a procedure runs with no record lock held, so a
+// test can write the record in the middle of a procedure, deterministically.
+class InterruptingClock final : public Clock {
+ public:
+  Micros NowMicros() const override {
+    if (++reads_ == fire_at && on_read) on_read();
+    return 1'700'000'000'000'000;
+  }
+  int fire_at = 0;
+  std::function<void()> on_read;
+
+ private:
+  mutable int reads_ = 0;
+};
+
+class ShardProcedureTest : public ShardTest {
+ protected:
+  sandbox::FunctionId Load(std::string_view source, sandbox::Limits limits = {}) {
+    auto id = shard_.LoadFunction("proc", 3, source, limits);
+    EXPECT_TRUE(id.ok()) << id.status().message();
+    return id.ok() ? *id : sandbox::FunctionId{};
+  }
+  ProcedureOutcome Run(sandbox::FunctionId id, uint32_t table, std::string_view key,
+                       const std::vector<Field>& args = {}) {
+    ProcedureCall call;
+    call.table = table;
+    call.key = key;
+    call.function = id;
+    call.args = args;
+    call.label = "function proc v3";
+    call.max_record_bytes = 1 << 20;
+    return shard_.Execute(call);
+  }
+};
+
+TEST_F(ShardProcedureTest, UpdatesTheRecordInPlaceAndReturnsAValue) {
+  const uint64_t before = Put1(kTyped, "u1", Rec(30, "ann"));
+  const auto id = Load(R"(
+function execute(r, args) r.age = r.age + args.by; return "was " .. r.name, r end)");
+  const ProcedureOutcome out = Run(id, kTyped, "u1", {{"by", int64_t{5}}});
+  ASSERT_TRUE(out.status.ok()) << out.status.message();
+  EXPECT_EQ(out.value, Value(std::string("was ann")));
+  EXPECT_TRUE(out.written);
+  EXPECT_GT(out.version, before);
+  std::optional<Record> now = Get1(kTyped, "u1");
+  ASSERT_TRUE(now.has_value());
+  EXPECT_EQ(*now->Find("age"), Value(int64_t{35}));
+  EXPECT_EQ(now->version, out.version);
+}
+
+TEST_F(ShardProcedureTest, AbsentRecordIsNilAndMayBeCreated) {
+  const auto id = Load(R"(
+function execute(r, args, key)
+  if r == nil then return "created", {count = 1, who = key} end
+  r.count = r.count + 1
+  return "bumped", r
+end)");
+  ProcedureOutcome first = Run(id, kFree, "k1");
+  ASSERT_TRUE(first.status.ok()) << first.status.message();
+  EXPECT_EQ(first.value, Value(std::string("created")));
+  ProcedureOutcome second = Run(id, kFree, "k1");
+  EXPECT_EQ(second.value, Value(std::string("bumped")));
+  std::optional<Record> now = Get1(kFree, "k1");
+  ASSERT_TRUE(now.has_value());
+  EXPECT_EQ(*now->Find("count"), Value(int64_t{2}));
+  EXPECT_EQ(*now->Find("who"), Value(std::string("k1")));
+}
+
+TEST_F(ShardProcedureTest, ReturningNoRecordLeavesTheRecordAlone) {
+  const uint64_t v = Put1(kTyped, "u1", Rec(30));
+  const auto id = Load("function execute(r) return r.age * 2 end");
+  const ProcedureOutcome out = Run(id, kTyped, "u1");
+  ASSERT_TRUE(out.status.ok());
+  EXPECT_EQ(out.value, Value(int64_t{60}));
+  EXPECT_FALSE(out.written);
+  EXPECT_EQ(Get1(kTyped, "u1")->version, v);
+}
+
+TEST_F(ShardProcedureTest, WrongTypeForTypedTableIsRefusedNamingTableKeyField) {
+  const uint64_t v = Put1(kTyped, "u1", Rec(30));
+  const auto id = Load("function execute(r) r.age = 'old'; return 1, r end");
+  const ProcedureOutcome out = Run(id, kTyped, "u1");
+  EXPECT_EQ(out.status.code(), StatusCode::kFailedPrecondition);
+  EXPECT_THAT(out.status.message(), ::testing::HasSubstr("function proc v3: new record: "));
+  EXPECT_THAT(out.status.message(), ::testing::HasSubstr("'typed'"));
+  EXPECT_THAT(out.status.message(), ::testing::HasSubstr("u1"));
+  EXPECT_THAT(out.status.message(), ::testing::HasSubstr("age"));
+  EXPECT_FALSE(out.written);
+  EXPECT_EQ(Get1(kTyped, "u1")->version, v);
+}
+
+TEST_F(ShardProcedureTest, UnknownFieldForTypedTableIsRefused) {
+  Put1(kTyped, "u1", Rec(30));
+  const auto id = Load("function execute(r) r.color = 'red'; return 1, r end");
+  EXPECT_EQ(Run(id, kTyped, "u1").status.code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(Get1(kTyped, "u1")->Find("color"), nullptr);
+}
+
+TEST_F(ShardProcedureTest, FreeFormFieldsKeepTheirStoredTypes) {
+  Record r;
+  r.fields = {{"b", record::Bytes{"\x01\x02"}}, {"t", record::Timestamp{99}}, {"d", 1.5}};
+  Put1(kFree, "k", r);
+  const auto id = Load("function execute(r) r.d = 2; return nil, r end");
+  ASSERT_TRUE(Run(id, kFree, "k").status.ok());
+  std::optional<Record> now = Get1(kFree, "k");
+  ASSERT_TRUE(now.has_value());
+  EXPECT_EQ(*now->Find("b"), Value(record::Bytes{"\x01\x02"}));
+  EXPECT_EQ(*now->Find("t"), Value(record::Timestamp{99}));
+  EXPECT_EQ(*now->Find("d"), Value(2.0));
+}
+
+TEST_F(ShardProcedureTest, BudgetOverrunLeavesRecordUnchangedAndShardServing) {
+  const uint64_t v = Put1(kTyped, "u1", Rec(30));
+  sandbox::Limits limits;
+  limits.instructions = 100'000;
+  const auto id = Load("function execute(r)\n  r.age = 1\n  while true do end\nend", limits);
+  const ProcedureOutcome out = Run(id, kTyped, "u1");
+  EXPECT_EQ(out.status.code(), StatusCode::kResourceExhausted);
+  EXPECT_THAT(out.status.message(), ::testing::HasSubstr("function proc v3: line 3"));
+  EXPECT_EQ(Get1(kTyped, "u1")->version, v);
+  EXPECT_EQ(*Get1(kTyped, "u1")->Find("age"), Value(int64_t{30}));
+  const auto ok = Load("function execute(r) return r.age end");
+  EXPECT_EQ(Run(ok, kTyped, "u1").value, Value(int64_t{30}));
+}
+
+TEST_F(ShardProcedureTest, UnloadedFunctionIsNotFound) {
+  const auto id = Load("function execute() return 1 end");
+  shard_.UnloadFunction(id);
+  EXPECT_EQ(Run(id, kFree, "k").status.code(), StatusCode::kNotFound);
+}
+
+class ShardProcedureMemoryTest : public ShardTest {
+ protected:
+  ShardProcedureMemoryTest() : ShardTest(/*max_memory_bytes=*/512) {}
+};
+
+TEST_F(ShardProcedureMemoryTest, NewRecordPastTheRamBudgetIsRefusedAndChangesNothing) {
+  Record small;
+  small.fields = {{"s", std::string("x")}};
+  const uint64_t v = Put1(kFree, "k", small);
+  auto id = shard_.LoadFunction("grow", 1,
+                                "function execute(r) r.s = string.rep('y', 4096); "
+                                "return 1, r end",
+                                {});
+  ASSERT_TRUE(id.ok());
+  ProcedureCall call;
+  call.table = kFree;
+  call.key = "k";
+  call.function = *id;
+  call.label = "function grow v1";
+  const ProcedureOutcome out = shard_.Execute(call);
+  EXPECT_EQ(out.status.code(), StatusCode::kResourceExhausted);
+  EXPECT_THAT(out.status.message(),
+              ::testing::HasSubstr("function grow v1: table 'free', key 'k'"));
+  EXPECT_FALSE(out.written);
+  EXPECT_EQ(Get1(kFree, "k")->version, v);
+}
+
+class ShardProcedureRaceTest : public ::testing::Test {
+ protected:
+  ShardProcedureRaceTest() : shard_(0, Catalog(), clock_, 0) {}
+
+  void PutCount(int64_t count) {
+    Record r;
+    r.fields = {{"count", count}};
+    const KeyedRecord item{"k", &r};
+    const uint32_t index = 0;
+    uint64_t version = 0;
+    shard_.Put(kFree, std::span(&item, 1), std::span(&index, 1), std::span(&version, 1));
+  }
+
+  InterruptingClock clock_;
+  Shard shard_;
+};
+
+TEST_F(ShardProcedureRaceTest, PutDuringProcedureMakesItRunAgainOnTheNewRecord) {
+  PutCount(1);
+  int runs_seen = 0;
+  // The procedure spins long enough for the budget hook to read the clock several times; the
+  // third read (inside the first run) writes the record behind the procedure's back.
+  clock_.fire_at = 3;
+  clock_.on_read = [&] {
+    ++runs_seen;
+    PutCount(100);
+  };
+  sandbox::Limits limits;
+  limits.instructions = 1'000'000;
+  auto id = shard_.LoadFunction("bump", 1, R"(
+function execute(r)
+  for i = 1, 20000 do end
+  r.count = r.count + 1
+  return r.count, r
+end)",
+                                limits);
+  ASSERT_TRUE(id.ok());
+  ProcedureCall call;
+  call.table = kFree;
+  call.key = "k";
+  call.function = *id;
+  call.label = "function bump v1";
+  const ProcedureOutcome out = shard_.Execute(call);
+  ASSERT_TRUE(out.status.ok()) << out.status.message();
+  EXPECT_EQ(runs_seen, 1);
+  EXPECT_EQ(out.value, Value(int64_t{101}));  // not 2: the first run's write was dropped
+  std::vector<std::optional<Record>> got(1);
+  const std::string_view key = "k";
+  const uint32_t index = 0;
+  uint64_t budget = UINT64_MAX;
+  ASSERT_TRUE(shard_.Get(kFree, std::span(&key, 1), std::span(&index, 1), {}, got, budget));
+  EXPECT_EQ(*got[0]->Find("count"), Value(int64_t{101}));
+}
+
 }  // namespace
 }  // namespace ods::shard
 

@@ -176,6 +176,29 @@ struct Definitions {
   std::vector<DerivedFeatureConfig> features;        // file order; names unique
 };
 
+// A sandboxed Lua function (`functions:` section). The config reads the source file; the engine
+// compiles it, checks its entry points and registers it as version 1.
+struct FunctionConfig {
+  std::string name;
+  // aggregator | derived | procedure. Required. Which global functions the source must define
+  // is checked by the engine (docs/architecture.md, "Functions").
+  std::string kind;
+  // `source:` as written: a Lua text file, relative to the config file's directory (to the
+  // current directory for a config given as text). Required.
+  std::string source_path;
+  // The file's text, read when the config is loaded. At most 1 MiB.
+  std::string source;
+  // `limits: {instructions: N, memory: SIZE, wall_time: DURATION}`, each optional.
+  // Lua VM instructions per call. Default: 1000000. Range: [1, 10^12].
+  uint64_t max_instructions = 1'000'000;
+  // Bytes the function's Lua state may allocate. Default: 1 MiB. Range: [1 KiB, 1 GiB].
+  uint64_t max_memory_bytes = uint64_t{1} << 20;
+  // Wall-clock time per call. Default: 100ms. Range: [1ms, 60s].
+  Micros max_wall_micros = 100'000;
+  // "FILE:LINE:COLUMN" of the definition, for errors found after parsing (e.g. Lua syntax).
+  std::string position;
+};
+
 struct Config {
   // Where the config came from (a path, or "<embedded>"), for messages.
   std::string source;
@@ -187,6 +210,8 @@ struct Config {
   std::vector<TableConfig> tables;
   // event_templates and aggregations sections.
   Definitions definitions;
+  // functions section, in file order; names unique.
+  std::vector<FunctionConfig> functions;
 };
 
 // The durability in effect for `table` of `config`: its own, else storage.durability.
@@ -197,7 +222,8 @@ Durability DurabilityOf(const Config& config, const TableConfig& table);
 // expected". kNotFound if the file cannot be read. Thread-safe.
 Result<Config> LoadFile(const std::string& path);
 
-// As LoadFile, for YAML text; `source_name` stands for FILE in messages.
+// As LoadFile, for YAML text; `source_name` stands for FILE in messages. Function sources are
+// read relative to the current directory.
 Result<Config> LoadString(std::string_view yaml, std::string_view source_name);
 
 // Parses YAML text holding only `event_templates:` and/or `aggregations:` sections (as in a

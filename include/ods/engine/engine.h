@@ -1,7 +1,7 @@
 #pragma once
 
-#include <cstdint>
 #include <atomic>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -16,6 +16,7 @@
 #include "ods/common/status.h"
 #include "ods/config/config.h"
 #include "ods/engine/features.h"
+#include "ods/engine/functions.h"
 #include "ods/record/schema.h"
 #include "ods/record/value.h"
 #include "ods/shard/shard.h"
@@ -173,6 +174,46 @@ class Engine {
   // The event templates and aggregations in effect (config plus applied), in definition order.
   config::Definitions ListDefinitions() const;
 
+  // --- Sandboxed functions (docs/architecture.md, "Functions") ---
+
+  // Registers `spec` as the next version of its name (1 if new): compiles the source, runs its
+  // top level once under its limits, checks the entry points of its kind, loads a procedure into
+  // every shard, then publishes the new registry snapshot atomically. Calls already running keep
+  // the version they started with; later calls get the new one. Errors (registry unchanged):
+  // kInvalidArgument bad name, limits out of config's ranges (instructions [1, 10^12], memory
+  // [1 KiB, 1 GiB], wall time [1ms, 60s]), Lua syntax or top-level error (message names function,
+  // version and Lua line), missing entry point, or a kind other than the name's current one;
+  // kResourceExhausted the top level exceeds its budget. Config definitions' errors start with
+  // "FILE:LINE:COLUMN: functions.NAME: ". Cost: one Lua load (~0.1 ms) per shard for a
+  // procedure, one otherwise; serialized with other registrations.
+  Result<FunctionInfo> RegisterFunction(const FunctionSpec& spec);
+
+  // The newest version of every registered function, sorted by name. Lock-free snapshot read.
+  std::vector<FunctionInfo> ListFunctions() const;
+
+  // Runs procedure `function` (its newest version when the call starts) on each of `keys` of
+  // `table`, on the shard that owns the key (Shard::Execute: read, call
+  // execute(record, args, key), validate and store the new record if one is returned, atomically
+  // for that record). Keys run shard by shard, in request order within a shard; a key given twice
+  // runs twice. `args` reach Lua as the table `args` (name -> value).
+  // Whole-call errors (nothing runs): kNotFound unknown function or table; kInvalidArgument the
+  // function is not a procedure, no keys, too many keys (limits.max_batch_size), a bad key, an
+  // empty or repeated argument name, or arguments larger than limits.max_record_bytes.
+  // Per-key errors (that key's record unchanged; other keys unaffected), in results[i].status:
+  // kResourceExhausted / kDeadlineExceeded a budget of the function (message names function,
+  // version, Lua line) or the RAM budget; kFailedPrecondition a Lua runtime error, a bad return
+  // value, or a new record the table refuses (names table, key, field); kAborted the record kept
+  // changing under the procedure, or the key was not run because an earlier key of the same call
+  // spent the function's instruction, memory or wall-clock budget (so a runaway function costs a
+  // call one budget, not one per key).
+  // `deadline_micros` (on the engine's Clock; nullopt = none) bounds the whole call: a key is not
+  // started once it has passed, and answers kDeadlineExceeded ("not run"), record unchanged; a
+  // key already running finishes within its own budget.
+  Result<ExecuteReport> Execute(std::string_view function, std::string_view table,
+                                std::span<const std::string_view> keys,
+                                std::span<const record::Field> args,
+                                std::optional<Micros> deadline_micros = std::nullopt);
+
  private:
   Engine(config::Config config, const Clock& clock);
   struct Sweeper;
@@ -226,6 +267,11 @@ class Engine {
   struct FeaturePlan;
   const Catalog& CurrentCatalog() const { return *catalog_.load(std::memory_order_acquire); }
   // Validates `definitions` against `base`; on success returns the catalog with them added.
+  // Compiles spec in a scratch sandbox and checks its entry points (no shard involved).
+  static Status CheckFunction(const FunctionSpec& spec, uint32_t version);
+  static FunctionSpec SpecFromConfig(const config::FunctionConfig& function);
+  // CheckFunction of every config function; kInvalidArgument listing each problem, one per line.
+  static Status CheckConfigFunctions(const config::Config& config);
   // Derived features' table inputs are checked against `tables`.
   static Result<std::unique_ptr<Catalog>> ExtendCatalog(const Catalog& base,
                                                         const config::Definitions& definitions,
@@ -268,6 +314,13 @@ class Engine {
   Mutex apply_mu_;
   std::vector<std::unique_ptr<const Catalog>> catalogs_ ODS_GUARDED_BY(apply_mu_);
   std::atomic<const Catalog*> catalog_{nullptr};
+  // Functions: immutable registry snapshots, the newest published atomically; a snapshot (and
+  // each function version in it, which holds its Lua states on the shards) lives while a call
+  // uses it. Declared after shards_: destroyed first, while the shards it unloads from exist.
+  struct FunctionVersion;
+  struct FunctionRegistry;
+  Mutex register_mu_;  // serializes RegisterFunction; never held by readers
+  std::atomic<std::shared_ptr<const FunctionRegistry>> functions_;
   // Rejections are counted here (the shards see only valid events); touched only on rejection.
   std::atomic<uint64_t> events_rejected_{0};
   std::atomic<uint64_t> events_late_{0};

@@ -6,6 +6,7 @@
 #include <span>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 #include "ods/common/clock.h"
 #include "ods/common/status.h"
@@ -54,6 +55,15 @@ struct FunctionId {
 
 class LuaFunction;  // one function's Lua state; private to src/sandbox/
 
+// What a procedure call returned (Sandbox::CallProcedure).
+struct ProcedureResult {
+  // The first return value, converted as Call converts its result; nullopt for nil or nothing.
+  std::optional<record::Value> value;
+  // The second return value: nullopt when nil or absent (leave the record as it is), else the
+  // fields of the table returned, in unspecified order (the record to store in place of the old).
+  std::optional<std::vector<record::Field>> record;
+};
+
 // Holds compiled Lua functions, each in its own Lua state, and calls them under their Limits.
 // One Sandbox per shard is the intended use.
 //
@@ -99,6 +109,24 @@ class Sandbox {
   // one value, is kFailedPrecondition. Cost: ~1 us plus the chunk's top level and the entry's work.
   Result<std::optional<record::Value>> Call(FunctionId id, std::string_view entry,
                                             std::span<const record::Value> args);
+
+  // Runs the chunk in a fresh global table, then calls `entry(record, args, key)` where `record` is
+  // a table of field name -> value (nil when `record` is nullptr), `args` a table of name -> value
+  // (always a table, maybe empty) and `key` a string; values map to Lua as in Call. The entry may
+  // return up to two values: a result (converted as Call converts its result) and a new record
+  // (nil, or a table of string field names to values convertible as a result: the record to
+  // store). Errors as Call; a second value that is neither nil nor such a table, or a third value,
+  // is kFailedPrecondition naming the field at fault. The record and args tables count against
+  // the memory cap. Cost: ~1 us plus ~0.1 us per field, plus the entry's work.
+  Result<ProcedureResult> CallProcedure(FunctionId id, std::string_view entry, std::string_view key,
+                                        const std::vector<record::Field>* record,
+                                        std::span<const record::Field> args);
+
+  // Runs the chunk once in a fresh global table (under the function's budgets) and checks that it
+  // defines each of `entries` as a global function. kInvalidArgument naming the missing ones
+  // ("function f v2: defines no global function 'merge'"); budget and runtime errors of the top
+  // level as in Load; kNotFound for an unknown id.
+  Status CheckEntries(FunctionId id, std::span<const std::string_view> entries);
 
   // Bytes the function's Lua state holds now, including garbage not yet collected (counted
   // against Limits::memory_bytes beyond the empty-sandbox baseline). kNotFound if not loaded.

@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <span>
@@ -15,6 +16,7 @@
 #include "ods/common/mutex.h"
 #include "ods/record/schema.h"
 #include "ods/record/value.h"
+#include "ods/sandbox/sandbox.h"
 
 namespace ods::shard {
 
@@ -60,6 +62,33 @@ struct AggregationRead {
   aggregate::Output* values = nullptr;
   Micros* event_times = nullptr;  // the entity's newest event (at or before the as-of time)
   uint8_t* found = nullptr;       // 1 if the entity had any event (at or before the as-of time)
+};
+
+// A procedure to run on one record of this shard (Shard::Execute). Borrowed for the call.
+struct ProcedureCall {
+  uint32_t table = 0;
+  std::string_view key;
+  sandbox::FunctionId function;         // loaded into this shard by LoadFunction
+  std::string_view entry = "execute";   // the global Lua function to call
+  std::span<const record::Field> args;  // the call's named arguments
+  std::string_view label;               // "function NAME vVERSION": starts errors found after Lua
+  uint64_t max_record_bytes = 0;        // limits.max_record_bytes for a new record; 0 = none
+  // The table's writes go to the durable tier, which a procedure's write does not reach yet: a
+  // new record is refused (kFailedPrecondition) and the procedure may only read.
+  bool read_only = false;
+};
+
+// What Shard::Execute did to one record.
+struct ProcedureOutcome {
+  // OK, or why the record was left unchanged (codes in Shard::Execute).
+  Status status;
+  // The procedure's result (nullopt for nil, and on error).
+  std::optional<record::Value> value;
+  // True if the procedure returned a new record and it was stored, with `version`.
+  bool written = false;
+  uint64_t version = 0;
+  // True when the error is a spent instruction, memory or wall-clock budget of the function.
+  bool budget_exhausted = false;
 };
 
 // Counters of one shard, summed by the engine for server stats.
@@ -187,6 +216,38 @@ class alignas(64) Shard {
   // pass, or moved by the map's growth, may wait for the next pass.
   size_t SweepIdleEntities(size_t max_visits);
 
+  // --- Sandboxed functions. Each function loaded here has its own Lua state and its own lock:
+  // calls of one function on this shard run one at a time, calls of different functions may
+  // overlap. The record lock is never held while Lua runs. ---
+
+  // Compiles `source` into a new Lua state of this shard (sandbox::Sandbox::Load, same errors:
+  // kInvalidArgument bad source, kResourceExhausted budget spent by the top level, ...). The
+  // function stays loaded until UnloadFunction. Never waits for a running procedure.
+  Result<sandbox::FunctionId> LoadFunction(std::string_view name, uint32_t version,
+                                           std::string_view source, const sandbox::Limits& limits);
+
+  // Forgets a function loaded by LoadFunction; a call of it in flight finishes first (its state
+  // is freed when that call ends). No-op for an unknown id. Never waits.
+  void UnloadFunction(sandbox::FunctionId id);
+
+  // Runs procedure `call.function` on the record of `call.key` (read-modify-write, atomic for
+  // that record): reads the record (nil when absent or expired), calls
+  // `entry(record, args, key)` in the function's sandbox with no record lock held, and, if it
+  // returns a new record, validates it like a Put (schema, limits.max_record_bytes, the shard's
+  // RAM share and field-name cap) and stores it only if the record is still the version it read;
+  // if a Put, Delete or another function got in between, runs the procedure again on the new
+  // record (at most 4 runs in all). The new record replaces the old one whole and keeps its event
+  // time. A Lua integer is stored as a double or timestamp, and a Lua string as bytes, where the
+  // table declares (or, free-form, the old record held) that type.
+  // Errors (record unchanged): the sandbox's (kResourceExhausted, kDeadlineExceeded: budget;
+  // kFailedPrecondition: runtime error or bad return; kNotFound: missing entry or function not
+  // loaded); kFailedPrecondition for a new record the table refuses (message names function,
+  // table, key, field); kResourceExhausted when the new record would take the shard past its RAM
+  // share or the table past kMaxFieldNames; kAborted when the record changed under every run.
+  // Cost: the Lua call (~2 us for a small record) plus a decode and an encode; waits while the
+  // same function runs on this shard for another call.
+  ProcedureOutcome Execute(const ProcedureCall& call);
+
   // --- Events and aggregations. Templates and aggregations are added, never removed; ids are
   // dense and the engine adds them to every shard in the same order. ---
 
@@ -232,6 +293,11 @@ class alignas(64) Shard {
   std::atomic<uint64_t> event_bytes_{0};   // events_->TrackedBytes(); written under mu_
   // Field names per table (dictionary sizes), written under mu_, read lock-free. Fixed length.
   std::unique_ptr<std::atomic<size_t>[]> field_names_;
+
+  struct FunctionSlot;  // one loaded function: its Sandbox and the lock its calls take
+  Mutex functions_mu_;  // guards the map only; held for a lookup, never across Lua
+  uint64_t next_function_id_ ODS_GUARDED_BY(functions_mu_) = 1;
+  std::map<uint64_t, std::shared_ptr<FunctionSlot>> functions_ ODS_GUARDED_BY(functions_mu_);
 
   alignas(64) Mutex mu_;
   uint64_t next_version_ ODS_GUARDED_BY(mu_) = 1;

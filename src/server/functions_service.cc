@@ -1,0 +1,99 @@
+#include "functions_service.h"
+
+#include <algorithm>
+#include <chrono>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "convert.h"
+#include "status_mapping.h"
+
+namespace ods::server {
+
+FunctionsService::FunctionsService(engine::Engine& engine, size_t workers) : engine_(engine) {
+  workers = std::max<size_t>(workers, 1);
+  for (size_t i = 0; i < workers; ++i) workers_.emplace_back([this] { Work(); });
+}
+
+FunctionsService::~FunctionsService() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  for (std::thread& t : workers_) t.join();
+}
+
+void FunctionsService::Work() {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (true) {
+    cv_.wait(lock, [this] { return stop_ || !queue_.empty(); });
+    if (queue_.empty()) return;  // stopping, and nothing left to run
+    std::function<void()> call = std::move(queue_.front());
+    queue_.pop_front();
+    lock.unlock();
+    call();
+    lock.lock();
+  }
+}
+
+grpc::ServerUnaryReactor* FunctionsService::Execute(grpc::CallbackServerContext* ctx,
+                                                    const ods::v1::ExecuteRequest* req,
+                                                    ods::v1::ExecuteResponse* resp) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  auto run = [this, ctx, reactor, req, resp] {
+    std::vector<record::Field> args;
+    args.reserve(req->args_size());
+    for (const auto& [name, value] : req->args()) {
+      record::Field& field = args.emplace_back();
+      field.name = name;
+      if (!FromProto(value, field.value)) {
+        reactor->Finish(ToGrpcStatus(
+            InvalidArgumentError("function '" + QuoteForMessage(req->function()) + "': argument '" +
+                                 QuoteForMessage(name) + "' has no value set")));
+        return;
+      }
+    }
+    const std::vector<std::string_view> keys(req->keys().begin(), req->keys().end());
+    // The client's deadline bounds the whole call: keys not started by then are not run (the
+    // engine's clock is the system clock in odsd, microseconds since the epoch).
+    std::optional<Micros> deadline;
+    if (ctx->deadline() != std::chrono::system_clock::time_point::max()) {
+      deadline =
+          std::chrono::duration_cast<std::chrono::microseconds>(ctx->deadline().time_since_epoch())
+              .count();
+    }
+    Result<engine::ExecuteReport> report =
+        engine_.Execute(req->function(), req->table(), keys, args, deadline);
+    if (!report.ok()) {
+      reactor->Finish(ToGrpcStatus(report.status()));
+      return;
+    }
+    resp->set_function_version(report->function_version);
+    resp->mutable_results()->Reserve(req->keys_size());
+    for (int i = 0; i < req->keys_size(); ++i) {
+      const engine::ExecuteResult& in = report->results[i];
+      ods::v1::ExecuteResult* out = resp->add_results();
+      out->set_key(req->keys(i));
+      // Per-key statuses go through the same mapping as call statuses (kInternal text hidden).
+      const grpc::Status status = ToGrpcStatus(in.status);
+      out->set_code(static_cast<int32_t>(status.error_code()));
+      out->set_message(status.error_message());
+      if (in.value) ToProto(*in.value, *out->mutable_value());
+      out->set_written(in.written);
+      out->set_version(in.version);
+    }
+    reactor->Finish(grpc::Status::OK);
+  };
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    queue_.push_back(std::move(run));
+  }
+  cv_.notify_one();
+  return reactor;
+}
+
+}  // namespace ods::server

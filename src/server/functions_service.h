@@ -1,0 +1,48 @@
+#pragma once
+
+#include <condition_variable>
+#include <cstddef>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "ods/engine/engine.h"
+#include "ods/v1/functions.grpc.pb.h"
+
+namespace ods::server {
+
+// ods.v1.Functions over the callback API. A procedure may run up to its wall-clock budget per key,
+// so Execute does not run on gRPC's callback threads (which also serve every Get and Put): the
+// handler queues the call to this service's own workers and returns; a worker runs it and
+// finishes the RPC. A runaway procedure thus holds one worker, never a gRPC thread; when every
+// worker is busy, Execute calls wait in the queue while other RPCs are served as usual.
+// Thread-safe; `engine` must outlive the service. The destructor runs the queued calls and joins
+// the workers (the gRPC server is shut down first, so nothing is queued after).
+class FunctionsService final : public ods::v1::Functions::CallbackService {
+ public:
+  // `workers` >= 1 threads run Execute calls.
+  FunctionsService(engine::Engine& engine, size_t workers);
+  ~FunctionsService() override;
+  FunctionsService(const FunctionsService&) = delete;
+  FunctionsService& operator=(const FunctionsService&) = delete;
+
+  // Errors of the whole call as Engine::Execute (INVALID_ARGUMENT also for an unset arg value);
+  // per-key outcomes in results[i].code/message.
+  grpc::ServerUnaryReactor* Execute(grpc::CallbackServerContext* ctx,
+                                    const ods::v1::ExecuteRequest* req,
+                                    ods::v1::ExecuteResponse* resp) override;
+
+ private:
+  void Work();
+
+  engine::Engine& engine_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> queue_;  // guarded by mu_
+  bool stop_ = false;                        // guarded by mu_
+  std::vector<std::thread> workers_;         // last: started after the members above exist
+};
+
+}  // namespace ods::server
