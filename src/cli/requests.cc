@@ -155,6 +155,23 @@ Result<ods::v1::PutRequest> BuildPutFromJson(const ParsedArgs& args, std::string
   return request;
 }
 
+// The text of a FILE argument: the file at `path`, or standard input for "-".
+Result<std::string> ReadFileArgument(const std::string& path, std::istream& in) {
+  if (path == "-") return ReadStdin(in, "FILE -");
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    return InvalidArgumentError("FILE '" + path + "' is a directory");
+  }
+  std::ifstream file(path, std::ios::binary);
+  if (!file) {
+    return InvalidArgumentError("can't open FILE '" + path +
+                                "': " + std::generic_category().message(errno));
+  }
+  std::string text(std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>{});
+  if (file.bad()) return InvalidArgumentError("reading FILE '" + path + "' failed");
+  return text;
+}
+
 }  // namespace
 
 Result<ods::v1::PutRequest> BuildPutRequest(const ParsedArgs& args, std::istream& in) {
@@ -299,26 +316,8 @@ Result<ods::v1::ApplyDefinitionsRequest> BuildApplyRequest(const ParsedArgs& arg
     return InvalidArgumentError("missing FILE (or '-' for stdin)");
   }
   ODS_RETURN_IF_ERROR(RejectExtra(args, 1, "apply takes one FILE"));
-  const std::string& path = args.positional[0];
   ods::v1::ApplyDefinitionsRequest request;
-  if (path == "-") {
-    ODS_ASSIGN_OR_RETURN(*request.mutable_yaml(), ReadStdin(in, "FILE -"));
-    return request;
-  }
-  std::error_code ec;
-  if (std::filesystem::is_directory(path, ec)) {
-    return InvalidArgumentError("FILE '" + path + "' is a directory");
-  }
-  std::ifstream file(path, std::ios::binary);
-  if (!file) {
-    return InvalidArgumentError("can't open FILE '" + path +
-                                "': " + std::generic_category().message(errno));
-  }
-  request.mutable_yaml()->assign(std::istreambuf_iterator<char>(file),
-                                 std::istreambuf_iterator<char>{});
-  if (file.bad()) {
-    return InvalidArgumentError("reading FILE '" + path + "' failed");
-  }
+  ODS_ASSIGN_OR_RETURN(*request.mutable_yaml(), ReadFileArgument(args.positional[0], in));
   return request;
 }
 
@@ -362,23 +361,7 @@ Result<ods::v1::RegisterFunctionRequest> BuildRegisterRequest(const ParsedArgs& 
   ods::v1::RegisterFunctionRequest request;
   request.set_name(args.positional[0]);
   request.set_kind(args.positional[1]);
-  const std::string& path = args.positional[2];
-  if (path == "-") {
-    ODS_ASSIGN_OR_RETURN(*request.mutable_source(), ReadStdin(in, "FILE -"));
-  } else {
-    std::error_code ec;
-    if (std::filesystem::is_directory(path, ec)) {
-      return InvalidArgumentError("FILE '" + path + "' is a directory");
-    }
-    std::ifstream file(path, std::ios::binary);
-    if (!file) {
-      return InvalidArgumentError("can't open FILE '" + path +
-                                  "': " + std::generic_category().message(errno));
-    }
-    request.mutable_source()->assign(std::istreambuf_iterator<char>(file),
-                                     std::istreambuf_iterator<char>{});
-    if (file.bad()) return InvalidArgumentError("reading FILE '" + path + "' failed");
-  }
+  ODS_ASSIGN_OR_RETURN(*request.mutable_source(), ReadFileArgument(args.positional[2], in));
   if (const std::string* v = args.Find("--instructions")) {
     ODS_ASSIGN_OR_RETURN(const int64_t n, ParseInt64(*v, "--instructions"));
     if (n <= 0) return InvalidArgumentError("--instructions must be > 0, got '" + *v + "'");
