@@ -797,7 +797,7 @@ Result<std::vector<FeatureColumn>> Engine::Lookup(const Catalog& catalog,
     derived[f] = catalog.derived.empty() ? nullptr : catalog.FindDerived(features[f]);
     if (derived[f] == nullptr) {
       read_of[f] = static_cast<int64_t>(reads.size());
-      inputs.emplace(features[f], reads.size());
+      if (!catalog.derived.empty()) inputs.emplace(features[f], reads.size());
       reads.push_back(features[f]);
     }
   }
