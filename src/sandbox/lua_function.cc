@@ -23,6 +23,7 @@
 #include "ods/sandbox/sandbox.h"
 #include "sandbox/allow_list.h"
 #include "sandbox/budget.h"
+#include "sandbox/state_codec.h"
 
 // Functions that Lua calls (allocator, hook, message handler, trampolines) may be unwound by a
 // Lua error (longjmp): they keep only trivially destructible locals, so no destructor is skipped.
@@ -212,6 +213,73 @@ int CallTrampoline(lua_State* L) {
   }
   lua_call(L, static_cast<int>(call->args.size()), LUA_MULTRET);
   return lua_gettop(L) - 1;
+}
+
+struct AggregateArgs {
+  const AggregatorEvent* event = nullptr;  // set: update; null: finish
+  std::string_view state;                  // update: the tile's state; empty = init() first
+  std::span<const std::string_view> tiles;  // finish: the window's tile states, oldest first
+};
+
+// Pushes global function `name` of the environment at index 1; raises if there is none.
+void PushEntry(lua_State* L, const char* name) {
+  lua_pushstring(L, name);
+  if (lua_rawget(L, 1) != LUA_TFUNCTION) {
+    luaL_error(L, "defines no global function '%s'", name);
+  }
+}
+
+// Aggregator calls in a fresh environment: update(state or init(), event, time), or finalize
+// of the tiles merged in order (finalize(init()) for none). Returns the last call's results.
+int AggregateTrampoline(lua_State* L) {
+  auto* a = static_cast<AggregateArgs*>(lua_touserdata(L, 1));
+  lua_settop(L, 0);
+  PushFreshEnvironment(L);  // 1
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &kChunkKey);
+  lua_pushvalue(L, 1);
+  lua_setupvalue(L, -2, 1);
+  lua_call(L, 0, 0);
+  if (a->event != nullptr) {
+    PushEntry(L, "update");  // 2
+    if (a->state.empty()) {
+      PushEntry(L, "init");
+      lua_call(L, 0, 1);
+    } else {
+      PushState(L, a->state);
+    }
+    const AggregatorEvent& e = *a->event;
+    if (e.value != nullptr) {
+      PushValue(L, *e.value);
+    } else {
+      lua_createtable(L, 0, static_cast<int>(std::min<size_t>(e.names.size(), 1 << 10)));
+      for (size_t i = 0; i < e.names.size() && i < e.values.size(); ++i) {
+        if (e.values[i] == nullptr) continue;
+        lua_pushlstring(L, e.names[i].data(), e.names[i].size());
+        PushValue(L, *e.values[i]);
+        lua_rawset(L, -3);
+      }
+    }
+    lua_pushinteger(L, e.time);
+    lua_call(L, 3, LUA_MULTRET);
+    return lua_gettop(L) - 1;
+  }
+  if (a->tiles.empty()) {
+    PushEntry(L, "init");
+    lua_call(L, 0, 1);  // 2: the accumulator
+  } else {
+    PushState(L, a->tiles[0]);
+    for (size_t i = 1; i < a->tiles.size(); ++i) {
+      PushEntry(L, "merge");
+      lua_pushvalue(L, 2);
+      PushState(L, a->tiles[i]);
+      lua_call(L, 2, 1);
+      lua_replace(L, 2);
+    }
+  }
+  PushEntry(L, "finalize");
+  lua_pushvalue(L, 2);
+  lua_call(L, 1, LUA_MULTRET);
+  return lua_gettop(L) - 2;
 }
 
 // A present Value of type T, built in place (moving a temporary Value into the optional trips
@@ -459,6 +527,52 @@ Result<ProcedureResult> LuaFunction::CallProcedure(std::string_view entry, std::
     } else {
       result = error;
     }
+  }
+  FinishCall(status);
+  return result;
+}
+
+Status LuaFunction::AggregatorUpdate(std::string& state, const AggregatorEvent& event) {
+  lua_State* L = state_.get();
+  AggregateArgs args;
+  args.event = &event;
+  args.state = state;
+  const int status = RunProtected(AggregateTrampoline, &args);
+  Status result;
+  if (status != LUA_OK) {
+    result = RunError(status, /*at_load=*/false);
+  } else if (const int results = lua_gettop(L) - 1; results != 1) {
+    result = FailedPreconditionError(Prefix(0) + "'update' returned " + std::to_string(results) +
+                                     " values; expected one, the new state");
+  } else {
+    scratch_.clear();
+    const std::string why = EncodeState(L, 2, scratch_);
+    if (why.empty()) {
+      state.assign(scratch_);
+    } else {
+      result = FailedPreconditionError(Prefix(0) + "'update' returned a state that " + why +
+                                       "; a state is nil, booleans, numbers, strings and tables "
+                                       "of those");
+    }
+  }
+  FinishCall(status);
+  return result;
+}
+
+Result<std::optional<record::Value>> LuaFunction::AggregatorFinish(
+    std::span<const std::string_view> tiles) {
+  lua_State* L = state_.get();
+  AggregateArgs args;
+  args.tiles = tiles;
+  const int status = RunProtected(AggregateTrampoline, &args);
+  Result<std::optional<record::Value>> result = std::optional<record::Value>();
+  if (status != LUA_OK) {
+    result = RunError(status, /*at_load=*/false);
+  } else if (const int results = lua_gettop(L) - 1; results > 1) {
+    result = FailedPreconditionError(Prefix(0) + "'finalize' returned " +
+                                     std::to_string(results) + " values; expected at most one");
+  } else if (results == 1) {
+    result = ToValue(2, "'finalize' returned");
   }
   FinishCall(status);
   return result;

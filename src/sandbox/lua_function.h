@@ -41,6 +41,10 @@ class LuaFunction {
                                         const std::vector<record::Field>* record,
                                         std::span<const record::Field> args);
 
+  Status AggregatorUpdate(std::string& state, const AggregatorEvent& event);
+
+  Result<std::optional<record::Value>> AggregatorFinish(std::span<const std::string_view> tiles);
+
   Status CheckEntries(std::span<const std::string_view> entries);
 
   uint64_t memory_in_use() const { return budget_.bytes_in_use; }
@@ -74,6 +78,7 @@ class LuaFunction {
   const Limits limits_;
   Budget budget_;
   std::unique_ptr<lua_State, LuaCloser> state_;
+  std::string scratch_;  // an encoded state, reused across calls
 };
 
 }  // namespace ods::sandbox

@@ -88,6 +88,24 @@ Result<ProcedureResult> Sandbox::CallProcedure(FunctionId id, std::string_view e
   return it->second->CallProcedure(entry, key, record, args);
 }
 
+Status Sandbox::AggregatorUpdate(FunctionId id, std::string& state,
+                                 const AggregatorEvent& event) {
+  auto it = functions_.find(id.value);
+  if (it == functions_.end()) {
+    return NotFoundError("no function with id " + std::to_string(id.value));
+  }
+  return it->second->AggregatorUpdate(state, event);
+}
+
+Result<std::optional<record::Value>> Sandbox::AggregatorFinish(
+    FunctionId id, std::span<const std::string_view> tiles) {
+  auto it = functions_.find(id.value);
+  if (it == functions_.end()) {
+    return NotFoundError("no function with id " + std::to_string(id.value));
+  }
+  return it->second->AggregatorFinish(tiles);
+}
+
 Status Sandbox::CheckEntries(FunctionId id, std::span<const std::string_view> entries) {
   auto it = functions_.find(id.value);
   if (it == functions_.end()) {

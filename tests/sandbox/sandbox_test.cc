@@ -24,7 +24,9 @@ using ::ods::record::Bytes;
 using ::ods::record::Timestamp;
 using ::ods::record::Value;
 using ::ods::testing::IsOk;
+using ::ods::testing::IsOkAndHolds;
 using ::ods::testing::StatusIs;
+using ::testing::AllOf;
 using ::testing::HasSubstr;
 using ::testing::Optional;
 
@@ -840,6 +842,167 @@ TEST_F(SandboxTest, CheckEntriesNamesEveryMissingEntry) {
   const std::vector<std::string_view> present = {"init", "update", "ok"};
   EXPECT_THAT(sandbox_.CheckEntries(id, present), IsOk());
   EXPECT_THAT(sandbox_.CheckEntries(FunctionId{999}, present), StatusIs(StatusCode::kNotFound));
+}
+
+
+// ---- Aggregators ------------------------------------------------------------------------------
+
+class AggregatorTest : public SandboxTest {
+ protected:
+  // Folds `values` (as the aggregated field, times 1, 2, ...) into one fresh state.
+  std::string Fold(FunctionId id, const std::vector<Value>& values) {
+    std::string state;
+    Micros t = 0;
+    for (const Value& v : values) {
+      AggregatorEvent e;
+      e.value = &v;
+      e.time = ++t;
+      EXPECT_THAT(sandbox_.AggregatorUpdate(id, state, e), IsOk());
+    }
+    return state;
+  }
+  Result<std::optional<Value>> Finish(FunctionId id, const std::vector<std::string>& tiles) {
+    std::vector<std::string_view> views(tiles.begin(), tiles.end());
+    return sandbox_.AggregatorFinish(id, views);
+  }
+};
+
+constexpr std::string_view kMeanAggregator = R"(
+function init() return {sum = 0, n = 0} end
+function update(s, v, t) s.sum = s.sum + v; s.n = s.n + 1; return s end
+function merge(a, b) return {sum = a.sum + b.sum, n = a.n + b.n} end
+function finalize(s) if s.n == 0 then return nil end return s.sum / s.n end
+)";
+
+TEST_F(AggregatorTest, FoldsMergesAndFinalizesTableStates) {
+  const FunctionId id = MustLoad(kMeanAggregator);
+  const std::string a = Fold(id, {Value(int64_t{1}), Value(int64_t{2})});
+  const std::string b = Fold(id, {Value(6.0)});
+  EXPECT_THAT(Finish(id, {a, b}), IsOkAndHolds(Optional(Value(3.0))));
+  EXPECT_THAT(Finish(id, {a}), IsOkAndHolds(Optional(Value(1.5))));
+  // No tiles: finalize(init()).
+  EXPECT_THAT(Finish(id, {}), IsOkAndHolds(std::optional<Value>()));
+}
+
+TEST_F(AggregatorTest, StatesKeepIntegersFloatsStringsBooleansAndNesting) {
+  const FunctionId id = MustLoad(R"(
+function init() return nil end
+function update(s, v) return {i = 7, f = 0.5, s = "x\0y", b = false, nested = {{1}, {k = true}}} end
+function merge(a, b) return a end
+function finalize(s)
+  assert(math.type(s.i) == "integer" and s.i == 7)
+  assert(math.type(s.f) == "float" and s.f == 0.5)
+  assert(s.s == "x\0y" and s.b == false and s.nested[1][1] == 1 and s.nested[2].k == true)
+  return "ok"
+end
+)");
+  const std::string state = Fold(id, {Value(int64_t{1})});
+  EXPECT_THAT(Finish(id, {state}), IsOkAndHolds(Optional(Value(std::string("ok")))));
+}
+
+TEST_F(AggregatorTest, WholeEventTableWhenNoFieldIsNamed) {
+  const FunctionId id = MustLoad(R"(
+function init() return 0 end
+function update(s, e, t) return s + e.amount * (e.vip and 2 or 1) + t end
+function merge(a, b) return a + b end
+function finalize(s) return s end
+)");
+  const std::vector<std::string> names = {"amount", "vip", "note"};
+  const Value amount(10.0);
+  const Value vip(true);
+  const std::vector<const Value*> values = {&amount, &vip, nullptr};
+  AggregatorEvent e;
+  e.names = names;
+  e.values = values;
+  e.time = 5;
+  std::string state;
+  ASSERT_THAT(sandbox_.AggregatorUpdate(id, state, e), IsOk());
+  EXPECT_THAT(Finish(id, {state}), IsOkAndHolds(Optional(Value(25.0))));
+}
+
+TEST_F(AggregatorTest, UnstorableStateIsFailedPreconditionNamingWhereAndStateIsKept) {
+  const FunctionId id = MustLoad(R"(
+function init() return 1 end
+function update(s, v) if v == 0 then return {a = {cb = print or function() end}} end return s + v end
+function merge(a, b) return a + b end
+function finalize(s) return s end
+)");
+  std::string state = Fold(id, {Value(int64_t{2})});
+  const std::string before = state;
+  const Value zero(int64_t{0});
+  AggregatorEvent e;
+  e.value = &zero;
+  EXPECT_THAT(sandbox_.AggregatorUpdate(id, state, e),
+              StatusIs(StatusCode::kFailedPrecondition,
+                       AllOf(HasSubstr("function f v1"), HasSubstr("holds a function at state.a.cb"))));
+  EXPECT_EQ(state, before);
+  EXPECT_THAT(Finish(id, {state}), IsOkAndHolds(Optional(Value(int64_t{3}))));
+}
+
+TEST_F(AggregatorTest, StateOverSizeLimitIsRefused) {
+  const FunctionId id = MustLoad(R"(
+function init() return "" end
+function update(s, v) return s .. string.rep("x", 40000) end
+function merge(a, b) return a end
+function finalize(s) return #s end
+)", Limits{.instructions = 1'000'000, .memory_bytes = 8 << 20, .wall_micros = 1'000'000});
+  std::string state = Fold(id, {Value(int64_t{1})});
+  const Value one(int64_t{1});
+  AggregatorEvent e;
+  e.value = &one;
+  EXPECT_THAT(sandbox_.AggregatorUpdate(id, state, e),
+              StatusIs(StatusCode::kFailedPrecondition, HasSubstr("larger than 64 KiB")));
+}
+
+TEST_F(AggregatorTest, RuntimeErrorAndBudgetNameFunctionAndLine) {
+  const FunctionId id = MustLoad(R"(
+function init() return 0 end
+function update(s, v)
+  if v < 0 then error("negative amount") end
+  if v == 0 then while true do end end
+  return s + v
+end
+function merge(a, b) return a + b end
+function finalize(s) return s end
+)",
+                                 Limits{.instructions = 100'000});
+  std::string state;
+  const Value negative(int64_t{-1});
+  const Value zero(int64_t{0});
+  AggregatorEvent e;
+  e.value = &negative;
+  EXPECT_THAT(sandbox_.AggregatorUpdate(id, state, e),
+              StatusIs(StatusCode::kFailedPrecondition,
+                       AllOf(HasSubstr("function f v1: line 4"), HasSubstr("negative amount"))));
+  e.value = &zero;
+  EXPECT_THAT(sandbox_.AggregatorUpdate(id, state, e),
+              StatusIs(StatusCode::kResourceExhausted, HasSubstr("line 5")));
+  EXPECT_TRUE(state.empty());
+  ExpectHealthy(id);
+}
+
+TEST_F(AggregatorTest, NoStateLeaksBetweenCallsThroughGlobals) {
+  const FunctionId id = MustLoad(R"(
+calls = 0
+function init() return 0 end
+function update(s, v) calls = calls + 1; return s + calls end
+function merge(a, b) return a + b end
+function finalize(s) return s end
+)");
+  // Every update sees calls == 0 before it: the state grows by exactly 1 per event.
+  const std::string state =
+      Fold(id, {Value(int64_t{1}), Value(int64_t{1}), Value(int64_t{1}), Value(int64_t{1})});
+  EXPECT_THAT(Finish(id, {state}), IsOkAndHolds(Optional(Value(int64_t{4}))));
+}
+
+TEST_F(AggregatorTest, CorruptStateIsAnErrorNotACrash) {
+  const FunctionId id = MustLoad(kMeanAggregator);
+  for (std::string bad : {std::string("T\xff\xff\xff\x7f"), std::string("s\x10\0\0\0ab", 7),
+                          std::string("q"), std::string("i123")}) {
+    EXPECT_THAT(Finish(id, {bad}), StatusIs(StatusCode::kFailedPrecondition,
+                                            HasSubstr("corrupt aggregator state")));
+  }
+  ExpectHealthy(id);
 }
 
 }  // namespace

@@ -36,6 +36,24 @@ MATCHER_P(StatusIs, code, "has status code " + std::string(StatusCodeName(code))
   return s.code() == code;
 }
 
+// EXPECT_THAT(r, StatusIs(StatusCode::kNotFound, HasSubstr("table 'x'"))): code and message.
+MATCHER_P2(StatusIs, code, message_matcher,
+           "has status code " + std::string(StatusCodeName(code)) + " and a matching message") {
+  const Status s = ::ods::testing::internal::GetStatus(arg);
+  *result_listener << "status is " << s.ToString();
+  return s.code() == code &&
+         ::testing::ExplainMatchResult(message_matcher, s.message(), result_listener);
+}
+
+// EXPECT_THAT(result, IsOkAndHolds(Eq(3))): an OK Result whose value matches.
+MATCHER_P(IsOkAndHolds, value_matcher, "is OK and holds a matching value") {
+  if (!arg.ok()) {
+    *result_listener << "status is " << arg.status().ToString();
+    return false;
+  }
+  return ::testing::ExplainMatchResult(value_matcher, *arg, result_listener);
+}
+
 MATCHER(IsOk, "is OK") {
   const Status s = ::ods::testing::internal::GetStatus(arg);
   *result_listener << "status is " << s.ToString();

@@ -4,6 +4,7 @@
 #include <memory>
 #include <optional>
 #include <span>
+#include <string>
 #include <string_view>
 #include <unordered_map>
 #include <vector>
@@ -64,6 +65,17 @@ struct ProcedureResult {
   std::optional<std::vector<record::Field>> record;
 };
 
+// One event as an aggregator's update sees it (Sandbox::AggregatorUpdate). Borrowed for the call.
+struct AggregatorEvent {
+  // The aggregated field's value: update's `event` argument is this value. When null, `event` is
+  // a table of names[i] -> *values[i] over the non-null values (the whole event).
+  const record::Value* value = nullptr;
+  std::span<const std::string> names;
+  std::span<const record::Value* const> values;  // parallel to names; null = absent
+  // update's `time` argument: the event time in microseconds.
+  Micros time = 0;
+};
+
 // Holds compiled Lua functions, each in its own Lua state, and calls them under their Limits.
 // One Sandbox per shard is the intended use.
 //
@@ -121,6 +133,24 @@ class Sandbox {
   Result<ProcedureResult> CallProcedure(FunctionId id, std::string_view entry, std::string_view key,
                                         const std::vector<record::Field>* record,
                                         std::span<const record::Field> args);
+
+  // --- Aggregators: functions that define init(), update(state, event, time) -> state,
+  // merge(a, b) -> state and finalize(state) -> value. A state lives outside Lua between calls as
+  // opaque bytes: a Lua value of nil, booleans, numbers, strings and tables of those (string,
+  // number or boolean keys), nested at most 16 deep, at most 64 KiB encoded; a state holding
+  // anything else (a function, say) is kFailedPrecondition naming where ("holds a function at
+  // state.cb"). Each call below runs the chunk in a fresh global table once, under one budget.
+
+  // Folds one event into a tile's state: `state` empty means a new tile, whose state starts as
+  // init(); then state = update(state, event, time). On success `state` holds the new state; on
+  // error it is unchanged. Errors as Call. Cost: ~1-2 us plus decoding and encoding the state.
+  Status AggregatorUpdate(FunctionId id, std::string& state, const AggregatorEvent& event);
+
+  // The value of a window from its tiles' states in ascending time order: acc = tiles[0], then
+  // acc = merge(acc, tiles[i]) for each later tile, then finalize(acc), converted as Call
+  // converts a result; with no tiles, finalize(init()). Errors as Call.
+  Result<std::optional<record::Value>> AggregatorFinish(FunctionId id,
+                                                        std::span<const std::string_view> tiles);
 
   // Runs the chunk once in a fresh global table (under the function's budgets) and checks that it
   // defines each of `entries` as a global function. kInvalidArgument naming the missing ones
