@@ -961,5 +961,157 @@ TEST(WindowStartTest, IsTheOldEdgeOfTheWindowAndClampsAtTheInt64Limit) {
             std::numeric_limits<Micros>::min());
 }
 
+
+// ---- user-defined fns -------------------------------------------------------------------------
+
+// A test fn: the sum of int64 values as 8 state bytes; fails on the value 13. Counts its calls.
+class SumFn final : public CustomFn {
+ public:
+  Status Update(std::string& state, Micros, std::span<const Value* const> values) override {
+    ++updates;
+    const int64_t v = std::get<int64_t>(*values[0]);
+    if (v == 13) return FailedPreconditionError("13 is refused");
+    int64_t sum = 0;
+    if (!state.empty()) std::memcpy(&sum, state.data(), sizeof sum);
+    sum = static_cast<int64_t>(static_cast<uint64_t>(sum) + static_cast<uint64_t>(v));
+    state.assign(reinterpret_cast<const char*>(&sum), sizeof sum);
+    return OkStatus();
+  }
+  Result<Output> Finish(std::span<const std::string_view> tiles) override {
+    int64_t total = 0;
+    for (std::string_view t : tiles) {
+      int64_t sum = 0;
+      std::memcpy(&sum, t.data(), sizeof sum);
+      total = static_cast<int64_t>(static_cast<uint64_t>(total) + static_cast<uint64_t>(sum));
+    }
+    return Output(Value(total));
+  }
+  int updates = 0;
+};
+
+// An order-sensitive test fn: the state is the event times it saw, in order; Finish joins the
+// tiles' lists in the order given. Catches a tile folded out of arrival order or merged out of
+// time order.
+class TraceFn final : public CustomFn {
+ public:
+  Status Update(std::string& state, Micros t, std::span<const Value* const>) override {
+    state += std::to_string(t) + ",";
+    return OkStatus();
+  }
+  Result<Output> Finish(std::span<const std::string_view> tiles) override {
+    std::string all;
+    for (std::string_view t : tiles) all += std::string(t) + "|";
+    return Output(Value(all));
+  }
+};
+
+TEST(CustomSeriesTest, EqualsBuiltInSumAndComputeCustomAsOfUnderRandomArrival) {
+  std::mt19937_64 rng(77);
+  for (const Layout& layout : Layouts()) {
+    SCOPED_TRACE(layout.name);
+    Spec spec;
+    spec.fn = Fn::kSum;
+    spec.input_type = ValueType::kInt64;
+    spec.windows = layout.windows;
+    spec.tiles = layout.tiles;
+    ASSERT_THAT(Validate(spec), IsOk());
+    const Micros longest = *std::max_element(spec.windows.begin(), spec.windows.end());
+    auto pick = [&](int64_t lo, int64_t hi) {
+      return std::uniform_int_distribution<int64_t>(lo, hi)(rng);
+    };
+    OneSeries builtin(spec);
+    CustomSeries custom;
+    CustomSeries trace;
+    SumFn sum;
+    TraceFn tracer;
+    std::vector<Value> values;
+    values.reserve(3000);
+    std::vector<Micros> times;
+    Micros now = -2 * longest;
+    int checks = 0;
+    for (int step = 0; step < 2000; ++step) {
+      now += pick(0, 3) * layout.time_grain;
+      if (pick(0, 50) == 0) now += longest;
+      const Micros t = now - (pick(0, 4) == 0 ? pick(0, longest / layout.time_grain) : pick(0, 2)) *
+                                 layout.time_grain;
+      int64_t v = pick(-100, 100);
+      if (v == 13) v = 14;
+      values.emplace_back(v);
+      times.push_back(t);
+      const Value* one[] = {&values.back()};
+      builtin.Add(t, one[0], now);
+      CustomSeries::Staged staged;
+      ASSERT_THAT(custom.Stage(sum, spec, t, one, now, staged), IsOk());
+      custom.Commit(spec, staged, now);
+      ASSERT_THAT(trace.Stage(tracer, spec, t, one, now, staged), IsOk());
+      trace.Commit(spec, staged, now);
+      if (step % 11 != 0) continue;
+      std::vector<std::vector<const Value*>> pointers;
+      std::vector<CustomEvent> events;
+      pointers.reserve(values.size());
+      for (size_t i = 0; i < values.size(); ++i) {
+        pointers.push_back({&values[i]});
+        events.push_back({times[i], pointers.back()});
+      }
+      for (size_t w = 0; w < spec.windows.size(); ++w) {
+        Result<Output> online = custom.Query(sum, spec, w, now);
+        ASSERT_THAT(online, IsOk());
+        Output expected = builtin.Query(w, now);
+        if (std::holds_alternative<std::monostate>(expected)) expected = Value(int64_t{0});
+        ASSERT_TRUE(BitIdentical(*online, expected))
+            << "window " << w << ": " << Describe(*online) << " vs " << Describe(expected);
+        Result<Output> replay = ComputeCustomAsOf(sum, spec, w, events, now);
+        ASSERT_THAT(replay, IsOk());
+        ASSERT_TRUE(BitIdentical(*online, *replay));
+        Result<Output> online_trace = trace.Query(tracer, spec, w, now);
+        Result<Output> replay_trace = ComputeCustomAsOf(tracer, spec, w, events, now);
+        ASSERT_THAT(online_trace, IsOk());
+        ASSERT_THAT(replay_trace, IsOk());
+        ASSERT_TRUE(BitIdentical(*online_trace, *replay_trace))
+            << Describe(*online_trace) << " vs " << Describe(*replay_trace);
+        ++checks;
+      }
+    }
+    EXPECT_GT(checks, 100);
+    // Tiles no window needs are dropped: memory stays bounded by the windows, not the history.
+    EXPECT_LT(custom.MemoryBytes(), 64 * 1024);
+  }
+}
+
+TEST(CustomSeriesTest, AFailedUpdateChangesNothing) {
+  Spec spec;
+  spec.fn = Fn::kCount;
+  spec.windows = {kHour, kDay};
+  spec.tiles = {kMin, kHour};
+  ASSERT_THAT(Validate(spec), IsOk());
+  SumFn sum;
+  CustomSeries series;
+  const Micros now = 100 * kDay;
+  const Value five(int64_t{5});
+  const Value bad(int64_t{13});
+  const Value* ok_event[] = {&five};
+  const Value* bad_event[] = {&bad};
+  CustomSeries::Staged staged;
+  ASSERT_THAT(series.Stage(sum, spec, now - kSec, ok_event, now, staged), IsOk());
+  EXPECT_EQ(staged.changes.size(), 2u);  // one tile per tile size
+  series.Commit(spec, staged, now);
+  const size_t bytes = series.MemoryBytes();
+  EXPECT_THAT(series.Stage(sum, spec, now - kSec, bad_event, now, staged),
+              StatusIs(StatusCode::kFailedPrecondition));
+  EXPECT_THAT(series.Stage(sum, spec, now - 2 * kHour, bad_event, now, staged),
+              StatusIs(StatusCode::kFailedPrecondition));
+  EXPECT_EQ(series.MemoryBytes(), bytes);
+  for (size_t w = 0; w < 2; ++w) {
+    Result<Output> value = series.Query(sum, spec, w, now);
+    ASSERT_THAT(value, IsOk());
+    EXPECT_TRUE(BitIdentical(*value, Output(Value(int64_t{5}))));
+  }
+  // An event older than every window is not folded (no call).
+  sum.updates = 0;
+  ASSERT_THAT(series.Stage(sum, spec, now - 2 * kDay, ok_event, now, staged), IsOk());
+  EXPECT_TRUE(staged.changes.empty());
+  EXPECT_EQ(sum.updates, 0);
+}
+
 }  // namespace
 }  // namespace ods::aggregate

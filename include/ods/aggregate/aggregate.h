@@ -5,6 +5,7 @@
 #include <memory>
 #include <optional>
 #include <span>
+#include <string>
 #include <string_view>
 #include <variant>
 #include <vector>
@@ -215,5 +216,80 @@ struct Sample {
 // Thread-safe. O(events).
 Output ComputeAsOf(const Spec& spec, size_t window, std::span<const Sample> events_in_arrival_order,
                    Micros as_of);
+
+// ---- User-defined fns (Lua aggregators, issue #5) ---------------------------------------------
+//
+// A user-defined aggregation keeps, per tile, a state that only its fn reads (opaque bytes), under
+// the same window semantics as the built-ins. Such a fn can fail on any call (a spent budget, a
+// runtime error), so its tiles live apart from the infallible SeriesGroup rows, in CustomSeries.
+
+// The fold of a user-defined aggregation. Implemented outside this component (the shard runs a
+// Lua aggregator). A failed call changes nothing. Not thread-safe: the owner serializes calls.
+class CustomFn {
+ public:
+  virtual ~CustomFn() = default;
+  // Folds one event (`values` by field index, as SeriesGroup::Add) into a tile's `state`; an empty
+  // state is a new tile. On error `state` is unchanged.
+  virtual Status Update(std::string& state, Micros event_time,
+                        std::span<const record::Value* const> values) = 0;
+  // The value of a window from the states of its non-empty tiles, oldest first (none: an empty
+  // window).
+  virtual Result<Output> Finish(std::span<const std::string_view> tiles) = 0;
+};
+
+// The tiles of one user-defined aggregation for one entity: per distinct tile size of `spec`'s
+// windows (runs in order of first use), the non-empty tiles sorted by index, each kept only as
+// far back as the longest window of its size needs. `spec` passes Validate() with fn kCount (its
+// fn and input type are not used) and is the same on every call.
+//
+// Thread-compatible: the owning shard serializes access.
+class CustomSeries {
+ public:
+  // An event's effect, computed by Stage without changing the series and applied by Commit, so
+  // an event that several series take changes all of them or none.
+  struct Staged {
+    struct Change {
+      uint32_t run = 0;
+      int64_t index = 0;  // tile index
+      std::string state;  // the tile's new state
+    };
+    std::vector<Change> changes;
+  };
+
+  // Runs fn.Update on a copy of the state of each tile the event falls in (none for a tile size
+  // whose windows all ended before it, as of `now`), leaving the series as it is. Errors: fn's.
+  Status Stage(CustomFn& fn, const Spec& spec, Micros event_time,
+               std::span<const record::Value* const> values, Micros now, Staged& out) const;
+  // Stores what Stage computed (no change to the series in between). Starting a new tile drops
+  // the tiles of that size no window needs as of `now`. Returns the change of MemoryBytes().
+  int64_t Commit(const Spec& spec, Staged& staged, Micros now);
+
+  // windows[window] as of `now`: fn.Finish over the states of its tiles (see the window
+  // semantics above). O(log tiles + tiles in the window) plus the fn's work.
+  Result<Output> Query(CustomFn& fn, const Spec& spec, size_t window, Micros now) const;
+
+  // Heap bytes held: tile vectors by capacity and the states' heap buffers.
+  size_t MemoryBytes() const;
+
+ private:
+  struct Tile {
+    int64_t index = 0;
+    std::string state;
+  };
+  std::vector<std::vector<Tile>> runs_;  // empty until the first Commit
+};
+
+// An event as ComputeCustomAsOf sees it: its time and values by field index (borrowed).
+struct CustomEvent {
+  Micros event_time = 0;
+  std::span<const record::Value* const> values;
+};
+
+// The point-in-time value of a user-defined aggregation: folds the events (in arrival order) with
+// time <= as_of into the tiles of windows[window] with fn.Update, then fn.Finish, as CustomSeries
+// does online; so for the same events and a deterministic fn the answers are equal. Errors: fn's.
+Result<Output> ComputeCustomAsOf(CustomFn& fn, const Spec& spec, size_t window,
+                                 std::span<const CustomEvent> events_in_arrival_order,
+                                 Micros as_of);
 
 }  // namespace ods::aggregate

@@ -1,0 +1,175 @@
+// CustomSeries and ComputeCustomAsOf: the tiles of user-defined aggregations (aggregate.h).
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "aggregate/partial.h"
+#include "ods/aggregate/aggregate.h"
+#include "ods/common/clock.h"
+#include "ods/common/status.h"
+#include "ods/record/value.h"
+
+namespace ods::aggregate {
+namespace {
+
+// The runs of `spec`: distinct tile sizes in order of first use, each with the longest window
+// that uses it.
+struct RunShape {
+  Micros tile = 0;
+  Micros keep = 0;
+};
+
+// At most a few windows per spec: a linear scan beats any map.
+size_t RunsOf(const Spec& spec, RunShape* out, size_t capacity) {
+  size_t n = 0;
+  for (size_t w = 0; w < spec.windows.size(); ++w) {
+    size_t r = 0;
+    while (r < n && out[r].tile != spec.tiles[w]) ++r;
+    if (r == n) {
+      if (n == capacity) break;
+      out[n++] = {spec.tiles[w], 0};
+    }
+    out[r].keep = std::max(out[r].keep, spec.windows[w]);
+  }
+  return n;
+}
+
+// The run (see RunsOf) that holds windows[window]'s tiles.
+size_t RunOfWindow(const Spec& spec, size_t window) {
+  size_t run = 0;
+  for (size_t w = 0; w < spec.windows.size(); ++w) {
+    bool first_use = true;
+    for (size_t v = 0; v < w && first_use; ++v) first_use = spec.tiles[v] != spec.tiles[w];
+    if (!first_use) continue;
+    if (spec.tiles[w] == spec.tiles[window]) return run;
+    ++run;
+  }
+  return run;
+}
+
+constexpr size_t kMaxRuns = 16;
+
+size_t StateHeapBytes(const std::string& s) { return s.capacity() > 15 ? s.capacity() : 0; }
+
+}  // namespace
+
+Status CustomSeries::Stage(CustomFn& fn, const Spec& spec, Micros event_time,
+                           std::span<const record::Value* const> values, Micros now,
+                           Staged& out) const {
+  out.changes.clear();
+  RunShape shapes[kMaxRuns];
+  const size_t runs = RunsOf(spec, shapes, kMaxRuns);
+  for (size_t r = 0; r < runs; ++r) {
+    const Micros tile = shapes[r].tile;
+    const int64_t first = SaturatingSub(FloorDiv(now, tile), shapes[r].keep / tile - 1);
+    const int64_t index = FloorDiv(event_time, tile);
+    if (index < first) continue;
+    Staged::Change& change = out.changes.emplace_back();
+    change.run = static_cast<uint32_t>(r);
+    change.index = index;
+    if (r < runs_.size()) {
+      const std::vector<Tile>& tiles = runs_[r];
+      auto it = std::lower_bound(tiles.begin(), tiles.end(), index,
+                                 [](const Tile& t, int64_t i) { return t.index < i; });
+      if (it != tiles.end() && it->index == index) change.state = it->state;
+    }
+    ODS_RETURN_IF_ERROR(fn.Update(change.state, event_time, values));
+  }
+  return OkStatus();
+}
+
+int64_t CustomSeries::Commit(const Spec& spec, Staged& staged, Micros now) {
+  if (staged.changes.empty()) return 0;
+  RunShape shapes[kMaxRuns];
+  const size_t runs = RunsOf(spec, shapes, kMaxRuns);
+  int64_t delta = 0;
+  if (runs_.size() < runs) {
+    delta -= static_cast<int64_t>(runs_.capacity() * sizeof(std::vector<Tile>));
+    runs_.resize(runs);
+    delta += static_cast<int64_t>(runs_.capacity() * sizeof(std::vector<Tile>));
+  }
+  for (Staged::Change& change : staged.changes) {
+    std::vector<Tile>& tiles = runs_[change.run];
+    auto it = std::lower_bound(tiles.begin(), tiles.end(), change.index,
+                               [](const Tile& t, int64_t i) { return t.index < i; });
+    if (it != tiles.end() && it->index == change.index) {
+      delta -= static_cast<int64_t>(StateHeapBytes(it->state));
+      it->state.swap(change.state);
+      delta += static_cast<int64_t>(StateHeapBytes(it->state));
+      continue;
+    }
+    // A new tile: first forget the tiles no window needs any more (all lie before `it`).
+    const RunShape& shape = shapes[change.run];
+    const int64_t first = SaturatingSub(FloorDiv(now, shape.tile), shape.keep / shape.tile - 1);
+    const size_t capacity_before = tiles.capacity();
+    auto stale_end = std::lower_bound(tiles.begin(), it, first,
+                                      [](const Tile& t, int64_t i) { return t.index < i; });
+    for (auto dead = tiles.begin(); dead != stale_end; ++dead) {
+      delta -= static_cast<int64_t>(StateHeapBytes(dead->state));
+    }
+    const auto position = (it - tiles.begin()) - (stale_end - tiles.begin());
+    tiles.erase(tiles.begin(), stale_end);
+    tiles.insert(tiles.begin() + position, Tile{change.index, std::move(change.state)});
+    delta += static_cast<int64_t>(StateHeapBytes(tiles[static_cast<size_t>(position)].state));
+    delta += (static_cast<int64_t>(tiles.capacity()) - static_cast<int64_t>(capacity_before)) *
+             static_cast<int64_t>(sizeof(Tile));
+  }
+  staged.changes.clear();
+  return delta;
+}
+
+Result<Output> CustomSeries::Query(CustomFn& fn, const Spec& spec, size_t window,
+                                   Micros now) const {
+  thread_local std::vector<std::string_view> states;
+  states.clear();
+  const size_t run = RunOfWindow(spec, window);
+  if (run < runs_.size()) {
+    const int64_t last = FloorDiv(now, spec.tiles[window]);
+    const int64_t first = FirstTileIndex(spec, window, last);
+    const std::vector<Tile>& tiles = runs_[run];
+    auto it = std::lower_bound(tiles.begin(), tiles.end(), first,
+                               [](const Tile& t, int64_t i) { return t.index < i; });
+    for (; it != tiles.end() && it->index <= last; ++it) states.push_back(it->state);
+  }
+  return fn.Finish(states);
+}
+
+size_t CustomSeries::MemoryBytes() const {
+  size_t bytes = runs_.capacity() * sizeof(std::vector<Tile>);
+  for (const auto& tiles : runs_) {
+    bytes += tiles.capacity() * sizeof(Tile);
+    for (const Tile& t : tiles) bytes += StateHeapBytes(t.state);
+  }
+  return bytes;
+}
+
+Result<Output> ComputeCustomAsOf(CustomFn& fn, const Spec& spec, size_t window,
+                                 std::span<const CustomEvent> events_in_arrival_order,
+                                 Micros as_of) {
+  const Micros tile = spec.tiles[window];
+  const int64_t last = FloorDiv(as_of, tile);
+  const int64_t first = FirstTileIndex(spec, window, last);
+  std::map<int64_t, std::string> tiles;
+  for (const CustomEvent& e : events_in_arrival_order) {
+    if (e.event_time > as_of) continue;
+    const int64_t index = FloorDiv(e.event_time, tile);
+    if (index < first || index > last) continue;
+    std::string& state = tiles[index];
+    std::string next = state;
+    ODS_RETURN_IF_ERROR(fn.Update(next, e.event_time, e.values));
+    state.swap(next);
+  }
+  std::vector<std::string_view> states;
+  states.reserve(tiles.size());
+  for (const auto& [index, state] : tiles) states.push_back(state);
+  return fn.Finish(states);
+}
+
+}  // namespace ods::aggregate
