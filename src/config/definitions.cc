@@ -245,6 +245,8 @@ void DefinitionsParser::ParseAggregation(const std::string& name, const YAML::No
   bool has_template = false;  // given (valid or not)
   bool has_fn = false;        // given (valid or not)
   bool fn_ok = false;         // given and known: out.fn is set
+  bool has_function = false;  // `function:` given (valid or not)
+  YAML::Mark function_key;
   bool has_field_key = false;
   bool has_n = false;
   bool has_k = false;
@@ -259,7 +261,8 @@ void DefinitionsParser::ParseAggregation(const std::string& name, const YAML::No
   std::vector<YAML::Node> window_nodes;  // parallel to out.windows
   const std::vector<std::string_view> fns(std::begin(kFns), std::end(kFns));
   p_.ForEachKey(
-      node, path, {"template", "fn", "field", "n", "k", "window", "windows", "tile", "max_age"},
+      node, path,
+      {"template", "fn", "function", "field", "n", "k", "window", "windows", "tile", "max_age"},
       [&](const std::string& key, const YAML::Node& key_node, const YAML::Node& v) {
         if (key == "template") {
           has_template = true;
@@ -268,6 +271,13 @@ void DefinitionsParser::ParseAggregation(const std::string& name, const YAML::No
         } else if (key == "fn") {
           has_fn = true;
           fn_ok = p_.OneOf(v, path + ".fn", fns, out.fn);
+        } else if (key == "function") {
+          has_function = true;
+          function_key = key_node.Mark();
+          if (p_.String(v, path + ".function", out.function) && !IsValidName(out.function)) {
+            p_.Error(v, path + ".function: bad function name '" + out.function + "'; " +
+                            std::string(kNameRule));
+          }
         } else if (key == "field") {
           has_field_key = true;
           field_key = key_node.Mark();
@@ -314,8 +324,16 @@ void DefinitionsParser::ParseAggregation(const std::string& name, const YAML::No
                             ": missing 'template' (the event template whose events are "
                             "aggregated, e.g. template: transactions)");
   }
-  if (!has_fn) {
-    p_.Error(name_node, path + ": missing 'fn' (one of: " + Parser::Join(kFns) + ")");
+  if (has_fn && has_function) {
+    p_.Error(function_key, path + ".function: both 'fn' (a built-in) and 'function' (a Lua "
+                                  "aggregator) are given; expected exactly one");
+  } else if (!has_fn && !has_function) {
+    p_.Error(name_node, path + ": missing 'fn' (one of: " + Parser::Join(kFns) +
+                            ") or 'function' (a registered Lua aggregator)");
+  }
+  if (has_function && !has_fn) {
+    if (has_n) p_.Error(n_key, path + ".n: only fn last_n takes n; remove it");
+    if (has_k) p_.Error(k_key, path + ".k: only fn top_k takes k; remove it");
   }
   if (!has_window) {
     p_.Error(name_node, path +

@@ -114,11 +114,12 @@ Result<std::unique_ptr<Engine>> Engine::Create(const config::Config& config, con
     engine->catalogs_.push_back(std::make_unique<const Catalog>());
     engine->catalog_.store(engine->catalogs_.back().get(), std::memory_order_release);
   }
-  ODS_RETURN_IF_ERROR(engine->ApplyDefinitions(config.definitions).status());
+  // Functions first: aggregations may name Lua aggregators.
   ODS_RETURN_IF_ERROR(CheckConfigFunctions(config));  // every problem at once, as config does
   for (const config::FunctionConfig& f : config.functions) {
     ODS_RETURN_IF_ERROR(engine->RegisterFunction(SpecFromConfig(f)).status());
   }
+  ODS_RETURN_IF_ERROR(engine->ApplyDefinitions(config.definitions).status());
   // Always: event templates may be applied at run time, and their idle entities need sweeping.
   engine->sweeper_ = std::make_unique<Sweeper>(*engine);
   Logger("ods.engine")

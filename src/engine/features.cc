@@ -38,7 +38,7 @@ bool SameTemplate(const config::EventTemplateConfig& a, const config::EventTempl
 
 bool SameAggregation(const config::AggregationConfig& a, const config::AggregationConfig& b) {
   return a.name == b.name && a.template_name == b.template_name && a.fn == b.fn &&
-         a.field == b.field && a.n == b.n && a.windows == b.windows &&
+         a.function == b.function && a.field == b.field && a.n == b.n && a.windows == b.windows &&
          a.tile_micros == b.tile_micros && a.max_age_micros == b.max_age_micros;
 }
 
@@ -162,14 +162,24 @@ std::string_view FeatureStatusName(FeatureStatus status) {
 
 Status Engine::CheckConfig(const config::Config& config) {
   ApplyReport report;
+  // Aggregations may name the config's Lua aggregators (version 1 of each, as at start).
+  AggregatorLookup aggregators = [&config](std::string_view name)
+      -> Result<std::shared_ptr<const shard::AggregatorFunction>> {
+    for (const config::FunctionConfig& f : config.functions) {
+      if (f.name != name) continue;
+      return AggregatorOf(SpecFromConfig(f), 1);
+    }
+    return UnknownAggregator(name);
+  };
   ODS_RETURN_IF_ERROR(
-      ExtendCatalog(Catalog{}, config.definitions, config.tables, report).status());
+      ExtendCatalog(Catalog{}, config.definitions, config.tables, aggregators, report).status());
   return CheckConfigFunctions(config);
 }
 
 Result<std::unique_ptr<Engine::Catalog>> Engine::ExtendCatalog(
     const Catalog& base, const config::Definitions& definitions,
-    std::span<const config::TableConfig> tables, ApplyReport& report) {
+    std::span<const config::TableConfig> tables, const AggregatorLookup& aggregators,
+    ApplyReport& report) {
   auto next = std::make_unique<Catalog>(base);
   std::vector<std::string> errors;
   for (const config::EventTemplateConfig& t : definitions.event_templates) {
@@ -186,6 +196,7 @@ Result<std::unique_ptr<Engine::Catalog>> Engine::ExtendCatalog(
     spec->field_count = static_cast<uint32_t>(t.fields.size());
     spec->history_retention_micros = t.history_retention_micros;
     spec->dedup_window_micros = t.dedup_window_micros;
+    for (const config::FieldConfig& f : t.fields) spec->field_names.push_back(f.name);
     next->template_ids.emplace(t.name, spec->id);
     next->templates.push_back({t, std::move(spec)});
     report.templates_added.push_back(t.name);
@@ -211,26 +222,47 @@ Result<std::unique_ptr<Engine::Catalog>> Engine::ExtendCatalog(
       continue;
     }
     auto spec = std::make_shared<shard::AggregationSpec>();
-    std::optional<aggregate::Fn> fn = aggregate::ParseFn(a.fn);
-    if (!fn) {
-      errors.push_back(where + "unknown fn '" + a.fn + "'; expected one of: " +
-                       std::string(aggregate::FnNameList()));
-      continue;
-    }
-    spec->spec.fn = *fn;
-    if (aggregate::NeedsField(*fn)) {
-      std::optional<uint32_t> field = t->FieldIndex(a.field);
-      if (!field) {
-        errors.push_back(where + "event template '" + t->config.name + "' has no field '" +
-                         a.field + "' to aggregate");
+    spec->name = a.name;
+    if (!a.function.empty()) {
+      // A Lua aggregator: any field type (or the whole event); windows as a built-in's.
+      Result<std::shared_ptr<const shard::AggregatorFunction>> function = aggregators(a.function);
+      if (!function.ok()) {
+        errors.push_back(where + function.status().message());
         continue;
       }
-      spec->field = static_cast<int32_t>(*field);
-      spec->spec.input_type = t->config.fields[*field].type;
-      Status type_ok = aggregate::CheckInputType(*fn, spec->spec.input_type);
-      if (!type_ok.ok()) {
-        errors.push_back(where + "field '" + a.field + "': " + type_ok.message());
+      spec->function = *std::move(function);
+      spec->spec.fn = aggregate::Fn::kCount;
+      if (!a.field.empty()) {
+        std::optional<uint32_t> field = t->FieldIndex(a.field);
+        if (!field) {
+          errors.push_back(where + "event template '" + t->config.name + "' has no field '" +
+                           a.field + "' to aggregate");
+          continue;
+        }
+        spec->field = static_cast<int32_t>(*field);
+      }
+    } else {
+      std::optional<aggregate::Fn> fn = aggregate::ParseFn(a.fn);
+      if (!fn) {
+        errors.push_back(where + "unknown fn '" + a.fn + "'; expected one of: " +
+                         std::string(aggregate::FnNameList()));
         continue;
+      }
+      spec->spec.fn = *fn;
+      if (aggregate::NeedsField(*fn)) {
+        std::optional<uint32_t> field = t->FieldIndex(a.field);
+        if (!field) {
+          errors.push_back(where + "event template '" + t->config.name + "' has no field '" +
+                           a.field + "' to aggregate");
+          continue;
+        }
+        spec->field = static_cast<int32_t>(*field);
+        spec->spec.input_type = t->config.fields[*field].type;
+        Status type_ok = aggregate::CheckInputType(*fn, spec->spec.input_type);
+        if (!type_ok.ok()) {
+          errors.push_back(where + "field '" + a.field + "': " + type_ok.message());
+          continue;
+        }
       }
     }
     spec->spec.n = a.n;
@@ -347,8 +379,25 @@ Result<ApplyReport> Engine::ApplyDefinitions(const config::Definitions& definiti
   MutexLock lock(apply_mu_);
   ApplyReport report;
   const Catalog* base = catalog_.load(std::memory_order_acquire);
-  ODS_ASSIGN_OR_RETURN(std::unique_ptr<Catalog> next,
-                       ExtendCatalog(*base, definitions, config_.tables, report));
+  ODS_ASSIGN_OR_RETURN(
+      std::unique_ptr<Catalog> next,
+      ExtendCatalog(*base, definitions, config_.tables, RegisteredAggregators(), report));
+  // A Lua aggregator is compiled into every shard before any shard takes its aggregation, so a
+  // shard that cannot load it (memory) fails the apply with nothing changed.
+  for (size_t id = base->aggregations.size(); id < next->aggregations.size(); ++id) {
+    const shard::AggregationSpec& spec = *next->aggregations[id].spec;
+    if (spec.function == nullptr) continue;
+    for (size_t s = 0; s < shards_.size(); ++s) {
+      Status loaded = shards_[s]->PrepareAggregation(spec);
+      if (!loaded.ok()) {
+        for (size_t undo = base->aggregations.size(); undo <= id; ++undo) {
+          for (auto& shard : shards_) shard->DropPreparedAggregation(static_cast<uint32_t>(undo));
+        }
+        return Status(loaded.code(), next->aggregations[id].config.position + ": aggregations." +
+                                         spec.name + ": " + loaded.message());
+      }
+    }
+  }
   // Shards learn new definitions before the catalog publishes them, so no lookup can name an
   // aggregation a shard does not hold. Each shard backfills under its own lock: an event that
   // reached the shard earlier is in the history it replays, a later one is folded directly.
@@ -356,10 +405,18 @@ Result<ApplyReport> Engine::ApplyDefinitions(const config::Definitions& definiti
     for (auto& shard : shards_) shard->AddTemplate(next->templates[id].spec);
   }
   for (size_t id = base->aggregations.size(); id < next->aggregations.size(); ++id) {
+    uint64_t failed = 0;
     for (auto& shard : shards_) {
-      const auto [entities, events] = shard->AddAggregation(next->aggregations[id].spec);
-      report.entities_backfilled += entities;
-      report.events_replayed += events;
+      const shard::Shard::Backfill backfill = shard->AddAggregation(next->aggregations[id].spec);
+      report.entities_backfilled += backfill.entities;
+      report.events_replayed += backfill.events;
+      failed += backfill.failed;
+    }
+    if (failed > 0) {
+      Logger("ods.engine")
+          ->warn("aggregation '{}': its Lua aggregator failed on {} retained events while "
+                 "backfilling; they are left out of it",
+                 next->aggregations[id].config.name, failed);
     }
   }
   catalog_.store(next.get(), std::memory_order_release);
@@ -541,11 +598,12 @@ Result<PushResult> Engine::PushEvents(std::span<const EventInput> events) {
   }
   const ShardGroups& groups = GroupByOwner(events.size(), [&](size_t i) { return owners[i]; });
   std::vector<shard::EventOutcome> outcomes(events.size());
+  std::vector<std::pair<uint32_t, Status>> failures;  // Lua aggregators that failed
   bool refused = false;
   for (size_t s = 0; s < shards_.size(); ++s) {
     if (groups.Of(s).empty()) continue;
     if (!shards_[s]->AtMemoryBudget()) {
-      shards_[s]->ApplyEvents(shard_events, groups.Of(s), outcomes);
+      shards_[s]->ApplyEvents(shard_events, groups.Of(s), outcomes, &failures);
       continue;
     }
     // Records and event state share the budget; until tiering (#6) moves state out, a full
@@ -560,6 +618,14 @@ Result<PushResult> Engine::PushEvents(std::span<const EventInput> events) {
                std::to_string(s) + " is at its share of storage.ram.max_bytes " +
                FormatBytes(config_.storage.ram_max_bytes) + "); not applied"});
     }
+  }
+  for (const auto& [i, error] : failures) {
+    owners[i] = none;
+    refused = true;
+    result.rejected.push_back(
+        {i, error.code(),
+         "template '" + catalog.templates[shard_events[i].template_id].config.name + "', key '" +
+             QuoteForMessage(shard_events[i].key) + "': " + error.message() + "; not applied"});
   }
   if (refused) {  // keep the rejections in index order
     std::stable_sort(result.rejected.begin(), result.rejected.end(),
@@ -744,10 +810,14 @@ Status Engine::ReadFeatures(const Catalog& catalog, const FeaturePlan& plan,
     uint64_t budget = config_.limits.max_message_bytes - answer_bytes;  // <= limit: checked
     for (size_t s = 0; s < shards_.size(); ++s) {
       if (groups.Of(s).empty()) continue;
-      const bool fits = as_of.empty() ? shards_[s]->ReadOnline(template_id, reads, entities,
-                                                               groups.Of(s), now, budget)
-                                      : shards_[s]->ReadHistorical(template_id, reads, entities,
-                                                                   as_of, groups.Of(s), budget);
+      Status error;
+      const bool fits =
+          as_of.empty()
+              ? shards_[s]->ReadOnline(template_id, reads, entities, groups.Of(s), now, budget,
+                                       error)
+              : shards_[s]->ReadHistorical(template_id, reads, entities, as_of, groups.Of(s),
+                                           budget, error);
+      if (!error.ok()) return error;
       if (!fits) return over_budget();
     }
     for (size_t g = f; g < columns.size(); ++g) {

@@ -96,6 +96,8 @@ std::vector<std::string_view> FunctionEntries(FunctionKind kind) {
 struct Engine::FunctionVersion {
   FunctionInfo info;
   std::string source;
+  // Kind aggregator: what aggregations naming it run (each shard compiles it per aggregation).
+  std::shared_ptr<const shard::AggregatorFunction> aggregator;
   std::string label;  // "function NAME vVERSION"
   std::vector<sandbox::FunctionId> shard_ids;
   const std::vector<std::unique_ptr<shard::Shard>>* shards = nullptr;
@@ -202,6 +204,9 @@ Result<FunctionInfo> Engine::RegisterFunction(const FunctionSpec& spec) {
   next_version->source = spec.source;
   next_version->label = Label(spec.name, version);
   next_version->shards = &shards_;
+  if (spec.kind == FunctionKind::kAggregator) {
+    ODS_ASSIGN_OR_RETURN(next_version->aggregator, AggregatorOf(spec, version));
+  }
   if (spec.kind == FunctionKind::kProcedure) {
     for (auto& shard : shards_) {
       Result<sandbox::FunctionId> id =
@@ -216,6 +221,45 @@ Result<FunctionInfo> Engine::RegisterFunction(const FunctionSpec& spec) {
   next->functions[spec.name] = next_version;
   functions_.store(std::move(next));
   return next_version->info;
+}
+
+Result<std::shared_ptr<const shard::AggregatorFunction>> Engine::AggregatorOf(
+    const FunctionSpec& spec, uint32_t version) {
+  if (spec.kind != FunctionKind::kAggregator) {
+    return InvalidArgumentError(Label(spec.name, version) + " is a " +
+                                std::string(FunctionKindName(spec.kind)) +
+                                "; an aggregation's function must be an aggregator (init, "
+                                "update, merge, finalize)");
+  }
+  auto f = std::make_shared<shard::AggregatorFunction>();
+  f->name = spec.name;
+  f->version = version;
+  f->source = spec.source;
+  f->limits = spec.limits;
+  return std::shared_ptr<const shard::AggregatorFunction>(std::move(f));
+}
+
+Status Engine::UnknownAggregator(std::string_view name) {
+  return NotFoundError("no function named '" + QuoteForMessage(name) +
+                       "'; register the Lua aggregator first (config functions: with kind "
+                       "aggregator, or Admin.RegisterFunction)");
+}
+
+Engine::AggregatorLookup Engine::RegisteredAggregators() const {
+  return [this](std::string_view name) -> Result<std::shared_ptr<const shard::AggregatorFunction>> {
+    const std::shared_ptr<const FunctionRegistry> registry = functions_.load();
+    if (registry != nullptr) {
+      if (auto it = registry->functions.find(name); it != registry->functions.end()) {
+        const FunctionVersion& v = *it->second;
+        if (v.aggregator != nullptr) return v.aggregator;
+        return InvalidArgumentError(v.label + " is a " +
+                                    std::string(FunctionKindName(v.info.kind)) +
+                                    "; an aggregation's function must be an aggregator (init, "
+                                    "update, merge, finalize)");
+      }
+    }
+    return UnknownAggregator(name);
+  };
 }
 
 std::vector<FunctionInfo> Engine::ListFunctions() const {

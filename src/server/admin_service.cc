@@ -57,6 +57,7 @@ void ToProto(const config::AggregationConfig& in, ods::v1::AggregationDefinition
   out.set_name(in.name);
   out.set_template_(in.template_name);
   out.set_fn(in.fn);
+  out.set_function(in.function);
   out.set_field(in.field);
   out.set_n(in.n);
   out.mutable_windows_micros()->Add(in.windows.begin(), in.windows.end());

@@ -74,7 +74,103 @@ size_t Shard::EventStore::EntityBytes(const EntityKey& key, const Entity& entity
     bytes += entity.groups.capacity() * sizeof(aggregate::SeriesGroup);
   }
   for (const aggregate::SeriesGroup& group : entity.groups) bytes += group.MemoryBytes();
+  if (entity.custom != nullptr) {
+    bytes += sizeof(CustomTiles) + entity.custom->capacity() * sizeof(aggregate::CustomSeries);
+    for (const aggregate::CustomSeries& series : *entity.custom) bytes += series.MemoryBytes();
+  }
   return bytes + HistoryBytes(entity.history);
+}
+
+// --- Lua aggregators ---
+
+Status Shard::EventStore::LuaAggregator::Annotate(const Status& status) const {
+  return {status.code(), "aggregation '" + spec_.name + "': " + status.message()};
+}
+
+Status Shard::EventStore::LuaAggregator::Update(std::string& state, Micros event_time,
+                                                std::span<const record::Value* const> values) {
+  sandbox::AggregatorEvent e;
+  e.time = event_time;
+  if (spec_.field >= 0) {
+    e.value = values[static_cast<size_t>(spec_.field)];
+    ODS_DCHECK(e.value != nullptr);  // callers skip events without the field
+  } else {
+    e.names = template_.field_names;
+    e.values = values.first(std::min(values.size(), template_.field_names.size()));
+  }
+  Status status = sandbox_.AggregatorUpdate(id_, state, e);
+  return status.ok() ? status : Annotate(status);
+}
+
+Result<aggregate::Output> Shard::EventStore::LuaAggregator::Finish(
+    std::span<const std::string_view> tiles) {
+  Result<std::optional<record::Value>> value = sandbox_.AggregatorFinish(id_, tiles);
+  if (!value.ok()) return Annotate(value.status());
+  if (!value->has_value()) return aggregate::Output(std::monostate{});
+  return aggregate::Output(std::move(**value));
+}
+
+Status Shard::EventStore::PrepareAggregation(const AggregationSpec& spec) {
+  if (spec.function == nullptr) return OkStatus();
+  const AggregatorFunction& f = *spec.function;
+  ODS_ASSIGN_OR_RETURN(const sandbox::FunctionId id,
+                       sandbox_.Load(f.name, f.version, f.source, f.limits));
+  DropPreparedAggregation(spec.id);
+  prepared_[spec.id] = id;
+  return OkStatus();
+}
+
+void Shard::EventStore::DropPreparedAggregation(uint32_t aggregation_id) {
+  auto it = prepared_.find(aggregation_id);
+  if (it == prepared_.end()) return;
+  (void)sandbox_.Unload(it->second);
+  prepared_.erase(it);
+}
+
+Status Shard::EventStore::StageCustom(Template& t, const Entity* entity, Micros event_time,
+                                      std::span<const record::Value* const> values, Micros now,
+                                      size_t only) {
+  static const aggregate::CustomSeries kEmpty;
+  const size_t n = t.customs.size();
+  if (staged_.size() < n) staged_.resize(n);
+  const size_t begin = only == SIZE_MAX ? 0 : only;
+  const size_t end = only == SIZE_MAX ? n : only + 1;
+  for (size_t c = begin; c < end; ++c) {
+    staged_[c].changes.clear();
+    const Custom& custom = t.customs[c];
+    if (custom.spec->field >= 0 && values[static_cast<size_t>(custom.spec->field)] == nullptr) {
+      continue;  // as the built-ins: an event without the field is not folded
+    }
+    const aggregate::CustomSeries* series = &kEmpty;
+    if (entity != nullptr && entity->custom != nullptr && c < entity->custom->size()) {
+      series = &(*entity->custom)[c];
+    }
+    ODS_RETURN_IF_ERROR(
+        series->Stage(*custom.fn, custom.spec->spec, event_time, values, now, staged_[c]));
+  }
+  return OkStatus();
+}
+
+int64_t Shard::EventStore::CommitCustom(Template& t, Entity& entity, Micros now, size_t only) {
+  int64_t delta = 0;
+  const size_t n = t.customs.size();
+  const size_t begin = only == SIZE_MAX ? 0 : only;
+  const size_t end = only == SIZE_MAX ? n : only + 1;
+  for (size_t c = begin; c < end; ++c) {
+    if (staged_[c].changes.empty()) continue;
+    if (entity.custom == nullptr) {
+      entity.custom = std::make_unique<CustomTiles>();
+      delta += static_cast<int64_t>(sizeof(CustomTiles));
+    }
+    if (entity.custom->size() <= c) {
+      const size_t before = entity.custom->capacity();
+      entity.custom->resize(n);
+      delta += (static_cast<int64_t>(entity.custom->capacity()) - static_cast<int64_t>(before)) *
+               static_cast<int64_t>(sizeof(aggregate::CustomSeries));
+    }
+    delta += (*entity.custom)[c].Commit(t.customs[c].spec->spec, staged_[c], now);
+  }
+  return delta;
 }
 
 void Shard::EventStore::AddTemplate(std::shared_ptr<const TemplateSpec> spec) {
@@ -84,46 +180,82 @@ void Shard::EventStore::AddTemplate(std::shared_ptr<const TemplateSpec> spec) {
   templates_.push_back(std::move(t));
 }
 
-std::pair<uint64_t, uint64_t> Shard::EventStore::AddAggregation(
-    std::shared_ptr<const AggregationSpec> spec, Micros now) {
+void Shard::EventStore::LayOutBuiltIns(Template& t) {
+  std::vector<aggregate::Member> members;
+  members.reserve(t.aggregations.size());
+  t.placements.clear();
+  uint32_t custom = 0;
+  for (const auto& agg : t.aggregations) {
+    if (agg->function != nullptr) {
+      t.placements.push_back({kCustomLayout, custom++});
+      continue;
+    }
+    t.placements.push_back({0, static_cast<uint32_t>(members.size())});
+    members.push_back({agg->spec, agg->field});
+  }
+  t.layouts.clear();
+  if (!members.empty()) {
+    t.layouts.push_back(std::make_unique<aggregate::GroupLayout>(std::move(members)));
+  }
+}
+
+Shard::Backfill Shard::EventStore::AddAggregation(std::shared_ptr<const AggregationSpec> spec,
+                                                  Micros now) {
   ODS_CHECK(spec->id == aggregation_slots_.size());
   ODS_CHECK(spec->template_id < templates_.size());
   Template& t = *templates_[spec->template_id];
   aggregation_slots_.emplace_back(spec->template_id, static_cast<uint32_t>(t.aggregations.size()));
   t.aggregations.push_back(spec);
-  if (t.entities.empty()) {
-    // No group borrows a layout: lay every aggregation out together.
-    std::vector<aggregate::Member> members;
-    members.reserve(t.aggregations.size());
-    t.placements.clear();
-    for (const auto& agg : t.aggregations) {
-      t.placements.push_back({0, static_cast<uint32_t>(members.size())});
-      members.push_back({agg->spec, agg->field});
+  Backfill backfill;
+  std::vector<const record::Value*> values(t.spec->field_count);
+  auto load = [&](const StoredEvent& e) {
+    for (size_t f = 0; f < values.size(); ++f) values[f] = e.values[f] ? &*e.values[f] : nullptr;
+  };
+  if (spec->function != nullptr) {
+    auto prepared = prepared_.find(spec->id);
+    ODS_CHECK(prepared != prepared_.end());  // PrepareAggregation came first
+    const auto index = static_cast<uint32_t>(t.customs.size());
+    t.customs.push_back(
+        {spec, std::make_unique<LuaAggregator>(sandbox_, prepared->second, *spec, *t.spec)});
+    prepared_.erase(prepared);
+    t.placements.push_back({kCustomLayout, index});
+    for (auto& [key, entity] : t.entities) {
+      for (size_t i = entity.history_begin; i < entity.history.size(); ++i) {
+        const StoredEvent& e = entity.history[i];
+        load(e);
+        if (!StageCustom(t, &entity, e.event_time, values, now, index).ok()) {
+          ++backfill.failed;
+          continue;
+        }
+        CommitCustom(t, entity, now, index);
+        ++backfill.events;
+      }
+      ++backfill.entities;
     }
-    t.layouts.clear();
-    t.layouts.push_back(std::make_unique<aggregate::GroupLayout>(std::move(members)));
-    return {0, 0};
+    bytes_ = static_cast<int64_t>(MemoryBytes());  // rare: new series everywhere
+    return backfill;
+  }
+  if (t.entities.empty()) {
+    LayOutBuiltIns(t);  // no group borrows a layout: lay every built-in out together
+    return backfill;
   }
   // Entities exist: the new aggregation gets a layout of its own, backfilled from history.
   t.placements.push_back({static_cast<uint32_t>(t.layouts.size()), 0});
   const aggregate::GroupLayout& layout =
       *t.layouts.emplace_back(std::make_unique<aggregate::GroupLayout>(
           std::vector<aggregate::Member>{{spec->spec, spec->field}}));
-  uint64_t entities = 0;
-  uint64_t replayed = 0;
-  std::vector<const record::Value*> values(t.spec->field_count);
   for (auto& [key, entity] : t.entities) {
     aggregate::SeriesGroup& group = entity.groups.emplace_back(layout);
     for (size_t i = entity.history_begin; i < entity.history.size(); ++i) {
       const StoredEvent& e = entity.history[i];
-      for (size_t f = 0; f < values.size(); ++f) values[f] = e.values[f] ? &*e.values[f] : nullptr;
+      load(e);
       group.Add(e.event_time, values, now);
-      ++replayed;
+      ++backfill.events;
     }
-    ++entities;
+    ++backfill.entities;
   }
   bytes_ = static_cast<int64_t>(MemoryBytes());  // rare: new groups everywhere
-  return {entities, replayed};
+  return backfill;
 }
 
 int64_t Shard::EventStore::TrimHistory(const TemplateSpec& spec, Entity& entity, Micros now) {
@@ -158,7 +290,7 @@ void Shard::EventStore::PrefetchTiles(uint32_t template_id, std::string_view key
   for (const aggregate::SeriesGroup& group : it->second.groups) group.Prefetch();
 }
 
-EventOutcome Shard::EventStore::Apply(const ShardEvent& event, Micros now) {
+EventOutcome Shard::EventStore::Apply(const ShardEvent& event, Micros now, Status& error) {
   ODS_CHECK(event.template_id < templates_.size());
   Template& t = *templates_[event.template_id];
   const TemplateSpec& spec = *t.spec;
@@ -166,13 +298,25 @@ EventOutcome Shard::EventStore::Apply(const ShardEvent& event, Micros now) {
     return (static_cast<int64_t>(after) - static_cast<int64_t>(before)) *
            static_cast<int64_t>(unit);
   };
-  if (!event.event_id.empty() && spec.dedup_window_micros > 0) {
+  const std::span<const record::Value* const> values(event.values, spec.field_count);
+  const bool dedup = !event.event_id.empty() && spec.dedup_window_micros > 0;
+  if (dedup) {
     bytes_ += ForgetOldIds(t, now);
     id_scratch_.clear();
     const auto key_size = static_cast<uint32_t>(event.key.size());
     id_scratch_.append(reinterpret_cast<const char*>(&key_size), sizeof(key_size));
     id_scratch_.append(event.key);
     id_scratch_.append(event.event_id);
+    if (!t.customs.empty() && t.seen_ids.contains(id_scratch_)) return EventOutcome::kDuplicate;
+  }
+  if (!t.customs.empty()) {
+    // Lua first: a failing aggregator leaves everything as it was (id, tiles, history).
+    auto found = t.entities.find(AsAbsl(event.key));
+    error = StageCustom(t, found == t.entities.end() ? nullptr : &found->second,
+                        event.event_time, values, now);
+    if (!error.ok()) return EventOutcome::kFailed;
+  }
+  if (dedup) {
     const size_t ids = t.seen_ids.capacity();
     auto [it, inserted] = t.seen_ids.try_emplace(id_scratch_, now);
     bytes_ += capacity_change(ids, t.seen_ids.capacity(), kSeenIdSlotBytes);
@@ -192,10 +336,10 @@ EventOutcome Shard::EventStore::Apply(const ShardEvent& event, Micros now) {
               static_cast<int64_t>(EntityBytes(it->first, entity));
   }
   entity.newest_event_time = std::max(entity.newest_event_time, event.event_time);
-  const std::span<const record::Value* const> values(event.values, spec.field_count);
   for (aggregate::SeriesGroup& group : entity.groups) {
     bytes_ += group.Add(event.event_time, values, now);
   }
+  if (!t.customs.empty()) bytes_ += CommitCustom(t, entity, now);
   if (spec.history_retention_micros > 0 &&
       event.event_time >= now - spec.history_retention_micros) {
     const size_t history = entity.history.capacity();
@@ -215,7 +359,7 @@ EventOutcome Shard::EventStore::Apply(const ShardEvent& event, Micros now) {
 bool Shard::EventStore::ReadOnline(uint32_t template_id, std::span<const AggregationRead> reads,
                                    std::span<const std::string_view> entities,
                                    std::span<const uint32_t> indices, Micros now,
-                                   uint64_t& budget_bytes) const {
+                                   uint64_t& budget_bytes, Status& error) const {
   ODS_CHECK(template_id < templates_.size());
   const Template& t = *templates_[template_id];
   // A three-stage pipeline (a read changes nothing, so an entity found early stays valid):
@@ -265,7 +409,23 @@ bool Shard::EventStore::ReadOnline(uint32_t template_id, std::span<const Aggrega
       r.found[i] = 1;
       r.event_times[i] = entity->newest_event_time;
       const Placement where = t.placements[position];
-      r.values[i] = entity->groups[where.layout].Query(where.member, r.window, now);
+      if (where.layout == kCustomLayout) {
+        static const aggregate::CustomSeries kEmpty;
+        const Custom& custom = t.customs[where.member];
+        const aggregate::CustomSeries& series =
+            entity->custom != nullptr && where.member < entity->custom->size()
+                ? (*entity->custom)[where.member]
+                : kEmpty;
+        Result<aggregate::Output> value =
+            series.Query(*custom.fn, custom.spec->spec, r.window, now);
+        if (!value.ok()) {
+          error = value.status();
+          return false;
+        }
+        r.values[i] = std::move(*value);
+      } else {
+        r.values[i] = entity->groups[where.layout].Query(where.member, r.window, now);
+      }
       if (!Charge(r.values[i], budget_bytes)) return false;
     }
   }
@@ -276,10 +436,12 @@ bool Shard::EventStore::ReadHistorical(uint32_t template_id, std::span<const Agg
                                        std::span<const std::string_view> entities,
                                        std::span<const Micros> as_of,
                                        std::span<const uint32_t> indices,
-                                       uint64_t& budget_bytes) const {
+                                       uint64_t& budget_bytes, Status& error) const {
   ODS_CHECK(template_id < templates_.size());
   const Template& t = *templates_[template_id];
   std::vector<aggregate::Sample> samples;
+  std::vector<const record::Value*> pointers;  // user-defined: every event's values
+  std::vector<aggregate::CustomEvent> custom_events;
   for (uint32_t i : indices) {
     auto it = t.entities.find(AsAbsl(entities[i]));
     const Entity* entity = it == t.entities.end() ? nullptr : &it->second;
@@ -301,6 +463,29 @@ bool Shard::EventStore::ReadHistorical(uint32_t template_id, std::span<const Agg
         continue;
       }
       const AggregationSpec& agg = *t.aggregations[position];
+      if (const Placement where = t.placements[position]; where.layout == kCustomLayout) {
+        // Every retained event with its values, by field index.
+        const size_t fields = t.spec->field_count;
+        pointers.clear();
+        custom_events.clear();
+        pointers.reserve((entity->history.size() - entity->history_begin) * fields);
+        for (size_t e = entity->history_begin; e < entity->history.size(); ++e) {
+          const StoredEvent& stored = entity->history[e];
+          if (agg.field >= 0 && !stored.values[agg.field]) continue;
+          const size_t at = pointers.size();
+          for (const auto& v : stored.values) pointers.push_back(v ? &*v : nullptr);
+          custom_events.push_back({stored.event_time, {pointers.data() + at, fields}});
+        }
+        Result<aggregate::Output> value = aggregate::ComputeCustomAsOf(
+            *t.customs[where.member].fn, agg.spec, r.window, custom_events, as_of[i]);
+        if (!value.ok()) {
+          error = value.status();
+          return false;
+        }
+        r.values[i] = std::move(*value);
+        if (!Charge(r.values[i], budget_bytes)) return false;
+        continue;
+      }
       samples.clear();
       for (size_t e = entity->history_begin; e < entity->history.size(); ++e) {
         const StoredEvent& stored = entity->history[e];

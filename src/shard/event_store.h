@@ -14,6 +14,7 @@
 #include "entity_key.h"
 #include "ods/aggregate/aggregate.h"
 #include "ods/record/value.h"
+#include "ods/sandbox/sandbox.h"
 #include "ods/shard/shard.h"
 
 namespace ods::shard {
@@ -24,10 +25,15 @@ namespace ods::shard {
 // Thread-compatible: the owning Shard calls it under its lock only.
 class Shard::EventStore {
  public:
+  // `clock` (the shard's) times the Lua aggregators' wall-clock budgets.
+  explicit EventStore(const Clock& clock) : sandbox_(clock) {}
+
   void AddTemplate(std::shared_ptr<const TemplateSpec> spec);
-  std::pair<uint64_t, uint64_t> AddAggregation(std::shared_ptr<const AggregationSpec> spec,
-                                               Micros now);
-  EventOutcome Apply(const ShardEvent& event, Micros now);
+  Status PrepareAggregation(const AggregationSpec& spec);
+  void DropPreparedAggregation(uint32_t aggregation_id);
+  Backfill AddAggregation(std::shared_ptr<const AggregationSpec> spec, Micros now);
+  // As Shard::ApplyEvents for one event; on kFailed, `error` says why.
+  EventOutcome Apply(const ShardEvent& event, Micros now, Status& error);
   // Cache hints for a coming Apply or read of `key` (no effect on state): PrefetchEntity loads
   // the entity map's slot; PrefetchTiles, issued once that slot is likely loaded, the entity's
   // newest tile rows. Pipelining a batch this way overlaps its cache misses.
@@ -60,10 +66,11 @@ class Shard::EventStore {
   // As Shard::ReadOnline / ReadHistorical: false once a value exceeds `budget_bytes`.
   bool ReadOnline(uint32_t template_id, std::span<const AggregationRead> reads,
                   std::span<const std::string_view> entities, std::span<const uint32_t> indices,
-                  Micros now, uint64_t& budget_bytes) const;
+                  Micros now, uint64_t& budget_bytes, Status& error) const;
   bool ReadHistorical(uint32_t template_id, std::span<const AggregationRead> reads,
                       std::span<const std::string_view> entities, std::span<const Micros> as_of,
-                      std::span<const uint32_t> indices, uint64_t& budget_bytes) const;
+                      std::span<const uint32_t> indices, uint64_t& budget_bytes,
+                      Status& error) const;
 
   // Visits up to `max_visits` entities from where the previous call stopped (wrapping around
   // over the templates) and removes those whose newest event is older than every window and the
@@ -82,17 +89,48 @@ class Shard::EventStore {
     Micros event_time = 0;
     std::vector<std::optional<record::Value>> values;
   };
+  // The tiles of the template's user-defined aggregations, parallel to Template::customs (may
+  // be shorter: a series not yet touched is empty).
+  using CustomTiles = std::vector<aggregate::CustomSeries>;
   struct Entity {
     // Parallel to Template::layouts; inline for the usual single layout (no pointer chase).
     absl::InlinedVector<aggregate::SeriesGroup, 1> groups;
+    std::unique_ptr<CustomTiles> custom;  // null until a user-defined aggregation takes an event
     std::vector<StoredEvent> history;  // arrival order; [history_begin, end) is live
     size_t history_begin = 0;
     Micros newest_event_time = 0;
   };
-  // Where an aggregation's tiles live: member `member` of layouts[layout].
+  // Where an aggregation's tiles live: member `member` of layouts[layout], or for a
+  // user-defined aggregation (layout == kCustomLayout) customs[member].
   struct Placement {
     uint32_t layout = 0;
     uint32_t member = 0;
+  };
+  static constexpr uint32_t kCustomLayout = UINT32_MAX;
+
+  // A Lua aggregator loaded into this store's sandbox, as an aggregate::CustomFn. Calls run under
+  // the shard lock (the sandbox is thread-compatible).
+  class LuaAggregator final : public aggregate::CustomFn {
+   public:
+    LuaAggregator(sandbox::Sandbox& sandbox, sandbox::FunctionId id, const AggregationSpec& spec,
+                  const TemplateSpec& template_spec)
+        : sandbox_(sandbox), id_(id), spec_(spec), template_(template_spec) {}
+    Status Update(std::string& state, Micros event_time,
+                  std::span<const record::Value* const> values) override;
+    Result<aggregate::Output> Finish(std::span<const std::string_view> tiles) override;
+    sandbox::FunctionId id() const { return id_; }
+
+   private:
+    // "aggregation 'NAME': " + the sandbox's message.
+    Status Annotate(const Status& status) const;
+    sandbox::Sandbox& sandbox_;
+    const sandbox::FunctionId id_;
+    const AggregationSpec& spec_;     // owned by the Template's aggregations
+    const TemplateSpec& template_;
+  };
+  struct Custom {
+    std::shared_ptr<const AggregationSpec> spec;
+    std::unique_ptr<LuaAggregator> fn;
   };
   struct Template {
     std::shared_ptr<const TemplateSpec> spec;
@@ -102,6 +140,7 @@ class Shard::EventStore {
     // entities exist gets a layout of its own (existing groups cannot change shape). Declared
     // before `entities`, whose groups borrow them.
     std::vector<std::unique_ptr<aggregate::GroupLayout>> layouts;
+    std::vector<Custom> customs;  // the user-defined aggregations, in the order added
     absl::flat_hash_map<EntityKey, Entity, EntityKeyHash, EntityKeyEq> entities;
     // Event ids (keyed by entity key + id) and when they arrived; expired in arrival order.
     absl::flat_hash_map<std::string, Micros> seen_ids;
@@ -122,6 +161,23 @@ class Shard::EventStore {
   static size_t IdOrderBytes(const std::vector<std::pair<Micros, std::string>>& order);
   static size_t EntityBytes(const EntityKey& key, const Entity& entity);
 
+  // Rebuilds layouts[0] from the built-in aggregations (only while no entity borrows it).
+  static void LayOutBuiltIns(Template& t);
+  // Folding an event into the user-defined aggregations of `t` (all, or only customs[only] for
+  // a backfill), in two steps so that a failing Lua call changes nothing: StageCustom runs the
+  // updates into staged_ (`entity` null: not created yet) and returns the first failure;
+  // CommitCustom stores them and returns the change of bytes.
+  Status StageCustom(Template& t, const Entity* entity, Micros event_time,
+                     std::span<const record::Value* const> values, Micros now,
+                     size_t only = SIZE_MAX);
+  int64_t CommitCustom(Template& t, Entity& entity, Micros now, size_t only = SIZE_MAX);
+
+  // Lua aggregators of every template, each function in its own Lua state; guarded by the
+  // shard lock like everything here.
+  sandbox::Sandbox sandbox_;
+  // Loaded by PrepareAggregation, taken by AddAggregation: aggregation id -> function.
+  absl::flat_hash_map<uint32_t, sandbox::FunctionId> prepared_;
+  std::vector<aggregate::CustomSeries::Staged> staged_;  // scratch of FoldCustom
   std::vector<std::unique_ptr<Template>> templates_;  // by template id
   // By aggregation id: {template id, position in that template's aggregations}.
   std::vector<std::pair<uint32_t, uint32_t>> aggregation_slots_;

@@ -71,7 +71,7 @@ Shard::Shard(uint32_t id, std::vector<std::shared_ptr<const record::TableSchema>
     : id_(id), clock_(clock), max_memory_bytes_(max_memory_bytes) {
   field_names_ = std::make_unique<std::atomic<size_t>[]>(tables.size());
   MutexLock lock(mu_);
-  events_ = std::make_unique<EventStore>();
+  events_ = std::make_unique<EventStore>(clock_);
   for (auto& schema : tables) {
     auto table = std::make_unique<Table>();
     std::vector<std::string> names;
@@ -318,7 +318,17 @@ void Shard::AddTemplate(std::shared_ptr<const TemplateSpec> spec) {
   events_->AddTemplate(std::move(spec));
 }
 
-std::pair<uint64_t, uint64_t> Shard::AddAggregation(std::shared_ptr<const AggregationSpec> spec) {
+Status Shard::PrepareAggregation(const AggregationSpec& spec) {
+  MutexLock lock(mu_);
+  return events_->PrepareAggregation(spec);
+}
+
+void Shard::DropPreparedAggregation(uint32_t aggregation_id) {
+  MutexLock lock(mu_);
+  events_->DropPreparedAggregation(aggregation_id);
+}
+
+Shard::Backfill Shard::AddAggregation(std::shared_ptr<const AggregationSpec> spec) {
   MutexLock lock(mu_);
   auto added = events_->AddAggregation(std::move(spec), clock_.NowMicros());
   event_bytes_.store(events_->TrackedBytes(), std::memory_order_relaxed);
@@ -326,38 +336,49 @@ std::pair<uint64_t, uint64_t> Shard::AddAggregation(std::shared_ptr<const Aggreg
 }
 
 void Shard::ApplyEvents(std::span<const ShardEvent> events, std::span<const uint32_t> indices,
-                        std::span<EventOutcome> outcomes) {
+                        std::span<EventOutcome> outcomes,
+                        std::vector<std::pair<uint32_t, Status>>* failures) {
   MutexLock lock(mu_);
   const Micros now = clock_.NowMicros();
   uint64_t applied = 0;
+  uint64_t failed = 0;
+  Status error;
   auto key_of = [&](size_t k) {
     const ShardEvent& e = events[indices[k]];
     return std::pair(e.template_id, e.key);
   };
   events_->Pipelined(indices.size(), key_of, [&](size_t k) {
     const uint32_t i = indices[k];
-    outcomes[i] = events_->Apply(events[i], now);
+    outcomes[i] = events_->Apply(events[i], now, error);
     applied += outcomes[i] == EventOutcome::kApplied ? 1 : 0;
+    if (outcomes[i] == EventOutcome::kFailed) {
+      ++failed;
+      if (failures != nullptr) failures->emplace_back(i, std::move(error));
+      error = OkStatus();
+    }
     return true;
   });
   stats_.events_applied += applied;
-  stats_.events_duplicate += indices.size() - applied;
+  stats_.events_failed += failed;
+  stats_.events_duplicate += indices.size() - applied - failed;
   event_bytes_.store(events_->TrackedBytes(), std::memory_order_relaxed);
 }
 
 bool Shard::ReadOnline(uint32_t template_id, std::span<const AggregationRead> reads,
                        std::span<const std::string_view> entities,
-                       std::span<const uint32_t> indices, Micros now, uint64_t& budget_bytes) {
+                       std::span<const uint32_t> indices, Micros now, uint64_t& budget_bytes,
+                       Status& error) {
   MutexLock lock(mu_);
-  return events_->ReadOnline(template_id, reads, entities, indices, now, budget_bytes);
+  return events_->ReadOnline(template_id, reads, entities, indices, now, budget_bytes, error);
 }
 
 bool Shard::ReadHistorical(uint32_t template_id, std::span<const AggregationRead> reads,
                            std::span<const std::string_view> entities,
                            std::span<const Micros> as_of, std::span<const uint32_t> indices,
-                           uint64_t& budget_bytes) {
+                           uint64_t& budget_bytes, Status& error) {
   MutexLock lock(mu_);
-  return events_->ReadHistorical(template_id, reads, entities, as_of, indices, budget_bytes);
+  return events_->ReadHistorical(template_id, reads, entities, as_of, indices, budget_bytes,
+                                 error);
 }
 
 struct Shard::FunctionSlot {

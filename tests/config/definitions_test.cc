@@ -416,7 +416,38 @@ TEST(AggregationTest, DuplicateNameIsRejectedAtTheSecondOccurrence) {
 TEST(AggregationTest, UnknownKeyIsRejected) {
   EXPECT_EQ(LoadError(WithTemplate("  c: {template: tx, fn: count, window: 1h, tiles: 1m}\n")),
             "test.yaml:4:44: unknown key 'tiles' in aggregations.c; expected one of: template, "
-            "fn, field, n, k, window, windows, tile, max_age");
+            "fn, function, field, n, k, window, windows, tile, max_age");
+}
+
+TEST(AggregationTest, FunctionNamesALuaAggregatorWithOrWithoutAField) {
+  Result<Config> config = LoadString(
+      WithTemplate(
+          "  spend: {template: tx, function: decayed_sum, field: amount, windows: [1h, 24h]}\n"
+          "  whole: {template: tx, function: my_agg, window: 1h}\n"),
+      "test.yaml");
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  const auto& aggs = config->definitions.aggregations;
+  ASSERT_EQ(aggs.size(), 2u);
+  EXPECT_EQ(aggs[0].function, "decayed_sum");
+  EXPECT_EQ(aggs[0].fn, "");
+  EXPECT_EQ(aggs[0].field, "amount");
+  EXPECT_EQ(aggs[1].function, "my_agg");
+  EXPECT_EQ(aggs[1].field, "");
+}
+
+TEST(AggregationTest, FnAndFunctionTogetherAndBadFunctionNamesAreRejected) {
+  EXPECT_EQ(LoadError(WithTemplate(
+                "  c: {template: tx, fn: sum, function: my_sum, field: amount, window: 1h}\n")),
+            "test.yaml:4:30: aggregations.c.function: both 'fn' (a built-in) and 'function' (a "
+            "Lua aggregator) are given; expected exactly one");
+  EXPECT_EQ(LoadError(WithTemplate("  c: {template: tx, function: my-sum, window: 1h}\n")),
+            "test.yaml:4:31: aggregations.c.function: bad function name 'my-sum'; expected "
+            "letters, digits and _, starting with a letter or _, at most 64 bytes");
+  EXPECT_EQ(LoadError(WithTemplate("  c: {template: tx, function: f, n: 3, window: 1h}\n")),
+            "test.yaml:4:34: aggregations.c.n: only fn last_n takes n; remove it");
+  EXPECT_EQ(LoadError(WithTemplate("  c: {template: tx, function: f, field: nope, window: 1h}\n")),
+            "test.yaml:4:41: aggregations.c.field: unknown field 'nope' of event template 'tx'; "
+            "expected one of: amount, merchant");
 }
 
 TEST(AggregationTest, DefinitionMustBeAMapping) {
@@ -430,7 +461,8 @@ TEST(AggregationTest, MissingTemplateFnAndWindowAreReportedAtTheName) {
             "test.yaml:4:3: aggregations.c: missing 'template' (the event template whose events "
             "are aggregated, e.g. template: transactions)\n"
             "test.yaml:4:3: aggregations.c: missing 'fn' (one of: count, sum, min, max, mean, "
-            "stddev, first, last, last_n, distinct_count, top_k)\n"
+            "stddev, first, last, last_n, distinct_count, top_k) or 'function' (a registered "
+            "Lua aggregator)\n"
             "test.yaml:4:3: aggregations.c: missing 'window' or 'windows' (e.g. window: 1h, or "
             "windows: [1h, 24h, 7d])");
 }

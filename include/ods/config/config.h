@@ -134,7 +134,13 @@ struct AggregationConfig {
   // Which fns accept which field types is checked when the engine is built (aggregate::
   // CheckInputType), reported at `position`.
   std::string fn;
+  // Instead of fn: the name of a registered Lua aggregator (config `functions:` of kind
+  // aggregator, or Admin.RegisterFunction); resolved when the engine is built. Exactly one of
+  // fn and function is set.
+  std::string function;
   // The aggregated field of the template; required for every fn but count, which takes none.
+  // Optional with `function`: given, the aggregator's update gets that field's value (events
+  // without it are skipped); omitted, a table of the whole event.
   std::string field;
   // last_n's n (`n:`) or top_k's k (`k:`); 0 for other fns. Range: [1, 1000].
   uint32_t n = 0;

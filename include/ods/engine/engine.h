@@ -272,10 +272,23 @@ class Engine {
   static FunctionSpec SpecFromConfig(const config::FunctionConfig& function);
   // CheckFunction of every config function; kInvalidArgument listing each problem, one per line.
   static Status CheckConfigFunctions(const config::Config& config);
-  // Derived features' table inputs are checked against `tables`.
+  // The Lua aggregator an aggregation's `function:` names, or kNotFound / kInvalidArgument (not
+  // an aggregator) with a message naming the function.
+  using AggregatorLookup = std::function<Result<std::shared_ptr<const shard::AggregatorFunction>>(
+      std::string_view name)>;
+  // The newest registered version of each aggregator.
+  AggregatorLookup RegisteredAggregators() const;
+  // The AggregatorFunction of `spec` as version `version`; kInvalidArgument if spec is not of
+  // kind aggregator.
+  static Result<std::shared_ptr<const shard::AggregatorFunction>> AggregatorOf(
+      const FunctionSpec& spec, uint32_t version);
+  static Status UnknownAggregator(std::string_view name);
+  // Derived features' table inputs are checked against `tables`, aggregations' functions
+  // through `aggregators`.
   static Result<std::unique_ptr<Catalog>> ExtendCatalog(const Catalog& base,
                                                         const config::Definitions& definitions,
                                                         std::span<const config::TableConfig> tables,
+                                                        const AggregatorLookup& aggregators,
                                                         ApplyReport& report);
   // GetOnlineFeatures and GetHistoricalFeatures: reads `features` (derived ones through their
   // inputs) for rows (entities[i], as of as_of[i] or now when `as_of` is empty).

@@ -30,7 +30,8 @@ struct EventInput {
 struct EventRejection {
   uint32_t index = 0;    // position in the request
   StatusCode code = StatusCode::kInvalidArgument;  // kInvalidArgument, kNotFound (template),
-                                                    // kOutOfRange (too late / in the future)
+                                                    // kOutOfRange (too late / in the future),
+                                                    // a Lua aggregator's error code
   std::string reason;    // names template, key, field and what was expected
 };
 

@@ -32,14 +32,29 @@ struct TemplateSpec {
   uint32_t field_count = 0;                 // values per event (the template's declared fields)
   Micros history_retention_micros = 0;      // raw events kept this long by event time; 0 none
   Micros dedup_window_micros = 0;           // event ids remembered this long; 0 = no dedup
+  // The declared field names, by field index: what a Lua aggregator without a field sees.
+  std::vector<std::string> field_names;
+};
+
+// The Lua aggregator of a user-defined aggregation: one registered version of a function of
+// kind aggregator (init, update, merge, finalize). Immutable.
+struct AggregatorFunction {
+  std::string name;
+  uint32_t version = 0;
+  std::string source;
+  sandbox::Limits limits;
 };
 
 // An aggregation as a shard runs it. Immutable; shared by the engine's catalog and shards.
 struct AggregationSpec {
   uint32_t id = 0;           // dense: aggregations are 0..N-1 in definition order
   uint32_t template_id = 0;
-  int32_t field = -1;        // index into an event's values; -1 for count
-  aggregate::Spec spec;
+  int32_t field = -1;        // index into an event's values; -1 for count (and whole-event Lua)
+  aggregate::Spec spec;      // a Lua aggregator's: windows and tiles only (fn kCount)
+  std::string name;          // for error messages
+  // Set: a user-defined aggregation run by this Lua aggregator (update gets the field's value,
+  // or with field -1 a table of the whole event). Null: the built-in spec.fn.
+  std::shared_ptr<const AggregatorFunction> function;
 };
 
 // A validated event routed to this shard. Borrowed for the duration of the call.
@@ -52,7 +67,8 @@ struct ShardEvent {
   std::string_view event_id;  // empty = no de-duplication
 };
 
-enum class EventOutcome : uint8_t { kApplied, kDuplicate };
+// kFailed: a Lua aggregator of the template failed on the event; nothing was changed.
+enum class EventOutcome : uint8_t { kApplied, kDuplicate, kFailed };
 
 // One aggregation window to read for many entities. Arrays are indexed by request position and
 // written only at the positions the call is given.
@@ -102,6 +118,7 @@ struct ShardStats {
   uint64_t expired = 0;  // entries removed because their TTL passed
   uint64_t events_applied = 0;
   uint64_t events_duplicate = 0;
+  uint64_t events_failed = 0;      // refused because a Lua aggregator failed on them
   uint64_t entities = 0;           // (template, entity) event states
   uint64_t event_state_bytes = 0;  // tiles, retained events and event ids (kept up to date)
 };
@@ -254,33 +271,55 @@ class alignas(64) Shard {
   // Makes template `spec->id` (== number of templates added so far) known to this shard.
   void AddTemplate(std::shared_ptr<const TemplateSpec> spec);
 
-  // Registers aggregation `spec->id` (== number of aggregations added so far) and builds its
-  // state for every entity of its template from the retained events, under the lock, so no
-  // event is missed or counted twice. Returns {entities built, events replayed}.
-  std::pair<uint64_t, uint64_t> AddAggregation(std::shared_ptr<const AggregationSpec> spec);
+  // For a user-defined aggregation (spec.function set): compiles its Lua aggregator into this
+  // shard's aggregator sandbox, ready for AddAggregation; no-op for a built-in. Errors: the
+  // sandbox's Load errors. Two phases, so the engine can load into every shard before any shard
+  // takes the aggregation (and unload with DropPreparedAggregation if one shard fails).
+  Status PrepareAggregation(const AggregationSpec& spec);
+  void DropPreparedAggregation(uint32_t aggregation_id);
+
+  // Registers aggregation `spec->id` (== number of aggregations added so far; a user-defined
+  // one prepared first) and builds its state for every entity of its template from the
+  // retained events, under the lock, so no event is missed or counted twice. A retained event
+  // that a Lua aggregator fails on is left out of that aggregation (counted in the third
+  // figure). Returns {entities built, events replayed, events a Lua aggregator failed on}.
+  struct Backfill {
+    uint64_t entities = 0;
+    uint64_t events = 0;
+    uint64_t failed = 0;
+  };
+  Backfill AddAggregation(std::shared_ptr<const AggregationSpec> spec);
 
   // Applies events[i] for each i in `indices` (validated by the caller: template known, values
   // typed as declared, time within bounds): skips duplicates (event_id seen within the
   // template's dedup window), else folds it into every aggregation of its template and appends
-  // it to the template's history. outcomes[i] tells which.
+  // it to the template's history. outcomes[i] tells which. When a Lua aggregator of the
+  // template fails on an event (budget, runtime error, unstorable state), the event changes
+  // nothing (no aggregation, no history, its id not remembered): outcomes[i] = kFailed and
+  // (i, the error naming the aggregation, function, version and Lua line) is appended to
+  // `failures` when given. Lua runs under this shard's lock, within the function's budgets.
   void ApplyEvents(std::span<const ShardEvent> events, std::span<const uint32_t> indices,
-                   std::span<EventOutcome> outcomes);
+                   std::span<EventOutcome> outcomes,
+                   std::vector<std::pair<uint32_t, Status>>* failures = nullptr);
 
   // For each i in `indices` and each read: the window's value for entities[i] of template
   // `template_id` from the live tiles as of `now`. Each value built (but std::monostate) is
   // charged to `budget_bytes` (aggregate::OutputBytes); returns false, with the rest unread, as
-  // soon as one does not fit, so an oversized answer is refused rather than built.
+  // soon as one does not fit, so an oversized answer is refused rather than built. A Lua
+  // aggregator's merge or finalize that fails also stops the read (false) and sets `error`
+  // (naming aggregation, function, version and Lua line); `error` stays OK otherwise.
   [[nodiscard]] bool ReadOnline(uint32_t template_id, std::span<const AggregationRead> reads,
                                 std::span<const std::string_view> entities,
                                 std::span<const uint32_t> indices, Micros now,
-                                uint64_t& budget_bytes);
+                                uint64_t& budget_bytes, Status& error);
 
   // As ReadOnline, but each entity i as of as_of[i], computed from the retained events
-  // (aggregate::ComputeAsOf). O(retained events of the entity) per read.
+  // (aggregate::ComputeAsOf, ComputeCustomAsOf). O(retained events of the entity) per read.
   [[nodiscard]] bool ReadHistorical(uint32_t template_id, std::span<const AggregationRead> reads,
                                     std::span<const std::string_view> entities,
                                     std::span<const Micros> as_of,
-                                    std::span<const uint32_t> indices, uint64_t& budget_bytes);
+                                    std::span<const uint32_t> indices, uint64_t& budget_bytes,
+                                    Status& error);
 
  private:
   struct Table;
