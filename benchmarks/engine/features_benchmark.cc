@@ -7,6 +7,11 @@
 //    feature values/s.
 //  - BM_Features_OnlineDerived: the same plus one weighted derived feature of three inputs
 //    (issue #5: the latency cost of a derived feature).
+//  - BM_Features_IngestSum/0 and /1: PushEvents as BM_Features_Ingest into an engine with one
+//    aggregation, sum of amount over 1h, 24h, 7d: /0 the built-in sum, /1 a Lua aggregator
+//    computing the same (issue #5 point 5: target, Lua within 5x of built-in). Run side by side.
+//  - BM_Features_OnlineSum/0 and /1: GetOnlineFeatures of 100 entities x the three windows of
+//    that sum (10 events per entity), built-in vs Lua: the read cost of Lua merge and finalize.
 //  - BM_Features_MemoryPerEntity: bytes of event state per entity after 20 events per entity
 //    spread over a day, with and without retained history (counters, not timings).
 
@@ -136,8 +141,38 @@ Engine& IngestEngine() {
   return *engine;
 }
 
-void BM_Features_Ingest(benchmark::State& state) {
-  Engine& engine = IngestEngine();
+// Issue #5 point 5: one sum aggregation, built-in (false) or a Lua aggregator (true).
+constexpr std::string_view kLuaSum = R"(
+function init() return 0.0 end
+function update(s, v, t) return s + v end
+function merge(a, b) return a + b end
+function finalize(s) return s end
+)";
+
+std::unique_ptr<Engine> MakeSumEngine(bool lua) {
+  config::Config config = MakeConfig(/*history_retention=*/0);
+  config.definitions.features.clear();
+  auto& aggs = config.definitions.aggregations;
+  aggs.erase(aggs.begin());  // keep amount_sum only
+  aggs.resize(1);
+  if (lua) {
+    config::FunctionConfig f;
+    f.name = "lua_sum";
+    f.kind = "aggregator";
+    f.source = std::string(kLuaSum);
+    config.functions.push_back(f);
+    aggs[0].fn.clear();
+    aggs[0].function = "lua_sum";
+  }
+  Result<std::unique_ptr<Engine>> engine = Engine::Create(config, SystemClock());
+  if (!engine.ok()) {
+    std::fprintf(stderr, "Engine::Create: %s\n", engine.status().ToString().c_str());
+    std::abort();
+  }
+  return std::move(engine).value();
+}
+
+void PushRandom(benchmark::State& state, Engine& engine) {
   const auto& keys = Keys();
   Rng rng(static_cast<uint64_t>(state.thread_index()) + 1);
   std::vector<EventFields> fields(kBatch);
@@ -160,32 +195,45 @@ void BM_Features_Ingest(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * static_cast<int64_t>(kBatch));
 }
 
+void BM_Features_Ingest(benchmark::State& state) { PushRandom(state, IngestEngine()); }
+
+void BM_Features_IngestSum(benchmark::State& state) {
+  static std::unique_ptr<Engine> builtin = MakeSumEngine(false);
+  static std::unique_ptr<Engine> lua = MakeSumEngine(true);
+  PushRandom(state, state.range(0) == 0 ? *builtin : *lua);
+}
+
 // Lookups read an engine of their own with a fixed state (not Ingest's, whose state depends on
 // how long Ingest ran): every entity has kOnlineEventsPerEntity events over the last 50 minutes,
 // merchants drawn from 500.
 constexpr size_t kOnlineEventsPerEntity = 10;
 
+// Fills `e` with kOnlineEventsPerEntity events per entity over the last 50 minutes.
+void FillForLookups(Engine& engine) {
+  const auto& keys = Keys();
+  std::vector<EventFields> fields(kBatch);
+  std::vector<EventInput> inputs(kBatch);
+  Rng rng(99);
+  const Micros now = SystemClock().NowMicros();
+  size_t n = 0;
+  for (size_t round = 0; round < kOnlineEventsPerEntity; ++round) {
+    for (size_t k = 0; k < kEntities; ++k) {
+      const uint64_t r = rng.Next();
+      fields[n].Set(keys[k], now - static_cast<Micros>(r % (50 * 60'000'000ull)),
+                    static_cast<double>(r % 10'000) / 100.0, r >> 20);
+      inputs[n] = {"tx", fields[n].fields, {}};
+      if (++n == kBatch || (round + 1 == kOnlineEventsPerEntity && k + 1 == kEntities)) {
+        if (!engine.PushEvents(std::span(inputs.data(), n)).ok()) std::abort();
+        n = 0;
+      }
+    }
+  }
+}
+
 Engine& OnlineEngine() {
   static std::unique_ptr<Engine> engine = [] {
     std::unique_ptr<Engine> e = MakeEngine(/*history_retention=*/0);
-    const auto& keys = Keys();
-    std::vector<EventFields> fields(kBatch);
-    std::vector<EventInput> inputs(kBatch);
-    Rng rng(99);
-    const Micros now = SystemClock().NowMicros();
-    size_t n = 0;
-    for (size_t round = 0; round < kOnlineEventsPerEntity; ++round) {
-      for (size_t k = 0; k < kEntities; ++k) {
-        const uint64_t r = rng.Next();
-        fields[n].Set(keys[k], now - static_cast<Micros>(r % (50 * 60'000'000ull)),
-                      static_cast<double>(r % 10'000) / 100.0, r >> 20);
-        inputs[n] = {"tx", fields[n].fields, {}};
-        if (++n == kBatch || (round + 1 == kOnlineEventsPerEntity && k + 1 == kEntities)) {
-          if (!e->PushEvents(std::span(inputs.data(), n)).ok()) std::abort();
-          n = 0;
-        }
-      }
-    }
+    FillForLookups(*e);
     return e;
   }();
   return *engine;
@@ -195,8 +243,8 @@ const std::vector<std::string_view> kOnlineFeatures = {
     "tx_count@1h",     "tx_count@24h",  "amount_sum@1h",  "amount_sum@7d", "amount_mean@1h",
     "amount_mean@24h", "amount_max@1h", "amount_max@24h", "merchants@1h",  "merchants@7d"};
 
-void Lookups(benchmark::State& state, const std::vector<std::string_view>& features) {
-  Engine& engine = OnlineEngine();
+void Lookups(benchmark::State& state, const std::vector<std::string_view>& features,
+             Engine& engine = OnlineEngine()) {
   const auto& keys = Keys();
   Rng rng(static_cast<uint64_t>(state.thread_index()) + 77);
   std::vector<std::string_view> entities(100);
@@ -222,6 +270,17 @@ void BM_Features_OnlineDerived(benchmark::State& state) {
   std::vector<std::string_view> features = kOnlineFeatures;
   features.push_back("risk");
   Lookups(state, features);
+}
+
+void BM_Features_OnlineSum(benchmark::State& state) {
+  static std::unique_ptr<Engine> builtin;
+  static std::unique_ptr<Engine> lua;
+  std::unique_ptr<Engine>& engine = state.range(0) == 0 ? builtin : lua;
+  if (engine == nullptr) {
+    engine = MakeSumEngine(state.range(0) != 0);
+    FillForLookups(*engine);
+  }
+  Lookups(state, {"amount_sum@1h", "amount_sum@24h", "amount_sum@7d"}, *engine);
 }
 
 // Arg 0: history retention in hours (0 = tiles only).
@@ -259,6 +318,8 @@ void BM_Features_MemoryPerEntity(benchmark::State& state) {
 BENCHMARK(BM_Features_Ingest)->Threads(1)->Threads(2)->UseRealTime();
 BENCHMARK(BM_Features_Online)->Threads(1)->Threads(2)->UseRealTime();
 BENCHMARK(BM_Features_OnlineDerived)->Threads(1)->UseRealTime();
+BENCHMARK(BM_Features_IngestSum)->Arg(0)->Arg(1)->UseRealTime();
+BENCHMARK(BM_Features_OnlineSum)->Arg(0)->Arg(1)->UseRealTime();
 BENCHMARK(BM_Features_MemoryPerEntity)
     ->Arg(0)
     ->Arg(168)

@@ -1,6 +1,7 @@
 // CustomSeries and ComputeCustomAsOf: the tiles of user-defined aggregations (aggregate.h).
 
 #include <algorithm>
+#include <climits>
 #include <cstddef>
 #include <cstdint>
 #include <map>
@@ -60,6 +61,14 @@ size_t StateHeapBytes(const std::string& s) { return s.capacity() > 15 ? s.capac
 
 }  // namespace
 
+std::vector<CustomSeries::Tile>::const_iterator CustomSeries::Find(uint32_t run,
+                                                                  int64_t index) const {
+  return std::lower_bound(tiles_.begin(), tiles_.end(), std::pair(run, index),
+                          [](const Tile& t, const std::pair<uint32_t, int64_t>& key) {
+                            return t.run != key.first ? t.run < key.first : t.index < key.second;
+                          });
+}
+
 Status CustomSeries::Stage(CustomFn& fn, const Spec& spec, Micros event_time,
                            std::span<const record::Value* const> values, Micros now,
                            Staged& out) const {
@@ -74,11 +83,11 @@ Status CustomSeries::Stage(CustomFn& fn, const Spec& spec, Micros event_time,
     Staged::Change& change = out.changes.emplace_back();
     change.run = static_cast<uint32_t>(r);
     change.index = index;
-    if (r < runs_.size()) {
-      const std::vector<Tile>& tiles = runs_[r];
-      auto it = std::lower_bound(tiles.begin(), tiles.end(), index,
-                                 [](const Tile& t, int64_t i) { return t.index < i; });
-      if (it != tiles.end() && it->index == index) change.state = it->state;
+    auto it = Find(change.run, index);
+    if (it != tiles_.end() && it->run == change.run && it->index == index) {
+      change.state = it->state;
+    } else {
+      change.state.clear();
     }
     ODS_RETURN_IF_ERROR(fn.Update(change.state, event_time, values));
   }
@@ -88,38 +97,31 @@ Status CustomSeries::Stage(CustomFn& fn, const Spec& spec, Micros event_time,
 int64_t CustomSeries::Commit(const Spec& spec, Staged& staged, Micros now) {
   if (staged.changes.empty()) return 0;
   RunShape shapes[kMaxRuns];
-  const size_t runs = RunsOf(spec, shapes, kMaxRuns);
+  RunsOf(spec, shapes, kMaxRuns);
   int64_t delta = 0;
-  if (runs_.size() < runs) {
-    delta -= static_cast<int64_t>(runs_.capacity() * sizeof(std::vector<Tile>));
-    runs_.resize(runs);
-    delta += static_cast<int64_t>(runs_.capacity() * sizeof(std::vector<Tile>));
-  }
   for (Staged::Change& change : staged.changes) {
-    std::vector<Tile>& tiles = runs_[change.run];
-    auto it = std::lower_bound(tiles.begin(), tiles.end(), change.index,
-                               [](const Tile& t, int64_t i) { return t.index < i; });
-    if (it != tiles.end() && it->index == change.index) {
+    auto found = Find(change.run, change.index);
+    auto it = tiles_.begin() + (found - tiles_.cbegin());
+    if (it != tiles_.end() && it->run == change.run && it->index == change.index) {
       delta -= static_cast<int64_t>(StateHeapBytes(it->state));
       it->state.swap(change.state);
       delta += static_cast<int64_t>(StateHeapBytes(it->state));
       continue;
     }
-    // A new tile: first forget the tiles no window needs any more (all lie before `it`).
+    // A new tile: first forget the tiles of its run that no window needs any more (all lie
+    // before `it`). Erase and insert move strings between slots, and a moved-to string can keep
+    // its old buffer, so the change of bytes is measured rather than derived.
     const RunShape& shape = shapes[change.run];
     const int64_t first = SaturatingSub(FloorDiv(now, shape.tile), shape.keep / shape.tile - 1);
-    const size_t capacity_before = tiles.capacity();
-    auto stale_end = std::lower_bound(tiles.begin(), it, first,
-                                      [](const Tile& t, int64_t i) { return t.index < i; });
-    for (auto dead = tiles.begin(); dead != stale_end; ++dead) {
-      delta -= static_cast<int64_t>(StateHeapBytes(dead->state));
-    }
-    const auto position = (it - tiles.begin()) - (stale_end - tiles.begin());
-    tiles.erase(tiles.begin(), stale_end);
-    tiles.insert(tiles.begin() + position, Tile{change.index, std::move(change.state)});
-    delta += static_cast<int64_t>(StateHeapBytes(tiles[static_cast<size_t>(position)].state));
-    delta += (static_cast<int64_t>(tiles.capacity()) - static_cast<int64_t>(capacity_before)) *
-             static_cast<int64_t>(sizeof(Tile));
+    const auto before = static_cast<int64_t>(MemoryBytes());
+    auto run_begin = tiles_.begin() + (Find(change.run, INT64_MIN) - tiles_.cbegin());
+    auto stale_end = tiles_.begin() + (Find(change.run, first) - tiles_.cbegin());
+    if (stale_end > it) stale_end = it;
+    const auto position = (it - tiles_.begin()) - (stale_end - run_begin);
+    tiles_.erase(run_begin, stale_end);
+    tiles_.insert(tiles_.begin() + position,
+                  Tile{change.run, change.index, std::move(change.state)});
+    delta += static_cast<int64_t>(MemoryBytes()) - before;
   }
   staged.changes.clear();
   return delta;
@@ -129,25 +131,27 @@ Result<Output> CustomSeries::Query(CustomFn& fn, const Spec& spec, size_t window
                                    Micros now) const {
   thread_local std::vector<std::string_view> states;
   states.clear();
-  const size_t run = RunOfWindow(spec, window);
-  if (run < runs_.size()) {
-    const int64_t last = FloorDiv(now, spec.tiles[window]);
-    const int64_t first = FirstTileIndex(spec, window, last);
-    const std::vector<Tile>& tiles = runs_[run];
-    auto it = std::lower_bound(tiles.begin(), tiles.end(), first,
-                               [](const Tile& t, int64_t i) { return t.index < i; });
-    for (; it != tiles.end() && it->index <= last; ++it) states.push_back(it->state);
+  const auto run = static_cast<uint32_t>(RunOfWindow(spec, window));
+  const int64_t last = FloorDiv(now, spec.tiles[window]);
+  const int64_t first = FirstTileIndex(spec, window, last);
+  for (auto it = Find(run, first); it != tiles_.end() && it->run == run && it->index <= last;
+       ++it) {
+    states.push_back(it->state);
   }
   return fn.Finish(states);
 }
 
 size_t CustomSeries::MemoryBytes() const {
-  size_t bytes = runs_.capacity() * sizeof(std::vector<Tile>);
-  for (const auto& tiles : runs_) {
-    bytes += tiles.capacity() * sizeof(Tile);
-    for (const Tile& t : tiles) bytes += StateHeapBytes(t.state);
-  }
+  size_t bytes = tiles_.capacity() * sizeof(Tile);
+  for (const Tile& t : tiles_) bytes += StateHeapBytes(t.state);
   return bytes;
+}
+
+void CustomSeries::Prefetch() const {
+  if (tiles_.empty()) return;
+  const auto* end = reinterpret_cast<const char*>(tiles_.data() + tiles_.size());
+  __builtin_prefetch(end - 1);
+  __builtin_prefetch(end - 1 - 64);
 }
 
 Result<Output> ComputeCustomAsOf(CustomFn& fn, const Spec& spec, size_t window,

@@ -321,8 +321,8 @@ int OpenAllowList(lua_State* L) {
   return 0;
 }
 
-void PushFreshEnvironment(lua_State* L) {
-  lua_createtable(L, 0, 4);
+void PushFreshEnvironment(lua_State* L, int globals) {
+  lua_createtable(L, 0, globals + 1);
   lua_rawgetp(L, LUA_REGISTRYINDEX, &kEnvMetatableKey);
   lua_setmetatable(L, -2);
   lua_pushvalue(L, -1);

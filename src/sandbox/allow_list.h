@@ -14,7 +14,9 @@ namespace ods::sandbox {
 int OpenAllowList(lua_State* L);
 
 // Pushes a new, empty global table whose reads fall back to the allow-list (through a protected
-// metatable) and whose _G is itself. Raises on allocation failure: call in protected mode only.
-void PushFreshEnvironment(lua_State* L);
+// metatable) and whose _G is itself, with room for `globals` more entries (what the chunk defines,
+// so that running it does not grow the table). Raises on allocation failure: call in protected
+// mode only.
+void PushFreshEnvironment(lua_State* L, int globals);
 
 }  // namespace ods::sandbox

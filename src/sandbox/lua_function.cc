@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <limits>
 #include <lua.hpp>
 #include <memory>
@@ -39,11 +40,19 @@ const char kChunkKey = 0;
 constexpr size_t kMaxLuaMessageBytes = 256;
 
 // lua_Alloc that counts bytes and refuses growth past budget.bytes_limit. Shrinking never fails.
+// Small blocks come from and go back to budget.blocks; larger ones are plain malloc blocks.
 void* Allocate(void* ud, void* ptr, size_t old_size, size_t new_size) {
   Budget& budget = *static_cast<Budget*>(ud);
   const uint64_t old_bytes = ptr != nullptr ? old_size : 0;
+  auto release = [&budget](void* block, size_t bytes) {
+    if (BlockCache::Small(bytes)) {
+      budget.blocks.Give(block, bytes);
+    } else {
+      std::free(block);
+    }
+  };
   if (new_size == 0) {
-    std::free(ptr);
+    if (ptr != nullptr) release(ptr, old_bytes);
     budget.bytes_in_use -= old_bytes;
     return nullptr;
   }
@@ -51,9 +60,21 @@ void* Allocate(void* ud, void* ptr, size_t old_size, size_t new_size) {
                                new_size - old_bytes > budget.bytes_limit - budget.bytes_in_use)) {
     return nullptr;
   }
-  void* block = std::realloc(ptr, new_size);
+  void* block = nullptr;
+  if (ptr != nullptr && BlockCache::Small(old_bytes) && BlockCache::Small(new_size) &&
+      BlockCache::ClassOf(old_bytes) == BlockCache::ClassOf(new_size)) {
+    block = ptr;  // fits the block it has
+  } else if (ptr != nullptr && !BlockCache::Small(old_bytes) && !BlockCache::Small(new_size)) {
+    block = std::realloc(ptr, new_size);
+  } else {
+    block = BlockCache::Small(new_size) ? budget.blocks.Take(new_size) : std::malloc(new_size);
+    if (block != nullptr && ptr != nullptr) {
+      std::memcpy(block, ptr, std::min<size_t>(old_bytes, new_size));
+      release(ptr, old_bytes);
+    }
+  }
   if (block == nullptr) {
-    if (new_size <= old_bytes) {
+    if (ptr != nullptr && new_size <= old_bytes) {
       return ptr;  // keep the larger block (and its count); Lua assumes shrinking succeeds
     }
     return nullptr;
@@ -124,6 +145,8 @@ int CompileTrampoline(lua_State* L) {
 }
 
 struct CallArgs {
+  int env_slots = 4;       // PushFreshEnvironment's `globals`
+  int* globals_defined = nullptr;  // set: receives how many globals the chunk defined
   std::string_view entry;  // empty: run the chunk only
   std::span<const record::Value> args;
   bool entry_missing = false;
@@ -175,11 +198,20 @@ void PushFields(lua_State* L, std::span<const record::Field> fields) {
 int CallTrampoline(lua_State* L) {
   auto* call = static_cast<CallArgs*>(lua_touserdata(L, 1));
   lua_settop(L, 0);
-  PushFreshEnvironment(L);  // 1
+  PushFreshEnvironment(L, call->env_slots);  // 1
   lua_rawgetp(L, LUA_REGISTRYINDEX, &kChunkKey);
   lua_pushvalue(L, 1);
   lua_setupvalue(L, -2, 1);  // a main chunk's only upvalue is _ENV
   lua_call(L, 0, 0);
+  if (call->globals_defined != nullptr) {
+    int n = 0;
+    lua_pushnil(L);
+    while (lua_next(L, 1) != 0) {
+      ++n;
+      lua_pop(L, 1);
+    }
+    *call->globals_defined = n - 1;  // not _G
+  }
   if (call->entry.empty()) {
     for (std::string_view name : call->required) {
       lua_pushlstring(L, name.data(), name.size());
@@ -216,6 +248,7 @@ int CallTrampoline(lua_State* L) {
 }
 
 struct AggregateArgs {
+  int env_slots = 4;                       // PushFreshEnvironment's `globals`
   const AggregatorEvent* event = nullptr;  // set: update; null: finish
   std::string_view state;                  // update: the tile's state; empty = init() first
   std::span<const std::string_view> tiles;  // finish: the window's tile states, oldest first
@@ -234,7 +267,7 @@ void PushEntry(lua_State* L, const char* name) {
 int AggregateTrampoline(lua_State* L) {
   auto* a = static_cast<AggregateArgs*>(lua_touserdata(L, 1));
   lua_settop(L, 0);
-  PushFreshEnvironment(L);  // 1
+  PushFreshEnvironment(L, a->env_slots);  // 1
   lua_rawgetp(L, LUA_REGISTRYINDEX, &kChunkKey);
   lua_pushvalue(L, 1);
   lua_setupvalue(L, -2, 1);
@@ -374,12 +407,15 @@ Status LuaFunction::Init(std::string_view source) {
   lua_settop(L, 0);
 
   CallArgs call;
+  int globals = 0;
+  call.globals_defined = &globals;
   status = RunProtected(CallTrampoline, &call);
   if (status != LUA_OK) {
     Status error = RunError(status, /*at_load=*/true);
     lua_settop(L, 0);
     return error;
   }
+  env_slots_ = std::clamp(globals, 0, 64);
   lua_settop(L, 0);
   lua_gc(L, LUA_GCCOLLECT);
   return OkStatus();
@@ -443,6 +479,7 @@ Result<std::optional<record::Value>> LuaFunction::Call(std::string_view entry,
                                                        std::span<const record::Value> args) {
   lua_State* L = state_.get();
   CallArgs call;
+  call.env_slots = env_slots_;
   call.entry = entry;
   call.args = args;
   const int status = RunProtected(CallTrampoline, &call);
@@ -481,6 +518,7 @@ Result<ProcedureResult> LuaFunction::CallProcedure(std::string_view entry, std::
                                                    std::span<const record::Field> args) {
   lua_State* L = state_.get();
   CallArgs call;
+  call.env_slots = env_slots_;
   call.entry = entry;
   call.procedure = true;
   call.key = key;
@@ -535,6 +573,7 @@ Result<ProcedureResult> LuaFunction::CallProcedure(std::string_view entry, std::
 Status LuaFunction::AggregatorUpdate(std::string& state, const AggregatorEvent& event) {
   lua_State* L = state_.get();
   AggregateArgs args;
+  args.env_slots = env_slots_;
   args.event = &event;
   args.state = state;
   const int status = RunProtected(AggregateTrampoline, &args);
@@ -563,6 +602,7 @@ Result<std::optional<record::Value>> LuaFunction::AggregatorFinish(
     std::span<const std::string_view> tiles) {
   lua_State* L = state_.get();
   AggregateArgs args;
+  args.env_slots = env_slots_;
   args.tiles = tiles;
   const int status = RunProtected(AggregateTrampoline, &args);
   Result<std::optional<record::Value>> result = std::optional<record::Value>();
@@ -581,6 +621,7 @@ Result<std::optional<record::Value>> LuaFunction::AggregatorFinish(
 Status LuaFunction::CheckEntries(std::span<const std::string_view> entries) {
   std::vector<std::string_view> missing;
   CallArgs call;
+  call.env_slots = env_slots_;
   call.required = entries;
   call.missing = &missing;
   const int status = RunProtected(CallTrampoline, &call);

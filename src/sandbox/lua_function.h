@@ -79,6 +79,7 @@ class LuaFunction {
   Budget budget_;
   std::unique_ptr<lua_State, LuaCloser> state_;
   std::string scratch_;  // an encoded state, reused across calls
+  int env_slots_ = 4;    // globals the chunk defines (measured at load): a fresh env's size
 };
 
 }  // namespace ods::sandbox

@@ -75,7 +75,10 @@ size_t Shard::EventStore::EntityBytes(const EntityKey& key, const Entity& entity
   }
   for (const aggregate::SeriesGroup& group : entity.groups) bytes += group.MemoryBytes();
   if (entity.custom != nullptr) {
-    bytes += sizeof(CustomTiles) + entity.custom->capacity() * sizeof(aggregate::CustomSeries);
+    bytes += sizeof(CustomTiles);
+    if (entity.custom->capacity() > 2) {
+      bytes += entity.custom->capacity() * sizeof(aggregate::CustomSeries);
+    }
     for (const aggregate::CustomSeries& series : *entity.custom) bytes += series.MemoryBytes();
   }
   return bytes + HistoryBytes(entity.history);
@@ -144,6 +147,7 @@ Status Shard::EventStore::StageCustom(Template& t, const Entity* entity, Micros 
     const aggregate::CustomSeries* series = &kEmpty;
     if (entity != nullptr && entity->custom != nullptr && c < entity->custom->size()) {
       series = &(*entity->custom)[c];
+      if (c + 1 < n && c + 1 < entity->custom->size()) (*entity->custom)[c + 1].Prefetch();
     }
     ODS_RETURN_IF_ERROR(
         series->Stage(*custom.fn, custom.spec->spec, event_time, values, now, staged_[c]));
@@ -163,10 +167,12 @@ int64_t Shard::EventStore::CommitCustom(Template& t, Entity& entity, Micros now,
       delta += static_cast<int64_t>(sizeof(CustomTiles));
     }
     if (entity.custom->size() <= c) {
-      const size_t before = entity.custom->capacity();
+      auto heap = [](const CustomTiles& v) {
+        return v.capacity() > 2 ? v.capacity() * sizeof(aggregate::CustomSeries) : 0;
+      };
+      const size_t before = heap(*entity.custom);
       entity.custom->resize(n);
-      delta += (static_cast<int64_t>(entity.custom->capacity()) - static_cast<int64_t>(before)) *
-               static_cast<int64_t>(sizeof(aggregate::CustomSeries));
+      delta += static_cast<int64_t>(heap(*entity.custom)) - static_cast<int64_t>(before);
     }
     delta += (*entity.custom)[c].Commit(t.customs[c].spec->spec, staged_[c], now);
   }
@@ -288,6 +294,7 @@ void Shard::EventStore::PrefetchTiles(uint32_t template_id, std::string_view key
   auto it = t.entities.find(AsAbsl(key));
   if (it == t.entities.end()) return;
   for (const aggregate::SeriesGroup& group : it->second.groups) group.Prefetch();
+  if (it->second.custom != nullptr) __builtin_prefetch(it->second.custom.get());
 }
 
 EventOutcome Shard::EventStore::Apply(const ShardEvent& event, Micros now, Status& error) {

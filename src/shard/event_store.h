@@ -91,7 +91,8 @@ class Shard::EventStore {
   };
   // The tiles of the template's user-defined aggregations, parallel to Template::customs (may
   // be shorter: a series not yet touched is empty).
-  using CustomTiles = std::vector<aggregate::CustomSeries>;
+  // Inline for up to two (one heap block with the entity's pointer to it).
+  using CustomTiles = absl::InlinedVector<aggregate::CustomSeries, 2>;
   struct Entity {
     // Parallel to Template::layouts; inline for the usual single layout (no pointer chase).
     absl::InlinedVector<aggregate::SeriesGroup, 1> groups;

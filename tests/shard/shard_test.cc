@@ -830,8 +830,38 @@ TEST(ShardEventBytesTest, TheRunningFigureEqualsAWalkAfterEveryChange) {
   t->field_count = 2;  // 0: merchant (string), 1: amount (double)
   t->history_retention_micros = 2 * kHour;
   t->dedup_window_micros = 10 * 60 * kSecond;
+  t->field_names = {"merchant", "amount"};
   shard.AddTemplate(t);
   uint32_t next_id = 0;
+  // Lua aggregators too: string states that outgrow the small-string buffer, and one over the
+  // whole event that fails on some events (which must change nothing).
+  auto add_lua = [&](int32_t field, std::string source) {
+    auto f = std::make_shared<AggregatorFunction>();
+    f->name = "lua" + std::to_string(next_id);
+    f->version = 1;
+    f->source = std::move(source);
+    auto a = std::make_shared<AggregationSpec>();
+    a->id = next_id++;
+    a->field = field;
+    a->name = f->name;
+    a->function = f;
+    a->spec.windows = {kHour, 24 * kHour};
+    a->spec.tiles = {aggregate::DefaultTileFor(kHour), aggregate::DefaultTileFor(24 * kHour)};
+    ASSERT_TRUE(shard.PrepareAggregation(*a).ok());
+    shard.AddAggregation(a);
+  };
+  const std::string kConcat = R"(
+function init() return "" end
+function update(s, v) if #s > 60 then s = "" end return s .. v end
+function merge(a, b) return a .. b end
+function finalize(s) return #s end)";
+  const std::string kPicky = R"(
+function init() return {n = 0} end
+function update(s, e) if e.amount == 999 or e.amount == 998 then error("no") end s.n = s.n + 1 return s end
+function merge(a, b) return {n = a.n + b.n} end
+function finalize(s) return s.n end)";
+  add_lua(0, kConcat);
+  add_lua(-1, kPicky);
   auto add = [&](aggregate::Fn fn, ValueType type, int32_t field, uint32_t n) {
     auto a = std::make_shared<AggregationSpec>();
     a->id = next_id++;
@@ -887,9 +917,12 @@ TEST(ShardEventBytesTest, TheRunningFigureEqualsAWalkAfterEveryChange) {
     if (step == 200) {  // backfilled from retained history
       add(aggregate::Fn::kTopK, ValueType::kString, 0, 5);
       ASSERT_EQ(shard.Stats().event_state_bytes, shard.CountEventStateBytes());
+      add_lua(0, kConcat);
+      ASSERT_EQ(shard.Stats().event_state_bytes, shard.CountEventStateBytes());
     }
   }
   EXPECT_GT(shard.Stats().event_state_bytes, 0u);
+  EXPECT_GT(shard.Stats().events_failed, 0u);  // the failure path was taken
 }
 
 }  // namespace

@@ -268,15 +268,22 @@ class CustomSeries {
   // semantics above). O(log tiles + tiles in the window) plus the fn's work.
   Result<Output> Query(CustomFn& fn, const Spec& spec, size_t window, Micros now) const;
 
-  // Heap bytes held: tile vectors by capacity and the states' heap buffers.
+  // Heap bytes held: the tile vector by capacity and the states' heap buffers.
   size_t MemoryBytes() const;
 
+  // Hints the CPU to load the newest tiles (what the next Stage reads); changes nothing.
+  void Prefetch() const;
+
  private:
+  // One tile: `run` (tile size, in order of first use in the spec), its index, the fn's state.
   struct Tile {
+    uint32_t run = 0;
     int64_t index = 0;
     std::string state;
   };
-  std::vector<std::vector<Tile>> runs_;  // empty until the first Commit
+  // Where tile (run, index) is or would go in tiles_.
+  std::vector<Tile>::const_iterator Find(uint32_t run, int64_t index) const;
+  std::vector<Tile> tiles_;  // sorted by (run, index)
 };
 
 // An event as ComputeCustomAsOf sees it: its time and values by field index (borrowed).
