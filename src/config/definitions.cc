@@ -156,34 +156,70 @@ void DefinitionsParser::ParseFeatures(const YAML::Node& node) {
       p_.Error(name_node, "bad feature name '" + name + "'; " + std::string(kNameRule));
     }
     bool has_fn = false;
+    bool has_function = false;
     bool has_inputs = false;
-    p_.ForEachKey(v, path, {"fn", "inputs"},
-                  [&](const std::string& key, const YAML::Node&, const YAML::Node& value) {
+    YAML::Node inputs_node;
+    YAML::Mark function_key;
+    p_.ForEachKey(v, path, {"fn", "function", "inputs"},
+                  [&](const std::string& key, const YAML::Node& key_node,
+                      const YAML::Node& value) {
                     if (key == "fn") {
                       has_fn = true;
                       p_.OneOf(value, path + ".fn", {"weighted"}, d.fn);
-                      return;
+                    } else if (key == "function") {
+                      has_function = true;
+                      function_key = key_node.Mark();
+                      if (p_.String(value, path + ".function", d.function) &&
+                          !IsValidName(d.function)) {
+                        p_.Error(value, path + ".function: bad function name '" + d.function +
+                                            "'; " + std::string(kNameRule));
+                      }
+                    } else {
+                      has_inputs = true;
+                      inputs_node = value;
                     }
-                    has_inputs = true;
-                    if (!value.IsMap() || value.size() == 0) {
-                      p_.Error(value, path + ".inputs: expected a map of feature refs to weights "
-                                             "such as {txn_count@1h: 0.7, merchants@30d: 0.3}");
-                      return;
-                    }
-                    p_.ForEachKey(value, path + ".inputs", {},
-                                  [&](const std::string& ref, const YAML::Node& ref_node,
-                                      const YAML::Node& weight) {
-                                    DerivedInputConfig in;
-                                    in.ref = ref;
-                                    in.position = p_.Position(ref_node.Mark());
-                                    if (p_.Number(weight, path + ".inputs." + ref, in.weight)) {
-                                      d.inputs.push_back(std::move(in));
-                                    }
-                                  });
                   });
-    if (!has_fn) p_.Error(name_node, path + ": missing 'fn' (expected weighted)");
-    if (!has_inputs) {
-      p_.Error(name_node, path + ": missing 'inputs' (a map of feature refs to weights)");
+    if (!v.IsMap()) return;
+    if (has_fn && has_function) {
+      p_.Error(function_key, path + ".function: both 'fn' (weighted) and 'function' (a Lua "
+                                    "function) are given; expected exactly one");
+    } else if (!has_fn && !has_function) {
+      p_.Error(name_node, path + ": missing 'fn' (expected weighted) or 'function' (a "
+                                 "registered Lua function of kind derived)");
+    }
+    if (has_fn && has_function) {
+      // Which form `inputs` should have is unknown: say nothing more.
+    } else if (!has_inputs) {
+      p_.Error(name_node, path + (has_function ? ": missing 'inputs' (a list of feature refs)"
+                                               : ": missing 'inputs' (a map of feature refs to "
+                                                 "weights)"));
+    } else if (has_function && !has_fn) {
+      if (!inputs_node.IsSequence() || inputs_node.size() == 0) {
+        p_.Error(inputs_node, path + ".inputs: expected a list of feature refs such as "
+                                     "[txn_count@1h, merchants@30d]");
+      } else {
+        for (size_t i = 0; i < inputs_node.size(); ++i) {
+          DerivedInputConfig in;
+          in.position = p_.Position(inputs_node[i].Mark());
+          if (p_.String(inputs_node[i], path + ".inputs[" + std::to_string(i) + "]", in.ref)) {
+            d.inputs.push_back(std::move(in));
+          }
+        }
+      }
+    } else if (!inputs_node.IsMap() || inputs_node.size() == 0) {
+      p_.Error(inputs_node, path + ".inputs: expected a map of feature refs to weights such as "
+                                   "{txn_count@1h: 0.7, merchants@30d: 0.3}");
+    } else {
+      p_.ForEachKey(inputs_node, path + ".inputs", {},
+                    [&](const std::string& ref, const YAML::Node& ref_node,
+                        const YAML::Node& weight) {
+                      DerivedInputConfig in;
+                      in.ref = ref;
+                      in.position = p_.Position(ref_node.Mark());
+                      if (p_.Number(weight, path + ".inputs." + ref, in.weight)) {
+                        d.inputs.push_back(std::move(in));
+                      }
+                    });
     }
     definitions_.features.push_back(std::move(d));
   });

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <set>
 #include <utility>
 
 #include "catalog.h"
@@ -43,7 +44,10 @@ bool SameAggregation(const config::AggregationConfig& a, const config::Aggregati
 }
 
 bool SameDerived(const config::DerivedFeatureConfig& a, const config::DerivedFeatureConfig& b) {
-  if (a.name != b.name || a.fn != b.fn || a.inputs.size() != b.inputs.size()) return false;
+  if (a.name != b.name || a.fn != b.fn || a.function != b.function ||
+      a.inputs.size() != b.inputs.size()) {
+    return false;
+  }
   for (size_t i = 0; i < a.inputs.size(); ++i) {
     if (a.inputs[i].ref != b.inputs[i].ref || a.inputs[i].weight != b.inputs[i].weight) {
       return false;
@@ -162,23 +166,24 @@ std::string_view FeatureStatusName(FeatureStatus status) {
 
 Status Engine::CheckConfig(const config::Config& config) {
   ApplyReport report;
-  // Aggregations may name the config's Lua aggregators (version 1 of each, as at start).
-  AggregatorLookup aggregators = [&config](std::string_view name)
-      -> Result<std::shared_ptr<const shard::AggregatorFunction>> {
+  // Definitions may name the config's functions (version 1 of each, as at start).
+  FunctionLookup functions = [&config](std::string_view name) -> Result<FunctionRef> {
     for (const config::FunctionConfig& f : config.functions) {
       if (f.name != name) continue;
-      return AggregatorOf(SpecFromConfig(f), 1);
+      const FunctionSpec spec = SpecFromConfig(f);
+      return FunctionRef{spec.kind, 1,
+                         spec.kind == FunctionKind::kAggregator ? AggregatorOf(spec, 1) : nullptr};
     }
-    return UnknownAggregator(name);
+    return UnknownFunction(name);
   };
   ODS_RETURN_IF_ERROR(
-      ExtendCatalog(Catalog{}, config.definitions, config.tables, aggregators, report).status());
+      ExtendCatalog(Catalog{}, config.definitions, config.tables, functions, report).status());
   return CheckConfigFunctions(config);
 }
 
 Result<std::unique_ptr<Engine::Catalog>> Engine::ExtendCatalog(
     const Catalog& base, const config::Definitions& definitions,
-    std::span<const config::TableConfig> tables, const AggregatorLookup& aggregators,
+    std::span<const config::TableConfig> tables, const FunctionLookup& functions,
     ApplyReport& report) {
   auto next = std::make_unique<Catalog>(base);
   std::vector<std::string> errors;
@@ -225,12 +230,20 @@ Result<std::unique_ptr<Engine::Catalog>> Engine::ExtendCatalog(
     spec->name = a.name;
     if (!a.function.empty()) {
       // A Lua aggregator: any field type (or the whole event); windows as a built-in's.
-      Result<std::shared_ptr<const shard::AggregatorFunction>> function = aggregators(a.function);
+      Result<FunctionRef> function = functions(a.function);
       if (!function.ok()) {
         errors.push_back(where + function.status().message());
         continue;
       }
-      spec->function = *std::move(function);
+      if (function->kind != FunctionKind::kAggregator) {
+        errors.push_back(where + "function " + a.function + " v" +
+                         std::to_string(function->version) + " is a " +
+                         std::string(FunctionKindName(function->kind)) +
+                         "; an aggregation's function must be an aggregator (init, update, merge, "
+                         "finalize)");
+        continue;
+      }
+      spec->function = function->aggregator;
       spec->spec.fn = aggregate::Fn::kCount;
       if (!a.field.empty()) {
         std::optional<uint32_t> field = t->FieldIndex(a.field);
@@ -296,18 +309,40 @@ Result<std::unique_ptr<Engine::Catalog>> Engine::ExtendCatalog(
                                "features must differ");
       continue;
     }
-    if (d.fn != "weighted") {
+    // A Lua function takes inputs of any type; `weighted` only numbers.
+    const bool lua = !d.function.empty();
+    if (lua) {
+      Result<FunctionRef> function = functions(d.function);
+      if (!function.ok()) {
+        errors.push_back(where + function.status().message());
+        continue;
+      }
+      if (function->kind != FunctionKind::kDerived) {
+        errors.push_back(where + "function " + d.function + " v" +
+                         std::to_string(function->version) +
+                         (function->kind == FunctionKind::kAggregator ? " is an " : " is a ") +
+                         std::string(FunctionKindName(function->kind)) +
+                         "; a derived feature's function must be of kind derived (compute)");
+        continue;
+      }
+    } else if (d.fn != "weighted") {
       errors.push_back(where + "unknown fn '" + d.fn + "'; expected weighted");
       continue;
     }
     if (d.inputs.empty()) {
-      errors.push_back(where + "no inputs; expected at least one feature ref with a weight");
+      errors.push_back(where + "no inputs; expected at least one feature ref");
       continue;
     }
     bool inputs_ok = true;
+    std::set<std::string_view> seen_refs;
     for (const config::DerivedInputConfig& in : d.inputs) {
       const std::string input = in.position + ": features." + d.name + ".inputs." + in.ref + ": ";
       std::string problem;
+      if (!seen_refs.insert(in.ref).second) {
+        errors.push_back(input + "listed twice; each input once");
+        inputs_ok = false;
+        continue;
+      }
       if (const size_t colon = in.ref.find(':'); colon != std::string::npos) {
         const std::string_view table = std::string_view(in.ref).substr(0, colon);
         const std::string_view field = std::string_view(in.ref).substr(colon + 1);
@@ -315,6 +350,8 @@ Result<std::unique_ptr<Engine::Catalog>> Engine::ExtendCatalog(
                               [&](const config::TableConfig& c) { return c.name == table; });
         if (t == tables.end()) {
           problem = "no table '" + std::string(table) + "'";
+        } else if (t->free_form && lua) {
+          // Any field, any type: a Lua function sees nil for a field a record lacks.
         } else if (t->free_form) {
           problem = "table '" + t->name +
                     "' is free-form, so the type of its fields is not known; a weighted input "
@@ -324,7 +361,7 @@ Result<std::unique_ptr<Engine::Catalog>> Engine::ExtendCatalog(
                                 [&](const config::FieldConfig& c) { return c.name == field; });
           if (f == t->fields.end()) {
             problem = "table '" + t->name + "' has no field '" + std::string(field) + "'";
-          } else if (f->type != ValueType::kInt64 && f->type != ValueType::kDouble) {
+          } else if (!lua && f->type != ValueType::kInt64 && f->type != ValueType::kDouble) {
             problem = "field '" + f->name + "' is " + std::string(ValueTypeName(f->type)) +
                       "; a weighted input must be int64 or double";
           }
@@ -350,7 +387,7 @@ Result<std::unique_ptr<Engine::Catalog>> Engine::ExtendCatalog(
                      std::find(spec.windows.begin(), spec.windows.end(), *w) == spec.windows.end()) {
             problem = "aggregation '" + name + "' has no window '" + in.ref.substr(at + 1) +
                       "'; its windows: " + WindowList(spec);
-          } else if (!NumericOutput(spec)) {
+          } else if (!lua && !NumericOutput(spec)) {
             problem = "aggregation '" + name + "' (" + agg->config.fn + " of " +
                       std::string(ValueTypeName(spec.input_type)) +
                       ") does not give a number; a weighted input must";
@@ -381,7 +418,7 @@ Result<ApplyReport> Engine::ApplyDefinitions(const config::Definitions& definiti
   const Catalog* base = catalog_.load(std::memory_order_acquire);
   ODS_ASSIGN_OR_RETURN(
       std::unique_ptr<Catalog> next,
-      ExtendCatalog(*base, definitions, config_.tables, RegisteredAggregators(), report));
+      ExtendCatalog(*base, definitions, config_.tables, RegisteredFunctions(), report));
   // A Lua aggregator is compiled into every shard before any shard takes its aggregation, so a
   // shard that cannot load it (memory) fails the apply with nothing changed.
   for (size_t id = base->aggregations.size(); id < next->aggregations.size(); ++id) {
@@ -902,6 +939,10 @@ Result<std::vector<FeatureColumn>> Engine::Lookup(const Catalog& catalog,
     for (const config::DerivedInputConfig& in : derived[f]->config.inputs) {
       input_columns.push_back(&columns[inputs.find(in.ref)->second]);
       weights.push_back(in.weight);
+    }
+    if (!derived[f]->config.function.empty()) {
+      ODS_RETURN_IF_ERROR(ComputeLuaDerived(derived[f]->config, input_columns, entities, c));
+      continue;
     }
     for (size_t row = 0; row < entities.size(); ++row) {
       ComputeWeighted(input_columns, weights, row, c);

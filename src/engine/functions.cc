@@ -90,9 +90,9 @@ std::vector<std::string_view> FunctionEntries(FunctionKind kind) {
   return {};
 }
 
-// One registered version. Immutable once published. A procedure is loaded into every shard
-// (shard_ids[s] on shard s) and unloaded when the last snapshot or call holding it lets go;
-// other kinds are stored only (checked, not loaded: nothing runs them yet).
+// One registered version. Immutable once published. A procedure or derived function is loaded
+// into every shard (shard_ids[s] on shard s) and unloaded when the last snapshot or call holding
+// it lets go; an aggregator is compiled by each shard per aggregation that runs it.
 struct Engine::FunctionVersion {
   FunctionInfo info;
   std::string source;
@@ -204,10 +204,8 @@ Result<FunctionInfo> Engine::RegisterFunction(const FunctionSpec& spec) {
   next_version->source = spec.source;
   next_version->label = Label(spec.name, version);
   next_version->shards = &shards_;
-  if (spec.kind == FunctionKind::kAggregator) {
-    ODS_ASSIGN_OR_RETURN(next_version->aggregator, AggregatorOf(spec, version));
-  }
-  if (spec.kind == FunctionKind::kProcedure) {
+  if (spec.kind == FunctionKind::kAggregator) next_version->aggregator = AggregatorOf(spec, version);
+  if (spec.kind == FunctionKind::kProcedure || spec.kind == FunctionKind::kDerived) {
     for (auto& shard : shards_) {
       Result<sandbox::FunctionId> id =
           shard->LoadFunction(spec.name, version, spec.source, spec.limits);
@@ -223,43 +221,81 @@ Result<FunctionInfo> Engine::RegisterFunction(const FunctionSpec& spec) {
   return next_version->info;
 }
 
-Result<std::shared_ptr<const shard::AggregatorFunction>> Engine::AggregatorOf(
-    const FunctionSpec& spec, uint32_t version) {
-  if (spec.kind != FunctionKind::kAggregator) {
-    return InvalidArgumentError(Label(spec.name, version) + " is a " +
-                                std::string(FunctionKindName(spec.kind)) +
-                                "; an aggregation's function must be an aggregator (init, "
-                                "update, merge, finalize)");
-  }
+std::shared_ptr<const shard::AggregatorFunction> Engine::AggregatorOf(const FunctionSpec& spec,
+                                                                      uint32_t version) {
   auto f = std::make_shared<shard::AggregatorFunction>();
   f->name = spec.name;
   f->version = version;
   f->source = spec.source;
   f->limits = spec.limits;
-  return std::shared_ptr<const shard::AggregatorFunction>(std::move(f));
+  return f;
 }
 
-Status Engine::UnknownAggregator(std::string_view name) {
+Status Engine::UnknownFunction(std::string_view name) {
   return NotFoundError("no function named '" + QuoteForMessage(name) +
-                       "'; register the Lua aggregator first (config functions: with kind "
-                       "aggregator, or Admin.RegisterFunction)");
+                       "'; register it first (config functions:, or Admin.RegisterFunction)");
 }
 
-Engine::AggregatorLookup Engine::RegisteredAggregators() const {
-  return [this](std::string_view name) -> Result<std::shared_ptr<const shard::AggregatorFunction>> {
+Engine::FunctionLookup Engine::RegisteredFunctions() const {
+  return [this](std::string_view name) -> Result<FunctionRef> {
     const std::shared_ptr<const FunctionRegistry> registry = functions_.load();
     if (registry != nullptr) {
       if (auto it = registry->functions.find(name); it != registry->functions.end()) {
         const FunctionVersion& v = *it->second;
-        if (v.aggregator != nullptr) return v.aggregator;
-        return InvalidArgumentError(v.label + " is a " +
-                                    std::string(FunctionKindName(v.info.kind)) +
-                                    "; an aggregation's function must be an aggregator (init, "
-                                    "update, merge, finalize)");
+        return FunctionRef{v.info.kind, v.info.version, v.aggregator};
       }
     }
-    return UnknownAggregator(name);
+    return UnknownFunction(name);
   };
+}
+
+Status Engine::ComputeLuaDerived(const config::DerivedFeatureConfig& d,
+                                 std::span<const FeatureColumn* const> inputs,
+                                 std::span<const std::string_view> entities, FeatureColumn& out) {
+  std::shared_ptr<const FunctionVersion> fn;
+  if (const std::shared_ptr<const FunctionRegistry> registry = functions_.load()) {
+    if (auto it = registry->functions.find(d.function); it != registry->functions.end()) {
+      fn = it->second;  // held to the end of the call: a new version does not unload it
+    }
+  }
+  if (fn == nullptr || fn->info.kind != FunctionKind::kDerived) {
+    return FailedPreconditionError("feature '" + d.name + "': function '" + d.function +
+                                   "' is not a registered derived function");
+  }
+  thread_local std::vector<record::Field> fields;
+  for (size_t row = 0; row < entities.size(); ++row) {
+    fields.clear();
+    bool stale = false;
+    bool out_of_retention = false;
+    Micros newest = 0;
+    for (size_t k = 0; k < inputs.size(); ++k) {
+      const FeatureColumn& in = *inputs[k];
+      const FeatureStatus status = in.statuses[row];
+      if (status == FeatureStatus::kOutOfRetention) out_of_retention = true;
+      if (status != FeatureStatus::kPresent && status != FeatureStatus::kStale) continue;
+      // Lists (last_n, top_k) are not passed yet: the function sees nil for them.
+      const auto* value = std::get_if<record::Value>(&in.values[row]);
+      if (value == nullptr) continue;
+      fields.push_back({d.inputs[k].ref, *value});
+      stale = stale || status == FeatureStatus::kStale;
+      newest = std::max(newest, in.event_times[row]);
+    }
+    if (out_of_retention) {
+      out.statuses[row] = FeatureStatus::kOutOfRetention;
+      continue;
+    }
+    const uint32_t s = ShardOf(d.name, entities[row]);
+    Result<std::optional<record::Value>> value =
+        shards_[s]->CallDerived(fn->shard_ids[s], "compute", fields, entities[row]);
+    if (!value.ok()) {
+      return Status(value.status().code(), "feature '" + d.name + "': " + value.status().message());
+    }
+    if (!value->has_value()) continue;  // NOT_FOUND
+    out.values[row] = std::move(**value);
+    out.statuses[row] = stale ? FeatureStatus::kStale : FeatureStatus::kPresent;
+    out.event_times[row] = newest;
+  }
+  return OkStatus();
 }
 
 std::vector<FunctionInfo> Engine::ListFunctions() const {

@@ -150,8 +150,10 @@ struct CallArgs {
   std::string_view entry;  // empty: run the chunk only
   std::span<const record::Value> args;
   bool entry_missing = false;
-  // Procedure calls: entry(record or nil, args table, key).
+  // Procedure calls: entry(record or nil, args table, key). Derived calls: entry(named_args
+  // table, key).
   bool procedure = false;
+  bool derived = false;
   std::string_view key;
   const std::vector<record::Field>* record = nullptr;
   std::span<const record::Field> named_args;
@@ -226,6 +228,12 @@ int CallTrampoline(lua_State* L) {
   if (lua_rawget(L, 1) != LUA_TFUNCTION) {
     call->entry_missing = true;
     return 0;
+  }
+  if (call->derived) {
+    PushFields(L, call->named_args);
+    lua_pushlstring(L, call->key.data(), call->key.size());
+    lua_call(L, 2, LUA_MULTRET);
+    return lua_gettop(L) - 1;
   }
   if (call->procedure) {
     if (call->record == nullptr) {
@@ -495,6 +503,33 @@ Result<std::optional<record::Value>> LuaFunction::Call(std::string_view entry,
                                      std::to_string(results) + " values; expected at most one");
   } else if (results == 1) {
     result = ToValue(2, "'" + QuoteForMessage(entry) + "' returned");
+  }
+  FinishCall(status);
+  return result;
+}
+
+Result<std::optional<record::Value>> LuaFunction::CallDerived(std::string_view entry,
+                                                              std::span<const record::Field> inputs,
+                                                              std::string_view entity) {
+  lua_State* L = state_.get();
+  CallArgs call;
+  call.env_slots = env_slots_;
+  call.entry = entry;
+  call.derived = true;
+  call.named_args = inputs;
+  call.key = entity;
+  const int status = RunProtected(CallTrampoline, &call);
+  Result<std::optional<record::Value>> result = std::optional<record::Value>();
+  const std::string quoted = "'" + QuoteForMessage(entry) + "'";
+  if (status != LUA_OK) {
+    result = RunError(status, /*at_load=*/false);
+  } else if (call.entry_missing) {
+    result = NotFoundError(Prefix(0) + "defines no global function " + quoted);
+  } else if (const int results = lua_gettop(L) - 1; results > 1) {
+    result = FailedPreconditionError(Prefix(0) + quoted + " returned " + std::to_string(results) +
+                                     " values; expected at most one");
+  } else if (results == 1) {
+    result = ToValue(2, quoted + " returned");
   }
   FinishCall(status);
   return result;

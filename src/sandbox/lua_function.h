@@ -41,6 +41,10 @@ class LuaFunction {
                                         const std::vector<record::Field>* record,
                                         std::span<const record::Field> args);
 
+  Result<std::optional<record::Value>> CallDerived(std::string_view entry,
+                                                   std::span<const record::Field> inputs,
+                                                   std::string_view entity);
+
   Status AggregatorUpdate(std::string& state, const AggregatorEvent& event);
 
   Result<std::optional<record::Value>> AggregatorFinish(std::span<const std::string_view> tiles);

@@ -88,6 +88,19 @@ Result<ProcedureResult> Sandbox::CallProcedure(FunctionId id, std::string_view e
   return it->second->CallProcedure(entry, key, record, args);
 }
 
+Result<std::optional<record::Value>> Sandbox::CallDerived(FunctionId id, std::string_view entry,
+                                                          std::span<const record::Field> inputs,
+                                                          std::string_view entity) {
+  auto it = functions_.find(id.value);
+  if (it == functions_.end()) {
+    return NotFoundError("no function with id " + std::to_string(id.value));
+  }
+  if (entry.empty()) {
+    return InvalidArgumentError("the entry function name is empty");
+  }
+  return it->second->CallDerived(entry, inputs, entity);
+}
+
 Status Sandbox::AggregatorUpdate(FunctionId id, std::string& state,
                                  const AggregatorEvent& event) {
   auto it = functions_.find(id.value);

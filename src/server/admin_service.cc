@@ -146,6 +146,7 @@ grpc::ServerUnaryReactor* AdminService::ListDefinitions(
     ods::v1::DerivedFeatureDefinition& out = *resp->add_features();
     out.set_name(d.name);
     out.set_fn(d.fn);
+    out.set_function(d.function);
     for (const config::DerivedInputConfig& in : d.inputs) {
       ods::v1::DerivedInput& i = *out.add_inputs();
       i.set_ref(in.ref);

@@ -414,6 +414,24 @@ void Shard::UnloadFunction(sandbox::FunctionId id) {
   // `slot` (a Lua state) is freed here, outside the lock, unless a call still holds it.
 }
 
+Result<std::optional<record::Value>> Shard::CallDerived(sandbox::FunctionId function,
+                                                        std::string_view entry,
+                                                        std::span<const record::Field> inputs,
+                                                        std::string_view entity) {
+  std::shared_ptr<FunctionSlot> slot;
+  {
+    MutexLock lock(functions_mu_);
+    auto it = functions_.find(function.value);
+    if (it == functions_.end()) {
+      return NotFoundError("shard " + std::to_string(id_) + " has no function " +
+                           std::to_string(function.value));
+    }
+    slot = it->second;
+  }
+  MutexLock lock(slot->mu);
+  return slot->sandbox.CallDerived(slot->id, entry, inputs, entity);
+}
+
 ProcedureOutcome Shard::Execute(const ProcedureCall& call) {
   std::shared_ptr<FunctionSlot> slot;
   {

@@ -419,6 +419,24 @@ TEST(AggregationTest, UnknownKeyIsRejected) {
             "fn, function, field, n, k, window, windows, tile, max_age");
 }
 
+TEST(DerivedFeatureTest, FunctionTakesAListOfRefs) {
+  Result<Definitions> d = LoadDefinitions(
+      "features:\n  score: {function: blend, inputs: [spend@24h, 'profile:age']}\n", "apply.yaml",
+      {});
+  ASSERT_TRUE(d.ok()) << d.status().ToString();
+  ASSERT_EQ(d->features.size(), 1u);
+  EXPECT_EQ(d->features[0].function, "blend");
+  EXPECT_EQ(d->features[0].fn, "");
+  ASSERT_EQ(d->features[0].inputs.size(), 2u);
+  EXPECT_EQ(d->features[0].inputs[1].ref, "profile:age");
+  EXPECT_EQ(DefinitionsError("features:\n  s: {function: blend, inputs: {a: 1}}\n"),
+            "apply.yaml:2:32: features.s.inputs: expected a list of feature refs such as "
+            "[txn_count@1h, merchants@30d]");
+  EXPECT_EQ(DefinitionsError("features:\n  s: {function: blend, fn: weighted, inputs: [a]}\n"),
+            "apply.yaml:2:7: features.s.function: both 'fn' (weighted) and 'function' (a Lua "
+            "function) are given; expected exactly one");
+}
+
 TEST(AggregationTest, FunctionNamesALuaAggregatorWithOrWithoutAField) {
   Result<Config> config = LoadString(
       WithTemplate(
@@ -860,7 +878,8 @@ TEST(DerivedFeatureTest, WeightedFeatureParsesWithInputsInFileOrder) {
 
 TEST(DerivedFeatureTest, EachMistakeIsReportedWhereItIs) {
   EXPECT_EQ(DefinitionsError("features:\n  r: {inputs: {a: 1}}\n"),
-            "apply.yaml:2:3: features.r: missing 'fn' (expected weighted)");
+            "apply.yaml:2:3: features.r: missing 'fn' (expected weighted) or 'function' (a "
+            "registered Lua function of kind derived)");
   EXPECT_EQ(DefinitionsError("features:\n  r: {fn: blend, inputs: {a: 1}}\n"),
             "apply.yaml:2:11: features.r.fn: unknown value 'blend'; expected one of: weighted");
   EXPECT_EQ(DefinitionsError("features:\n  r: {fn: weighted}\n"),
@@ -877,7 +896,8 @@ TEST(DerivedFeatureTest, EachMistakeIsReportedWhereItIs) {
             "apply.yaml:2:3: bad feature name '9r'; expected letters, digits and _, starting with "
             "a letter or _, at most 64 bytes");
   EXPECT_EQ(DefinitionsError("features:\n  r: {fn: weighted, inputs: {a: 1}, window: 1h}\n"),
-            "apply.yaml:2:37: unknown key 'window' in features.r; expected one of: fn, inputs");
+            "apply.yaml:2:37: unknown key 'window' in features.r; expected one of: fn, function, "
+            "inputs");
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
-// Aggregations run by Lua aggregators (issue #5): used exactly like a built-in (tiles, windows,
-// history, point-in-time lookups), failures reported per event or per lookup, never a crash.
+// Lua in feature serving (issue #5): aggregations run by Lua aggregators, used exactly like a
+// built-in (tiles, windows, history, point-in-time lookups), and derived features computed by Lua
+// at read time; failures reported per event or per lookup, never a crash.
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -367,7 +368,7 @@ TEST_F(LuaAggregatorTest, AggregationsNamingAMissingOrWrongFunctionAreRefused) {
   EXPECT_THAT(engine_->ApplyDefinitions(defs),
               StatusIs(StatusCode::kInvalidArgument,
                        AllOf(HasSubstr("lua_test:5:3: aggregations.x: no function named 'nope'"),
-                             HasSubstr("register the Lua aggregator first"))));
+                             HasSubstr("register it first"))));
   FunctionSpec procedure;
   procedure.name = "proc";
   procedure.kind = FunctionKind::kProcedure;
@@ -451,6 +452,98 @@ TEST_F(LuaAggregatorTest, ARunawayAggregatorDoesNotStallOtherShards) {
   // A stall would be a whole budget (300 ms); a read of 60 entities takes well under 1 ms, so
   // even a loaded CI machine stays far below the budget.
   EXPECT_LT(slowest_micros, 150'000) << reads << " reads";
+}
+
+
+// ---- derived features computed by Lua ----------------------------------------------------------
+
+constexpr std::string_view kBlend = R"(
+function compute(inputs, entity)
+  local spend = inputs["builtin_sum@6h"]
+  if spend == nil then return nil end
+  return spend / (inputs["n"] or 1) + (inputs["lua_spend"] or 0) * 0
+end
+)";
+
+config::DerivedFeatureConfig LuaDerived(std::string name, std::string function,
+                                        std::vector<std::string> refs) {
+  config::DerivedFeatureConfig d;
+  d.name = std::move(name);
+  d.function = std::move(function);
+  d.position = "lua_test:9:3";
+  for (auto& ref : refs) d.inputs.push_back({ref, 0, "lua_test:9:" + ref});
+  return d;
+}
+
+FunctionSpec DerivedSpec(std::string name, std::string_view source) {
+  FunctionSpec spec;
+  spec.name = std::move(name);
+  spec.kind = FunctionKind::kDerived;
+  spec.source = std::string(source);
+  return spec;
+}
+
+TEST_F(LuaAggregatorTest, LuaDerivedFeatureIsComputedFromItsInputsOnlineAndHistorically) {
+  ASSERT_THAT(engine_->RegisterFunction(DerivedSpec("blend", kBlend)), IsOk());
+  config::Definitions defs;
+  defs.features.push_back(LuaDerived("avg_spend", "blend", {"builtin_sum@6h", "n", "lua_spend"}));
+  ASSERT_THAT(engine_->ApplyDefinitions(defs), IsOk());
+  const Micros now = clock_.NowMicros();
+  ASSERT_THAT(Push(*engine_, {Ev("a", now - 2 * kHour, 3.0), Ev("a", now - kMinute, 6.0),
+                              Ev("b", now - kMinute, 1.0)}),
+              IsOk());
+  Result<std::vector<FeatureColumn>> c = Online({"a", "b", "nobody"}, {"avg_spend", "n"});
+  ASSERT_THAT(c, IsOk());
+  EXPECT_EQ((*c)[0].feature, "avg_spend");
+  EXPECT_TRUE((*c)[0].values[0] == aggregate::Output(Value(4.5)));
+  EXPECT_EQ((*c)[0].statuses[0], FeatureStatus::kPresent);
+  EXPECT_EQ((*c)[0].event_times[0], now - kMinute);
+  EXPECT_TRUE((*c)[0].values[1] == aggregate::Output(Value(1.0)));
+  EXPECT_EQ((*c)[0].statuses[2], FeatureStatus::kNotFound);  // compute returned nil
+  // As of an hour ago only a's first event counts.
+  std::vector<EntityRow> rows = {{"a", now - kHour}};
+  Result<std::vector<FeatureColumn>> past =
+      engine_->GetHistoricalFeatures(rows, std::vector<std::string_view>{"avg_spend"});
+  ASSERT_THAT(past, IsOk());
+  EXPECT_TRUE((*past)[0].values[0] == aggregate::Output(Value(3.0)));
+
+  // Hot replacement: a new version serves the next lookup.
+  ASSERT_THAT(engine_->RegisterFunction(DerivedSpec(
+                  "blend", "function compute(inputs) return inputs['n'] * 100 end")),
+              IsOk());
+  c = Online({"a"}, {"avg_spend"});
+  ASSERT_THAT(c, IsOk());
+  EXPECT_TRUE((*c)[0].values[0] == aggregate::Output(Value(int64_t{200})));
+}
+
+TEST_F(LuaAggregatorTest, BadLuaDerivedFeaturesAreRefusedAndRuntimeErrorsNamed) {
+  config::Definitions defs;
+  defs.features.push_back(LuaDerived("x", "missing_fn", {"n"}));
+  EXPECT_THAT(engine_->ApplyDefinitions(defs),
+              StatusIs(StatusCode::kInvalidArgument, HasSubstr("no function named 'missing_fn'")));
+  defs.features[0].function = "lua_sum";  // an aggregator
+  EXPECT_THAT(engine_->ApplyDefinitions(defs),
+              StatusIs(StatusCode::kInvalidArgument,
+                       HasSubstr("function lua_sum v1 is an aggregator; a derived feature's "
+                                 "function must be of kind derived")));
+  ASSERT_THAT(engine_->RegisterFunction(DerivedSpec(
+                  "boom", "function compute(inputs)\n  error('bad input')\nend")),
+              IsOk());
+  defs.features[0] = LuaDerived("x", "boom", {"n", "n"});
+  EXPECT_THAT(engine_->ApplyDefinitions(defs),
+              StatusIs(StatusCode::kInvalidArgument, HasSubstr("listed twice")));
+  defs.features[0] = LuaDerived("x", "boom", {"n", "nope@1h"});
+  EXPECT_THAT(engine_->ApplyDefinitions(defs),
+              StatusIs(StatusCode::kInvalidArgument, HasSubstr("no aggregation named 'nope'")));
+  defs.features[0] = LuaDerived("x", "boom", {"n"});
+  ASSERT_THAT(engine_->ApplyDefinitions(defs), IsOk());
+  ASSERT_THAT(Push(*engine_, {Ev("a", clock_.NowMicros() - kMinute, 1.0)}), IsOk());
+  EXPECT_THAT(Online({"a"}, {"x"}),
+              StatusIs(StatusCode::kFailedPrecondition,
+                       AllOf(HasSubstr("feature 'x': function boom v1: line 2"),
+                             HasSubstr("bad input"))));
+  // The other features still answer.
+  EXPECT_THAT(Online({"a"}, {"n"}), IsOk());
 }
 
 }  // namespace

@@ -1005,5 +1005,22 @@ TEST_F(AggregatorTest, CorruptStateIsAnErrorNotACrash) {
   ExpectHealthy(id);
 }
 
+
+TEST_F(SandboxTest, DerivedGetsItsInputsByRefAndTheEntity) {
+  const FunctionId id = MustLoad(R"(
+function compute(inputs, entity)
+  if inputs["spend@24h"] == nil then return nil end
+  return inputs["spend@24h"] / (inputs["count@24h"] or 1) + #entity
+end
+)");
+  const std::vector<record::Field> inputs = {{"spend@24h", Value(10.0)},
+                                             {"count@24h", Value(int64_t{4})}};
+  EXPECT_THAT(sandbox_.CallDerived(id, "compute", inputs, "abc"),
+              IsOkAndHolds(Optional(Value(5.5))));
+  EXPECT_THAT(sandbox_.CallDerived(id, "compute", {}, "abc"),
+              IsOkAndHolds(std::optional<Value>()));
+  EXPECT_THAT(sandbox_.CallDerived(id, "nope", inputs, "abc"), StatusIs(StatusCode::kNotFound));
+}
+
 }  // namespace
 }  // namespace ods::sandbox

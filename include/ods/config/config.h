@@ -171,7 +171,10 @@ struct DerivedInputConfig {
 // entity. fn `weighted`: the sum of weight x input over `inputs`, as a double.
 struct DerivedFeatureConfig {
   std::string name;  // unique among aggregations and derived features
-  std::string fn;    // "weighted"
+  std::string fn;    // "weighted", or empty when `function` is set
+  // Instead of fn: a registered Lua function of kind derived; compute(inputs, entity) gets the
+  // inputs' values by ref. Its inputs are a list of refs (`inputs: [a@1h, t:f]`, weights 0).
+  std::string function;
   std::vector<DerivedInputConfig> inputs;  // file order; at least one; refs distinct
   std::string position;  // "FILE:LINE:COLUMN" of the definition
 };

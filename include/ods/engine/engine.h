@@ -272,23 +272,27 @@ class Engine {
   static FunctionSpec SpecFromConfig(const config::FunctionConfig& function);
   // CheckFunction of every config function; kInvalidArgument listing each problem, one per line.
   static Status CheckConfigFunctions(const config::Config& config);
-  // The Lua aggregator an aggregation's `function:` names, or kNotFound / kInvalidArgument (not
-  // an aggregator) with a message naming the function.
-  using AggregatorLookup = std::function<Result<std::shared_ptr<const shard::AggregatorFunction>>(
-      std::string_view name)>;
-  // The newest registered version of each aggregator.
-  AggregatorLookup RegisteredAggregators() const;
-  // The AggregatorFunction of `spec` as version `version`; kInvalidArgument if spec is not of
-  // kind aggregator.
-  static Result<std::shared_ptr<const shard::AggregatorFunction>> AggregatorOf(
-      const FunctionSpec& spec, uint32_t version);
-  static Status UnknownAggregator(std::string_view name);
-  // Derived features' table inputs are checked against `tables`, aggregations' functions
-  // through `aggregators`.
+  // A registered function as definitions see it: its kind and version, and for an aggregator
+  // what its aggregations run.
+  struct FunctionRef {
+    FunctionKind kind = FunctionKind::kProcedure;
+    uint32_t version = 0;
+    std::shared_ptr<const shard::AggregatorFunction> aggregator;  // kind aggregator only
+  };
+  // The function a definition's `function:` names, or kNotFound naming it.
+  using FunctionLookup = std::function<Result<FunctionRef>(std::string_view name)>;
+  // The newest registered version of each function.
+  FunctionLookup RegisteredFunctions() const;
+  // The AggregatorFunction of `spec` as version `version` (spec.kind is aggregator).
+  static std::shared_ptr<const shard::AggregatorFunction> AggregatorOf(const FunctionSpec& spec,
+                                                                       uint32_t version);
+  static Status UnknownFunction(std::string_view name);
+  // Derived features' table inputs are checked against `tables`, the functions that
+  // aggregations and derived features name through `functions`.
   static Result<std::unique_ptr<Catalog>> ExtendCatalog(const Catalog& base,
                                                         const config::Definitions& definitions,
                                                         std::span<const config::TableConfig> tables,
-                                                        const AggregatorLookup& aggregators,
+                                                        const FunctionLookup& functions,
                                                         ApplyReport& report);
   // GetOnlineFeatures and GetHistoricalFeatures: reads `features` (derived ones through their
   // inputs) for rows (entities[i], as of as_of[i] or now when `as_of` is empty).
@@ -296,6 +300,12 @@ class Engine {
                                             std::span<const std::string_view> entities,
                                             std::span<const std::string_view> features,
                                             std::span<const Micros> as_of);
+  // Fills `out` (sized to the rows) with the Lua derived feature `d` computed from its inputs'
+  // columns (`inputs`, parallel to d's refs) for each row, on the newest version of its function
+  // (held for the call). Errors: the function's, as "feature 'NAME': function F vN: line L: ...".
+  Status ComputeLuaDerived(const config::DerivedFeatureConfig& d,
+                           std::span<const FeatureColumn* const> inputs,
+                           std::span<const std::string_view> entities, FeatureColumn& out);
   Result<FeaturePlan> PlanFeatures(const Catalog& catalog,
                                    std::span<const std::string_view> features,
                                    size_t rows) const;

@@ -243,6 +243,14 @@ class alignas(64) Shard {
   Result<sandbox::FunctionId> LoadFunction(std::string_view name, uint32_t version,
                                            std::string_view source, const sandbox::Limits& limits);
 
+  // Runs `entry(inputs, entity)` of a derived-feature function loaded by LoadFunction, under the
+  // function's lock only (sandbox::Sandbox::CallDerived: result and errors). kNotFound if the
+  // function is not loaded. Waits while the same function runs on this shard for another call.
+  Result<std::optional<record::Value>> CallDerived(sandbox::FunctionId function,
+                                                   std::string_view entry,
+                                                   std::span<const record::Field> inputs,
+                                                   std::string_view entity);
+
   // Forgets a function loaded by LoadFunction; a call of it in flight finishes first (its state
   // is freed when that call ends). No-op for an unknown id. Never waits.
   void UnloadFunction(sandbox::FunctionId id);
