@@ -15,6 +15,7 @@
 
 #include "catalog.h"
 #include "group_by_shard.h"
+#include "ods/common/logging.h"
 #include "ods/common/status.h"
 #include "ods/engine/engine.h"
 #include "ods/record/codec.h"
@@ -214,11 +215,53 @@ Result<FunctionInfo> Engine::RegisterFunction(const FunctionSpec& spec) {
       next_version->shard_ids.push_back(*id);
     }
   }
+  if (spec.kind == FunctionKind::kAggregator && version > 1) {
+    ODS_RETURN_IF_ERROR(ReplaceAggregator(*next_version->aggregator, spec.keep_state));
+  }
   auto next = std::make_shared<FunctionRegistry>();
   if (current != nullptr) next->functions = current->functions;
   next->functions[spec.name] = next_version;
   functions_.store(std::move(next));
   return next_version->info;
+}
+
+Status Engine::ReplaceAggregator(const shard::AggregatorFunction& function, bool keep_state) {
+  // Held so that no aggregation naming the function is added meanwhile with the old version.
+  MutexLock lock(apply_mu_);
+  const Catalog& catalog = CurrentCatalog();
+  std::vector<const AggregationDef*> users;
+  for (const AggregationDef& a : catalog.aggregations) {
+    if (a.spec->function != nullptr && a.spec->function->name == function.name) {
+      users.push_back(&a);
+    }
+  }
+  // Every shard compiles the new version first; only then does any shard swap.
+  for (const AggregationDef* a : users) {
+    for (auto& shard : shards_) {
+      Status loaded = shard->PrepareReplacement(a->spec->id, function);
+      if (!loaded.ok()) {
+        for (const AggregationDef* undo : users) {
+          for (auto& s : shards_) s->DropPreparedAggregation(undo->spec->id);
+        }
+        return loaded;
+      }
+    }
+  }
+  for (const AggregationDef* a : users) {
+    shard::Shard::Backfill total;
+    for (auto& shard : shards_) {
+      const shard::Shard::Backfill b = shard->ReplaceAggregator(a->spec->id, keep_state);
+      total.entities += b.entities;
+      total.events += b.events;
+      total.failed += b.failed;
+    }
+    Logger("ods.engine")
+        ->info("aggregation '{}' now runs function {} v{} ({}: {} entity states from {} retained "
+               "events, {} failed)",
+               a->config.name, function.name, function.version,
+               keep_state ? "state kept" : "rebuilt", total.entities, total.events, total.failed);
+  }
+  return OkStatus();
 }
 
 std::shared_ptr<const shard::AggregatorFunction> Engine::AggregatorOf(const FunctionSpec& spec,

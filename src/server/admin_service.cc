@@ -97,6 +97,7 @@ grpc::ServerUnaryReactor* AdminService::RegisterFunction(
   if (req->max_instructions() != 0) spec.limits.instructions = req->max_instructions();
   if (req->max_memory_bytes() != 0) spec.limits.memory_bytes = req->max_memory_bytes();
   if (req->max_wall_micros() != 0) spec.limits.wall_micros = req->max_wall_micros();
+  spec.keep_state = req->keep_state();
   Result<engine::FunctionInfo> info = engine_.RegisterFunction(spec);
   if (!info.ok()) return Finish(ctx, CapMessage(info.status()));
   ToProto(*info, *resp->mutable_function());

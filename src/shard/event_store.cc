@@ -123,6 +123,50 @@ Status Shard::EventStore::PrepareAggregation(const AggregationSpec& spec) {
   return OkStatus();
 }
 
+Status Shard::EventStore::PrepareReplacement(uint32_t aggregation_id,
+                                             const AggregatorFunction& f) {
+  ODS_ASSIGN_OR_RETURN(const sandbox::FunctionId id,
+                       sandbox_.Load(f.name, f.version, f.source, f.limits));
+  DropPreparedAggregation(aggregation_id);
+  prepared_[aggregation_id] = id;
+  return OkStatus();
+}
+
+Shard::Backfill Shard::EventStore::ReplaceAggregator(uint32_t aggregation_id, bool keep_state,
+                                                     Micros now) {
+  Backfill backfill;
+  auto prepared = prepared_.find(aggregation_id);
+  if (prepared == prepared_.end() || aggregation_id >= aggregation_slots_.size()) return backfill;
+  const auto [template_id, position] = aggregation_slots_[aggregation_id];
+  Template& t = *templates_[template_id];
+  const Placement where = t.placements[position];
+  if (where.layout != kCustomLayout) return backfill;
+  Custom& custom = t.customs[where.member];
+  (void)sandbox_.Unload(custom.fn->id());
+  custom.fn->set_id(prepared->second);
+  prepared_.erase(prepared);
+  if (keep_state) return backfill;
+  std::vector<const record::Value*> values(t.spec->field_count);
+  for (auto& [key, entity] : t.entities) {
+    if (entity.custom != nullptr && where.member < entity.custom->size()) {
+      (*entity.custom)[where.member] = aggregate::CustomSeries();
+    }
+    for (size_t i = entity.history_begin; i < entity.history.size(); ++i) {
+      const StoredEvent& e = entity.history[i];
+      for (size_t f = 0; f < values.size(); ++f) values[f] = e.values[f] ? &*e.values[f] : nullptr;
+      if (!StageCustom(t, &entity, e.event_time, values, now, where.member).ok()) {
+        ++backfill.failed;
+        continue;
+      }
+      CommitCustom(t, entity, now, where.member);
+      ++backfill.events;
+    }
+    ++backfill.entities;
+  }
+  bytes_ = static_cast<int64_t>(MemoryBytes());  // rare: series rebuilt everywhere
+  return backfill;
+}
+
 void Shard::EventStore::DropPreparedAggregation(uint32_t aggregation_id) {
   auto it = prepared_.find(aggregation_id);
   if (it == prepared_.end()) return;

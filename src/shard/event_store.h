@@ -32,6 +32,8 @@ class Shard::EventStore {
   Status PrepareAggregation(const AggregationSpec& spec);
   void DropPreparedAggregation(uint32_t aggregation_id);
   Backfill AddAggregation(std::shared_ptr<const AggregationSpec> spec, Micros now);
+  Status PrepareReplacement(uint32_t aggregation_id, const AggregatorFunction& function);
+  Backfill ReplaceAggregator(uint32_t aggregation_id, bool keep_state, Micros now);
   // As Shard::ApplyEvents for one event; on kFailed, `error` says why.
   EventOutcome Apply(const ShardEvent& event, Micros now, Status& error);
   // Cache hints for a coming Apply or read of `key` (no effect on state): PrefetchEntity loads
@@ -120,12 +122,13 @@ class Shard::EventStore {
                   std::span<const record::Value* const> values) override;
     Result<aggregate::Output> Finish(std::span<const std::string_view> tiles) override;
     sandbox::FunctionId id() const { return id_; }
+    void set_id(sandbox::FunctionId id) { id_ = id; }
 
    private:
     // "aggregation 'NAME': " + the sandbox's message.
     Status Annotate(const Status& status) const;
     sandbox::Sandbox& sandbox_;
-    const sandbox::FunctionId id_;
+    sandbox::FunctionId id_;
     const AggregationSpec& spec_;     // owned by the Template's aggregations
     const TemplateSpec& template_;
   };
@@ -176,7 +179,8 @@ class Shard::EventStore {
   // Lua aggregators of every template, each function in its own Lua state; guarded by the
   // shard lock like everything here.
   sandbox::Sandbox sandbox_;
-  // Loaded by PrepareAggregation, taken by AddAggregation: aggregation id -> function.
+  // Loaded by PrepareAggregation (PrepareReplacement), taken by AddAggregation
+  // (ReplaceAggregator): aggregation id -> function.
   absl::flat_hash_map<uint32_t, sandbox::FunctionId> prepared_;
   std::vector<aggregate::CustomSeries::Staged> staged_;  // scratch of FoldCustom
   std::vector<std::unique_ptr<Template>> templates_;  // by template id

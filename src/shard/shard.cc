@@ -328,6 +328,18 @@ void Shard::DropPreparedAggregation(uint32_t aggregation_id) {
   events_->DropPreparedAggregation(aggregation_id);
 }
 
+Status Shard::PrepareReplacement(uint32_t aggregation_id, const AggregatorFunction& function) {
+  MutexLock lock(mu_);
+  return events_->PrepareReplacement(aggregation_id, function);
+}
+
+Shard::Backfill Shard::ReplaceAggregator(uint32_t aggregation_id, bool keep_state) {
+  MutexLock lock(mu_);
+  Backfill backfill = events_->ReplaceAggregator(aggregation_id, keep_state, clock_.NowMicros());
+  event_bytes_.store(events_->TrackedBytes(), std::memory_order_relaxed);
+  return backfill;
+}
+
 Shard::Backfill Shard::AddAggregation(std::shared_ptr<const AggregationSpec> spec) {
   MutexLock lock(mu_);
   auto added = events_->AddAggregation(std::move(spec), clock_.NowMicros());

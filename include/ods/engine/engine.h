@@ -177,8 +177,10 @@ class Engine {
   // --- Sandboxed functions (docs/architecture.md, "Functions") ---
 
   // Registers `spec` as the next version of its name (1 if new): compiles the source, runs its
-  // top level once under its limits, checks the entry points of its kind, loads a procedure into
-  // every shard, then publishes the new registry snapshot atomically. Calls already running keep
+  // top level once under its limits, checks the entry points of its kind, loads a procedure or
+  // derived function into every shard, swaps a new aggregator version into every aggregation
+  // that runs it (keeping or rebuilding its state, spec.keep_state; shard by shard, each under its
+  // lock), then publishes the new registry snapshot atomically. Calls already running keep
   // the version they started with; later calls get the new one. Errors (registry unchanged):
   // kInvalidArgument bad name, limits out of config's ranges (instructions [1, 10^12], memory
   // [1 KiB, 1 GiB], wall time [1ms, 60s]), Lua syntax or top-level error (message names function,
@@ -287,6 +289,9 @@ class Engine {
   static std::shared_ptr<const shard::AggregatorFunction> AggregatorOf(const FunctionSpec& spec,
                                                                        uint32_t version);
   static Status UnknownFunction(std::string_view name);
+  // Makes every aggregation that runs an aggregator named function.name run `function` (a new
+  // version) on every shard, keeping or rebuilding its state (Shard::ReplaceAggregator).
+  Status ReplaceAggregator(const shard::AggregatorFunction& function, bool keep_state);
   // Derived features' table inputs are checked against `tables`, the functions that
   // aggregations and derived features name through `functions`.
   static Result<std::unique_ptr<Catalog>> ExtendCatalog(const Catalog& base,

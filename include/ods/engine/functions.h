@@ -35,6 +35,10 @@ struct FunctionSpec {
   // Lua 5.4 source text (binary chunks are refused).
   std::string source;
   sandbox::Limits limits;
+  // A new version of an aggregator that aggregations use: true declares that it reads and
+  // writes the same state shape as the version it replaces, so their tiles are kept; false
+  // rebuilds them from the retained events. Ignored for other kinds and first versions.
+  bool keep_state = false;
   // "FILE:LINE:COLUMN" of a config definition: errors then read "FILE:LINE:COLUMN: functions.NAME:
   // ...", like other config errors. Empty for the Admin API.
   std::string position;

@@ -286,16 +286,30 @@ class alignas(64) Shard {
   Status PrepareAggregation(const AggregationSpec& spec);
   void DropPreparedAggregation(uint32_t aggregation_id);
 
-  // Registers aggregation `spec->id` (== number of aggregations added so far; a user-defined
-  // one prepared first) and builds its state for every entity of its template from the
-  // retained events, under the lock, so no event is missed or counted twice. A retained event
-  // that a Lua aggregator fails on is left out of that aggregation (counted in the third
-  // figure). Returns {entities built, events replayed, events a Lua aggregator failed on}.
+  // What rebuilding an aggregation's state from retained events did: entities rebuilt, events
+  // replayed, events a Lua aggregator failed on (left out).
   struct Backfill {
     uint64_t entities = 0;
     uint64_t events = 0;
     uint64_t failed = 0;
   };
+
+  // Hot replacement of a Lua aggregator: from now on user-defined aggregation `aggregation_id`
+  // runs `function` (a new version, compiled by PrepareReplacement first; kInvalidArgument or
+  // kResourceExhausted if it does not load). With `keep_state`, the tiles built by the old
+  // version stay (the new version declares the same state shape); otherwise every entity's tiles
+  // of the aggregation are rebuilt from the retained events (what is older than the template's
+  // history retention is gone). The swap happens under the shard lock: a call in flight finishes
+  // on the old version, the next runs the new one; the old Lua state is freed. Returns the
+  // backfill figures (zero with keep_state).
+  Status PrepareReplacement(uint32_t aggregation_id, const AggregatorFunction& function);
+  Backfill ReplaceAggregator(uint32_t aggregation_id, bool keep_state);
+
+  // Registers aggregation `spec->id` (== number of aggregations added so far; a user-defined
+  // one prepared first) and builds its state for every entity of its template from the
+  // retained events, under the lock, so no event is missed or counted twice. A retained event
+  // that a Lua aggregator fails on is left out of that aggregation (counted in the third
+  // figure). Returns {entities built, events replayed, events a Lua aggregator failed on}.
   Backfill AddAggregation(std::shared_ptr<const AggregationSpec> spec);
 
   // Applies events[i] for each i in `indices` (validated by the caller: template known, values
