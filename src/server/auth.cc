@@ -179,7 +179,7 @@ Status Authenticator::CheckTable(const ApiKey& key, Method method, std::string_v
   }
   denied_.fetch_add(1, std::memory_order_relaxed);
   return PermissionDenied(std::string(MethodName(method)) + ": API key '" + key.name +
-                          "' may not use table or template '" + std::string(table) +
+                          "' may not use table or template '" + QuoteForMessage(table) +
                           "'; it is restricted to: " + TableList(key.tables));
 }
 
