@@ -135,9 +135,14 @@ std::unique_ptr<Authenticator> Authenticator::Create(const config::SecurityConfi
 
 Status Authenticator::Authorize(const grpc::ServerContextBase& ctx, Method method,
                                 const ApiKey*& key) const {
-  key = nullptr;
   bool malformed = false;
   const std::string_view presented = PresentedKey(ctx, malformed);
+  return AuthorizeKey(presented, malformed, method, key);
+}
+
+Status Authenticator::AuthorizeKey(std::string_view presented, bool malformed, Method method,
+                                   const ApiKey*& key) const {
+  key = nullptr;
   if (presented.empty()) {
     unauthenticated_.fetch_add(1, std::memory_order_relaxed);
     return Unauthenticated(

@@ -51,9 +51,9 @@ struct ApiKey {
 
 // Checks the API key a call carries (metadata `authorization: Bearer KEY` or `x-api-key: KEY`)
 // against security.api_keys. Keys are known only by their SHA-256, so a call costs one SHA-256
-// of the key it sends (~0.3 µs) and one hash-map lookup; nothing is allocated on success.
-// Messages name the method, the key's name and the table, never the key itself; nothing is
-// logged. Thread-safe; immutable after Create apart from its counters.
+// of the key it sends and one hash-map lookup (BM_Auth_AuthorizeKey: ~70 ns); nothing is allocated
+// on success. Messages name the method, the key's name and the table, never the key itself; nothing
+// is logged. Thread-safe; immutable after Create apart from its counters.
 class Authenticator {
  public:
   // nullptr when `security` lists no API keys: authentication is off and callers skip it.
@@ -64,6 +64,11 @@ class Authenticator {
   // key, or one longer than kMaxKeyBytes. PERMISSION_DENIED: the role is below the method's, or
   // the method is node-wide and the key is restricted to tables.
   Status Authorize(const grpc::ServerContextBase& ctx, Method method, const ApiKey*& key) const;
+
+  // Authorize for a key already taken from the metadata: `presented` is the key ("" for none);
+  // `malformed` says an authorization value was not "Bearer KEY".
+  Status AuthorizeKey(std::string_view presented, bool malformed, Method method,
+                      const ApiKey*& key) const;
 
   // OkStatus if `key` may use `table` (a table or an event template): always for a key without
   // `tables`. Else PERMISSION_DENIED naming method, key and table. O(key's tables).
