@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "grpc/health/v1/health.grpc.pb.h"
+#include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
 #include "ods/common/sha256.h"
 #include "ods/v1/admin.grpc.pb.h"
 #include "ods/v1/features.grpc.pb.h"
@@ -353,6 +354,25 @@ TEST_F(SecurityTest, EveryMethodNeedsAKey) {
 }
 
 TEST_F(SecurityTest, HealthStaysOpenWithoutAKey) { EXPECT_THAT(client_->Health(), Ok()); }
+
+TEST_F(SecurityTest, ReflectionStaysOpenWithoutAKey) {
+  auto stub = grpc::reflection::v1alpha::ServerReflection::NewStub(
+      TlsChannel(odsd_.grpc_address(), tls_.ca_cert));
+  auto ctx = Context("");
+  auto stream = stub->ServerReflectionInfo(ctx.get());
+  grpc::reflection::v1alpha::ServerReflectionRequest req;
+  req.set_list_services("");
+  ASSERT_TRUE(stream->Write(req));
+  grpc::reflection::v1alpha::ServerReflectionResponse resp;
+  ASSERT_TRUE(stream->Read(&resp));
+  stream->WritesDone();
+  EXPECT_THAT(stream->Finish(), Ok());
+  bool store_listed = false;
+  for (const auto& service : resp.list_services_response().service()) {
+    store_listed = store_listed || service.name() == "ods.v1.Store";
+  }
+  EXPECT_TRUE(store_listed);
+}
 
 TEST_F(SecurityTest, ReadKeyReadsRecordsAndFeatures) {
   EXPECT_THAT(client_->Get(kReaderKey, "orders"), Ok());
