@@ -12,6 +12,8 @@ packages=(
   # storage, logging, config, sandbox, backing store
   librocksdb-dev libspdlog-dev libfmt-dev libboost-dev libyaml-cpp-dev liblua5.4-dev libpqxx-dev
   libabsl-dev
+  # TLS checks and API key digests (libcrypto); tests make certificates with the openssl command
+  libssl-dev openssl
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev
   # servers used by tests and benchmarks (started on loopback by our scripts, never as services)

@@ -28,13 +28,23 @@ std::shared_ptr<grpc::Channel> MakeChannel(const GlobalOptions& global) {
   grpc::ChannelArguments channel_args;
   // The server bounds responses (limits.max_message_bytes); the CLI shouldn't add a lower one.
   channel_args.SetMaxReceiveMessageSize(-1);
-  return grpc::CreateCustomChannel(global.addr, grpc::InsecureChannelCredentials(), channel_args);
+  if (!global.tls) {
+    return grpc::CreateCustomChannel(global.addr, grpc::InsecureChannelCredentials(),
+                                     channel_args);
+  }
+  grpc::SslCredentialsOptions tls;
+  tls.pem_root_certs = global.tls_ca_pem;
+  tls.pem_cert_chain = global.tls_cert_pem;
+  tls.pem_private_key = global.tls_key_pem;
+  return grpc::CreateCustomChannel(global.addr, grpc::SslCredentials(tls), channel_args);
 }
 
+// Sets the call's deadline and, with an API key, its authorization metadata.
 void SetDeadline(const GlobalOptions& global, grpc::ClientContext& context) {
   context.set_deadline(std::chrono::system_clock::now() +
                        std::chrono::duration_cast<std::chrono::system_clock::duration>(
                            std::chrono::duration<double>(global.timeout_seconds)));
+  if (!global.api_key.empty()) context.AddMetadata("authorization", "Bearer " + global.api_key);
 }
 
 std::string GrpcCodeName(grpc::StatusCode code) {

@@ -5,7 +5,8 @@
 namespace ods::cli {
 
 const std::string_view kTopLevelHelp =
-    R"(Usage: ods [--addr HOST:PORT] [--timeout SECONDS] COMMAND [ARGS...]
+    R"(Usage: ods [--addr HOST:PORT] [--timeout SECONDS] [--tls-ca FILE] [--api-key KEY]
+           COMMAND [ARGS...]
 
 Command-line client for odsd, the ODS server (gRPC services ods.v1.Store, ods.v1.Features,
 ods.v1.Functions and ods.v1.Admin).
@@ -16,6 +17,12 @@ Commands:
 Options (also accepted after COMMAND):
   --addr HOST:PORT    Server address. Default: $ODS_ADDR, else 127.0.0.1:7070.
   --timeout SECONDS   Deadline for each call, fractions allowed. Default: 10.
+  --tls-ca FILE       Use TLS; verify the server against the CA certificates in FILE (PEM).
+  --tls-cert FILE     Use TLS with this client certificate (PEM; mutual TLS); needs --tls-key.
+  --tls-key FILE      The client certificate's private key (PEM).
+                      With --tls-cert but no --tls-ca, the system's CA roots are used.
+  --api-key KEY       Send KEY as 'authorization: Bearer KEY'. Default: $ODS_API_KEY (prefer
+                      the variable: a flag shows in the process list).
   -h, --help          Show this help; 'ods COMMAND --help' shows one command's.
   --version           Print the version.
 

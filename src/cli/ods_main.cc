@@ -2,9 +2,13 @@
 
 #include <cstdlib>
 #include <exception>
+#include <fstream>
+#include <iterator>
 #include <iostream>
+#include <sstream>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "cli/args.h"
@@ -35,8 +39,42 @@ int UsageError(std::string_view message) {
   return kExitUsage;
 }
 
-// Applies --addr / --timeout (`name` with its dashes) to `global`.
+// Flags every command accepts, before or after its name.
+constexpr std::string_view kGlobalFlags[] = {"--addr",     "--timeout", "--tls-ca",
+                                             "--tls-cert", "--tls-key", "--api-key"};
+
+bool IsGlobalFlag(std::string_view flag) {
+  for (std::string_view f : kGlobalFlags) {
+    if (f == flag) return true;
+  }
+  return false;
+}
+
+// The contents of `path`, named by `flag` in the error.
+Result<std::string> ReadFlagFile(std::string_view flag, const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return InvalidArgumentError(std::string(flag) + ": cannot read '" + path + "'");
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// Applies a global flag (`name` with its dashes) to `global`.
 Status ApplyGlobalFlag(std::string_view name, const std::string& value, GlobalOptions& global) {
+  if (name == "--tls-ca" || name == "--tls-cert" || name == "--tls-key") {
+    ODS_ASSIGN_OR_RETURN(std::string pem, ReadFlagFile(name, value));
+    std::string& out = name == "--tls-ca"
+                           ? global.tls_ca_pem
+                           : (name == "--tls-cert" ? global.tls_cert_pem : global.tls_key_pem);
+    out = std::move(pem);
+    global.tls = true;
+    return OkStatus();
+  }
+  if (name == "--api-key") {
+    if (value.empty()) return InvalidArgumentError("--api-key is empty");
+    global.api_key = value;
+    return OkStatus();
+  }
   if (name == "--addr") {
     if (value.empty()) {
       return InvalidArgumentError("--addr is empty");
@@ -57,6 +95,9 @@ int Main(const std::vector<std::string>& args) {
   if (const char* env = std::getenv("ODS_ADDR"); env != nullptr && *env != '\0') {
     global.addr = env;
   }
+  if (const char* env = std::getenv("ODS_API_KEY"); env != nullptr && *env != '\0') {
+    global.api_key = env;
+  }
   size_t i = 0;
   for (; i < args.size() && args[i].size() > 1 && args[i][0] == '-'; ++i) {
     const std::string& arg = args[i];
@@ -69,7 +110,7 @@ int Main(const std::vector<std::string>& args) {
       return kExitOk;
     }
     const std::string flag = arg.substr(0, arg.find('='));
-    if (flag != "--addr" && flag != "--timeout") {
+    if (!IsGlobalFlag(flag)) {
       return UsageError("unknown option '" + flag + "'");
     }
     std::string name;
@@ -102,8 +143,7 @@ int Main(const std::vector<std::string>& args) {
   }
 
   std::vector<std::string_view> flags = command->value_flags;
-  flags.push_back("--addr");
-  flags.push_back("--timeout");
+  flags.insert(flags.end(), std::begin(kGlobalFlags), std::end(kGlobalFlags));
   const std::vector<std::string> rest(args.begin() + static_cast<std::ptrdiff_t>(i) + 1,
                                       args.end());
   Result<ParsedArgs> parsed = ParseArgs(rest, flags);
@@ -116,13 +156,18 @@ int Main(const std::vector<std::string>& args) {
     std::cout << command->help;
     return kExitOk;
   }
-  for (const std::string_view global_flag : {"--addr", "--timeout"}) {
+  for (const std::string_view global_flag : kGlobalFlags) {
     if (const std::string* value = parsed->Find(global_flag)) {
       if (Status s = ApplyGlobalFlag(global_flag, *value, global); !s.ok()) {
         std::cerr << "ods: " << s.message() << "\n" << retry;
         return kExitUsage;
       }
     }
+  }
+  if (global.tls_cert_pem.empty() != global.tls_key_pem.empty()) {
+    std::cerr << "ods: --tls-cert and --tls-key go together (a client certificate and its key)\n"
+              << retry;
+    return kExitUsage;
   }
   return command->run(global, *parsed, Io{std::cin, std::cout, std::cerr});
 }

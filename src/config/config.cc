@@ -2,6 +2,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <cctype>
 #include <fstream>
 #include <limits>
@@ -13,6 +14,8 @@
 #include <vector>
 
 #include "config/parser.h"
+#include "config/pem.h"
+#include "ods/common/sha256.h"
 #include "ods/common/units.h"
 
 namespace ods::config {
@@ -88,10 +91,120 @@ void ParseListen(Parser& p, const YAML::Node& node, const std::string& path, boo
   out = v;
 }
 
-void ParseServer(Parser& p, const YAML::Node& node, ServerConfig& out) {
-  p.ForEachKey(node, "server", {"grpc_listen", "admin_listen", "shards", "shutdown_grace"},
-               [&](const std::string& key, const YAML::Node&, const YAML::Node& v) {
-                 if (key == "grpc_listen") {
+// Most bytes of one function's source file.
+constexpr uint64_t kMaxFunctionSourceBytes = uint64_t{1} << 20;
+
+// Reads `file` (relative to `base_dir` unless absolute), a `what` (e.g. "Lua source file"), into
+// `out` and its resolved path into `resolved`; reports problems at `node` for key `path`. The
+// file's contents never appear in a message.
+bool ReadConfiguredFile(Parser& p, const YAML::Node& node, const std::string& path,
+                        const std::string& base_dir, const std::string& file, uint64_t max_bytes,
+                        std::string_view what, std::string& resolved, std::string& out) {
+  resolved = file.empty() || file[0] == '/' || base_dir.empty() ? file : base_dir + "/" + file;
+  std::ifstream in(resolved, std::ios::binary);
+  if (!in) {
+    p.Error(node, path + ": cannot read " + std::string(what) + " '" + resolved +
+                      "'; expected a path relative to the config file");
+    return false;
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (text.str().size() > max_bytes) {
+    p.Error(node, path + ": '" + resolved + "' has " + std::to_string(text.str().size()) +
+                      " bytes; expected at most " + FormatBytes(max_bytes));
+    return false;
+  }
+  out = text.str();
+  return true;
+}
+
+// Most bytes of a PEM file (a certificate chain or a CA bundle).
+constexpr uint64_t kMaxPemBytes = uint64_t{1} << 20;
+
+// `true` or `false`.
+bool ParseBool(Parser& p, const YAML::Node& node, const std::string& path, bool& out) {
+  std::string v;
+  if (!p.OneOf(node, path, {"true", "false"}, v)) return false;
+  out = v == "true";
+  return true;
+}
+
+void ParseTls(Parser& p, const YAML::Node& key_node, const YAML::Node& node,
+              const std::string& base_dir, std::optional<TlsConfig>& out) {
+  TlsConfig tls;
+  bool has_cert = false;
+  bool has_key = false;
+  bool cert_ok = false;
+  bool key_ok = false;
+  bool has_client_ca = false;
+  YAML::Mark key_mark;      // of the `key:` value
+  YAML::Mark require_mark;  // of the `require_client_cert:` value
+  p.ForEachKey(
+      node, "server.tls", {"cert", "key", "client_ca", "require_client_cert"},
+      [&](const std::string& key, const YAML::Node&, const YAML::Node& v) {
+        const std::string path = "server.tls." + key;
+        std::string resolved;
+        if (key == "cert") {
+          has_cert = true;
+          if (p.String(v, path, tls.cert_path) &&
+              ReadConfiguredFile(p, v, path, base_dir, tls.cert_path, kMaxPemBytes,
+                                 "certificate file", resolved, tls.cert_pem)) {
+            const std::string problem = internal::CheckCertificates(tls.cert_pem);
+            if (!problem.empty()) p.Error(v, path + ": '" + resolved + "' " + problem);
+            cert_ok = problem.empty();
+          }
+        } else if (key == "key") {
+          has_key = true;
+          key_mark = v.Mark();
+          if (p.String(v, path, tls.key_path) &&
+              ReadConfiguredFile(p, v, path, base_dir, tls.key_path, kMaxPemBytes,
+                                 "private key file", resolved, tls.key_pem)) {
+            const std::string problem = internal::CheckPrivateKey(tls.key_pem);
+            if (!problem.empty()) p.Error(v, path + ": '" + resolved + "' " + problem);
+            key_ok = problem.empty();
+          }
+        } else if (key == "client_ca") {
+          has_client_ca = true;
+          if (p.String(v, path, tls.client_ca_path) &&
+              ReadConfiguredFile(p, v, path, base_dir, tls.client_ca_path, kMaxPemBytes,
+                                 "CA file", resolved, tls.client_ca_pem)) {
+            const std::string problem = internal::CheckCertificates(tls.client_ca_pem);
+            if (!problem.empty()) p.Error(v, path + ": '" + resolved + "' " + problem);
+          }
+        } else if (key == "require_client_cert") {
+          require_mark = v.Mark();
+          ParseBool(p, v, path, tls.require_client_cert);
+        }
+      });
+  if (!node.IsMap()) return;
+  if (!has_cert) {
+    p.Error(key_node, "server.tls: missing 'cert' (the server's certificate chain, a PEM file)");
+  }
+  if (!has_key) {
+    p.Error(key_node, "server.tls: missing 'key' (the certificate's private key, a PEM file)");
+  }
+  if (cert_ok && key_ok) {
+    const std::string problem = internal::CheckKeyMatchesCertificate(tls.cert_pem, tls.key_pem);
+    if (!problem.empty()) {
+      p.Error(key_mark, "server.tls.key: '" + tls.key_path + "' " + problem + " ('" +
+                             tls.cert_path + "')");
+    }
+  }
+  if (tls.require_client_cert && !has_client_ca) {
+    p.Error(require_mark,
+            "server.tls.require_client_cert: needs server.tls.client_ca (the CA that client "
+            "certificates are verified against)");
+  }
+  out = std::move(tls);
+}
+
+void ParseServer(Parser& p, const YAML::Node& node, const std::string& base_dir,
+                 ServerConfig& out) {
+  p.ForEachKey(node, "server", {"grpc_listen", "admin_listen", "shards", "shutdown_grace", "tls"},
+               [&](const std::string& key, const YAML::Node& key_node, const YAML::Node& v) {
+                 if (key == "tls") {
+                   ParseTls(p, key_node, v, base_dir, out.tls);
+                 } else if (key == "grpc_listen") {
                    ParseListen(p, v, "server.grpc_listen", false, out.grpc_listen);
                  } else if (key == "admin_listen") {
                    ParseListen(p, v, "server.admin_listen", true, out.admin_listen);
@@ -242,28 +355,163 @@ void ParseTables(Parser& p, const YAML::Node& node, std::vector<TableConfig>& ou
                });
 }
 
-// Most bytes of one function's source file.
-constexpr uint64_t kMaxFunctionSourceBytes = uint64_t{1} << 20;
-
 // Reads `path` (relative to `base_dir` unless absolute) into `out`; reports problems at `node`.
 void ReadFunctionSource(Parser& p, const YAML::Node& node, const std::string& path,
                         const std::string& base_dir, const std::string& file, std::string& out) {
-  const std::string resolved =
-      file.empty() || file[0] == '/' || base_dir.empty() ? file : base_dir + "/" + file;
-  std::ifstream in(resolved, std::ios::binary);
-  if (!in) {
-    p.Error(node, path + ": cannot read Lua source file '" + resolved +
-                      "'; expected a path relative to the config file");
-    return;
+  std::string resolved;
+  ReadConfiguredFile(p, node, path, base_dir, file, kMaxFunctionSourceBytes, "Lua source file",
+                     resolved, out);
+}
+
+// Shortest key accepted from a key_file: a shorter secret is guessable.
+constexpr size_t kMinApiKeyBytes = 16;
+// Longest key accepted from a key_file (the server refuses longer keys from clients too).
+constexpr uint64_t kMaxApiKeyBytes = 4096;
+
+// API key names: letters, digits, `_`, `-`, `.`; 1 to 64 bytes.
+bool IsValidKeyName(std::string_view name) {
+  if (name.empty() || name.size() > 64) return false;
+  for (char c : name) {
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.')) {
+      return false;
+    }
   }
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (text.str().size() > kMaxFunctionSourceBytes) {
-    p.Error(node, path + ": '" + resolved + "' has " + std::to_string(text.str().size()) +
-                      " bytes; expected at most " + FormatBytes(kMaxFunctionSourceBytes));
-    return;
+  return true;
+}
+
+// 64 hex digits (either case) into `out`.
+bool ParseSha256Hex(std::string_view hex, Sha256Digest& out) {
+  if (hex.size() != 2 * out.size()) return false;
+  auto nibble = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  for (size_t i = 0; i < out.size(); ++i) {
+    const int hi = nibble(hex[2 * i]);
+    const int lo = nibble(hex[2 * i + 1]);
+    if (hi < 0 || lo < 0) return false;
+    out[i] = static_cast<uint8_t>(hi << 4 | lo);
   }
-  out = text.str();
+  return true;
+}
+
+void ParseApiKey(Parser& p, const std::string& name, const YAML::Node& name_node,
+                 const YAML::Node& node, const std::string& base_dir, ApiKeyConfig& out,
+                 bool& has_digest) {
+  out.name = name;
+  const std::string path = "security.api_keys." + name;
+  if (!IsValidKeyName(name)) {
+    p.Error(name_node, "bad API key name '" + name +
+                           "'; expected letters, digits, _, - and ., at most 64 bytes");
+  }
+  bool has_role = false;
+  int secrets = 0;
+  bool has_tables = false;
+  YAML::Mark tables_mark;
+  p.ForEachKey(
+      node, path, {"key_sha256", "key_file", "role", "tables"},
+      [&](const std::string& key, const YAML::Node&, const YAML::Node& v) {
+        const std::string kpath = path + "." + key;
+        if (key == "key_sha256") {
+          ++secrets;
+          std::string hex;
+          if (!p.String(v, kpath, hex)) return;
+          if (!ParseSha256Hex(hex, out.key_sha256)) {
+            p.Error(v, kpath + ": expected 64 hex digits (the SHA-256 of the key, e.g. from "
+                               "`printf %s KEY | sha256sum`)");
+            return;
+          }
+          has_digest = true;
+        } else if (key == "key_file") {
+          ++secrets;
+          std::string file;
+          std::string resolved;
+          std::string secret;
+          if (!p.String(v, kpath, file) ||
+              !ReadConfiguredFile(p, v, kpath, base_dir, file, kMaxApiKeyBytes, "key file",
+                                  resolved, secret)) {
+            return;
+          }
+          if (secret.ends_with('\n')) secret.pop_back();
+          if (secret.ends_with('\r')) secret.pop_back();
+          if (secret.size() < kMinApiKeyBytes) {
+            p.Error(v, kpath + ": the key in '" + resolved + "' has " +
+                           std::to_string(secret.size()) + " bytes; expected at least " +
+                           std::to_string(kMinApiKeyBytes));
+          } else {
+            out.key_sha256 = Sha256(secret);
+            has_digest = true;
+          }
+          // The secret is not kept: only its digest is.
+          std::fill(secret.begin(), secret.end(), '\0');
+        } else if (key == "role") {
+          has_role = true;
+          std::string role;
+          if (p.OneOf(v, kpath, {"read", "write", "admin"}, role)) {
+            out.role = role == "read" ? Role::kRead
+                                      : (role == "write" ? Role::kWrite : Role::kAdmin);
+          }
+        } else if (key == "tables") {
+          has_tables = true;
+          tables_mark = v.Mark();
+          if (!v.IsSequence() || v.size() == 0) {
+            p.Error(v, kpath + ": expected a non-empty list of table and event template names, "
+                               "found " + Parser::KindName(v) + " (omit tables for all)");
+            return;
+          }
+          for (const YAML::Node& t : v) {
+            std::string table;
+            if (!p.String(t, kpath, table)) continue;
+            if (!IsValidName(table)) {
+              p.Error(t, kpath + ": bad table name '" + table +
+                             "'; expected letters, digits and _, starting with a letter or _");
+              continue;
+            }
+            out.tables.push_back(table);
+          }
+        }
+      });
+  if (!node.IsMap()) return;
+  if (secrets == 0) {
+    p.Error(name_node, path + ": missing 'key_sha256' or 'key_file' (docs/security.md says how "
+                              "to make a key and its digest)");
+  } else if (secrets > 1) {
+    p.Error(name_node, path + ": give one of 'key_sha256' and 'key_file', not both");
+    has_digest = false;
+  }
+  if (!has_role) {
+    p.Error(name_node, path + ": missing 'role' (one of: read, write, admin)");
+  } else if (out.role == Role::kAdmin && has_tables) {
+    p.Error(tables_mark, path + ".tables: not allowed for role admin (Admin methods act on the "
+                                "whole node); use role write for a key limited to tables");
+  }
+}
+
+void ParseSecurity(Parser& p, const YAML::Node& node, const std::string& base_dir,
+                   SecurityConfig& out) {
+  p.ForEachKey(node, "security", {"api_keys"},
+               [&](const std::string&, const YAML::Node&, const YAML::Node& keys) {
+                 if (keys.IsNull()) return;
+                 p.ForEachKey(keys, "security.api_keys", {},
+                              [&](const std::string& name, const YAML::Node& name_node,
+                                  const YAML::Node& v) {
+                                ApiKeyConfig key;
+                                bool has_digest = false;
+                                ParseApiKey(p, name, name_node, v, base_dir, key, has_digest);
+                                if (!has_digest) return;
+                                for (const ApiKeyConfig& other : out.api_keys) {
+                                  if (other.key_sha256 == key.key_sha256) {
+                                    p.Error(name_node, "security.api_keys." + name +
+                                                           ": the same key as '" + other.name +
+                                                           "'; each key must be distinct");
+                                    return;
+                                  }
+                                }
+                                out.api_keys.push_back(std::move(key));
+                              });
+               });
 }
 
 void ParseFunction(Parser& p, const std::string& name, const YAML::Node& name_node,
@@ -344,10 +592,11 @@ Result<Config> LoadStringIn(std::string_view yaml, std::string_view source_name,
     DefinitionsParser definitions(p);
     if (!root.IsNull()) {
       p.ForEachKey(root, "the top level",
-                   {"server", "logging", "limits", "storage", "tables", "event_templates",
-                    "aggregations", "features", "functions"},
+                   {"server", "logging", "limits", "storage", "security", "tables",
+                    "event_templates", "aggregations", "features", "functions"},
                    [&](const std::string& key, const YAML::Node&, const YAML::Node& v) {
-                     if (key == "server") ParseServer(p, v, config.server);
+                     if (key == "server") ParseServer(p, v, base_dir, config.server);
+                     if (key == "security") ParseSecurity(p, v, base_dir, config.security);
                      if (key == "logging") ParseLogging(p, v, config.logging);
                      if (key == "limits") ParseLimits(p, v, config.limits);
                      if (key == "storage") ParseStorage(p, v, config.storage);
@@ -373,6 +622,15 @@ std::string_view DurabilityName(Durability durability) {
     case Durability::kNone: return "none";
     case Durability::kAsync: return "async";
     case Durability::kSync: return "sync";
+  }
+  return "?";
+}
+
+std::string_view RoleName(Role role) {
+  switch (role) {
+    case Role::kRead: return "read";
+    case Role::kWrite: return "write";
+    case Role::kAdmin: return "admin";
   }
   return "?";
 }

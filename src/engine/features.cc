@@ -687,6 +687,40 @@ Result<PushResult> Engine::PushEvents(std::span<const EventInput> events) {
 
 // --- Features ---
 
+Status Engine::FeatureSources(std::span<const std::string_view> features,
+                              std::vector<std::string_view>& out) const {
+  const Catalog& catalog = CurrentCatalog();
+  auto add_ref = [&](std::string_view ref) -> Status {
+    if (const size_t colon = ref.find(':'); colon != std::string_view::npos) {
+      Result<uint32_t> table_id = FindTable(ref.substr(0, colon));
+      if (!table_id.ok()) {
+        return InvalidArgumentError("feature '" + QuoteForMessage(ref) +
+                                    "': " + table_id.status().message());
+      }
+      out.push_back(tables_[*table_id]->name());
+      return OkStatus();
+    }
+    const std::string_view name = ref.substr(0, ref.find('@'));
+    if (const AggregationDef* agg = catalog.FindAggregation(name)) {
+      out.push_back(agg->config.template_name);
+      return OkStatus();
+    }
+    return InvalidArgumentError("feature '" + QuoteForMessage(ref) +
+                                "': no aggregation or derived feature named '" +
+                                QuoteForMessage(name) + "'");
+  };
+  for (const std::string_view ref : features) {
+    if (const DerivedDef* d = catalog.derived.empty() ? nullptr : catalog.FindDerived(ref)) {
+      for (const config::DerivedInputConfig& in : d->config.inputs) {
+        ODS_RETURN_IF_ERROR(add_ref(in.ref));
+      }
+      continue;
+    }
+    ODS_RETURN_IF_ERROR(add_ref(ref));
+  }
+  return OkStatus();
+}
+
 Result<Engine::FeaturePlan> Engine::PlanFeatures(const Catalog& catalog,
                                                  std::span<const std::string_view> features,
                                                  size_t rows) const {

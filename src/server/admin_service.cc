@@ -25,6 +25,13 @@ grpc::ServerUnaryReactor* Finish(grpc::CallbackServerContext* ctx, const Status&
   return reactor;
 }
 
+// Admin methods act on the whole node: only the role matters (no table is involved).
+Status AuthorizeCaller(const Authenticator* auth, const grpc::ServerContextBase& ctx,
+                       Method method) {
+  const ApiKey* key = nullptr;
+  return Authorize(auth, ctx, method, key);
+}
+
 // `status` with its message cut at a line boundary to kMaxMessageBytes, saying how many lines
 // (problems) were left out.
 Status CapMessage(const Status& status) {
@@ -80,6 +87,9 @@ void ToProto(const engine::FunctionInfo& in, ods::v1::FunctionDefinition& out) {
 grpc::ServerUnaryReactor* AdminService::RegisterFunction(
     grpc::CallbackServerContext* ctx, const ods::v1::RegisterFunctionRequest* req,
     ods::v1::RegisterFunctionResponse* resp) {
+  if (Status s = AuthorizeCaller(auth_, *ctx, Method::kAdminRegisterFunction); !s.ok()) {
+    return Finish(ctx, s);
+  }
   const std::optional<engine::FunctionKind> kind = engine::ParseFunctionKind(req->kind());
   if (!kind) {
     return Finish(ctx, InvalidArgumentError("function '" + QuoteForMessage(req->name()) +
@@ -107,6 +117,9 @@ grpc::ServerUnaryReactor* AdminService::RegisterFunction(
 grpc::ServerUnaryReactor* AdminService::ListFunctions(grpc::CallbackServerContext* ctx,
                                                       const ods::v1::ListFunctionsRequest* /*req*/,
                                                       ods::v1::ListFunctionsResponse* resp) {
+  if (Status s = AuthorizeCaller(auth_, *ctx, Method::kAdminListFunctions); !s.ok()) {
+    return Finish(ctx, s);
+  }
   for (const engine::FunctionInfo& info : engine_.ListFunctions()) {
     ToProto(info, *resp->add_functions());
   }
@@ -116,6 +129,9 @@ grpc::ServerUnaryReactor* AdminService::ListFunctions(grpc::CallbackServerContex
 grpc::ServerUnaryReactor* AdminService::ApplyDefinitions(
     grpc::CallbackServerContext* ctx, const ods::v1::ApplyDefinitionsRequest* req,
     ods::v1::ApplyDefinitionsResponse* resp) {
+  if (Status s = AuthorizeCaller(auth_, *ctx, Method::kAdminApplyDefinitions); !s.ok()) {
+    return Finish(ctx, s);
+  }
   Result<engine::ApplyReport> report = [&]() -> Result<engine::ApplyReport> {
     MutexLock lock(apply_mu_);
     const config::Definitions current = engine_.ListDefinitions();
@@ -136,6 +152,9 @@ grpc::ServerUnaryReactor* AdminService::ApplyDefinitions(
 grpc::ServerUnaryReactor* AdminService::ListDefinitions(
     grpc::CallbackServerContext* ctx, const ods::v1::ListDefinitionsRequest* /*req*/,
     ods::v1::ListDefinitionsResponse* resp) {
+  if (Status s = AuthorizeCaller(auth_, *ctx, Method::kAdminListDefinitions); !s.ok()) {
+    return Finish(ctx, s);
+  }
   const config::Definitions definitions = engine_.ListDefinitions();
   for (const config::EventTemplateConfig& t : definitions.event_templates) {
     ToProto(t, *resp->add_templates());

@@ -1,5 +1,6 @@
 #pragma once
 
+#include "auth.h"
 #include "ods/common/mutex.h"
 #include "ods/engine/engine.h"
 #include "ods/v1/admin.grpc.pb.h"
@@ -8,11 +9,13 @@ namespace ods::server {
 
 // ods.v1.Admin over the callback API: definitions applied and listed at run time. Handlers run
 // inline on gRPC's callback threads; ApplyDefinitions blocks its thread while the engine
-// backfills new aggregations (O(retained events of their templates)). Thread-safe; `engine`
-// must outlive the service.
+// backfills new aggregations (O(retained events of their templates)). Every call is first
+// checked against `auth` (null: keys off). Thread-safe; `engine` and `auth` must outlive the
+// service.
 class AdminService final : public ods::v1::Admin::CallbackService {
  public:
-  explicit AdminService(engine::Engine& engine) : engine_(engine) {}
+  AdminService(engine::Engine& engine, const Authenticator* auth)
+      : engine_(engine), auth_(auth) {}
 
   // Parses the YAML against the templates in effect, then applies it. Errors: INVALID_ARGUMENT
   // "<request>:LINE:COLUMN: ..." (one line per problem), ALREADY_EXISTS for a name defined
@@ -34,6 +37,7 @@ class AdminService final : public ods::v1::Admin::CallbackService {
 
  private:
   engine::Engine& engine_;
+  const Authenticator* const auth_;
   // Held from reading the templates in effect to applying: so a YAML that names a template
   // applied by a concurrent call either sees it or runs first, never a stale list.
   Mutex apply_mu_;

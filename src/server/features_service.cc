@@ -51,6 +51,31 @@ Status CheckBatch(const engine::Engine& engine, std::string_view call, int size,
                               std::to_string(limit));
 }
 
+// For a key restricted to tables: every event's template is one it may use. The whole message
+// is refused otherwise (nothing applied).
+Status CheckTemplates(const Authenticator* auth, const ApiKey* key, Method method,
+                      const ods::v1::PushEventsRequest& req) {
+  if (key == nullptr || key->tables.empty()) return OkStatus();
+  for (const ods::v1::Event& e : req.events()) {
+    ODS_RETURN_IF_ERROR(auth->CheckTable(*key, method, e.template_()));
+  }
+  return OkStatus();
+}
+
+// For a key restricted to tables: every table and template the `features` read is one it may
+// use. An unknown feature is INVALID_ARGUMENT, as the lookup would answer.
+Status CheckFeatureSources(const engine::Engine& engine, const Authenticator* auth,
+                           const ApiKey* key, Method method,
+                           std::span<const std::string_view> features) {
+  if (key == nullptr || key->tables.empty()) return OkStatus();
+  std::vector<std::string_view> sources;
+  ODS_RETURN_IF_ERROR(engine.FeatureSources(features, sources));
+  for (std::string_view source : sources) {
+    ODS_RETURN_IF_ERROR(auth->CheckTable(*key, method, source));
+  }
+  return OkStatus();
+}
+
 // Adds one rejection to `out`, listing it while under kMaxListedRejections and `max_listed_bytes`
 // (`listed_bytes` counts what is listed so far) and while the stream position fits the wire's
 // uint32 index.
@@ -208,9 +233,12 @@ void WriteColumns(const std::vector<engine::FeatureColumn>& columns, grpc::ByteB
 // calls after Finish and every started read have completed.
 class StreamEventsReactor final : public grpc::ServerReadReactor<ods::v1::PushEventsRequest> {
  public:
+  // `key` is the caller's API key (null: keys off), already authorized for StreamEvents; a
+  // message with an event of a template it may not use ends the call.
   StreamEventsReactor(engine::Engine& engine, std::atomic<uint64_t>& rejected_at_edge,
+                      const Authenticator* auth, const ApiKey* key,
                       ods::v1::PushEventsResponse* resp)
-      : engine_(engine), rejected_at_edge_(rejected_at_edge), resp_(resp) {
+      : engine_(engine), rejected_at_edge_(rejected_at_edge), auth_(auth), key_(key), resp_(resp) {
     StartRead(&buffers_[0]);
   }
 
@@ -255,8 +283,11 @@ class StreamEventsReactor final : public grpc::ServerReadReactor<ods::v1::PushEv
         StartRead(&buffers_[read_buffer_]);
         work = &buffers_[1 - read_buffer_];
       }
-      Status s = PushBatch(engine_, *work, next_index_, rejected_at_edge_, listed_bytes_, scratch_,
-                           *resp_);
+      Status s = CheckTemplates(auth_, key_, Method::kFeaturesStreamEvents, *work);
+      if (s.ok()) {
+        s = PushBatch(engine_, *work, next_index_, rejected_at_edge_, listed_bytes_, scratch_,
+                      *resp_);
+      }
       next_index_ += static_cast<uint64_t>(work->events_size());
       if (!s.ok()) {
         MutexLock lock(mu_);
@@ -270,6 +301,8 @@ class StreamEventsReactor final : public grpc::ServerReadReactor<ods::v1::PushEv
 
   engine::Engine& engine_;
   std::atomic<uint64_t>& rejected_at_edge_;
+  const Authenticator* const auth_;
+  const ApiKey* const key_;
   ods::v1::PushEventsResponse* const resp_;  // owned by gRPC, valid until OnDone
 
   Mutex mu_;
@@ -290,9 +323,18 @@ class StreamEventsReactor final : public grpc::ServerReadReactor<ods::v1::PushEv
   uint64_t listed_bytes_ = 0;  // of the rejections *resp_ lists
 };
 
+// Ends a StreamEvents call at once with `status` (the caller was refused), reading nothing.
+// Deletes itself in OnDone.
+class RefusedStreamReactor final : public grpc::ServerReadReactor<ods::v1::PushEventsRequest> {
+ public:
+  explicit RefusedStreamReactor(const Status& status) { Finish(ToGrpcStatus(status)); }
+  void OnDone() override { delete this; }
+};
+
 }  // namespace
 
-FeaturesService::FeaturesService(engine::Engine& engine) : engine_(engine) {
+FeaturesService::FeaturesService(engine::Engine& engine, const Authenticator* auth)
+    : engine_(engine), auth_(auth) {
   SetMessageAllocatorFor_PushEvents(&push_allocator_);
 }
 
@@ -310,6 +352,13 @@ grpc::ServerUnaryReactor* FeaturesService::PushEvents(grpc::CallbackServerContex
                                                       const ods::v1::PushEventsRequest* req,
                                                       ods::v1::PushEventsResponse* resp) {
   const ScopedLatency timed(push_latency_);
+  const ApiKey* key = nullptr;
+  if (Status s = Authorize(auth_, *ctx, Method::kFeaturesPushEvents, key); !s.ok()) {
+    return Finish(ctx, s);
+  }
+  if (Status s = CheckTemplates(auth_, key, Method::kFeaturesPushEvents, *req); !s.ok()) {
+    return Finish(ctx, s);
+  }
   uint64_t listed_bytes = 0;
   PushScratch scratch;
   return Finish(
@@ -317,14 +366,22 @@ grpc::ServerUnaryReactor* FeaturesService::PushEvents(grpc::CallbackServerContex
 }
 
 grpc::ServerReadReactor<ods::v1::PushEventsRequest>* FeaturesService::StreamEvents(
-    grpc::CallbackServerContext* /*ctx*/, ods::v1::PushEventsResponse* resp) {
-  return new StreamEventsReactor(engine_, events_rejected_at_edge_, resp);
+    grpc::CallbackServerContext* ctx, ods::v1::PushEventsResponse* resp) {
+  const ApiKey* key = nullptr;
+  if (Status s = Authorize(auth_, *ctx, Method::kFeaturesStreamEvents, key); !s.ok()) {
+    return new RefusedStreamReactor(s);
+  }
+  return new StreamEventsReactor(engine_, events_rejected_at_edge_, auth_, key, resp);
 }
 
 grpc::ServerUnaryReactor* FeaturesService::GetOnlineFeatures(grpc::CallbackServerContext* ctx,
                                                              const grpc::ByteBuffer* wire,
                                                              grpc::ByteBuffer* resp) {
   const ScopedLatency timed(online_latency_);
+  const ApiKey* key = nullptr;
+  if (Status s = Authorize(auth_, *ctx, Method::kFeaturesGetOnlineFeatures, key); !s.ok()) {
+    return Finish(ctx, s);
+  }
   ParsedRequest<ods::v1::GetOnlineFeaturesRequest> req;
   if (Status s = req.Parse("GetOnlineFeatures", *wire); !s.ok()) return Finish(ctx, s);
   if (Status s = CheckBatch(engine_, "GetOnlineFeatures", req->entities_size(), "entities");
@@ -333,6 +390,11 @@ grpc::ServerUnaryReactor* FeaturesService::GetOnlineFeatures(grpc::CallbackServe
   }
   const std::vector<std::string_view> entities = Views(req->entities());
   const std::vector<std::string_view> features = Views(req->features());
+  if (Status s = CheckFeatureSources(engine_, auth_, key, Method::kFeaturesGetOnlineFeatures,
+                                     features);
+      !s.ok()) {
+    return Finish(ctx, s);
+  }
   const std::optional<Micros> as_of =
       req->has_as_of_micros() ? std::optional<Micros>(req->as_of_micros()) : std::nullopt;
   Result<std::vector<engine::FeatureColumn>> columns =
@@ -346,6 +408,10 @@ grpc::ServerUnaryReactor* FeaturesService::GetHistoricalFeatures(grpc::CallbackS
                                                                  const grpc::ByteBuffer* wire,
                                                                  grpc::ByteBuffer* resp) {
   const ScopedLatency timed(historical_latency_);
+  const ApiKey* key = nullptr;
+  if (Status s = Authorize(auth_, *ctx, Method::kFeaturesGetHistoricalFeatures, key); !s.ok()) {
+    return Finish(ctx, s);
+  }
   ParsedRequest<ods::v1::GetHistoricalFeaturesRequest> req;
   if (Status s = req.Parse("GetHistoricalFeatures", *wire); !s.ok()) return Finish(ctx, s);
   if (Status s = CheckBatch(engine_, "GetHistoricalFeatures", req->rows_size(), "rows"); !s.ok()) {
@@ -357,6 +423,11 @@ grpc::ServerUnaryReactor* FeaturesService::GetHistoricalFeatures(grpc::CallbackS
     rows[i].timestamp = req->rows(i).timestamp_micros();
   }
   const std::vector<std::string_view> features = Views(req->features());
+  if (Status s = CheckFeatureSources(engine_, auth_, key, Method::kFeaturesGetHistoricalFeatures,
+                                     features);
+      !s.ok()) {
+    return Finish(ctx, s);
+  }
   Result<std::vector<engine::FeatureColumn>> columns =
       engine_.GetHistoricalFeatures(rows, features);
   if (!columns.ok()) return Finish(ctx, columns.status());

@@ -12,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "auth.h"
 #include "latency_histogram.h"
 #include "ods/common/mutex.h"
 #include "ods/common/thread_annotations.h"
@@ -131,7 +132,10 @@ using FeaturesServiceBase = ods::v1::Features::WithCallbackMethod_PushEvents<
 
 class FeaturesService final : public FeaturesServiceBase {
  public:
-  explicit FeaturesService(engine::Engine& engine);
+  // `auth` checks every call (null: keys off): the method's role, and for a key restricted to
+  // tables the event templates pushed and the tables and templates behind the features read.
+  // `engine` and `auth` must outlive the service.
+  FeaturesService(engine::Engine& engine, const Authenticator* auth);
 
   grpc::ServerUnaryReactor* PushEvents(grpc::CallbackServerContext* ctx,
                                        const ods::v1::PushEventsRequest* req,
@@ -160,6 +164,7 @@ class FeaturesService final : public FeaturesServiceBase {
 
  private:
   engine::Engine& engine_;
+  const Authenticator* const auth_;
   std::atomic<uint64_t> events_rejected_at_edge_{0};
   LatencyHistogram push_latency_;
   LatencyHistogram online_latency_;

@@ -13,7 +13,9 @@
 
 namespace ods::server {
 
-FunctionsService::FunctionsService(engine::Engine& engine, size_t workers) : engine_(engine) {
+FunctionsService::FunctionsService(engine::Engine& engine, const Authenticator* auth,
+                                   size_t workers)
+    : engine_(engine), auth_(auth) {
   workers = std::max<size_t>(workers, 1);
   for (size_t i = 0; i < workers; ++i) workers_.emplace_back([this] { Work(); });
 }
@@ -44,6 +46,13 @@ grpc::ServerUnaryReactor* FunctionsService::Execute(grpc::CallbackServerContext*
                                                     const ods::v1::ExecuteRequest* req,
                                                     ods::v1::ExecuteResponse* resp) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  const ApiKey* key = nullptr;
+  Status access = Authorize(auth_, *ctx, Method::kFunctionsExecute, key);
+  if (access.ok()) access = CheckTable(auth_, key, Method::kFunctionsExecute, req->table());
+  if (!access.ok()) {
+    reactor->Finish(ToGrpcStatus(access));
+    return reactor;
+  }
   auto run = [this, ctx, reactor, req, resp] {
     std::vector<record::Field> args;
     args.reserve(req->args_size());

@@ -8,6 +8,7 @@
 #include <thread>
 #include <vector>
 
+#include "auth.h"
 #include "ods/engine/engine.h"
 #include "ods/v1/functions.grpc.pb.h"
 
@@ -22,8 +23,10 @@ namespace ods::server {
 // the workers (the gRPC server is shut down first, so nothing is queued after).
 class FunctionsService final : public ods::v1::Functions::CallbackService {
  public:
-  // `workers` >= 1 threads run Execute calls.
-  FunctionsService(engine::Engine& engine, size_t workers);
+  // `workers` >= 1 threads run Execute calls. `auth` (null: keys off) checks each call, for the
+  // role and the request's table, on the gRPC thread before it is queued; it must outlive the
+  // service.
+  FunctionsService(engine::Engine& engine, const Authenticator* auth, size_t workers);
   ~FunctionsService() override;
   FunctionsService(const FunctionsService&) = delete;
   FunctionsService& operator=(const FunctionsService&) = delete;
@@ -38,6 +41,7 @@ class FunctionsService final : public ods::v1::Functions::CallbackService {
   void Work();
 
   engine::Engine& engine_;
+  const Authenticator* const auth_;
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<std::function<void()>> queue_;  // guarded by mu_

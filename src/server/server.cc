@@ -14,6 +14,7 @@
 
 #include "admin_http.h"
 #include "admin_service.h"
+#include "auth.h"
 #include "features_service.h"
 #include "functions_service.h"
 #include "ods/common/logging.h"
@@ -25,7 +26,8 @@ namespace {
 
 std::string HostOf(const std::string& listen) { return listen.substr(0, listen.rfind(':')); }
 
-std::string RenderMetrics(engine::Engine& engine, const FeaturesService& features) {
+std::string RenderMetrics(engine::Engine& engine, const FeaturesService& features,
+                          const Authenticator* auth) {
   // Events the Features service refused before the engine saw them.
   const uint64_t events_rejected_at_edge = features.events_rejected_at_edge();
   const engine::EngineStats s = engine.Stats();
@@ -66,14 +68,40 @@ std::string RenderMetrics(engine::Engine& engine, const FeaturesService& feature
   counter("ods_durable_fsyncs_total",
           "Fsyncs of the durable tier's log (group commits and async window flushes).",
           s.durable_syncs);
+  if (auth != nullptr) {
+    counter("ods_auth_unauthenticated_total",
+            "Calls refused with UNAUTHENTICATED (no API key, or an unknown one).",
+            auth->unauthenticated());
+    counter("ods_auth_denied_total",
+            "Calls refused with PERMISSION_DENIED (role or table not allowed for the API key).",
+            auth->denied());
+  }
   std::string text = out.str();
   features.AppendMetrics(text);
   return text;
 }
 
+// gRPC credentials for config.server.tls (checked when the config was loaded), or insecure ones.
+std::shared_ptr<grpc::ServerCredentials> Credentials(const config::ServerConfig& server) {
+  if (!server.tls) return grpc::InsecureServerCredentials();
+  const config::TlsConfig& tls = *server.tls;
+  grpc_ssl_client_certificate_request_type request = GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE;
+  if (tls.require_client_cert) {
+    request = GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
+  } else if (!tls.client_ca_pem.empty()) {
+    request = GRPC_SSL_REQUEST_CLIENT_CERTIFICATE_AND_VERIFY;
+  }
+  grpc::SslServerCredentialsOptions options(request);
+  options.pem_root_certs = tls.client_ca_pem;
+  options.pem_key_cert_pairs.push_back({tls.key_pem, tls.cert_pem});
+  return grpc::SslServerCredentials(options);
+}
+
 }  // namespace
 
 struct Server::Impl {
+  // Before the services, which borrow it (members are destroyed in reverse order).
+  std::unique_ptr<Authenticator> auth;
   std::unique_ptr<StoreService> store;
   std::unique_ptr<FeaturesService> features;
   std::unique_ptr<AdminService> admin_service;
@@ -92,20 +120,21 @@ Server::~Server() { Shutdown(0); }
 Result<std::unique_ptr<Server>> Server::Start(engine::Engine& engine,
                                               const config::Config& config) {
   auto impl = std::make_unique<Impl>();
-  impl->store = std::make_unique<StoreService>(engine);
-  impl->features = std::make_unique<FeaturesService>(engine);
-  impl->admin_service = std::make_unique<AdminService>(engine);
+  impl->auth = Authenticator::Create(config.security);
+  const Authenticator* auth = impl->auth.get();
+  impl->store = std::make_unique<StoreService>(engine, auth);
+  impl->features = std::make_unique<FeaturesService>(engine, auth);
+  impl->admin_service = std::make_unique<AdminService>(engine, auth);
   // Enough workers that a few runaway procedures (each holding one for its wall budget) leave
   // others running; the threads sleep when idle.
   impl->functions = std::make_unique<FunctionsService>(
-      engine, std::max<size_t>(4, 2 * std::thread::hardware_concurrency()));
+      engine, auth, std::max<size_t>(4, 2 * std::thread::hardware_concurrency()));
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   int bound_port = 0;
-  builder.AddListeningPort(config.server.grpc_listen, grpc::InsecureServerCredentials(),
-                           &bound_port);
+  builder.AddListeningPort(config.server.grpc_listen, Credentials(config.server), &bound_port);
   builder.RegisterService(impl->store.get());
   builder.RegisterService(impl->features.get());
   builder.RegisterService(impl->admin_service.get());
@@ -128,7 +157,7 @@ Result<std::unique_ptr<Server>> Server::Start(engine::Engine& engine,
     const FeaturesService* features = impl->features.get();
     Result<std::unique_ptr<AdminHttp>> admin = AdminHttp::Start(
         config.server.admin_listen,
-        [e, features] { return RenderMetrics(*e, *features); });
+        [e, features, auth] { return RenderMetrics(*e, *features, auth); });
     if (!admin.ok()) {
       impl->grpc_server->Shutdown();
       return admin.status();
@@ -138,7 +167,11 @@ Result<std::unique_ptr<Server>> Server::Start(engine::Engine& engine,
         HostOf(config.server.admin_listen) + ":" + std::to_string(impl->admin->port());
   }
   Logger("ods.server")
-      ->info("serving gRPC on {}, admin HTTP on {}", impl->grpc_address,
+      ->info("serving gRPC on {} ({}{}), admin HTTP on {}", impl->grpc_address,
+             config.server.tls ? "TLS" : "plaintext",
+             auth == nullptr ? ", no API keys: every call allowed"
+                             : ", " + std::to_string(config.security.api_keys.size()) +
+                                   " API keys",
              impl->admin_address.empty() ? std::string("(disabled)") : impl->admin_address);
   return std::unique_ptr<Server>(new Server(std::move(impl)));
 }

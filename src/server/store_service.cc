@@ -4,6 +4,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "convert.h"
@@ -32,10 +33,15 @@ Status CheckTableName(const std::string& table) {
   return OkStatus();
 }
 
-// Table named, and the batch within limits.max_batch_size: checked before any conversion so an
-// oversized request costs nothing beyond its parse.
-Status CheckRequest(const engine::Engine& engine, const std::string& table, int size,
-                    std::string_view what) {
+// The caller may call `method` on `table`, the table is named, and the batch is within
+// limits.max_batch_size: checked before any conversion so a refused or oversized request costs
+// nothing beyond its parse.
+Status CheckRequest(const engine::Engine& engine, const Authenticator* auth,
+                    const grpc::ServerContextBase& ctx, Method method, const std::string& table,
+                    int size, std::string_view what) {
+  const ApiKey* key = nullptr;
+  ODS_RETURN_IF_ERROR(Authorize(auth, ctx, method, key));
+  ODS_RETURN_IF_ERROR(CheckTable(auth, key, method, table));
   ODS_RETURN_IF_ERROR(CheckTableName(table));
   return engine.CheckRequestSize(table, static_cast<size_t>(size), what);
 }
@@ -45,7 +51,9 @@ Status CheckRequest(const engine::Engine& engine, const std::string& table, int 
 grpc::ServerUnaryReactor* StoreService::Put(grpc::CallbackServerContext* ctx,
                                             const ods::v1::PutRequest* req,
                                             ods::v1::PutResponse* resp) {
-  if (Status s = CheckRequest(engine_, req->table(), req->records_size(), "records"); !s.ok()) {
+  if (Status s = CheckRequest(engine_, auth_, *ctx, Method::kStorePut, req->table(),
+                              req->records_size(), "records");
+      !s.ok()) {
     return Finish(ctx, s);
   }
   std::vector<record::Record> records(req->records_size());
@@ -72,7 +80,9 @@ grpc::ServerUnaryReactor* StoreService::Put(grpc::CallbackServerContext* ctx,
 grpc::ServerUnaryReactor* StoreService::Get(grpc::CallbackServerContext* ctx,
                                             const ods::v1::GetRequest* req,
                                             ods::v1::GetResponse* resp) {
-  if (Status s = CheckRequest(engine_, req->table(), req->keys_size(), "keys"); !s.ok()) {
+  if (Status s = CheckRequest(engine_, auth_, *ctx, Method::kStoreGet, req->table(),
+                              req->keys_size(), "keys");
+      !s.ok()) {
     return Finish(ctx, s);
   }
   std::vector<std::optional<record::Record>> found;
@@ -94,7 +104,9 @@ grpc::ServerUnaryReactor* StoreService::Get(grpc::CallbackServerContext* ctx,
 grpc::ServerUnaryReactor* StoreService::Delete(grpc::CallbackServerContext* ctx,
                                                const ods::v1::DeleteRequest* req,
                                                ods::v1::DeleteResponse* resp) {
-  if (Status s = CheckRequest(engine_, req->table(), req->keys_size(), "keys"); !s.ok()) {
+  if (Status s = CheckRequest(engine_, auth_, *ctx, Method::kStoreDelete, req->table(),
+                              req->keys_size(), "keys");
+      !s.ok()) {
     return Finish(ctx, s);
   }
   const std::vector<std::string_view> keys = Views(req->keys());
@@ -123,13 +135,15 @@ namespace {
 // listing and reading are skipped.
 class ScanReactor final : public grpc::ServerWriteReactor<ods::v1::ScanResponse> {
  public:
-  ScanReactor(engine::Engine& engine, const ods::v1::ScanRequest& req)
+  // `access` is the caller's access check: the scan fails with it unless it is OK.
+  ScanReactor(engine::Engine& engine, const ods::v1::ScanRequest& req, Status access)
       : engine_(engine),
         table_(req.table()),
         field_names_(req.fields().begin(), req.fields().end()),
         fields_(field_names_.begin(), field_names_.end()),
         page_budget_bytes_(engine.config().limits.max_message_bytes / 2) {
-    Status s = CheckTableName(table_);
+    Status s = std::move(access);
+    if (s.ok()) s = CheckTableName(table_);
     if (s.ok()) {
       // A Get of no keys validates the projection before the O(records) key listing.
       std::vector<std::optional<record::Record>> none;
@@ -217,7 +231,10 @@ class ScanReactor final : public grpc::ServerWriteReactor<ods::v1::ScanResponse>
 
 grpc::ServerWriteReactor<ods::v1::ScanResponse>* StoreService::Scan(
     grpc::CallbackServerContext* ctx, const ods::v1::ScanRequest* req) {
-  return new ScanReactor(engine_, *req);
+  const ApiKey* key = nullptr;
+  Status access = Authorize(auth_, *ctx, Method::kStoreScan, key);
+  if (access.ok()) access = CheckTable(auth_, key, Method::kStoreScan, req->table());
+  return new ScanReactor(engine_, *req, std::move(access));
 }
 
 }  // namespace ods::server

@@ -1,5 +1,6 @@
 #pragma once
 
+#include "auth.h"
 #include "ods/engine/engine.h"
 #include "ods/v1/store.grpc.pb.h"
 
@@ -7,10 +8,13 @@ namespace ods::server {
 
 // ods.v1.Store over the callback API: validates wire input, calls the engine, maps statuses.
 // Handlers run inline on gRPC's callback threads (engine calls hold a shard lock for
-// microseconds and never block on I/O). Thread-safe; `engine` must outlive the service.
+// microseconds and never block on I/O). Every call is first checked against `auth` (null: keys
+// off), for the method's role and the request's table. Thread-safe; `engine` and `auth` must
+// outlive the service.
 class StoreService final : public ods::v1::Store::CallbackService {
  public:
-  explicit StoreService(engine::Engine& engine) : engine_(engine) {}
+  StoreService(engine::Engine& engine, const Authenticator* auth)
+      : engine_(engine), auth_(auth) {}
 
   grpc::ServerUnaryReactor* Put(grpc::CallbackServerContext* ctx, const ods::v1::PutRequest* req,
                                 ods::v1::PutResponse* resp) override;
@@ -24,6 +28,7 @@ class StoreService final : public ods::v1::Store::CallbackService {
 
  private:
   engine::Engine& engine_;
+  const Authenticator* const auth_;
 };
 
 }  // namespace ods::server

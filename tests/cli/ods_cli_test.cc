@@ -12,15 +12,19 @@
 
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
 #include <fstream>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "ods/v1/admin.pb.h"
 #include "ods/v1/features.pb.h"
 #include "ods/v1/functions.pb.h"
 #include "ods/v1/store.pb.h"
+#include "ods/common/sha256.h"
 #include "support/odsd_process.h"
+#include "support/tls_files.h"
 
 namespace ods::cli {
 namespace {
@@ -32,6 +36,7 @@ using ::ods::testing::TempDir;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
+using ::testing::Not;
 using ::testing::StartsWith;
 
 // Parses one line of `ods` output as `T`; fails the test if it isn't.
@@ -553,6 +558,95 @@ TEST_F(CliOdsTest, RegisterOfBadLuaAndExecOfUnknownFunctionFail) {
   EXPECT_THAT(usage.err, HasSubstr("missing KEY"));
   const CommandResult bad_arg = Ods({"exec", "f", "t", "k", "--arg", "noequals"});
   EXPECT_EQ(bad_arg.exit_code, 2);
+}
+
+// --- TLS and API keys --------------------------------------------------------------------------
+
+constexpr char kCliKey[] = "cli-test-key-7a3e9c1b5d0f2468";
+
+std::string HexDigest(std::string_view key) {
+  std::string out;
+  char buf[3];
+  for (uint8_t b : Sha256(key)) {
+    std::snprintf(buf, sizeof buf, "%02x", b);
+    out += buf;
+  }
+  return out;
+}
+
+// odsd with TLS and one read key.
+class CliSecurityTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string error;
+    ASSERT_TRUE(MakeTlsFiles(dir_.path(), tls_, error)) << error;
+    const std::string config = WriteFile(
+        dir_, "odsd.yaml",
+        "server:\n  tls: {cert: " + tls_.server_cert + ", key: " + tls_.server_key +
+            "}\ntables: {user_profile: {key: user_id}}\n"
+            "security: {api_keys: {cli: {key_sha256: " + HexDigest(kCliKey) + ", role: read}}}\n");
+    ASSERT_TRUE(odsd_.Start({"--config", config})) << odsd_.error();
+  }
+  void TearDown() override { EXPECT_EQ(odsd_.Stop(SIGTERM, 10000), 0) << odsd_.Stderr(); }
+
+  // Runs `ods --addr <odsd> args...`.
+  CommandResult Ods(const std::vector<std::string>& args) {
+    std::vector<std::string> argv = {ODS_CLI_PATH, "--addr", odsd_.grpc_address()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return RunCommand(argv);
+  }
+
+  TempDir dir_;
+  ::ods::testing::TlsFiles tls_;
+  OdsdProcess odsd_;
+};
+
+TEST_F(CliSecurityTest, TlsCaAndApiKeyReachTheServer) {
+  const CommandResult get =
+      Ods({"--tls-ca", tls_.ca_cert, "--api-key", kCliKey, "get", "user_profile", "u1"});
+  EXPECT_EQ(get.exit_code, 0) << get.err;
+  // Global flags are accepted after the command too.
+  const CommandResult after =
+      Ods({"get", "user_profile", "u1", "--tls-ca", tls_.ca_cert, "--api-key=" + std::string(kCliKey)});
+  EXPECT_EQ(after.exit_code, 0) << after.err;
+}
+
+TEST_F(CliSecurityTest, ApiKeyFromTheEnvironmentIsSent) {
+  ASSERT_EQ(setenv("ODS_API_KEY", kCliKey, 1), 0);
+  const CommandResult get = Ods({"--tls-ca", tls_.ca_cert, "get", "user_profile", "u1"});
+  unsetenv("ODS_API_KEY");
+  EXPECT_EQ(get.exit_code, 0) << get.err;
+}
+
+TEST_F(CliSecurityTest, WithoutApiKeyExitsOneWithUnauthenticated) {
+  const CommandResult get = Ods({"--tls-ca", tls_.ca_cert, "get", "user_profile", "u1"});
+  EXPECT_EQ(get.exit_code, 1);
+  EXPECT_THAT(get.err, StartsWith("ods: UNAUTHENTICATED: ods.v1.Store/Get: no API key"));
+}
+
+TEST_F(CliSecurityTest, ReadKeyPutExitsOneWithPermissionDenied) {
+  const CommandResult put = Ods(
+      {"--tls-ca", tls_.ca_cert, "--api-key", kCliKey, "put", "user_profile", "u1", "age=3"});
+  EXPECT_EQ(put.exit_code, 1);
+  EXPECT_THAT(put.err, HasSubstr("PERMISSION_DENIED: ods.v1.Store/Put needs role write; API key "
+                                 "'cli' has role read"));
+  EXPECT_THAT(put.err, Not(HasSubstr(kCliKey)));
+}
+
+TEST_F(CliSecurityTest, PlaintextToTlsServerIsUnreachable) {
+  const CommandResult get =
+      Ods({"--api-key", kCliKey, "--timeout", "2", "get", "user_profile", "u1"});
+  EXPECT_EQ(get.exit_code, 3) << get.err;
+}
+
+TEST_F(CliSecurityTest, BadTlsFlagsAreUsageErrors) {
+  const CommandResult missing = Ods({"--tls-ca", dir_.path() + "/nope.pem", "health"});
+  EXPECT_EQ(missing.exit_code, 2);
+  EXPECT_THAT(missing.err, HasSubstr("--tls-ca: cannot read '" + dir_.path() + "/nope.pem'"));
+  const CommandResult half = Ods({"--tls-ca", tls_.ca_cert, "--tls-cert", tls_.client_cert,
+                                  "health"});
+  EXPECT_EQ(half.exit_code, 2);
+  EXPECT_THAT(half.err, HasSubstr("--tls-cert and --tls-key go together"));
 }
 
 }  // namespace

@@ -616,6 +616,22 @@ TEST_F(FeaturesTest, WeightedDerivedFeatureBlendsItsInputsOnlineAndHistorically)
   EXPECT_EQ(engine_->ListDefinitions().features.size(), 2u);
 }
 
+// For access checks: each ref's table or template; a derived feature through its inputs.
+TEST_F(FeaturesTest, FeatureSourcesNameTheTablesAndTemplatesAFeatureReads) {
+  config::Definitions defs;
+  defs.features.push_back(Weighted("blend", {{"n@1h", 1}, {"profile:age", 2}}));
+  ASSERT_THAT(engine_->ApplyDefinitions(defs), IsOk());
+  std::vector<std::string_view> features = {"amount_sum@6h", "profile:age", "qty_max", "blend"};
+  std::vector<std::string_view> sources;
+  ASSERT_THAT(engine_->FeatureSources(features, sources), IsOk());
+  EXPECT_EQ(sources, (std::vector<std::string_view>{"tx", "profile", "tx", "tx", "profile"}));
+  std::vector<std::string_view> unknown = {"nope@1h"};
+  EXPECT_THAT(engine_->FeatureSources(unknown, sources), StatusIs(StatusCode::kInvalidArgument));
+  std::vector<std::string_view> unknown_table = {"orders:total"};
+  EXPECT_THAT(engine_->FeatureSources(unknown_table, sources),
+              StatusIs(StatusCode::kInvalidArgument));
+}
+
 TEST_F(FeaturesTest, BadDerivedFeaturesAreRejectedNamingTheInputAndApplyNothing) {
   config::Definitions defs;
   defs.features.push_back(Weighted("a", {{"nope@1h", 1}}));

@@ -8,12 +8,33 @@
 #include <vector>
 
 #include "ods/common/clock.h"
+#include "ods/common/sha256.h"
 #include "ods/common/status.h"
 #include "ods/common/value_type.h"
 
 // Typed, validated odsd configuration. A Config is immutable after Load*(): pass it as const&,
 // never re-validate. Reference: docs/configuration.md. Every field states unit, default, range.
 namespace ods::config {
+
+// TLS of the gRPC listener (`server.tls`). The files are read (and checked: PEM that parses,
+// a key that matches the certificate) when the config is loaded; a change needs a restart.
+struct TlsConfig {
+  // `cert:` the server's certificate chain (PEM), leaf first. Required.
+  std::string cert_path;
+  // `key:` the private key of the leaf certificate (PEM). Required.
+  std::string key_path;
+  // `client_ca:` CA certificates (PEM) that client certificates are verified against. Empty: no
+  // client certificate is asked for. Default: empty.
+  std::string client_ca_path;
+  // `require_client_cert:` refuse a connection without a client certificate that verifies
+  // against client_ca (mutual TLS). Needs client_ca. Without it, a client certificate is
+  // optional but, if sent, must verify. Default: false.
+  bool require_client_cert = false;
+  // The files' contents, read at load.
+  std::string cert_pem;
+  std::string key_pem;
+  std::string client_ca_pem;
+};
 
 struct ServerConfig {
   // gRPC listen address host:port; port 0 picks a free port (printed in the readiness line).
@@ -27,6 +48,37 @@ struct ServerConfig {
   // Time given to in-flight calls on SIGINT/SIGTERM before they are cancelled. Default: 3s.
   // Range: [0, 60s].
   Micros shutdown_grace_micros = 3'000'000;
+  // TLS for gRPC; unset = plaintext. The admin HTTP endpoint stays plain HTTP. Default: unset.
+  std::optional<TlsConfig> tls;
+};
+
+// What an API key may do. Each role includes the ones before it.
+enum class Role : uint8_t {
+  kRead,   // Store Get/Scan, Features GetOnlineFeatures/GetHistoricalFeatures, Admin List*
+  kWrite,  // + Store Put/Delete, Features PushEvents/StreamEvents, Functions Execute
+  kAdmin,  // + Admin ApplyDefinitions/RegisterFunction
+};
+
+// "read", "write", "admin".
+std::string_view RoleName(Role role);
+
+// One API key (`security.api_keys.NAME`). Only the SHA-256 of the key is kept.
+struct ApiKeyConfig {
+  // NAME: letters, digits, `_`, `-`, `.`; at most 64 bytes. Named in PERMISSION_DENIED messages.
+  std::string name;
+  // SHA-256 of the key's bytes: `key_sha256:` (64 hex digits), or computed from `key_file:` (a
+  // file holding the key, one trailing newline ignored, at least 16 bytes). Distinct per key.
+  Sha256Digest key_sha256{};
+  // `role:` read | write | admin. Required.
+  Role role = Role::kRead;
+  // `tables:` the tables and event templates the key may use; empty = all. Not allowed for
+  // admin (Admin methods act on the whole node). Default: empty.
+  std::vector<std::string> tables;
+};
+
+// `security:`. No API keys = authentication off: every call is allowed, as before keys existed.
+struct SecurityConfig {
+  std::vector<ApiKeyConfig> api_keys;  // file order; names and digests unique
 };
 
 struct LoggingConfig {
@@ -215,6 +267,7 @@ struct Config {
   LoggingConfig logging;
   LimitsConfig limits;
   StorageConfig storage;
+  SecurityConfig security;
   // Tables in file order; names are unique.
   std::vector<TableConfig> tables;
   // event_templates and aggregations sections.

@@ -165,6 +165,15 @@ class Engine {
   Result<std::vector<FeatureColumn>> GetHistoricalFeatures(std::span<const EntityRow> rows,
                                                            std::span<const std::string_view> features);
 
+  // Appends to `out` the name of every table (TABLE:FIELD refs) and event template
+  // (aggregations) that a lookup of `features` reads; a derived feature reads its inputs'. A
+  // name may repeat. Views point into `features` or into catalogs the engine keeps for its
+  // lifetime. For access checks before a lookup. Errors: kInvalidArgument for a ref that names no
+  // table, aggregation or derived feature (as GetOnlineFeatures would answer). Lock-free;
+  // O(features) map lookups.
+  Status FeatureSources(std::span<const std::string_view> features,
+                        std::vector<std::string_view>& out) const;
+
   // Adds event templates and aggregations at run time. New aggregations are backfilled from
   // retained events on every shard before this returns, so they serve correct values at once.
   // A name already defined identically is skipped; defined differently is kAlreadyExists.

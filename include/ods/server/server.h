@@ -19,8 +19,10 @@ namespace ods::server {
 // Thread-safe. `engine` must outlive the server.
 class Server {
  public:
-  // Binds config.server.grpc_listen (and admin_listen unless empty) and starts serving.
-  // kUnavailable naming the address if a port cannot be bound.
+  // Binds config.server.grpc_listen (and admin_listen unless empty) and starts serving: with TLS
+  // when config.server.tls is set, and checking every ods.v1 call's API key when
+  // config.security.api_keys is not empty (docs/security.md). kUnavailable naming the address if
+  // a port cannot be bound.
   static Result<std::unique_ptr<Server>> Start(engine::Engine& engine,
                                                const config::Config& config);
   ~Server();  // Shuts down with zero grace if Shutdown was not called.
