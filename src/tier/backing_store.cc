@@ -45,8 +45,10 @@ std::string NameKey(std::string_view table, std::string_view key) {
 
 std::string_view BackingKindName(BackingKind kind) {
   switch (kind) {
-    case BackingKind::kDirectory: return "directory";
-    case BackingKind::kPostgres: return "postgres";
+    case BackingKind::kDirectory:
+      return "directory";
+    case BackingKind::kPostgres:
+      return "postgres";
   }
   return "?";
 }
@@ -58,8 +60,10 @@ Result<std::unique_ptr<BackingStore>> OpenDirectoryStore(const DirectoryStoreOpt
 
 Result<std::unique_ptr<BackingStore>> OpenBackingStore(const BackingStoreOptions& options) {
   switch (options.kind) {
-    case BackingKind::kDirectory: return OpenDirectoryStore(options.directory);
-    case BackingKind::kPostgres: return OpenPostgresStore(options.postgres);
+    case BackingKind::kDirectory:
+      return OpenDirectoryStore(options.directory);
+    case BackingKind::kPostgres:
+      return OpenPostgresStore(options.postgres);
   }
   return InvalidArgumentError("backing store: unknown kind");
 }

@@ -95,8 +95,7 @@ uint32_t EntryCrc(const char* entry, std::string_view body) {
 
 // Appends one entry (header and body) to `out`.
 void AppendEntry(uint8_t flags, std::string_view table, std::string_view key,
-                 std::string_view value, size_t raw_value_bytes, uint8_t codec,
-                 std::string& out) {
+                 std::string_view value, size_t raw_value_bytes, uint8_t codec, std::string& out) {
   const size_t start = out.size();
   out.append(kEntryHeaderBytes, '\0');
   out.push_back(static_cast<char>(flags));
@@ -200,8 +199,7 @@ Status ReadExact(int fd, uint64_t offset, size_t n, const std::string& path, std
   out.resize(n);
   size_t done = 0;
   while (done < n) {
-    const ssize_t r =
-        ::pread(fd, out.data() + done, n - done, static_cast<off_t>(offset + done));
+    const ssize_t r = ::pread(fd, out.data() + done, n - done, static_cast<off_t>(offset + done));
     if (r < 0) {
       if (errno == EINTR) continue;
       return IoError("read", path, errno);
@@ -455,8 +453,9 @@ Status DirectoryStore::Impl::Recover() {
     }
     if (const uint64_t id = SegmentIdOf(name); id != 0) ids.push_back(id);
   }
-  if (ec) return UnavailableError("backing store: cannot list '" + options.dir + "': " +
-                                  ec.message());
+  if (ec) {
+    return UnavailableError("backing store: cannot list '" + options.dir + "': " + ec.message());
+  }
   std::sort(ids.begin(), ids.end());
   for (uint64_t id : ids) {
     const std::string path = SegmentPath(id);
@@ -544,8 +543,8 @@ Result<std::optional<BackingEntry>> DirectoryStore::Impl::ReadEntry(std::string_
 Status DirectoryStore::Impl::Compact(uint64_t id) {
   auto it = segments.find(id);
   if (it == segments.end()) {
-    return NotFoundError("backing store: no segment " + std::to_string(id) + " in '" +
-                         options.dir + "'");
+    return NotFoundError("backing store: no segment " + std::to_string(id) + " in '" + options.dir +
+                         "'");
   }
   if (id == active_id) {
     ODS_RETURN_IF_ERROR(broken);
@@ -578,10 +577,9 @@ Status DirectoryStore::Impl::Compact(uint64_t id) {
     if (!ParseBody(body, e)) return corrupt("malformed entry");
     internal::EncodeKey(e.table, e.key, key_buf);
     auto live = index.find(key_buf);
-    const bool keep =
-        e.kind == kKindPut
-            ? (live != index.end() && live->second.segment == id && live->second.offset == pos)
-            : (live == index.end() && has_older);
+    const bool keep = e.kind == kKindPut ? (live != index.end() && live->second.segment == id &&
+                                            live->second.offset == pos)
+                                         : (live == index.end() && has_older);
     if (keep) {
       Location loc;
       loc.segment = id;
@@ -637,8 +635,7 @@ Status DirectoryStore::Impl::Compact(uint64_t id) {
 DirectoryStore::DirectoryStore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 DirectoryStore::~DirectoryStore() = default;
 
-Result<std::unique_ptr<DirectoryStore>> DirectoryStore::Open(
-    const DirectoryStoreOptions& options) {
+Result<std::unique_ptr<DirectoryStore>> DirectoryStore::Open(const DirectoryStoreOptions& options) {
   if (options.dir.empty()) {
     return InvalidArgumentError("backing store: directory: dir must not be empty");
   }
@@ -674,8 +671,8 @@ Result<std::unique_ptr<DirectoryStore>> DirectoryStore::Open(
   {
     MutexLock lock(impl->mu);
     ODS_RETURN_IF_ERROR(impl->Recover());
-    impl->log->info("backing store: opened directory '{}': {} records in {} segments",
-                    options.dir, impl->index.size(), impl->segments.size());
+    impl->log->info("backing store: opened directory '{}': {} records in {} segments", options.dir,
+                    impl->index.size(), impl->segments.size());
   }
   return std::unique_ptr<DirectoryStore>(new DirectoryStore(std::move(impl)));
 }

@@ -85,8 +85,8 @@ class PostgresStore final : public BackingStore {
       for (const BackingPut& p : batch) {
         internal::EncodeValue(*p.record, p.expire_at_micros, p.version, value);
         txn.exec_prepared0("ods_put", std::string(p.table), Binary(p.key),
-                           static_cast<int64_t>(p.version), static_cast<int64_t>(p.expire_at_micros),
-                           Binary(value));
+                           static_cast<int64_t>(p.version),
+                           static_cast<int64_t>(p.expire_at_micros), Binary(value));
       }
       txn.commit();
       return OkStatus();
@@ -134,8 +134,8 @@ class PostgresStore final : public BackingStore {
         BackingEntry entry;
         if (!internal::DecodeValue(std::string_view(stored.get(), stored.size()), entry.record,
                                    entry.expire_at_micros)) {
-          return Status(StatusCode::kDataLoss, "backing store: postgres " + options_.table +
-                                                   ": " + NameKey(table, key) +
+          return Status(StatusCode::kDataLoss, "backing store: postgres " + options_.table + ": " +
+                                                   NameKey(table, key) +
                                                    ": stored value does not decode");
         }
         out.emplace_back(std::move(entry));
@@ -159,8 +159,7 @@ class PostgresStore final : public BackingStore {
       const pqxx::result r =
           start_after.empty()
               ? txn.exec_prepared("ods_scan_first", std::string(table), fetch)
-              : txn.exec_prepared("ods_scan_after", std::string(table), Binary(start_after),
-                                  fetch);
+              : txn.exec_prepared("ods_scan_after", std::string(table), Binary(start_after), fetch);
       for (const pqxx::row& row : r) {
         if (page.keys.size() == limit) {
           page.more = true;
@@ -222,16 +221,17 @@ class PostgresStore final : public BackingStore {
       conn->prepare("ods_get", "SELECT value FROM " + t + " WHERE tbl = $1 AND key = $2");
       conn->prepare("ods_scan_first",
                     "SELECT key FROM " + t + " WHERE tbl = $1 ORDER BY key LIMIT $2");
-      conn->prepare("ods_scan_after", "SELECT key FROM " + t +
-                                          " WHERE tbl = $1 AND key > $2 ORDER BY key LIMIT $3");
+      conn->prepare("ods_scan_after",
+                    "SELECT key FROM " + t + " WHERE tbl = $1 AND key > $2 ORDER BY key LIMIT $3");
       conn->prepare("ods_stats",
                     "SELECT count(*), coalesce(sum(octet_length(tbl) + octet_length(key) +"
-                    " octet_length(value)), 0) FROM " + t);
+                    " octet_length(value)), 0) FROM " +
+                        t);
       conn_ = std::move(conn);
       return OkStatus();
     } catch (const std::exception& e) {
-      return UnavailableError("backing store: postgres " + target_ + ": cannot connect: " +
-                              FirstLine(e.what()));
+      return UnavailableError("backing store: postgres " + target_ +
+                              ": cannot connect: " + FirstLine(e.what()));
     }
   }
 
@@ -252,8 +252,8 @@ class PostgresStore final : public BackingStore {
                               ": commit outcome unknown: " + FirstLine(e.what()));
     } catch (const pqxx::sql_error& e) {
       if (conn_ != nullptr && !conn_->is_open()) conn_.reset();
-      return UnavailableError("backing store: postgres " + target_ + ": " + what +
-                              ": SQL error " + e.sqlstate() + ": " + FirstLine(e.what()));
+      return UnavailableError("backing store: postgres " + target_ + ": " + what + ": SQL error " +
+                              e.sqlstate() + ": " + FirstLine(e.what()));
     } catch (const std::exception& e) {
       if (conn_ != nullptr && !conn_->is_open()) conn_.reset();
       return UnavailableError("backing store: postgres " + target_ + ": " + what + ": " +

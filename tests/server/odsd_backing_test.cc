@@ -41,8 +41,8 @@ TEST(OdsdBackingTest, DirectoryBackingStoreIsOpenedUnderTheDataDir) {
   TempDir dir;
   TempDir data;
   OdsdProcess odsd;
-  ASSERT_TRUE(odsd.Start({"--config", WriteConfig(dir, "{kind: directory}"), "--data-dir",
-                          data.path()}))
+  ASSERT_TRUE(
+      odsd.Start({"--config", WriteConfig(dir, "{kind: directory}"), "--data-dir", data.path()}))
       << odsd.error();
   EXPECT_TRUE(std::filesystem::exists(data.path() + "/backing/000000000001.seg"));
   EXPECT_NE(odsd.Stderr().find("backing store directory " + data.path() + "/backing"),
@@ -79,10 +79,10 @@ TEST(OdsdBackingTest, UnreachablePostgresStopsStartNamingTargetButNotPassword) {
   TempDir dir;
   TempDir data;
   TempDir no_server;
-  const auto r = RunOdsd(WriteConfig(dir, "{kind: postgres, postgres: {conninfo: \"host=" +
-                                              no_server.path() +
-                                              " dbname=ods user=ods password=hunter2\"}}"),
-                         data.path());
+  const auto r =
+      RunOdsd(WriteConfig(dir, "{kind: postgres, postgres: {conninfo: \"host=" + no_server.path() +
+                                   " dbname=ods user=ods password=hunter2\"}}"),
+              data.path());
   EXPECT_EQ(r.exit_code, 3) << r.err;
   EXPECT_NE(r.err.find("host=" + no_server.path()), std::string::npos) << r.err;
   EXPECT_EQ(r.err.find("hunter2"), std::string::npos) << r.err;

@@ -130,10 +130,9 @@ bool PostgresServer::Start() {
     }
   }
 
-  const pid_t initdb =
-      Spawn({bin_dir_ + "/initdb", "-D", data, "-U", "postgres", "-A", "trust", "--no-locale",
-             "-E", "UTF8", "--no-sync"},
-            log, user, /*die_with_parent=*/false);
+  const pid_t initdb = Spawn({bin_dir_ + "/initdb", "-D", data, "-U", "postgres", "-A", "trust",
+                              "--no-locale", "-E", "UTF8", "--no-sync"},
+                             log, user, /*die_with_parent=*/false);
   const int initdb_exit = initdb > 0 ? WaitExit(initdb) : -1;
   if (initdb_exit != 0) {
     error_ = "initdb failed (exit " + std::to_string(initdb_exit) + ") in " + dir_ +

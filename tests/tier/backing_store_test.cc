@@ -30,11 +30,11 @@ using ::ods::testing::IsOk;
 using ::ods::testing::PostgresServer;
 using ::ods::testing::StatusIs;
 using ::ods::testing::TempDir;
-using ::testing::HasSubstr;
-using ::testing::Not;
 using record::Bytes;
 using record::Record;
 using record::Timestamp;
+using ::testing::HasSubstr;
+using ::testing::Not;
 
 using StoreResult = Result<std::unique_ptr<BackingStore>>;
 

@@ -27,8 +27,8 @@ namespace fs = std::filesystem;
 using ::ods::testing::IsOk;
 using ::ods::testing::StatusIs;
 using ::ods::testing::TempDir;
-using ::testing::HasSubstr;
 using record::Record;
+using ::testing::HasSubstr;
 
 Record Counter(int64_t n) { return Record{{{"n", n}}, 0, 0}; }
 Record Text(const std::string& s) { return Record{{{"s", s}}, 0, 0}; }

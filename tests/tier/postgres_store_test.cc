@@ -18,9 +18,9 @@ namespace {
 using ::ods::testing::IsOk;
 using ::ods::testing::PostgresServer;
 using ::ods::testing::StatusIs;
+using record::Record;
 using ::testing::HasSubstr;
 using ::testing::Not;
-using record::Record;
 
 TEST(PostgresStoreTest, ServerGoneAfterOpenGivesUnavailableNamingTargetNotPassword) {
   PostgresServer server;  // its own: this test stops it

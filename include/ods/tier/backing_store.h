@@ -89,8 +89,7 @@ class BackingStore {
   virtual Status Delete(std::span<const BackingKey> keys) = 0;
 
   // The record stored under (table, key), or nullopt if there is none.
-  virtual Result<std::optional<BackingEntry>> Get(std::string_view table,
-                                                  std::string_view key) = 0;
+  virtual Result<std::optional<BackingEntry>> Get(std::string_view table, std::string_view key) = 0;
 
   // The records of `keys` in `table`, one answer per key at the key's position (nullopt for a
   // miss). Any error fails the whole call.

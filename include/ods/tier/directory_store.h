@@ -19,12 +19,12 @@ namespace ods::tier {
 
 // One segment file, as DirectoryStore::Segments reports it.
 struct SegmentInfo {
-  uint64_t id = 0;           // segments are replayed in id order; newer writes have larger ids
+  uint64_t id = 0;  // segments are replayed in id order; newer writes have larger ids
   std::string path;
-  uint64_t file_bytes = 0;   // size on disk
-  uint64_t live_bytes = 0;   // bytes of the entries the index points to (the rest is dead)
+  uint64_t file_bytes = 0;  // size on disk
+  uint64_t live_bytes = 0;  // bytes of the entries the index points to (the rest is dead)
   uint64_t live_records = 0;
-  bool active = false;       // the segment new batches are appended to
+  bool active = false;  // the segment new batches are appended to
 };
 
 // Thread-safe: one mutex serializes every call, including its disk I/O (a Get waits for a
