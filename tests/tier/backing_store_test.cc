@@ -356,5 +356,33 @@ TYPED_TEST(BackingStoreContractTest, ConcurrentWritersAndReadersSeeWholeRecords)
   EXPECT_EQ(this->ScanAll("t", 64).size(), size_t{kThreads * kKeys});
 }
 
+// Stats().bytes is defined on uncompressed stored bytes, so both implementations report the
+// same figure for the same records.
+TEST(BackingStoreTest, StatsBytesAreTheSameInEveryImplementation) {
+  DirectoryImpl directory;
+  PostgresImpl postgres;
+  const std::string error = postgres.Prepare();
+  ASSERT_EQ(error, "") << error;
+  StoreResult a = directory.Open();
+  StoreResult b = postgres.Open();
+  ASSERT_THAT(a, IsOk());
+  ASSERT_THAT(b, IsOk());
+  const Record small = Counter(1);
+  const Record big = EveryType();
+  const Record text{{{"s", std::string(5000, 'y')}}, 7, 0};
+  const BackingPut batch[] = {{"t", "a", &small, 0, 1},
+                              {"t", "b", &big, 99, 2},
+                              {"users", std::string(300, 'k'), &text, 0, 3}};
+  ASSERT_THAT((*a)->Put(batch), IsOk());
+  ASSERT_THAT((*b)->Put(batch), IsOk());
+  Result<BackingStats> sa = (*a)->Stats();
+  Result<BackingStats> sb = (*b)->Stats();
+  ASSERT_THAT(sa, IsOk());
+  ASSERT_THAT(sb, IsOk());
+  EXPECT_EQ(sa->records, 3u);
+  EXPECT_EQ(sb->records, 3u);
+  EXPECT_EQ(sa->bytes, sb->bytes);
+}
+
 }  // namespace
 }  // namespace ods::tier
