@@ -237,6 +237,8 @@ class PostgresStore final : public BackingStore {
 
   // Runs `fn` on the connection, connecting first if needed; libpqxx exceptions become
   // kUnavailable naming the target (a lost connection is dropped and redone by the next call).
+  // LeakSanitizer sees libpqxx 6.4 leak about 2 KiB (a PGresult) each time a query meets a
+  // broken connection: bounded by the number of connection losses, so left as is.
   template <typename Fn>
   Status Run(const char* what, Fn&& fn) ODS_REQUIRES(mu_) {
     ODS_RETURN_IF_ERROR(EnsureConnected());

@@ -370,9 +370,9 @@ TEST(BackingStoreTest, StatsBytesAreTheSameInEveryImplementation) {
   const Record small = Counter(1);
   const Record big = EveryType();
   const Record text{{{"s", std::string(5000, 'y')}}, 7, 0};
-  const BackingPut batch[] = {{"t", "a", &small, 0, 1},
-                              {"t", "b", &big, 99, 2},
-                              {"users", std::string(300, 'k'), &text, 0, 3}};
+  const std::string long_key(300, 'k');
+  const BackingPut batch[] = {
+      {"t", "a", &small, 0, 1}, {"t", "b", &big, 99, 2}, {"users", long_key, &text, 0, 3}};
   ASSERT_THAT((*a)->Put(batch), IsOk());
   ASSERT_THAT((*b)->Put(batch), IsOk());
   Result<BackingStats> sa = (*a)->Stats();
