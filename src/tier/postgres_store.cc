@@ -236,20 +236,34 @@ class PostgresStore final : public BackingStore {
   }
 
   // Runs `fn` on the connection, connecting first if needed; libpqxx exceptions become
-  // kUnavailable naming the target (a lost connection is dropped and redone by the next call).
+  // kUnavailable naming the target. Every operation here is idempotent (upserts and deletes by
+  // key, reads), so one that finds its connection lost (the server restarted, an idle
+  // connection was cut) is run once more on a new connection before giving up. `fn` must start
+  // from scratch when called again.
   // LeakSanitizer sees libpqxx 6.4 leak about 2 KiB (a PGresult) each time a query meets a
   // broken connection: bounded by the number of connection losses, so left as is.
   template <typename Fn>
   Status Run(const char* what, Fn&& fn) ODS_REQUIRES(mu_) {
+    bool lost = false;
+    Status status = RunOnce(what, fn, lost);
+    if (lost) status = RunOnce(what, fn, lost);
+    return status;
+  }
+
+  template <typename Fn>
+  Status RunOnce(const char* what, Fn& fn, bool& lost) ODS_REQUIRES(mu_) {
+    lost = false;
     ODS_RETURN_IF_ERROR(EnsureConnected());
     try {
       return fn(*conn_);
     } catch (const pqxx::broken_connection& e) {
       conn_.reset();
+      lost = true;
       return UnavailableError("backing store: postgres " + target_ + ": " + what +
                               ": connection lost: " + FirstLine(e.what()));
     } catch (const pqxx::in_doubt_error& e) {
       conn_.reset();
+      lost = true;
       return UnavailableError("backing store: postgres " + target_ + ": " + what +
                               ": commit outcome unknown: " + FirstLine(e.what()));
     } catch (const pqxx::sql_error& e) {

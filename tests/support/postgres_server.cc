@@ -92,7 +92,6 @@ std::string PostgresServer::conninfo() const {
 }
 
 bool PostgresServer::Start() {
-  started_ = true;
   const char* env_bin = std::getenv("ODS_PG_BIN");
   bin_dir_ = env_bin != nullptr ? env_bin : "/usr/lib/postgresql/15/bin";
   for (const char* tool : {"initdb", "postgres", "pg_isready", "createdb"}) {
@@ -111,68 +110,40 @@ bool PostgresServer::Start() {
   }
   dir_ = pattern;
 
-  RunUser user;
   if (geteuid() == 0) {
     const passwd* nobody = getpwnam("nobody");
     if (nobody == nullptr) {
       error_ = "running as root, and there is no user 'nobody' to run postgres as";
       return false;
     }
-    user = {true, nobody->pw_uid, nobody->pw_gid};
-    if (chown(dir_.c_str(), user.uid, user.gid) != 0) {
+    as_nobody_ = true;
+    uid_ = nobody->pw_uid;
+    gid_ = nobody->pw_gid;
+    if (chown(dir_.c_str(), uid_, gid_) != 0) {
       error_ = "cannot chown " + dir_ + " to nobody";
       return false;
     }
   }
-  const std::string data = dir_ + "/data";
-  const std::string log = dir_ + "/postgres.log";
+  const std::string log = LogPath();
   {
-    // Created here (not by the child) so that root can read it even if nobody cannot write
-    // elsewhere; then handed to the server's user.
+    // Created here so that the test can read it whatever user the server runs as.
     std::ofstream touch(log);
-    if (user.switch_user && chown(log.c_str(), user.uid, user.gid) != 0) {
+    if (as_nobody_ && chown(log.c_str(), uid_, gid_) != 0) {
       error_ = "cannot chown " + log;
       return false;
     }
   }
 
-  const pid_t initdb = Spawn({bin_dir_ + "/initdb", "-D", data, "-U", "postgres", "-A", "trust",
-                              "--no-locale", "-E", "UTF8", "--no-sync"},
-                             log, user, /*die_with_parent=*/false);
+  const pid_t initdb = Spawn({bin_dir_ + "/initdb", "-D", dir_ + "/data", "-U", "postgres", "-A",
+                              "trust", "--no-locale", "-E", "UTF8", "--no-sync"},
+                             log, {as_nobody_, uid_, gid_}, /*die_with_parent=*/false);
   const int initdb_exit = initdb > 0 ? WaitExit(initdb) : -1;
   if (initdb_exit != 0) {
     error_ = "initdb failed (exit " + std::to_string(initdb_exit) + ") in " + dir_ +
-             (user.switch_user ? " as nobody" : "") + ":\n" + Tail(log);
+             (as_nobody_ ? " as nobody" : "") + ":\n" + Tail(log);
     return false;
   }
-
-  pid_ = Spawn({bin_dir_ + "/postgres", "-D", data, "-k", dir_, "-p", kPort, "-c",
-                "listen_addresses=", "-c", "fsync=off", "-c", "full_page_writes=off", "-c",
-                "shared_buffers=16MB", "-c", "max_connections=20"},
-               log, user, /*die_with_parent=*/true);
-  if (pid_ <= 0) {
-    error_ = "cannot fork postgres";
-    pid_ = -1;
-    return false;
-  }
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  bool ready = false;
-  while (!ready && std::chrono::steady_clock::now() < deadline) {
-    int status = 0;
-    if (waitpid(pid_, &status, WNOHANG) == pid_) {
-      pid_ = -1;
-      error_ = "postgres exited during start-up (as " +
-               std::string(user.switch_user ? "nobody" : "the current user") + "):\n" + Tail(log);
-      return false;
-    }
-    ready = RunCommand({bin_dir_ + "/pg_isready", "-q", "-h", dir_, "-p", kPort}).exit_code == 0;
-    if (!ready) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  if (!ready) {
-    error_ = "postgres did not accept connections within 30 s:\n" + Tail(log);
-    Stop();
-    return false;
-  }
+  if (!StartProcess()) return false;
   const CommandResult created =
       RunCommand({bin_dir_ + "/createdb", "-h", dir_, "-p", kPort, "-U", "postgres", kDatabase});
   if (created.exit_code != 0) {
@@ -182,22 +153,60 @@ bool PostgresServer::Start() {
   return true;
 }
 
-void PostgresServer::Stop() {
-  if (pid_ > 0) {
-    kill(pid_, SIGINT);
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    bool exited = false;
-    while (!exited && std::chrono::steady_clock::now() < deadline) {
-      int status = 0;
-      exited = waitpid(pid_, &status, WNOHANG) == pid_;
-      if (!exited) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    if (!exited) {
-      kill(pid_, SIGKILL);
-      WaitExit(pid_);
-    }
+bool PostgresServer::StartProcess() {
+  const std::string log = LogPath();
+  pid_ = Spawn({bin_dir_ + "/postgres", "-D", dir_ + "/data", "-k", dir_, "-p", kPort, "-c",
+                "listen_addresses=", "-c", "fsync=off", "-c", "full_page_writes=off", "-c",
+                "shared_buffers=16MB", "-c", "max_connections=20"},
+               log, {as_nobody_, uid_, gid_}, /*die_with_parent=*/true);
+  if (pid_ <= 0) {
+    error_ = "cannot fork postgres";
     pid_ = -1;
+    return false;
   }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (std::chrono::steady_clock::now() < deadline) {
+    int status = 0;
+    if (waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      error_ = "postgres exited during start-up (as " +
+               std::string(as_nobody_ ? "nobody" : "the current user") + "):\n" + Tail(log);
+      return false;
+    }
+    if (RunCommand({bin_dir_ + "/pg_isready", "-q", "-h", dir_, "-p", kPort}).exit_code == 0) {
+      return true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  error_ = "postgres did not accept connections within 30 s:\n" + Tail(log);
+  StopProcess();
+  return false;
+}
+
+void PostgresServer::StopProcess() {
+  if (pid_ <= 0) return;
+  kill(pid_, SIGINT);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  bool exited = false;
+  while (!exited && std::chrono::steady_clock::now() < deadline) {
+    int status = 0;
+    exited = waitpid(pid_, &status, WNOHANG) == pid_;
+    if (!exited) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  if (!exited) {
+    kill(pid_, SIGKILL);
+    WaitExit(pid_);
+  }
+  pid_ = -1;
+}
+
+bool PostgresServer::Restart() {
+  StopProcess();
+  return !dir_.empty() && StartProcess();
+}
+
+void PostgresServer::Stop() {
+  StopProcess();
   if (!dir_.empty()) {
     std::error_code ec;
     std::filesystem::remove_all(dir_, ec);

@@ -32,6 +32,11 @@ class PostgresServer {
   // Fast shutdown (SIGINT), SIGKILL after 10 s; removes the temp dir. Idempotent.
   void Stop();
 
+  // Stops the server process as Stop does, keeping the cluster, and starts it again on the same
+  // socket: what a database restart looks like to clients. False (see error()) if it does not
+  // come back within 30 s.
+  bool Restart();
+
   bool running() const { return pid_ > 0; }
   // libpq connection string of the database: "host=DIR port=5432 dbname=ods_test user=postgres".
   std::string conninfo() const;
@@ -45,11 +50,19 @@ class PostgresServer {
   bool ok() const { return running() && error_.empty(); }
 
  private:
+  // Starts postgres on the cluster in dir_ and waits until it accepts connections.
+  bool StartProcess();
+  void StopProcess();
+  std::string LogPath() const { return dir_ + "/postgres.log"; }
+
   std::string bin_dir_;
   std::string dir_;
   std::string error_;
   pid_t pid_ = -1;
-  bool started_ = false;
+  // Under root, initdb and postgres run as nobody (uid_, gid_).
+  bool as_nobody_ = false;
+  uid_t uid_ = 0;
+  gid_t gid_ = 0;
 };
 
 }  // namespace ods::testing

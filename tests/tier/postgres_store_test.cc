@@ -1,10 +1,11 @@
-// What only the postgres store does: losing its server after open, and what it tells the
-// operator then. The shared contract is in backing_store_test.cc.
+// What only the postgres store does: losing its server after open (for good, or for a
+// restart), and what it tells the operator then. The shared contract is in backing_store_test.cc.
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "ods/record/value.h"
@@ -41,6 +42,23 @@ TEST(PostgresStoreTest, ServerGoneAfterOpenGivesUnavailableNamingTargetNotPasswo
   EXPECT_THAT(put_status.message(), Not(HasSubstr("hunter2")));
   // The next call tries to reconnect, and fails the same way.
   EXPECT_THAT((*store)->Get("t", "k"), StatusIs(StatusCode::kUnavailable));
+}
+
+TEST(PostgresStoreTest, ServerRestartIsInvisibleToTheNextCall) {
+  PostgresServer server;  // its own: this test restarts it
+  ASSERT_TRUE(server.Start()) << "PostgreSQL test server did not start: " << server.error();
+  Result<std::unique_ptr<BackingStore>> store = OpenPostgresStore({.conninfo = server.conninfo()});
+  ASSERT_THAT(store, IsOk());
+  const Record r{{{"n", int64_t{1}}}, 0, 0};
+  const BackingPut put{"t", "k", &r, 0, 1};
+  ASSERT_THAT((*store)->Put({&put, 1}), IsOk());
+
+  ASSERT_TRUE(server.Restart()) << server.error();
+  // The store's connection died with the old server process; the call reconnects and retries.
+  Result<std::optional<BackingEntry>> got = (*store)->Get("t", "k");
+  ASSERT_THAT(got, IsOk());
+  EXPECT_TRUE(got->has_value());
+  EXPECT_THAT((*store)->Put({&put, 1}), IsOk());
 }
 
 TEST(PostgresStoreTest, BadOptionsAreInvalidArgumentWithoutTheConninfo) {
