@@ -5,8 +5,8 @@
 # - a component includes ODS headers only of itself and of components below it;
 # - generated protobuf/gRPC code ("ods/v1/", grpcpp, google/protobuf) is included only by
 #   server and cli (and tests/benchmarks, which are not checked);
-# - public headers (include/ods/) include no gRPC, protobuf, yaml-cpp, abseil, Boost, Lua or
-#   RocksDB header (spdlog is allowed in common/logging.h only).
+# - public headers (include/ods/) include no gRPC, protobuf, yaml-cpp, abseil, Boost, Lua,
+#   RocksDB, libpqxx/libpq, zstd or zlib header (spdlog is allowed in common/logging.h only).
 # Prints each violation as FILE:LINE: what; exits 1 if there is any. Run by ctest (LayeringTest).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,7 +41,7 @@ for component in "${!allowed[@]}"; do
       fi
       if [[ $file == include/* ]]; then
         case $inc in
-          grpc*|google/*|yaml-cpp/*|absl/*|boost/*|lua*|rocksdb/*)
+          grpc*|google/*|yaml-cpp/*|absl/*|boost/*|lua*|rocksdb/*|pqxx/*|libpq*|zstd*|zlib*)
             report "$file:$line" "public header includes third-party $inc; hide it behind a pimpl in src/" ;;
           spdlog/*)
             [[ $file == include/ods/common/logging.h ]] || report "$file:$line" "only common/logging.h may include spdlog" ;;

@@ -11,6 +11,9 @@ packages=(
   libgrpc++-dev libgrpc-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
   # storage, logging, config, sandbox, backing store
   librocksdb-dev libspdlog-dev libfmt-dev libboost-dev libyaml-cpp-dev liblua5.4-dev libpqxx-dev
+  # backing store: zstd compression and zlib's crc32 for segment files (libpq-dev comes with
+  # libpqxx-dev)
+  libzstd-dev zlib1g-dev libpq-dev
   libabsl-dev
   # TLS checks and API key digests (libcrypto); tests make certificates with the openssl command
   libssl-dev openssl

@@ -264,8 +264,74 @@ bool ParseDurability(Parser& p, const YAML::Node& node, const std::string& path,
   return true;
 }
 
+// A PostgreSQL table name we put into SQL unquoted: an identifier of at most 63 bytes.
+bool IsSqlTableName(std::string_view name) {
+  if (name.empty() || name.size() > 63) return false;
+  for (size_t i = 0; i < name.size(); ++i) {
+    const char c = name[i];
+    const bool letter = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
+    if (!letter && !(i > 0 && c >= '0' && c <= '9')) return false;
+  }
+  return true;
+}
+
+void ParseBacking(Parser& p, const YAML::Node& node, BackingConfig& out) {
+  std::optional<YAML::Mark> postgres_mark;
+  bool has_conninfo = false;
+  p.ForEachKey(
+      node, "storage.backing", {"kind", "dir", "postgres"},
+      [&](const std::string& key, const YAML::Node& key_node, const YAML::Node& v) {
+        if (key == "kind") {
+          std::string kind;
+          if (p.OneOf(v, "storage.backing.kind", {"directory", "postgres"}, kind)) {
+            out.kind = kind == "postgres" ? BackingStoreKind::kPostgres
+                                          : BackingStoreKind::kDirectory;
+          }
+        } else if (key == "dir") {
+          if (p.String(v, "storage.backing.dir", out.dir) && out.dir.empty()) {
+            p.Error(v, "storage.backing.dir: must not be empty; expected a directory path "
+                       "(relative paths are under storage.data_dir)");
+          }
+        } else if (key == "postgres") {
+          postgres_mark = key_node.Mark();
+          p.ForEachKey(v, "storage.backing.postgres", {"conninfo", "table"},
+                       [&](const std::string& pkey, const YAML::Node&, const YAML::Node& pv) {
+                         if (pkey == "conninfo") {
+                           if (p.String(pv, "storage.backing.postgres.conninfo",
+                                        out.postgres_conninfo)) {
+                             has_conninfo = true;
+                             if (out.postgres_conninfo.empty()) {
+                               p.Error(pv, "storage.backing.postgres.conninfo: must not be "
+                                           "empty; expected a libpq connection string such as "
+                                           "\"host=/var/run/postgresql dbname=ods\"");
+                             }
+                           }
+                         } else if (pkey == "table") {
+                           if (p.String(pv, "storage.backing.postgres.table",
+                                        out.postgres_table) &&
+                               !IsSqlTableName(out.postgres_table)) {
+                             p.Error(pv, "storage.backing.postgres.table: bad table name '" +
+                                             out.postgres_table +
+                                             "'; expected letters, digits and _, starting with "
+                                             "a letter or _, at most 63 bytes");
+                           }
+                         }
+                       });
+        }
+      });
+  if (!node.IsMap()) return;
+  if (out.kind == BackingStoreKind::kPostgres && !has_conninfo) {
+    p.Error(node, "storage.backing: kind postgres needs postgres.conninfo (a libpq connection "
+                  "string such as \"host=/var/run/postgresql dbname=ods\")");
+  }
+  if (out.kind == BackingStoreKind::kDirectory && postgres_mark.has_value()) {
+    p.Error(*postgres_mark,
+            "storage.backing.postgres: is only used with kind: postgres (kind is directory)");
+  }
+}
+
 void ParseStorage(Parser& p, const YAML::Node& node, StorageConfig& out) {
-  p.ForEachKey(node, "storage", {"data_dir", "durability", "durability_window", "ram"},
+  p.ForEachKey(node, "storage", {"data_dir", "durability", "durability_window", "ram", "backing"},
                [&](const std::string& key, const YAML::Node&, const YAML::Node& v) {
                  if (key == "durability") {
                    ParseDurability(p, v, "storage.durability", out.durability);
@@ -283,6 +349,8 @@ void ParseStorage(Parser& p, const YAML::Node& node, StorageConfig& out) {
                    if (p.String(v, "storage.data_dir", out.data_dir) && out.data_dir.empty()) {
                      p.Error(v, "storage.data_dir: must not be empty; expected a directory path");
                    }
+                 } else if (key == "backing") {
+                   ParseBacking(p, v, out.backing.emplace());
                  } else if (key == "ram") {
                    p.ForEachKey(v, "storage.ram", {"max_bytes"},
                                 [&](const std::string&, const YAML::Node&, const YAML::Node& mb) {
@@ -635,8 +703,21 @@ std::string_view RoleName(Role role) {
   return "?";
 }
 
+std::string_view BackingStoreKindName(BackingStoreKind kind) {
+  switch (kind) {
+    case BackingStoreKind::kDirectory: return "directory";
+    case BackingStoreKind::kPostgres: return "postgres";
+  }
+  return "?";
+}
+
 Durability DurabilityOf(const Config& config, const TableConfig& table) {
   return table.durability.value_or(config.storage.durability);
+}
+
+std::string BackingDirOf(const StorageConfig& storage, const BackingConfig& backing) {
+  if (!backing.dir.empty() && backing.dir.front() == '/') return backing.dir;
+  return storage.data_dir + "/" + backing.dir;
 }
 
 Result<Config> LoadString(std::string_view yaml, std::string_view source_name) {

@@ -13,6 +13,7 @@
 #include "ods/common/logging.h"
 #include "ods/common/units.h"
 #include "ods/record/codec.h"
+#include "ods/tier/backing_store.h"
 #include "ods/tier/rocksdb_tier.h"
 #include "catalog.h"
 #include "group_by_shard.h"
@@ -109,6 +110,7 @@ Result<std::unique_ptr<Engine>> Engine::Create(const config::Config& config, con
     engine->durability_.push_back(config::DurabilityOf(config, t));
   }
   ODS_RETURN_IF_ERROR(engine->OpenTierAndRecover());
+  ODS_RETURN_IF_ERROR(engine->OpenBackingStore());
   {
     MutexLock lock(engine->apply_mu_);
     engine->catalogs_.push_back(std::make_unique<const Catalog>());
@@ -189,6 +191,29 @@ Status Engine::OpenTierAndRecover() {
               "disk, not served",
               dir.string(), invalid);
   }
+  return OkStatus();
+}
+
+Status Engine::OpenBackingStore() {
+  if (!config_.storage.backing.has_value()) return OkStatus();
+  const config::BackingConfig& backing = *config_.storage.backing;
+  tier::BackingStoreOptions options;
+  switch (backing.kind) {
+    case config::BackingStoreKind::kDirectory:
+      options.kind = tier::BackingKind::kDirectory;
+      options.directory.dir = config::BackingDirOf(config_.storage, backing);
+      break;
+    case config::BackingStoreKind::kPostgres:
+      options.kind = tier::BackingKind::kPostgres;
+      options.postgres.conninfo = backing.postgres_conninfo;
+      options.postgres.table = backing.postgres_table;
+      break;
+  }
+  ODS_ASSIGN_OR_RETURN(backing_, tier::OpenBackingStore(options));
+  ODS_ASSIGN_OR_RETURN(const tier::BackingStats stats, backing_->Stats());
+  Logger("ods.engine")
+      ->info("backing store {}: {} records, {}", backing_->Describe(), stats.records,
+             FormatBytes(stats.bytes));
   return OkStatus();
 }
 

@@ -534,6 +534,69 @@ TEST(ConfigTest, DurabilityWindowOutOfRangeIsRejectedWithItsPosition) {
   EXPECT_THAT(too_long, HasSubstr("storage.durability_window"));
 }
 
+TEST(ConfigTest, BackingStoreIsUnsetByDefault) {
+  Result<Config> empty = LoadString("", "test.yaml");
+  ASSERT_THAT(empty, IsOk());
+  EXPECT_FALSE(empty->storage.backing.has_value());
+}
+
+TEST(ConfigTest, DirectoryBackingStoreDefaultsUnderDataDir) {
+  Result<Config> r = LoadString("storage: {data_dir: /var/lib/ods, backing: {}}\n", "test.yaml");
+  ASSERT_THAT(r, IsOk());
+  ASSERT_TRUE(r->storage.backing.has_value());
+  EXPECT_EQ(r->storage.backing->kind, BackingStoreKind::kDirectory);
+  EXPECT_EQ(BackingDirOf(r->storage, *r->storage.backing), "/var/lib/ods/backing");
+  Result<Config> absolute =
+      LoadString("storage: {backing: {kind: directory, dir: /mnt/cold}}\n", "test.yaml");
+  ASSERT_THAT(absolute, IsOk());
+  EXPECT_EQ(BackingDirOf(absolute->storage, *absolute->storage.backing), "/mnt/cold");
+}
+
+TEST(ConfigTest, PostgresBackingStoreTakesConninfoAndTable) {
+  Result<Config> r = LoadString(R"(storage:
+  backing:
+    kind: postgres
+    postgres:
+      conninfo: "host=/var/run/postgresql dbname=ods"
+      table: cold_records
+)",
+                                "test.yaml");
+  ASSERT_THAT(r, IsOk());
+  ASSERT_TRUE(r->storage.backing.has_value());
+  EXPECT_EQ(r->storage.backing->kind, BackingStoreKind::kPostgres);
+  EXPECT_EQ(r->storage.backing->postgres_conninfo, "host=/var/run/postgresql dbname=ods");
+  EXPECT_EQ(r->storage.backing->postgres_table, "cold_records");
+}
+
+TEST(ConfigTest, UnknownBackingKindIsRejectedWithItsPosition) {
+  const std::string e = LoadError("storage:\n  backing: {kind: s3}\n");
+  EXPECT_THAT(e, StartsWith("test.yaml:2:19: "));
+  EXPECT_THAT(e, HasSubstr("storage.backing.kind"));
+  EXPECT_THAT(e, HasSubstr("directory, postgres"));
+}
+
+TEST(ConfigTest, PostgresBackingWithoutConninfoIsRejectedWithItsPosition) {
+  const std::string e = LoadError("storage:\n  backing:\n    kind: postgres\n");
+  EXPECT_THAT(e, StartsWith("test.yaml:3:5: "));
+  EXPECT_THAT(e, HasSubstr("postgres.conninfo"));
+}
+
+TEST(ConfigTest, BadBackingValuesAreEachRejectedWithTheirPositions) {
+  const std::vector<std::string> lines = Lines(LoadError(R"(storage:
+  backing:
+    dir: ""
+    colour: blue
+    postgres: {conninfo: "", table: "drop table"}
+)"));
+  ASSERT_EQ(lines.size(), 5u) << ::testing::PrintToString(lines);
+  EXPECT_THAT(lines[0], StartsWith("test.yaml:3:10: storage.backing.dir"));
+  EXPECT_THAT(lines[1], StartsWith("test.yaml:4:5: unknown key 'colour' in storage.backing"));
+  // postgres: with kind directory, then its two bad values
+  EXPECT_THAT(lines[2], StartsWith("test.yaml:5:5: storage.backing.postgres"));
+  EXPECT_THAT(lines[3], StartsWith("test.yaml:5:26: storage.backing.postgres.conninfo"));
+  EXPECT_THAT(lines[4], StartsWith("test.yaml:5:37: storage.backing.postgres.table"));
+}
+
 TEST(ConfigTest, EmptyDataDirIsRejected) {
   const std::string e = LoadError("storage:\n  data_dir: \"\"\n");
   EXPECT_THAT(e, StartsWith("test.yaml:2:13: "));

@@ -114,6 +114,31 @@ enum class Durability : uint8_t {
 // "none", "async", "sync".
 std::string_view DurabilityName(Durability durability);
 
+// Which backing store implementation (issue #6 point 2). docs/architecture.md, "Backing store".
+enum class BackingStoreKind : uint8_t {
+  kDirectory,  // compressed segment files under a directory (the embedded default)
+  kPostgres,   // one table in a PostgreSQL database
+};
+
+// "directory", "postgres".
+std::string_view BackingStoreKindName(BackingStoreKind kind);
+
+// storage.backing: the store below the SSD tier. Only opened at start for now (odsd fails to
+// start if it cannot be opened); the read path and demotion come with issue #6 point 4.
+struct BackingConfig {
+  // Default: directory.
+  BackingStoreKind kind = BackingStoreKind::kDirectory;
+  // Directory of the segment files (kind directory); a relative path is under
+  // storage.data_dir. Default: backing (= data_dir/backing). Must not be empty.
+  std::string dir = "backing";
+  // libpq connection string (kind postgres; required there): key=value pairs or a postgresql://
+  // URI. A password in it is never logged or shown in messages.
+  std::string postgres_conninfo;
+  // Table holding the records (kind postgres), created if missing. Letters, digits and _,
+  // starting with a letter or _, at most 63 bytes. Default: ods_backing.
+  std::string postgres_table = "ods_backing";
+};
+
 struct StorageConfig {
   // Directory for all persistent state; created if missing. Default: ./data.
   std::string data_dir = "./data";
@@ -127,6 +152,8 @@ struct StorageConfig {
   // shard past its share is rejected with RESOURCE_EXHAUSTED (until tiering moves cold records
   // out, #6). 0 = unlimited. Default: 2 GiB.
   uint64_t ram_max_bytes = uint64_t{2} << 30;
+  // The backing store; unset (no `storage.backing` key) = none is opened.
+  std::optional<BackingConfig> backing = std::nullopt;
 };
 
 struct FieldConfig {
@@ -278,6 +305,10 @@ struct Config {
 
 // The durability in effect for `table` of `config`: its own, else storage.durability.
 Durability DurabilityOf(const Config& config, const TableConfig& table);
+
+// The directory of the directory backing store: backing.dir if absolute, else under
+// storage.data_dir.
+std::string BackingDirOf(const StorageConfig& storage, const BackingConfig& backing);
 
 // Parses and validates the YAML file at `path`. On any problem returns kInvalidArgument whose
 // message lists every problem found, one per line, as "FILE:LINE:COLUMN: what is wrong, what was

@@ -22,6 +22,7 @@
 #include "ods/shard/shard.h"
 
 namespace ods::tier {
+class BackingStore;
 class RocksDbTier;
 }  // namespace ods::tier
 
@@ -61,10 +62,12 @@ class Engine {
   // Builds catalogs and shards from `config` and starts the background sweeper (TTLs, idle event
   // states). If any table's durability is not none, opens the durable tier in
   // `storage.data_dir`/records and loads every stored, unexpired record of those tables into
-  // the shards before returning (O(stored records)).
+  // the shards before returning (O(stored records)). If storage.backing is set, opens that
+  // backing store (nothing reads or writes it yet, #6 point 4).
   // `config` is copied; `clock` must outlive the engine. Errors: kInvalidArgument on an unusable
   // config; kUnavailable if the data dir cannot be created, opened or is locked by another
-  // process; kDataLoss if a stored record is corrupt.
+  // process, or the backing store cannot be opened (message starts "backing store"); kDataLoss
+  // if a stored record is corrupt.
   static Result<std::unique_ptr<Engine>> Create(const config::Config& config, const Clock& clock);
   ~Engine();  // Stops the sweeper; fsyncs and closes the durable tier.
 
@@ -252,6 +255,8 @@ class Engine {
   const ShardGroups& GroupByOwner(size_t n, OwnerOf owner_of) const;
   // Opens the durable tier and loads its records of durable tables into the shards.
   Status OpenTierAndRecover();
+  // Opens storage.backing, if set, into backing_.
+  Status OpenBackingStore();
   // Put/Delete up to, not including, the wait for durability: validates, writes the tier (for
   // a durable table) and RAM. `sync_ticket` is set to the tier ticket to wait for when the
   // table is `sync`, else 0. `table_id` is set once the table is known.
@@ -339,6 +344,8 @@ class Engine {
   // The durable tier; null when every table is `none`. Constant after Create.
   std::unique_ptr<tier::RocksDbTier> tier_;
   uint64_t recovered_records_ = 0;  // constant after Create
+  // The backing store of storage.backing; null when unset. Constant after Create.
+  std::unique_ptr<tier::BackingStore> backing_;
   // Per shard: serializes the durable writes of that shard from the tier write to the RAM
   // apply, so the tier's log and RAM see the writes of a key in the same (version) order. Held
   // across the tier's in-memory log append, never across an fsync; readers never take it, and
