@@ -5,8 +5,9 @@
 //  - BM_Features_Online: GetOnlineFeatures of 100 random entities x 10 features (5 aggregations
 //    x 2 windows) from 100k entities with 10 events each in the last 50 minutes; items/s =
 //    feature values/s.
-//  - BM_Features_OnlineDerived: the same plus one weighted derived feature of three inputs
-//    (issue #5: the latency cost of a derived feature).
+//  - BM_Features_OnlineDerived/0 and /1: the same plus one derived feature of three inputs, the
+//    built-in weighted blend (/0) or the same blend in Lua (/1) (issue #5: the latency cost of a
+//    derived feature).
 //  - BM_Features_IngestSum/0 and /1: PushEvents as BM_Features_Ingest into an engine with one
 //    aggregation, sum of amount over 1h, 24h, 7d: /0 the built-in sum, /1 a Lua aggregator
 //    computing the same (issue #5 point 5: target, Lua within 5x of built-in). Run side by side.
@@ -75,6 +76,23 @@ config::Config MakeConfig(Micros history_retention) {
   risk.fn = "weighted";
   risk.inputs = {{"tx_count@1h", 0.5, ""}, {"amount_sum@24h", 0.01, ""}, {"merchants@7d", 1, ""}};
   config.definitions.features.push_back(risk);
+  // The same blend computed by a Lua derived function, for BM_Features_OnlineDerived/1.
+  config::FunctionConfig blend;
+  blend.name = "risk_blend";
+  blend.kind = "derived";
+  blend.source = R"(
+function compute(x)
+  local a, b, c = x["tx_count@1h"], x["amount_sum@24h"], x["merchants@7d"]
+  if a == nil or b == nil or c == nil then return nil end
+  return 0.5 * a + 0.01 * b + c
+end
+)";
+  config.functions.push_back(blend);
+  config::DerivedFeatureConfig risk_lua;
+  risk_lua.name = "risk_lua";
+  risk_lua.function = "risk_blend";
+  risk_lua.inputs = {{"tx_count@1h", 0, ""}, {"amount_sum@24h", 0, ""}, {"merchants@7d", 0, ""}};
+  config.definitions.features.push_back(risk_lua);
   return config;
 }
 
@@ -264,11 +282,12 @@ void Lookups(benchmark::State& state, const std::vector<std::string_view>& featu
 
 void BM_Features_Online(benchmark::State& state) { Lookups(state, kOnlineFeatures); }
 
-// The same lookups plus one weighted derived feature of three inputs (its cost per call is the
-// difference in time per iteration from BM_Features_Online; items/s counts 11 values a row).
+// The same lookups plus one derived feature of three inputs: /0 the built-in weighted blend,
+// /1 the same blend in Lua (its cost per call is the difference in time per iteration from
+// BM_Features_Online; items/s counts 11 values a row).
 void BM_Features_OnlineDerived(benchmark::State& state) {
   std::vector<std::string_view> features = kOnlineFeatures;
-  features.push_back("risk");
+  features.push_back(state.range(0) == 0 ? "risk" : "risk_lua");
   Lookups(state, features);
 }
 
@@ -317,7 +336,7 @@ void BM_Features_MemoryPerEntity(benchmark::State& state) {
 
 BENCHMARK(BM_Features_Ingest)->Threads(1)->Threads(2)->UseRealTime();
 BENCHMARK(BM_Features_Online)->Threads(1)->Threads(2)->UseRealTime();
-BENCHMARK(BM_Features_OnlineDerived)->Threads(1)->UseRealTime();
+BENCHMARK(BM_Features_OnlineDerived)->Arg(0)->Arg(1)->Threads(1)->UseRealTime();
 BENCHMARK(BM_Features_IngestSum)->Arg(0)->Arg(1)->UseRealTime();
 BENCHMARK(BM_Features_OnlineSum)->Arg(0)->Arg(1)->UseRealTime();
 BENCHMARK(BM_Features_MemoryPerEntity)
