@@ -127,8 +127,8 @@ int64_t CustomSeries::Commit(const Spec& spec, Staged& staged, Micros now) {
   return delta;
 }
 
-Result<Output> CustomSeries::Query(CustomFn& fn, const Spec& spec, size_t window,
-                                   Micros now) const {
+Status CustomSeries::Query(CustomFn& fn, const Spec& spec, size_t window, Micros now,
+                           Output& out) const {
   thread_local std::vector<std::string_view> states;
   states.clear();
   const auto run = static_cast<uint32_t>(RunOfWindow(spec, window));
@@ -138,7 +138,7 @@ Result<Output> CustomSeries::Query(CustomFn& fn, const Spec& spec, size_t window
        ++it) {
     states.push_back(it->state);
   }
-  return fn.Finish(states);
+  return fn.Finish(states, out);
 }
 
 size_t CustomSeries::MemoryBytes() const {
@@ -154,9 +154,9 @@ void CustomSeries::Prefetch() const {
   __builtin_prefetch(end - 1 - 64);
 }
 
-Result<Output> ComputeCustomAsOf(CustomFn& fn, const Spec& spec, size_t window,
-                                 std::span<const CustomEvent> events_in_arrival_order,
-                                 Micros as_of) {
+Status ComputeCustomAsOf(CustomFn& fn, const Spec& spec, size_t window,
+                         std::span<const CustomEvent> events_in_arrival_order, Micros as_of,
+                         Output& out) {
   const Micros tile = spec.tiles[window];
   const int64_t last = FloorDiv(as_of, tile);
   const int64_t first = FirstTileIndex(spec, window, last);
@@ -173,7 +173,7 @@ Result<Output> ComputeCustomAsOf(CustomFn& fn, const Spec& spec, size_t window,
   std::vector<std::string_view> states;
   states.reserve(tiles.size());
   for (const auto& [index, state] : tiles) states.push_back(state);
-  return fn.Finish(states);
+  return fn.Finish(states, out);
 }
 
 }  // namespace ods::aggregate

@@ -10,7 +10,9 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
+#include <variant>
 #include <vector>
 
 #include "catalog.h"
@@ -334,7 +336,15 @@ Status Engine::ComputeLuaDerived(const config::DerivedFeatureConfig& d,
       return Status(value.status().code(), "feature '" + d.name + "': " + value.status().message());
     }
     if (!value->has_value()) continue;  // NOT_FOUND
-    out.values[row] = std::move(**value);
+    // Built in place (moving a Value into an Output trips GCC 12's -Wmaybe-uninitialized under
+    // the sanitizers).
+    std::visit(
+        [&out, row](auto&& x) {
+          using T = std::decay_t<decltype(x)>;
+          out.values[row].emplace<record::Value>(std::in_place_type<T>,
+                                                 std::forward<decltype(x)>(x));
+        },
+        std::move(**value));
     out.statuses[row] = stale ? FeatureStatus::kStale : FeatureStatus::kPresent;
     out.event_times[row] = newest;
   }

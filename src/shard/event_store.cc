@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <limits>
 #include <span>
+#include <type_traits>
 #include <variant>
 #include <vector>
 
@@ -105,12 +106,22 @@ Status Shard::EventStore::LuaAggregator::Update(std::string& state, Micros event
   return status.ok() ? status : Annotate(status);
 }
 
-Result<aggregate::Output> Shard::EventStore::LuaAggregator::Finish(
-    std::span<const std::string_view> tiles) {
+Status Shard::EventStore::LuaAggregator::Finish(std::span<const std::string_view> tiles,
+                                                aggregate::Output& out) {
   Result<std::optional<record::Value>> value = sandbox_.AggregatorFinish(id_, tiles);
   if (!value.ok()) return Annotate(value.status());
-  if (!value->has_value()) return aggregate::Output(std::monostate{});
-  return aggregate::Output(std::move(**value));
+  if (!value->has_value()) {
+    out = std::monostate{};
+    return OkStatus();
+  }
+  // Built in place, alternative by alternative (see aggregate::CustomFn::Finish).
+  std::visit(
+      [&out](auto&& x) {
+        using T = std::decay_t<decltype(x)>;
+        out.emplace<record::Value>(std::in_place_type<T>, std::forward<decltype(x)>(x));
+      },
+      std::move(**value));
+  return OkStatus();
 }
 
 Status Shard::EventStore::PrepareAggregation(const AggregationSpec& spec) {
@@ -467,13 +478,8 @@ bool Shard::EventStore::ReadOnline(uint32_t template_id, std::span<const Aggrega
             entity->custom != nullptr && where.member < entity->custom->size()
                 ? (*entity->custom)[where.member]
                 : kEmpty;
-        Result<aggregate::Output> value =
-            series.Query(*custom.fn, custom.spec->spec, r.window, now);
-        if (!value.ok()) {
-          error = value.status();
-          return false;
-        }
-        r.values[i] = std::move(*value);
+        error = series.Query(*custom.fn, custom.spec->spec, r.window, now, r.values[i]);
+        if (!error.ok()) return false;
       } else {
         r.values[i] = entity->groups[where.layout].Query(where.member, r.window, now);
       }
@@ -527,13 +533,9 @@ bool Shard::EventStore::ReadHistorical(uint32_t template_id, std::span<const Agg
           for (const auto& v : stored.values) pointers.push_back(v ? &*v : nullptr);
           custom_events.push_back({stored.event_time, {pointers.data() + at, fields}});
         }
-        Result<aggregate::Output> value = aggregate::ComputeCustomAsOf(
-            *t.customs[where.member].fn, agg.spec, r.window, custom_events, as_of[i]);
-        if (!value.ok()) {
-          error = value.status();
-          return false;
-        }
-        r.values[i] = std::move(*value);
+        error = aggregate::ComputeCustomAsOf(*t.customs[where.member].fn, agg.spec, r.window,
+                                             custom_events, as_of[i], r.values[i]);
+        if (!error.ok()) return false;
         if (!Charge(r.values[i], budget_bytes)) return false;
         continue;
       }

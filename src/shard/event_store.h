@@ -120,7 +120,7 @@ class Shard::EventStore {
         : sandbox_(sandbox), id_(id), spec_(spec), template_(template_spec) {}
     Status Update(std::string& state, Micros event_time,
                   std::span<const record::Value* const> values) override;
-    Result<aggregate::Output> Finish(std::span<const std::string_view> tiles) override;
+    Status Finish(std::span<const std::string_view> tiles, aggregate::Output& out) override;
     sandbox::FunctionId id() const { return id_; }
     void set_id(sandbox::FunctionId id) { id_ = id; }
 

@@ -977,14 +977,15 @@ class SumFn final : public CustomFn {
     state.assign(reinterpret_cast<const char*>(&sum), sizeof sum);
     return OkStatus();
   }
-  Result<Output> Finish(std::span<const std::string_view> tiles) override {
+  Status Finish(std::span<const std::string_view> tiles, Output& out) override {
     int64_t total = 0;
     for (std::string_view t : tiles) {
       int64_t sum = 0;
       std::memcpy(&sum, t.data(), sizeof sum);
       total = static_cast<int64_t>(static_cast<uint64_t>(total) + static_cast<uint64_t>(sum));
     }
-    return Output(Value(total));
+    out.emplace<Value>(std::in_place_type<int64_t>, total);
+    return OkStatus();
   }
   int updates = 0;
 };
@@ -998,10 +999,11 @@ class TraceFn final : public CustomFn {
     state += std::to_string(t) + ",";
     return OkStatus();
   }
-  Result<Output> Finish(std::span<const std::string_view> tiles) override {
+  Status Finish(std::span<const std::string_view> tiles, Output& out) override {
     std::string all;
     for (std::string_view t : tiles) all += std::string(t) + "|";
-    return Output(Value(all));
+    out.emplace<Value>(std::in_place_type<std::string>, std::move(all));
+    return OkStatus();
   }
 };
 
@@ -1054,21 +1056,21 @@ TEST(CustomSeriesTest, EqualsBuiltInSumAndComputeCustomAsOfUnderRandomArrival) {
         events.push_back({times[i], pointers.back()});
       }
       for (size_t w = 0; w < spec.windows.size(); ++w) {
-        Result<Output> online = custom.Query(sum, spec, w, now);
-        ASSERT_THAT(online, IsOk());
+        Output online;
+        ASSERT_THAT(custom.Query(sum, spec, w, now, online), IsOk());
         Output expected = builtin.Query(w, now);
         if (std::holds_alternative<std::monostate>(expected)) expected = Value(int64_t{0});
-        ASSERT_TRUE(BitIdentical(*online, expected))
-            << "window " << w << ": " << Describe(*online) << " vs " << Describe(expected);
-        Result<Output> replay = ComputeCustomAsOf(sum, spec, w, events, now);
-        ASSERT_THAT(replay, IsOk());
-        ASSERT_TRUE(BitIdentical(*online, *replay));
-        Result<Output> online_trace = trace.Query(tracer, spec, w, now);
-        Result<Output> replay_trace = ComputeCustomAsOf(tracer, spec, w, events, now);
-        ASSERT_THAT(online_trace, IsOk());
-        ASSERT_THAT(replay_trace, IsOk());
-        ASSERT_TRUE(BitIdentical(*online_trace, *replay_trace))
-            << Describe(*online_trace) << " vs " << Describe(*replay_trace);
+        ASSERT_TRUE(BitIdentical(online, expected))
+            << "window " << w << ": " << Describe(online) << " vs " << Describe(expected);
+        Output replay;
+        ASSERT_THAT(ComputeCustomAsOf(sum, spec, w, events, now, replay), IsOk());
+        ASSERT_TRUE(BitIdentical(online, replay));
+        Output online_trace;
+        Output replay_trace;
+        ASSERT_THAT(trace.Query(tracer, spec, w, now, online_trace), IsOk());
+        ASSERT_THAT(ComputeCustomAsOf(tracer, spec, w, events, now, replay_trace), IsOk());
+        ASSERT_TRUE(BitIdentical(online_trace, replay_trace))
+            << Describe(online_trace) << " vs " << Describe(replay_trace);
         ++checks;
       }
     }
@@ -1102,9 +1104,9 @@ TEST(CustomSeriesTest, AFailedUpdateChangesNothing) {
               StatusIs(StatusCode::kFailedPrecondition));
   EXPECT_EQ(series.MemoryBytes(), bytes);
   for (size_t w = 0; w < 2; ++w) {
-    Result<Output> value = series.Query(sum, spec, w, now);
-    ASSERT_THAT(value, IsOk());
-    EXPECT_TRUE(BitIdentical(*value, Output(Value(int64_t{5}))));
+    Output value;
+    ASSERT_THAT(series.Query(sum, spec, w, now, value), IsOk());
+    EXPECT_TRUE(BitIdentical(value, Output(Value(int64_t{5}))));
   }
   // An event older than every window is not folded (no call).
   sum.updates = 0;

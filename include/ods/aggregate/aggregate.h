@@ -232,9 +232,10 @@ class CustomFn {
   // state is a new tile. On error `state` is unchanged.
   virtual Status Update(std::string& state, Micros event_time,
                         std::span<const record::Value* const> values) = 0;
-  // The value of a window from the states of its non-empty tiles, oldest first (none: an empty
-  // window).
-  virtual Result<Output> Finish(std::span<const std::string_view> tiles) = 0;
+  // Sets `out` to the value of a window from the states of its non-empty tiles, oldest first
+  // (none: an empty window). (An out-parameter rather than Result<Output>: moving an Output
+  // through a Result trips GCC 12's -Wmaybe-uninitialized under the sanitizers.)
+  virtual Status Finish(std::span<const std::string_view> tiles, Output& out) = 0;
 };
 
 // The tiles of one user-defined aggregation for one entity: per distinct tile size of `spec`'s
@@ -264,9 +265,9 @@ class CustomSeries {
   // the tiles of that size no window needs as of `now`. Returns the change of MemoryBytes().
   int64_t Commit(const Spec& spec, Staged& staged, Micros now);
 
-  // windows[window] as of `now`: fn.Finish over the states of its tiles (see the window
-  // semantics above). O(log tiles + tiles in the window) plus the fn's work.
-  Result<Output> Query(CustomFn& fn, const Spec& spec, size_t window, Micros now) const;
+  // Sets `out` to windows[window] as of `now`: fn.Finish over the states of its tiles (see the
+  // window semantics above). O(log tiles + tiles in the window) plus the fn's work.
+  Status Query(CustomFn& fn, const Spec& spec, size_t window, Micros now, Output& out) const;
 
   // Heap bytes held: the tile vector by capacity and the states' heap buffers.
   size_t MemoryBytes() const;
@@ -292,11 +293,11 @@ struct CustomEvent {
   std::span<const record::Value* const> values;
 };
 
-// The point-in-time value of a user-defined aggregation: folds the events (in arrival order) with
+// Sets `out` to the point-in-time value of a user-defined aggregation: folds the events (in arrival order) with
 // time <= as_of into the tiles of windows[window] with fn.Update, then fn.Finish, as CustomSeries
 // does online; so for the same events and a deterministic fn the answers are equal. Errors: fn's.
-Result<Output> ComputeCustomAsOf(CustomFn& fn, const Spec& spec, size_t window,
-                                 std::span<const CustomEvent> events_in_arrival_order,
-                                 Micros as_of);
+Status ComputeCustomAsOf(CustomFn& fn, const Spec& spec, size_t window,
+                         std::span<const CustomEvent> events_in_arrival_order, Micros as_of,
+                         Output& out);
 
 }  // namespace ods::aggregate
