@@ -58,33 +58,9 @@ uint32_t GetFixed32(const char* p) {
   return v;
 }
 
-void PutVarint(uint64_t v, std::string& out) {
-  while (v >= 0x80) {
-    out.push_back(static_cast<char>((v & 0x7f) | 0x80));
-    v >>= 7;
-  }
-  out.push_back(static_cast<char>(v));
-}
-
-bool GetVarint(std::string_view& in, uint64_t& v) {
-  v = 0;
-  for (int shift = 0; shift < 64; shift += 7) {
-    if (in.empty()) return false;
-    const auto b = static_cast<unsigned char>(in.front());
-    in.remove_prefix(1);
-    v |= static_cast<uint64_t>(b & 0x7f) << shift;
-    if ((b & 0x80) == 0) return true;
-  }
-  return false;
-}
-
-bool GetString(std::string_view& in, std::string_view& out) {
-  uint64_t n = 0;
-  if (!GetVarint(in, n) || n > in.size()) return false;
-  out = in.substr(0, n);
-  in.remove_prefix(n);
-  return true;
-}
+using internal::GetString;
+using internal::GetVarint;
+using internal::PutVarint;
 
 uint32_t EntryCrc(const char* entry, std::string_view body) {
   uLong crc = crc32(0L, Z_NULL, 0);

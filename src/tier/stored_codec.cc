@@ -5,8 +5,6 @@
 #include "ods/record/codec.h"
 
 namespace ods::tier::internal {
-namespace {
-
 void PutVarint(uint64_t v, std::string& out) {
   while (v >= 0x80) {
     out.push_back(static_cast<char>((v & 0x7f) | 0x80));
@@ -36,7 +34,6 @@ bool GetString(std::string_view& in, std::string_view& out) {
   return true;
 }
 
-}  // namespace
 
 void EncodeKey(std::string_view table, std::string_view key, std::string& out) {
   out.clear();

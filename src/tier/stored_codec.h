@@ -19,6 +19,13 @@
 
 namespace ods::tier::internal {
 
+// LEB128 varints and varint-length-prefixed strings, shared by the stored key and value formats
+// here and the directory store's segment entries. The readers consume from the front of `in` and
+// return false on truncated or overlong input.
+void PutVarint(uint64_t v, std::string& out);
+bool GetVarint(std::string_view& in, uint64_t& v);
+bool GetString(std::string_view& in, std::string_view& out);
+
 // Replaces `out` with the stored key of (table, key).
 void EncodeKey(std::string_view table, std::string_view key, std::string& out);
 
