@@ -5,10 +5,12 @@
 #include <deque>
 #include <functional>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
 #include "auth.h"
+#include "latency_histogram.h"
 #include "ods/engine/engine.h"
 #include "ods/v1/functions.grpc.pb.h"
 
@@ -37,6 +39,10 @@ class FunctionsService final : public ods::v1::Functions::CallbackService {
                                     const ods::v1::ExecuteRequest* req,
                                     ods::v1::ExecuteResponse* resp) override;
 
+  // Appends the series of `ods_rpc_handler_seconds` for Execute (from the handler to the
+  // worker's answer, queue wait included), after FeaturesService's HELP and TYPE lines.
+  void AppendMetrics(std::string& out) const;
+
  private:
   void Work();
 
@@ -46,6 +52,7 @@ class FunctionsService final : public ods::v1::Functions::CallbackService {
   std::condition_variable cv_;
   std::deque<std::function<void()>> queue_;  // guarded by mu_
   bool stop_ = false;                        // guarded by mu_
+  LatencyHistogram execute_latency_;
   std::vector<std::thread> workers_;         // last: started after the members above exist
 };
 

@@ -27,6 +27,7 @@ namespace {
 std::string HostOf(const std::string& listen) { return listen.substr(0, listen.rfind(':')); }
 
 std::string RenderMetrics(engine::Engine& engine, const FeaturesService& features,
+                          const StoreService& store, const FunctionsService& functions,
                           const Authenticator* auth) {
   // Events the Features service refused before the engine saw them.
   const uint64_t events_rejected_at_edge = features.events_rejected_at_edge();
@@ -77,7 +78,9 @@ std::string RenderMetrics(engine::Engine& engine, const FeaturesService& feature
             auth->denied());
   }
   std::string text = out.str();
-  features.AppendMetrics(text);
+  features.AppendMetrics(text);  // the family's HELP and TYPE, then every method's series
+  store.AppendMetrics(text);
+  functions.AppendMetrics(text);
   return text;
 }
 
@@ -155,9 +158,12 @@ Result<std::unique_ptr<Server>> Server::Start(engine::Engine& engine,
   if (!config.server.admin_listen.empty()) {
     engine::Engine* e = &engine;
     const FeaturesService* features = impl->features.get();
+    const StoreService* store = impl->store.get();
+    const FunctionsService* functions = impl->functions.get();
     Result<std::unique_ptr<AdminHttp>> admin = AdminHttp::Start(
-        config.server.admin_listen,
-        [e, features, auth] { return RenderMetrics(*e, *features, auth); });
+        config.server.admin_listen, [e, features, store, functions, auth] {
+          return RenderMetrics(*e, *features, *store, *functions, auth);
+        });
     if (!admin.ok()) {
       impl->grpc_server->Shutdown();
       return admin.status();

@@ -1,6 +1,8 @@
 #include "store_service.h"
 
 #include <algorithm>
+#include <chrono>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -51,6 +53,8 @@ Status CheckRequest(const engine::Engine& engine, const Authenticator* auth,
 grpc::ServerUnaryReactor* StoreService::Put(grpc::CallbackServerContext* ctx,
                                             const ods::v1::PutRequest* req,
                                             ods::v1::PutResponse* resp) {
+  // Shared with the completion: recorded when the answer is sent (a sync table's after fsync).
+  auto timed = std::make_shared<ScopedLatency>(put_latency_);
   if (Status s = CheckRequest(engine_, auth_, *ctx, Method::kStorePut, req->table(),
                               req->records_size(), "records");
       !s.ok()) {
@@ -66,7 +70,8 @@ grpc::ServerUnaryReactor* StoreService::Put(grpc::CallbackServerContext* ctx,
   // A sync table answers from the durable tier's committer thread once the write is on disk:
   // this gRPC thread is not held for the fsync.
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  engine_.PutThen(req->table(), items, [reactor, resp](Result<std::vector<uint64_t>> versions) {
+  engine_.PutThen(req->table(), items,
+                  [reactor, resp, timed](Result<std::vector<uint64_t>> versions) {
     if (!versions.ok()) {
       reactor->Finish(ToGrpcStatus(versions.status()));
       return;
@@ -80,6 +85,7 @@ grpc::ServerUnaryReactor* StoreService::Put(grpc::CallbackServerContext* ctx,
 grpc::ServerUnaryReactor* StoreService::Get(grpc::CallbackServerContext* ctx,
                                             const ods::v1::GetRequest* req,
                                             ods::v1::GetResponse* resp) {
+  const ScopedLatency timed(get_latency_);
   if (Status s = CheckRequest(engine_, auth_, *ctx, Method::kStoreGet, req->table(),
                               req->keys_size(), "keys");
       !s.ok()) {
@@ -104,6 +110,7 @@ grpc::ServerUnaryReactor* StoreService::Get(grpc::CallbackServerContext* ctx,
 grpc::ServerUnaryReactor* StoreService::Delete(grpc::CallbackServerContext* ctx,
                                                const ods::v1::DeleteRequest* req,
                                                ods::v1::DeleteResponse* resp) {
+  auto timed = std::make_shared<ScopedLatency>(delete_latency_);
   if (Status s = CheckRequest(engine_, auth_, *ctx, Method::kStoreDelete, req->table(),
                               req->keys_size(), "keys");
       !s.ok()) {
@@ -111,7 +118,8 @@ grpc::ServerUnaryReactor* StoreService::Delete(grpc::CallbackServerContext* ctx,
   }
   const std::vector<std::string_view> keys = Views(req->keys());
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  engine_.DeleteThen(req->table(), keys, [reactor, resp](Result<std::vector<uint8_t>> deleted) {
+  engine_.DeleteThen(req->table(), keys,
+                     [reactor, resp, timed](Result<std::vector<uint8_t>> deleted) {
     if (!deleted.ok()) {
       reactor->Finish(ToGrpcStatus(deleted.status()));
       return;
@@ -136,8 +144,10 @@ namespace {
 class ScanReactor final : public grpc::ServerWriteReactor<ods::v1::ScanResponse> {
  public:
   // `access` is the caller's access check: the scan fails with it unless it is OK.
-  ScanReactor(engine::Engine& engine, const ods::v1::ScanRequest& req, Status access)
+  ScanReactor(engine::Engine& engine, const ods::v1::ScanRequest& req, Status access,
+              LatencyHistogram& latency)
       : engine_(engine),
+        latency_(latency),
         table_(req.table()),
         field_names_(req.fields().begin(), req.fields().end()),
         fields_(field_names_.begin(), field_names_.end()),
@@ -173,7 +183,10 @@ class ScanReactor final : public grpc::ServerWriteReactor<ods::v1::ScanResponse>
     NextPage();
   }
 
-  void OnDone() override { delete this; }
+  void OnDone() override {
+    latency_.Record(std::chrono::steady_clock::now() - start_);
+    delete this;
+  }
 
  private:
   void NextPage() {
@@ -218,6 +231,8 @@ class ScanReactor final : public grpc::ServerWriteReactor<ods::v1::ScanResponse>
   }
 
   engine::Engine& engine_;
+  LatencyHistogram& latency_;  // the whole stream, from the handler to OnDone
+  const std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
   const std::string table_;
   const std::vector<std::string> field_names_;
   const std::vector<std::string_view> fields_;  // views of field_names_
@@ -234,7 +249,15 @@ grpc::ServerWriteReactor<ods::v1::ScanResponse>* StoreService::Scan(
   const ApiKey* key = nullptr;
   Status access = Authorize(auth_, *ctx, Method::kStoreScan, key);
   if (access.ok()) access = CheckTable(auth_, key, Method::kStoreScan, req->table());
-  return new ScanReactor(engine_, *req, std::move(access));
+  return new ScanReactor(engine_, *req, std::move(access), scan_latency_);
+}
+
+void StoreService::AppendMetrics(std::string& out) const {
+  constexpr std::string_view kName = "ods_rpc_handler_seconds";
+  put_latency_.Render(kName, "ods.v1.Store/Put", out);
+  get_latency_.Render(kName, "ods.v1.Store/Get", out);
+  delete_latency_.Render(kName, "ods.v1.Store/Delete", out);
+  scan_latency_.Render(kName, "ods.v1.Store/Scan", out);
 }
 
 }  // namespace ods::server

@@ -1,6 +1,9 @@
 #pragma once
 
+#include <string>
+
 #include "auth.h"
+#include "latency_histogram.h"
 #include "ods/engine/engine.h"
 #include "ods/v1/store.grpc.pb.h"
 
@@ -26,9 +29,18 @@ class StoreService final : public ods::v1::Store::CallbackService {
   grpc::ServerWriteReactor<ods::v1::ScanResponse>* Scan(grpc::CallbackServerContext* ctx,
                                                         const ods::v1::ScanRequest* req) override;
 
+  // Appends this service's series of `ods_rpc_handler_seconds` (FeaturesService::AppendMetrics
+  // writes the family's HELP and TYPE lines; these follow it). Put and Delete count until the
+  // answer is sent (a sync table's fsync included), Scan the whole stream.
+  void AppendMetrics(std::string& out) const;
+
  private:
   engine::Engine& engine_;
   const Authenticator* const auth_;
+  LatencyHistogram put_latency_;
+  LatencyHistogram get_latency_;
+  LatencyHistogram delete_latency_;
+  LatencyHistogram scan_latency_;
 };
 
 }  // namespace ods::server

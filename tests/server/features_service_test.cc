@@ -686,6 +686,33 @@ TEST_F(FeaturesServiceTest, MetricsHaveAHandlerTimeHistogramPerMethod) {
   const auto sum = series(after, "ods_rpc_handler_seconds_sum");
   ASSERT_EQ(sum.size(), 1u);
   EXPECT_GT(sum[0].second, 0);
+
+  // Every other service's methods are in the same family, each counting its calls.
+  for (const char* other : {"ods.v1.Store/Put", "ods.v1.Store/Delete", "ods.v1.Store/Scan",
+                            "ods.v1.Functions/Execute", "ods.v1.Features/PushEvents"}) {
+    EXPECT_NE(after.find(std::string("ods_rpc_handler_seconds_count{method=\"") + other + "\"} "),
+              std::string::npos)
+        << other;
+  }
+  const std::string get = "\nods_rpc_handler_seconds_count{method=\"ods.v1.Store/Get\"} ";
+  auto get_count = [&](const std::string& body) {
+    const size_t at = body.find(get);
+    return at == std::string::npos ? -1.0 : std::stod(body.substr(at + get.size()));
+  };
+  const double gets_before = get_count(after);
+  ASSERT_GE(gets_before, 0) << after;
+  for (int i = 0; i < 3; ++i) {
+    v1::GetRequest req;
+    req.set_table("profile");
+    req.add_keys("alice");
+    v1::GetResponse resp_get;
+    grpc::ClientContext ctx;
+    ASSERT_TRUE(store_->Get(&ctx, req, &resp_get).ok());
+  }
+  EXPECT_EQ(get_count(HttpGet(odsd_->admin_address(), "/metrics")), gets_before + 3);
+  // One TYPE line for the family, as the text format requires.
+  const std::string type_line = "# TYPE ods_rpc_handler_seconds histogram\n";
+  EXPECT_EQ(after.find(type_line), after.rfind(type_line));
 }
 
 TEST_F(FeaturesServiceTest, HistoricalFeaturesAnswerEachRowAsOfItsTime) {
