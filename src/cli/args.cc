@@ -47,6 +47,15 @@ Result<ParsedArgs> ParseArgs(std::span<const std::string> args,
       continue;
     }
     const std::string unknown = arg.substr(0, arg.find('='));
+    if (std::find(value_flags.begin(), value_flags.end(), unknown + "!") != value_flags.end()) {
+      if (arg.size() != unknown.size()) {
+        return InvalidArgumentError("option '" + unknown + "' takes no value");
+      }
+      if (!parsed.flags.emplace(unknown, std::string()).second) {
+        return InvalidArgumentError("option '" + unknown + "' given more than once");
+      }
+      continue;
+    }
     const bool repeatable =
         std::find(value_flags.begin(), value_flags.end(), unknown + "...") != value_flags.end();
     if (!repeatable &&

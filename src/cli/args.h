@@ -26,7 +26,8 @@ struct ParsedArgs {
 
 // Splits `args`. Every flag in `value_flags` (spelled "--name") takes a value, as `--name V` or
 // `--name=V`; a flag spelled "--name..." there may be given many times (values collected in
-// `repeated`); -h/--help set `help`; "--" ends the flags. Any other argument starting with '-'
+// `repeated`); a flag spelled "--name!" there is a switch that takes no value (present in
+// `flags` with an empty value when given); -h/--help set `help`; "--" ends the flags. Any other argument starting with '-'
 // (and longer than "-") is an unknown flag. Returns kInvalidArgument naming the argument for an
 // unknown or repeated flag, or a missing value. Pure; thread-safe.
 [[nodiscard]] Result<ParsedArgs> ParseArgs(std::span<const std::string> args,

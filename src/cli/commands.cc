@@ -363,7 +363,7 @@ std::span<const Command> Commands() {
       {"register",
        "Register a new version of a Lua function (ods.v1.Admin)",
        kRegisterHelp,
-       {"--instructions", "--memory", "--wall-micros"},
+       {"--instructions", "--memory", "--wall-micros", "--keep-state!"},
        RunRegister},
       {"functions", "List the registered functions", kFunctionsHelp, {}, RunFunctions},
       {"health", "Check the server's health (grpc.health.v1)", kHealthHelp, {}, RunHealth},

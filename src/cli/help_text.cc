@@ -240,6 +240,7 @@ Example:
 
 const std::string_view kRegisterHelp =
     R"(Usage: ods register NAME KIND FILE [--instructions N] [--memory BYTES] [--wall-micros N]
+                                      [--keep-state]
        ods register NAME KIND -
 
 Registers the Lua source in FILE (or stdin for '-') as the next version of function NAME
@@ -252,6 +253,9 @@ Options (budgets per call; default 1000000 instructions, 1048576 bytes, 100000 u
   --instructions N        Lua VM instructions.
   --memory BYTES          Bytes the function's Lua state may allocate.
   --wall-micros N         Wall-clock microseconds.
+  --keep-state            For a new version of an aggregator: the aggregations that run it keep
+                          their tiles (same state shape). Without it they are rebuilt from the
+                          retained events.
 
 Example:
   ods register bump procedure functions/bump.lua --instructions 100000

@@ -377,6 +377,7 @@ Result<ods::v1::RegisterFunctionRequest> BuildRegisterRequest(const ParsedArgs& 
     if (n <= 0) return InvalidArgumentError("--wall-micros must be > 0, got '" + *v + "'");
     request.set_max_wall_micros(n);
   }
+  request.set_keep_state(args.Find("--keep-state") != nullptr);
   return request;
 }
 

@@ -80,5 +80,21 @@ TEST(CliArgsTest, SplitListRejectsEmptyItems) {
   EXPECT_THAT(SplitList("a,", "option '--fields'"), StatusIs(StatusCode::kInvalidArgument));
 }
 
+
+TEST(CliArgsTest, SwitchTakesNoValue) {
+  constexpr std::string_view kWithSwitch[] = {"--limit", "--keep-state!"};
+  const Result<ParsedArgs> r = ParseArgs(std::vector<std::string>{"a", "--keep-state", "b"},
+                                         kWithSwitch);
+  ASSERT_THAT(r, IsOk());
+  EXPECT_THAT(r->positional, ElementsAre("a", "b"));  // "b" is not taken as its value
+  ASSERT_NE(r->Find("--keep-state"), nullptr);
+  EXPECT_EQ(*r->Find("--keep-state"), "");
+  EXPECT_EQ(ParseArgs(std::vector<std::string>{"a"}, kWithSwitch)->Find("--keep-state"), nullptr);
+  EXPECT_THAT(ParseArgs(std::vector<std::string>{"--keep-state=yes"}, kWithSwitch),
+              StatusIs(StatusCode::kInvalidArgument));
+  EXPECT_THAT(ParseArgs(std::vector<std::string>{"--keep-state", "--keep-state"}, kWithSwitch),
+              StatusIs(StatusCode::kInvalidArgument));
+}
+
 }  // namespace
 }  // namespace ods::cli

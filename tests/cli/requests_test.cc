@@ -307,5 +307,18 @@ TEST(CliRequestsTest, HealthTakesOptionalService) {
   EXPECT_THAT(BuildHealthRequest(Args({"a", "b"})), StatusIs(StatusCode::kInvalidArgument));
 }
 
+
+TEST(CliRequestsTest, RegisterKeepStateSwitch) {
+  std::istringstream in("function init() return 0 end");
+  auto r = BuildRegisterRequest(Args({"f", "aggregator", "-"}, {{"--keep-state", ""}}), in);
+  ASSERT_THAT(r, IsOk());
+  EXPECT_TRUE(r->keep_state());
+  EXPECT_EQ(r->source(), "function init() return 0 end");
+  std::istringstream again("x");
+  r = BuildRegisterRequest(Args({"f", "aggregator", "-"}), again);
+  ASSERT_THAT(r, IsOk());
+  EXPECT_FALSE(r->keep_state());
+}
+
 }  // namespace
 }  // namespace ods::cli
