@@ -141,12 +141,25 @@ int RunOdsd(int argc, char** argv) {
   sigaddset(&stop_signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
+  // The admin endpoint first: while the engine recovers durable records, /healthz already
+  // answers and /readyz says "starting".
+  std::unique_ptr<ods::server::AdminEndpoint> admin;
+  if (!config->server.admin_listen.empty()) {
+    auto started = ods::server::AdminEndpoint::Start(config->server.admin_listen);
+    if (!started.ok()) {
+      log->error("{}", started.status().message());
+      return 3;
+    }
+    admin = std::move(started).value();
+    log->info("admin HTTP on {} (not ready until the engine has loaded its data)",
+              admin->address());
+  }
   auto engine = ods::engine::Engine::Create(*config, ods::SystemClock());
   if (!engine.ok()) {
     log->error("cannot start engine: {}", engine.status().message());
     return 3;
   }
-  auto server = ods::server::Server::Start(**engine, *config);
+  auto server = ods::server::Server::Start(**engine, *config, std::move(admin));
   if (!server.ok()) {
     log->error("{}", server.status().message());
     return 3;

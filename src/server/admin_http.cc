@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <mutex>
 #include <thread>
 #include <utility>
 
@@ -26,7 +27,9 @@ constexpr auto kConnectionDeadline = std::chrono::seconds(5);
 struct AdminHttp::Impl {
   asio::io_context io{1};
   tcp::acceptor acceptor{io};
-  std::function<std::string()> metrics;
+  std::mutex metrics_mu;
+  std::function<std::string()> metrics;  // guarded by metrics_mu
+  std::atomic<bool> ready{false};
   std::atomic<bool> draining{false};
   uint16_t bound_port = 0;  // constant after Start
   asio::steady_timer retry_timer{io};
@@ -85,13 +88,25 @@ struct AdminHttp::Impl {
       const bool draining_now = draining.load();
       res.result(draining_now ? http::status::service_unavailable : http::status::ok);
       res.body() = draining_now ? "draining\n" : "ok\n";
+    } else if (target == "/readyz") {
+      const bool draining_now = draining.load();
+      const bool ready_now = ready.load() && !draining_now;
+      res.result(ready_now ? http::status::ok : http::status::service_unavailable);
+      res.body() = draining_now ? "draining\n"
+                   : ready_now  ? "ready\n"
+                                : "starting: loading data (recovery)\n";
     } else if (target == "/metrics") {
+      std::function<std::string()> render;
+      {
+        std::lock_guard<std::mutex> lock(metrics_mu);
+        render = metrics;
+      }
       res.result(http::status::ok);
       res.set(http::field::content_type, "text/plain; version=0.0.4");
-      res.body() = metrics();
+      res.body() = render ? render() : std::string();
     } else {
       res.result(http::status::not_found);
-      res.body() = "unknown path; try /healthz or /metrics\n";
+      res.body() = "unknown path; try /healthz, /readyz or /metrics\n";
     }
     res.prepare_payload();
   }
@@ -143,6 +158,13 @@ Result<std::unique_ptr<AdminHttp>> AdminHttp::Start(const std::string& listen,
 }
 
 uint16_t AdminHttp::port() const { return impl_->bound_port; }
+
+void AdminHttp::SetMetrics(std::function<std::string()> metrics) {
+  std::lock_guard<std::mutex> lock(impl_->metrics_mu);
+  impl_->metrics = std::move(metrics);
+}
+
+void AdminHttp::SetReady() { impl_->ready.store(true); }
 
 void AdminHttp::SetDraining() { impl_->draining.store(true); }
 

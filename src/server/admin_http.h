@@ -9,9 +9,11 @@
 
 namespace ods::server {
 
-// Minimal HTTP/1.1 endpoint for operators: GET /healthz (200 "ok", 503 while draining) and
-// GET /metrics (Prometheus text from `metrics`). One background thread; each connection has a
-// 5 s deadline, so a slow client cannot hold it. Thread-safe.
+// Minimal HTTP/1.1 endpoint for operators: GET /healthz (200 "ok" while the process runs, 503
+// while draining), GET /readyz (200 "ready" once SetReady was called, 503 "starting" before it
+// and "draining" after SetDraining) and GET /metrics (Prometheus text from the metrics
+// function). One background thread; each connection has a 5 s deadline, so a slow client cannot
+// hold it. Thread-safe.
 class AdminHttp {
  public:
   // Binds `listen` (host:port; port 0 picks one) and starts serving. `metrics` is called on the
@@ -21,7 +23,11 @@ class AdminHttp {
   ~AdminHttp();  // Stops the thread.
 
   uint16_t port() const;
-  // Makes /healthz answer 503 from now on.
+  // Replaces the function /metrics calls (a call in progress finishes with the old one).
+  void SetMetrics(std::function<std::string()> metrics);
+  // Makes /readyz answer 200 (until SetDraining).
+  void SetReady();
+  // Makes /healthz and /readyz answer 503 from now on.
   void SetDraining();
 
  private:

@@ -58,6 +58,7 @@ std::string RenderMetrics(engine::Engine& engine, const FeaturesService& feature
           s.events_rejected + events_rejected_at_edge);
   counter("ods_events_late_total", "Events rejected as older than allowed_lateness.",
           s.events_late);
+  gauge("ods_ready", "1 once odsd serves requests, 0 while it starts (loading data).", 1);
   gauge("ods_entities", "Entity states held (one per template and entity key).", s.entities);
   gauge("ods_event_state_bytes", "Estimated RAM held by aggregation tiles and retained events.",
         s.event_state_bytes);
@@ -120,8 +121,24 @@ Server::Server(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 Server::~Server() { Shutdown(0); }
 
+AdminEndpoint::AdminEndpoint(std::unique_ptr<AdminHttp> http, std::string address)
+    : http_(std::move(http)), address_(std::move(address)) {}
+
+AdminEndpoint::~AdminEndpoint() = default;
+
+Result<std::unique_ptr<AdminEndpoint>> AdminEndpoint::Start(const std::string& listen) {
+  ODS_ASSIGN_OR_RETURN(std::unique_ptr<AdminHttp> http, AdminHttp::Start(listen, [] {
+                         return std::string(
+                             "# HELP ods_ready 1 once odsd serves requests, 0 while it starts "
+                             "(loading data).\n# TYPE ods_ready gauge\nods_ready 0\n");
+                       }));
+  const std::string address = HostOf(listen) + ":" + std::to_string(http->port());
+  return std::unique_ptr<AdminEndpoint>(new AdminEndpoint(std::move(http), address));
+}
+
 Result<std::unique_ptr<Server>> Server::Start(engine::Engine& engine,
-                                              const config::Config& config) {
+                                              const config::Config& config,
+                                              std::unique_ptr<AdminEndpoint> admin) {
   auto impl = std::make_unique<Impl>();
   impl->auth = Authenticator::Create(config.security);
   const Authenticator* auth = impl->auth.get();
@@ -155,22 +172,25 @@ Result<std::unique_ptr<Server>> Server::Start(engine::Engine& engine,
   }
   impl->grpc_address = HostOf(config.server.grpc_listen) + ":" + std::to_string(bound_port);
 
-  if (!config.server.admin_listen.empty()) {
+  if (admin == nullptr && !config.server.admin_listen.empty()) {
+    Result<std::unique_ptr<AdminEndpoint>> started = AdminEndpoint::Start(config.server.admin_listen);
+    if (!started.ok()) {
+      impl->grpc_server->Shutdown();
+      return started.status();
+    }
+    admin = std::move(started).value();
+  }
+  if (admin != nullptr) {
     engine::Engine* e = &engine;
     const FeaturesService* features = impl->features.get();
     const StoreService* store = impl->store.get();
     const FunctionsService* functions = impl->functions.get();
-    Result<std::unique_ptr<AdminHttp>> admin = AdminHttp::Start(
-        config.server.admin_listen, [e, features, store, functions, auth] {
-          return RenderMetrics(*e, *features, *store, *functions, auth);
-        });
-    if (!admin.ok()) {
-      impl->grpc_server->Shutdown();
-      return admin.status();
-    }
-    impl->admin = std::move(admin).value();
-    impl->admin_address =
-        HostOf(config.server.admin_listen) + ":" + std::to_string(impl->admin->port());
+    impl->admin = std::move(admin->http_);
+    impl->admin_address = admin->address();
+    impl->admin->SetMetrics([e, features, store, functions, auth] {
+      return RenderMetrics(*e, *features, *store, *functions, auth);
+    });
+    impl->admin->SetReady();
   }
   Logger("ods.server")
       ->info("serving gRPC on {} ({}{}), admin HTTP on {}", impl->grpc_address,
