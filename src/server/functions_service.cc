@@ -15,8 +15,8 @@
 namespace ods::server {
 
 FunctionsService::FunctionsService(engine::Engine& engine, const Authenticator* auth,
-                                   size_t workers)
-    : engine_(engine), auth_(auth) {
+                                   size_t workers, size_t max_queued)
+    : engine_(engine), auth_(auth), max_queued_(max_queued) {
   workers = std::max<size_t>(workers, 1);
   for (size_t i = 0; i < workers; ++i) workers_.emplace_back([this] { Work(); });
 }
@@ -37,6 +37,7 @@ void FunctionsService::Work() {
     if (queue_.empty()) return;  // stopping, and nothing left to run
     std::function<void()> call = std::move(queue_.front());
     queue_.pop_front();
+    queued_.store(queue_.size(), std::memory_order_relaxed);
     lock.unlock();
     call();
     lock.lock();
@@ -102,7 +103,16 @@ grpc::ServerUnaryReactor* FunctionsService::Execute(grpc::CallbackServerContext*
   };
   {
     std::lock_guard<std::mutex> lock(mu_);
+    if (queue_.size() >= max_queued_) {
+      refused_.fetch_add(1, std::memory_order_relaxed);
+      reactor->Finish(ToGrpcStatus(ResourceExhaustedError(
+          "function '" + QuoteForMessage(req->function()) + "': " +
+          std::to_string(queue_.size()) + " Execute calls already wait for the " +
+          std::to_string(workers_.size()) + " workers (the limit); retry later")));
+      return reactor;
+    }
     queue_.push_back(std::move(run));
+    queued_.store(queue_.size(), std::memory_order_relaxed);
   }
   cv_.notify_one();
   return reactor;
@@ -110,6 +120,16 @@ grpc::ServerUnaryReactor* FunctionsService::Execute(grpc::CallbackServerContext*
 
 void FunctionsService::AppendMetrics(std::string& out) const {
   execute_latency_.Render("ods_rpc_handler_seconds", "ods.v1.Functions/Execute", out);
+  out.append("# HELP ods_execute_queued Execute calls waiting for a worker.\n");
+  out.append("# TYPE ods_execute_queued gauge\n");
+  out.append("ods_execute_queued ")
+      .append(std::to_string(queued_.load(std::memory_order_relaxed)))
+      .append("\n");
+  out.append("# HELP ods_execute_refused_total Execute calls refused because the queue was full.\n");
+  out.append("# TYPE ods_execute_refused_total counter\n");
+  out.append("ods_execute_refused_total ")
+      .append(std::to_string(refused_.load(std::memory_order_relaxed)))
+      .append("\n");
 }
 
 }  // namespace ods::server

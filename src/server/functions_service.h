@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstddef>
 #include <deque>
@@ -25,10 +26,14 @@ namespace ods::server {
 // the workers (the gRPC server is shut down first, so nothing is queued after).
 class FunctionsService final : public ods::v1::Functions::CallbackService {
  public:
-  // `workers` >= 1 threads run Execute calls. `auth` (null: keys off) checks each call, for the
-  // role and the request's table, on the gRPC thread before it is queued; it must outlive the
+  // `workers` >= 1 threads run Execute calls; at most `max_queued` more wait for one (a call
+  // beyond that is refused at once with RESOURCE_EXHAUSTED, so a burst against busy workers
+  // cannot grow memory without bound). `auth` (null: keys off) checks each call, for the role
+  // and the request's table, on the gRPC thread before it is queued; it must outlive the
   // service.
-  FunctionsService(engine::Engine& engine, const Authenticator* auth, size_t workers);
+  static constexpr size_t kDefaultMaxQueued = 1024;
+  FunctionsService(engine::Engine& engine, const Authenticator* auth, size_t workers,
+                   size_t max_queued = kDefaultMaxQueued);
   ~FunctionsService() override;
   FunctionsService(const FunctionsService&) = delete;
   FunctionsService& operator=(const FunctionsService&) = delete;
@@ -40,7 +45,8 @@ class FunctionsService final : public ods::v1::Functions::CallbackService {
                                     ods::v1::ExecuteResponse* resp) override;
 
   // Appends the series of `ods_rpc_handler_seconds` for Execute (from the handler to the
-  // worker's answer, queue wait included), after FeaturesService's HELP and TYPE lines.
+  // worker's answer, queue wait included), after FeaturesService's HELP and TYPE lines, then
+  // the gauge `ods_execute_queued` and the counter `ods_execute_refused_total` (queue full).
   void AppendMetrics(std::string& out) const;
 
  private:
@@ -50,7 +56,10 @@ class FunctionsService final : public ods::v1::Functions::CallbackService {
   const Authenticator* const auth_;
   std::mutex mu_;
   std::condition_variable cv_;
+  const size_t max_queued_;
   std::deque<std::function<void()>> queue_;  // guarded by mu_
+  std::atomic<size_t> queued_{0};            // queue_.size(), for scrapes without mu_
+  std::atomic<uint64_t> refused_{0};
   bool stop_ = false;                        // guarded by mu_
   LatencyHistogram execute_latency_;
   std::vector<std::thread> workers_;         // last: started after the members above exist
