@@ -35,6 +35,14 @@ bool IsValidName(std::string_view name) {
 
 Sandbox::Sandbox(const Clock& clock) : clock_(clock) {}
 
+Result<LuaFunction*> Sandbox::Find(FunctionId id) const {
+  auto it = functions_.find(id.value);
+  if (it == functions_.end()) {
+    return NotFoundError("no function with id " + std::to_string(id.value));
+  }
+  return it->second.get();
+}
+
 Sandbox::~Sandbox() = default;
 
 Result<FunctionId> Sandbox::Load(std::string_view name, uint32_t version, std::string_view source,
@@ -64,75 +72,54 @@ Status Sandbox::Unload(FunctionId id) {
 
 Result<std::optional<record::Value>> Sandbox::Call(FunctionId id, std::string_view entry,
                                                    std::span<const record::Value> args) {
-  auto it = functions_.find(id.value);
-  if (it == functions_.end()) {
-    return NotFoundError("no function with id " + std::to_string(id.value));
-  }
+  ODS_ASSIGN_OR_RETURN(LuaFunction* const function, Find(id));
   if (entry.empty()) {
     return InvalidArgumentError("the entry function name is empty");
   }
-  return it->second->Call(entry, args);
+  return function->Call(entry, args);
 }
 
 Result<ProcedureResult> Sandbox::CallProcedure(FunctionId id, std::string_view entry,
                                                std::string_view key,
                                                const std::vector<record::Field>* record,
                                                std::span<const record::Field> args) {
-  auto it = functions_.find(id.value);
-  if (it == functions_.end()) {
-    return NotFoundError("no function with id " + std::to_string(id.value));
-  }
+  ODS_ASSIGN_OR_RETURN(LuaFunction* const function, Find(id));
   if (entry.empty()) {
     return InvalidArgumentError("the entry function name is empty");
   }
-  return it->second->CallProcedure(entry, key, record, args);
+  return function->CallProcedure(entry, key, record, args);
 }
 
 Result<std::optional<record::Value>> Sandbox::CallDerived(FunctionId id, std::string_view entry,
                                                           std::span<const record::Field> inputs,
                                                           std::string_view entity) {
-  auto it = functions_.find(id.value);
-  if (it == functions_.end()) {
-    return NotFoundError("no function with id " + std::to_string(id.value));
-  }
+  ODS_ASSIGN_OR_RETURN(LuaFunction* const function, Find(id));
   if (entry.empty()) {
     return InvalidArgumentError("the entry function name is empty");
   }
-  return it->second->CallDerived(entry, inputs, entity);
+  return function->CallDerived(entry, inputs, entity);
 }
 
 Status Sandbox::AggregatorUpdate(FunctionId id, std::string& state,
                                  const AggregatorEvent& event) {
-  auto it = functions_.find(id.value);
-  if (it == functions_.end()) {
-    return NotFoundError("no function with id " + std::to_string(id.value));
-  }
-  return it->second->AggregatorUpdate(state, event);
+  ODS_ASSIGN_OR_RETURN(LuaFunction* const function, Find(id));
+  return function->AggregatorUpdate(state, event);
 }
 
 Result<std::optional<record::Value>> Sandbox::AggregatorFinish(
     FunctionId id, std::span<const std::string_view> tiles) {
-  auto it = functions_.find(id.value);
-  if (it == functions_.end()) {
-    return NotFoundError("no function with id " + std::to_string(id.value));
-  }
-  return it->second->AggregatorFinish(tiles);
+  ODS_ASSIGN_OR_RETURN(LuaFunction* const function, Find(id));
+  return function->AggregatorFinish(tiles);
 }
 
 Status Sandbox::CheckEntries(FunctionId id, std::span<const std::string_view> entries) {
-  auto it = functions_.find(id.value);
-  if (it == functions_.end()) {
-    return NotFoundError("no function with id " + std::to_string(id.value));
-  }
-  return it->second->CheckEntries(entries);
+  ODS_ASSIGN_OR_RETURN(LuaFunction* const function, Find(id));
+  return function->CheckEntries(entries);
 }
 
 Result<uint64_t> Sandbox::MemoryInUse(FunctionId id) const {
-  auto it = functions_.find(id.value);
-  if (it == functions_.end()) {
-    return NotFoundError("no function with id " + std::to_string(id.value));
-  }
-  return it->second->memory_in_use();
+  ODS_ASSIGN_OR_RETURN(LuaFunction* const function, Find(id));
+  return function->memory_in_use();
 }
 
 }  // namespace ods::sandbox

@@ -157,19 +157,24 @@ Shard::Backfill Shard::EventStore::ReplaceAggregator(uint32_t aggregation_id, bo
   custom.fn->set_id(prepared->second);
   prepared_.erase(prepared);
   if (keep_state) return backfill;
+  return RebuildCustom(t, where.member, now);
+}
+
+Shard::Backfill Shard::EventStore::RebuildCustom(Template& t, uint32_t member, Micros now) {
+  Backfill backfill;
   std::vector<const record::Value*> values(t.spec->field_count);
   for (auto& [key, entity] : t.entities) {
-    if (entity.custom != nullptr && where.member < entity.custom->size()) {
-      (*entity.custom)[where.member] = aggregate::CustomSeries();
+    if (entity.custom != nullptr && member < entity.custom->size()) {
+      (*entity.custom)[member] = aggregate::CustomSeries();
     }
     for (size_t i = entity.history_begin; i < entity.history.size(); ++i) {
       const StoredEvent& e = entity.history[i];
       for (size_t f = 0; f < values.size(); ++f) values[f] = e.values[f] ? &*e.values[f] : nullptr;
-      if (!StageCustom(t, &entity, e.event_time, values, now, where.member).ok()) {
+      if (!StageCustom(t, &entity, e.event_time, values, now, member).ok()) {
         ++backfill.failed;
         continue;
       }
-      CommitCustom(t, entity, now, where.member);
+      CommitCustom(t, entity, now, member);
       ++backfill.events;
     }
     ++backfill.entities;
@@ -280,21 +285,7 @@ Shard::Backfill Shard::EventStore::AddAggregation(std::shared_ptr<const Aggregat
         {spec, std::make_unique<LuaAggregator>(sandbox_, prepared->second, *spec, *t.spec)});
     prepared_.erase(prepared);
     t.placements.push_back({kCustomLayout, index});
-    for (auto& [key, entity] : t.entities) {
-      for (size_t i = entity.history_begin; i < entity.history.size(); ++i) {
-        const StoredEvent& e = entity.history[i];
-        load(e);
-        if (!StageCustom(t, &entity, e.event_time, values, now, index).ok()) {
-          ++backfill.failed;
-          continue;
-        }
-        CommitCustom(t, entity, now, index);
-        ++backfill.events;
-      }
-      ++backfill.entities;
-    }
-    bytes_ = static_cast<int64_t>(MemoryBytes());  // rare: new series everywhere
-    return backfill;
+    return RebuildCustom(t, index, now);
   }
   if (t.entities.empty()) {
     LayOutBuiltIns(t);  // no group borrows a layout: lay every built-in out together

@@ -175,6 +175,10 @@ class Shard::EventStore {
                      std::span<const record::Value* const> values, Micros now,
                      size_t only = SIZE_MAX);
   int64_t CommitCustom(Template& t, Entity& entity, Micros now, size_t only = SIZE_MAX);
+  // Rebuilds customs[member]'s tiles of every entity of `t` from its retained events (a new
+  // user-defined aggregation, or a new version of its function); events the function fails on
+  // are left out and counted.
+  Backfill RebuildCustom(Template& t, uint32_t member, Micros now);
 
   // Lua aggregators of every template, each function in its own Lua state; guarded by the
   // shard lock like everything here.

@@ -172,6 +172,9 @@ class Sandbox {
   size_t function_count() const { return functions_.size(); }
 
  private:
+  // The loaded function `id`, or kNotFound.
+  Result<LuaFunction*> Find(FunctionId id) const;
+
   const Clock& clock_;
   uint64_t next_id_ = 1;
   std::unordered_map<uint64_t, std::unique_ptr<LuaFunction>> functions_;
