@@ -362,8 +362,136 @@ void ParseStorage(Parser& p, const YAML::Node& node, StorageConfig& out) {
                });
 }
 
+// Checks a `when.field` predicate against the table's declared fields (free-form: any field).
+// Reports at `node`'s position plus the problem's offset in the text.
+void CheckPredicate(Parser& p, const YAML::Node& node, const std::string& path,
+                    const Predicate& pred, const TableConfig& table) {
+  if (pred.op == Predicate::Op::kAnd || pred.op == Predicate::Op::kOr) {
+    for (const Predicate& c : pred.children) CheckPredicate(p, node, path, c, table);
+    return;
+  }
+  YAML::Mark mark = node.Mark();
+  mark.column += static_cast<int>(pred.offset) + (node.Tag() == "!" ? 1 : 0);
+  if (pred.field == table.key_field) {
+    p.Error(mark, path + ": '" + pred.field +
+                      "' is the table's key; rules test record fields (the key is not one)");
+    return;
+  }
+  if (table.free_form) return;
+  const FieldConfig* field = nullptr;
+  for (const FieldConfig& f : table.fields) {
+    if (f.name == pred.field) field = &f;
+  }
+  if (field == nullptr) {
+    p.Error(mark, path + ": unknown field '" + pred.field + "' of table " + table.name);
+    return;
+  }
+  for (const Predicate::Literal& l : pred.literals) {
+    if (!PredicateComparable(field->type, pred.op, l)) {
+      p.Error(mark, path + ": field '" + pred.field + "' is " +
+                        std::string(ValueTypeName(field->type)) + "; '" +
+                        std::string(PredicateOpName(pred.op)) +
+                        "' with this value can never hold");
+      return;
+    }
+  }
+}
+
+// A rule that moves records below RAM, for the checks that need other sections (durability,
+// storage.backing).
+struct TierCheck {
+  YAML::Mark mark;
+  size_t table = 0;  // index into Config::tables
+  StorageTier to = StorageTier::kRam;
+};
+
+void ParseTiering(Parser& p, const YAML::Node& node, const std::string& path, TableConfig& out,
+                  std::vector<std::pair<YAML::Mark, StorageTier>>& below_ram) {
+  if (!node.IsSequence()) {
+    p.Error(node, path + ": expected a list of rules ({to: TIER, when: {...}}), found " +
+                      Parser::KindName(node));
+    return;
+  }
+  for (size_t i = 0; i < node.size(); ++i) {
+    const YAML::Node rule_node = node[i];
+    const std::string rpath = path + "[" + std::to_string(i) + "]";
+    TierRuleConfig rule;
+    rule.position = p.Position(rule_node.Mark());
+    bool has_to = false;
+    YAML::Node when;
+    bool has_when = false;
+    p.ForEachKey(rule_node, rpath, {"to", "when"},
+                 [&](const std::string& key, const YAML::Node&, const YAML::Node& v) {
+                   if (key == "to") {
+                     std::string to;
+                     if (p.OneOf(v, rpath + ".to", {"ram", "ssd", "backing"}, to)) {
+                       has_to = true;
+                       rule.to = to == "ram"   ? StorageTier::kRam
+                                 : to == "ssd" ? StorageTier::kSsd
+                                               : StorageTier::kBacking;
+                       if (rule.to != StorageTier::kRam) below_ram.emplace_back(v.Mark(), rule.to);
+                     }
+                   } else {
+                     when = v;
+                     has_when = true;
+                   }
+                 });
+    if (rule_node.IsMap() && !has_to && !rule_node["to"]) {
+      p.Error(rule_node, rpath + ": missing 'to' (ram, ssd or backing)");
+    }
+    if (has_when) {
+      const std::string wpath = rpath + ".when";
+      p.ForEachKey(when, wpath, {"idle_for", "age", "field"},
+                   [&](const std::string& key, const YAML::Node&, const YAML::Node& v) {
+                     Micros d = 0;
+                     if (key == "idle_for" || key == "age") {
+                       if (!p.Duration(v, wpath + "." + key, kMaxLongDuration, d)) return;
+                       if (d < internal::kMicrosPerSecond) {
+                         p.Error(v, wpath + "." + key + ": " + v.Scalar() +
+                                        " is too short; expected at least 1s");
+                         return;
+                       }
+                       (key == "idle_for" ? rule.idle_for_micros : rule.age_micros) = d;
+                       return;
+                     }
+                     if (!p.String(v, wpath + ".field", rule.field_text)) return;
+                     size_t offset = 0;
+                     Result<Predicate> pred = ParsePredicate(rule.field_text, offset);
+                     if (!pred.ok()) {
+                       YAML::Mark mark = v.Mark();
+                       mark.column += static_cast<int>(offset) + (v.Tag() == "!" ? 1 : 0);
+                       p.Error(mark, wpath + ".field: " + pred.status().message());
+                       return;
+                     }
+                     CheckPredicate(p, v, wpath + ".field", *pred, out);
+                     rule.field = std::move(*pred);
+                   });
+    }
+    out.tiering.push_back(std::move(rule));
+  }
+}
+
+// `promote: on_access | never | {after_hits: N}`.
+void ParsePromote(Parser& p, const YAML::Node& node, const std::string& path, TableConfig& out) {
+  if (node.IsMap()) {
+    p.ForEachKey(node, path, {"after_hits"},
+                 [&](const std::string&, const YAML::Node&, const YAML::Node& v) {
+                   uint64_t hits = 0;
+                   if (p.Integer(v, path + ".after_hits", 1, 1'000'000, hits)) {
+                     out.promote = Promote::kAfterHits;
+                     out.promote_after_hits = static_cast<uint32_t>(hits);
+                   }
+                 });
+    return;
+  }
+  std::string mode;
+  if (!p.OneOf(node, path, {"on_access", "never"}, mode)) return;
+  out.promote = mode == "never" ? Promote::kNever : Promote::kOnAccess;
+}
+
 void ParseTable(Parser& p, const std::string& name, const YAML::Node& name_node,
-                const YAML::Node& node, TableConfig& out) {
+                const YAML::Node& node, TableConfig& out,
+                std::vector<std::pair<YAML::Mark, StorageTier>>& below_ram) {
   out.name = name;
   const std::string path = "tables." + name;
   if (!IsValidName(name)) {
@@ -372,11 +500,18 @@ void ParseTable(Parser& p, const std::string& name, const YAML::Node& name_node,
                            "most 64 bytes");
   }
   bool has_key = false;
+  YAML::Node tiering;
+  bool has_tiering = false;
   std::vector<YAML::Mark> field_marks;  // parallel to out.fields
   p.ForEachKey(
-      node, path, {"key", "fields", "ttl", "max_age", "durability"},
+      node, path, {"key", "fields", "ttl", "max_age", "durability", "tiering", "promote"},
       [&](const std::string& key, const YAML::Node&, const YAML::Node& v) {
-        if (key == "durability") {
+        if (key == "tiering") {
+          tiering = v;  // after the loop: predicates are checked against `fields`
+          has_tiering = true;
+        } else if (key == "promote") {
+          ParsePromote(p, v, path + ".promote", out);
+        } else if (key == "durability") {
           Durability d = Durability::kNone;
           if (ParseDurability(p, v, path + ".durability", d)) out.durability = d;
         } else if (key == "key") {
@@ -411,16 +546,39 @@ void ParseTable(Parser& p, const std::string& name, const YAML::Node& name_node,
                                   ": the key field must not be declared again among fields");
     }
   }
+  if (has_tiering) ParseTiering(p, tiering, path + ".tiering", out, below_ram);
 }
 
-void ParseTables(Parser& p, const YAML::Node& node, std::vector<TableConfig>& out) {
+void ParseTables(Parser& p, const YAML::Node& node, std::vector<TableConfig>& out,
+                 std::vector<TierCheck>& tier_checks) {
   if (node.IsNull()) return;
   p.ForEachKey(node, "tables", {},
                [&](const std::string& name, const YAML::Node& name_node, const YAML::Node& v) {
                  TableConfig table;
-                 ParseTable(p, name, name_node, v, table);
+                 std::vector<std::pair<YAML::Mark, StorageTier>> below_ram;
+                 ParseTable(p, name, name_node, v, table, below_ram);
+                 for (const auto& [mark, to] : below_ram) {
+                   tier_checks.push_back({mark, out.size(), to});
+                 }
                  out.push_back(std::move(table));
                });
+}
+
+// Rules that move records below RAM need a durable table (the SSD tier is the durable tier)
+// and, for `to: backing`, a backing store.
+void CheckTiering(Parser& p, const Config& config, const std::vector<TierCheck>& checks) {
+  for (const TierCheck& c : checks) {
+    const TableConfig& table = config.tables[c.table];
+    const std::string path = "tables." + table.name + ".tiering";
+    if (DurabilityOf(config, table) == Durability::kNone) {
+      p.Error(c.mark, path + ": to: " + std::string(StorageTierName(c.to)) +
+                          " needs the table to be durable (durability: sync or async); records "
+                          "below RAM live in the durable tier");
+    } else if (c.to == StorageTier::kBacking && !config.storage.backing.has_value()) {
+      p.Error(c.mark, path + ": to: backing needs storage.backing (a directory or postgres "
+                             "backing store)");
+    }
+  }
 }
 
 // Reads `path` (relative to `base_dir` unless absolute) into `out`; reports problems at `node`.
@@ -658,6 +816,7 @@ Result<Config> LoadStringIn(std::string_view yaml, std::string_view source_name,
   if (!p.Load(yaml, root)) return InvalidArgumentError(p.errors().front());
   try {
     DefinitionsParser definitions(p);
+    std::vector<TierCheck> tier_checks;
     if (!root.IsNull()) {
       p.ForEachKey(root, "the top level",
                    {"server", "logging", "limits", "storage", "security", "tables",
@@ -668,13 +827,14 @@ Result<Config> LoadStringIn(std::string_view yaml, std::string_view source_name,
                      if (key == "logging") ParseLogging(p, v, config.logging);
                      if (key == "limits") ParseLimits(p, v, config.limits);
                      if (key == "storage") ParseStorage(p, v, config.storage);
-                     if (key == "tables") ParseTables(p, v, config.tables);
+                     if (key == "tables") ParseTables(p, v, config.tables, tier_checks);
                      if (key == "event_templates") definitions.ParseEventTemplates(v);
                      if (key == "aggregations") definitions.ParseAggregations(v);
                      if (key == "features") definitions.ParseFeatures(v);
                      if (key == "functions") ParseFunctions(p, v, base_dir, config.functions);
                    });
     }
+    CheckTiering(p, config, tier_checks);
     config.definitions = definitions.Finish({});
   } catch (const YAML::Exception& e) {
     p.Error(e.mark, "invalid YAML: " + e.msg);
@@ -732,6 +892,7 @@ Result<Definitions> LoadDefinitions(std::string_view yaml, std::string_view sour
   if (!p.Load(yaml, root)) return InvalidArgumentError(p.errors().front());
   try {
     DefinitionsParser definitions(p);
+    std::vector<TierCheck> tier_checks;
     if (!root.IsNull()) {
       p.ForEachKey(root, "the top level", {"event_templates", "aggregations", "features"},
                    [&](const std::string& key, const YAML::Node&, const YAML::Node& v) {

@@ -8,8 +8,10 @@
 #include <vector>
 
 #include "ods/common/clock.h"
+#include "ods/common/predicate.h"
 #include "ods/common/sha256.h"
 #include "ods/common/status.h"
+#include "ods/common/storage_tier.h"
 #include "ods/common/value_type.h"
 
 // Typed, validated odsd configuration. A Config is immutable after Load*(): pass it as const&,
@@ -161,6 +163,33 @@ struct FieldConfig {
   ValueType type = ValueType::kString;
 };
 
+// One tiering rule of a table (`tables.NAME.tiering[i]`): records that meet every condition of
+// `when` belong in tier `to`. Rules are evaluated per record in file order; the first that
+// matches decides, and a record no rule matches stays in RAM. docs/tiering.md.
+struct TierRuleConfig {
+  // `to:` ram (stay in RAM: ends the evaluation), ssd or backing. Required.
+  StorageTier to = StorageTier::kRam;
+  // `when.idle_for:` not read or written for at least this long (1 s resolution). 0 = no
+  // such condition. Range: [1s, 3650d].
+  Micros idle_for_micros = 0;
+  // `when.age:` the record's event time is at least this long ago (a record without an event
+  // time has age 0). 0 = no such condition. Range: [1s, 3650d].
+  Micros age_micros = 0;
+  // `when.field:` a predicate over the record's fields (ods/common/predicate.h), checked
+  // against the table's declared fields and types. Unset = no such condition.
+  std::optional<Predicate> field;
+  std::string field_text;  // as written, for stats and logs
+  // "FILE:LINE:COLUMN" of the rule.
+  std::string position;
+};
+
+// When a read brings a record from a lower tier back into RAM (`tables.NAME.promote`).
+enum class Promote : uint8_t {
+  kOnAccess,   // `on_access`: every read of a record below RAM promotes it (default)
+  kAfterHits,  // `{after_hits: N}`: the Nth read since it left RAM promotes it
+  kNever,      // `never`: reads are served from the lower tier; the record stays there
+};
+
 struct TableConfig {
   std::string name;
   // Name of the key (entity id) of the table, e.g. user_id. Required.
@@ -176,6 +205,13 @@ struct TableConfig {
   Micros max_age_micros = 0;
   // Overrides storage.durability for this table; unset = storage.durability.
   std::optional<Durability> durability = std::nullopt;
+  // Tiering rules, first match wins; empty = every record stays in RAM. Rules moving records
+  // below RAM need the table to be durable (sync or async: the SSD tier is the durable tier);
+  // `to: backing` needs storage.backing. Default: empty.
+  std::vector<TierRuleConfig> tiering = {};
+  Promote promote = Promote::kOnAccess;
+  // For Promote::kAfterHits: reads below RAM that promote. Range: [1, 1000000].
+  uint32_t promote_after_hits = 0;
 };
 
 // The shape of one kind of event producers push (PushEvents/StreamEvents).
