@@ -28,6 +28,22 @@ namespace {
 constexpr size_t kSweepVisitsPerShard = 1024;
 constexpr auto kSweepInterval = std::chrono::seconds(1);
 
+// The shard's view of a table's tiering config; null when it has no rules.
+std::shared_ptr<const shard::TieringPolicy> TieringPolicyOf(const config::TableConfig& t) {
+  if (t.tiering.empty()) return nullptr;
+  auto policy = std::make_shared<shard::TieringPolicy>();
+  for (const config::TierRuleConfig& r : t.tiering) {
+    policy->rules.push_back({r.to, r.idle_for_micros, r.age_micros, r.field});
+  }
+  switch (t.promote) {
+    case config::Promote::kOnAccess: policy->promote = shard::PromotePolicy::kOnAccess; break;
+    case config::Promote::kAfterHits: policy->promote = shard::PromotePolicy::kAfterHits; break;
+    case config::Promote::kNever: policy->promote = shard::PromotePolicy::kNever; break;
+  }
+  policy->promote_after_hits = std::max<uint32_t>(t.promote_after_hits, 1);
+  return policy;
+}
+
 }  // namespace
 
 // Background thread that removes expired records every kSweepInterval until destroyed.
@@ -46,6 +62,7 @@ struct Engine::Sweeper {
     while (!cv.wait_for(lock, kSweepInterval, [this] { return stop; })) {
       lock.unlock();
       engine.SweepExpiredOnce();
+      engine.SweepTiersOnce();
       lock.lock();
     }
   }
@@ -102,9 +119,12 @@ Result<std::unique_ptr<Engine>> Engine::Create(const config::Config& config, con
   const uint64_t per_shard_bytes = config.storage.ram_max_bytes / config.server.shards;
   const uint64_t shard_budget =
       config.storage.ram_max_bytes == 0 ? 0 : std::max<uint64_t>(per_shard_bytes, 1);
+  for (const config::TableConfig& t : config.tables) {
+    engine->tiering_.push_back(TieringPolicyOf(t));
+  }
   for (uint32_t i = 0; i < config.server.shards; ++i) {
-    engine->shards_.push_back(
-        std::make_unique<shard::Shard>(i, engine->tables_, clock, shard_budget));
+    engine->shards_.push_back(std::make_unique<shard::Shard>(i, engine->tables_, clock,
+                                                             shard_budget, engine->tiering_));
   }
   for (const config::TableConfig& t : config.tables) {
     engine->durability_.push_back(config::DurabilityOf(config, t));
@@ -154,6 +174,7 @@ Status Engine::OpenTierAndRecover() {
     if (durability_[i] != config::Durability::kNone) durable_tables[tables_[i]->name()] = i;
   }
   uint64_t loaded = 0;
+  uint64_t below_ram = 0;
   uint64_t expired = 0;
   uint64_t skipped = 0;
   uint64_t invalid = 0;
@@ -164,12 +185,28 @@ Status Engine::OpenTierAndRecover() {
       ++skipped;  // A table no longer configured, or now `none`: left on disk, not served.
       return;
     }
+    const uint32_t shard = ShardOf(r.table, r.key);
+    // A tiered table's records are loaded lazily: an entry says where each is, and the first
+    // read brings it into RAM. A marker's record is in the backing store.
+    if (r.in_backing || tiering_[it->second] != nullptr) {
+      const shard::Location where{r.in_backing ? StorageTier::kBacking : StorageTier::kSsd,
+                                  r.record->version, r.expire_at_micros,
+                                  r.record->event_time_micros};
+      if (shards_[shard]->RestoreBelowRam(it->second, r.key, where)) {
+        ++below_ram;
+      } else if (r.expire_at_micros != 0 && r.expire_at_micros <= clock_.NowMicros()) {
+        ++expired;
+        expired_batch.Delete(r.table, r.key);
+      } else if (r.in_backing) {
+        expired_batch.DeleteMarker(r.table, r.key);  // stale: the record was written since
+      }
+      return;
+    }
     // The table's schema may have changed since the record was stored.
     if (!tables_[it->second]->Validate(r.key, *r.record).ok()) {
       ++invalid;  // Left on disk, not served: a later Put or Delete of the key replaces it.
       return;
     }
-    const uint32_t shard = ShardOf(r.table, r.key);
     if (shards_[shard]->Restore(it->second, r.key, *r.record, r.expire_at_micros)) {
       ++loaded;
     } else {
@@ -178,14 +215,14 @@ Status Engine::OpenTierAndRecover() {
     }
   }));
   if (!expired_batch.empty()) ODS_RETURN_IF_ERROR(tier_->Write(expired_batch).status());
-  recovered_records_ = loaded;
+  recovered_records_ = loaded + below_ram;
   const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                       std::chrono::steady_clock::now() - start)
                       .count();
   log->info(
-      "durable tier {}: recovered {} records in {} ms ({} expired removed, {} of tables not "
-      "durable now left on disk)",
-      dir.string(), loaded, ms, expired, skipped);
+      "durable tier {}: recovered {} records into RAM and {} below RAM (loaded on first read) "
+      "in {} ms ({} expired removed, {} of tables not durable now left on disk)",
+      dir.string(), loaded, below_ram, ms, expired, skipped);
   if (invalid > 0) {
     log->warn("durable tier {}: {} stored records do not fit their table's schema now; left on "
               "disk, not served",
@@ -391,8 +428,12 @@ Result<std::vector<uint64_t>> Engine::PutDurable(uint32_t table_id,
       for (uint32_t i : group) versions[i] = next++;
     }
     tier::WriteBatch batch;
+    // A record that was in the backing store leaves a marker that this write outdates.
+    const bool markers =
+        tiering_[table_id] != nullptr && tiering_[table_id]->Targets(StorageTier::kBacking);
     for (size_t i = 0; i < records.size(); ++i) {
       batch.Put(schema.name(), records[i].key, *records[i].record, expire_at, versions[i]);
+      if (markers) batch.DeleteMarker(schema.name(), records[i].key);
     }
     ticket = tier_->Write(batch);
     if (ticket.ok()) {
@@ -427,9 +468,19 @@ Status Engine::Get(std::string_view table, std::span<const std::string_view> key
   const ShardGroups& groups = GroupByShard(table, keys.size(), [&](size_t i) { return keys[i]; });
   out.resize(keys.size());  // Shards reuse existing records' buffers.
   uint64_t budget_bytes = config_.limits.max_message_bytes;
+  // Records below RAM exist only in durable tables.
+  std::vector<shard::BelowRam> below;
+  std::vector<shard::BelowRam>* below_ram =
+      durability_[table_id] != config::Durability::kNone ? &below : nullptr;
   for (size_t s = 0; s < shards_.size(); ++s) {
     if (groups.Of(s).empty()) continue;
-    if (!shards_[s]->Get(table_id, keys, groups.Of(s), fields, out, budget_bytes)) {
+    below.clear();
+    bool fits = shards_[s]->Get(table_id, keys, groups.Of(s), fields, out, budget_bytes, below_ram);
+    if (fits && !below.empty()) {
+      ODS_ASSIGN_OR_RETURN(fits, ReadBelowRam(table_id, static_cast<uint32_t>(s), keys, fields,
+                                              below, out, budget_bytes));
+    }
+    if (!fits) {
       return ResourceExhaustedError(
           "table '" + schema.name() + "': the " + std::to_string(keys.size()) +
           " records asked for exceed limits.max_message_bytes " +
@@ -588,7 +639,15 @@ EngineStats Engine::Stats() const {
     total.events_duplicate += s.events_duplicate;
     total.entities += s.entities;
     total.event_state_bytes += s.event_state_bytes;
+    total.records_ssd += s.records_ssd;
+    total.records_backing += s.records_backing;
+    total.reads_ssd += s.reads_ssd;
+    total.reads_backing += s.reads_backing;
+    total.promotions += s.promotions;
+    total.demotions_ssd += s.demotions_ssd;
+    total.demotions_backing += s.demotions_backing;
   }
+  total.tier_move_errors = tier_move_errors_.load(std::memory_order_relaxed);
   total.events_rejected = events_rejected_.load(std::memory_order_relaxed);
   total.events_late = events_late_.load(std::memory_order_relaxed);
   total.recovered_records = recovered_records_;

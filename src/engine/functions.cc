@@ -409,6 +409,10 @@ Result<ExecuteReport> Engine::Execute(std::string_view function, std::string_vie
                                 std::to_string(config_.limits.max_record_bytes));
   }
 
+  // Procedures run on RAM records: bring those below RAM up first.
+  if (durability_[table_id] != config::Durability::kNone) {
+    ODS_RETURN_IF_ERROR(MoveRecords(table, keys, StorageTier::kRam).status());
+  }
   const ShardGroups& groups = GroupByShard(table, keys.size(), [&](size_t i) { return keys[i]; });
   ExecuteReport report;
   report.function_version = fn->info.version;

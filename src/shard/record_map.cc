@@ -40,20 +40,29 @@ RecordMap::~RecordMap() {
   for (const Slot& s : set_) std::free(s.block);
 }
 
-uint64_t RecordMap::EntryBytes(size_t key_bytes, size_t value_bytes) {
+uint64_t RecordMap::EntryBytes(size_t key_bytes, size_t value_bytes, size_t trailer_bytes) {
   return kSlotBytes + MallocChunkBytes(VarintBytes(key_bytes) + VarintBytes(value_bytes) +
-                                       key_bytes + value_bytes);
+                                       key_bytes + value_bytes + trailer_bytes);
 }
 
-char* RecordMap::NewBlock(std::string_view key, std::string_view value) {
+char* RecordMap::NewBlock(std::string_view key, std::string_view value, uint32_t stamp) const {
   ODS_CHECK(key.size() <= UINT32_MAX && value.size() <= UINT32_MAX);
   const size_t header = VarintBytes(key.size()) + VarintBytes(value.size());
-  auto* block = static_cast<char*>(std::malloc(header + key.size() + value.size()));
+  auto* block =
+      static_cast<char*>(std::malloc(header + key.size() + value.size() + trailer_bytes_));
   ODS_CHECK(block != nullptr);
   char* p = PutVarint(value.size(), PutVarint(key.size(), block));
   std::memcpy(p, key.data(), key.size());
   if (!value.empty()) std::memcpy(p + key.size(), value.data(), value.size());
+  if (trailer_bytes_ != 0) std::memcpy(p + key.size() + value.size(), &stamp, sizeof(stamp));
   return block;
+}
+
+std::string_view RecordMap::FindTouch(std::string_view key, uint32_t stamp) {
+  auto it = set_.find(Absl(key));
+  if (it == set_.end()) return {};
+  SetStamp(it->block, stamp);
+  return ValueOf(it->block);
 }
 
 std::string_view RecordMap::Find(std::string_view key) const {
@@ -62,11 +71,11 @@ std::string_view RecordMap::Find(std::string_view key) const {
   return ValueOf(it->block);
 }
 
-int64_t RecordMap::Upsert(std::string_view key, std::string_view value) {
+int64_t RecordMap::Upsert(std::string_view key, std::string_view value, uint32_t stamp) {
   auto it = set_.find(Absl(key));
   if (it == set_.end()) {
-    set_.insert(Slot{NewBlock(key, value)});
-    return static_cast<int64_t>(EntryBytes(key.size(), value.size()));
+    set_.insert(Slot{NewBlock(key, value, stamp)});
+    return static_cast<int64_t>(EntryBytes(key.size(), value.size(), trailer_bytes_));
   }
   char* block = it->block;
   const Layout layout = Parse(block);
@@ -74,12 +83,13 @@ int64_t RecordMap::Upsert(std::string_view key, std::string_view value) {
     if (!value.empty()) {
       std::memcpy(block + layout.header_bytes + layout.key_bytes, value.data(), value.size());
     }
+    SetStamp(block, stamp);
     return 0;
   }
   const uint64_t old_bytes = AccountedBytes(block);
-  it->block = NewBlock(key, value);
+  it->block = NewBlock(key, value, stamp);
   std::free(block);
-  return static_cast<int64_t>(EntryBytes(key.size(), value.size())) -
+  return static_cast<int64_t>(EntryBytes(key.size(), value.size(), trailer_bytes_)) -
          static_cast<int64_t>(old_bytes);
 }
 

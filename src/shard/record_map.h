@@ -15,7 +15,9 @@
 namespace ods::shard {
 
 // Key -> encoded record, with ONE heap block per entry holding both:
-//   [varint key_bytes][varint value_bytes][key][value]
+//   [varint key_bytes][varint value_bytes][key][value][stamp]
+// where the 4-byte `stamp` (an access time in seconds, for tiering's idle_for) is there only in
+// a map built with access stamps.
 // The table slot is a single pointer. Compared with a map of two std::strings this halves the
 // bytes per record (no 64-byte slot, one allocation instead of up to two) and a lookup touches
 // two cache lines (slot, block) instead of three. The header is 2 bytes for keys and records
@@ -24,7 +26,9 @@ namespace ods::shard {
 // access.
 class RecordMap {
  public:
-  RecordMap() = default;
+  // With `access_stamps`, every entry carries a uint32 stamp (Upsert sets it, FindTouch
+  // refreshes it, VisitFrom reports it); without, entries have none and stamps read as 0.
+  explicit RecordMap(bool access_stamps = false) : trailer_bytes_(access_stamps ? 4 : 0) {}
   ~RecordMap();
   RecordMap(const RecordMap&) = delete;
   RecordMap& operator=(const RecordMap&) = delete;
@@ -33,9 +37,13 @@ class RecordMap {
   // mutating call. O(1) expected, no allocation.
   std::string_view Find(std::string_view key) const;
 
-  // Inserts or replaces the record under `key`. Returns the change in accounted bytes.
-  // Replacing with a value of the same size (fixed-width typed records) reuses the block.
-  int64_t Upsert(std::string_view key, std::string_view value);
+  // As Find, and sets the entry's stamp to `stamp` (no-op without access stamps).
+  std::string_view FindTouch(std::string_view key, uint32_t stamp);
+
+  // Inserts or replaces the record under `key`, with stamp `stamp`. Returns the change in
+  // accounted bytes. Replacing with a value of the same size (fixed-width typed records) reuses
+  // the block.
+  int64_t Upsert(std::string_view key, std::string_view value, uint32_t stamp = 0);
 
   // Removes `key`; returns the accounted bytes freed (0 if absent).
   uint64_t Erase(std::string_view key);
@@ -80,11 +88,34 @@ class RecordMap {
     return {removed, visited};
   }
 
-  size_t size() const { return set_.size(); }
+  // Visits up to `max_visits` entries as EraseIfFrom does (same resume contract), calling
+  // fn(key, value, stamp) for each; fn must not mutate the map. Returns the entries visited.
+  template <typename Fn>
+  size_t VisitFrom(std::string& resume_key, Fn fn, size_t max_visits) const {
+    auto it = set_.begin();
+    if (!resume_key.empty()) {
+      it = set_.find(Absl(resume_key));
+      if (it == set_.end()) it = set_.begin();
+    }
+    size_t visited = 0;
+    for (; it != set_.end() && visited < max_visits; ++it, ++visited) {
+      fn(KeyOf(it->block), ValueOf(it->block), StampOf(it->block));
+    }
+    if (it == set_.end()) {
+      resume_key.clear();
+    } else {
+      resume_key.assign(KeyOf(it->block));
+    }
+    return visited;
+  }
 
-  // Bytes accounted for an entry of this key and value size: the block as malloc rounds it,
-  // plus the slot and control byte at the table's maximum load.
-  static uint64_t EntryBytes(size_t key_bytes, size_t value_bytes);
+  size_t size() const { return set_.size(); }
+  bool access_stamps() const { return trailer_bytes_ != 0; }
+
+  // Bytes accounted for an entry of this key and value size (plus `trailer_bytes` of stamp):
+  // the block as malloc rounds it, plus the slot and control byte at the table's maximum load.
+  static uint64_t EntryBytes(size_t key_bytes, size_t value_bytes, size_t trailer_bytes = 0);
+  static constexpr size_t kStampBytes = 4;
 
  private:
   // Parsed block header.
@@ -133,14 +164,27 @@ class RecordMap {
     const Layout l = Parse(block);
     return {block + l.header_bytes + l.key_bytes, l.value_bytes};
   }
-  static uint64_t AccountedBytes(const char* block) {
+  uint64_t AccountedBytes(const char* block) const {
     const Layout l = Parse(block);
-    return EntryBytes(l.key_bytes, l.value_bytes);
+    return EntryBytes(l.key_bytes, l.value_bytes, trailer_bytes_);
+  }
+  uint32_t StampOf(const char* block) const {
+    if (trailer_bytes_ == 0) return 0;
+    const Layout l = Parse(block);
+    uint32_t stamp = 0;
+    std::memcpy(&stamp, block + l.header_bytes + l.key_bytes + l.value_bytes, sizeof(stamp));
+    return stamp;
+  }
+  void SetStamp(char* block, uint32_t stamp) const {
+    if (trailer_bytes_ == 0) return;
+    const Layout l = Parse(block);
+    std::memcpy(block + l.header_bytes + l.key_bytes + l.value_bytes, &stamp, sizeof(stamp));
   }
   // Debian's abseil has its own string_view type; heterogeneous lookups must use it.
   static absl::string_view Absl(std::string_view s) { return {s.data(), s.size()}; }
-  static char* NewBlock(std::string_view key, std::string_view value);
+  char* NewBlock(std::string_view key, std::string_view value, uint32_t stamp) const;
 
+  const uint32_t trailer_bytes_;
   absl::flat_hash_set<Slot, Hash, Eq> set_;
 };
 

@@ -10,20 +10,13 @@
 #include "ods/common/check.h"
 #include "ods/record/codec.h"
 #include "record_map.h"
+#include "shard_table.h"
 
 namespace ods::shard {
 namespace {
 
 // Longest encoded header: three varints of at most 10 bytes each.
 constexpr uint64_t kMaxHeaderBytes = 30;
-
-// True if `encoded` carries an expiry at or before `now`. `now` 0 means "table has no TTL".
-bool IsExpired(std::string_view encoded, Micros now) {
-  if (now == 0) return false;
-  Result<record::EncodedHeader> header = record::DecodeHeader(encoded);
-  ODS_CHECK(header.ok());  // Only this shard encodes what it stores.
-  return header->expire_at_micros != 0 && header->expire_at_micros <= now;
-}
 
 // Attempts of one Execute before a record that keeps changing under it is given up (kAborted).
 constexpr int kMaxProcedureAttempts = 4;
@@ -53,27 +46,21 @@ ProcedureOutcome Failed(Status status, bool budget_exhausted = false) {
 
 }  // namespace
 
-struct Shard::Table {
-  std::shared_ptr<const record::TableSchema> schema;
-  record::FieldDictionary dict;
-  RecordMap records;                 // key -> encoded record
-  std::string scratch;               // reused encode buffer
-  std::vector<uint32_t> projection;  // reused projection ids
-
-  // Now, if the table has a TTL; else 0 (and no clock read).
-  Micros ExpiryNow(const Clock& clock) const {
-    return schema->ttl_micros() > 0 ? clock.NowMicros() : 0;
-  }
-};
-
 Shard::Shard(uint32_t id, std::vector<std::shared_ptr<const record::TableSchema>> tables,
-             const Clock& clock, uint64_t max_memory_bytes)
+             const Clock& clock, uint64_t max_memory_bytes,
+             std::vector<std::shared_ptr<const TieringPolicy>> tiering)
     : id_(id), clock_(clock), max_memory_bytes_(max_memory_bytes) {
   field_names_ = std::make_unique<std::atomic<size_t>[]>(tables.size());
   MutexLock lock(mu_);
   events_ = std::make_unique<EventStore>(clock_);
   for (auto& schema : tables) {
-    auto table = std::make_unique<Table>();
+    std::shared_ptr<const TieringPolicy> policy;
+    if (tables_.size() < tiering.size() && tiering[tables_.size()] != nullptr &&
+        !tiering[tables_.size()]->rules.empty()) {
+      policy = tiering[tables_.size()];
+    }
+    auto table = std::make_unique<Table>(/*access_stamps=*/policy != nullptr);
+    table->tiering = std::move(policy);
     std::vector<std::string> names;
     for (const auto& f : schema->fields()) names.push_back(f.name);
     table->dict = record::FieldDictionary(names);
@@ -86,7 +73,8 @@ Shard::Shard(uint32_t id, std::vector<std::shared_ptr<const record::TableSchema>
 Shard::~Shard() = default;
 
 uint64_t Shard::MaxEntryBytes(std::string_view key, const record::Record& record) {
-  return RecordMap::EntryBytes(key.size(), kMaxHeaderBytes + record::EncodedFieldBytes(record));
+  return RecordMap::EntryBytes(key.size(), kMaxHeaderBytes + record::EncodedFieldBytes(record),
+                               RecordMap::kStampBytes);
 }
 
 bool Shard::WouldExceedMemory(uint64_t incoming_bytes) const {
@@ -124,13 +112,16 @@ void Shard::Put(uint32_t table, std::span<const KeyedRecord> items,
   ODS_CHECK(table < tables_.size());
   Table& t = *tables_[table];
   const Micros ttl = t.schema->ttl_micros();
-  const Micros expire_at = ttl > 0 ? clock_.NowMicros() + ttl : 0;
+  const Micros now = ttl > 0 || t.tiering != nullptr ? clock_.NowMicros() : 0;
+  const Micros expire_at = ttl > 0 ? now + ttl : 0;
+  const uint32_t stamp = AccessStamp(now);
   int64_t delta = 0;
   for (uint32_t i : indices) {
     const KeyedRecord& item = items[i];
     const uint64_t version = next_version_++;
     record::Encode(*item.record, expire_at, version, t.dict, t.scratch);
-    delta += t.records.Upsert(item.key, t.scratch);
+    delta += t.records.Upsert(item.key, t.scratch, stamp);
+    if (t.below.size() != 0) delta -= static_cast<int64_t>(ForgetBelow(table, t, item.key));
     versions[i] = version;
   }
   field_names_[table].store(t.dict.size(), std::memory_order_relaxed);
@@ -152,12 +143,14 @@ void Shard::PutReserved(uint32_t table, std::span<const KeyedRecord> items,
   MutexLock lock(mu_);
   ODS_CHECK(table < tables_.size());
   Table& t = *tables_[table];
+  const uint32_t stamp = t.tiering != nullptr ? AccessStamp(clock_.NowMicros()) : 0;
   int64_t delta = 0;
   for (uint32_t i : indices) {
     const KeyedRecord& item = items[i];
     ODS_DCHECK(versions[i] < next_version_);
     record::Encode(*item.record, expire_at_micros, versions[i], t.dict, t.scratch);
-    delta += t.records.Upsert(item.key, t.scratch);
+    delta += t.records.Upsert(item.key, t.scratch, stamp);
+    if (t.below.size() != 0) delta -= static_cast<int64_t>(ForgetBelow(table, t, item.key));
   }
   field_names_[table].store(t.dict.size(), std::memory_order_relaxed);
   stats_.puts += indices.size();
@@ -173,7 +166,8 @@ bool Shard::Restore(uint32_t table, std::string_view key, const record::Record& 
   if (expire_at_micros != 0 && expire_at_micros <= clock_.NowMicros()) return false;
   Table& t = *tables_[table];
   record::Encode(record, expire_at_micros, record.version, t.dict, t.scratch);
-  const int64_t delta = t.records.Upsert(key, t.scratch);
+  int64_t delta = t.records.Upsert(key, t.scratch, AccessStamp(clock_.NowMicros()));
+  if (t.below.size() != 0) delta -= static_cast<int64_t>(ForgetBelow(table, t, key));
   field_names_[table].store(t.dict.size(), std::memory_order_relaxed);
   memory_bytes_.store(memory_bytes_.load(std::memory_order_relaxed) + delta,
                       std::memory_order_relaxed);
@@ -182,7 +176,8 @@ bool Shard::Restore(uint32_t table, std::string_view key, const record::Record& 
 
 bool Shard::Get(uint32_t table, std::span<const std::string_view> keys,
                 std::span<const uint32_t> indices, std::span<const std::string_view> fields,
-                std::span<std::optional<record::Record>> out, uint64_t& budget_bytes) {
+                std::span<std::optional<record::Record>> out, uint64_t& budget_bytes,
+                std::vector<BelowRam>* below_ram) {
   MutexLock lock(mu_);
   ODS_CHECK(table < tables_.size());
   Table& t = *tables_[table];
@@ -191,12 +186,19 @@ bool Shard::Get(uint32_t table, std::span<const std::string_view> keys,
     if (auto id = t.dict.Find(name)) t.projection.push_back(*id);
   }
   std::sort(t.projection.begin(), t.projection.end());
-  const Micros now = t.ExpiryNow(clock_);
+  const bool tiered = t.tiering != nullptr;
+  const Micros now = tiered ? clock_.NowMicros() : t.ExpiryNow(clock_);
+  const Micros expiry_now = t.schema->ttl_micros() > 0 ? now : 0;
+  const uint32_t stamp = AccessStamp(now);
   uint64_t hits = 0;
   for (uint32_t i : indices) {
-    const std::string_view encoded = t.records.Find(keys[i]);
-    if (encoded.data() == nullptr || IsExpired(encoded, now)) {
+    const std::string_view encoded =
+        tiered ? t.records.FindTouch(keys[i], stamp) : t.records.Find(keys[i]);
+    if (encoded.data() == nullptr || IsExpired(encoded, expiry_now)) {
       out[i].reset();
+      if (encoded.data() == nullptr && below_ram != nullptr && t.below.size() != 0) {
+        if (NoteReadBelow(t, keys[i], i, expiry_now, stamp, *below_ram)) ++hits;
+      }
       continue;
     }
     if (encoded.size() > budget_bytes) {
@@ -226,7 +228,16 @@ void Shard::Delete(uint32_t table, std::span<const std::string_view> keys,
   for (uint32_t i : indices) {
     deleted[i] = 0;
     const std::string_view encoded = t.records.Find(keys[i]);
-    if (encoded.data() == nullptr) continue;
+    if (encoded.data() == nullptr) {
+      if (t.below.size() == 0) continue;
+      const std::string_view entry = t.below.Find(keys[i]);
+      if (entry.data() == nullptr) continue;
+      const bool live = !BelowEntry::Decode(entry).ExpiredAt(now);
+      delta -= static_cast<int64_t>(ForgetBelow(table, t, keys[i]));
+      deleted[i] = live ? 1 : 0;
+      stats_.deletes += live ? 1 : 0;
+      continue;
+    }
     const bool live = !IsExpired(encoded, now);
     delta -= static_cast<int64_t>(t.records.Erase(keys[i]));
     deleted[i] = live ? 1 : 0;
@@ -250,6 +261,12 @@ void Shard::CollectKeys(uint32_t table, std::string_view prefix, std::string_vie
     if (IsExpired(encoded, now)) return;
     out.emplace_back(key);
   });
+  t.below.ForEach([&](std::string_view key, std::string_view entry) {
+    if (!key.starts_with(prefix)) return;
+    if (!start_after.empty() && key <= start_after) return;
+    if (BelowEntry::Decode(entry).ExpiredAt(now)) return;
+    out.emplace_back(key);
+  });
   auto begin = out.begin() + static_cast<ptrdiff_t>(first);
   if (static_cast<size_t>(out.end() - begin) > limit) {
     std::nth_element(begin, begin + static_cast<ptrdiff_t>(limit), out.end());
@@ -270,7 +287,7 @@ size_t Shard::SweepExpired(size_t max_visits,
     if (sweep_table_ >= tables_.size()) sweep_table_ = 0;
     const auto id = static_cast<uint32_t>(sweep_table_);
     Table& t = *tables_[id];
-    if (t.schema->ttl_micros() != 0) {
+    if (t.schema->ttl_micros() != 0 && !sweep_below_) {
       auto expired = [now, id, removed_keys](std::string_view key, std::string_view encoded) {
         if (!IsExpired(encoded, now)) return false;
         if (removed_keys != nullptr) removed_keys->emplace_back(id, key);
@@ -280,7 +297,24 @@ size_t Shard::SweepExpired(size_t max_visits,
       removed += r;
       visits += v;
       if (!sweep_key_.empty()) break;  // the budget ran out inside this table
+      sweep_below_ = true;
     }
+    if (t.schema->ttl_micros() != 0 && t.below.size() != 0) {
+      sweep_below_ = true;
+      auto expired = [&](std::string_view key, std::string_view entry) {
+        const BelowEntry e = BelowEntry::Decode(entry);
+        if (!e.ExpiredAt(now)) return false;
+        if (removed_keys != nullptr) removed_keys->emplace_back(id, key);
+        t.CountBelow(e.tier, -1);
+        if (e.tier == StorageTier::kBacking) backing_garbage_.emplace_back(id, key);
+        return true;
+      };
+      const auto [r, v] = t.below.EraseIfFrom(sweep_key_, expired, max_visits - visits, freed);
+      removed += r;
+      visits += v;
+      if (!sweep_key_.empty()) break;
+    }
+    sweep_below_ = false;
     sweep_key_.clear();
     ++sweep_table_;
   }
@@ -294,7 +328,11 @@ ShardStats Shard::Stats() {
   MutexLock lock(mu_);
   ShardStats s = stats_;
   s.records = 0;
-  for (const auto& t : tables_) s.records += t->records.size();
+  for (const auto& t : tables_) {
+    s.records += t->records.size() + t->below.size();
+    s.records_ssd += t->below_ssd;
+    s.records_backing += t->below_backing;
+  }
   s.memory_bytes = memory_bytes_.load(std::memory_order_relaxed);
   s.entities = events_->entities();
   s.event_state_bytes = events_->TrackedBytes();
@@ -473,6 +511,13 @@ ProcedureOutcome Shard::Execute(const ProcedureCall& call) {
       MutexLock lock(mu_);
       Table& t = *tables_[call.table];
       const std::string_view encoded = t.records.Find(call.key);
+      if (encoded.data() == nullptr && t.below.size() != 0 &&
+          t.below.Find(call.key).data() != nullptr &&
+          !BelowEntry::Decode(t.below.Find(call.key)).ExpiredAt(t.ExpiryNow(clock_))) {
+        // The engine brings records into RAM before it calls; this one left again meanwhile.
+        return Failed(Status(StatusCode::kAborted,
+                             where + ": the record moved below RAM during the call; retry"));
+      }
       if (encoded.data() == nullptr || IsExpired(encoded, t.ExpiryNow(clock_))) {
         current.reset();
       } else {

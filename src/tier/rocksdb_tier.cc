@@ -2,7 +2,10 @@
 
 #include <rocksdb/db.h>
 #include <rocksdb/iterator.h>
+#include <rocksdb/cache.h>
+#include <rocksdb/filter_policy.h>
 #include <rocksdb/options.h>
+#include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 
 #include <algorithm>
@@ -56,6 +59,22 @@ void WriteBatch::Put(std::string_view table, std::string_view key, const record:
 
 void WriteBatch::Delete(std::string_view table, std::string_view key) {
   internal::EncodeKey(table, key, rep_->key);
+  ODS_CHECK(rep_->batch.Delete(rep_->key).ok());
+  internal::EncodeMarkerKey(table, key, rep_->key);
+  ODS_CHECK(rep_->batch.Delete(rep_->key).ok());
+  ++rep_->count;
+}
+
+void WriteBatch::PutMarker(std::string_view table, std::string_view key, uint64_t version,
+                           Micros expire_at_micros, Micros event_time_micros) {
+  internal::EncodeMarkerKey(table, key, rep_->key);
+  internal::EncodeMarker(version, expire_at_micros, event_time_micros, rep_->value);
+  ODS_CHECK(rep_->batch.Put(rep_->key, rep_->value).ok());
+  ++rep_->count;
+}
+
+void WriteBatch::DeleteMarker(std::string_view table, std::string_view key) {
+  internal::EncodeMarkerKey(table, key, rep_->key);
   ODS_CHECK(rep_->batch.Delete(rep_->key).ok());
   ++rep_->count;
 }
@@ -175,6 +194,13 @@ Result<std::unique_ptr<RocksDbTier>> RocksDbTier::Open(const TierOptions& option
   db_options.max_log_file_size = 1 << 20;
   // RocksDB does its own compaction and flushes on its own threads; two of each suffice here.
   db_options.IncreaseParallelism(2);
+  // Reads of records below RAM are point lookups: a bloom filter spares a miss the disk, and
+  // index and filter blocks stay cached.
+  rocksdb::BlockBasedTableOptions table_options;
+  table_options.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  table_options.cache_index_and_filter_blocks = true;
+  table_options.block_cache = rocksdb::NewLRUCache(64 << 20);
+  db_options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table_options));
   rocksdb::DB* raw = nullptr;
   const rocksdb::Status s = rocksdb::DB::Open(db_options, options.dir, &raw);
   if (!s.ok()) {
@@ -242,8 +268,17 @@ Status RocksDbTier::ForEach(const std::function<void(const StoredRecord&)>& fn) 
     const rocksdb::Slice k = it->key();
     const rocksdb::Slice v = it->value();
     StoredRecord stored;
-    if (!internal::DecodeKey({k.data(), k.size()}, stored.table, stored.key) ||
-        !internal::DecodeValue({v.data(), v.size()}, record, stored.expire_at_micros)) {
+    bool ok = internal::DecodeKey({k.data(), k.size()}, stored.table, stored.key);
+    if (ok && internal::IsMarkerTable(stored.table)) {
+      stored.table.remove_prefix(1);
+      stored.in_backing = true;
+      record.fields.clear();
+      ok = internal::DecodeMarker({v.data(), v.size()}, record.version, stored.expire_at_micros,
+                                  record.event_time_micros);
+    } else if (ok) {
+      ok = internal::DecodeValue({v.data(), v.size()}, record, stored.expire_at_micros);
+    }
+    if (!ok) {
       return {StatusCode::kDataLoss, "durable tier '" + impl_->dir +
                                          "': corrupt record under key '" +
                                          QuoteForMessage({k.data(), k.size()}) + "'"};
@@ -255,6 +290,27 @@ Status RocksDbTier::ForEach(const std::function<void(const StoredRecord&)>& fn) 
     return FromRocks(it->status(), "durable tier '" + impl_->dir + "': reading records failed");
   }
   return OkStatus();
+}
+
+Result<std::optional<StoredEntry>> RocksDbTier::Get(std::string_view table,
+                                                     std::string_view key) const {
+  std::string stored_key;
+  internal::EncodeKey(table, key, stored_key);
+  rocksdb::PinnableSlice value;
+  const rocksdb::Status s =
+      impl_->db->Get(rocksdb::ReadOptions(), impl_->db->DefaultColumnFamily(), stored_key, &value);
+  if (s.IsNotFound()) return std::optional<StoredEntry>();
+  if (!s.ok()) {
+    return FromRocks(s, "durable tier '" + impl_->dir + "': reading table '" + std::string(table) +
+                            "', key '" + QuoteForMessage(key) + "'");
+  }
+  StoredEntry entry;
+  if (!internal::DecodeValue({value.data(), value.size()}, entry.record, entry.expire_at_micros)) {
+    return Status(StatusCode::kDataLoss, "durable tier '" + impl_->dir + "': corrupt record of table '" +
+                                             std::string(table) + "', key '" +
+                                             QuoteForMessage(key) + "'");
+  }
+  return std::optional<StoredEntry>(std::move(entry));
 }
 
 TierStats RocksDbTier::Stats() const {

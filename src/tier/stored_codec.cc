@@ -42,6 +42,36 @@ void EncodeKey(std::string_view table, std::string_view key, std::string& out) {
   out.append(key);
 }
 
+void EncodeMarkerKey(std::string_view table, std::string_view key, std::string& out) {
+  out.clear();
+  PutVarint(table.size() + 1, out);
+  out.push_back('\0');
+  out.append(table);
+  out.append(key);
+}
+
+void EncodeMarker(uint64_t version, Micros expire_at_micros, Micros event_time_micros,
+                  std::string& out) {
+  out.clear();
+  PutVarint(version, out);
+  PutVarint(static_cast<uint64_t>(expire_at_micros), out);
+  const auto t = static_cast<uint64_t>(event_time_micros);
+  PutVarint((t << 1) ^ static_cast<uint64_t>(event_time_micros >> 63), out);
+}
+
+bool DecodeMarker(std::string_view stored, uint64_t& version, Micros& expire_at_micros,
+                  Micros& event_time_micros) {
+  uint64_t expire = 0;
+  uint64_t zigzag = 0;
+  if (!GetVarint(stored, version) || !GetVarint(stored, expire) || !GetVarint(stored, zigzag) ||
+      !stored.empty()) {
+    return false;
+  }
+  expire_at_micros = static_cast<Micros>(expire);
+  event_time_micros = static_cast<Micros>(zigzag >> 1) ^ -static_cast<Micros>(zigzag & 1);
+  return true;
+}
+
 bool DecodeKey(std::string_view stored, std::string_view& table, std::string_view& key) {
   if (!GetString(stored, table) || table.empty()) return false;
   key = stored;

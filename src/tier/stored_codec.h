@@ -29,6 +29,18 @@ bool GetString(std::string_view& in, std::string_view& out);
 // Replaces `out` with the stored key of (table, key).
 void EncodeKey(std::string_view table, std::string_view key, std::string& out);
 
+// Replaces `out` with the key of (table, key)'s backing-store marker: a stored key whose table
+// part is a NUL byte followed by the table name (no table name starts with NUL).
+void EncodeMarkerKey(std::string_view table, std::string_view key, std::string& out);
+// True if a decoded stored key's table part marks a marker (see EncodeMarkerKey).
+inline bool IsMarkerTable(std::string_view table) { return !table.empty() && table[0] == '\0'; }
+
+// Marker value: varint version | varint expire_at | zigzag-varint event_time.
+void EncodeMarker(uint64_t version, Micros expire_at_micros, Micros event_time_micros,
+                  std::string& out);
+bool DecodeMarker(std::string_view stored, uint64_t& version, Micros& expire_at_micros,
+                  Micros& event_time_micros);
+
 // Splits a stored key; false if malformed. Views point into `stored`.
 bool DecodeKey(std::string_view stored, std::string_view& table, std::string_view& key);
 

@@ -48,6 +48,15 @@ struct EngineStats {
   uint64_t recovered_records = 0;  // records loaded from the tier at start
   uint64_t durable_batches = 0;    // Put/Delete calls written to the tier since start
   uint64_t durable_syncs = 0;      // fsyncs of the tier's log (group commits + background)
+  // Tiering (tables with tiering rules); records counts every tier.
+  uint64_t records_ssd = 0;      // records whose value is only on the SSD tier
+  uint64_t records_backing = 0;  // records whose value is only in the backing store
+  uint64_t reads_ssd = 0;        // Get hits served from the SSD tier
+  uint64_t reads_backing = 0;    // Get hits served from the backing store
+  uint64_t promotions = 0;       // records brought back into RAM by reads
+  uint64_t demotions_ssd = 0;    // records moved to the SSD tier
+  uint64_t demotions_backing = 0;
+  uint64_t tier_move_errors = 0;  // moves that failed (I/O); the record stayed where it was
 };
 
 // The store: the catalog of tables, N shards and the router between them. The only component
@@ -142,6 +151,22 @@ class Engine {
   size_t SweepExpiredOnce();
 
   EngineStats Stats() const;
+
+  // --- Tiering (docs/tiering.md) ---
+
+  // Moves `keys` of `table` to tier `to` now, whatever the rules say (the sweep applies the
+  // rules every second; this is for operators and tests). A key moves down RAM -> SSD ->
+  // backing, or up into RAM; a key already there, absent or expired is skipped. Returns how
+  // many moved. Errors: kNotFound unknown table; kInvalidArgument bad key, or `to` below RAM
+  // for a table that is not durable, or backing without storage.backing; kUnavailable /
+  // kDataLoss from the tier or backing store (the record stays readable where it was).
+  Result<size_t> MoveRecords(std::string_view table, std::span<const std::string_view> keys,
+                             StorageTier to);
+
+  // One step of the tier sweep on every shard (what the background sweeper runs each second):
+  // applies the tables' tiering rules to a bounded slice of each shard's records and moves
+  // those that belong lower; deletes backing-store copies left as garbage. Returns the moves.
+  size_t SweepTiersOnce();
 
   // --- Events and features (docs/api.md, "Features") ---
 
@@ -257,6 +282,24 @@ class Engine {
   Status OpenTierAndRecover();
   // Opens storage.backing, if set, into backing_.
   Status OpenBackingStore();
+  // Reads the records shard `s`'s Get found below RAM (`below`) into out[i], projected to
+  // `fields`, each charged to `budget_bytes` (false when over, as Shard::Get); promotes those
+  // flagged. A record that moved meanwhile is looked up again.
+  Result<bool> ReadBelowRam(uint32_t table_id, uint32_t s, std::span<const std::string_view> keys,
+                            std::span<const std::string_view> fields,
+                            std::span<const shard::BelowRam> below,
+                            std::span<std::optional<record::Record>> out, uint64_t& budget_bytes);
+  // Reads `key` from `tier` (at any version); nullopt if not there (moved or gone).
+  Result<std::optional<record::Record>> ReadFromTier(uint32_t table_id, std::string_view key,
+                                                     StorageTier tier);
+  // Brings `key` (below RAM at `version` in `tier`, value `record`) into RAM; false if it
+  // changed meanwhile. From the backing store, the record goes back into the SSD tier first.
+  Result<bool> PromoteRecord(uint32_t table_id, uint32_t s, std::string_view key, StorageTier tier,
+                             const record::Record& record);
+  // Carries out one move (from the sweep or MoveRecords). Returns whether it moved.
+  Result<bool> CarryOut(const shard::TierMove& move);
+  // Deletes backing-store copies the shards reported as garbage, unless the key is back there.
+  void CollectBackingGarbage();
   // Put/Delete up to, not including, the wait for durability: validates, writes the tier (for
   // a durable table) and RAM. `sync_ticket` is set to the tier ticket to wait for when the
   // table is `sync`, else 0. `table_id` is set once the table is known.
@@ -351,6 +394,12 @@ class Engine {
   // across the tier's in-memory log append, never across an fsync; readers never take it, and
   // the shard's own lock is taken inside it only for the RAM apply.
   std::unique_ptr<std::mutex[]> write_order_mu_;
+  // Tiering policy per table (null: none); constant after Create.
+  std::vector<std::shared_ptr<const shard::TieringPolicy>> tiering_;
+  // Serializes moves into the backing store with the deletion of garbage copies there, so that
+  // a garbage delete never removes a copy a concurrent move just wrote.
+  std::mutex backing_move_mu_;
+  std::atomic<uint64_t> tier_move_errors_{0};
 
   // Event templates and aggregations: immutable snapshots. The newest is published in
   // catalog_ (lock-free reads); older ones stay alive until the engine is destroyed, so a

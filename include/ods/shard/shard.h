@@ -14,6 +14,8 @@
 #include "ods/aggregate/aggregate.h"
 #include "ods/common/clock.h"
 #include "ods/common/mutex.h"
+#include "ods/common/predicate.h"
+#include "ods/common/storage_tier.h"
 #include "ods/record/schema.h"
 #include "ods/record/value.h"
 #include "ods/sandbox/sandbox.h"
@@ -107,6 +109,75 @@ struct ProcedureOutcome {
   bool budget_exhausted = false;
 };
 
+// --- Tiering (docs/architecture.md, "Tiering") ---
+
+// One rule of a table's tiering (config::TierRuleConfig): records meeting every set condition
+// belong in `to`. Immutable.
+struct TierRule {
+  StorageTier to = StorageTier::kRam;
+  Micros idle_for_micros = 0;     // 0 = no condition
+  Micros age_micros = 0;          // by event time; 0 = no condition
+  std::optional<Predicate> field;  // unset = no condition
+};
+
+enum class PromotePolicy : uint8_t { kOnAccess, kAfterHits, kNever };
+
+// How one table tiers. Immutable; shared by the engine and shards.
+struct TieringPolicy {
+  std::vector<TierRule> rules;  // first match wins; no match = RAM
+  PromotePolicy promote = PromotePolicy::kOnAccess;
+  uint32_t promote_after_hits = 1;  // kAfterHits: reads below RAM that promote
+  // True if some rule moves records to `tier`.
+  bool Targets(StorageTier tier) const;
+};
+
+// What the rules decide from, besides the record's fields.
+struct TierFacts {
+  Micros now = 0;
+  Micros event_time = 0;   // the record's; 0 = unknown (age 0)
+  Micros last_access = 0;  // last read or write (1 s resolution)
+};
+
+// The tier `policy` puts a record in: the `to` of the first rule whose conditions all hold, RAM
+// if none does. nullopt when a field predicate decides and `record` is null (the caller reads
+// the record and asks again). Pure; O(rules + predicate size).
+std::optional<StorageTier> DecideTier(const TieringPolicy& policy, const TierFacts& facts,
+                                      const record::Record* record);
+
+// A record below RAM that Shard::Get found: the caller reads it from `tier` and, when `promote`
+// (the table's promote policy says this read brings it back), hands it to Shard::Promote.
+struct BelowRam {
+  uint32_t index = 0;  // request position
+  StorageTier tier = StorageTier::kSsd;
+  uint64_t version = 0;
+  bool promote = false;
+};
+
+// Where a record of this shard is (Shard::Locate).
+struct Location {
+  StorageTier tier = StorageTier::kRam;
+  uint64_t version = 0;
+  Micros expire_at_micros = 0;  // 0 = never
+  Micros event_time_micros = 0;
+};
+
+// A move the tier sweep proposes (Shard::CollectTierMoves); the engine carries it out.
+struct TierMove {
+  uint32_t table = 0;
+  std::string key;
+  uint64_t version = 0;
+  StorageTier from = StorageTier::kRam;
+  StorageTier to = StorageTier::kSsd;
+  Micros expire_at_micros = 0;
+  Micros event_time_micros = 0;
+  Micros last_access_micros = 0;
+  // A record below RAM whose rules test its fields: the caller reads it and decides with
+  // DecideTier before moving it (`to` is then only where it might go).
+  bool needs_record = false;
+  // The record, for a move out of RAM to the backing store (decoded under the lock).
+  std::optional<record::Record> record;
+};
+
 // Counters of one shard, summed by the engine for server stats.
 struct ShardStats {
   uint64_t records = 0;       // live entries (expired-but-unswept included)
@@ -121,6 +192,14 @@ struct ShardStats {
   uint64_t events_failed = 0;      // refused because a Lua aggregator failed on them
   uint64_t entities = 0;           // (template, entity) event states
   uint64_t event_state_bytes = 0;  // tiles, retained events and event ids (kept up to date)
+  // Tiering: records below RAM (each keeps a small entry in RAM, counted in memory_bytes).
+  uint64_t records_ssd = 0;
+  uint64_t records_backing = 0;
+  uint64_t reads_ssd = 0;       // Get hits found below RAM, by tier
+  uint64_t reads_backing = 0;
+  uint64_t promotions = 0;      // records brought back into RAM by reads
+  uint64_t demotions_ssd = 0;   // moves into the SSD tier
+  uint64_t demotions_backing = 0;
 };
 
 // The records of every table for one slice of the key space.
@@ -138,8 +217,11 @@ struct ShardStats {
 class alignas(64) Shard {
  public:
   // `tables` is the catalog: table ids are indices into it. `max_memory_bytes` 0 = unlimited.
+  // `tiering[t]`, when given and non-null, is table t's tiering policy (its RAM entries then
+  // carry an access time, 4 bytes each).
   Shard(uint32_t id, std::vector<std::shared_ptr<const record::TableSchema>> tables,
-        const Clock& clock, uint64_t max_memory_bytes);
+        const Clock& clock, uint64_t max_memory_bytes,
+        std::vector<std::shared_ptr<const TieringPolicy>> tiering = {});
   ~Shard();
   Shard(const Shard&) = delete;
   Shard& operator=(const Shard&) = delete;
@@ -198,10 +280,13 @@ class alignas(64) Shard {
   // For each i in `indices`: out[i] = the record under keys[i], limited to `fields` when
   // non-empty (missing fields are omitted), or nullopt if absent or expired. Each hit's encoded
   // size is taken from `budget_bytes`; returns false, without decoding that record or any after
-  // it, when the budget would go below zero.
+  // it, when the budget would go below zero. A live record below RAM leaves out[i] nullopt and
+  // is appended to `below_ram` (for the caller to read from its tier; its read counts as an
+  // access), or counts as absent when `below_ram` is null.
   bool Get(uint32_t table, std::span<const std::string_view> keys,
            std::span<const uint32_t> indices, std::span<const std::string_view> fields,
-           std::span<std::optional<record::Record>> out, uint64_t& budget_bytes);
+           std::span<std::optional<record::Record>> out, uint64_t& budget_bytes,
+           std::vector<BelowRam>* below_ram = nullptr);
 
   // For each i in `indices`: removes keys[i]; deleted[i] = 1 if a live record was removed.
   void Delete(uint32_t table, std::span<const std::string_view> keys,
@@ -221,6 +306,45 @@ class alignas(64) Shard {
                       std::vector<std::pair<uint32_t, std::string>>* removed_keys = nullptr);
 
   ShardStats Stats();
+
+  // --- Tiering. A record below RAM keeps an entry here (key, tier, version, expiry, event time,
+  // last access, reads since it left RAM): Get reports it (BelowRam), CollectKeys lists it,
+  // Delete and SweepExpired remove it like a RAM record, and a Put replaces it. The engine
+  // moves the record's bytes between tiers; these calls change only what this shard believes,
+  // each checking the version it is given so that a move racing with a write is dropped. ---
+
+  // Where `key` of `table` is, or nullopt if absent or expired.
+  std::optional<Location> Locate(uint32_t table, std::string_view key);
+
+  // Visits up to `max_visits` RAM records and below-RAM entries of tables with tiering rules,
+  // resuming where the previous call stopped, and appends to `out` each whose rules put it in
+  // a lower tier than where it is (or, below RAM, that needs its fields to decide). Holds the
+  // lock for O(max_visits) (a RAM record is decoded only when a rule tests its fields or it
+  // goes to the backing store). Returns the entries visited.
+  size_t CollectTierMoves(size_t max_visits, std::vector<TierMove>& out);
+
+  // If `key` is in RAM at `version`: drops its value, keeping an entry in tier `to` (ssd or
+  // backing), and returns true; else false (written, deleted or moved meanwhile).
+  bool DemoteFromRam(uint32_t table, std::string_view key, uint64_t version, StorageTier to);
+
+  // If `key` is in tier `from` (below RAM) at `version`: records that it is now in `to` and
+  // returns true; else false.
+  bool MoveBelowRam(uint32_t table, std::string_view key, uint64_t version, StorageTier from,
+                    StorageTier to);
+
+  // If `key` is still below RAM at record.version: stores `record` in RAM (expiry kept from the
+  // entry) and returns true; else false (written, deleted or moved meanwhile).
+  bool Promote(uint32_t table, std::string_view key, const record::Record& record);
+
+  // Loads an entry for a record stored below RAM (recovery), raising the version counter past
+  // it. A newer entry (RAM or below) for the same key wins; returns false when this one lost or
+  // is already expired by the clock.
+  bool RestoreBelowRam(uint32_t table, std::string_view key, const Location& where);
+
+  // Moves to `out` the (table, key) of records that were in the backing store and have since
+  // been overwritten, deleted, expired or promoted: their copies there are garbage. A key may
+  // be back in the backing store by now; the caller checks Locate before deleting.
+  void TakeBackingGarbage(std::vector<std::pair<uint32_t, std::string>>& out);
 
   // Event state bytes counted by walking every entity, O(entities) under the lock: for tests,
   // which check that the running figure in Stats().event_state_bytes equals it.
@@ -347,6 +471,14 @@ class alignas(64) Shard {
   struct Table;
   class EventStore;
 
+  // Removes `key`'s below-RAM entry of table `table` (`t`), if any; returns the accounted bytes
+  // freed. A record that was in the backing store leaves its copy there as garbage.
+  uint64_t ForgetBelow(uint32_t table, Table& t, std::string_view key) ODS_REQUIRES(mu_);
+  // Get's handling of a RAM miss: if `key` has a live below-RAM entry, counts the read (access
+  // time, reads since demotion), appends it to `out` with whether to promote, returns true.
+  bool NoteReadBelow(Table& t, std::string_view key, uint32_t index, Micros expiry_now,
+                     uint32_t stamp, std::vector<BelowRam>& out) ODS_REQUIRES(mu_);
+
   const uint32_t id_;
   const Clock& clock_;
   const uint64_t max_memory_bytes_;
@@ -365,9 +497,16 @@ class alignas(64) Shard {
   ShardStats stats_ ODS_GUARDED_BY(mu_);
   std::vector<std::unique_ptr<Table>> tables_ ODS_GUARDED_BY(mu_);
   std::unique_ptr<EventStore> events_ ODS_GUARDED_BY(mu_);
-  // Where SweepExpired resumes: a table and the key visited next (empty: its first record).
+  // Where SweepExpired resumes: a table and the key visited next (empty: its first record);
+  // `sweep_below_` says it is in the table's below-RAM entries.
   size_t sweep_table_ ODS_GUARDED_BY(mu_) = 0;
   std::string sweep_key_ ODS_GUARDED_BY(mu_);
+  bool sweep_below_ ODS_GUARDED_BY(mu_) = false;
+  // Where CollectTierMoves resumes, likewise.
+  size_t tier_table_ ODS_GUARDED_BY(mu_) = 0;
+  std::string tier_key_ ODS_GUARDED_BY(mu_);
+  bool tier_below_ ODS_GUARDED_BY(mu_) = false;
+  std::vector<std::pair<uint32_t, std::string>> backing_garbage_ ODS_GUARDED_BY(mu_);
 };
 
 }  // namespace ods::shard

@@ -12,8 +12,9 @@
 #include "ods/record/value.h"
 
 // The SSD tier: records kept in a RocksDB database under the data dir, written through its
-// write-ahead log. This first slice (issue #6 point 1) makes record writes durable and recovers
-// them at start; demotion and the read-through path come later. RocksDB stays behind this
+// write-ahead log. Every record of a durable table is here (write-through), except those moved
+// on to the backing store: for each of those a small marker (version, expiry, event time) takes
+// the record's place, so that recovery knows where every record is. RocksDB stays behind this
 // header (pimpl): nothing here includes it.
 namespace ods::tier {
 
@@ -33,8 +34,16 @@ class WriteBatch {
   // expiry (0 = never) the store assigned. A later entry for the same key wins.
   void Put(std::string_view table, std::string_view key, const record::Record& record,
            Micros expire_at_micros, uint64_t version);
-  // Adds a removal of `key` in `table` (whether or not it exists).
+  // Adds a removal of `key` in `table` (whether or not it exists), its backing-store marker
+  // included.
   void Delete(std::string_view table, std::string_view key);
+
+  // Adds a marker saying that `key` of `table` is in the backing store at `version` (replacing
+  // the record, if the batch also Deletes it first).
+  void PutMarker(std::string_view table, std::string_view key, uint64_t version,
+                 Micros expire_at_micros, Micros event_time_micros);
+  // Adds a removal of `key`'s marker only (the record, if any, stays).
+  void DeleteMarker(std::string_view table, std::string_view key);
 
   size_t size() const;
   bool empty() const { return size() == 0; }
@@ -49,8 +58,16 @@ class WriteBatch {
 struct StoredRecord {
   std::string_view table;
   std::string_view key;
-  const record::Record* record = nullptr;  // fields sorted by name, event time and version set
-  Micros expire_at_micros = 0;             // 0 = never
+  // Fields sorted by name, event time and version set. For a marker: no fields.
+  const record::Record* record = nullptr;
+  Micros expire_at_micros = 0;  // 0 = never
+  bool in_backing = false;      // a marker: the record is in the backing store
+};
+
+// A record read by key (RocksDbTier::Get).
+struct StoredEntry {
+  record::Record record;        // fields sorted by name, event time and version set
+  Micros expire_at_micros = 0;  // 0 = never
 };
 
 struct TierOptions {
@@ -114,7 +131,12 @@ class RocksDbTier {
   // destructor returns.
   void OnDurable(uint64_t ticket, std::function<void(const Status&)> done);
 
-  // Calls fn for every stored record, ordered by (table, key). Not a snapshot of concurrent
+  // The record stored under (table, key), or nullopt if there is none (a marker is not a
+  // record). Sees every Write that returned before it. kDataLoss corrupt value (names table and
+  // key), kUnavailable I/O error. Cost: one RocksDB point lookup (bloom filter, block cache).
+  Result<std::optional<StoredEntry>> Get(std::string_view table, std::string_view key) const;
+
+  // Calls fn for every stored record and marker, ordered by stored key. Not a snapshot of concurrent
   // writes; meant for start-up, before writes begin. kDataLoss if a stored value is corrupt
   // (message names table and key); kUnavailable on an I/O error.
   Status ForEach(const std::function<void(const StoredRecord&)>& fn) const;

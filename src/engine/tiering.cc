@@ -1,0 +1,272 @@
+// The engine's side of tiering: reading records below RAM, promotion, and the moves the sweep
+// (or an operator) asks for. docs/architecture.md, "Tiering".
+//
+// Where a record is: the shard's RAM map, or an entry there saying "SSD" or "backing" with the
+// version it was moved at. Durable tables write every record through to the SSD tier
+// (RocksDB), so RAM -> SSD only drops the value from RAM. A move to the backing store writes
+// the record there first (durably), then, under the shard's write-order lock and only if the
+// record is still the version it read, replaces it in RocksDB with a marker in one batch, then
+// updates the shard. A crash between any two steps leaves the record readable where it was (the
+// backing copy is then garbage). Copies in the backing store that a write, delete, expiry or
+// promotion has outdated are deleted by the sweep (CollectBackingGarbage).
+
+#include <algorithm>
+#include <mutex>
+#include <utility>
+
+#include "ods/common/logging.h"
+#include "ods/engine/engine.h"
+#include "ods/record/codec.h"
+#include "ods/tier/backing_store.h"
+#include "ods/tier/rocksdb_tier.h"
+
+namespace ods::engine {
+namespace {
+
+// Records one tier sweep step visits per shard: the rules cost ~0.2 us a record (a decode
+// when a rule tests fields), so a step holds a shard for well under a millisecond.
+constexpr size_t kTierVisitsPerShard = 1024;
+
+// Keeps only the fields named in `fields` (all when empty).
+void Project(std::span<const std::string_view> fields, record::Record& r) {
+  if (fields.empty()) return;
+  std::erase_if(r.fields, [&](const record::Field& f) {
+    return std::find(fields.begin(), fields.end(), f.name) == fields.end();
+  });
+}
+
+}  // namespace
+
+Result<std::optional<record::Record>> Engine::ReadFromTier(uint32_t table_id,
+                                                           std::string_view key,
+                                                           StorageTier tier) {
+  const std::string& table = tables_[table_id]->name();
+  if (tier == StorageTier::kSsd) {
+    ODS_ASSIGN_OR_RETURN(std::optional<tier::StoredEntry> entry, tier_->Get(table, key));
+    if (!entry) return std::optional<record::Record>();
+    return std::optional<record::Record>(std::move(entry->record));
+  }
+  if (backing_ == nullptr) {
+    return InternalError("table '" + table + "', key '" + QuoteForMessage(key) +
+                         "': in the backing store, but none is configured");
+  }
+  ODS_ASSIGN_OR_RETURN(std::optional<tier::BackingEntry> entry, backing_->Get(table, key));
+  if (!entry) return std::optional<record::Record>();
+  return std::optional<record::Record>(std::move(entry->record));
+}
+
+Result<bool> Engine::ReadBelowRam(uint32_t table_id, uint32_t s,
+                                  std::span<const std::string_view> keys,
+                                  std::span<const std::string_view> fields,
+                                  std::span<const shard::BelowRam> below,
+                                  std::span<std::optional<record::Record>> out,
+                                  uint64_t& budget_bytes) {
+  std::vector<shard::BelowRam> again;
+  for (shard::BelowRam b : below) {
+    const std::string_view key = keys[b.index];
+    // A record may move between the shard's answer and the read; a few rounds settle it.
+    for (int attempt = 0;; ++attempt) {
+      ODS_ASSIGN_OR_RETURN(std::optional<record::Record> r, ReadFromTier(table_id, key, b.tier));
+      if (r.has_value()) {
+        if (b.promote) {
+          ODS_RETURN_IF_ERROR(PromoteRecord(table_id, s, key, b.tier, *r).status());
+        }
+        const uint64_t bytes = record::EncodedFieldBytes(*r) + 30;
+        if (bytes > budget_bytes) return false;
+        budget_bytes -= bytes;
+        Project(fields, *r);
+        out[b.index] = std::move(r);
+        break;
+      }
+      if (attempt == 3) {
+        return Status(StatusCode::kAborted, "table '" + tables_[table_id]->name() + "', key '" +
+                                                QuoteForMessage(key) +
+                                                "': the record kept moving between tiers; retry");
+      }
+      // Moved (or deleted) meanwhile: ask the shard again, for this key only.
+      again.clear();
+      const uint32_t index[] = {b.index};
+      uint64_t budget = budget_bytes;
+      if (!shards_[s]->Get(table_id, keys, index, fields, out, budget, &again)) return false;
+      if (again.empty()) {
+        if (out[b.index].has_value()) budget_bytes = budget;
+        break;  // in RAM now (out set), or gone
+      }
+      b = again.front();
+    }
+  }
+  return true;
+}
+
+Result<bool> Engine::PromoteRecord(uint32_t table_id, uint32_t s, std::string_view key,
+                                   StorageTier tier, const record::Record& record) {
+  if (tier == StorageTier::kSsd) return shards_[s]->Promote(table_id, key, record);
+  // From the backing store: the record goes back into the SSD tier (replacing its marker)
+  // first, so that RAM never holds what the durable tier does not.
+  std::lock_guard<std::mutex> order(write_order_mu_[s]);
+  const std::optional<shard::Location> where = shards_[s]->Locate(table_id, key);
+  if (!where || where->tier != StorageTier::kBacking || where->version != record.version) {
+    return false;
+  }
+  const std::string& table = tables_[table_id]->name();
+  tier::WriteBatch batch;
+  batch.Put(table, key, record, where->expire_at_micros, record.version);
+  batch.DeleteMarker(table, key);
+  ODS_RETURN_IF_ERROR(tier_->Write(batch).status());
+  return shards_[s]->Promote(table_id, key, record);
+}
+
+Result<bool> Engine::CarryOut(const shard::TierMove& move) {
+  const std::string& table = tables_[move.table]->name();
+  const uint32_t s = ShardOf(table, move.key);
+  if (move.to == StorageTier::kSsd) {
+    if (move.from != StorageTier::kRam) return false;
+    // Durable tables write through: the SSD tier already holds this version.
+    return shards_[s]->DemoteFromRam(move.table, move.key, move.version, StorageTier::kSsd);
+  }
+  if (move.to != StorageTier::kBacking || move.from == StorageTier::kBacking) return false;
+  if (backing_ == nullptr) return false;
+  // The SSD tier holds every record of the table that is not in the backing store.
+  ODS_ASSIGN_OR_RETURN(std::optional<tier::StoredEntry> stored, tier_->Get(table, move.key));
+  if (!stored || stored->record.version != move.version) return false;  // changed meanwhile
+  if (move.needs_record) {
+    const shard::TierFacts facts{clock_.NowMicros(), move.event_time_micros,
+                                 move.last_access_micros};
+    if (shard::DecideTier(*tiering_[move.table], facts, &stored->record) !=
+        StorageTier::kBacking) {
+      return false;
+    }
+  }
+  std::lock_guard<std::mutex> moving(backing_move_mu_);
+  const tier::BackingPut put{table, move.key, &stored->record, stored->expire_at_micros,
+                             move.version};
+  ODS_RETURN_IF_ERROR(backing_->Put(std::span<const tier::BackingPut>(&put, 1)));
+  bool moved = false;
+  {
+    std::lock_guard<std::mutex> order(write_order_mu_[s]);
+    const std::optional<shard::Location> where = shards_[s]->Locate(move.table, move.key);
+    if (where && where->tier == move.from && where->version == move.version) {
+      tier::WriteBatch batch;
+      batch.Delete(table, move.key);
+      batch.PutMarker(table, move.key, move.version, where->expire_at_micros,
+                      where->event_time_micros);
+      ODS_RETURN_IF_ERROR(tier_->Write(batch).status());
+      moved = move.from == StorageTier::kRam
+                  ? shards_[s]->DemoteFromRam(move.table, move.key, move.version,
+                                              StorageTier::kBacking)
+                  : shards_[s]->MoveBelowRam(move.table, move.key, move.version,
+                                             StorageTier::kSsd, StorageTier::kBacking);
+      // Under the write-order lock no write got in between: the shard agrees.
+      ODS_CHECK(moved);
+    }
+  }
+  if (!moved) {
+    // Written or deleted meanwhile: the copy just stored is garbage (and no other move to the
+    // backing store runs while backing_move_mu_ is held).
+    const tier::BackingKey garbage{table, move.key};
+    ODS_RETURN_IF_ERROR(backing_->Delete(std::span<const tier::BackingKey>(&garbage, 1)));
+  }
+  return moved;
+}
+
+Result<size_t> Engine::MoveRecords(std::string_view table, std::span<const std::string_view> keys,
+                                   StorageTier to) {
+  ODS_ASSIGN_OR_RETURN(const uint32_t table_id, FindTable(table));
+  const record::TableSchema& schema = *tables_[table_id];
+  ODS_RETURN_IF_ERROR(CheckBatch(schema, keys.size(), "keys"));
+  for (std::string_view key : keys) ODS_RETURN_IF_ERROR(CheckKey(schema, key));
+  if (to != StorageTier::kRam && durability_[table_id] == config::Durability::kNone) {
+    return InvalidArgumentError("table '" + schema.name() + "': not durable, so its records " +
+                                "stay in RAM (to: " + std::string(StorageTierName(to)) +
+                                " needs durability sync or async)");
+  }
+  if (to == StorageTier::kBacking && backing_ == nullptr) {
+    return InvalidArgumentError("table '" + schema.name() +
+                                "': to: backing needs storage.backing");
+  }
+  size_t moved = 0;
+  for (std::string_view key : keys) {
+    const uint32_t s = ShardOf(schema.name(), key);
+    std::optional<shard::Location> where = shards_[s]->Locate(table_id, key);
+    if (!where || where->tier == to) continue;
+    if (static_cast<uint8_t>(to) < static_cast<uint8_t>(where->tier)) {
+      // Up: into RAM (and from there down again when the target is the SSD tier).
+      ODS_ASSIGN_OR_RETURN(std::optional<record::Record> r,
+                           ReadFromTier(table_id, key, where->tier));
+      if (!r || r->version != where->version) continue;
+      ODS_ASSIGN_OR_RETURN(const bool promoted, PromoteRecord(table_id, s, key, where->tier, *r));
+      if (!promoted) continue;
+      if (to == StorageTier::kSsd) {
+        shards_[s]->DemoteFromRam(table_id, key, r->version, StorageTier::kSsd);
+      }
+      ++moved;
+      continue;
+    }
+    shard::TierMove move;
+    move.table = table_id;
+    move.key.assign(key);
+    move.version = where->version;
+    move.from = where->tier;
+    move.to = to;
+    move.expire_at_micros = where->expire_at_micros;
+    move.event_time_micros = where->event_time_micros;
+    ODS_ASSIGN_OR_RETURN(const bool done, CarryOut(move));
+    moved += done ? 1 : 0;
+  }
+  return moved;
+}
+
+size_t Engine::SweepTiersOnce() {
+  if (tier_ == nullptr) return 0;
+  const bool any = std::any_of(tiering_.begin(), tiering_.end(),
+                               [](const auto& p) { return p != nullptr; });
+  size_t moved = 0;
+  if (any) {
+    std::vector<shard::TierMove> moves;
+    Status first_error;
+    for (auto& shard : shards_) {
+      moves.clear();
+      shard->CollectTierMoves(kTierVisitsPerShard, moves);
+      for (const shard::TierMove& move : moves) {
+        Result<bool> done = CarryOut(move);
+        if (!done.ok()) {
+          tier_move_errors_.fetch_add(1, std::memory_order_relaxed);
+          if (first_error.ok()) first_error = done.status();
+          continue;
+        }
+        moved += *done ? 1 : 0;
+      }
+    }
+    if (!first_error.ok()) {
+      Logger("ods.engine")->warn("tier sweep: moves failed, records stay where they were: {}",
+                                 first_error.message());
+    }
+  }
+  CollectBackingGarbage();
+  return moved;
+}
+
+void Engine::CollectBackingGarbage() {
+  if (backing_ == nullptr) return;
+  std::vector<std::pair<uint32_t, std::string>> garbage;
+  for (auto& shard : shards_) shard->TakeBackingGarbage(garbage);
+  if (garbage.empty()) return;
+  std::lock_guard<std::mutex> moving(backing_move_mu_);
+  std::vector<tier::BackingKey> keys;
+  for (const auto& [table_id, key] : garbage) {
+    const std::string& table = tables_[table_id]->name();
+    const std::optional<shard::Location> where =
+        shards_[ShardOf(table, key)]->Locate(table_id, key);
+    if (where && where->tier == StorageTier::kBacking) continue;  // back there: live copy
+    keys.push_back({table, key});
+  }
+  if (keys.empty()) return;
+  if (Status s = backing_->Delete(keys); !s.ok()) {
+    // Left behind: harmless to reads (the durable tier says where each record is).
+    tier_move_errors_.fetch_add(1, std::memory_order_relaxed);
+    Logger("ods.engine")->warn("backing store: deleting {} outdated copies failed: {}",
+                               keys.size(), s.message());
+  }
+}
+
+}  // namespace ods::engine

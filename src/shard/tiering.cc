@@ -1,0 +1,321 @@
+// Shard's side of tiering: the RAM entries of records below RAM, the rules that decide where a
+// record belongs, and the version-checked steps the engine's moves take.
+
+#include <algorithm>
+#include <utility>
+
+#include "ods/common/check.h"
+#include "ods/record/predicate_eval.h"
+#include "ods/shard/shard.h"
+#include "shard_table.h"
+
+namespace ods::shard {
+namespace {
+
+void PutVarint(uint64_t v, std::string& out) {
+  while (v >= 0x80) {
+    out.push_back(static_cast<char>(v | 0x80));
+    v >>= 7;
+  }
+  out.push_back(static_cast<char>(v));
+}
+
+uint64_t GetVarint(std::string_view& in) {
+  uint64_t v = 0;
+  for (int shift = 0; !in.empty(); shift += 7) {
+    const auto b = static_cast<unsigned char>(in.front());
+    in.remove_prefix(1);
+    v |= static_cast<uint64_t>(b & 0x7f) << shift;
+    if ((b & 0x80) == 0) break;
+  }
+  return v;
+}
+
+uint64_t ZigZag(int64_t v) { return (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63); }
+int64_t UnZigZag(uint64_t v) { return static_cast<int64_t>(v >> 1) ^ -static_cast<int64_t>(v & 1); }
+
+}  // namespace
+
+void BelowEntry::EncodeTo(std::string& out) const {
+  out.clear();
+  out.push_back(static_cast<char>(tier));
+  PutVarint(version, out);
+  PutVarint(static_cast<uint64_t>(expire_at_micros), out);
+  PutVarint(ZigZag(event_time_micros), out);
+  PutVarint(last_access, out);
+  PutVarint(hits, out);
+}
+
+BelowEntry BelowEntry::Decode(std::string_view in) {
+  ODS_CHECK(!in.empty());  // Only the shard encodes these.
+  BelowEntry e;
+  e.tier = static_cast<StorageTier>(in.front());
+  in.remove_prefix(1);
+  e.version = GetVarint(in);
+  e.expire_at_micros = static_cast<Micros>(GetVarint(in));
+  e.event_time_micros = UnZigZag(GetVarint(in));
+  e.last_access = static_cast<uint32_t>(GetVarint(in));
+  e.hits = static_cast<uint32_t>(GetVarint(in));
+  return e;
+}
+
+bool TieringPolicy::Targets(StorageTier tier) const {
+  return std::any_of(rules.begin(), rules.end(), [tier](const TierRule& r) { return r.to == tier; });
+}
+
+std::optional<StorageTier> DecideTier(const TieringPolicy& policy, const TierFacts& facts,
+                                      const record::Record* record) {
+  for (const TierRule& rule : policy.rules) {
+    if (rule.idle_for_micros != 0 && facts.now - facts.last_access < rule.idle_for_micros) continue;
+    if (rule.age_micros != 0 &&
+        (facts.event_time == 0 || facts.now - facts.event_time < rule.age_micros)) {
+      continue;
+    }
+    if (rule.field.has_value()) {
+      if (record == nullptr) return std::nullopt;
+      if (!record::Matches(*rule.field, *record)) continue;
+    }
+    return rule.to;
+  }
+  return StorageTier::kRam;
+}
+
+uint64_t Shard::ForgetBelow(uint32_t table, Table& t, std::string_view key) {
+  const std::string_view entry = t.below.Find(key);
+  if (entry.data() == nullptr) return 0;
+  const BelowEntry e = BelowEntry::Decode(entry);
+  t.CountBelow(e.tier, -1);
+  if (e.tier == StorageTier::kBacking) backing_garbage_.emplace_back(table, std::string(key));
+  return t.below.Erase(key);
+}
+
+bool Shard::NoteReadBelow(Table& t, std::string_view key, uint32_t index, Micros expiry_now,
+                          uint32_t stamp, std::vector<BelowRam>& out) {
+  const std::string_view entry = t.below.Find(key);
+  if (entry.data() == nullptr) return false;
+  BelowEntry e = BelowEntry::Decode(entry);
+  if (e.ExpiredAt(expiry_now)) return false;
+  e.last_access = stamp;
+  e.hits = e.hits == UINT32_MAX ? e.hits : e.hits + 1;
+  bool promote = t.tiering == nullptr;  // a table without rules now: bring it back
+  switch (t.tiering == nullptr ? PromotePolicy::kOnAccess : t.tiering->promote) {
+    case PromotePolicy::kOnAccess: promote = true; break;
+    case PromotePolicy::kAfterHits: promote = e.hits >= t.tiering->promote_after_hits; break;
+    case PromotePolicy::kNever: promote = false; break;
+  }
+  e.EncodeTo(t.scratch);
+  const int64_t delta = t.below.Upsert(key, t.scratch);
+  memory_bytes_.store(memory_bytes_.load(std::memory_order_relaxed) + delta,
+                      std::memory_order_relaxed);
+  (e.tier == StorageTier::kBacking ? stats_.reads_backing : stats_.reads_ssd) += 1;
+  out.push_back({index, e.tier, e.version, promote});
+  return true;
+}
+
+std::optional<Location> Shard::Locate(uint32_t table, std::string_view key) {
+  MutexLock lock(mu_);
+  ODS_CHECK(table < tables_.size());
+  Table& t = *tables_[table];
+  const Micros now = t.ExpiryNow(clock_);
+  const std::string_view encoded = t.records.Find(key);
+  if (encoded.data() != nullptr) {
+    if (IsExpired(encoded, now)) return std::nullopt;
+    Result<record::EncodedHeader> h = record::DecodeHeader(encoded);
+    ODS_CHECK(h.ok());
+    return Location{StorageTier::kRam, h->version, h->expire_at_micros, h->event_time_micros};
+  }
+  const std::string_view entry = t.below.Find(key);
+  if (entry.data() == nullptr) return std::nullopt;
+  const BelowEntry e = BelowEntry::Decode(entry);
+  if (e.ExpiredAt(now)) return std::nullopt;
+  return Location{e.tier, e.version, e.expire_at_micros, e.event_time_micros};
+}
+
+size_t Shard::CollectTierMoves(size_t max_visits, std::vector<TierMove>& out) {
+  MutexLock lock(mu_);
+  const Micros now = clock_.NowMicros();
+  size_t visits = 0;
+  for (size_t entered = 0; !tables_.empty() && entered <= tables_.size() && visits < max_visits;
+       ++entered) {
+    if (tier_table_ >= tables_.size()) tier_table_ = 0;
+    const auto id = static_cast<uint32_t>(tier_table_);
+    Table& t = *tables_[id];
+    if (t.tiering != nullptr) {
+      const TieringPolicy& policy = *t.tiering;
+      const Micros expiry_now = t.schema->ttl_micros() > 0 ? now : 0;
+      if (!tier_below_) {
+        record::Record decoded;
+        visits += t.records.VisitFrom(
+            tier_key_,
+            [&](std::string_view key, std::string_view encoded, uint32_t stamp) {
+              Result<record::EncodedHeader> h = record::DecodeHeader(encoded);
+              ODS_CHECK(h.ok());
+              if (h->expire_at_micros != 0 && h->expire_at_micros <= expiry_now) return;
+              const TierFacts facts{now, h->event_time_micros, StampMicros(stamp)};
+              std::optional<StorageTier> to = DecideTier(policy, facts, nullptr);
+              bool have_record = false;
+              if (!to.has_value()) {
+                ODS_CHECK(record::Decode(encoded, t.dict, nullptr, decoded).ok());
+                have_record = true;
+                to = DecideTier(policy, facts, &decoded);
+              }
+              if (*to == StorageTier::kRam) return;
+              TierMove move;
+              move.table = id;
+              move.key.assign(key);
+              move.version = h->version;
+              move.from = StorageTier::kRam;
+              move.to = *to;
+              move.expire_at_micros = h->expire_at_micros;
+              move.event_time_micros = h->event_time_micros;
+              move.last_access_micros = facts.last_access;
+              if (*to == StorageTier::kBacking) {
+                if (!have_record) ODS_CHECK(record::Decode(encoded, t.dict, nullptr, decoded).ok());
+                move.record = std::move(decoded);
+                decoded = record::Record();
+              }
+              out.push_back(std::move(move));
+            },
+            max_visits - visits);
+        if (!tier_key_.empty()) break;  // the budget ran out inside this table's RAM records
+        tier_below_ = true;
+      }
+      if (policy.Targets(StorageTier::kBacking) && t.below_ssd != 0) {
+        visits += t.below.VisitFrom(
+            tier_key_,
+            [&](std::string_view key, std::string_view entry, uint32_t) {
+              const BelowEntry e = BelowEntry::Decode(entry);
+              if (e.tier != StorageTier::kSsd || e.ExpiredAt(expiry_now)) return;
+              const TierFacts facts{now, e.event_time_micros, StampMicros(e.last_access)};
+              const std::optional<StorageTier> to = DecideTier(policy, facts, nullptr);
+              if (to.has_value() && *to != StorageTier::kBacking) return;
+              TierMove move;
+              move.table = id;
+              move.key.assign(key);
+              move.version = e.version;
+              move.from = StorageTier::kSsd;
+              move.to = StorageTier::kBacking;
+              move.expire_at_micros = e.expire_at_micros;
+              move.event_time_micros = e.event_time_micros;
+              move.last_access_micros = facts.last_access;
+              move.needs_record = !to.has_value();
+              out.push_back(std::move(move));
+            },
+            max_visits - visits);
+        if (!tier_key_.empty()) break;
+      }
+    }
+    tier_below_ = false;
+    tier_key_.clear();
+    ++tier_table_;
+  }
+  return visits;
+}
+
+bool Shard::DemoteFromRam(uint32_t table, std::string_view key, uint64_t version, StorageTier to) {
+  ODS_CHECK(to != StorageTier::kRam);
+  MutexLock lock(mu_);
+  ODS_CHECK(table < tables_.size());
+  Table& t = *tables_[table];
+  const std::string_view encoded = t.records.Find(key);
+  if (encoded.data() == nullptr) return false;
+  Result<record::EncodedHeader> h = record::DecodeHeader(encoded);
+  ODS_CHECK(h.ok());
+  if (h->version != version) return false;
+  BelowEntry e;
+  e.tier = to;
+  e.version = version;
+  e.expire_at_micros = h->expire_at_micros;
+  e.event_time_micros = h->event_time_micros;
+  e.last_access = AccessStamp(clock_.NowMicros());
+  e.EncodeTo(t.scratch);
+  int64_t delta = -static_cast<int64_t>(t.records.Erase(key));
+  delta += t.below.Upsert(key, t.scratch);
+  t.CountBelow(to, +1);
+  (to == StorageTier::kBacking ? stats_.demotions_backing : stats_.demotions_ssd) += 1;
+  memory_bytes_.store(memory_bytes_.load(std::memory_order_relaxed) + delta,
+                      std::memory_order_relaxed);
+  return true;
+}
+
+bool Shard::MoveBelowRam(uint32_t table, std::string_view key, uint64_t version, StorageTier from,
+                         StorageTier to) {
+  ODS_CHECK(from != StorageTier::kRam && to != StorageTier::kRam);
+  MutexLock lock(mu_);
+  ODS_CHECK(table < tables_.size());
+  Table& t = *tables_[table];
+  const std::string_view entry = t.below.Find(key);
+  if (entry.data() == nullptr) return false;
+  BelowEntry e = BelowEntry::Decode(entry);
+  if (e.version != version || e.tier != from) return false;
+  e.tier = to;
+  e.EncodeTo(t.scratch);
+  const int64_t delta = t.below.Upsert(key, t.scratch);
+  t.CountBelow(from, -1);
+  t.CountBelow(to, +1);
+  (to == StorageTier::kBacking ? stats_.demotions_backing : stats_.demotions_ssd) += 1;
+  memory_bytes_.store(memory_bytes_.load(std::memory_order_relaxed) + delta,
+                      std::memory_order_relaxed);
+  return true;
+}
+
+bool Shard::Promote(uint32_t table, std::string_view key, const record::Record& record) {
+  MutexLock lock(mu_);
+  ODS_CHECK(table < tables_.size());
+  Table& t = *tables_[table];
+  const std::string_view entry = t.below.Find(key);
+  if (entry.data() == nullptr) return false;
+  const BelowEntry e = BelowEntry::Decode(entry);
+  if (e.version != record.version) return false;
+  record::Encode(record, e.expire_at_micros, e.version, t.dict, t.scratch);
+  int64_t delta = t.records.Upsert(key, t.scratch, AccessStamp(clock_.NowMicros()));
+  delta -= static_cast<int64_t>(ForgetBelow(table, t, key));
+  field_names_[table].store(t.dict.size(), std::memory_order_relaxed);
+  ++stats_.promotions;
+  memory_bytes_.store(memory_bytes_.load(std::memory_order_relaxed) + delta,
+                      std::memory_order_relaxed);
+  return true;
+}
+
+bool Shard::RestoreBelowRam(uint32_t table, std::string_view key, const Location& where) {
+  ODS_CHECK(where.tier != StorageTier::kRam);
+  MutexLock lock(mu_);
+  ODS_CHECK(table < tables_.size());
+  next_version_ = std::max(next_version_, where.version + 1);
+  if (where.expire_at_micros != 0 && where.expire_at_micros <= clock_.NowMicros()) return false;
+  Table& t = *tables_[table];
+  int64_t delta = 0;
+  const std::string_view encoded = t.records.Find(key);
+  if (encoded.data() != nullptr) {
+    Result<record::EncodedHeader> h = record::DecodeHeader(encoded);
+    ODS_CHECK(h.ok());
+    if (h->version >= where.version) return false;
+    delta -= static_cast<int64_t>(t.records.Erase(key));
+  }
+  const std::string_view entry = t.below.Find(key);
+  if (entry.data() != nullptr) {
+    const BelowEntry old = BelowEntry::Decode(entry);
+    if (old.version >= where.version) return false;
+    t.CountBelow(old.tier, -1);
+  }
+  BelowEntry e;
+  e.tier = where.tier;
+  e.version = where.version;
+  e.expire_at_micros = where.expire_at_micros;
+  e.event_time_micros = where.event_time_micros;
+  e.last_access = AccessStamp(clock_.NowMicros());
+  e.EncodeTo(t.scratch);
+  delta += t.below.Upsert(key, t.scratch);
+  t.CountBelow(where.tier, +1);
+  memory_bytes_.store(memory_bytes_.load(std::memory_order_relaxed) + delta,
+                      std::memory_order_relaxed);
+  return true;
+}
+
+void Shard::TakeBackingGarbage(std::vector<std::pair<uint32_t, std::string>>& out) {
+  MutexLock lock(mu_);
+  for (auto& g : backing_garbage_) out.push_back(std::move(g));
+  backing_garbage_.clear();
+}
+
+}  // namespace ods::shard
