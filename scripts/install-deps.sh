@@ -19,6 +19,10 @@ packages=(
   libssl-dev openssl
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev
+  # the Python client example (examples/python) and its test: grpcio and the protobuf runtime for
+  # Debian's python3. Its stubs come from protoc + grpc_python_plugin (above), not
+  # python3-grpc-tools, whose bundled protoc 3.5 cannot compile proto3 `optional`.
+  python3 python3-grpcio python3-protobuf
   # servers used by tests and benchmarks (started on loopback by our scripts, never as services)
   redis-server redis-tools postgresql
 )

@@ -13,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "config/keys.h"
 #include "config/parser.h"
 #include "config/pem.h"
 #include "ods/common/sha256.h"
@@ -140,7 +141,7 @@ void ParseTls(Parser& p, const YAML::Node& key_node, const YAML::Node& node,
   YAML::Mark key_mark;      // of the `key:` value
   YAML::Mark require_mark;  // of the `require_client_cert:` value
   p.ForEachKey(
-      node, "server.tls", {"cert", "key", "client_ca", "require_client_cert"},
+      node, "server.tls", internal::kTlsKeys,
       [&](const std::string& key, const YAML::Node&, const YAML::Node& v) {
         const std::string path = "server.tls." + key;
         std::string resolved;
@@ -200,7 +201,7 @@ void ParseTls(Parser& p, const YAML::Node& key_node, const YAML::Node& node,
 
 void ParseServer(Parser& p, const YAML::Node& node, const std::string& base_dir,
                  ServerConfig& out) {
-  p.ForEachKey(node, "server", {"grpc_listen", "admin_listen", "shards", "shutdown_grace", "tls"},
+  p.ForEachKey(node, "server", internal::kServerKeys,
                [&](const std::string& key, const YAML::Node& key_node, const YAML::Node& v) {
                  if (key == "tls") {
                    ParseTls(p, key_node, v, base_dir, out.tls);
@@ -217,7 +218,7 @@ void ParseServer(Parser& p, const YAML::Node& node, const std::string& base_dir,
 }
 
 void ParseLogging(Parser& p, const YAML::Node& node, LoggingConfig& out) {
-  p.ForEachKey(node, "logging", {"level", "format"},
+  p.ForEachKey(node, "logging", internal::kLoggingKeys,
                [&](const std::string& key, const YAML::Node&, const YAML::Node& v) {
                  if (key == "level") {
                    p.OneOf(v, "logging.level", {"trace", "debug", "info", "warn", "error", "off"},
@@ -230,7 +231,7 @@ void ParseLogging(Parser& p, const YAML::Node& node, LoggingConfig& out) {
 
 void ParseLimits(Parser& p, const YAML::Node& node, LimitsConfig& out) {
   p.ForEachKey(
-      node, "limits", {"max_key_bytes", "max_record_bytes", "max_batch_size", "max_message_bytes"},
+      node, "limits", internal::kLimitsKeys,
       [&](const std::string& key, const YAML::Node&, const YAML::Node& v) {
         if (key == "max_key_bytes") {
           uint64_t b = 0;
@@ -279,7 +280,7 @@ void ParseBacking(Parser& p, const YAML::Node& node, BackingConfig& out) {
   std::optional<YAML::Mark> postgres_mark;
   bool has_conninfo = false;
   p.ForEachKey(
-      node, "storage.backing", {"kind", "dir", "postgres"},
+      node, "storage.backing", internal::kBackingKeys,
       [&](const std::string& key, const YAML::Node& key_node, const YAML::Node& v) {
         if (key == "kind") {
           std::string kind;
@@ -294,7 +295,7 @@ void ParseBacking(Parser& p, const YAML::Node& node, BackingConfig& out) {
           }
         } else if (key == "postgres") {
           postgres_mark = key_node.Mark();
-          p.ForEachKey(v, "storage.backing.postgres", {"conninfo", "table"},
+          p.ForEachKey(v, "storage.backing.postgres", internal::kPostgresKeys,
                        [&](const std::string& pkey, const YAML::Node&, const YAML::Node& pv) {
                          if (pkey == "conninfo") {
                            if (p.String(pv, "storage.backing.postgres.conninfo",
@@ -331,7 +332,7 @@ void ParseBacking(Parser& p, const YAML::Node& node, BackingConfig& out) {
 }
 
 void ParseStorage(Parser& p, const YAML::Node& node, StorageConfig& out) {
-  p.ForEachKey(node, "storage", {"data_dir", "durability", "durability_window", "ram", "backing"},
+  p.ForEachKey(node, "storage", internal::kStorageKeys,
                [&](const std::string& key, const YAML::Node&, const YAML::Node& v) {
                  if (key == "durability") {
                    ParseDurability(p, v, "storage.durability", out.durability);
@@ -352,7 +353,7 @@ void ParseStorage(Parser& p, const YAML::Node& node, StorageConfig& out) {
                  } else if (key == "backing") {
                    ParseBacking(p, v, out.backing.emplace());
                  } else if (key == "ram") {
-                   p.ForEachKey(v, "storage.ram", {"max_bytes"},
+                   p.ForEachKey(v, "storage.ram", internal::kRamKeys,
                                 [&](const std::string&, const YAML::Node&, const YAML::Node& mb) {
                                   p.Bytes(mb, "storage.ram.max_bytes", 0,
                                           std::numeric_limits<uint64_t>::max(),
@@ -420,7 +421,7 @@ void ParseTiering(Parser& p, const YAML::Node& node, const std::string& path, Ta
     bool has_to = false;
     YAML::Node when;
     bool has_when = false;
-    p.ForEachKey(rule_node, rpath, {"to", "when"},
+    p.ForEachKey(rule_node, rpath, internal::kTierRuleKeys,
                  [&](const std::string& key, const YAML::Node&, const YAML::Node& v) {
                    if (key == "to") {
                      std::string to;
@@ -441,7 +442,7 @@ void ParseTiering(Parser& p, const YAML::Node& node, const std::string& path, Ta
     }
     if (has_when) {
       const std::string wpath = rpath + ".when";
-      p.ForEachKey(when, wpath, {"idle_for", "age", "field"},
+      p.ForEachKey(when, wpath, internal::kTierWhenKeys,
                    [&](const std::string& key, const YAML::Node&, const YAML::Node& v) {
                      Micros d = 0;
                      if (key == "idle_for" || key == "age") {
@@ -474,7 +475,7 @@ void ParseTiering(Parser& p, const YAML::Node& node, const std::string& path, Ta
 // `promote: on_access | never | {after_hits: N}`.
 void ParsePromote(Parser& p, const YAML::Node& node, const std::string& path, TableConfig& out) {
   if (node.IsMap()) {
-    p.ForEachKey(node, path, {"after_hits"},
+    p.ForEachKey(node, path, internal::kPromoteKeys,
                  [&](const std::string&, const YAML::Node&, const YAML::Node& v) {
                    uint64_t hits = 0;
                    if (p.Integer(v, path + ".after_hits", 1, 1'000'000, hits)) {
@@ -504,7 +505,7 @@ void ParseTable(Parser& p, const std::string& name, const YAML::Node& name_node,
   bool has_tiering = false;
   std::vector<YAML::Mark> field_marks;  // parallel to out.fields
   p.ForEachKey(
-      node, path, {"key", "fields", "ttl", "max_age", "durability", "tiering", "promote"},
+      node, path, internal::kTableKeys,
       [&](const std::string& key, const YAML::Node&, const YAML::Node& v) {
         if (key == "tiering") {
           tiering = v;  // after the loop: predicates are checked against `fields`
@@ -637,7 +638,7 @@ void ParseApiKey(Parser& p, const std::string& name, const YAML::Node& name_node
   bool has_tables = false;
   YAML::Mark tables_mark;
   p.ForEachKey(
-      node, path, {"key_sha256", "key_file", "role", "tables"},
+      node, path, internal::kApiKeyKeys,
       [&](const std::string& key, const YAML::Node&, const YAML::Node& v) {
         const std::string kpath = path + "." + key;
         if (key == "key_sha256") {
@@ -717,7 +718,7 @@ void ParseApiKey(Parser& p, const std::string& name, const YAML::Node& name_node
 
 void ParseSecurity(Parser& p, const YAML::Node& node, const std::string& base_dir,
                    SecurityConfig& out) {
-  p.ForEachKey(node, "security", {"api_keys"},
+  p.ForEachKey(node, "security", internal::kSecurityKeys,
                [&](const std::string&, const YAML::Node&, const YAML::Node& keys) {
                  if (keys.IsNull()) return;
                  p.ForEachKey(keys, "security.api_keys", {},
@@ -753,7 +754,7 @@ void ParseFunction(Parser& p, const std::string& name, const YAML::Node& name_no
   bool has_kind = false;
   bool has_source = false;
   p.ForEachKey(
-      node, path, {"kind", "source", "limits"},
+      node, path, internal::kFunctionKeys,
       [&](const std::string& key, const YAML::Node&, const YAML::Node& v) {
         if (key == "kind") {
           has_kind = true;
@@ -764,7 +765,7 @@ void ParseFunction(Parser& p, const std::string& name, const YAML::Node& name_no
             ReadFunctionSource(p, v, path + ".source", base_dir, out.source_path, out.source);
           }
         } else if (key == "limits") {
-          p.ForEachKey(v, path + ".limits", {"instructions", "memory", "wall_time"},
+          p.ForEachKey(v, path + ".limits", internal::kFunctionLimitsKeys,
                        [&](const std::string& limit, const YAML::Node&, const YAML::Node& lv) {
                          const std::string lpath = path + ".limits." + limit;
                          if (limit == "instructions") {
@@ -818,9 +819,7 @@ Result<Config> LoadStringIn(std::string_view yaml, std::string_view source_name,
     DefinitionsParser definitions(p);
     std::vector<TierCheck> tier_checks;
     if (!root.IsNull()) {
-      p.ForEachKey(root, "the top level",
-                   {"server", "logging", "limits", "storage", "security", "tables",
-                    "event_templates", "aggregations", "features", "functions"},
+      p.ForEachKey(root, "the top level", internal::kTopLevelKeys,
                    [&](const std::string& key, const YAML::Node&, const YAML::Node& v) {
                      if (key == "server") ParseServer(p, v, base_dir, config.server);
                      if (key == "security") ParseSecurity(p, v, base_dir, config.security);
@@ -894,7 +893,7 @@ Result<Definitions> LoadDefinitions(std::string_view yaml, std::string_view sour
     DefinitionsParser definitions(p);
     std::vector<TierCheck> tier_checks;
     if (!root.IsNull()) {
-      p.ForEachKey(root, "the top level", {"event_templates", "aggregations", "features"},
+      p.ForEachKey(root, "the top level", internal::kDefinitionsTopLevelKeys,
                    [&](const std::string& key, const YAML::Node&, const YAML::Node& v) {
                      if (key == "event_templates") definitions.ParseEventTemplates(v);
                      if (key == "aggregations") definitions.ParseAggregations(v);

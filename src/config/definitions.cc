@@ -12,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "config/keys.h"
 #include "config/parser.h"
 #include "ods/common/clock.h"
 #include "ods/config/config.h"
@@ -81,9 +82,7 @@ void DefinitionsParser::ParseEventTemplate(const std::string& name, const YAML::
   YAML::Mark timestamp_mark;
   std::vector<YAML::Mark> field_marks;  // parallel to out.fields
   p_.ForEachKey(
-      node, path,
-      {"key", "timestamp", "fields", "allowed_lateness", "max_future", "history_retention",
-       "dedup_window"},
+      node, path, kEventTemplateKeys,
       [&](const std::string& key, const YAML::Node&, const YAML::Node& v) {
         if (key == "key") {
           has_key = true;
@@ -160,7 +159,7 @@ void DefinitionsParser::ParseFeatures(const YAML::Node& node) {
     bool has_inputs = false;
     YAML::Node inputs_node;
     YAML::Mark function_key;
-    p_.ForEachKey(v, path, {"fn", "function", "inputs"},
+    p_.ForEachKey(v, path, kDerivedFeatureKeys,
                   [&](const std::string& key, const YAML::Node& key_node,
                       const YAML::Node& value) {
                     if (key == "fn") {
@@ -297,8 +296,7 @@ void DefinitionsParser::ParseAggregation(const std::string& name, const YAML::No
   std::vector<YAML::Node> window_nodes;  // parallel to out.windows
   const std::vector<std::string_view> fns(std::begin(kFns), std::end(kFns));
   p_.ForEachKey(
-      node, path,
-      {"template", "fn", "function", "field", "n", "k", "window", "windows", "tile", "max_age"},
+      node, path, kAggregationKeys,
       [&](const std::string& key, const YAML::Node& key_node, const YAML::Node& v) {
         if (key == "template") {
           has_template = true;

@@ -85,9 +85,10 @@ class Parser {
   }
 
   // Calls `on_key(key, key_node, value)` for each entry of mapping `node` at `path`. Reports
-  // keys not in `allowed` (when non-empty), duplicate keys and non-scalar keys.
+  // keys not in `allowed` (when non-empty; the lists are in config/keys.h), duplicate keys and
+  // non-scalar keys.
   void ForEachKey(const YAML::Node& node, const std::string& path,
-                  const std::vector<std::string_view>& allowed,
+                  std::span<const std::string_view> allowed,
                   const std::function<void(const std::string&, const YAML::Node&,
                                            const YAML::Node&)>& on_key) {
     if (!node.IsMap()) {
