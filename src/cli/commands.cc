@@ -322,6 +322,26 @@ int RunFunctions(const GlobalOptions& global, const ParsedArgs& args, const Io& 
       });
 }
 
+int RunTiers(const GlobalOptions& global, const ParsedArgs& args, const Io& io) {
+  Result<ods::v1::GetTierStatsRequest> request = BuildTiersRequest(args);
+  if (!request.ok()) return ReportUsage(request.status(), "tiers", io);
+  const auto stub = ods::v1::Admin::NewStub(MakeChannel(global));
+  return RunUnary<ods::v1::GetTierStatsResponse>(
+      global, io, [&](grpc::ClientContext* context, ods::v1::GetTierStatsResponse* response) {
+        return stub->GetTierStats(context, *request, response);
+      });
+}
+
+int RunMove(const GlobalOptions& global, const ParsedArgs& args, const Io& io) {
+  Result<ods::v1::MoveRecordsRequest> request = BuildMoveRequest(args);
+  if (!request.ok()) return ReportUsage(request.status(), "move", io);
+  const auto stub = ods::v1::Admin::NewStub(MakeChannel(global));
+  return RunUnary<ods::v1::MoveRecordsResponse>(
+      global, io, [&](grpc::ClientContext* context, ods::v1::MoveRecordsResponse* response) {
+        return stub->MoveRecords(context, *request, response);
+      });
+}
+
 }  // namespace
 
 std::span<const Command> Commands() {
@@ -366,6 +386,13 @@ std::span<const Command> Commands() {
        {"--instructions", "--memory", "--wall-micros", "--keep-state!"},
        RunRegister},
       {"functions", "List the registered functions", kFunctionsHelp, {}, RunFunctions},
+      {"tiers",
+       "Per-table records, bytes and reads by tier, read p99 against the SLA, monthly cost",
+       kTiersHelp,
+       {},
+       RunTiers},
+      {"move", "Move records of a table to a tier now (ods.v1.Admin)", kMoveHelp, {"--to"},
+       RunMove},
       {"health", "Check the server's health (grpc.health.v1)", kHealthHelp, {}, RunHealth},
   };
   return kCommands;

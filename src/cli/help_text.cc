@@ -268,6 +268,25 @@ Prints the ListFunctionsResponse: the newest version of each registered function
 kind, limits and source size, sorted by name.
 )";
 
+const std::string_view kTiersHelp =
+    R"(Usage: ods tiers
+
+Prints the GetTierStatsResponse: for each table, records, bytes, reads and demotions in each
+tier (ram, ssd, backing), promotions, Get latency p50/p99 (microseconds, bucket upper bounds)
+against the table's sla.read_p99, and the estimated monthly cost of its bytes.
+)";
+
+const std::string_view kMoveHelp =
+    R"(Usage: ods move TABLE KEY... --to ram|ssd|backing
+
+Moves the records of KEY... to the tier now, whatever the table's tiering rules say (the
+rules may move them again at the next sweep). Keys that are absent, expired or already there
+are skipped. Prints {"moved": N}. Needs the admin role.
+
+Example:
+  ods move users u1 u2 --to backing
+)";
+
 const std::string_view kHealthHelp =
     R"(Usage: ods health [SERVICE]
 

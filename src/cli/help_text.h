@@ -18,6 +18,8 @@ extern const std::string_view kDefinitionsHelp;
 extern const std::string_view kExecHelp;
 extern const std::string_view kRegisterHelp;
 extern const std::string_view kFunctionsHelp;
+extern const std::string_view kTiersHelp;
+extern const std::string_view kMoveHelp;
 extern const std::string_view kHealthHelp;
 
 }  // namespace ods::cli

@@ -386,6 +386,27 @@ Result<ods::v1::ListFunctionsRequest> BuildFunctionsRequest(const ParsedArgs& ar
   return ods::v1::ListFunctionsRequest();
 }
 
+Result<ods::v1::GetTierStatsRequest> BuildTiersRequest(const ParsedArgs& args) {
+  ODS_RETURN_IF_ERROR(RejectExtra(args, 0, "tiers takes no arguments"));
+  return ods::v1::GetTierStatsRequest();
+}
+
+Result<ods::v1::MoveRecordsRequest> BuildMoveRequest(const ParsedArgs& args) {
+  if (args.positional.size() < 2) {
+    return InvalidArgumentError("move needs a TABLE and at least one KEY");
+  }
+  const std::string* to = args.Find("--to");
+  if (to == nullptr) return InvalidArgumentError("move needs --to ram, ssd or backing");
+  if (*to != "ram" && *to != "ssd" && *to != "backing") {
+    return InvalidArgumentError("--to must be ram, ssd or backing, got '" + *to + "'");
+  }
+  ods::v1::MoveRecordsRequest request;
+  request.set_table(args.positional[0]);
+  for (size_t i = 1; i < args.positional.size(); ++i) request.add_keys(args.positional[i]);
+  request.set_to(*to);
+  return request;
+}
+
 Result<grpc::health::v1::HealthCheckRequest> BuildHealthRequest(const ParsedArgs& args) {
   if (args.positional.size() > 1) {
     return InvalidArgumentError("unexpected argument '" + args.positional[1] +

@@ -65,6 +65,12 @@ namespace ods::cli {
 // `functions` (no arguments).
 [[nodiscard]] Result<ods::v1::ListFunctionsRequest> BuildFunctionsRequest(const ParsedArgs& args);
 
+// `ods tiers`: no arguments.
+[[nodiscard]] Result<ods::v1::GetTierStatsRequest> BuildTiersRequest(const ParsedArgs& args);
+
+// `ods move TABLE KEY... --to TIER`.
+[[nodiscard]] Result<ods::v1::MoveRecordsRequest> BuildMoveRequest(const ParsedArgs& args);
+
 // `health [SERVICE]`.
 [[nodiscard]] Result<grpc::health::v1::HealthCheckRequest> BuildHealthRequest(
     const ParsedArgs& args);

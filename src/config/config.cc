@@ -276,13 +276,26 @@ bool IsSqlTableName(std::string_view name) {
   return true;
 }
 
+// A cost per GiB-month: a finite number >= 0.
+void ParseCost(Parser& p, const YAML::Node& node, const std::string& path, double& out) {
+  double v = 0;
+  if (!p.Number(node, path, v)) return;
+  if (v < 0) {
+    p.Error(node, path + ": " + node.Scalar() + " is negative; expected a cost >= 0");
+    return;
+  }
+  out = v;
+}
+
 void ParseBacking(Parser& p, const YAML::Node& node, BackingConfig& out) {
   std::optional<YAML::Mark> postgres_mark;
   bool has_conninfo = false;
   p.ForEachKey(
       node, "storage.backing", internal::kBackingKeys,
       [&](const std::string& key, const YAML::Node& key_node, const YAML::Node& v) {
-        if (key == "kind") {
+        if (key == "cost_per_gib_month") {
+          ParseCost(p, v, "storage.backing.cost_per_gib_month", out.cost_per_gib_month);
+        } else if (key == "kind") {
           std::string kind;
           if (p.OneOf(v, "storage.backing.kind", {"directory", "postgres"}, kind)) {
             out.kind = kind == "postgres" ? BackingStoreKind::kPostgres
@@ -352,13 +365,22 @@ void ParseStorage(Parser& p, const YAML::Node& node, StorageConfig& out) {
                    }
                  } else if (key == "backing") {
                    ParseBacking(p, v, out.backing.emplace());
-                 } else if (key == "ram") {
-                   p.ForEachKey(v, "storage.ram", internal::kRamKeys,
-                                [&](const std::string&, const YAML::Node&, const YAML::Node& mb) {
-                                  p.Bytes(mb, "storage.ram.max_bytes", 0,
-                                          std::numeric_limits<uint64_t>::max(),
-                                          out.ram_max_bytes);
-                                });
+                 } else if (key == "ram" || key == "ssd") {
+                   const std::string path = "storage." + key;
+                   p.ForEachKey(
+                       v, path, key == "ram" ? std::span(internal::kRamKeys)
+                                             : std::span(internal::kSsdKeys),
+                       [&](const std::string& k, const YAML::Node&, const YAML::Node& x) {
+                         if (k == "max_bytes") {
+                           p.Bytes(x, path + ".max_bytes", 0,
+                                   std::numeric_limits<uint64_t>::max(),
+                                   key == "ram" ? out.ram_max_bytes : out.ssd_max_bytes);
+                         } else {
+                           ParseCost(p, x, path + ".cost_per_gib_month",
+                                     key == "ram" ? out.ram_cost_per_gib_month
+                                                  : out.ssd_cost_per_gib_month);
+                         }
+                       });
                  }
                });
 }
@@ -512,6 +534,22 @@ void ParseTable(Parser& p, const std::string& name, const YAML::Node& name_node,
           has_tiering = true;
         } else if (key == "promote") {
           ParsePromote(p, v, path + ".promote", out);
+        } else if (key == "priority") {
+          uint64_t priority = 0;
+          if (p.Integer(v, path + ".priority", 0, 100, priority)) {
+            out.priority = static_cast<uint32_t>(priority);
+          }
+        } else if (key == "sla") {
+          p.ForEachKey(v, path + ".sla", internal::kSlaKeys,
+                       [&](const std::string&, const YAML::Node&, const YAML::Node& x) {
+                         Micros d = 0;
+                         if (!p.Duration(x, path + ".sla.read_p99", 10'000'000, d)) return;
+                         if (d < 1) {
+                           p.Error(x, path + ".sla.read_p99: must be at least 1us");
+                           return;
+                         }
+                         out.sla_read_p99_micros = d;
+                       });
         } else if (key == "durability") {
           Durability d = Durability::kNone;
           if (ParseDurability(p, v, path + ".durability", d)) out.durability = d;

@@ -25,16 +25,20 @@ inline constexpr std::array<std::string_view, 4> kTlsKeys = {"cert", "key", "cli
 inline constexpr std::array<std::string_view, 2> kLoggingKeys = {"level", "format"};
 inline constexpr std::array<std::string_view, 4> kLimitsKeys = {
     "max_key_bytes", "max_record_bytes", "max_batch_size", "max_message_bytes"};
-inline constexpr std::array<std::string_view, 5> kStorageKeys = {
-    "data_dir", "durability", "durability_window", "ram", "backing"};
-inline constexpr std::array<std::string_view, 1> kRamKeys = {"max_bytes"};
-inline constexpr std::array<std::string_view, 3> kBackingKeys = {"kind", "dir", "postgres"};
+inline constexpr std::array<std::string_view, 6> kStorageKeys = {
+    "data_dir", "durability", "durability_window", "ram", "ssd", "backing"};
+inline constexpr std::array<std::string_view, 2> kRamKeys = {"max_bytes", "cost_per_gib_month"};
+inline constexpr std::array<std::string_view, 2> kSsdKeys = {"max_bytes", "cost_per_gib_month"};
+inline constexpr std::array<std::string_view, 4> kBackingKeys = {"kind", "dir", "postgres",
+                                                                 "cost_per_gib_month"};
 inline constexpr std::array<std::string_view, 2> kPostgresKeys = {"conninfo", "table"};
 inline constexpr std::array<std::string_view, 1> kSecurityKeys = {"api_keys"};
 inline constexpr std::array<std::string_view, 4> kApiKeyKeys = {"key_sha256", "key_file", "role",
                                                                 "tables"};
-inline constexpr std::array<std::string_view, 7> kTableKeys = {
-    "key", "fields", "ttl", "max_age", "durability", "tiering", "promote"};
+inline constexpr std::array<std::string_view, 9> kTableKeys = {
+    "key",        "fields",  "ttl",     "max_age", "durability",
+    "tiering",    "promote", "priority", "sla"};
+inline constexpr std::array<std::string_view, 1> kSlaKeys = {"read_p99"};
 inline constexpr std::array<std::string_view, 2> kTierRuleKeys = {"to", "when"};
 inline constexpr std::array<std::string_view, 3> kTierWhenKeys = {"idle_for", "age", "field"};
 inline constexpr std::array<std::string_view, 1> kPromoteKeys = {"after_hits"};
@@ -58,7 +62,7 @@ struct KeySection {
 // Every mapping of a config file with a fixed set of keys. Mappings whose keys the user names
 // (`tables`, `security.api_keys`, `tables.NAME.fields`, `features.NAME.inputs`, ...) accept any
 // valid name and are not listed; their entries are, under NAME.
-inline constexpr std::array<KeySection, 20> kKeySections = {{
+inline constexpr std::array<KeySection, 22> kKeySections = {{
     {"", kTopLevelKeys},
     {"server", kServerKeys},
     {"server.tls", kTlsKeys},
@@ -66,6 +70,7 @@ inline constexpr std::array<KeySection, 20> kKeySections = {{
     {"limits", kLimitsKeys},
     {"storage", kStorageKeys},
     {"storage.ram", kRamKeys},
+    {"storage.ssd", kSsdKeys},
     {"storage.backing", kBackingKeys},
     {"storage.backing.postgres", kPostgresKeys},
     {"security", kSecurityKeys},
@@ -74,6 +79,7 @@ inline constexpr std::array<KeySection, 20> kKeySections = {{
     {"tables.NAME.tiering[]", kTierRuleKeys},
     {"tables.NAME.tiering[].when", kTierWhenKeys},
     {"tables.NAME.promote", kPromoteKeys},
+    {"tables.NAME.sla", kSlaKeys},
     {"event_templates.NAME", kEventTemplateKeys},
     {"aggregations.NAME", kAggregationKeys},
     {"features.NAME", kDerivedFeatureKeys},

@@ -122,6 +122,7 @@ Result<std::unique_ptr<Engine>> Engine::Create(const config::Config& config, con
   for (const config::TableConfig& t : config.tables) {
     engine->tiering_.push_back(TieringPolicyOf(t));
   }
+  engine->read_latency_ = std::make_unique<LatencyHistogram[]>(config.tables.size());
   for (uint32_t i = 0; i < config.server.shards; ++i) {
     engine->shards_.push_back(std::make_unique<shard::Shard>(i, engine->tables_, clock,
                                                              shard_budget, engine->tiering_));
@@ -191,7 +192,7 @@ Status Engine::OpenTierAndRecover() {
     if (r.in_backing || tiering_[it->second] != nullptr) {
       const shard::Location where{r.in_backing ? StorageTier::kBacking : StorageTier::kSsd,
                                   r.record->version, r.expire_at_micros,
-                                  r.record->event_time_micros};
+                                  r.record->event_time_micros, static_cast<uint32_t>(r.bytes)};
       if (shards_[shard]->RestoreBelowRam(it->second, r.key, where)) {
         ++below_ram;
       } else if (r.expire_at_micros != 0 && r.expire_at_micros <= clock_.NowMicros()) {
@@ -454,6 +455,7 @@ Status Engine::Get(std::string_view table, std::span<const std::string_view> key
                    std::span<const std::string_view> fields,
                    std::vector<std::optional<record::Record>>& out) {
   ODS_ASSIGN_OR_RETURN(const uint32_t table_id, FindTable(table));
+  const ScopedLatency timed(read_latency_[table_id]);
   const record::TableSchema& schema = *tables_[table_id];
   ODS_RETURN_IF_ERROR(CheckBatch(schema, keys.size(), "keys"));
   for (std::string_view key : keys) ODS_RETURN_IF_ERROR(CheckKey(schema, key));

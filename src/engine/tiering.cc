@@ -149,7 +149,7 @@ Result<bool> Engine::CarryOut(const shard::TierMove& move) {
       tier::WriteBatch batch;
       batch.Delete(table, move.key);
       batch.PutMarker(table, move.key, move.version, where->expire_at_micros,
-                      where->event_time_micros);
+                      where->event_time_micros, where->bytes);
       ODS_RETURN_IF_ERROR(tier_->Write(batch).status());
       moved = move.from == StorageTier::kRam
                   ? shards_[s]->DemoteFromRam(move.table, move.key, move.version,
@@ -214,6 +214,43 @@ Result<size_t> Engine::MoveRecords(std::string_view table, std::span<const std::
     moved += done ? 1 : 0;
   }
   return moved;
+}
+
+std::vector<TableTierReport> Engine::TierStats() const {
+  std::vector<TableTierReport> out(tables_.size());
+  for (const auto& shard : shards_) {
+    const std::vector<shard::TableTierStats> stats = shard->TableStats();
+    for (size_t t = 0; t < out.size() && t < stats.size(); ++t) {
+      for (size_t tier = 0; tier < 3; ++tier) {
+        out[t].records[tier] += stats[t].records[tier];
+        out[t].bytes[tier] += stats[t].bytes[tier];
+        out[t].reads[tier] += stats[t].reads[tier];
+        out[t].demotions[tier] += stats[t].demotions[tier];
+      }
+      out[t].promotions += stats[t].promotions;
+    }
+  }
+  const config::StorageConfig& storage = config_.storage;
+  const double cost[3] = {
+      storage.ram_cost_per_gib_month, storage.ssd_cost_per_gib_month,
+      storage.backing.has_value() ? storage.backing->cost_per_gib_month : 0.0};
+  for (size_t t = 0; t < out.size(); ++t) {
+    TableTierReport& r = out[t];
+    const config::TableConfig& table = config_.tables[t];
+    r.table = table.name;
+    r.tiered = tiering_[t] != nullptr;
+    const LatencyHistogram& h = read_latency_[t];
+    r.read_calls = h.count();
+    r.read_p50_micros = h.QuantileUpperMicros(0.5);
+    r.read_p99_micros = h.QuantileUpperMicros(0.99);
+    r.sla_read_p99_micros = table.sla_read_p99_micros;
+    r.sla_met = r.sla_read_p99_micros == 0 || r.read_calls == 0 ||
+                r.read_p99_micros <= static_cast<uint64_t>(r.sla_read_p99_micros);
+    for (size_t tier = 0; tier < 3; ++tier) {
+      r.monthly_cost += static_cast<double>(r.bytes[tier]) / double(uint64_t{1} << 30) * cost[tier];
+    }
+  }
+  return out;
 }
 
 size_t Engine::SweepTiersOnce() {

@@ -176,4 +176,59 @@ grpc::ServerUnaryReactor* AdminService::ListDefinitions(
   return Finish(ctx, OkStatus());
 }
 
+grpc::ServerUnaryReactor* AdminService::GetTierStats(grpc::CallbackServerContext* ctx,
+                                                     const ods::v1::GetTierStatsRequest* /*req*/,
+                                                     ods::v1::GetTierStatsResponse* resp) {
+  if (Status s = AuthorizeCaller(auth_, *ctx, Method::kAdminGetTierStats); !s.ok()) {
+    return Finish(ctx, s);
+  }
+  for (const engine::TableTierReport& r : engine_.TierStats()) {
+    ods::v1::TableTierStats* t = resp->add_tables();
+    t->set_table(r.table);
+    t->set_tiered(r.tiered);
+    ods::v1::TierFigures* figures[3] = {t->mutable_ram(), t->mutable_ssd(), t->mutable_backing()};
+    for (size_t tier = 0; tier < 3; ++tier) {
+      figures[tier]->set_records(r.records[tier]);
+      figures[tier]->set_bytes(r.bytes[tier]);
+      figures[tier]->set_reads(r.reads[tier]);
+      figures[tier]->set_demotions(r.demotions[tier]);
+    }
+    t->set_promotions(r.promotions);
+    t->set_read_calls(r.read_calls);
+    t->set_read_p50_micros(r.read_p50_micros);
+    t->set_read_p99_micros(r.read_p99_micros);
+    t->set_sla_read_p99_micros(r.sla_read_p99_micros);
+    t->set_sla_met(r.sla_met);
+    t->set_monthly_cost(r.monthly_cost);
+  }
+  resp->set_tier_move_errors(engine_.Stats().tier_move_errors);
+  return Finish(ctx, OkStatus());
+}
+
+grpc::ServerUnaryReactor* AdminService::MoveRecords(grpc::CallbackServerContext* ctx,
+                                                    const ods::v1::MoveRecordsRequest* req,
+                                                    ods::v1::MoveRecordsResponse* resp) {
+  const ApiKey* key = nullptr;
+  if (Status s = Authorize(auth_, *ctx, Method::kAdminMoveRecords, key); !s.ok()) {
+    return Finish(ctx, s);
+  }
+  if (Status s = CheckTable(auth_, key, Method::kAdminMoveRecords, req->table()); !s.ok()) {
+    return Finish(ctx, s);
+  }
+  std::optional<StorageTier> to;
+  for (StorageTier t : {StorageTier::kRam, StorageTier::kSsd, StorageTier::kBacking}) {
+    if (req->to() == StorageTierName(t)) to = t;
+  }
+  if (!to) {
+    return Finish(ctx, InvalidArgumentError("MoveRecords: unknown tier '" +
+                                            QuoteForMessage(req->to()) +
+                                            "'; expected ram, ssd or backing"));
+  }
+  std::vector<std::string_view> keys(req->keys().begin(), req->keys().end());
+  Result<size_t> moved = engine_.MoveRecords(req->table(), keys, *to);
+  if (!moved.ok()) return Finish(ctx, moved.status());
+  resp->set_moved(*moved);
+  return Finish(ctx, OkStatus());
+}
+
 }  // namespace ods::server

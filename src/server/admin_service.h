@@ -34,6 +34,14 @@ class AdminService final : public ods::v1::Admin::CallbackService {
   grpc::ServerUnaryReactor* ListFunctions(grpc::CallbackServerContext* ctx,
                                           const ods::v1::ListFunctionsRequest* req,
                                           ods::v1::ListFunctionsResponse* resp) override;
+  // Engine::TierStats.
+  grpc::ServerUnaryReactor* GetTierStats(grpc::CallbackServerContext* ctx,
+                                         const ods::v1::GetTierStatsRequest* req,
+                                         ods::v1::GetTierStatsResponse* resp) override;
+  // Engine::MoveRecords, on the calling thread (reads and writes the tiers: may block on I/O).
+  grpc::ServerUnaryReactor* MoveRecords(grpc::CallbackServerContext* ctx,
+                                        const ods::v1::MoveRecordsRequest* req,
+                                        ods::v1::MoveRecordsResponse* resp) override;
 
  private:
   engine::Engine& engine_;

@@ -80,6 +80,10 @@ std::string_view MethodName(Method method) {
       return "ods.v1.Admin/RegisterFunction";
     case Method::kAdminListFunctions:
       return "ods.v1.Admin/ListFunctions";
+    case Method::kAdminGetTierStats:
+      return "ods.v1.Admin/GetTierStats";
+    case Method::kAdminMoveRecords:
+      return "ods.v1.Admin/MoveRecords";
   }
   return "?";
 }
@@ -92,6 +96,7 @@ config::Role RequiredRole(Method method) {
     case Method::kFeaturesGetHistoricalFeatures:
     case Method::kAdminListDefinitions:
     case Method::kAdminListFunctions:
+    case Method::kAdminGetTierStats:
       return config::Role::kRead;
     case Method::kStorePut:
     case Method::kStoreDelete:
@@ -101,6 +106,7 @@ config::Role RequiredRole(Method method) {
       return config::Role::kWrite;
     case Method::kAdminApplyDefinitions:
     case Method::kAdminRegisterFunction:
+    case Method::kAdminMoveRecords:
       return config::Role::kAdmin;
   }
   return config::Role::kAdmin;
@@ -112,6 +118,7 @@ bool IsNodeWide(Method method) {
     case Method::kAdminListDefinitions:
     case Method::kAdminRegisterFunction:
     case Method::kAdminListFunctions:
+    case Method::kAdminGetTierStats:
       return true;
     default:
       return false;

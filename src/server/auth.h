@@ -32,6 +32,8 @@ enum class Method : uint8_t {
   kAdminListDefinitions,
   kAdminRegisterFunction,
   kAdminListFunctions,
+  kAdminGetTierStats,
+  kAdminMoveRecords,
 };
 
 // "ods.v1.Store/Put" etc.

@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "auth.h"
-#include "latency_histogram.h"
+#include "ods/common/latency_histogram.h"
 #include "ods/common/mutex.h"
 #include "ods/common/thread_annotations.h"
 #include "ods/engine/engine.h"

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "auth.h"
-#include "latency_histogram.h"
+#include "ods/common/latency_histogram.h"
 #include "ods/engine/engine.h"
 #include "ods/v1/functions.grpc.pb.h"
 

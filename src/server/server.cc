@@ -26,6 +26,61 @@ namespace {
 
 std::string HostOf(const std::string& listen) { return listen.substr(0, listen.rfind(':')); }
 
+// Per-table, per-tier series: records, bytes, reads, moves, read latency, SLA and cost.
+void AppendTierMetrics(const engine::Engine& engine, std::ostringstream& out) {
+  const std::vector<engine::TableTierReport> tables = engine.TierStats();
+  struct Family {
+    const char* name;
+    const char* type;
+    const char* help;
+    const std::array<uint64_t, 3> engine::TableTierReport::*figures;
+  };
+  static constexpr Family kFamilies[] = {
+      {"ods_tier_records", "gauge", "Records whose value is in the tier.",
+       &engine::TableTierReport::records},
+      {"ods_tier_bytes", "gauge",
+       "RAM: bytes of the table's RAM entries; ssd, backing: encoded size of the records there.",
+       &engine::TableTierReport::bytes},
+      {"ods_tier_reads_total", "counter", "Get hits served by the tier.",
+       &engine::TableTierReport::reads},
+      {"ods_tier_demotions_total", "counter", "Records moved into the tier.",
+       &engine::TableTierReport::demotions},
+  };
+  for (const Family& f : kFamilies) {
+    out << "# HELP " << f.name << " " << f.help << "\n# TYPE " << f.name << " " << f.type << "\n";
+    for (const engine::TableTierReport& t : tables) {
+      for (StorageTier tier : {StorageTier::kRam, StorageTier::kSsd, StorageTier::kBacking}) {
+        out << f.name << "{table=\"" << t.table << "\",tier=\"" << StorageTierName(tier) << "\"} "
+            << (t.*f.figures)[static_cast<size_t>(tier)] << "\n";
+      }
+    }
+  }
+  out << "# HELP ods_tier_promotions_total Reads that brought a record back into RAM.\n"
+      << "# TYPE ods_tier_promotions_total counter\n";
+  for (const engine::TableTierReport& t : tables) {
+    out << "ods_tier_promotions_total{table=\"" << t.table << "\"} " << t.promotions << "\n";
+  }
+  out << "# HELP ods_table_sla_read_p99_seconds The table's sla.read_p99 (0: none).\n"
+      << "# TYPE ods_table_sla_read_p99_seconds gauge\n";
+  for (const engine::TableTierReport& t : tables) {
+    out << "ods_table_sla_read_p99_seconds{table=\"" << t.table << "\"} "
+        << static_cast<double>(t.sla_read_p99_micros) / 1e6 << "\n";
+  }
+  out << "# HELP ods_table_monthly_cost Estimated monthly cost of the table's bytes "
+         "(cost_per_gib_month of each tier).\n# TYPE ods_table_monthly_cost gauge\n";
+  for (const engine::TableTierReport& t : tables) {
+    out << "ods_table_monthly_cost{table=\"" << t.table << "\"} " << t.monthly_cost << "\n";
+  }
+  std::string histograms;
+  for (size_t i = 0; i < tables.size(); ++i) {
+    engine.ReadLatency(i).RenderLabeled("ods_table_read_seconds",
+                                        "table=\"" + tables[i].table + "\"", histograms);
+  }
+  out << "# HELP ods_table_read_seconds Engine Get latency per table, every tier.\n"
+      << "# TYPE ods_table_read_seconds histogram\n"
+      << histograms;
+}
+
 std::string RenderMetrics(engine::Engine& engine, const FeaturesService& features,
                           const StoreService& store, const FunctionsService& functions,
                           const Authenticator* auth) {
@@ -70,6 +125,10 @@ std::string RenderMetrics(engine::Engine& engine, const FeaturesService& feature
   counter("ods_durable_fsyncs_total",
           "Fsyncs of the durable tier's log (group commits and async window flushes).",
           s.durable_syncs);
+  counter("ods_tier_move_errors_total",
+          "Tier moves that failed (I/O); the records stayed where they were.",
+          s.tier_move_errors);
+  AppendTierMetrics(engine, out);
   if (auth != nullptr) {
     counter("ods_auth_unauthenticated_total",
             "Calls refused with UNAUTHENTICATED (no API key, or an unknown one).",

@@ -3,7 +3,7 @@
 #include <string>
 
 #include "auth.h"
-#include "latency_histogram.h"
+#include "ods/common/latency_histogram.h"
 #include "ods/engine/engine.h"
 #include "ods/v1/store.grpc.pb.h"
 

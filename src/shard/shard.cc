@@ -126,8 +126,7 @@ void Shard::Put(uint32_t table, std::span<const KeyedRecord> items,
   }
   field_names_[table].store(t.dict.size(), std::memory_order_relaxed);
   stats_.puts += indices.size();
-  memory_bytes_.store(memory_bytes_.load(std::memory_order_relaxed) + delta,
-                      std::memory_order_relaxed);
+  Account(t, delta);
 }
 
 uint64_t Shard::ReserveVersions(uint32_t count) {
@@ -154,8 +153,7 @@ void Shard::PutReserved(uint32_t table, std::span<const KeyedRecord> items,
   }
   field_names_[table].store(t.dict.size(), std::memory_order_relaxed);
   stats_.puts += indices.size();
-  memory_bytes_.store(memory_bytes_.load(std::memory_order_relaxed) + delta,
-                      std::memory_order_relaxed);
+  Account(t, delta);
 }
 
 bool Shard::Restore(uint32_t table, std::string_view key, const record::Record& record,
@@ -169,8 +167,7 @@ bool Shard::Restore(uint32_t table, std::string_view key, const record::Record& 
   int64_t delta = t.records.Upsert(key, t.scratch, AccessStamp(clock_.NowMicros()));
   if (t.below.size() != 0) delta -= static_cast<int64_t>(ForgetBelow(table, t, key));
   field_names_[table].store(t.dict.size(), std::memory_order_relaxed);
-  memory_bytes_.store(memory_bytes_.load(std::memory_order_relaxed) + delta,
-                      std::memory_order_relaxed);
+  Account(t, delta);
   return true;
 }
 
@@ -191,6 +188,7 @@ bool Shard::Get(uint32_t table, std::span<const std::string_view> keys,
   const Micros expiry_now = t.schema->ttl_micros() > 0 ? now : 0;
   const uint32_t stamp = AccessStamp(now);
   uint64_t hits = 0;
+  uint64_t ram_hits = 0;
   for (uint32_t i : indices) {
     const std::string_view encoded =
         tiered ? t.records.FindTouch(keys[i], stamp) : t.records.Find(keys[i]);
@@ -204,6 +202,7 @@ bool Shard::Get(uint32_t table, std::span<const std::string_view> keys,
     if (encoded.size() > budget_bytes) {
       stats_.gets += indices.size();
       stats_.get_hits += hits;
+      t.counters.reads[0] += ram_hits;
       return false;
     }
     budget_bytes -= encoded.size();
@@ -212,9 +211,11 @@ bool Shard::Get(uint32_t table, std::span<const std::string_view> keys,
     Status s = record::Decode(encoded, t.dict, fields.empty() ? nullptr : &t.projection, r);
     ODS_CHECK(s.ok());  // Only this shard encodes what it stores.
     ++hits;
+    ++ram_hits;
   }
   stats_.gets += indices.size();
   stats_.get_hits += hits;
+  t.counters.reads[0] += ram_hits;
   return true;
 }
 
@@ -243,8 +244,7 @@ void Shard::Delete(uint32_t table, std::span<const std::string_view> keys,
     deleted[i] = live ? 1 : 0;
     stats_.deletes += live ? 1 : 0;
   }
-  memory_bytes_.store(memory_bytes_.load(std::memory_order_relaxed) + delta,
-                      std::memory_order_relaxed);
+  Account(t, delta);
 }
 
 void Shard::CollectKeys(uint32_t table, std::string_view prefix, std::string_view start_after,
@@ -280,13 +280,13 @@ size_t Shard::SweepExpired(size_t max_visits,
   const Micros now = clock_.NowMicros();
   size_t removed = 0;
   size_t visits = 0;
-  uint64_t freed = 0;
   // Each table is entered at most twice, so a budget larger than every table ends the call.
   for (size_t entered = 0; !tables_.empty() && entered <= tables_.size() && visits < max_visits;
        ++entered) {
     if (sweep_table_ >= tables_.size()) sweep_table_ = 0;
     const auto id = static_cast<uint32_t>(sweep_table_);
     Table& t = *tables_[id];
+    uint64_t freed = 0;
     if (t.schema->ttl_micros() != 0 && !sweep_below_) {
       auto expired = [now, id, removed_keys](std::string_view key, std::string_view encoded) {
         if (!IsExpired(encoded, now)) return false;
@@ -296,6 +296,8 @@ size_t Shard::SweepExpired(size_t max_visits,
       const auto [r, v] = t.records.EraseIfFrom(sweep_key_, expired, max_visits - visits, freed);
       removed += r;
       visits += v;
+      Account(t, -static_cast<int64_t>(freed));
+      freed = 0;
       if (!sweep_key_.empty()) break;  // the budget ran out inside this table
       sweep_below_ = true;
     }
@@ -305,13 +307,14 @@ size_t Shard::SweepExpired(size_t max_visits,
         const BelowEntry e = BelowEntry::Decode(entry);
         if (!e.ExpiredAt(now)) return false;
         if (removed_keys != nullptr) removed_keys->emplace_back(id, key);
-        t.CountBelow(e.tier, -1);
+        t.CountBelow(e, -1);
         if (e.tier == StorageTier::kBacking) backing_garbage_.emplace_back(id, key);
         return true;
       };
       const auto [r, v] = t.below.EraseIfFrom(sweep_key_, expired, max_visits - visits, freed);
       removed += r;
       visits += v;
+      Account(t, -static_cast<int64_t>(freed));
       if (!sweep_key_.empty()) break;
     }
     sweep_below_ = false;
@@ -319,8 +322,6 @@ size_t Shard::SweepExpired(size_t max_visits,
     ++sweep_table_;
   }
   stats_.expired += removed;
-  memory_bytes_.store(memory_bytes_.load(std::memory_order_relaxed) - freed,
-                      std::memory_order_relaxed);
   return removed;
 }
 
@@ -329,14 +330,37 @@ ShardStats Shard::Stats() {
   ShardStats s = stats_;
   s.records = 0;
   for (const auto& t : tables_) {
+    const TableTierStats& c = t->counters;
     s.records += t->records.size() + t->below.size();
-    s.records_ssd += t->below_ssd;
-    s.records_backing += t->below_backing;
+    s.records_ssd += c.records[1];
+    s.records_backing += c.records[2];
+    s.reads_ssd += c.reads[1];
+    s.reads_backing += c.reads[2];
+    s.promotions += c.promotions;
+    s.demotions_ssd += c.demotions[1];
+    s.demotions_backing += c.demotions[2];
   }
   s.memory_bytes = memory_bytes_.load(std::memory_order_relaxed);
   s.entities = events_->entities();
   s.event_state_bytes = events_->TrackedBytes();
   return s;
+}
+
+std::vector<TableTierStats> Shard::TableStats() {
+  MutexLock lock(mu_);
+  std::vector<TableTierStats> out;
+  out.reserve(tables_.size());
+  for (const auto& t : tables_) {
+    out.push_back(t->counters);
+    out.back().records[0] = t->records.size();
+  }
+  return out;
+}
+
+void Shard::Account(Table& t, int64_t delta) {
+  t.counters.bytes[0] += static_cast<uint64_t>(delta);
+  memory_bytes_.store(memory_bytes_.load(std::memory_order_relaxed) + static_cast<uint64_t>(delta),
+                      std::memory_order_relaxed);
 }
 
 uint64_t Shard::CountEventStateBytes() {
@@ -595,11 +619,11 @@ ProcedureOutcome Shard::Execute(const ProcedureCall& call) {
     const Micros ttl = t.schema->ttl_micros();
     const uint64_t version = next_version_++;
     record::Encode(next, ttl > 0 ? clock_.NowMicros() + ttl : 0, version, t.dict, t.scratch);
-    const int64_t delta = t.records.Upsert(call.key, t.scratch);
+    const int64_t delta =
+        t.records.Upsert(call.key, t.scratch, AccessStamp(clock_.NowMicros()));
     field_names_[call.table].store(t.dict.size(), std::memory_order_relaxed);
     ++stats_.puts;
-    memory_bytes_.store(memory_bytes_.load(std::memory_order_relaxed) + delta,
-                        std::memory_order_relaxed);
+    Account(t, delta);
     outcome.written = true;
     outcome.version = version;
     return outcome;

@@ -29,7 +29,7 @@ inline Micros StampMicros(uint32_t stamp) { return Micros{stamp} * 1'000'000; }
 
 // The RAM entry of a record below RAM, stored as the value of Table::below:
 //   byte tier | varint version | varint expire_at | zigzag event_time | varint last access
-//   (seconds) | varint reads since it left RAM
+//   (seconds) | varint reads since it left RAM | varint bytes
 struct BelowEntry {
   StorageTier tier = StorageTier::kSsd;
   uint64_t version = 0;
@@ -37,6 +37,7 @@ struct BelowEntry {
   Micros event_time_micros = 0;
   uint32_t last_access = 0;  // AccessStamp
   uint32_t hits = 0;
+  uint32_t bytes = 0;  // the record's encoded size (what it takes in its tier, about)
 
   bool ExpiredAt(Micros now) const {
     return now != 0 && expire_at_micros != 0 && expire_at_micros <= now;
@@ -53,8 +54,7 @@ struct Shard::Table {
   record::FieldDictionary dict;
   RecordMap records;                 // key -> encoded record
   RecordMap below;                   // key -> BelowEntry, for records below RAM
-  uint64_t below_ssd = 0;            // entries of `below` by tier
-  uint64_t below_backing = 0;
+  TableTierStats counters;           // records/bytes below RAM, RAM bytes, reads by tier
   std::string scratch;               // reused encode buffer
   std::vector<uint32_t> projection;  // reused projection ids
 
@@ -62,8 +62,11 @@ struct Shard::Table {
   Micros ExpiryNow(const Clock& clock) const {
     return schema->ttl_micros() > 0 ? clock.NowMicros() : 0;
   }
-  void CountBelow(StorageTier tier, int delta) {
-    (tier == StorageTier::kBacking ? below_backing : below_ssd) += static_cast<uint64_t>(delta);
+  // Adds (sign +1) or removes (-1) entry `e` from the counts of its tier.
+  void CountBelow(const BelowEntry& e, int sign) {
+    const auto tier = static_cast<size_t>(e.tier);
+    counters.records[tier] += static_cast<uint64_t>(sign);
+    counters.bytes[tier] += static_cast<uint64_t>(sign) * e.bytes;
   }
 };
 

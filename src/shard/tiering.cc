@@ -44,6 +44,7 @@ void BelowEntry::EncodeTo(std::string& out) const {
   PutVarint(ZigZag(event_time_micros), out);
   PutVarint(last_access, out);
   PutVarint(hits, out);
+  PutVarint(bytes, out);
 }
 
 BelowEntry BelowEntry::Decode(std::string_view in) {
@@ -56,6 +57,7 @@ BelowEntry BelowEntry::Decode(std::string_view in) {
   e.event_time_micros = UnZigZag(GetVarint(in));
   e.last_access = static_cast<uint32_t>(GetVarint(in));
   e.hits = static_cast<uint32_t>(GetVarint(in));
+  e.bytes = static_cast<uint32_t>(GetVarint(in));
   return e;
 }
 
@@ -84,7 +86,7 @@ uint64_t Shard::ForgetBelow(uint32_t table, Table& t, std::string_view key) {
   const std::string_view entry = t.below.Find(key);
   if (entry.data() == nullptr) return 0;
   const BelowEntry e = BelowEntry::Decode(entry);
-  t.CountBelow(e.tier, -1);
+  t.CountBelow(e, -1);
   if (e.tier == StorageTier::kBacking) backing_garbage_.emplace_back(table, std::string(key));
   return t.below.Erase(key);
 }
@@ -105,9 +107,8 @@ bool Shard::NoteReadBelow(Table& t, std::string_view key, uint32_t index, Micros
   }
   e.EncodeTo(t.scratch);
   const int64_t delta = t.below.Upsert(key, t.scratch);
-  memory_bytes_.store(memory_bytes_.load(std::memory_order_relaxed) + delta,
-                      std::memory_order_relaxed);
-  (e.tier == StorageTier::kBacking ? stats_.reads_backing : stats_.reads_ssd) += 1;
+  Account(t, delta);
+  t.counters.reads[static_cast<size_t>(e.tier)] += 1;
   out.push_back({index, e.tier, e.version, promote});
   return true;
 }
@@ -122,13 +123,14 @@ std::optional<Location> Shard::Locate(uint32_t table, std::string_view key) {
     if (IsExpired(encoded, now)) return std::nullopt;
     Result<record::EncodedHeader> h = record::DecodeHeader(encoded);
     ODS_CHECK(h.ok());
-    return Location{StorageTier::kRam, h->version, h->expire_at_micros, h->event_time_micros};
+    return Location{StorageTier::kRam, h->version, h->expire_at_micros, h->event_time_micros,
+                    static_cast<uint32_t>(encoded.size())};
   }
   const std::string_view entry = t.below.Find(key);
   if (entry.data() == nullptr) return std::nullopt;
   const BelowEntry e = BelowEntry::Decode(entry);
   if (e.ExpiredAt(now)) return std::nullopt;
-  return Location{e.tier, e.version, e.expire_at_micros, e.event_time_micros};
+  return Location{e.tier, e.version, e.expire_at_micros, e.event_time_micros, e.bytes};
 }
 
 size_t Shard::CollectTierMoves(size_t max_visits, std::vector<TierMove>& out) {
@@ -180,7 +182,7 @@ size_t Shard::CollectTierMoves(size_t max_visits, std::vector<TierMove>& out) {
         if (!tier_key_.empty()) break;  // the budget ran out inside this table's RAM records
         tier_below_ = true;
       }
-      if (policy.Targets(StorageTier::kBacking) && t.below_ssd != 0) {
+      if (policy.Targets(StorageTier::kBacking) && t.counters.records[1] != 0) {
         visits += t.below.VisitFrom(
             tier_key_,
             [&](std::string_view key, std::string_view entry, uint32_t) {
@@ -228,13 +230,13 @@ bool Shard::DemoteFromRam(uint32_t table, std::string_view key, uint64_t version
   e.expire_at_micros = h->expire_at_micros;
   e.event_time_micros = h->event_time_micros;
   e.last_access = AccessStamp(clock_.NowMicros());
+  e.bytes = static_cast<uint32_t>(encoded.size());
   e.EncodeTo(t.scratch);
   int64_t delta = -static_cast<int64_t>(t.records.Erase(key));
   delta += t.below.Upsert(key, t.scratch);
-  t.CountBelow(to, +1);
-  (to == StorageTier::kBacking ? stats_.demotions_backing : stats_.demotions_ssd) += 1;
-  memory_bytes_.store(memory_bytes_.load(std::memory_order_relaxed) + delta,
-                      std::memory_order_relaxed);
+  t.CountBelow(e, +1);
+  t.counters.demotions[static_cast<size_t>(to)] += 1;
+  Account(t, delta);
   return true;
 }
 
@@ -248,14 +250,13 @@ bool Shard::MoveBelowRam(uint32_t table, std::string_view key, uint64_t version,
   if (entry.data() == nullptr) return false;
   BelowEntry e = BelowEntry::Decode(entry);
   if (e.version != version || e.tier != from) return false;
+  t.CountBelow(e, -1);
   e.tier = to;
+  t.CountBelow(e, +1);
   e.EncodeTo(t.scratch);
   const int64_t delta = t.below.Upsert(key, t.scratch);
-  t.CountBelow(from, -1);
-  t.CountBelow(to, +1);
-  (to == StorageTier::kBacking ? stats_.demotions_backing : stats_.demotions_ssd) += 1;
-  memory_bytes_.store(memory_bytes_.load(std::memory_order_relaxed) + delta,
-                      std::memory_order_relaxed);
+  t.counters.demotions[static_cast<size_t>(to)] += 1;
+  Account(t, delta);
   return true;
 }
 
@@ -271,9 +272,8 @@ bool Shard::Promote(uint32_t table, std::string_view key, const record::Record& 
   int64_t delta = t.records.Upsert(key, t.scratch, AccessStamp(clock_.NowMicros()));
   delta -= static_cast<int64_t>(ForgetBelow(table, t, key));
   field_names_[table].store(t.dict.size(), std::memory_order_relaxed);
-  ++stats_.promotions;
-  memory_bytes_.store(memory_bytes_.load(std::memory_order_relaxed) + delta,
-                      std::memory_order_relaxed);
+  ++t.counters.promotions;
+  Account(t, delta);
   return true;
 }
 
@@ -296,7 +296,7 @@ bool Shard::RestoreBelowRam(uint32_t table, std::string_view key, const Location
   if (entry.data() != nullptr) {
     const BelowEntry old = BelowEntry::Decode(entry);
     if (old.version >= where.version) return false;
-    t.CountBelow(old.tier, -1);
+    t.CountBelow(old, -1);
   }
   BelowEntry e;
   e.tier = where.tier;
@@ -304,11 +304,11 @@ bool Shard::RestoreBelowRam(uint32_t table, std::string_view key, const Location
   e.expire_at_micros = where.expire_at_micros;
   e.event_time_micros = where.event_time_micros;
   e.last_access = AccessStamp(clock_.NowMicros());
+  e.bytes = where.bytes;
   e.EncodeTo(t.scratch);
   delta += t.below.Upsert(key, t.scratch);
-  t.CountBelow(where.tier, +1);
-  memory_bytes_.store(memory_bytes_.load(std::memory_order_relaxed) + delta,
-                      std::memory_order_relaxed);
+  t.CountBelow(e, +1);
+  Account(t, delta);
   return true;
 }
 

@@ -66,9 +66,10 @@ void WriteBatch::Delete(std::string_view table, std::string_view key) {
 }
 
 void WriteBatch::PutMarker(std::string_view table, std::string_view key, uint64_t version,
-                           Micros expire_at_micros, Micros event_time_micros) {
+                           Micros expire_at_micros, Micros event_time_micros,
+                           uint64_t bytes) {
   internal::EncodeMarkerKey(table, key, rep_->key);
-  internal::EncodeMarker(version, expire_at_micros, event_time_micros, rep_->value);
+  internal::EncodeMarker(version, expire_at_micros, event_time_micros, bytes, rep_->value);
   ODS_CHECK(rep_->batch.Put(rep_->key, rep_->value).ok());
   ++rep_->count;
 }
@@ -274,9 +275,10 @@ Status RocksDbTier::ForEach(const std::function<void(const StoredRecord&)>& fn) 
       stored.in_backing = true;
       record.fields.clear();
       ok = internal::DecodeMarker({v.data(), v.size()}, record.version, stored.expire_at_micros,
-                                  record.event_time_micros);
+                                  record.event_time_micros, stored.bytes);
     } else if (ok) {
       ok = internal::DecodeValue({v.data(), v.size()}, record, stored.expire_at_micros);
+      stored.bytes = v.size();
     }
     if (!ok) {
       return {StatusCode::kDataLoss, "durable tier '" + impl_->dir +

@@ -51,20 +51,21 @@ void EncodeMarkerKey(std::string_view table, std::string_view key, std::string& 
 }
 
 void EncodeMarker(uint64_t version, Micros expire_at_micros, Micros event_time_micros,
-                  std::string& out) {
+                  uint64_t bytes, std::string& out) {
   out.clear();
   PutVarint(version, out);
   PutVarint(static_cast<uint64_t>(expire_at_micros), out);
   const auto t = static_cast<uint64_t>(event_time_micros);
   PutVarint((t << 1) ^ static_cast<uint64_t>(event_time_micros >> 63), out);
+  PutVarint(bytes, out);
 }
 
 bool DecodeMarker(std::string_view stored, uint64_t& version, Micros& expire_at_micros,
-                  Micros& event_time_micros) {
+                  Micros& event_time_micros, uint64_t& bytes) {
   uint64_t expire = 0;
   uint64_t zigzag = 0;
   if (!GetVarint(stored, version) || !GetVarint(stored, expire) || !GetVarint(stored, zigzag) ||
-      !stored.empty()) {
+      !GetVarint(stored, bytes) || !stored.empty()) {
     return false;
   }
   expire_at_micros = static_cast<Micros>(expire);

@@ -35,11 +35,12 @@ void EncodeMarkerKey(std::string_view table, std::string_view key, std::string& 
 // True if a decoded stored key's table part marks a marker (see EncodeMarkerKey).
 inline bool IsMarkerTable(std::string_view table) { return !table.empty() && table[0] == '\0'; }
 
-// Marker value: varint version | varint expire_at | zigzag-varint event_time.
+// Marker value: varint version | varint expire_at | zigzag-varint event_time | varint bytes
+// (the record's encoded size, for tier statistics).
 void EncodeMarker(uint64_t version, Micros expire_at_micros, Micros event_time_micros,
-                  std::string& out);
+                  uint64_t bytes, std::string& out);
 bool DecodeMarker(std::string_view stored, uint64_t& version, Micros& expire_at_micros,
-                  Micros& event_time_micros);
+                  Micros& event_time_micros, uint64_t& bytes);
 
 // Splits a stored key; false if malformed. Views point into `stored`.
 bool DecodeKey(std::string_view stored, std::string_view& table, std::string_view& key);

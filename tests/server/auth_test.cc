@@ -38,6 +38,8 @@ constexpr Method kAllMethods[] = {
     Method::kAdminListDefinitions,
     Method::kAdminRegisterFunction,
     Method::kAdminListFunctions,
+    Method::kAdminGetTierStats,
+    Method::kAdminMoveRecords,
 };
 
 config::ApiKeyConfig Key(std::string name, std::string_view secret, config::Role role,

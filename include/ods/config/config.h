@@ -139,6 +139,8 @@ struct BackingConfig {
   // Table holding the records (kind postgres), created if missing. Letters, digits and _,
   // starting with a letter or _, at most 63 bytes. Default: ods_backing.
   std::string postgres_table = "ods_backing";
+  // `cost_per_gib_month` of the backing store. Default: 0.023 (object-storage list price).
+  double cost_per_gib_month = 0.023;
 };
 
 struct StorageConfig {
@@ -154,6 +156,15 @@ struct StorageConfig {
   // shard past its share is rejected with RESOURCE_EXHAUSTED (until tiering moves cold records
   // out, #6). 0 = unlimited. Default: 2 GiB.
   uint64_t ram_max_bytes = uint64_t{2} << 30;
+  // `ram.cost_per_gib_month`: what a GiB of RAM costs a month, for the cost estimate in tier
+  // stats (any currency). Default: 4.0 (a rough cloud list price; set your own).
+  double ram_cost_per_gib_month = 4.0;
+  // `ssd.max_bytes`: budget of the SSD tier for records of tiered tables (their encoded size);
+  // over it, the least recently used SSD records of the lowest-priority tables move to the
+  // backing store (where there is one). 0 = unlimited. Default: 0.
+  uint64_t ssd_max_bytes = 0;
+  // `ssd.cost_per_gib_month`. Default: 0.08.
+  double ssd_cost_per_gib_month = 0.08;
   // The backing store; unset (no `storage.backing` key) = none is opened.
   std::optional<BackingConfig> backing = std::nullopt;
 };
@@ -212,6 +223,12 @@ struct TableConfig {
   Promote promote = Promote::kOnAccess;
   // For Promote::kAfterHits: reads below RAM that promote. Range: [1, 1000000].
   uint32_t promote_after_hits = 0;
+  // `priority`: over a tier's budget, records of lower-priority tables move down first (least
+  // recently used first within a table). Default: 0. Range: [0, 100].
+  uint32_t priority = 0;
+  // `sla.read_p99`: the table's read latency goal; tier stats report the observed p99 against
+  // it. 0 = none. Default: 0. Range: [1us, 10s].
+  Micros sla_read_p99_micros = 0;
 };
 
 // The shape of one kind of event producers push (PushEvents/StreamEvents).

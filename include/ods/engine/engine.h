@@ -1,5 +1,6 @@
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <functional>
@@ -12,6 +13,7 @@
 #include <vector>
 
 #include "ods/common/clock.h"
+#include "ods/common/latency_histogram.h"
 #include "ods/common/mutex.h"
 #include "ods/common/status.h"
 #include "ods/config/config.h"
@@ -57,6 +59,28 @@ struct EngineStats {
   uint64_t demotions_ssd = 0;    // records moved to the SSD tier
   uint64_t demotions_backing = 0;
   uint64_t tier_move_errors = 0;  // moves that failed (I/O); the record stayed where it was
+};
+
+// One table's tiers (Engine::TierStats). Arrays are indexed by StorageTier (ram, ssd, backing).
+struct TableTierReport {
+  std::string table;
+  bool tiered = false;                  // has tiering rules
+  std::array<uint64_t, 3> records{};    // records whose value is in each tier
+  // RAM: accounted bytes of the table's RAM entries; SSD and backing: the records' encoded
+  // size there (before the tier's compression).
+  std::array<uint64_t, 3> bytes{};
+  std::array<uint64_t, 3> reads{};      // Get hits served by each tier
+  std::array<uint64_t, 3> demotions{};  // moves into each tier
+  uint64_t promotions = 0;
+  // Engine::Get latency of the table (every key of a call, whichever tier answered), as bucket
+  // upper bounds (LatencyHistogram): p50 and p99 over everything since start.
+  uint64_t read_calls = 0;
+  uint64_t read_p50_micros = 0;
+  uint64_t read_p99_micros = 0;
+  Micros sla_read_p99_micros = 0;  // the table's goal; 0 = none
+  bool sla_met = true;             // read_p99 <= the goal (true without a goal or reads)
+  // bytes[tier] in GiB times the tier's cost_per_gib_month, summed.
+  double monthly_cost = 0;
 };
 
 // The store: the catalog of tables, N shards and the router between them. The only component
@@ -162,6 +186,11 @@ class Engine {
   // kDataLoss from the tier or backing store (the record stays readable where it was).
   Result<size_t> MoveRecords(std::string_view table, std::span<const std::string_view> keys,
                              StorageTier to);
+
+  // Per-table tier figures, in table order. O(tables x shards).
+  std::vector<TableTierReport> TierStats() const;
+  // Engine::Get latencies of table `table_id` (its index in TierStats and the config).
+  const LatencyHistogram& ReadLatency(size_t table_id) const { return read_latency_[table_id]; }
 
   // One step of the tier sweep on every shard (what the background sweeper runs each second):
   // applies the tables' tiering rules to a bounded slice of each shard's records and moves
@@ -400,6 +429,8 @@ class Engine {
   // a garbage delete never removes a copy a concurrent move just wrote.
   std::mutex backing_move_mu_;
   std::atomic<uint64_t> tier_move_errors_{0};
+  // Get latency per table (index = table id); fixed length after Create.
+  std::unique_ptr<LatencyHistogram[]> read_latency_;
 
   // Event templates and aggregations: immutable snapshots. The newest is published in
   // catalog_ (lock-free reads); older ones stay alive until the engine is destroyed, so a

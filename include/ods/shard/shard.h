@@ -1,5 +1,6 @@
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <map>
@@ -159,6 +160,7 @@ struct Location {
   uint64_t version = 0;
   Micros expire_at_micros = 0;  // 0 = never
   Micros event_time_micros = 0;
+  uint32_t bytes = 0;  // the record's encoded size
 };
 
 // A move the tier sweep proposes (Shard::CollectTierMoves); the engine carries it out.
@@ -176,6 +178,17 @@ struct TierMove {
   bool needs_record = false;
   // The record, for a move out of RAM to the backing store (decoded under the lock).
   std::optional<record::Record> record;
+};
+
+// One table's tier figures in one shard (Shard::TableStats), indexed by StorageTier.
+struct TableTierStats {
+  std::array<uint64_t, 3> records{};    // live and expired-but-unswept, by tier
+  // RAM: accounted bytes of the table's RAM entries (records and below-RAM entries); SSD and
+  // backing: the encoded size of the records there (about what they take before compression).
+  std::array<uint64_t, 3> bytes{};
+  std::array<uint64_t, 3> reads{};      // Get hits served by each tier
+  std::array<uint64_t, 3> demotions{};  // moves into each tier (RAM: none)
+  uint64_t promotions = 0;              // reads that brought a record back into RAM
 };
 
 // Counters of one shard, summed by the engine for server stats.
@@ -306,6 +319,9 @@ class alignas(64) Shard {
                       std::vector<std::pair<uint32_t, std::string>>* removed_keys = nullptr);
 
   ShardStats Stats();
+
+  // Tier figures of every table, by table id. O(tables).
+  std::vector<TableTierStats> TableStats();
 
   // --- Tiering. A record below RAM keeps an entry here (key, tier, version, expiry, event time,
   // last access, reads since it left RAM): Get reports it (BelowRam), CollectKeys lists it,
@@ -471,6 +487,8 @@ class alignas(64) Shard {
   struct Table;
   class EventStore;
 
+  // Adds `delta` to the accounted RAM bytes of `t` and of the shard.
+  void Account(Table& t, int64_t delta) ODS_REQUIRES(mu_);
   // Removes `key`'s below-RAM entry of table `table` (`t`), if any; returns the accounted bytes
   // freed. A record that was in the backing store leaves its copy there as garbage.
   uint64_t ForgetBelow(uint32_t table, Table& t, std::string_view key) ODS_REQUIRES(mu_);

@@ -41,7 +41,7 @@ class WriteBatch {
   // Adds a marker saying that `key` of `table` is in the backing store at `version` (replacing
   // the record, if the batch also Deletes it first).
   void PutMarker(std::string_view table, std::string_view key, uint64_t version,
-                 Micros expire_at_micros, Micros event_time_micros);
+                 Micros expire_at_micros, Micros event_time_micros, uint64_t bytes);
   // Adds a removal of `key`'s marker only (the record, if any, stays).
   void DeleteMarker(std::string_view table, std::string_view key);
 
@@ -62,6 +62,7 @@ struct StoredRecord {
   const record::Record* record = nullptr;
   Micros expire_at_micros = 0;  // 0 = never
   bool in_backing = false;      // a marker: the record is in the backing store
+  uint64_t bytes = 0;           // the record's encoded size (a marker's: as it was)
 };
 
 // A record read by key (RocksDbTier::Get).

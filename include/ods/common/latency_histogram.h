@@ -1,6 +1,7 @@
 #pragma once
 
-// Private to server/. Handler latencies per RPC method, rendered as Prometheus histograms.
+// Latencies in fixed buckets: the server's per-RPC handler times and the engine's per-table
+// read times, rendered as Prometheus histograms.
 
 #include <algorithm>
 #include <array>
@@ -10,7 +11,7 @@
 #include <string>
 #include <string_view>
 
-namespace ods::server {
+namespace ods {
 
 // Counts of durations in fixed buckets (upper bounds 25 us .. 10 s, then +Inf), their sum and
 // count. Record is lock-free (relaxed atomics: a scrape may see a record's bucket before its sum,
@@ -30,11 +31,40 @@ class LatencyHistogram {
     sum_micros_.fetch_add(micros, std::memory_order_relaxed);
   }
 
+  // How many durations were recorded.
+  uint64_t count() const {
+    uint64_t n = 0;
+    for (const auto& b : buckets_) n += b.load(std::memory_order_relaxed);
+    return n;
+  }
+
+  // The upper bound (microseconds) of the bucket holding quantile `q` (0 < q <= 1) of what was
+  // recorded: an upper estimate, exact to the bucket. 0 when nothing was recorded; the last
+  // finite bound + 1 when the quantile is past it.
+  uint64_t QuantileUpperMicros(double q) const {
+    const uint64_t n = count();
+    if (n == 0) return 0;
+    const auto rank = static_cast<uint64_t>(q * static_cast<double>(n) + 0.999999);
+    uint64_t cumulative = 0;
+    for (size_t b = 0; b < kUpperMicros.size(); ++b) {
+      cumulative += buckets_[b].load(std::memory_order_relaxed);
+      if (cumulative >= rank) return kUpperMicros[b];
+    }
+    return kUpperMicros.back() + 1;
+  }
+
   // Appends the histogram's series `name{method="METHOD",le=...}`, `name_sum`, `name_count`
   // (no HELP/TYPE lines: the caller writes them once per name).
   void Render(std::string_view name, std::string_view method, std::string& out) const {
+    RenderLabeled(name, "method=\"" + std::string(method) + "\"", out);
+  }
+
+  // As Render, with `labels` (e.g. `table="t"`) as the series' labels besides le.
+  void RenderLabeled(std::string_view name, const std::string& labels_text,
+                     std::string& out) const {
+    const std::string method_labels = "{" + labels_text;
     uint64_t cumulative = 0;
-    const std::string labels = "{method=\"" + std::string(method) + "\",le=\"";
+    const std::string labels = method_labels + ",le=\"";
     for (size_t b = 0; b <= kUpperMicros.size(); ++b) {
       cumulative += buckets_[b].load(std::memory_order_relaxed);
       const std::string le =
@@ -42,9 +72,9 @@ class LatencyHistogram {
       out.append(name).append("_bucket").append(labels).append(le).append("\"} ");
       out.append(std::to_string(cumulative)).append("\n");
     }
-    out.append(name).append("_sum{method=\"").append(method).append("\"} ");
+    out.append(name).append("_sum").append(method_labels).append("} ");
     out.append(SecondsText(sum_micros_.load(std::memory_order_relaxed))).append("\n");
-    out.append(name).append("_count{method=\"").append(method).append("\"} ");
+    out.append(name).append("_count").append(method_labels).append("} ");
     out.append(std::to_string(cumulative)).append("\n");
   }
 
@@ -75,4 +105,4 @@ class ScopedLatency {
   const std::chrono::steady_clock::time_point start_;
 };
 
-}  // namespace ods::server
+}  // namespace ods
