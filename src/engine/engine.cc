@@ -59,16 +59,28 @@ struct Engine::Sweeper {
   }
   void Run(Engine& engine) {
     std::unique_lock<std::mutex> lock(mu);
-    while (!cv.wait_for(lock, kSweepInterval, [this] { return stop; })) {
+    while (true) {
+      cv.wait_for(lock, kSweepInterval, [this] { return stop || wake; });
+      if (stop) break;
+      wake = false;
       lock.unlock();
       engine.SweepExpiredOnce();
       engine.SweepTiersOnce();
       lock.lock();
     }
   }
+  // Runs a sweep now rather than at the next interval (a budget was hit). Never blocks long.
+  void Wake() {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      wake = true;
+    }
+    cv.notify_all();
+  }
   std::mutex mu;
   std::condition_variable cv;
   bool stop = false;
+  bool wake = false;
   std::thread thread;  // Last: starts after the members above exist.
 };
 
@@ -123,6 +135,13 @@ Result<std::unique_ptr<Engine>> Engine::Create(const config::Config& config, con
     engine->tiering_.push_back(TieringPolicyOf(t));
   }
   engine->read_latency_ = std::make_unique<LatencyHistogram[]>(config.tables.size());
+  for (uint32_t t = 0; t < config.tables.size(); ++t) {
+    if (engine->tiering_[t] != nullptr) engine->budget_order_.push_back(t);
+  }
+  std::stable_sort(engine->budget_order_.begin(), engine->budget_order_.end(),
+                   [&](uint32_t a, uint32_t b) {
+                     return config.tables[a].priority < config.tables[b].priority;
+                   });
   for (uint32_t i = 0; i < config.server.shards; ++i) {
     engine->shards_.push_back(std::make_unique<shard::Shard>(i, engine->tables_, clock,
                                                              shard_budget, engine->tiering_));
@@ -378,10 +397,12 @@ Result<std::vector<uint64_t>> Engine::PutApply(std::string_view table,
       incoming += shard::Shard::MaxEntryBytes(records[i].key, *records[i].record);
     }
     if (incoming > 0 && shards_[s]->WouldExceedMemory(incoming)) {
+      if (sweeper_ != nullptr) sweeper_->Wake();  // tiering may make room
       return ResourceExhaustedError(
           "table '" + schema.name() + "': RAM budget reached (shard " + std::to_string(s) +
           " is at its share of storage.ram.max_bytes " +
-          FormatBytes(config_.storage.ram_max_bytes) + "); delete records or raise the budget");
+          FormatBytes(config_.storage.ram_max_bytes) +
+          "); delete records, raise the budget, or let tiering rules move cold records out");
     }
   }
   if (schema.free_form()) {

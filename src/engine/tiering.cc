@@ -26,6 +26,8 @@ namespace {
 // Records one tier sweep step visits per shard: the rules cost ~0.2 us a record (a decode
 // when a rule tests fields), so a step holds a shard for well under a millisecond.
 constexpr size_t kTierVisitsPerShard = 1024;
+// Samples a budget step takes from one table of a shard before it moves on (or stops).
+constexpr int kBudgetRounds = 4;
 
 // Keeps only the fields named in `fields` (all when empty).
 void Project(std::span<const std::string_view> fields, record::Record& r) {
@@ -253,30 +255,88 @@ std::vector<TableTierReport> Engine::TierStats() const {
   return out;
 }
 
+Result<std::optional<StorageTier>> Engine::TierOf(std::string_view table,
+                                                  std::string_view key) const {
+  ODS_ASSIGN_OR_RETURN(const uint32_t table_id, FindTable(table));
+  ODS_RETURN_IF_ERROR(CheckKey(*tables_[table_id], key));
+  const std::optional<shard::Location> where =
+      shards_[ShardOf(table, key)]->Locate(table_id, key);
+  if (!where) return std::optional<StorageTier>();
+  return std::optional<StorageTier>(where->tier);
+}
+
+size_t Engine::CarryOutAll(const std::vector<shard::TierMove>& moves) {
+  size_t moved = 0;
+  Status first_error;
+  for (const shard::TierMove& move : moves) {
+    Result<bool> done = CarryOut(move);
+    if (!done.ok()) {
+      tier_move_errors_.fetch_add(1, std::memory_order_relaxed);
+      if (first_error.ok()) first_error = done.status();
+      continue;
+    }
+    moved += *done ? 1 : 0;
+  }
+  if (!first_error.ok()) {
+    Logger("ods.engine")->warn("tier sweep: moves failed, records stay where they were: {}",
+                               first_error.message());
+  }
+  return moved;
+}
+
+size_t Engine::EnforceBudgets() {
+  size_t moved = 0;
+  std::vector<shard::TierMove> moves;
+  // RAM, per shard: from 90% of the shard's share down towards 80%.
+  const uint64_t share = config_.storage.ram_max_bytes / shards_.size();
+  for (size_t s = 0; share > 0 && s < shards_.size(); ++s) {
+    const uint64_t used = shards_[s]->MemoryBytes();
+    if (used <= share / 10 * 9) continue;
+    uint64_t wanted = used - share / 10 * 8;
+    // Lower priorities give up their records first: a few rounds of samples each.
+    for (uint32_t table : budget_order_) {
+      for (int round = 0; wanted > 0 && round < kBudgetRounds; ++round) {
+        moves.clear();
+        const uint64_t proposed = shards_[s]->CollectColdest(table, StorageTier::kRam,
+                                                             kTierVisitsPerShard, wanted, moves);
+        moved += CarryOutAll(moves);
+        wanted -= std::min(wanted, proposed);
+        if (proposed == 0) break;
+      }
+    }
+  }
+  // SSD, over all shards: from 90% of storage.ssd.max_bytes towards 80%.
+  const uint64_t ssd_max = config_.storage.ssd_max_bytes;
+  if (ssd_max > 0 && backing_ != nullptr) {
+    uint64_t used = 0;
+    for (const TableTierReport& r : TierStats()) used += r.bytes[1];
+    if (used > ssd_max / 10 * 9) {
+      uint64_t wanted = used - ssd_max / 10 * 8;
+      for (uint32_t table : budget_order_) {
+        for (size_t s = 0; wanted > 0 && s < shards_.size(); ++s) {
+          moves.clear();
+          const uint64_t proposed = shards_[s]->CollectColdest(
+              table, StorageTier::kSsd, kTierVisitsPerShard, wanted / (shards_.size() - s) + 1,
+              moves);
+          moved += CarryOutAll(moves);
+          wanted -= std::min(wanted, proposed);
+        }
+        if (wanted == 0) break;
+      }
+    }
+  }
+  return moved;
+}
+
 size_t Engine::SweepTiersOnce() {
   if (tier_ == nullptr) return 0;
-  const bool any = std::any_of(tiering_.begin(), tiering_.end(),
-                               [](const auto& p) { return p != nullptr; });
-  size_t moved = 0;
-  if (any) {
+  size_t moved = EnforceBudgets();
+  if (!budget_order_.empty()) {
     std::vector<shard::TierMove> moves;
-    Status first_error;
     for (auto& shard : shards_) {
       moves.clear();
       shard->CollectTierMoves(kTierVisitsPerShard, moves);
-      for (const shard::TierMove& move : moves) {
-        Result<bool> done = CarryOut(move);
-        if (!done.ok()) {
-          tier_move_errors_.fetch_add(1, std::memory_order_relaxed);
-          if (first_error.ok()) first_error = done.status();
-          continue;
-        }
-        moved += *done ? 1 : 0;
-      }
-    }
-    if (!first_error.ok()) {
-      Logger("ods.engine")->warn("tier sweep: moves failed, records stay where they were: {}",
-                                 first_error.message());
+      moved += CarryOutAll(moves);
     }
   }
   CollectBackingGarbage();

@@ -37,6 +37,17 @@ class RecordMap {
   // mutating call. O(1) expected, no allocation.
   std::string_view Find(std::string_view key) const;
 
+  // As Find, and sets `stamp` to the entry's stamp (0 without access stamps or when absent).
+  std::string_view FindStamped(std::string_view key, uint32_t& stamp) const {
+    auto it = set_.find(Absl(key));
+    if (it == set_.end()) {
+      stamp = 0;
+      return {};
+    }
+    stamp = StampOf(it->block);
+    return ValueOf(it->block);
+  }
+
   // As Find, and sets the entry's stamp to `stamp` (no-op without access stamps).
   std::string_view FindTouch(std::string_view key, uint32_t stamp);
 

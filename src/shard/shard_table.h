@@ -55,6 +55,7 @@ struct Shard::Table {
   RecordMap records;                 // key -> encoded record
   RecordMap below;                   // key -> BelowEntry, for records below RAM
   TableTierStats counters;           // records/bytes below RAM, RAM bytes, reads by tier
+  std::string coldest_key[2];        // where CollectColdest resumes, for RAM and for SSD
   std::string scratch;               // reused encode buffer
   std::vector<uint32_t> projection;  // reused projection ids
 

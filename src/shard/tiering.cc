@@ -66,7 +66,8 @@ bool TieringPolicy::Targets(StorageTier tier) const {
 }
 
 std::optional<StorageTier> DecideTier(const TieringPolicy& policy, const TierFacts& facts,
-                                      const record::Record* record) {
+                                      const record::Record* record, bool* pinned) {
+  if (pinned != nullptr) *pinned = false;
   for (const TierRule& rule : policy.rules) {
     if (rule.idle_for_micros != 0 && facts.now - facts.last_access < rule.idle_for_micros) continue;
     if (rule.age_micros != 0 &&
@@ -77,6 +78,7 @@ std::optional<StorageTier> DecideTier(const TieringPolicy& policy, const TierFac
       if (record == nullptr) return std::nullopt;
       if (!record::Matches(*rule.field, *record)) continue;
     }
+    if (pinned != nullptr) *pinned = rule.to == StorageTier::kRam;
     return rule.to;
   }
   return StorageTier::kRam;
@@ -214,12 +216,89 @@ size_t Shard::CollectTierMoves(size_t max_visits, std::vector<TierMove>& out) {
   return visits;
 }
 
+uint64_t Shard::CollectColdest(uint32_t table, StorageTier tier, size_t max_visits,
+                               uint64_t bytes_wanted, std::vector<TierMove>& out) {
+  ODS_CHECK(tier == StorageTier::kRam || tier == StorageTier::kSsd);
+  MutexLock lock(mu_);
+  ODS_CHECK(table < tables_.size());
+  Table& t = *tables_[table];
+  if (t.tiering == nullptr) return 0;
+  const Micros now = clock_.NowMicros();
+  const Micros expiry_now = t.schema->ttl_micros() > 0 ? now : 0;
+  struct Candidate {
+    uint32_t stamp;
+    TierMove move;
+    uint32_t bytes;
+  };
+  std::vector<Candidate> seen;
+  record::Record decoded;
+  std::string& resume = t.coldest_key[tier == StorageTier::kRam ? 0 : 1];
+  const bool whole_table = resume.empty() && max_visits >= (tier == StorageTier::kRam
+                                                                 ? t.records.size()
+                                                                 : t.below.size());
+  auto consider = [&](std::string_view key, uint32_t stamp, uint64_t version, Micros expire_at,
+                      Micros event_time, uint32_t bytes) {
+    Candidate c{stamp, {}, bytes};
+    c.move.table = table;
+    c.move.key.assign(key);
+    c.move.version = version;
+    c.move.from = tier;
+    c.move.to = tier == StorageTier::kRam ? StorageTier::kSsd : StorageTier::kBacking;
+    c.move.expire_at_micros = expire_at;
+    c.move.event_time_micros = event_time;
+    c.move.last_access_micros = StampMicros(stamp);
+    seen.push_back(std::move(c));
+  };
+  if (tier == StorageTier::kRam) {
+    t.records.VisitFrom(
+        resume,
+        [&](std::string_view key, std::string_view encoded, uint32_t stamp) {
+          Result<record::EncodedHeader> h = record::DecodeHeader(encoded);
+          ODS_CHECK(h.ok());
+          if (h->expire_at_micros != 0 && h->expire_at_micros <= expiry_now) return;
+          const TierFacts facts{now, h->event_time_micros, StampMicros(stamp)};
+          bool pinned = false;
+          if (!DecideTier(*t.tiering, facts, nullptr, &pinned).has_value()) {
+            ODS_CHECK(record::Decode(encoded, t.dict, nullptr, decoded).ok());
+            DecideTier(*t.tiering, facts, &decoded, &pinned);
+          }
+          if (pinned) return;
+          consider(key, stamp, h->version, h->expire_at_micros, h->event_time_micros,
+                   static_cast<uint32_t>(encoded.size()));
+        },
+        max_visits);
+  } else {
+    t.below.VisitFrom(
+        resume,
+        [&](std::string_view key, std::string_view entry, uint32_t) {
+          const BelowEntry e = BelowEntry::Decode(entry);
+          if (e.tier != StorageTier::kSsd || e.ExpiredAt(expiry_now)) return;
+          consider(key, e.last_access, e.version, e.expire_at_micros, e.event_time_micros,
+                   e.bytes);
+        },
+        max_visits);
+  }
+  if (seen.empty()) return 0;
+  std::sort(seen.begin(), seen.end(),
+            [](const Candidate& a, const Candidate& b) { return a.stamp < b.stamp; });
+  // A sample of a larger table gives up its older half; a whole table, as much as is wanted.
+  const uint32_t median = whole_table ? UINT32_MAX : seen[(seen.size() - 1) / 2].stamp;
+  uint64_t proposed = 0;
+  for (Candidate& c : seen) {
+    if (proposed >= bytes_wanted || c.stamp > median) break;
+    proposed += c.bytes;
+    out.push_back(std::move(c.move));
+  }
+  return proposed;
+}
+
 bool Shard::DemoteFromRam(uint32_t table, std::string_view key, uint64_t version, StorageTier to) {
   ODS_CHECK(to != StorageTier::kRam);
   MutexLock lock(mu_);
   ODS_CHECK(table < tables_.size());
   Table& t = *tables_[table];
-  const std::string_view encoded = t.records.Find(key);
+  uint32_t stamp = 0;
+  const std::string_view encoded = t.records.FindStamped(key, stamp);
   if (encoded.data() == nullptr) return false;
   Result<record::EncodedHeader> h = record::DecodeHeader(encoded);
   ODS_CHECK(h.ok());
@@ -229,7 +308,8 @@ bool Shard::DemoteFromRam(uint32_t table, std::string_view key, uint64_t version
   e.version = version;
   e.expire_at_micros = h->expire_at_micros;
   e.event_time_micros = h->event_time_micros;
-  e.last_access = AccessStamp(clock_.NowMicros());
+  // Keeps the record's last access: idle_for and the budgets' LRU order continue below RAM.
+  e.last_access = t.records.access_stamps() ? stamp : AccessStamp(clock_.NowMicros());
   e.bytes = static_cast<uint32_t>(encoded.size());
   e.EncodeTo(t.scratch);
   int64_t delta = -static_cast<int64_t>(t.records.Erase(key));

@@ -290,6 +290,106 @@ TEST_F(TieringTest, ProceduresSeeRecordsBelowRam) {
   EXPECT_EQ(*report->results[0].value, Value(int64_t{41}));
 }
 
+// Two tiered tables under a small RAM budget: over 90% of a shard's share, the least recently
+// used records of the lower-priority table go to SSD first.
+TEST_F(TieringTest, OverTheRamBudgetLeastRecentlyUsedRecordsOfLowPriorityTablesMoveFirst) {
+  config::Config c = MakeConfig({Rule(StorageTier::kSsd, 365 * kDay, 0)});
+  c.server.shards = 1;
+  c.storage.ram_max_bytes = 64 << 10;
+  c.tables[0].priority = 10;
+  config::TableConfig low = c.tables[0];
+  low.name = "low";
+  low.priority = 1;
+  c.tables.push_back(low);
+  Start(c);
+  auto put = [&](std::string_view table, std::string_view key) {
+    Record r;
+    r.fields = {{"x", int64_t{1}}, {"pad", std::string(200, 'p')}};
+    const KeyedRecord items[] = {{key, &r}};
+    return engine_->Put(table, items).status();
+  };
+  // Fill to ~70% with `t`, old accesses first.
+  int n = 0;
+  while (engine_->Stats().memory_bytes < (64u << 10) * 7 / 10) {
+    ASSERT_THAT(put("t", "t" + std::to_string(n++)), IsOk());
+    clock_.Advance(kSecond);
+  }
+  // Then `low` past 90%.
+  int m = 0;
+  while (engine_->Stats().memory_bytes < (64u << 10) * 95 / 100) {
+    ASSERT_THAT(put("low", "l" + std::to_string(m++)), IsOk());
+    clock_.Advance(kSecond);
+  }
+  // A quarter of `low` (its oldest) is read now: it is the most recently used. Getting down to
+  // 80% takes ~60% of `low`, so the rest of it goes first.
+  for (int i = 0; i < m / 4; ++i) {
+    const std::string key = "l" + std::to_string(i);
+    const std::string_view keys[] = {key};
+    std::vector<std::optional<Record>> out;
+    ASSERT_THAT(engine_->Get("low", keys, {}, out), IsOk());
+  }
+  engine_->SweepTiersOnce();
+  EXPECT_LE(engine_->Stats().memory_bytes, (64u << 10) * 9 / 10);
+  const std::vector<TableTierReport> tiers = engine_->TierStats();
+  EXPECT_EQ(tiers[0].records[1], 0u) << "the higher-priority table is untouched";
+  EXPECT_GT(tiers[1].records[1], 0u);
+  // Demoted: the least recently used of `low`, never one just read.
+  for (int i = 0; i < m / 4; ++i) {
+    EXPECT_THAT(engine_->TierOf("low", "l" + std::to_string(i)),
+                IsOkAndHolds(std::optional<StorageTier>(StorageTier::kRam)))
+        << i;
+  }
+  EXPECT_THAT(engine_->TierOf("low", "l" + std::to_string(m / 4)),
+              IsOkAndHolds(std::optional<StorageTier>(StorageTier::kSsd)));
+  // Everything is still readable.
+  for (int i = 0; i < m; ++i) {
+    const std::string key = "l" + std::to_string(i);
+    const std::string_view keys[] = {key};
+    std::vector<std::optional<Record>> out;
+    ASSERT_THAT(engine_->Get("low", keys, {}, out), IsOk());
+    EXPECT_TRUE(out[0].has_value()) << key;
+  }
+}
+
+TEST_F(TieringTest, RecordsPinnedToRamStayOverBudgetAndPutsAreRefusedThen) {
+  config::Config c = MakeConfig({Rule(StorageTier::kRam, 0, 0, "plan == 'pro'")});
+  c.server.shards = 1;
+  c.storage.ram_max_bytes = 16 << 10;
+  Start(c);
+  Status last;
+  int n = 0;
+  while (last.ok() && n < 10'000) {
+    Record r;
+    r.fields = {{"x", int64_t{1}}, {"plan", std::string("pro")}};
+    const std::string key = "k" + std::to_string(n++);
+    const KeyedRecord items[] = {{key, &r}};
+    last = engine_->Put("t", items).status();
+  }
+  EXPECT_THAT(last, StatusIs(StatusCode::kResourceExhausted, HasSubstr("tiering rules")));
+  engine_->SweepTiersOnce();
+  EXPECT_EQ(engine_->TierStats()[0].records[1], 0u) << "pinned by the `to: ram` rule";
+}
+
+TEST_F(TieringTest, OverTheSsdBudgetLeastRecentlyUsedRecordsMoveToTheBackingStore) {
+  config::Config c = MakeConfig({Rule(StorageTier::kSsd, kHour, 0)});
+  c.storage.ssd_max_bytes = 2 << 10;
+  Start(c);
+  for (int i = 0; i < 200; ++i) {
+    Put1("k" + std::to_string(i), i);
+    clock_.Advance(kSecond);
+  }
+  clock_.Advance(2 * kHour);
+  engine_->SweepTiersOnce();  // all idle: to SSD (~2.7 KiB), then over budget: some to backing
+  engine_->SweepTiersOnce();
+  const TableTierReport t = engine_->TierStats()[0];
+  EXPECT_GT(t.records[2], 0u) << t.records[1] << " on SSD, " << t.bytes[1] << " bytes";
+  EXPECT_LE(t.bytes[1], (2u << 10) * 9 / 10);
+  EXPECT_THAT(engine_->TierOf("t", "k0"),
+              IsOkAndHolds(std::optional<StorageTier>(StorageTier::kBacking)))
+      << "the least recently used";
+  for (int i = 0; i < 200; ++i) EXPECT_EQ(X("k" + std::to_string(i)), i);
+}
+
 // Random Put/Delete/Get/Scan/GetOnlineFeatures and random moves between tiers, every answer
 // checked against a reference map. Parameter: the backing store.
 class RandomTieringTest : public TieringTest,

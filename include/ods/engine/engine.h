@@ -187,14 +187,22 @@ class Engine {
   Result<size_t> MoveRecords(std::string_view table, std::span<const std::string_view> keys,
                              StorageTier to);
 
+  // The tier holding `key` of `table`, or nullopt if absent or expired. Errors: kNotFound
+  // unknown table; kInvalidArgument bad key. One shard lock; no I/O.
+  Result<std::optional<StorageTier>> TierOf(std::string_view table, std::string_view key) const;
+
   // Per-table tier figures, in table order. O(tables x shards).
   std::vector<TableTierReport> TierStats() const;
   // Engine::Get latencies of table `table_id` (its index in TierStats and the config).
   const LatencyHistogram& ReadLatency(size_t table_id) const { return read_latency_[table_id]; }
 
-  // One step of the tier sweep on every shard (what the background sweeper runs each second):
-  // applies the tables' tiering rules to a bounded slice of each shard's records and moves
-  // those that belong lower; deletes backing-store copies left as garbage. Returns the moves.
+  // One step of the tier sweep on every shard (what the background sweeper runs each second,
+  // and at once when a Put finds a shard's RAM share full): first the budgets (a shard over
+  // 90% of its share of storage.ram.max_bytes moves the least recently used records of its
+  // tiered tables to SSD, lowest priority first, towards 80%; the SSD tier over 90% of
+  // storage.ssd.max_bytes moves its least recently used records to the backing store), then
+  // the tables' rules on a bounded slice of each shard; last, deletes backing-store copies
+  // left as garbage. Each shard is locked for a bounded slice at a time. Returns the moves.
   size_t SweepTiersOnce();
 
   // --- Events and features (docs/api.md, "Features") ---
@@ -329,6 +337,10 @@ class Engine {
   Result<bool> CarryOut(const shard::TierMove& move);
   // Deletes backing-store copies the shards reported as garbage, unless the key is back there.
   void CollectBackingGarbage();
+  // The budget part of SweepTiersOnce; returns the moves.
+  size_t EnforceBudgets();
+  // Carries out `moves`, counting failures; returns how many moved.
+  size_t CarryOutAll(const std::vector<shard::TierMove>& moves);
   // Put/Delete up to, not including, the wait for durability: validates, writes the tier (for
   // a durable table) and RAM. `sync_ticket` is set to the tier ticket to wait for when the
   // table is `sync`, else 0. `table_id` is set once the table is known.
@@ -425,6 +437,8 @@ class Engine {
   std::unique_ptr<std::mutex[]> write_order_mu_;
   // Tiering policy per table (null: none); constant after Create.
   std::vector<std::shared_ptr<const shard::TieringPolicy>> tiering_;
+  // Tiered tables by ascending priority (then id): the order budgets move records down in.
+  std::vector<uint32_t> budget_order_;
   // Serializes moves into the backing store with the deletion of garbage copies there, so that
   // a garbage delete never removes a copy a concurrent move just wrote.
   std::mutex backing_move_mu_;

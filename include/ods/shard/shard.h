@@ -141,9 +141,10 @@ struct TierFacts {
 
 // The tier `policy` puts a record in: the `to` of the first rule whose conditions all hold, RAM
 // if none does. nullopt when a field predicate decides and `record` is null (the caller reads
-// the record and asks again). Pure; O(rules + predicate size).
+// the record and asks again). `pinned`, when given, is set to whether a rule with `to: ram`
+// matched (the record must stay in RAM even over budget). Pure; O(rules + predicate size).
 std::optional<StorageTier> DecideTier(const TieringPolicy& policy, const TierFacts& facts,
-                                      const record::Record* record);
+                                      const record::Record* record, bool* pinned = nullptr);
 
 // A record below RAM that Shard::Get found: the caller reads it from `tier` and, when `promote`
 // (the table's promote policy says this read brings it back), hands it to Shard::Promote.
@@ -338,6 +339,22 @@ class alignas(64) Shard {
   // lock for O(max_visits) (a RAM record is decoded only when a rule tests its fields or it
   // goes to the backing store). Returns the entries visited.
   size_t CollectTierMoves(size_t max_visits, std::vector<TierMove>& out);
+
+  // For a tier over its budget: visits up to `max_visits` entries of `table` in `tier` (RAM
+  // records, or below-RAM entries in the SSD tier), resuming where the previous call for that
+  // table and tier stopped, and appends to `out` moves one tier down (RAM -> SSD, SSD ->
+  // backing) of the least recently accessed of them (at or before the visited entries' median
+  // access time, oldest first) until their bytes reach `bytes_wanted`. Skips records a `to: ram`
+  // rule pins; when the visit covers the whole table, oldest first with no median cut. Holds
+  // the lock for O(max_visits log max_visits). Returns the bytes proposed.
+  uint64_t CollectColdest(uint32_t table, StorageTier tier, size_t max_visits,
+                          uint64_t bytes_wanted, std::vector<TierMove>& out);
+
+  // RAM this shard accounts for records and event state (what the budget compares). Lock-free.
+  uint64_t MemoryBytes() const {
+    return memory_bytes_.load(std::memory_order_relaxed) +
+           event_bytes_.load(std::memory_order_relaxed);
+  }
 
   // If `key` is in RAM at `version`: drops its value, keeping an entry in tier `to` (ssd or
   // backing), and returns true; else false (written, deleted or moved meanwhile).
