@@ -332,6 +332,16 @@ int RunTiers(const GlobalOptions& global, const ParsedArgs& args, const Io& io) 
       });
 }
 
+int RunReload(const GlobalOptions& global, const ParsedArgs& args, const Io& io) {
+  Result<ods::v1::ReloadConfigRequest> request = BuildReloadRequest(args);
+  if (!request.ok()) return ReportUsage(request.status(), "reload", io);
+  const auto stub = ods::v1::Admin::NewStub(MakeChannel(global));
+  return RunUnary<ods::v1::ReloadConfigResponse>(
+      global, io, [&](grpc::ClientContext* context, ods::v1::ReloadConfigResponse* response) {
+        return stub->ReloadConfig(context, *request, response);
+      });
+}
+
 int RunMove(const GlobalOptions& global, const ParsedArgs& args, const Io& io) {
   Result<ods::v1::MoveRecordsRequest> request = BuildMoveRequest(args);
   if (!request.ok()) return ReportUsage(request.status(), "move", io);
@@ -393,6 +403,11 @@ std::span<const Command> Commands() {
        RunTiers},
       {"move", "Move records of a table to a tier now (ods.v1.Admin)", kMoveHelp, {"--to"},
        RunMove},
+      {"reload",
+       "Re-read odsd's config: tiering rules, budgets, TTLs (as SIGHUP)",
+       kReloadHelp,
+       {},
+       RunReload},
       {"health", "Check the server's health (grpc.health.v1)", kHealthHelp, {}, RunHealth},
   };
   return kCommands;

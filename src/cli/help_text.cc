@@ -276,6 +276,16 @@ tier (ram, ssd, backing), promotions, Get latency p50/p99 (microseconds, bucket 
 against the table's sla.read_p99, and the estimated monthly cost of its bytes.
 )";
 
+const std::string_view kReloadHelp =
+    R"(Usage: ods reload
+
+Has odsd read its config file again (Admin.ReloadConfig, as SIGHUP does) and apply the tables'
+tiering rules, promote, priority, sla and ttl, and storage's RAM and SSD budgets and costs.
+Prints the ReloadConfigResponse: each change applied ("PATH: OLD -> NEW"), the changed parts
+that need a restart, and the settings generation. A file that does not load is
+INVALID_ARGUMENT with FILE:LINE:COLUMN; the running settings stay. Needs the admin role.
+)";
+
 const std::string_view kMoveHelp =
     R"(Usage: ods move TABLE KEY... --to ram|ssd|backing
 

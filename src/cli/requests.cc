@@ -391,6 +391,11 @@ Result<ods::v1::GetTierStatsRequest> BuildTiersRequest(const ParsedArgs& args) {
   return ods::v1::GetTierStatsRequest();
 }
 
+Result<ods::v1::ReloadConfigRequest> BuildReloadRequest(const ParsedArgs& args) {
+  ODS_RETURN_IF_ERROR(RejectExtra(args, 0, "reload takes no arguments"));
+  return ods::v1::ReloadConfigRequest();
+}
+
 Result<ods::v1::MoveRecordsRequest> BuildMoveRequest(const ParsedArgs& args) {
   if (args.positional.size() < 2) {
     return InvalidArgumentError("move needs a TABLE and at least one KEY");

@@ -68,6 +68,9 @@ namespace ods::cli {
 // `ods tiers`: no arguments.
 [[nodiscard]] Result<ods::v1::GetTierStatsRequest> BuildTiersRequest(const ParsedArgs& args);
 
+// `ods reload`: no arguments.
+[[nodiscard]] Result<ods::v1::ReloadConfigRequest> BuildReloadRequest(const ParsedArgs& args);
+
 // `ods move TABLE KEY... --to TIER`.
 [[nodiscard]] Result<ods::v1::MoveRecordsRequest> BuildMoveRequest(const ParsedArgs& args);
 

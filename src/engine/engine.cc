@@ -46,6 +46,23 @@ std::shared_ptr<const shard::TieringPolicy> TieringPolicyOf(const config::TableC
 
 }  // namespace
 
+std::shared_ptr<const Engine::TierSettings> Engine::MakeTierSettings(config::Config config,
+                                                                     uint64_t generation,
+                                                                     Micros reloaded_at_micros) {
+  auto s = std::make_shared<TierSettings>();
+  for (const config::TableConfig& t : config.tables) s->policies.push_back(TieringPolicyOf(t));
+  for (uint32_t t = 0; t < config.tables.size(); ++t) {
+    if (s->policies[t] != nullptr) s->budget_order.push_back(t);
+  }
+  std::stable_sort(s->budget_order.begin(), s->budget_order.end(), [&](uint32_t a, uint32_t b) {
+    return config.tables[a].priority < config.tables[b].priority;
+  });
+  s->config = std::move(config);
+  s->generation = generation;
+  s->reloaded_at_micros = reloaded_at_micros;
+  return s;
+}
+
 // Background thread that removes expired records every kSweepInterval until destroyed.
 struct Engine::Sweeper {
   explicit Sweeper(Engine& engine) : thread([this, &engine] { Run(engine); }) {}
@@ -106,6 +123,10 @@ class Engine::WriteOrderLocks {
   std::vector<uint32_t> locked_;  // ascending
 };
 
+void Engine::WakeSweeper() {
+  if (sweeper_ != nullptr) sweeper_->Wake();
+}
+
 Engine::Engine(config::Config config, const Clock& clock)
     : config_(std::move(config)), clock_(clock) {}
 
@@ -131,20 +152,27 @@ Result<std::unique_ptr<Engine>> Engine::Create(const config::Config& config, con
   const uint64_t per_shard_bytes = config.storage.ram_max_bytes / config.server.shards;
   const uint64_t shard_budget =
       config.storage.ram_max_bytes == 0 ? 0 : std::max<uint64_t>(per_shard_bytes, 1);
-  for (const config::TableConfig& t : config.tables) {
-    engine->tiering_.push_back(TieringPolicyOf(t));
-  }
+  engine->tier_settings_.store(MakeTierSettings(config, 1, 0));
+  const std::shared_ptr<const TierSettings> settings = engine->Settings();
   engine->read_latency_ = std::make_unique<LatencyHistogram[]>(config.tables.size());
+  engine->ttl_ = std::make_unique<std::atomic<Micros>[]>(config.tables.size());
+  engine->markers_ = std::make_unique<std::atomic<bool>[]>(config.tables.size());
+  engine->ram_max_bytes_.store(config.storage.ram_max_bytes);
+  // Durable tables may tier (now or after a reload): their shards keep access times.
+  std::vector<std::shared_ptr<const shard::TieringPolicy>> may_tier(config.tables.size());
   for (uint32_t t = 0; t < config.tables.size(); ++t) {
-    if (engine->tiering_[t] != nullptr) engine->budget_order_.push_back(t);
+    engine->ttl_[t].store(config.tables[t].ttl_micros);
+    engine->markers_[t].store(settings->policies[t] != nullptr &&
+                              settings->policies[t]->Targets(StorageTier::kBacking));
+    may_tier[t] = settings->policies[t];
+    if (may_tier[t] == nullptr && config::DurabilityOf(config, config.tables[t]) !=
+                                      config::Durability::kNone) {
+      may_tier[t] = std::make_shared<const shard::TieringPolicy>();
+    }
   }
-  std::stable_sort(engine->budget_order_.begin(), engine->budget_order_.end(),
-                   [&](uint32_t a, uint32_t b) {
-                     return config.tables[a].priority < config.tables[b].priority;
-                   });
   for (uint32_t i = 0; i < config.server.shards; ++i) {
     engine->shards_.push_back(std::make_unique<shard::Shard>(i, engine->tables_, clock,
-                                                             shard_budget, engine->tiering_));
+                                                             shard_budget, may_tier));
   }
   for (const config::TableConfig& t : config.tables) {
     engine->durability_.push_back(config::DurabilityOf(config, t));
@@ -208,7 +236,7 @@ Status Engine::OpenTierAndRecover() {
     const uint32_t shard = ShardOf(r.table, r.key);
     // A tiered table's records are loaded lazily: an entry says where each is, and the first
     // read brings it into RAM. A marker's record is in the backing store.
-    if (r.in_backing || tiering_[it->second] != nullptr) {
+    if (r.in_backing || Settings()->policies[it->second] != nullptr) {
       const shard::Location where{r.in_backing ? StorageTier::kBacking : StorageTier::kSsd,
                                   r.record->version, r.expire_at_micros,
                                   r.record->event_time_micros, static_cast<uint32_t>(r.bytes)};
@@ -389,7 +417,8 @@ Result<std::vector<uint64_t>> Engine::PutApply(std::string_view table,
   const ShardGroups& groups =
       GroupByShard(table, records.size(), [&](size_t i) { return records[i].key; });
   // Without a RAM budget there is nothing to check: skip sizing every record a second time.
-  for (size_t s = 0; config_.storage.ram_max_bytes != 0 && s < shards_.size(); ++s) {
+  const uint64_t ram_max_bytes = ram_max_bytes_.load(std::memory_order_relaxed);
+  for (size_t s = 0; ram_max_bytes != 0 && s < shards_.size(); ++s) {
     uint64_t incoming = 0;
     for (uint32_t i : groups.Of(s)) {
       // Counted as the shard will count it (entry overhead and header included): a payload-only
@@ -397,11 +426,11 @@ Result<std::vector<uint64_t>> Engine::PutApply(std::string_view table,
       incoming += shard::Shard::MaxEntryBytes(records[i].key, *records[i].record);
     }
     if (incoming > 0 && shards_[s]->WouldExceedMemory(incoming)) {
-      if (sweeper_ != nullptr) sweeper_->Wake();  // tiering may make room
+      WakeSweeper();  // tiering may make room
       return ResourceExhaustedError(
           "table '" + schema.name() + "': RAM budget reached (shard " + std::to_string(s) +
           " is at its share of storage.ram.max_bytes " +
-          FormatBytes(config_.storage.ram_max_bytes) +
+          FormatBytes(ram_max_bytes) +
           "); delete records, raise the budget, or let tiering rules move cold records out");
     }
   }
@@ -438,7 +467,7 @@ Result<std::vector<uint64_t>> Engine::PutDurable(uint32_t table_id,
                                                  const ShardGroups& groups,
                                                  uint64_t& sync_ticket) {
   const record::TableSchema& schema = *tables_[table_id];
-  const Micros ttl = schema.ttl_micros();
+  const Micros ttl = ttl_[table_id].load(std::memory_order_relaxed);
   const Micros expire_at = ttl > 0 ? clock_.NowMicros() + ttl : 0;
   std::vector<uint64_t> versions(records.size());
   Result<uint64_t> ticket = uint64_t{0};
@@ -451,8 +480,7 @@ Result<std::vector<uint64_t>> Engine::PutDurable(uint32_t table_id,
     }
     tier::WriteBatch batch;
     // A record that was in the backing store leaves a marker that this write outdates.
-    const bool markers =
-        tiering_[table_id] != nullptr && tiering_[table_id]->Targets(StorageTier::kBacking);
+    const bool markers = markers_[table_id].load(std::memory_order_relaxed);
     for (size_t i = 0; i < records.size(); ++i) {
       batch.Put(schema.name(), records[i].key, *records[i].record, expire_at, versions[i]);
       if (markers) batch.DeleteMarker(schema.name(), records[i].key);

@@ -134,8 +134,10 @@ Result<bool> Engine::CarryOut(const shard::TierMove& move) {
   if (move.needs_record) {
     const shard::TierFacts facts{clock_.NowMicros(), move.event_time_micros,
                                  move.last_access_micros};
-    if (shard::DecideTier(*tiering_[move.table], facts, &stored->record) !=
-        StorageTier::kBacking) {
+    const std::shared_ptr<const shard::TieringPolicy> policy =
+        Settings()->policies[move.table];
+    if (policy == nullptr ||
+        shard::DecideTier(*policy, facts, &stored->record) != StorageTier::kBacking) {
       return false;
     }
   }
@@ -232,15 +234,24 @@ std::vector<TableTierReport> Engine::TierStats() const {
       out[t].promotions += stats[t].promotions;
     }
   }
-  const config::StorageConfig& storage = config_.storage;
+  const std::shared_ptr<const TierSettings> settings = Settings();
+  const config::StorageConfig& storage = settings->config.storage;
   const double cost[3] = {
       storage.ram_cost_per_gib_month, storage.ssd_cost_per_gib_month,
       storage.backing.has_value() ? storage.backing->cost_per_gib_month : 0.0};
   for (size_t t = 0; t < out.size(); ++t) {
     TableTierReport& r = out[t];
-    const config::TableConfig& table = config_.tables[t];
+    const config::TableConfig& table = settings->config.tables[t];
     r.table = table.name;
-    r.tiered = tiering_[t] != nullptr;
+    r.tiered = settings->policies[t] != nullptr;
+    for (const config::TierRuleConfig& rule : table.tiering) {
+      r.rules.push_back(DescribeTierRule(rule));
+    }
+    r.promote = table.promote == config::Promote::kOnAccess ? "on_access"
+                : table.promote == config::Promote::kNever
+                    ? "never"
+                    : "after_hits " + std::to_string(table.promote_after_hits);
+    r.priority = table.priority;
     const LatencyHistogram& h = read_latency_[t];
     r.read_calls = h.count();
     r.read_p50_micros = h.QuantileUpperMicros(0.5);
@@ -288,13 +299,14 @@ size_t Engine::EnforceBudgets() {
   size_t moved = 0;
   std::vector<shard::TierMove> moves;
   // RAM, per shard: from 90% of the shard's share down towards 80%.
-  const uint64_t share = config_.storage.ram_max_bytes / shards_.size();
+  const std::shared_ptr<const TierSettings> settings = Settings();
+  const uint64_t share = ram_max_bytes_.load(std::memory_order_relaxed) / shards_.size();
   for (size_t s = 0; share > 0 && s < shards_.size(); ++s) {
     const uint64_t used = shards_[s]->MemoryBytes();
     if (used <= share / 10 * 9) continue;
     uint64_t wanted = used - share / 10 * 8;
     // Lower priorities give up their records first: a few rounds of samples each.
-    for (uint32_t table : budget_order_) {
+    for (uint32_t table : settings->budget_order) {
       for (int round = 0; wanted > 0 && round < kBudgetRounds; ++round) {
         moves.clear();
         const uint64_t proposed = shards_[s]->CollectColdest(table, StorageTier::kRam,
@@ -306,13 +318,13 @@ size_t Engine::EnforceBudgets() {
     }
   }
   // SSD, over all shards: from 90% of storage.ssd.max_bytes towards 80%.
-  const uint64_t ssd_max = config_.storage.ssd_max_bytes;
+  const uint64_t ssd_max = settings->config.storage.ssd_max_bytes;
   if (ssd_max > 0 && backing_ != nullptr) {
     uint64_t used = 0;
     for (const TableTierReport& r : TierStats()) used += r.bytes[1];
     if (used > ssd_max / 10 * 9) {
       uint64_t wanted = used - ssd_max / 10 * 8;
-      for (uint32_t table : budget_order_) {
+      for (uint32_t table : settings->budget_order) {
         for (size_t s = 0; wanted > 0 && s < shards_.size(); ++s) {
           moves.clear();
           const uint64_t proposed = shards_[s]->CollectColdest(
@@ -331,7 +343,7 @@ size_t Engine::EnforceBudgets() {
 size_t Engine::SweepTiersOnce() {
   if (tier_ == nullptr) return 0;
   size_t moved = EnforceBudgets();
-  if (!budget_order_.empty()) {
+  if (!Settings()->budget_order.empty()) {
     std::vector<shard::TierMove> moves;
     for (auto& shard : shards_) {
       moves.clear();

@@ -200,8 +200,13 @@ grpc::ServerUnaryReactor* AdminService::GetTierStats(grpc::CallbackServerContext
     t->set_sla_read_p99_micros(r.sla_read_p99_micros);
     t->set_sla_met(r.sla_met);
     t->set_monthly_cost(r.monthly_cost);
+    for (const std::string& rule : r.rules) t->add_rules(rule);
+    t->set_promote(r.promote);
+    t->set_priority(r.priority);
   }
   resp->set_tier_move_errors(engine_.Stats().tier_move_errors);
+  resp->set_settings_generation(engine_.SettingsGeneration());
+  resp->set_reloaded_at_micros(engine_.ReloadedAtMicros());
   return Finish(ctx, OkStatus());
 }
 
@@ -228,6 +233,24 @@ grpc::ServerUnaryReactor* AdminService::MoveRecords(grpc::CallbackServerContext*
   Result<size_t> moved = engine_.MoveRecords(req->table(), keys, *to);
   if (!moved.ok()) return Finish(ctx, moved.status());
   resp->set_moved(*moved);
+  return Finish(ctx, OkStatus());
+}
+
+grpc::ServerUnaryReactor* AdminService::ReloadConfig(grpc::CallbackServerContext* ctx,
+                                                     const ods::v1::ReloadConfigRequest* /*req*/,
+                                                     ods::v1::ReloadConfigResponse* resp) {
+  if (Status s = AuthorizeCaller(auth_, *ctx, Method::kAdminReloadConfig); !s.ok()) {
+    return Finish(ctx, s);
+  }
+  if (reload_ == nullptr) {
+    return Finish(ctx, FailedPreconditionError("ReloadConfig: this server has no config to "
+                                               "reload"));
+  }
+  Result<engine::ReloadReport> report = reload_();
+  if (!report.ok()) return Finish(ctx, CapMessage(report.status()));
+  for (const std::string& c : report->changes) resp->add_changes(c);
+  for (const std::string& c : report->needs_restart) resp->add_needs_restart(c);
+  resp->set_settings_generation(report->generation);
   return Finish(ctx, OkStatus());
 }
 

@@ -1,5 +1,7 @@
 #pragma once
 
+#include <functional>
+
 #include "auth.h"
 #include "ods/common/mutex.h"
 #include "ods/engine/engine.h"
@@ -14,8 +16,12 @@ namespace ods::server {
 // service.
 class AdminService final : public ods::v1::Admin::CallbackService {
  public:
-  AdminService(engine::Engine& engine, const Authenticator* auth)
-      : engine_(engine), auth_(auth) {}
+  // Reads the config again and applies it (main's reload: the file, overrides, Engine::Reload).
+  using ReloadFn = std::function<Result<engine::ReloadReport>()>;
+
+  // `reload` null: ReloadConfig answers FAILED_PRECONDITION (no config file to read).
+  AdminService(engine::Engine& engine, const Authenticator* auth, ReloadFn reload = nullptr)
+      : engine_(engine), auth_(auth), reload_(std::move(reload)) {}
 
   // Parses the YAML against the templates in effect, then applies it. Errors: INVALID_ARGUMENT
   // "<request>:LINE:COLUMN: ..." (one line per problem), ALREADY_EXISTS for a name defined
@@ -42,10 +48,15 @@ class AdminService final : public ods::v1::Admin::CallbackService {
   grpc::ServerUnaryReactor* MoveRecords(grpc::CallbackServerContext* ctx,
                                         const ods::v1::MoveRecordsRequest* req,
                                         ods::v1::MoveRecordsResponse* resp) override;
+  // The reload function given at construction, on the calling thread (reads the file).
+  grpc::ServerUnaryReactor* ReloadConfig(grpc::CallbackServerContext* ctx,
+                                         const ods::v1::ReloadConfigRequest* req,
+                                         ods::v1::ReloadConfigResponse* resp) override;
 
  private:
   engine::Engine& engine_;
   const Authenticator* const auth_;
+  const ReloadFn reload_;
   // Held from reading the templates in effect to applying: so a YAML that names a template
   // applied by a concurrent call either sees it or runs first, never a stale list.
   Mutex apply_mu_;

@@ -84,6 +84,8 @@ std::string_view MethodName(Method method) {
       return "ods.v1.Admin/GetTierStats";
     case Method::kAdminMoveRecords:
       return "ods.v1.Admin/MoveRecords";
+    case Method::kAdminReloadConfig:
+      return "ods.v1.Admin/ReloadConfig";
   }
   return "?";
 }
@@ -107,6 +109,7 @@ config::Role RequiredRole(Method method) {
     case Method::kAdminApplyDefinitions:
     case Method::kAdminRegisterFunction:
     case Method::kAdminMoveRecords:
+    case Method::kAdminReloadConfig:
       return config::Role::kAdmin;
   }
   return config::Role::kAdmin;
@@ -119,6 +122,7 @@ bool IsNodeWide(Method method) {
     case Method::kAdminRegisterFunction:
     case Method::kAdminListFunctions:
     case Method::kAdminGetTierStats:
+    case Method::kAdminReloadConfig:
       return true;
     default:
       return false;

@@ -34,6 +34,7 @@ enum class Method : uint8_t {
   kAdminListFunctions,
   kAdminGetTierStats,
   kAdminMoveRecords,
+  kAdminReloadConfig,
 };
 
 // "ods.v1.Store/Put" etc.

@@ -195,15 +195,15 @@ Result<std::unique_ptr<AdminEndpoint>> AdminEndpoint::Start(const std::string& l
   return std::unique_ptr<AdminEndpoint>(new AdminEndpoint(std::move(http), address));
 }
 
-Result<std::unique_ptr<Server>> Server::Start(engine::Engine& engine,
-                                              const config::Config& config,
-                                              std::unique_ptr<AdminEndpoint> admin) {
+Result<std::unique_ptr<Server>> Server::Start(
+    engine::Engine& engine, const config::Config& config, std::unique_ptr<AdminEndpoint> admin,
+    std::function<Result<engine::ReloadReport>()> reload) {
   auto impl = std::make_unique<Impl>();
   impl->auth = Authenticator::Create(config.security);
   const Authenticator* auth = impl->auth.get();
   impl->store = std::make_unique<StoreService>(engine, auth);
   impl->features = std::make_unique<FeaturesService>(engine, auth);
-  impl->admin_service = std::make_unique<AdminService>(engine, auth);
+  impl->admin_service = std::make_unique<AdminService>(engine, auth, std::move(reload));
   // Enough workers that a few runaway procedures (each holding one for its wall budget) leave
   // others running; the threads sleep when idle.
   impl->functions = std::make_unique<FunctionsService>(

@@ -54,13 +54,11 @@ Shard::Shard(uint32_t id, std::vector<std::shared_ptr<const record::TableSchema>
   MutexLock lock(mu_);
   events_ = std::make_unique<EventStore>(clock_);
   for (auto& schema : tables) {
-    std::shared_ptr<const TieringPolicy> policy;
-    if (tables_.size() < tiering.size() && tiering[tables_.size()] != nullptr &&
-        !tiering[tables_.size()]->rules.empty()) {
-      policy = tiering[tables_.size()];
-    }
-    auto table = std::make_unique<Table>(/*access_stamps=*/policy != nullptr);
-    table->tiering = std::move(policy);
+    const bool may_tier = tables_.size() < tiering.size() && tiering[tables_.size()] != nullptr;
+    auto table = std::make_unique<Table>(/*access_stamps=*/may_tier);
+    if (may_tier && !tiering[tables_.size()]->rules.empty()) table->tiering = tiering[tables_.size()];
+    table->ttl = schema->ttl_micros();
+    table->ever_ttl = table->ttl > 0;
     std::vector<std::string> names;
     for (const auto& f : schema->fields()) names.push_back(f.name);
     table->dict = record::FieldDictionary(names);
@@ -78,10 +76,11 @@ uint64_t Shard::MaxEntryBytes(std::string_view key, const record::Record& record
 }
 
 bool Shard::WouldExceedMemory(uint64_t incoming_bytes) const {
-  if (max_memory_bytes_ == 0) return false;
+  const uint64_t max = max_memory_bytes_.load(std::memory_order_relaxed);
+  if (max == 0) return false;
   return memory_bytes_.load(std::memory_order_relaxed) +
              event_bytes_.load(std::memory_order_relaxed) + incoming_bytes >
-         max_memory_bytes_;
+         max;
 }
 
 bool Shard::HasRoomForFieldNames(uint32_t table, std::span<const KeyedRecord> items,
@@ -111,8 +110,8 @@ void Shard::Put(uint32_t table, std::span<const KeyedRecord> items,
   MutexLock lock(mu_);
   ODS_CHECK(table < tables_.size());
   Table& t = *tables_[table];
-  const Micros ttl = t.schema->ttl_micros();
-  const Micros now = ttl > 0 || t.tiering != nullptr ? clock_.NowMicros() : 0;
+  const Micros ttl = t.ttl;
+  const Micros now = ttl > 0 || t.records.access_stamps() ? clock_.NowMicros() : 0;
   const Micros expire_at = ttl > 0 ? now + ttl : 0;
   const uint32_t stamp = AccessStamp(now);
   int64_t delta = 0;
@@ -185,7 +184,7 @@ bool Shard::Get(uint32_t table, std::span<const std::string_view> keys,
   std::sort(t.projection.begin(), t.projection.end());
   const bool tiered = t.tiering != nullptr;
   const Micros now = tiered ? clock_.NowMicros() : t.ExpiryNow(clock_);
-  const Micros expiry_now = t.schema->ttl_micros() > 0 ? now : 0;
+  const Micros expiry_now = t.ever_ttl ? now : 0;
   const uint32_t stamp = AccessStamp(now);
   uint64_t hits = 0;
   uint64_t ram_hits = 0;
@@ -287,7 +286,7 @@ size_t Shard::SweepExpired(size_t max_visits,
     const auto id = static_cast<uint32_t>(sweep_table_);
     Table& t = *tables_[id];
     uint64_t freed = 0;
-    if (t.schema->ttl_micros() != 0 && !sweep_below_) {
+    if (t.ever_ttl && !sweep_below_) {
       auto expired = [now, id, removed_keys](std::string_view key, std::string_view encoded) {
         if (!IsExpired(encoded, now)) return false;
         if (removed_keys != nullptr) removed_keys->emplace_back(id, key);
@@ -301,7 +300,7 @@ size_t Shard::SweepExpired(size_t max_visits,
       if (!sweep_key_.empty()) break;  // the budget ran out inside this table
       sweep_below_ = true;
     }
-    if (t.schema->ttl_micros() != 0 && t.below.size() != 0) {
+    if (t.ever_ttl && t.below.size() != 0) {
       sweep_below_ = true;
       auto expired = [&](std::string_view key, std::string_view entry) {
         const BelowEntry e = BelowEntry::Decode(entry);
@@ -616,7 +615,7 @@ ProcedureOutcome Shard::Execute(const ProcedureCall& call) {
       live_version = header->version;
     }
     if (live_version != read_version) continue;  // a Put or Delete got in: run again
-    const Micros ttl = t.schema->ttl_micros();
+    const Micros ttl = t.ttl;
     const uint64_t version = next_version_++;
     record::Encode(next, ttl > 0 ? clock_.NowMicros() + ttl : 0, version, t.dict, t.scratch);
     const int64_t delta =

@@ -51,6 +51,8 @@ struct Shard::Table {
 
   std::shared_ptr<const record::TableSchema> schema;
   std::shared_ptr<const TieringPolicy> tiering;  // null: every record stays in RAM
+  Micros ttl = 0;         // the table's TTL now (SetTtl); new writes expire this long after
+  bool ever_ttl = false;  // some record may carry an expiry: reads and sweeps check it
   record::FieldDictionary dict;
   RecordMap records;                 // key -> encoded record
   RecordMap below;                   // key -> BelowEntry, for records below RAM
@@ -59,10 +61,8 @@ struct Shard::Table {
   std::string scratch;               // reused encode buffer
   std::vector<uint32_t> projection;  // reused projection ids
 
-  // Now, if the table has a TTL; else 0 (and no clock read).
-  Micros ExpiryNow(const Clock& clock) const {
-    return schema->ttl_micros() > 0 ? clock.NowMicros() : 0;
-  }
+  // Now, if records of the table may carry an expiry; else 0 (and no clock read).
+  Micros ExpiryNow(const Clock& clock) const { return ever_ttl ? clock.NowMicros() : 0; }
   // Adds (sign +1) or removes (-1) entry `e` from the counts of its tier.
   void CountBelow(const BelowEntry& e, int sign) {
     const auto tier = static_cast<size_t>(e.tier);

@@ -146,7 +146,7 @@ size_t Shard::CollectTierMoves(size_t max_visits, std::vector<TierMove>& out) {
     Table& t = *tables_[id];
     if (t.tiering != nullptr) {
       const TieringPolicy& policy = *t.tiering;
-      const Micros expiry_now = t.schema->ttl_micros() > 0 ? now : 0;
+      const Micros expiry_now = t.ever_ttl ? now : 0;
       if (!tier_below_) {
         record::Record decoded;
         visits += t.records.VisitFrom(
@@ -224,7 +224,7 @@ uint64_t Shard::CollectColdest(uint32_t table, StorageTier tier, size_t max_visi
   Table& t = *tables_[table];
   if (t.tiering == nullptr) return 0;
   const Micros now = clock_.NowMicros();
-  const Micros expiry_now = t.schema->ttl_micros() > 0 ? now : 0;
+  const Micros expiry_now = t.ever_ttl ? now : 0;
   struct Candidate {
     uint32_t stamp;
     TierMove move;
@@ -390,6 +390,28 @@ bool Shard::RestoreBelowRam(uint32_t table, std::string_view key, const Location
   t.CountBelow(e, +1);
   Account(t, delta);
   return true;
+}
+
+void Shard::SetTiering(uint32_t table, std::shared_ptr<const TieringPolicy> policy) {
+  MutexLock lock(mu_);
+  ODS_CHECK(table < tables_.size());
+  Table& t = *tables_[table];
+  // A table that cannot tier (not durable: no access times) has only `to: ram` rules, if any,
+  // which change nothing.
+  const bool keep = policy != nullptr && !policy->rules.empty() && t.records.access_stamps();
+  t.tiering = keep ? std::move(policy) : nullptr;
+}
+
+void Shard::SetTtl(uint32_t table, Micros ttl_micros) {
+  MutexLock lock(mu_);
+  ODS_CHECK(table < tables_.size());
+  Table& t = *tables_[table];
+  t.ttl = ttl_micros;
+  t.ever_ttl = t.ever_ttl || ttl_micros > 0;
+}
+
+void Shard::SetMaxMemoryBytes(uint64_t max_memory_bytes) {
+  max_memory_bytes_.store(max_memory_bytes, std::memory_order_relaxed);
 }
 
 void Shard::TakeBackingGarbage(std::vector<std::pair<uint32_t, std::string>>& out) {

@@ -8,6 +8,7 @@
 #include <google/protobuf/util/json_util.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <fstream>
 #include <string>
@@ -35,11 +36,8 @@ T ParseJson(const std::string& text) {
   return message;
 }
 
-class CliTiersTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    const std::string config = dir_.path() + "/odsd.yaml";
-    std::ofstream(config) << R"(server: {shards: 2}
+// odsd's config in these tests (the tests rewrite parts of it).
+constexpr const char* kConfig = R"(server: {shards: 2}
 storage:
   durability: async
   ram: {cost_per_gib_month: 1024}
@@ -55,7 +53,12 @@ tables:
     sla: {read_p99: 250ms}
   plain: {key: id}
 )";
-    ASSERT_TRUE(odsd_.Start({"--config", config, "--data-dir", data_.path()})) << odsd_.error();
+
+class CliTiersTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::ofstream(config_) << kConfig;
+    ASSERT_TRUE(odsd_.Start({"--config", config_, "--data-dir", data_.path()})) << odsd_.error();
   }
   void TearDown() override { EXPECT_EQ(odsd_.Stop(SIGTERM, 10000), 0) << odsd_.Stderr(); }
 
@@ -74,6 +77,7 @@ tables:
 
   TempDir dir_;
   TempDir data_;
+  const std::string config_ = dir_.path() + "/odsd.yaml";
   OdsdProcess odsd_;
 };
 
@@ -133,6 +137,62 @@ TEST_F(CliTiersTest, BadMovesAreRefusedWithClearErrors) {
   const CommandResult not_durable = Ods({"move", "plain", "k", "--to", "ssd"});
   EXPECT_EQ(not_durable.exit_code, 0) << "plain is durable (storage.durability async)";
   EXPECT_EQ(Ods({"tiers", "extra"}).exit_code, 2);
+}
+
+// Rewrites `path` with `text` where `from` was (once; the test fails if it is not there).
+void Rewrite(const std::string& path, const std::string& from, const std::string& to) {
+  std::string text = kConfig;
+  const size_t at = text.find(from);
+  ASSERT_NE(at, std::string::npos) << from;
+  text.replace(at, from.size(), to);
+  std::ofstream(path) << text;
+}
+
+TEST_F(CliTiersTest, SighupAndReloadApplyNewRulesAndABadFileChangesNothing) {
+  // SIGHUP with a new rule and TTL.
+  Rewrite(config_, "      - {to: ssd, when: {idle_for: 1h}}\n",
+          "      - {to: ssd, when: {idle_for: 1h}}\n      - {to: backing, when: {age: 30d}}\n"
+          "    ttl: 7d\n");
+  ASSERT_EQ(kill(odsd_.pid(), SIGHUP), 0);
+  ods::v1::TableTierStats users;
+  for (int i = 0; i < 100; ++i) {
+    users = Users();
+    if (users.rules_size() == 3) break;
+    usleep(50'000);
+  }
+  ASSERT_EQ(users.rules_size(), 3) << odsd_.Stderr();
+  EXPECT_EQ(users.rules(2), "to backing when age 30d");
+  const CommandResult tiers = Ods({"tiers"});
+  EXPECT_EQ(ParseJson<ods::v1::GetTierStatsResponse>(tiers.out).settings_generation(), 2u);
+  EXPECT_THAT(odsd_.Stderr(), HasSubstr("config reload: tables.users.ttl: 0s -> 7d"));
+
+  // A file that does not load: ods reload answers with its position; nothing changes.
+  Rewrite(config_, "    sla: {read_p99: 250ms}", "    sla: {read_p99: fast}");
+  const CommandResult bad = Ods({"reload"});
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_THAT(bad.err, HasSubstr("INVALID_ARGUMENT"));
+  EXPECT_THAT(bad.err, HasSubstr(config_ + ":14:21: tables.users.sla.read_p99"));
+  ASSERT_EQ(kill(odsd_.pid(), SIGHUP), 0);
+  for (int i = 0; i < 100 && odsd_.Stderr().find("config reload refused") == std::string::npos;
+       ++i) {
+    usleep(50'000);
+  }
+  EXPECT_THAT(odsd_.Stderr(), HasSubstr("config reload refused, the running settings stay: " +
+                                        config_ + ":14:21"));
+  users = Users();
+  EXPECT_EQ(users.rules_size(), 3) << "the file (back to two rules) did not load";
+  EXPECT_EQ(users.sla_read_p99_micros(), 250'000);
+
+  // A good file again: ods reload applies it and says what changed.
+  Rewrite(config_, "  plain: {key: id}", "  plain: {key: id, priority: 5}");
+  const CommandResult good = Ods({"reload"});
+  ASSERT_EQ(good.exit_code, 0) << good.err;
+  const auto response = ParseJson<ods::v1::ReloadConfigResponse>(good.out);
+  EXPECT_EQ(response.settings_generation(), 3u);
+  EXPECT_THAT(std::vector<std::string>(response.changes().begin(), response.changes().end()),
+              ::testing::Contains("tables.plain.priority: 0 -> 5"));
+  EXPECT_THAT(std::vector<std::string>(response.changes().begin(), response.changes().end()),
+              ::testing::Contains("tables.users.ttl: 7d -> 0s (for records written from now)"));
 }
 
 }  // namespace

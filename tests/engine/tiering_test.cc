@@ -390,6 +390,68 @@ TEST_F(TieringTest, OverTheSsdBudgetLeastRecentlyUsedRecordsMoveToTheBackingStor
   for (int i = 0; i < 200; ++i) EXPECT_EQ(X("k" + std::to_string(i)), i);
 }
 
+TEST_F(TieringTest, ReloadAppliesRulesTtlAndBudgetsAndListsWhatNeedsARestart) {
+  config::Config c = MakeConfig({});
+  Start(c);
+  EXPECT_EQ(engine_->SettingsGeneration(), 1u);
+  Put1("a", 1);
+  clock_.Advance(2 * kHour);
+  engine_->SweepTiersOnce();
+  EXPECT_EQ(engine_->TierStats()[0].records[1], 0u) << "no rules yet";
+
+  config::Config next = c;
+  next.tables[0].tiering = {Rule(StorageTier::kSsd, kHour, 0)};
+  next.tables[0].ttl_micros = kDay;
+  next.tables[0].sla_read_p99_micros = 1000;
+  next.storage.ram_max_bytes = 1 << 30;
+  config::TableConfig extra;
+  extra.name = "extra";
+  extra.key_field = "id";
+  next.tables.push_back(extra);
+  Result<ReloadReport> report = engine_->Reload(next);
+  ASSERT_THAT(report, IsOk());
+  EXPECT_EQ(report->generation, 2u);
+  EXPECT_THAT(report->changes,
+              ::testing::UnorderedElementsAre(
+                  "tables.t.tiering: none -> to ssd when idle_for 1h", "tables.t.ttl: 0s -> 1d (for records written from now)",
+                  "tables.t.sla.read_p99: 0s -> 1ms", "storage.ram.max_bytes: 0B -> 1GiB"));
+  EXPECT_THAT(report->needs_restart, ::testing::ElementsAre("tables.extra (new table)"));
+  EXPECT_EQ(engine_->SettingsGeneration(), 2u);
+  EXPECT_GT(engine_->ReloadedAtMicros(), 0);
+  const TableTierReport t = engine_->TierStats()[0];
+  EXPECT_THAT(t.rules, ::testing::ElementsAre("to ssd when idle_for 1h"));
+  EXPECT_EQ(t.sla_read_p99_micros, 1000);
+
+  engine_->SweepTiersOnce();
+  EXPECT_EQ(engine_->TierStats()[0].records[1], 1u) << "the new rule moved the idle record";
+  Put1("b", 2);  // written with the new TTL
+  clock_.Advance(kDay + kSecond);
+  EXPECT_EQ(X("b"), -1) << "expired by the reloaded TTL";
+  EXPECT_EQ(X("a"), 1) << "written before: keeps no expiry";
+
+  // The same config again changes nothing.
+  report = engine_->Reload(next);
+  ASSERT_THAT(report, IsOk());
+  EXPECT_THAT(report->changes, ::testing::IsEmpty());
+  EXPECT_EQ(report->generation, 2u);
+}
+
+TEST_F(TieringTest, ReloadRefusesRulesTheRunningEngineCannotServe) {
+  config::Config c = MakeConfig({});
+  c.tables[0].durability = Durability::kNone;
+  c.storage.backing.reset();
+  Start(c);
+  config::Config next = c;
+  next.tables[0].durability = Durability::kAsync;
+  next.tables[0].tiering = {Rule(StorageTier::kSsd, kHour, 0)};
+  EXPECT_THAT(engine_->Reload(next),
+              StatusIs(StatusCode::kFailedPrecondition,
+                       HasSubstr("tables.t.tiering: moves records below RAM, but the running "
+                                 "table is not durable")));
+  EXPECT_EQ(engine_->SettingsGeneration(), 1u);
+  EXPECT_TRUE(engine_->TierStats()[0].rules.empty());
+}
+
 // Random Put/Delete/Get/Scan/GetOnlineFeatures and random moves between tiers, every answer
 // checked against a reference map. Parameter: the backing store.
 class RandomTieringTest : public TieringTest,

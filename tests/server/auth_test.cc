@@ -40,6 +40,7 @@ constexpr Method kAllMethods[] = {
     Method::kAdminListFunctions,
     Method::kAdminGetTierStats,
     Method::kAdminMoveRecords,
+    Method::kAdminReloadConfig,
 };
 
 config::ApiKeyConfig Key(std::string name, std::string_view secret, config::Role role,

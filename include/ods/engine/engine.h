@@ -81,7 +81,22 @@ struct TableTierReport {
   bool sla_met = true;             // read_p99 <= the goal (true without a goal or reads)
   // bytes[tier] in GiB times the tier's cost_per_gib_month, summed.
   double monthly_cost = 0;
+  std::vector<std::string> rules;  // the tiering rules in effect (DescribeTierRule)
+  std::string promote;             // "on_access", "never" or "after_hits N"
+  uint32_t priority = 0;
 };
+
+// What Engine::Reload did.
+struct ReloadReport {
+  // Each applied change, "PATH: OLD -> NEW", e.g. "tables.users.ttl: 0s -> 1d".
+  std::vector<std::string> changes;
+  // Changed parts a reload cannot apply (they need a restart), e.g. "storage.backing".
+  std::vector<std::string> needs_restart;
+  uint64_t generation = 0;  // of the settings in effect after the call
+};
+
+// "to ssd when idle_for 1h, field \"plan == 'free'\"": one tiering rule, for logs and stats.
+std::string DescribeTierRule(const config::TierRuleConfig& rule);
 
 // The store: the catalog of tables, N shards and the router between them. The only component
 // that sees catalog, shards and limits together; the gRPC layer calls only this.
@@ -191,6 +206,21 @@ class Engine {
   // unknown table; kInvalidArgument bad key. One shard lock; no I/O.
   Result<std::optional<StorageTier>> TierOf(std::string_view table, std::string_view key) const;
 
+  // Applies the reloadable parts of `next` (validated by config::Load*): per table its tiering
+  // rules, promote, priority, sla and ttl (for records written from now on); storage's RAM and
+  // SSD budgets and costs. Tables are matched by name. Other changes (tables added, removed or
+  // reshaped, durability, storage.backing, server, limits, security, definitions, functions)
+  // are listed in needs_restart and not applied. All or nothing: kFailedPrecondition, with
+  // nothing applied, when a new rule needs what only a restart gives (a durable table, a
+  // backing store). Each change is logged. Shard by shard, each under its lock: a sweep or read
+  // in flight finishes with the old rules. Serialized with other reloads.
+  Result<ReloadReport> Reload(const config::Config& next);
+
+  // The settings generation: 1 at start, +1 per reload that changed something; and when the
+  // last such reload happened (0: never).
+  uint64_t SettingsGeneration() const { return Settings()->generation; }
+  Micros ReloadedAtMicros() const { return Settings()->reloaded_at_micros; }
+
   // Per-table tier figures, in table order. O(tables x shards).
   std::vector<TableTierReport> TierStats() const;
   // Engine::Get latencies of table `table_id` (its index in TierStats and the config).
@@ -293,6 +323,8 @@ class Engine {
  private:
   Engine(config::Config config, const Clock& clock);
   struct Sweeper;
+  // Has the background sweeper run a pass now rather than at its next second. Never blocks.
+  void WakeSweeper();
 
   Result<uint32_t> FindTable(std::string_view name) const;
   Status CheckKey(const record::TableSchema& table, std::string_view key) const;
@@ -435,10 +467,30 @@ class Engine {
   // across the tier's in-memory log append, never across an fsync; readers never take it, and
   // the shard's own lock is taken inside it only for the RAM apply.
   std::unique_ptr<std::mutex[]> write_order_mu_;
-  // Tiering policy per table (null: none); constant after Create.
-  std::vector<std::shared_ptr<const shard::TieringPolicy>> tiering_;
-  // Tiered tables by ascending priority (then id): the order budgets move records down in.
-  std::vector<uint32_t> budget_order_;
+  // What a config reload may change of tiering (Engine::Reload): an immutable snapshot,
+  // swapped whole. Read by the sweeper, moves and stats, never on the Put/Get fast path.
+  struct TierSettings {
+    // The config the settings come from (the running config with reloaded parts applied).
+    config::Config config;
+    std::vector<std::shared_ptr<const shard::TieringPolicy>> policies;  // per table; null: none
+    // Tiered tables by ascending priority (then id): the order budgets move records down in.
+    std::vector<uint32_t> budget_order;
+    uint64_t generation = 1;  // 1 at start, +1 per applied reload
+    Micros reloaded_at_micros = 0;
+  };
+  static std::shared_ptr<const TierSettings> MakeTierSettings(config::Config config,
+                                                              uint64_t generation,
+                                                              Micros reloaded_at_micros);
+  std::shared_ptr<const TierSettings> Settings() const {
+    return tier_settings_.load(std::memory_order_acquire);
+  }
+  std::atomic<std::shared_ptr<const TierSettings>> tier_settings_;
+  Mutex reload_mu_;  // serializes Reload
+  // Per table, read on the write path (lock-free): the TTL now, and whether records may have a
+  // marker in the SSD tier (the table has had `to: backing` rules), which a Put then removes.
+  std::unique_ptr<std::atomic<Micros>[]> ttl_;
+  std::unique_ptr<std::atomic<bool>[]> markers_;
+  std::atomic<uint64_t> ram_max_bytes_{0};  // storage.ram.max_bytes now
   // Serializes moves into the backing store with the deletion of garbage copies there, so that
   // a garbage delete never removes a copy a concurrent move just wrote.
   std::mutex backing_move_mu_;

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -10,6 +11,7 @@
 
 namespace ods::engine {
 class Engine;
+struct ReloadReport;
 }  // namespace ods::engine
 
 namespace ods::server {
@@ -48,9 +50,12 @@ class Server {
   // config.security.api_keys is not empty (docs/security.md). The admin endpoint is `admin` when
   // given (started early by the caller; config.server.admin_listen is then not bound again).
   // kUnavailable naming the address if a port cannot be bound.
-  static Result<std::unique_ptr<Server>> Start(engine::Engine& engine,
-                                               const config::Config& config,
-                                               std::unique_ptr<AdminEndpoint> admin = nullptr);
+  // `reload`, when given, is what Admin.ReloadConfig runs (odsd's: read the config file again,
+  // Engine::Reload); without it ReloadConfig answers FAILED_PRECONDITION.
+  static Result<std::unique_ptr<Server>> Start(
+      engine::Engine& engine, const config::Config& config,
+      std::unique_ptr<AdminEndpoint> admin = nullptr,
+      std::function<Result<engine::ReloadReport>()> reload = nullptr);
   ~Server();  // Shuts down with zero grace if Shutdown was not called.
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;

@@ -231,8 +231,8 @@ struct ShardStats {
 class alignas(64) Shard {
  public:
   // `tables` is the catalog: table ids are indices into it. `max_memory_bytes` 0 = unlimited.
-  // `tiering[t]`, when given and non-null, is table t's tiering policy (its RAM entries then
-  // carry an access time, 4 bytes each).
+  // `tiering[t]`, when given and non-null, marks table t as one that may tier (its RAM entries
+  // carry an access time, 4 bytes each) and is its policy (no rules: none yet).
   Shard(uint32_t id, std::vector<std::shared_ptr<const record::TableSchema>> tables,
         const Clock& clock, uint64_t max_memory_bytes,
         std::vector<std::shared_ptr<const TieringPolicy>> tiering = {});
@@ -373,6 +373,17 @@ class alignas(64) Shard {
   // it. A newer entry (RAM or below) for the same key wins; returns false when this one lost or
   // is already expired by the clock.
   bool RestoreBelowRam(uint32_t table, std::string_view key, const Location& where);
+
+  // Replaces `table`'s tiering policy (null or no rules: none; a table not marked as one that
+  // may tier at construction keeps none). Takes effect for the next call of any method.
+  void SetTiering(uint32_t table, std::shared_ptr<const TieringPolicy> policy);
+
+  // Sets `table`'s TTL for records written from now on (0 = none); records written before
+  // keep their expiry.
+  void SetTtl(uint32_t table, Micros ttl_micros);
+
+  // Sets the RAM budget (0 = unlimited). Lock-free.
+  void SetMaxMemoryBytes(uint64_t max_memory_bytes);
 
   // Moves to `out` the (table, key) of records that were in the backing store and have since
   // been overwritten, deleted, expired or promoted: their copies there are garbage. A key may
@@ -516,7 +527,7 @@ class alignas(64) Shard {
 
   const uint32_t id_;
   const Clock& clock_;
-  const uint64_t max_memory_bytes_;
+  std::atomic<uint64_t> max_memory_bytes_;  // SetMaxMemoryBytes; read lock-free
   std::atomic<uint64_t> memory_bytes_{0};  // written under mu_, read lock-free
   std::atomic<uint64_t> event_bytes_{0};   // events_->TrackedBytes(); written under mu_
   // Field names per table (dictionary sizes), written under mu_, read lock-free. Fixed length.
