@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <memory>
 #include <optional>
 #include <span>
@@ -95,6 +96,9 @@ ods::engine::Engine& TheEngine() {
       std::abort();
     }
     f->engine = std::move(engine).value();
+    // Durability none writes nothing under data_dir: remove it now rather than leave one per run.
+    std::error_code ignored;
+    std::filesystem::remove(dir, ignored);
     return f;
   }();
   return *fixture->engine;
