@@ -19,6 +19,8 @@ packages=(
   libssl-dev openssl
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev
+  # fuzzers (scripts/fuzz.sh): clang 14 and its runtime libraries (libclang_rt.fuzzer, asan, ubsan)
+  clang libclang-rt-dev
   # the Python client example (examples/python) and its test: grpcio and the protobuf runtime for
   # Debian's python3. Its stubs come from protoc + grpc_python_plugin (above), not
   # python3-grpc-tools, whose bundled protoc 3.5 cannot compile proto3 `optional`.

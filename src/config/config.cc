@@ -245,6 +245,8 @@ void ParseLimits(Parser& p, const YAML::Node& node, LimitsConfig& out) {
         } else if (key == "max_message_bytes") {
           p.Bytes(v, "limits.max_message_bytes", 4 << 10, uint64_t{1} << 30,
                   out.max_message_bytes);
+        } else if (key == "max_concurrent_streams") {
+          p.Integer(v, "limits.max_concurrent_streams", 1, 1'000'000, out.max_concurrent_streams);
         }
       });
   // Any stored record must fit in a response (Get, Scan page) with room for the envelope.

@@ -23,8 +23,9 @@ inline constexpr std::array<std::string_view, 5> kServerKeys = {"grpc_listen", "
 inline constexpr std::array<std::string_view, 4> kTlsKeys = {"cert", "key", "client_ca",
                                                              "require_client_cert"};
 inline constexpr std::array<std::string_view, 2> kLoggingKeys = {"level", "format"};
-inline constexpr std::array<std::string_view, 4> kLimitsKeys = {
-    "max_key_bytes", "max_record_bytes", "max_batch_size", "max_message_bytes"};
+inline constexpr std::array<std::string_view, 5> kLimitsKeys = {
+    "max_key_bytes", "max_record_bytes", "max_batch_size", "max_message_bytes",
+    "max_concurrent_streams"};
 inline constexpr std::array<std::string_view, 6> kStorageKeys = {
     "data_dir", "durability", "durability_window", "ram", "ssd", "backing"};
 inline constexpr std::array<std::string_view, 2> kRamKeys = {"max_bytes", "cost_per_gib_month"};

@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "catalog.h"
+#include "feature_ref.h"
 #include "group_by_shard.h"
 #include "ods/common/logging.h"
 #include "ods/common/units.h"
@@ -343,9 +344,10 @@ Result<std::unique_ptr<Engine::Catalog>> Engine::ExtendCatalog(
         inputs_ok = false;
         continue;
       }
-      if (const size_t colon = in.ref.find(':'); colon != std::string::npos) {
-        const std::string_view table = std::string_view(in.ref).substr(0, colon);
-        const std::string_view field = std::string_view(in.ref).substr(colon + 1);
+      const FeatureRef parsed = ParseFeatureRef(in.ref);
+      if (parsed.table_field) {
+        const std::string_view table = parsed.table;
+        const std::string_view field = parsed.field;
         auto t = std::find_if(tables.begin(), tables.end(),
                               [&](const config::TableConfig& c) { return c.name == table; });
         if (t == tables.end()) {
@@ -367,8 +369,7 @@ Result<std::unique_ptr<Engine::Catalog>> Engine::ExtendCatalog(
           }
         }
       } else {
-        const size_t at = in.ref.find('@');
-        const std::string name = in.ref.substr(0, at);
+        const std::string name(parsed.name);
         const AggregationDef* agg = next->FindAggregation(name);
         if (next->FindDerived(name) != nullptr) {
           problem = "'" + name + "' is a derived feature; inputs must be aggregations or table "
@@ -377,15 +378,15 @@ Result<std::unique_ptr<Engine::Catalog>> Engine::ExtendCatalog(
           problem = "no aggregation named '" + name + "'";
         } else {
           const aggregate::Spec& spec = agg->spec->spec;
-          Result<Micros> w = at == std::string::npos ? Result<Micros>(spec.windows[0])
-                                                      : ParseDuration(in.ref.substr(at + 1));
-          if (at == std::string::npos && spec.windows.size() != 1) {
+          Result<Micros> w = !parsed.has_window ? Result<Micros>(spec.windows[0])
+                                                 : ParseDuration(parsed.window);
+          if (!parsed.has_window && spec.windows.size() != 1) {
             problem = "aggregation '" + name + "' has " + std::to_string(spec.windows.size()) +
                       " windows (" + WindowList(spec) + "); name one, e.g. " + name + "@" +
                       FormatDuration(spec.windows[0]);
           } else if (!w.ok() ||
                      std::find(spec.windows.begin(), spec.windows.end(), *w) == spec.windows.end()) {
-            problem = "aggregation '" + name + "' has no window '" + in.ref.substr(at + 1) +
+            problem = "aggregation '" + name + "' has no window '" + std::string(parsed.window) +
                       "'; its windows: " + WindowList(spec);
           } else if (!lua && !NumericOutput(spec)) {
             problem = "aggregation '" + name + "' (" + agg->config.fn + " of " +
@@ -691,8 +692,9 @@ Status Engine::FeatureSources(std::span<const std::string_view> features,
                               std::vector<std::string_view>& out) const {
   const Catalog& catalog = CurrentCatalog();
   auto add_ref = [&](std::string_view ref) -> Status {
-    if (const size_t colon = ref.find(':'); colon != std::string_view::npos) {
-      Result<uint32_t> table_id = FindTable(ref.substr(0, colon));
+    const FeatureRef parsed = ParseFeatureRef(ref);
+    if (parsed.table_field) {
+      Result<uint32_t> table_id = FindTable(parsed.table);
       if (!table_id.ok()) {
         return InvalidArgumentError("feature '" + QuoteForMessage(ref) +
                                     "': " + table_id.status().message());
@@ -700,7 +702,7 @@ Status Engine::FeatureSources(std::span<const std::string_view> features,
       out.push_back(tables_[*table_id]->name());
       return OkStatus();
     }
-    const std::string_view name = ref.substr(0, ref.find('@'));
+    const std::string_view name = parsed.name;
     if (const AggregationDef* agg = catalog.FindAggregation(name)) {
       out.push_back(agg->config.template_name);
       return OkStatus();
@@ -741,9 +743,10 @@ Result<Engine::FeaturePlan> Engine::PlanFeatures(const Catalog& catalog,
   for (size_t f = 0; f < features.size(); ++f) {
     const std::string_view ref = features[f];
     const std::string quoted = "feature '" + QuoteForMessage(ref) + "': ";
-    if (const size_t colon = ref.find(':'); colon != std::string_view::npos) {
-      const std::string_view table = ref.substr(0, colon);
-      const std::string_view field = ref.substr(colon + 1);
+    const FeatureRef parsed = ParseFeatureRef(ref);
+    if (parsed.table_field) {
+      const std::string_view table = parsed.table;
+      const std::string_view field = parsed.field;
       Result<uint32_t> table_id = FindTable(table);
       if (!table_id.ok()) return InvalidArgumentError(quoted + table_id.status().message());
       const record::TableSchema& schema = *tables_[*table_id];
@@ -755,8 +758,7 @@ Result<Engine::FeaturePlan> Engine::PlanFeatures(const Catalog& catalog,
           FeaturePlan::TableRef{*table_id, field, config_.tables[*table_id].max_age_micros};
       continue;
     }
-    const size_t at = ref.find('@');
-    const std::string_view name = ref.substr(0, at);
+    const std::string_view name = parsed.name;
     const AggregationDef* agg = catalog.FindAggregation(name);
     if (agg == nullptr) {
       return InvalidArgumentError(quoted + "no aggregation or derived feature named '" +
@@ -766,7 +768,7 @@ Result<Engine::FeaturePlan> Engine::PlanFeatures(const Catalog& catalog,
     }
     const aggregate::Spec& spec = agg->spec->spec;
     uint32_t window = 0;
-    if (at == std::string_view::npos) {
+    if (!parsed.has_window) {
       if (spec.windows.size() != 1) {
         return InvalidArgumentError(quoted + "aggregation '" + agg->config.name + "' has " +
                                     std::to_string(spec.windows.size()) + " windows (" +
@@ -774,12 +776,12 @@ Result<Engine::FeaturePlan> Engine::PlanFeatures(const Catalog& catalog,
                                     "@" + FormatDuration(spec.windows[0]));
       }
     } else {
-      Result<Micros> w = ParseDuration(ref.substr(at + 1));
+      Result<Micros> w = ParseDuration(parsed.window);
       auto it = w.ok() ? std::find(spec.windows.begin(), spec.windows.end(), *w)
                        : spec.windows.end();
       if (it == spec.windows.end()) {
         return InvalidArgumentError(quoted + "aggregation '" + agg->config.name +
-                                    "' has no window '" + QuoteForMessage(ref.substr(at + 1)) +
+                                    "' has no window '" + QuoteForMessage(parsed.window) +
                                     "'; its windows: " + WindowList(spec));
       }
       window = static_cast<uint32_t>(it - spec.windows.begin());

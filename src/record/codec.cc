@@ -248,11 +248,14 @@ Status Decode(std::string_view encoded, const FieldDictionary& dict,
   out.fields.clear();
   out.version = h.version;
   out.event_time_micros = h.event_time_micros;
+  // Encode writes ids strictly ascending; a repeat would decode to a record naming a field twice.
+  uint64_t next_id = 0;
   while (!r.done()) {
     uint64_t id = 0;
     uint8_t type_byte = 0;
     if (!r.Varint(id) || !r.Raw(&type_byte, 1)) return Corrupt();
-    if (id >= dict.size() || type_byte < 1 || type_byte > 7) return Corrupt();
+    if (id < next_id || id >= dict.size() || type_byte < 1 || type_byte > 7) return Corrupt();
+    next_id = id + 1;
     const bool wanted = projection == nullptr ||
                         std::binary_search(projection->begin(), projection->end(),
                                            static_cast<uint32_t>(id));

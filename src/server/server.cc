@@ -224,6 +224,9 @@ Result<std::unique_ptr<Server>> Server::Start(
       std::min<uint64_t>(config.limits.max_message_bytes, std::numeric_limits<int>::max()));
   builder.SetMaxReceiveMessageSize(max_message);
   builder.SetMaxSendMessageSize(max_message);
+  // Announced in HTTP/2 SETTINGS: a client queues calls beyond it on its side.
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS,
+                             static_cast<int>(config.limits.max_concurrent_streams));
   impl->grpc_server = builder.BuildAndStart();
   if (impl->grpc_server == nullptr || bound_port == 0) {
     return UnavailableError("cannot listen for gRPC on '" + config.server.grpc_listen +

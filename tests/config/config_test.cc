@@ -88,6 +88,7 @@ TEST(ConfigTest, EmbeddedDefaultLoadsAndIsValid) {
   EXPECT_EQ(r->limits.max_record_bytes, uint64_t{1} << 20);
   EXPECT_EQ(r->limits.max_batch_size, 10000u);
   EXPECT_EQ(r->limits.max_message_bytes, uint64_t{64} << 20);
+  EXPECT_EQ(r->limits.max_concurrent_streams, 1000u);
   EXPECT_EQ(r->storage.ram_max_bytes, uint64_t{2} << 30);
   ASSERT_EQ(r->tables.size(), 2u);
   const TableConfig& profile = r->tables[0];
@@ -129,7 +130,8 @@ TEST(ConfigTest, EveryKeyIsParsedIntoItsField) {
   shards: 3
   shutdown_grace: 1500ms
 logging: {level: debug, format: json}
-limits: {max_key_bytes: 2KiB, max_record_bytes: 64KiB, max_batch_size: 7, max_message_bytes: 8MiB}
+limits: {max_key_bytes: 2KiB, max_record_bytes: 64KiB, max_batch_size: 7, max_message_bytes: 8MiB,
+         max_concurrent_streams: 20}
 storage:
   data_dir: /var/lib/ods
   ram: {max_bytes: 0}
@@ -151,6 +153,7 @@ tables:
   EXPECT_EQ(r->limits.max_record_bytes, 64u << 10);
   EXPECT_EQ(r->limits.max_batch_size, 7u);
   EXPECT_EQ(r->limits.max_message_bytes, uint64_t{8} << 20);
+  EXPECT_EQ(r->limits.max_concurrent_streams, 20u);
   EXPECT_EQ(r->storage.data_dir, "/var/lib/ods");
   EXPECT_EQ(r->storage.ram_max_bytes, 0u);
   ASSERT_EQ(r->tables.size(), 1u);
@@ -255,6 +258,12 @@ TEST(ConfigTest, BadSizeIsRejectedWithItsPosition) {
   EXPECT_THAT(e, StartsWith("test.yaml:2:21: "));
   EXPECT_THAT(e, HasSubstr("limits.max_record_bytes"));
   EXPECT_THAT(e, HasSubstr("'2XB'"));
+}
+
+TEST(ConfigTest, ZeroMaxConcurrentStreamsIsRejectedWithItsPosition) {
+  const std::string e = LoadError("limits:\n  max_concurrent_streams: 0\n");
+  EXPECT_THAT(e, StartsWith("test.yaml:2:27: "));
+  EXPECT_THAT(e, HasSubstr("limits.max_concurrent_streams"));
 }
 
 TEST(ConfigTest, SizeOutOfRangeIsRejectedWithItsPosition) {

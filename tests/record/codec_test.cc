@@ -293,6 +293,27 @@ TEST(CodecTest, FieldIdOutsideTheDictionaryIsDataLoss) {
               StatusIs(StatusCode::kDataLoss));
 }
 
+// Found by fuzz/record_codec_fuzzer: a repeated id decoded to a record naming a field twice.
+TEST(CodecTest, RepeatedFieldIdIsDataLoss) {
+  FieldDictionary dict({"a", "b"});
+  Record out;
+  // Field id 1 twice, type int64, values 1 and 2 (zigzag 2 and 4).
+  EXPECT_THAT(Decode(std::string("\x00\x01\x00\x01\x01\x02\x01\x01\x04", 9), dict, nullptr, out),
+              StatusIs(StatusCode::kDataLoss));
+}
+
+TEST(CodecTest, DescendingFieldIdsAreDataLoss) {
+  FieldDictionary dict({"a", "b"});
+  Record out;
+  // Field id 1, then id 0: Encode writes ids ascending.
+  EXPECT_THAT(Decode(std::string("\x00\x01\x00\x01\x01\x02\x00\x01\x04", 9), dict, nullptr, out),
+              StatusIs(StatusCode::kDataLoss));
+  std::vector<uint32_t> projection = {0};
+  EXPECT_THAT(
+      Decode(std::string("\x00\x01\x00\x01\x01\x02\x00\x01\x04", 9), dict, &projection, out),
+      StatusIs(StatusCode::kDataLoss));
+}
+
 TEST(CodecTest, LengthPastTheEndIsDataLoss) {
   FieldDictionary dict({"a"});
   Record out;

@@ -1,5 +1,6 @@
 // odsd as a process: flags, config errors, health, reflection, admin HTTP, limits that need their
-// own config, and clean shutdown on SIGTERM/SIGINT while clients are calling.
+// own config (RAM budget, message size, concurrent streams per connection), and clean shutdown on
+// SIGTERM/SIGINT while clients are calling.
 
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
@@ -15,6 +16,7 @@
 #include <thread>
 
 #include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
+#include "ods/v1/features.grpc.pb.h"
 #include "ods/v1/store.grpc.pb.h"
 #include "support/odsd_process.h"
 #include "support/test_util.h"
@@ -307,6 +309,79 @@ TEST(OdsdServeTest, SigtermUnderLoadExitsZeroWithinFiveSeconds) {
 }
 
 TEST(OdsdServeTest, SigintUnderLoadExitsZeroWithinFiveSeconds) { ExpectCleanStopUnderLoad(SIGINT); }
+
+// A channel with a connection of its own (gRPC otherwise shares one between channels to the same
+// address), so per-connection limits apply to it alone.
+std::shared_ptr<grpc::Channel> OwnConnection(const OdsdProcess& odsd) {
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  return grpc::CreateCustomChannel(odsd.grpc_address(), grpc::InsecureChannelCredentials(), args);
+}
+
+grpc::Status GetWithin(v1::Store::Stub& stub, std::chrono::milliseconds timeout) {
+  v1::GetRequest get;
+  get.set_table("t");
+  get.add_keys("k");
+  v1::GetResponse resp;
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + timeout);
+  return stub.Get(&ctx, get, &resp);
+}
+
+TEST(OdsdLimitsTest, MessageOverMaxMessageBytesIsResourceExhausted) {
+  TempDir dir;
+  const std::string path = WriteConfig(dir, R"(
+server: {shards: 1}
+limits: {max_record_bytes: 16KiB, max_message_bytes: 64KiB}
+tables: {t: {key: id}}
+)");
+  OdsdProcess odsd;
+  ASSERT_TRUE(odsd.Start({"--config", path})) << odsd.error();
+  auto stub = StoreStub(odsd);
+  v1::PutRequest put;
+  put.set_table("t");
+  v1::Record* r = put.add_records();
+  r->set_key("k");
+  (*r->mutable_fields())["blob"].set_string_value(std::string(100 << 10, 'x'));
+  v1::PutResponse resp;
+  grpc::ClientContext ctx;
+  const grpc::Status s = stub->Put(&ctx, put, &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << s.error_message();
+  // The server is still serving after refusing it.
+  EXPECT_TRUE(GetWithin(*stub, std::chrono::seconds(5)).ok());
+}
+
+TEST(OdsdLimitsTest, CallsBeyondMaxConcurrentStreamsWaitUntilOneEnds) {
+  TempDir dir;
+  const std::string path = WriteConfig(dir, R"(
+server: {shards: 1}
+limits: {max_concurrent_streams: 1}
+tables: {t: {key: id}}
+event_templates: {e: {key: id, timestamp: ts}}
+)");
+  OdsdProcess odsd;
+  ASSERT_TRUE(odsd.Start({"--config", path})) << odsd.error();
+  const std::shared_ptr<grpc::Channel> channel = OwnConnection(odsd);
+  auto store = v1::Store::NewStub(channel);
+  // Connects and learns the server's SETTINGS before the stream is opened.
+  ASSERT_TRUE(GetWithin(*store, std::chrono::seconds(5)).ok());
+
+  // An idle StreamEvents call holds the connection's only stream.
+  auto features = v1::Features::NewStub(channel);
+  grpc::ClientContext stream_ctx;
+  v1::PushEventsResponse pushed;
+  std::unique_ptr<grpc::ClientWriter<v1::PushEventsRequest>> stream =
+      features->StreamEvents(&stream_ctx, &pushed);
+  EXPECT_EQ(GetWithin(*store, std::chrono::milliseconds(500)).error_code(),
+            grpc::StatusCode::DEADLINE_EXCEEDED);
+  // The limit is per connection: another client is not held up.
+  auto other = v1::Store::NewStub(OwnConnection(odsd));
+  EXPECT_TRUE(GetWithin(*other, std::chrono::seconds(5)).ok());
+
+  ASSERT_TRUE(stream->WritesDone());
+  ASSERT_TRUE(stream->Finish().ok());
+  EXPECT_TRUE(GetWithin(*store, std::chrono::seconds(5)).ok());
+}
 
 }  // namespace
 }  // namespace ods

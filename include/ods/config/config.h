@@ -103,6 +103,10 @@ struct LimitsConfig {
   uint32_t max_batch_size = 10000;
   // Largest gRPC message received or sent, in bytes. Default: 64 MiB. Range: [4 KiB, 1 GiB].
   uint64_t max_message_bytes = uint64_t{64} << 20;
+  // Most calls (HTTP/2 streams) one client connection may have open at once; the client holds
+  // further calls until one ends. Bounds what one connection can pin (e.g. idle StreamEvents
+  // calls, each with its buffers). Default: 1000. Range: [1, 1000000].
+  uint32_t max_concurrent_streams = 1000;
 };
 
 // How a table's record writes (Put, Delete) are made durable in the RocksDB tier under

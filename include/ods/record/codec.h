@@ -66,7 +66,8 @@ struct EncodedHeader {
 Result<EncodedHeader> DecodeHeader(std::string_view encoded);
 
 // Decodes `encoded` into `out` (fields sorted by name). With `projection` non-null, only fields
-// whose ids are in it are decoded (`projection` sorted ascending). kDataLoss on corrupt input.
+// whose ids are in it are decoded (`projection` sorted ascending). kDataLoss on corrupt input,
+// including field ids out of Encode's strictly ascending order (a repeated field).
 Status Decode(std::string_view encoded, const FieldDictionary& dict,
               const std::vector<uint32_t>* projection, Record& out);
 
