@@ -14,6 +14,7 @@
 #include <mutex>
 #include <utility>
 
+#include "ods/common/crash_point.h"
 #include "ods/common/logging.h"
 #include "ods/engine/engine.h"
 #include "ods/record/codec.h"
@@ -115,7 +116,10 @@ Result<bool> Engine::PromoteRecord(uint32_t table_id, uint32_t s, std::string_vi
   batch.Put(table, key, record, where->expire_at_micros, record.version);
   batch.DeleteMarker(table, key);
   ODS_RETURN_IF_ERROR(tier_->Write(batch).status());
-  return shards_[s]->Promote(table_id, key, record);
+  CrashPoint("tier.promote.ssd_written");
+  const bool promoted = shards_[s]->Promote(table_id, key, record);
+  CrashPoint("tier.promote.done");
+  return promoted;
 }
 
 Result<bool> Engine::CarryOut(const shard::TierMove& move) {
@@ -124,7 +128,10 @@ Result<bool> Engine::CarryOut(const shard::TierMove& move) {
   if (move.to == StorageTier::kSsd) {
     if (move.from != StorageTier::kRam) return false;
     // Durable tables write through: the SSD tier already holds this version.
-    return shards_[s]->DemoteFromRam(move.table, move.key, move.version, StorageTier::kSsd);
+    const bool moved =
+        shards_[s]->DemoteFromRam(move.table, move.key, move.version, StorageTier::kSsd);
+    CrashPoint("tier.demote_ssd.done");
+    return moved;
   }
   if (move.to != StorageTier::kBacking || move.from == StorageTier::kBacking) return false;
   if (backing_ == nullptr) return false;
@@ -145,6 +152,7 @@ Result<bool> Engine::CarryOut(const shard::TierMove& move) {
   const tier::BackingPut put{table, move.key, &stored->record, stored->expire_at_micros,
                              move.version};
   ODS_RETURN_IF_ERROR(backing_->Put(std::span<const tier::BackingPut>(&put, 1)));
+  CrashPoint("tier.move.backing_written");
   bool moved = false;
   {
     std::lock_guard<std::mutex> order(write_order_mu_[s]);
@@ -155,6 +163,7 @@ Result<bool> Engine::CarryOut(const shard::TierMove& move) {
       batch.PutMarker(table, move.key, move.version, where->expire_at_micros,
                       where->event_time_micros, where->bytes);
       ODS_RETURN_IF_ERROR(tier_->Write(batch).status());
+      CrashPoint("tier.move.ssd_marked");
       moved = move.from == StorageTier::kRam
                   ? shards_[s]->DemoteFromRam(move.table, move.key, move.version,
                                               StorageTier::kBacking)
@@ -162,6 +171,7 @@ Result<bool> Engine::CarryOut(const shard::TierMove& move) {
                                              StorageTier::kSsd, StorageTier::kBacking);
       // Under the write-order lock no write got in between: the shard agrees.
       ODS_CHECK(moved);
+      CrashPoint("tier.move.done");
     }
   }
   if (!moved) {
@@ -370,7 +380,9 @@ void Engine::CollectBackingGarbage() {
     keys.push_back({table, key});
   }
   if (keys.empty()) return;
-  if (Status s = backing_->Delete(keys); !s.ok()) {
+  Status deleted = backing_->Delete(keys);
+  CrashPoint("tier.garbage.deleted");
+  if (Status s = std::move(deleted); !s.ok()) {
     // Left behind: harmless to reads (the durable tier says where each record is).
     tier_move_errors_.fetch_add(1, std::memory_order_relaxed);
     Logger("ods.engine")->warn("backing store: deleting {} outdated copies failed: {}",
