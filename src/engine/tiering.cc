@@ -11,6 +11,7 @@
 // promotion has outdated are deleted by the sweep (CollectBackingGarbage).
 
 #include <algorithm>
+#include <tuple>
 #include <mutex>
 #include <utility>
 
@@ -29,6 +30,8 @@ namespace {
 constexpr size_t kTierVisitsPerShard = 1024;
 // Samples a budget step takes from one table of a shard before it moves on (or stops).
 constexpr int kBudgetRounds = 4;
+// Moves to the backing store written together (one backing write, one RocksDB batch per shard).
+constexpr size_t kBackingBatch = 256;
 
 // Keeps only the fields named in `fields` (all when empty).
 void Project(std::span<const std::string_view> fields, record::Record& r) {
@@ -133,53 +136,112 @@ Result<bool> Engine::CarryOut(const shard::TierMove& move) {
     CrashPoint("tier.demote_ssd.done");
     return moved;
   }
-  if (move.to != StorageTier::kBacking || move.from == StorageTier::kBacking) return false;
-  if (backing_ == nullptr) return false;
-  // The SSD tier holds every record of the table that is not in the backing store.
-  ODS_ASSIGN_OR_RETURN(std::optional<tier::StoredEntry> stored, tier_->Get(table, move.key));
-  if (!stored || stored->record.version != move.version) return false;  // changed meanwhile
-  if (move.needs_record) {
-    const shard::TierFacts facts{clock_.NowMicros(), move.event_time_micros,
-                                 move.last_access_micros};
-    const std::shared_ptr<const shard::TieringPolicy> policy =
-        Settings()->policies[move.table];
-    if (policy == nullptr ||
-        shard::DecideTier(*policy, facts, &stored->record) != StorageTier::kBacking) {
-      return false;
+  ODS_ASSIGN_OR_RETURN(const size_t moved,
+                       MoveToBacking(std::span<const shard::TierMove>(&move, 1)));
+  return moved == 1;
+}
+
+Result<size_t> Engine::MoveToBacking(std::span<const shard::TierMove> moves) {
+  if (backing_ == nullptr) return size_t{0};
+  // 1. Read each record from the SSD tier, which holds every record of the table that is not
+  // in the backing store; drop those that changed meanwhile or whose fields now say otherwise.
+  struct Candidate {
+    const shard::TierMove* move;
+    uint32_t shard;
+    tier::StoredEntry stored;
+    bool moved = false;
+  };
+  std::vector<Candidate> candidates;
+  for (const shard::TierMove& move : moves) {
+    if (move.to != StorageTier::kBacking || move.from == StorageTier::kBacking) continue;
+    const std::string& table = tables_[move.table]->name();
+    ODS_ASSIGN_OR_RETURN(std::optional<tier::StoredEntry> stored, tier_->Get(table, move.key));
+    if (!stored || stored->record.version != move.version) continue;
+    if (move.needs_record) {
+      const shard::TierFacts facts{clock_.NowMicros(), move.event_time_micros,
+                                   move.last_access_micros};
+      const std::shared_ptr<const shard::TieringPolicy> policy =
+          Settings()->policies[move.table];
+      if (policy == nullptr ||
+          shard::DecideTier(*policy, facts, &stored->record) != StorageTier::kBacking) {
+        continue;
+      }
     }
+    candidates.push_back({&move, ShardOf(table, move.key), std::move(*stored)});
   }
+  if (candidates.empty()) return size_t{0};
+  // By shard, and one move per key (a key given twice moves once).
+  std::stable_sort(candidates.begin(), candidates.end(), [](const Candidate& a, const Candidate& b) {
+    return std::tie(a.shard, a.move->table, a.move->key) <
+           std::tie(b.shard, b.move->table, b.move->key);
+  });
+  candidates.erase(std::unique(candidates.begin(), candidates.end(),
+                               [](const Candidate& a, const Candidate& b) {
+                                 return a.move->table == b.move->table && a.move->key == b.move->key;
+                               }),
+                   candidates.end());
+  // 2. One durable write of all of them to the backing store.
   std::lock_guard<std::mutex> moving(backing_move_mu_);
-  const tier::BackingPut put{table, move.key, &stored->record, stored->expire_at_micros,
-                             move.version};
-  ODS_RETURN_IF_ERROR(backing_->Put(std::span<const tier::BackingPut>(&put, 1)));
+  std::vector<tier::BackingPut> puts;
+  puts.reserve(candidates.size());
+  for (const Candidate& c : candidates) {
+    puts.push_back({tables_[c.move->table]->name(), c.move->key, &c.stored.record,
+                    c.stored.expire_at_micros, c.move->version});
+  }
+  ODS_RETURN_IF_ERROR(backing_->Put(puts));
   CrashPoint("tier.move.backing_written");
-  bool moved = false;
-  {
+  // 3. Per shard, under its write-order lock: one RocksDB batch swaps each record that is still
+  // the version read for a marker, then the shard's entries follow.
+  Status error;
+  size_t moved = 0;
+  for (size_t begin = 0; begin < candidates.size() && error.ok();) {
+    const uint32_t s = candidates[begin].shard;
+    size_t end = begin;
+    while (end < candidates.size() && candidates[end].shard == s) ++end;
     std::lock_guard<std::mutex> order(write_order_mu_[s]);
-    const std::optional<shard::Location> where = shards_[s]->Locate(move.table, move.key);
-    if (where && where->tier == move.from && where->version == move.version) {
-      tier::WriteBatch batch;
+    tier::WriteBatch batch;
+    for (size_t i = begin; i < end; ++i) {
+      const shard::TierMove& move = *candidates[i].move;
+      const std::optional<shard::Location> where = shards_[s]->Locate(move.table, move.key);
+      if (!where || where->tier != move.from || where->version != move.version) continue;
+      const std::string& table = tables_[move.table]->name();
       batch.Delete(table, move.key);
       batch.PutMarker(table, move.key, move.version, where->expire_at_micros,
                       where->event_time_micros, where->bytes);
-      ODS_RETURN_IF_ERROR(tier_->Write(batch).status());
-      CrashPoint("tier.move.ssd_marked");
-      moved = move.from == StorageTier::kRam
-                  ? shards_[s]->DemoteFromRam(move.table, move.key, move.version,
-                                              StorageTier::kBacking)
-                  : shards_[s]->MoveBelowRam(move.table, move.key, move.version,
-                                             StorageTier::kSsd, StorageTier::kBacking);
-      // Under the write-order lock no write got in between: the shard agrees.
-      ODS_CHECK(moved);
-      CrashPoint("tier.move.done");
+      candidates[i].moved = true;
     }
+    if (!batch.empty()) {
+      if (Result<uint64_t> written = tier_->Write(batch); !written.ok()) {
+        error = written.status();
+        for (size_t i = begin; i < end; ++i) candidates[i].moved = false;
+        break;
+      }
+      CrashPoint("tier.move.ssd_marked");
+    }
+    for (size_t i = begin; i < end; ++i) {
+      if (!candidates[i].moved) continue;
+      const shard::TierMove& move = *candidates[i].move;
+      // Under the write-order lock no write got in between: the shard agrees.
+      ODS_CHECK(move.from == StorageTier::kRam
+                    ? shards_[s]->DemoteFromRam(move.table, move.key, move.version,
+                                                StorageTier::kBacking)
+                    : shards_[s]->MoveBelowRam(move.table, move.key, move.version,
+                                               StorageTier::kSsd, StorageTier::kBacking));
+      ++moved;
+    }
+    CrashPoint("tier.move.done");
+    begin = end;
   }
-  if (!moved) {
-    // Written or deleted meanwhile: the copy just stored is garbage (and no other move to the
-    // backing store runs while backing_move_mu_ is held).
-    const tier::BackingKey garbage{table, move.key};
-    ODS_RETURN_IF_ERROR(backing_->Delete(std::span<const tier::BackingKey>(&garbage, 1)));
+  // 4. Copies of records that were written or deleted meanwhile (or not marked) are garbage; no
+  // other move to the backing store runs while backing_move_mu_ is held.
+  std::vector<tier::BackingKey> garbage;
+  for (const Candidate& c : candidates) {
+    if (!c.moved) garbage.push_back({tables_[c.move->table]->name(), c.move->key});
   }
+  if (!garbage.empty()) {
+    if (Status s = backing_->Delete(garbage); !s.ok() && error.ok()) error = s;
+  }
+  if (!error.ok()) return error;
   return moved;
 }
 
@@ -199,6 +261,7 @@ Result<size_t> Engine::MoveRecords(std::string_view table, std::span<const std::
                                 "': to: backing needs storage.backing");
   }
   size_t moved = 0;
+  std::vector<shard::TierMove> to_backing;  // batched: one backing write for all
   for (std::string_view key : keys) {
     const uint32_t s = ShardOf(schema.name(), key);
     std::optional<shard::Location> where = shards_[s]->Locate(table_id, key);
@@ -224,8 +287,19 @@ Result<size_t> Engine::MoveRecords(std::string_view table, std::span<const std::
     move.to = to;
     move.expire_at_micros = where->expire_at_micros;
     move.event_time_micros = where->event_time_micros;
+    if (to == StorageTier::kBacking) {
+      to_backing.push_back(std::move(move));
+      continue;
+    }
     ODS_ASSIGN_OR_RETURN(const bool done, CarryOut(move));
     moved += done ? 1 : 0;
+  }
+  for (size_t begin = 0; begin < to_backing.size(); begin += kBackingBatch) {
+    const size_t n = std::min(kBackingBatch, to_backing.size() - begin);
+    ODS_ASSIGN_OR_RETURN(
+        const size_t done,
+        MoveToBacking(std::span<const shard::TierMove>(to_backing.data() + begin, n)));
+    moved += done;
   }
   return moved;
 }
@@ -289,7 +363,12 @@ Result<std::optional<StorageTier>> Engine::TierOf(std::string_view table,
 size_t Engine::CarryOutAll(const std::vector<shard::TierMove>& moves) {
   size_t moved = 0;
   Status first_error;
+  std::vector<shard::TierMove> to_backing;
   for (const shard::TierMove& move : moves) {
+    if (move.to == StorageTier::kBacking) {
+      to_backing.push_back(move);
+      continue;
+    }
     Result<bool> done = CarryOut(move);
     if (!done.ok()) {
       tier_move_errors_.fetch_add(1, std::memory_order_relaxed);
@@ -297,6 +376,18 @@ size_t Engine::CarryOutAll(const std::vector<shard::TierMove>& moves) {
       continue;
     }
     moved += *done ? 1 : 0;
+  }
+  // Moves to the backing store in batches: one backing write (one fsync or transaction) each.
+  for (size_t begin = 0; begin < to_backing.size(); begin += kBackingBatch) {
+    const size_t n = std::min(kBackingBatch, to_backing.size() - begin);
+    Result<size_t> done =
+        MoveToBacking(std::span<const shard::TierMove>(to_backing.data() + begin, n));
+    if (!done.ok()) {
+      tier_move_errors_.fetch_add(1, std::memory_order_relaxed);
+      if (first_error.ok()) first_error = done.status();
+      continue;
+    }
+    moved += *done;
   }
   if (!first_error.ok()) {
     Logger("ods.engine")->warn("tier sweep: moves failed, records stay where they were: {}",

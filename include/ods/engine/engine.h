@@ -367,6 +367,10 @@ class Engine {
                              const record::Record& record);
   // Carries out one move (from the sweep or MoveRecords). Returns whether it moved.
   Result<bool> CarryOut(const shard::TierMove& move);
+  // Carries out moves to the backing store together: one backing write for all, then per shard
+  // one RocksDB batch of markers under its write-order lock. Skips moves not to the backing
+  // store and records that changed meanwhile. Returns how many moved.
+  Result<size_t> MoveToBacking(std::span<const shard::TierMove> moves);
   // Deletes backing-store copies the shards reported as garbage, unless the key is back there.
   void CollectBackingGarbage();
   // The budget part of SweepTiersOnce; returns the moves.

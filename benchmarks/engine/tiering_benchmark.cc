@@ -1,0 +1,254 @@
+// Tiering (issue #6 point 9), in process: Get latency by tier (RAM, SSD = RocksDB, backing =
+// directory store) with p50/p99 from per-call timings, demotion throughput, how long a tier
+// sweep step holds a shard, and restart-to-serving time with records on SSD. Real RocksDB and
+// backing store under a temp dir. docs/benchmarks.md, "Tiering".
+
+#include <benchmark/benchmark.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "ods/common/check.h"
+#include "ods/common/clock.h"
+#include "ods/common/predicate.h"
+#include "ods/engine/engine.h"
+#include "ods/record/schema.h"
+#include "ods/shard/shard.h"
+#include "ods/tier/rocksdb_tier.h"
+
+namespace ods::engine {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// A fresh directory under $TMPDIR, removed with the object.
+class BenchDir {
+ public:
+  BenchDir() {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "ods-tier-bench-XXXXXX").string();
+    ODS_CHECK(mkdtemp(tmpl.data()) != nullptr);
+    path_ = tmpl;
+  }
+  ~BenchDir() { std::filesystem::remove_all(path_); }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+// Ten numeric fields, as the issue's memory figure asks (f0..f9: int64 and double alternate).
+record::Record TenNumbers(int64_t i) {
+  record::Record r;
+  for (int f = 0; f < 10; ++f) {
+    if (f % 2 == 0) {
+      r.fields.push_back({"f" + std::to_string(f), i * 10 + f});
+    } else {
+      r.fields.push_back({"f" + std::to_string(f), static_cast<double>(i) / (f + 1)});
+    }
+  }
+  return r;
+}
+
+config::Config TierConfig(const std::string& dir, config::Promote promote) {
+  config::Config c;
+  c.source = "tiering_benchmark";
+  c.server.shards = 4;
+  c.storage.data_dir = dir;
+  c.storage.durability = config::Durability::kAsync;
+  c.storage.ram_max_bytes = 0;
+  c.storage.backing = config::BackingConfig{};
+  config::TableConfig t;
+  t.name = "t";
+  t.key_field = "id";
+  config::TierRuleConfig rule;
+  rule.to = StorageTier::kSsd;
+  rule.idle_for_micros = int64_t{365} * 86'400'000'000;  // never, within a benchmark
+  t.tiering.push_back(rule);
+  t.promote = promote;
+  c.tables.push_back(std::move(t));
+  return c;
+}
+
+std::string Key(int64_t i) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "key:%012lld", static_cast<long long>(i));
+  return buf;
+}
+
+void Load(Engine& engine, int64_t n) {
+  std::vector<record::Record> records;
+  std::vector<std::string> keys;
+  std::vector<shard::KeyedRecord> items;
+  for (int64_t start = 0; start < n; start += 1000) {
+    records.clear();
+    keys.clear();
+    items.clear();
+    for (int64_t i = start; i < std::min(n, start + 1000); ++i) {
+      records.push_back(TenNumbers(i));
+      keys.push_back(Key(i));
+    }
+    for (size_t j = 0; j < keys.size(); ++j) items.push_back({keys[j], &records[j]});
+    ODS_CHECK(engine.Put("t", items).ok());
+  }
+}
+
+void MoveAll(Engine& engine, int64_t n, StorageTier to) {
+  std::vector<std::string> keys;
+  std::vector<std::string_view> views;
+  for (int64_t start = 0; start < n; start += 1000) {
+    keys.clear();
+    views.clear();
+    for (int64_t i = start; i < std::min(n, start + 1000); ++i) keys.push_back(Key(i));
+    for (const std::string& k : keys) views.push_back(k);
+    ODS_CHECK(engine.MoveRecords("t", views, to).ok());
+  }
+}
+
+// Get of one random key per call, the records all in tier range(0) (0 ram, 1 ssd, 2 backing),
+// `promote: never` so they stay there. Counters p50_us and p99_us: per-call quantiles.
+void BM_Tier_Get(benchmark::State& state) {
+  const auto tier = static_cast<StorageTier>(state.range(0));
+  constexpr int64_t kRecords = 20'000;
+  BenchDir dir;
+  std::unique_ptr<Engine> engine =
+      std::move(Engine::Create(TierConfig(dir.path(), config::Promote::kNever), SystemClock()))
+          .value();
+  Load(*engine, kRecords);
+  if (tier != StorageTier::kRam) MoveAll(*engine, kRecords, tier);
+  std::mt19937_64 rng(42);
+  std::vector<double> micros;
+  micros.reserve(1 << 20);
+  std::vector<std::optional<record::Record>> out;
+  std::string key;
+  for (auto _ : state) {
+    key = Key(static_cast<int64_t>(rng() % kRecords));
+    const std::string_view keys[] = {key};
+    const auto start = Clock::now();
+    ODS_CHECK(engine->Get("t", keys, {}, out).ok());
+    const auto end = Clock::now();
+    ODS_CHECK(out[0].has_value());
+    micros.push_back(std::chrono::duration<double, std::micro>(end - start).count());
+  }
+  std::sort(micros.begin(), micros.end());
+  if (!micros.empty()) {
+    state.counters["p50_us"] = micros[micros.size() / 2];
+    state.counters["p99_us"] = micros[micros.size() * 99 / 100];
+  }
+  state.SetLabel(std::string(StorageTierName(tier)));
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_Tier_Get)->Arg(0)->Arg(1)->Arg(2)->UseRealTime();
+
+// Records moved per second, RAM -> range(0) (1 ssd, 2 backing), by MoveRecords in batches of
+// 1000 (the sweep's path: version checks, RocksDB marker batches, backing store writes).
+void BM_Tier_Demote(benchmark::State& state) {
+  const auto tier = static_cast<StorageTier>(state.range(0));
+  constexpr int64_t kRecords = 20'000;
+  int64_t moved = 0;
+  for (auto _ : state) {
+    state.PauseTiming();
+    BenchDir dir;
+    std::unique_ptr<Engine> engine =
+        std::move(Engine::Create(TierConfig(dir.path(), config::Promote::kNever), SystemClock()))
+            .value();
+    Load(*engine, kRecords);
+    state.ResumeTiming();
+    MoveAll(*engine, kRecords, tier);
+    moved += kRecords;
+    state.PauseTiming();
+    engine.reset();
+    state.ResumeTiming();
+  }
+  state.SetLabel(std::string(StorageTierName(tier)));
+  state.SetItemsProcessed(moved);
+}
+BENCHMARK(BM_Tier_Demote)->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
+
+// How long one tier-sweep step holds a shard's lock: Shard::CollectTierMoves over 1024 of
+// 100,000 RAM records whose rule tests a field predicate (decoding each record) that never
+// matches, so nothing moves and every step does the full work.
+void BM_Tier_SweepStepHold(benchmark::State& state) {
+  auto schema = std::make_shared<const record::TableSchema>(
+      "t", "id", std::vector<record::TableSchema::FieldSpec>{}, /*free_form=*/true, 0);
+  auto policy = std::make_shared<shard::TieringPolicy>();
+  size_t offset = 0;
+  shard::TierRule rule;
+  rule.to = StorageTier::kSsd;
+  rule.field = ParsePredicate("f0 < 0 and f1 > 1e300", offset).value();
+  policy->rules.push_back(rule);
+  shard::Shard shard(0, {schema}, SystemClock(), 0, {policy});
+  constexpr int64_t kRecords = 100'000;
+  std::vector<record::Record> records;
+  std::vector<std::string> keys;
+  for (int64_t i = 0; i < kRecords; ++i) {
+    records.push_back(TenNumbers(i));
+    keys.push_back(Key(i));
+  }
+  std::vector<shard::KeyedRecord> items;
+  std::vector<uint32_t> indices;
+  for (size_t i = 0; i < keys.size(); ++i) {
+    items.push_back({keys[i], &records[i]});
+    indices.push_back(static_cast<uint32_t>(i));
+  }
+  std::vector<uint64_t> versions(items.size());
+  shard.Put(0, items, indices, versions);
+  std::vector<shard::TierMove> moves;
+  for (auto _ : state) {
+    moves.clear();
+    benchmark::DoNotOptimize(shard.CollectTierMoves(1024, moves));
+  }
+  ODS_CHECK(moves.empty());
+  state.SetItemsProcessed(state.iterations() * 1024);
+}
+BENCHMARK(BM_Tier_SweepStepHold)->Unit(benchmark::kMicrosecond);
+
+// Restart to serving with range(0) records on SSD: the records are written to the RocksDB tier
+// directly (as a previous odsd left them), then Engine::Create is timed until it returns (it
+// loads one below-RAM entry per record; values stay on SSD until read).
+void BM_Tier_RestartToServing(benchmark::State& state) {
+  const int64_t n = state.range(0);
+  BenchDir dir;
+  {
+    const std::string records_dir = dir.path() + "/records";
+    std::filesystem::create_directories(records_dir);
+    std::unique_ptr<tier::RocksDbTier> tier =
+        std::move(tier::RocksDbTier::Open({records_dir, 100'000})).value();
+    for (int64_t start = 0; start < n; start += 10'000) {
+      tier::WriteBatch batch;
+      for (int64_t i = start; i < std::min(n, start + 10'000); ++i) {
+        record::Record r = TenNumbers(i);
+        r.version = static_cast<uint64_t>(i + 1);
+        batch.Put("t", Key(i), r, 0, r.version);
+      }
+      ODS_CHECK(tier->Write(batch).ok());
+    }
+  }
+  config::Config c = TierConfig(dir.path(), config::Promote::kOnAccess);
+  c.storage.backing.reset();
+  c.server.shards = 16;
+  for (auto _ : state) {
+    std::unique_ptr<Engine> engine = std::move(Engine::Create(c, SystemClock())).value();
+    state.PauseTiming();
+    ODS_CHECK(engine->Stats().records_ssd == static_cast<uint64_t>(n));
+    state.counters["ram_bytes_per_record"] =
+        static_cast<double>(engine->Stats().memory_bytes) / static_cast<double>(n);
+    engine.reset();
+    state.ResumeTiming();
+  }
+  state.SetItemsProcessed(state.iterations() * n);
+}
+BENCHMARK(BM_Tier_RestartToServing)
+    ->Arg(1'000'000)
+    ->Arg(10'000'000)
+    ->Iterations(1)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+
+}  // namespace
+}  // namespace ods::engine
