@@ -445,9 +445,14 @@ void ParseTiering(Parser& p, const YAML::Node& node, const std::string& path, Ta
     bool has_to = false;
     YAML::Node when;
     bool has_when = false;
+    std::optional<YAML::Mark> transient_mark;
     p.ForEachKey(rule_node, rpath, internal::kTierRuleKeys,
                  [&](const std::string& key, const YAML::Node&, const YAML::Node& v) {
-                   if (key == "to") {
+                   if (key == "transient") {
+                     if (ParseBool(p, v, rpath + ".transient", rule.transient) && rule.transient) {
+                       transient_mark = v.Mark();
+                     }
+                   } else if (key == "to") {
                      std::string to;
                      if (p.OneOf(v, rpath + ".to", {"ram", "ssd", "backing"}, to)) {
                        has_to = true;
@@ -461,8 +466,12 @@ void ParseTiering(Parser& p, const YAML::Node& node, const std::string& path, Ta
                      has_when = true;
                    }
                  });
-    if (rule_node.IsMap() && !has_to && !rule_node["to"]) {
+    if (rule_node.IsMap() && !has_to && !rule_node["to"] && !rule.transient) {
       p.Error(rule_node, rpath + ": missing 'to' (ram, ssd or backing)");
+    }
+    if (transient_mark && rule.to != StorageTier::kRam) {
+      p.Error(*transient_mark, rpath + ".transient: a transient record stays in RAM; drop 'to: " +
+                                   std::string(StorageTierName(rule.to)) + "' or transient");
     }
     if (has_when) {
       const std::string wpath = rpath + ".when";
@@ -491,6 +500,11 @@ void ParseTiering(Parser& p, const YAML::Node& node, const std::string& path, Ta
                      CheckPredicate(p, v, wpath + ".field", *pred, out);
                      rule.field = std::move(*pred);
                    });
+    }
+    if (transient_mark && rule.idle_for_micros != 0) {
+      // Decided when the record is written, when it has been idle for no time at all.
+      p.Error(*transient_mark, rpath + ".transient: cannot be combined with when.idle_for (a "
+                                       "write decides it; use age or field)");
     }
     out.tiering.push_back(std::move(rule));
   }

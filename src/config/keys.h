@@ -40,7 +40,7 @@ inline constexpr std::array<std::string_view, 9> kTableKeys = {
     "key",        "fields",  "ttl",     "max_age", "durability",
     "tiering",    "promote", "priority", "sla"};
 inline constexpr std::array<std::string_view, 1> kSlaKeys = {"read_p99"};
-inline constexpr std::array<std::string_view, 2> kTierRuleKeys = {"to", "when"};
+inline constexpr std::array<std::string_view, 3> kTierRuleKeys = {"to", "when", "transient"};
 inline constexpr std::array<std::string_view, 3> kTierWhenKeys = {"idle_for", "age", "field"};
 inline constexpr std::array<std::string_view, 1> kPromoteKeys = {"after_hits"};
 inline constexpr std::array<std::string_view, 7> kEventTemplateKeys = {

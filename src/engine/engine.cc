@@ -33,7 +33,7 @@ std::shared_ptr<const shard::TieringPolicy> TieringPolicyOf(const config::TableC
   if (t.tiering.empty()) return nullptr;
   auto policy = std::make_shared<shard::TieringPolicy>();
   for (const config::TierRuleConfig& r : t.tiering) {
-    policy->rules.push_back({r.to, r.idle_for_micros, r.age_micros, r.field});
+    policy->rules.push_back({r.to, r.transient, r.idle_for_micros, r.age_micros, r.field});
   }
   switch (t.promote) {
     case config::Promote::kOnAccess: policy->promote = shard::PromotePolicy::kOnAccess; break;
@@ -157,6 +157,7 @@ Result<std::unique_ptr<Engine>> Engine::Create(const config::Config& config, con
   engine->read_latency_ = std::make_unique<LatencyHistogram[]>(config.tables.size());
   engine->ttl_ = std::make_unique<std::atomic<Micros>[]>(config.tables.size());
   engine->markers_ = std::make_unique<std::atomic<bool>[]>(config.tables.size());
+  engine->transient_ = std::make_unique<std::atomic<bool>[]>(config.tables.size());
   engine->ram_max_bytes_.store(config.storage.ram_max_bytes);
   // Durable tables may tier (now or after a reload): their shards keep access times.
   std::vector<std::shared_ptr<const shard::TieringPolicy>> may_tier(config.tables.size());
@@ -164,6 +165,8 @@ Result<std::unique_ptr<Engine>> Engine::Create(const config::Config& config, con
     engine->ttl_[t].store(config.tables[t].ttl_micros);
     engine->markers_[t].store(settings->policies[t] != nullptr &&
                               settings->policies[t]->Targets(StorageTier::kBacking));
+    engine->transient_[t].store(settings->policies[t] != nullptr &&
+                                settings->policies[t]->HasTransient());
     may_tier[t] = settings->policies[t];
     if (may_tier[t] == nullptr && config::DurabilityOf(config, config.tables[t]) !=
                                       config::Durability::kNone) {
@@ -481,7 +484,19 @@ Result<std::vector<uint64_t>> Engine::PutDurable(uint32_t table_id,
     tier::WriteBatch batch;
     // A record that was in the backing store leaves a marker that this write outdates.
     const bool markers = markers_[table_id].load(std::memory_order_relaxed);
+    // Records a transient rule matches stay in RAM only: the durable tier drops its old copy.
+    std::shared_ptr<const TierSettings> settings;
+    const shard::TieringPolicy* transient = nullptr;
+    if (transient_[table_id].load(std::memory_order_relaxed)) {
+      settings = Settings();
+      transient = settings->policies[table_id].get();
+    }
+    const Micros now = transient != nullptr ? clock_.NowMicros() : 0;
     for (size_t i = 0; i < records.size(); ++i) {
+      if (transient != nullptr && shard::IsTransient(*transient, now, *records[i].record)) {
+        batch.Delete(schema.name(), records[i].key);
+        continue;
+      }
       batch.Put(schema.name(), records[i].key, *records[i].record, expire_at, versions[i]);
       if (markers) batch.DeleteMarker(schema.name(), records[i].key);
     }

@@ -54,7 +54,8 @@ bool SameBacking(const std::optional<config::BackingConfig>& a,
 }  // namespace
 
 std::string DescribeTierRule(const config::TierRuleConfig& r) {
-  std::string out = "to " + std::string(StorageTierName(r.to));
+  std::string out =
+      r.transient ? std::string("transient") : "to " + std::string(StorageTierName(r.to));
   std::string when;
   auto add = [&](const std::string& part) { when += (when.empty() ? "" : ", ") + part; };
   if (r.idle_for_micros != 0) add("idle_for " + FormatDuration(r.idle_for_micros));
@@ -197,6 +198,9 @@ Result<ReloadReport> Engine::Reload(const config::Config& next) {
         settings->policies[t]->Targets(StorageTier::kBacking)) {
       markers_[t].store(true, std::memory_order_relaxed);
     }
+    transient_[t].store(
+        settings->policies[t] != nullptr && settings->policies[t]->HasTransient(),
+        std::memory_order_relaxed);
   }
   const uint64_t ram_max = settings->config.storage.ram_max_bytes;
   ram_max_bytes_.store(ram_max, std::memory_order_relaxed);

@@ -65,9 +65,54 @@ bool TieringPolicy::Targets(StorageTier tier) const {
   return std::any_of(rules.begin(), rules.end(), [tier](const TierRule& r) { return r.to == tier; });
 }
 
+bool TieringPolicy::HasTransient() const {
+  return std::any_of(rules.begin(), rules.end(), [](const TierRule& r) { return r.transient; });
+}
+
+namespace {
+
+// Whether every condition of `rule` holds; nullopt when a field predicate decides and `record`
+// is null.
+std::optional<bool> RuleHolds(const TierRule& rule, const TierFacts& facts,
+                              const record::Record* record) {
+  if (rule.idle_for_micros != 0 && facts.now - facts.last_access < rule.idle_for_micros) {
+    return false;
+  }
+  if (rule.age_micros != 0 &&
+      (facts.event_time == 0 || facts.now - facts.event_time < rule.age_micros)) {
+    return false;
+  }
+  if (rule.field.has_value()) {
+    if (record == nullptr) return std::nullopt;
+    return record::Matches(*rule.field, *record);
+  }
+  return true;
+}
+
+}  // namespace
+
+bool IsTransient(const TieringPolicy& policy, Micros now, const record::Record& record) {
+  const TierFacts facts{now, record.event_time_micros, now};
+  for (const TierRule& rule : policy.rules) {
+    if (rule.transient && RuleHolds(rule, facts, &record).value_or(false)) return true;
+  }
+  return false;
+}
+
 std::optional<StorageTier> DecideTier(const TieringPolicy& policy, const TierFacts& facts,
                                       const record::Record* record, bool* pinned) {
   if (pinned != nullptr) *pinned = false;
+  // Transient records (never written to the durable tier) must not leave RAM, whichever rule
+  // comes first.
+  for (const TierRule& rule : policy.rules) {
+    if (!rule.transient) continue;
+    const std::optional<bool> holds = RuleHolds(rule, facts, record);
+    if (!holds.has_value()) return std::nullopt;
+    if (*holds) {
+      if (pinned != nullptr) *pinned = true;
+      return StorageTier::kRam;
+    }
+  }
   for (const TierRule& rule : policy.rules) {
     if (rule.idle_for_micros != 0 && facts.now - facts.last_access < rule.idle_for_micros) continue;
     if (rule.age_micros != 0 &&
@@ -303,6 +348,12 @@ bool Shard::DemoteFromRam(uint32_t table, std::string_view key, uint64_t version
   Result<record::EncodedHeader> h = record::DecodeHeader(encoded);
   ODS_CHECK(h.ok());
   if (h->version != version) return false;
+  if (t.tiering != nullptr && t.tiering->HasTransient()) {
+    // A transient record has no copy in the durable tier: it cannot leave RAM.
+    record::Record r;
+    ODS_CHECK(record::Decode(encoded, t.dict, nullptr, r).ok());
+    if (IsTransient(*t.tiering, clock_.NowMicros(), r)) return false;
+  }
   BelowEntry e;
   e.tier = to;
   e.version = version;

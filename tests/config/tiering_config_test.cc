@@ -143,6 +143,28 @@ tables:
                            "storage.backing"));
 }
 
+TEST(TieringConfigTest, TransientRulesNeedNoTargetAndRefuseIdleForAndLowerTiers) {
+  Result<Config> c = LoadString(std::string(kStorage) + R"y(tables:
+  users:
+    key: id
+    tiering: [{transient: true, when: {field: "plan == 'scratch'"}}]
+)y", "t.yaml");
+  ASSERT_THAT(c, IsOk());
+  EXPECT_TRUE(c->tables[0].tiering[0].transient);
+  EXPECT_EQ(c->tables[0].tiering[0].to, StorageTier::kRam);
+  const std::string e = Error(std::string(kStorage) + R"y(tables:
+  users:
+    key: id
+    tiering:
+      - {transient: true, to: ssd}
+      - {transient: true, when: {idle_for: 1h}}
+)y");
+  EXPECT_THAT(e, HasSubstr("t.yaml:8:21: tables.users.tiering[0].transient: a transient record "
+                           "stays in RAM"));
+  EXPECT_THAT(e, HasSubstr("t.yaml:9:21: tables.users.tiering[1].transient: cannot be combined "
+                           "with when.idle_for"));
+}
+
 TEST(TieringConfigTest, TieringMustBeAList) {
   const std::string e = Error(std::string(kStorage) + R"y(tables:
   users:

@@ -452,6 +452,32 @@ TEST_F(TieringTest, ReloadRefusesRulesTheRunningEngineCannotServe) {
   EXPECT_TRUE(engine_->TierStats()[0].rules.empty());
 }
 
+TEST_F(TieringTest, TransientRecordsStayInRamAndAreNotPersisted) {
+  config::TierRuleConfig transient = Rule(StorageTier::kRam, 0, 0, "plan == 'scratch'");
+  transient.transient = true;
+  // The idle rule comes first, yet a transient record never leaves RAM.
+  const config::Config c = MakeConfig({Rule(StorageTier::kSsd, kHour, 0), transient});
+  Start(c);
+  Put1("durable", 1, "free");
+  Put1("scratch", 2, "scratch");
+  Put1("was_durable", 3, "free");
+  Put1("was_durable", 4, "scratch");  // now transient: its durable copy goes
+  clock_.Advance(2 * kHour);
+  engine_->SweepTiersOnce();
+  EXPECT_THAT(engine_->TierOf("t", "durable"),
+              IsOkAndHolds(std::optional<StorageTier>(StorageTier::kSsd)));
+  EXPECT_THAT(engine_->TierOf("t", "scratch"),
+              IsOkAndHolds(std::optional<StorageTier>(StorageTier::kRam)));
+  const std::string_view keys[] = {"scratch", "was_durable"};
+  EXPECT_THAT(engine_->MoveRecords("t", keys, StorageTier::kSsd), IsOkAndHolds(0u))
+      << "a transient record cannot go below RAM, even by hand";
+  EXPECT_EQ(X("scratch"), 2);
+  Start(c);  // restart: transient records are gone, durable ones are back
+  EXPECT_EQ(X("durable"), 1);
+  EXPECT_EQ(X("scratch"), -1);
+  EXPECT_EQ(X("was_durable"), -1);
+}
+
 // Random Put/Delete/Get/Scan/GetOnlineFeatures and random moves between tiers, every answer
 // checked against a reference map. Parameter: the backing store.
 class RandomTieringTest : public TieringTest,

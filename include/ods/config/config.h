@@ -182,8 +182,11 @@ struct FieldConfig {
 // `when` belong in tier `to`. Rules are evaluated per record in file order; the first that
 // matches decides, and a record no rule matches stays in RAM. docs/tiering.md.
 struct TierRuleConfig {
-  // `to:` ram (stay in RAM: ends the evaluation), ssd or backing. Required.
+  // `to:` ram (stay in RAM: ends the evaluation), ssd or backing. Required unless transient.
   StorageTier to = StorageTier::kRam;
+  // `transient: true`: records this rule matches when written stay in RAM only: not written to
+  // the durable tier (lost on restart), never moved down. `to` is ram; no idle_for.
+  bool transient = false;
   // `when.idle_for:` not read or written for at least this long (1 s resolution). 0 = no
   // such condition. Range: [1s, 3650d].
   Micros idle_for_micros = 0;

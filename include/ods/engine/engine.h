@@ -494,6 +494,7 @@ class Engine {
   // marker in the SSD tier (the table has had `to: backing` rules), which a Put then removes.
   std::unique_ptr<std::atomic<Micros>[]> ttl_;
   std::unique_ptr<std::atomic<bool>[]> markers_;
+  std::unique_ptr<std::atomic<bool>[]> transient_;  // the table has transient rules
   std::atomic<uint64_t> ram_max_bytes_{0};  // storage.ram.max_bytes now
   // Serializes moves into the backing store with the deletion of garbage copies there, so that
   // a garbage delete never removes a copy a concurrent move just wrote.

@@ -116,6 +116,7 @@ struct ProcedureOutcome {
 // belong in `to`. Immutable.
 struct TierRule {
   StorageTier to = StorageTier::kRam;
+  bool transient = false;         // RAM only, not durable (to is kRam)
   Micros idle_for_micros = 0;     // 0 = no condition
   Micros age_micros = 0;          // by event time; 0 = no condition
   std::optional<Predicate> field;  // unset = no condition
@@ -130,6 +131,8 @@ struct TieringPolicy {
   uint32_t promote_after_hits = 1;  // kAfterHits: reads below RAM that promote
   // True if some rule moves records to `tier`.
   bool Targets(StorageTier tier) const;
+  // True if some rule is transient.
+  bool HasTransient() const;
 };
 
 // What the rules decide from, besides the record's fields.
@@ -145,6 +148,11 @@ struct TierFacts {
 // matched (the record must stay in RAM even over budget). Pure; O(rules + predicate size).
 std::optional<StorageTier> DecideTier(const TieringPolicy& policy, const TierFacts& facts,
                                       const record::Record* record, bool* pinned = nullptr);
+
+// True if a transient rule of `policy` holds for `record` (its age and fields; transient rules
+// have no idle_for): the record stays in RAM only and is not written to the durable tier.
+// DecideTier pins such records whatever the order of the rules. Pure.
+bool IsTransient(const TieringPolicy& policy, Micros now, const record::Record& record);
 
 // A record below RAM that Shard::Get found: the caller reads it from `tier` and, when `promote`
 // (the table's promote policy says this read brings it back), hands it to Shard::Promote.
