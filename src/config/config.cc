@@ -528,6 +528,130 @@ void ParsePromote(Parser& p, const YAML::Node& node, const std::string& path, Ta
   out.promote = mode == "never" ? Promote::kNever : Promote::kOnAccess;
 }
 
+// A PostgreSQL table to read from: `name` or `schema.name`, each part an identifier.
+bool IsSqlQualifiedName(std::string_view name) {
+  const size_t dot = name.find('.');
+  if (dot == std::string_view::npos) return IsSqlTableName(name);
+  return IsSqlTableName(name.substr(0, dot)) && IsSqlTableName(name.substr(dot + 1));
+}
+
+// `read_through: {postgres: {...}, cache, negative_ttl, max_negative_keys}`. Checked against the
+// table's declared fields, so parsed after them.
+void ParseReadThrough(Parser& p, const YAML::Node& key_node, const YAML::Node& node,
+                      const std::string& path, TableConfig& table) {
+  ReadThroughConfig rt;
+  rt.position = p.Position(key_node.Mark());
+  bool has_postgres = false;
+  bool has_conninfo = false;
+  bool has_table = false;
+  bool has_key_column = false;
+  bool has_columns = false;
+  YAML::Mark postgres_mark = key_node.Mark();
+  p.ForEachKey(
+      node, path, internal::kReadThroughKeys,
+      [&](const std::string& key, const YAML::Node& k, const YAML::Node& v) {
+        if (key == "cache") {
+          ParseBool(p, v, path + ".cache", rt.cache);
+        } else if (key == "negative_ttl") {
+          p.Duration(v, path + ".negative_ttl", internal::kMicrosPerDay, rt.negative_ttl_micros);
+        } else if (key == "max_negative_keys") {
+          p.Integer(v, path + ".max_negative_keys", 1, 100'000'000, rt.max_negative_keys);
+        } else if (key == "postgres") {
+          has_postgres = true;
+          postgres_mark = k.Mark();
+          const std::string pg = path + ".postgres";
+          p.ForEachKey(v, pg, internal::kReadThroughPostgresKeys,
+                       [&](const std::string& pkey, const YAML::Node&, const YAML::Node& pv) {
+            const std::string ppath = pg + "." + pkey;
+            if (pkey == "conninfo") {
+              if (!p.String(pv, ppath, rt.postgres_conninfo)) return;
+              has_conninfo = true;
+              if (rt.postgres_conninfo.empty()) {
+                p.Error(pv, ppath + ": must not be empty; expected a libpq connection string "
+                                    "such as \"host=/var/run/postgresql dbname=crm\"");
+              }
+            } else if (pkey == "table") {
+              if (!p.String(pv, ppath, rt.postgres_table)) return;
+              has_table = true;
+              if (!IsSqlQualifiedName(rt.postgres_table)) {
+                p.Error(pv, ppath + ": bad table name '" + rt.postgres_table +
+                                "'; expected name or schema.name, each letters, digits and _, "
+                                "starting with a letter or _, at most 63 bytes");
+              }
+            } else if (pkey == "key_column") {
+              if (!p.String(pv, ppath, rt.postgres_key_column)) return;
+              has_key_column = true;
+              if (!IsSqlTableName(rt.postgres_key_column)) {
+                p.Error(pv, ppath + ": bad column name '" + rt.postgres_key_column +
+                                "'; expected letters, digits and _, starting with a letter or "
+                                "_, at most 63 bytes");
+              }
+            } else if (pkey == "columns") {
+              has_columns = true;
+              if (pv.IsMap() && pv.size() == 0) {
+                p.Error(pv, ppath + ": is empty; map at least one field to a column, or omit "
+                                    "columns to read every declared field from its own column");
+                return;
+              }
+              p.ForEachKey(pv, ppath, {},
+                           [&](const std::string& field, const YAML::Node& fnode,
+                               const YAML::Node& cnode) {
+                const std::string fpath = ppath + "." + field;
+                const FieldConfig* declared = nullptr;
+                for (const FieldConfig& f : table.fields) {
+                  if (f.name == field) declared = &f;
+                }
+                if (declared == nullptr) {
+                  p.Error(fnode, fpath + ": '" + field + "' is not a declared field of table " +
+                                     table.name);
+                  return;
+                }
+                if (declared->type == ValueType::kFloatVector) {
+                  p.Error(fnode, fpath + ": field '" + field +
+                                     "' is float_vector, which cannot be read from PostgreSQL");
+                  return;
+                }
+                std::string column;
+                if (!p.String(cnode, fpath, column)) return;
+                if (!IsSqlTableName(column)) {
+                  p.Error(cnode, fpath + ": bad column name '" + column +
+                                     "'; expected letters, digits and _, starting with a letter "
+                                     "or _, at most 63 bytes");
+                  return;
+                }
+                rt.columns.emplace_back(field, column);
+              });
+            }
+          });
+        }
+      });
+  if (!node.IsMap()) return;
+  if (table.free_form) {
+    p.Error(key_node, path + ": needs declared fields (a typed table): the fields give the "
+                             "types that PostgreSQL columns are read as");
+    return;
+  }
+  if (!has_postgres) {
+    p.Error(key_node, path + ": missing 'postgres' (conninfo, table, key_column)");
+    return;
+  }
+  if (!has_conninfo) p.Error(postgres_mark, path + ".postgres: missing 'conninfo'");
+  if (!has_table) p.Error(postgres_mark, path + ".postgres: missing 'table'");
+  if (!has_key_column) p.Error(postgres_mark, path + ".postgres: missing 'key_column'");
+  if (!has_columns) {
+    for (const FieldConfig& f : table.fields) {
+      if (f.type == ValueType::kFloatVector) {
+        p.Error(postgres_mark, path + ".postgres: field '" + f.name +
+                                   "' is float_vector, which cannot be read from PostgreSQL; "
+                                   "list the fields to read in postgres.columns");
+        return;
+      }
+      rt.columns.emplace_back(f.name, f.name);
+    }
+  }
+  table.read_through = std::move(rt);
+}
+
 void ParseTable(Parser& p, const std::string& name, const YAML::Node& name_node,
                 const YAML::Node& node, TableConfig& out,
                 std::vector<std::pair<YAML::Mark, StorageTier>>& below_ram) {
@@ -541,11 +665,18 @@ void ParseTable(Parser& p, const std::string& name, const YAML::Node& name_node,
   bool has_key = false;
   YAML::Node tiering;
   bool has_tiering = false;
+  bool has_read_through = false;
+  YAML::Node read_through_key;
+  YAML::Node read_through;
   std::vector<YAML::Mark> field_marks;  // parallel to out.fields
   p.ForEachKey(
       node, path, internal::kTableKeys,
-      [&](const std::string& key, const YAML::Node&, const YAML::Node& v) {
-        if (key == "tiering") {
+      [&](const std::string& key, const YAML::Node& key_node, const YAML::Node& v) {
+        if (key == "read_through") {
+          has_read_through = true;  // after the loop: columns are checked against `fields`
+          read_through_key = key_node;
+          read_through = v;
+        } else if (key == "tiering") {
           tiering = v;  // after the loop: predicates are checked against `fields`
           has_tiering = true;
         } else if (key == "promote") {
@@ -602,6 +733,9 @@ void ParseTable(Parser& p, const std::string& name, const YAML::Node& name_node,
     }
   }
   if (has_tiering) ParseTiering(p, tiering, path + ".tiering", out, below_ram);
+  if (has_read_through) {
+    ParseReadThrough(p, read_through_key, read_through, path + ".read_through", out);
+  }
 }
 
 void ParseTables(Parser& p, const YAML::Node& node, std::vector<TableConfig>& out,

@@ -36,9 +36,13 @@ inline constexpr std::array<std::string_view, 2> kPostgresKeys = {"conninfo", "t
 inline constexpr std::array<std::string_view, 1> kSecurityKeys = {"api_keys"};
 inline constexpr std::array<std::string_view, 4> kApiKeyKeys = {"key_sha256", "key_file", "role",
                                                                 "tables"};
-inline constexpr std::array<std::string_view, 9> kTableKeys = {
-    "key",        "fields",  "ttl",     "max_age", "durability",
-    "tiering",    "promote", "priority", "sla"};
+inline constexpr std::array<std::string_view, 10> kTableKeys = {
+    "key",     "fields",   "ttl", "max_age",     "durability",
+    "tiering", "promote",  "priority", "sla", "read_through"};
+inline constexpr std::array<std::string_view, 4> kReadThroughKeys = {
+    "postgres", "cache", "negative_ttl", "max_negative_keys"};
+inline constexpr std::array<std::string_view, 4> kReadThroughPostgresKeys = {
+    "conninfo", "table", "key_column", "columns"};
 inline constexpr std::array<std::string_view, 1> kSlaKeys = {"read_p99"};
 inline constexpr std::array<std::string_view, 3> kTierRuleKeys = {"to", "when", "transient"};
 inline constexpr std::array<std::string_view, 3> kTierWhenKeys = {"idle_for", "age", "field"};
@@ -63,7 +67,7 @@ struct KeySection {
 // Every mapping of a config file with a fixed set of keys. Mappings whose keys the user names
 // (`tables`, `security.api_keys`, `tables.NAME.fields`, `features.NAME.inputs`, ...) accept any
 // valid name and are not listed; their entries are, under NAME.
-inline constexpr std::array<KeySection, 22> kKeySections = {{
+inline constexpr std::array<KeySection, 24> kKeySections = {{
     {"", kTopLevelKeys},
     {"server", kServerKeys},
     {"server.tls", kTlsKeys},
@@ -81,6 +85,8 @@ inline constexpr std::array<KeySection, 22> kKeySections = {{
     {"tables.NAME.tiering[].when", kTierWhenKeys},
     {"tables.NAME.promote", kPromoteKeys},
     {"tables.NAME.sla", kSlaKeys},
+    {"tables.NAME.read_through", kReadThroughKeys},
+    {"tables.NAME.read_through.postgres", kReadThroughPostgresKeys},
     {"event_templates.NAME", kEventTemplateKeys},
     {"aggregations.NAME", kAggregationKeys},
     {"features.NAME", kDerivedFeatureKeys},

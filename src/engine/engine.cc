@@ -17,6 +17,7 @@
 #include "ods/tier/rocksdb_tier.h"
 #include "catalog.h"
 #include "group_by_shard.h"
+#include "read_through.h"
 
 namespace ods::engine {
 namespace {
@@ -182,6 +183,7 @@ Result<std::unique_ptr<Engine>> Engine::Create(const config::Config& config, con
   }
   ODS_RETURN_IF_ERROR(engine->OpenTierAndRecover());
   ODS_RETURN_IF_ERROR(engine->OpenBackingStore());
+  ODS_RETURN_IF_ERROR(engine->OpenReadThrough());
   {
     MutexLock lock(engine->apply_mu_);
     engine->catalogs_.push_back(std::make_unique<const Catalog>());
@@ -538,6 +540,12 @@ Status Engine::Get(std::string_view table, std::span<const std::string_view> key
   std::vector<shard::BelowRam> below;
   std::vector<shard::BelowRam>* below_ram =
       durability_[table_id] != config::Durability::kNone ? &below : nullptr;
+  auto too_large = [&] {
+    return ResourceExhaustedError(
+        "table '" + schema.name() + "': the " + std::to_string(keys.size()) +
+        " records asked for exceed limits.max_message_bytes " +
+        FormatBytes(config_.limits.max_message_bytes) + "; ask for fewer keys or fields");
+  };
   for (size_t s = 0; s < shards_.size(); ++s) {
     if (groups.Of(s).empty()) continue;
     below.clear();
@@ -546,12 +554,11 @@ Status Engine::Get(std::string_view table, std::span<const std::string_view> key
       ODS_ASSIGN_OR_RETURN(fits, ReadBelowRam(table_id, static_cast<uint32_t>(s), keys, fields,
                                               below, out, budget_bytes));
     }
-    if (!fits) {
-      return ResourceExhaustedError(
-          "table '" + schema.name() + "': the " + std::to_string(keys.size()) +
-          " records asked for exceed limits.max_message_bytes " +
-          FormatBytes(config_.limits.max_message_bytes) + "; ask for fewer keys or fields");
-    }
+    if (!fits) return too_large();
+  }
+  if (read_through_[table_id] != nullptr) {
+    ODS_ASSIGN_OR_RETURN(const bool fits, ReadThrough(table_id, keys, fields, out, budget_bytes));
+    if (!fits) return too_large();
   }
   return OkStatus();
 }
@@ -714,6 +721,7 @@ EngineStats Engine::Stats() const {
     total.demotions_backing += s.demotions_backing;
   }
   total.tier_move_errors = tier_move_errors_.load(std::memory_order_relaxed);
+  AddReadThroughStats(total);
   total.events_rejected = events_rejected_.load(std::memory_order_relaxed);
   total.events_late = events_late_.load(std::memory_order_relaxed);
   total.recovered_records = recovered_records_;

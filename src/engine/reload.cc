@@ -43,6 +43,16 @@ bool SameShape(const config::TableConfig& a, const config::TableConfig& b) {
   return true;
 }
 
+bool SameReadThrough(const std::optional<config::ReadThroughConfig>& a,
+                     const std::optional<config::ReadThroughConfig>& b) {
+  if (a.has_value() != b.has_value()) return false;
+  if (!a.has_value()) return true;
+  return a->postgres_conninfo == b->postgres_conninfo && a->postgres_table == b->postgres_table &&
+         a->postgres_key_column == b->postgres_key_column && a->columns == b->columns &&
+         a->cache == b->cache && a->negative_ttl_micros == b->negative_ttl_micros &&
+         a->max_negative_keys == b->max_negative_keys;
+}
+
 bool SameBacking(const std::optional<config::BackingConfig>& a,
                  const std::optional<config::BackingConfig>& b) {
   if (a.has_value() != b.has_value()) return false;
@@ -104,6 +114,9 @@ Result<ReloadReport> Engine::Reload(const config::Config& next) {
     const std::string path = "tables." + n.name;
     if (!SameShape(t, n)) {
       report.needs_restart.push_back(path + " (key, fields, max_age or durability)");
+    }
+    if (!SameReadThrough(t.read_through, n.read_through)) {
+      report.needs_restart.push_back(path + ".read_through");
     }
     const bool below_ram = std::any_of(n.tiering.begin(), n.tiering.end(), [](const auto& r) {
       return r.to != StorageTier::kRam;

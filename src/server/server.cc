@@ -128,6 +128,21 @@ std::string RenderMetrics(engine::Engine& engine, const FeaturesService& feature
   counter("ods_tier_move_errors_total",
           "Tier moves that failed (I/O); the records stayed where they were.",
           s.tier_move_errors);
+  counter("ods_sor_reads_total",
+          "Keys a Get missed that a system of record (read_through) answered with a record.",
+          s.sor_reads);
+  counter("ods_sor_misses_total", "Keys a Get missed that the system of record did not have.",
+          s.sor_misses);
+  counter("ods_sor_negative_hits_total",
+          "Read-through misses answered from remembered misses (negative_ttl), not asked.",
+          s.sor_negative_hits);
+  counter("ods_sor_errors_total",
+          "Get calls failed because the system of record failed (unreachable, query error).",
+          s.sor_errors);
+  counter("ods_sor_cached_total", "Records read through and stored into their table (cache).",
+          s.sor_cached);
+  gauge("ods_sor_negative_keys", "Read-through misses remembered now, all tables.",
+        s.sor_negative_keys);
   AppendTierMetrics(engine, out);
   if (auth != nullptr) {
     counter("ods_auth_unauthenticated_total",

@@ -128,6 +128,29 @@ void Shard::Put(uint32_t table, std::span<const KeyedRecord> items,
   Account(t, delta);
 }
 
+uint64_t Shard::PutIfAbsent(uint32_t table, std::string_view key, const record::Record& record) {
+  MutexLock lock(mu_);
+  ODS_CHECK(table < tables_.size());
+  Table& t = *tables_[table];
+  const Micros now = t.ExpiryNow(clock_);
+  const std::string_view encoded = t.records.Find(key);
+  if (encoded.data() != nullptr && !IsExpired(encoded, now)) return 0;
+  if (t.below.size() != 0) {
+    const std::string_view entry = t.below.Find(key);
+    if (entry.data() != nullptr && !BelowEntry::Decode(entry).ExpiredAt(now)) return 0;
+  }
+  const Micros clock_now = t.ttl > 0 || t.records.access_stamps() ? clock_.NowMicros() : 0;
+  const Micros expire_at = t.ttl > 0 ? clock_now + t.ttl : 0;
+  const uint64_t version = next_version_++;
+  record::Encode(record, expire_at, version, t.dict, t.scratch);
+  int64_t delta = t.records.Upsert(key, t.scratch, AccessStamp(clock_now));
+  if (t.below.size() != 0) delta -= static_cast<int64_t>(ForgetBelow(table, t, key));
+  field_names_[table].store(t.dict.size(), std::memory_order_relaxed);
+  stats_.puts += 1;
+  Account(t, delta);
+  return version;
+}
+
 uint64_t Shard::ReserveVersions(uint32_t count) {
   MutexLock lock(mu_);
   const uint64_t first = next_version_;

@@ -815,3 +815,71 @@ TEST(ConfigTest, FunctionErrorsCarryFileLineColumn) {
 
 }  // namespace
 }  // namespace ods::config
+
+namespace ods::config {
+namespace {
+
+TEST(ConfigReadThroughTest, ParsesEveryKeyAndDefaultsColumnsToFieldNames) {
+  Result<Config> r = LoadString(R"(
+tables:
+  customers:
+    key: id
+    fields: {name: string, limit: double}
+    read_through:
+      postgres: {conninfo: "host=/tmp dbname=crm", table: crm.customers, key_column: cid}
+      cache: false
+      negative_ttl: 5m
+      max_negative_keys: 10
+)",
+                                "test.yaml");
+  ASSERT_THAT(r, ::ods::testing::IsOk());
+  const std::optional<ReadThroughConfig>& rt = r->tables[0].read_through;
+  ASSERT_TRUE(rt.has_value());
+  EXPECT_EQ(rt->postgres_conninfo, "host=/tmp dbname=crm");
+  EXPECT_EQ(rt->postgres_table, "crm.customers");
+  EXPECT_EQ(rt->postgres_key_column, "cid");
+  EXPECT_FALSE(rt->cache);
+  EXPECT_EQ(rt->negative_ttl_micros, 300'000'000);
+  EXPECT_EQ(rt->max_negative_keys, 10u);
+  const std::vector<std::pair<std::string, std::string>> columns = {{"name", "name"},
+                                                                    {"limit", "limit"}};
+  EXPECT_EQ(rt->columns, columns);
+  EXPECT_EQ(rt->position, "test.yaml:6:5");
+}
+
+TEST(ConfigReadThroughTest, BadReadThroughIsReportedWithPositions) {
+  const std::string message = LoadError(R"(
+tables:
+  free:
+    key: id
+    read_through: {postgres: {conninfo: "host=/tmp", table: t, key_column: id}}
+  typed:
+    key: id
+    fields: {n: int64, v: float_vector}
+    read_through:
+      postgres:
+        conninfo: ""
+        table: "bad-name"
+        columns: {n: "x y", nope: c, v: v}
+      negative_ttl: 2d
+)");
+  const std::vector<std::string> lines = Lines(message);
+  EXPECT_THAT(message, HasSubstr("test.yaml:5:5: tables.free.read_through: needs declared "
+                                 "fields"));
+  EXPECT_THAT(message, HasSubstr("test.yaml:11:19: tables.typed.read_through.postgres.conninfo: "
+                                 "must not be empty"));
+  EXPECT_THAT(message, HasSubstr("test.yaml:12:16: tables.typed.read_through.postgres.table: bad "
+                                 "table name 'bad-name'"));
+  EXPECT_THAT(message, HasSubstr("test.yaml:13:22: tables.typed.read_through.postgres.columns.n: "
+                                 "bad column name 'x y'"));
+  EXPECT_THAT(message, HasSubstr("tables.typed.read_through.postgres.columns.nope: 'nope' is not "
+                                 "a declared field of table typed"));
+  EXPECT_THAT(message, HasSubstr("tables.typed.read_through.postgres.columns.v: field 'v' is "
+                                 "float_vector"));
+  EXPECT_THAT(message, HasSubstr("tables.typed.read_through.postgres: missing 'key_column'"));
+  EXPECT_THAT(message, HasSubstr("tables.typed.read_through.negative_ttl"));
+  EXPECT_EQ(lines.size(), 8u) << message;
+}
+
+}  // namespace
+}  // namespace ods::config

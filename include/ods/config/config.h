@@ -5,6 +5,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "ods/common/clock.h"
@@ -208,6 +209,34 @@ enum class Promote : uint8_t {
   kNever,      // `never`: reads are served from the lower tier; the record stays there
 };
 
+// `tables.NAME.read_through`: a system-of-record table in PostgreSQL that a Get miss reads
+// through to (docs/architecture.md, "System of record read-through"). Typed tables only.
+struct ReadThroughConfig {
+  // `postgres.conninfo`: libpq connection string. Required, not empty. Its password is never
+  // logged or shown in messages.
+  std::string postgres_conninfo;
+  // `postgres.table`: the table (or view) to read, `name` or `schema.name`; each part letters,
+  // digits and _, at most 63 bytes, matched exactly (quoted). Required.
+  std::string postgres_table;
+  // `postgres.key_column`: the column holding the ODS key (text, varchar, char, smallint,
+  // integer, bigint or bytea); should be unique (a primary key). Required.
+  std::string postgres_key_column;
+  // `postgres.columns`: {field: column}, the declared fields read and where from; fields not
+  // listed stay absent. Empty (key omitted) = every declared field from the column of its name.
+  std::vector<std::pair<std::string, std::string>> columns;
+  // `cache`: store a record read through into the table (as a Put would: version assigned,
+  // durable per the table's mode, subject to ttl and tiering). Default: true.
+  bool cache = true;
+  // `negative_ttl`: a key the system of record does not have answers not-found from memory
+  // this long before it is asked again; 0 = always ask. Default: 30s. Range: [0, 1d].
+  Micros negative_ttl_micros = 30'000'000;
+  // `max_negative_keys`: most remembered misses per table; the oldest is forgotten first.
+  // Default: 100000. Range: [1, 100000000].
+  uint64_t max_negative_keys = 100'000;
+  // "FILE:LINE:COLUMN" of the `read_through` key, for errors found when the engine connects.
+  std::string position;
+};
+
 struct TableConfig {
   std::string name;
   // Name of the key (entity id) of the table, e.g. user_id. Required.
@@ -236,6 +265,8 @@ struct TableConfig {
   // `sla.read_p99`: the table's read latency goal; tier stats report the observed p99 against
   // it. 0 = none. Default: 0. Range: [1us, 10s].
   Micros sla_read_p99_micros = 0;
+  // `read_through`: where a Get miss reads the record from; unset = nowhere (a miss is a miss).
+  std::optional<ReadThroughConfig> read_through = std::nullopt;
 };
 
 // The shape of one kind of event producers push (PushEvents/StreamEvents).

@@ -25,6 +25,7 @@
 
 namespace ods::tier {
 class BackingStore;
+class SystemOfRecord;
 class RocksDbTier;
 }  // namespace ods::tier
 
@@ -59,6 +60,13 @@ struct EngineStats {
   uint64_t demotions_ssd = 0;    // records moved to the SSD tier
   uint64_t demotions_backing = 0;
   uint64_t tier_move_errors = 0;  // moves that failed (I/O); the record stayed where it was
+  // Read-through from systems of record (tables.NAME.read_through); all 0 without any.
+  uint64_t sor_reads = 0;          // keys a Get missed that the system of record answered
+  uint64_t sor_misses = 0;         // keys a Get missed that the system of record did not have
+  uint64_t sor_negative_hits = 0;  // misses answered from remembered misses, without asking
+  uint64_t sor_errors = 0;         // Get calls failed because the system of record failed
+  uint64_t sor_cached = 0;         // records read through and stored into their table
+  uint64_t sor_negative_keys = 0;  // misses remembered now (all tables)
 };
 
 // One table's tiers (Engine::TierStats). Arrays are indexed by StorageTier (ram, ssd, backing).
@@ -161,6 +169,13 @@ class Engine {
   // kInvalidArgument bad key, too many keys, a projected field the table does not declare;
   // kResourceExhausted if the records found exceed limits.max_message_bytes (checked while
   // reading, so an oversized answer is never built).
+  // A table with `read_through` asks its system of record for the keys RAM and the lower tiers
+  // miss (one query per call, except keys remembered as missing within negative_ttl) and, with
+  // `cache: true`, stores what it finds into the table (a newer write of the key wins). Then
+  // also: kUnavailable the system of record cannot be reached or its query fails (the whole
+  // call fails; nothing is cached; the message names the source, never a password);
+  // kFailedPrecondition its table no longer fits the configured columns, or a row exceeds
+  // limits.max_record_bytes. Blocks on the network for such misses.
   Status Get(std::string_view table, std::span<const std::string_view> keys,
              std::span<const std::string_view> fields, std::vector<std::optional<record::Record>>& out);
 
@@ -351,6 +366,22 @@ class Engine {
   Status OpenTierAndRecover();
   // Opens storage.backing, if set, into backing_.
   Status OpenBackingStore();
+  // --- Read-through (read_through.cc) ---
+  struct ReadThroughSource;
+  // Opens the system of record of each table with read_through and checks its columns if it
+  // can be reached (unreachable: a warning; reads retry).
+  Status OpenReadThrough();
+  // Fills the nullopt entries of `out` for `keys` of read-through table `table_id` from its
+  // system of record (see Get). False when over `budget_bytes`, as Shard::Get.
+  Result<bool> ReadThrough(uint32_t table_id, std::span<const std::string_view> keys,
+                           std::span<const std::string_view> fields,
+                           std::vector<std::optional<record::Record>>& out,
+                           uint64_t& budget_bytes);
+  // Stores `record` under `key` unless the key holds a record (RAM or below) or the RAM budget
+  // is reached; durable per the table's mode. Returns its version, or 0 if not stored.
+  uint64_t CacheReadThrough(uint32_t table_id, std::string_view key,
+                            const record::Record& record);
+  void AddReadThroughStats(EngineStats& total) const;
   // Reads the records shard `s`'s Get found below RAM (`below`) into out[i], projected to
   // `fields`, each charged to `budget_bytes` (false when over, as Shard::Get); promotes those
   // flagged. A record that moved meanwhile is looked up again.
@@ -466,6 +497,9 @@ class Engine {
   uint64_t recovered_records_ = 0;  // constant after Create
   // The backing store of storage.backing; null when unset. Constant after Create.
   std::unique_ptr<tier::BackingStore> backing_;
+  // Per table (index = table id): its read-through source, null without read_through.
+  // Constant after Create.
+  std::vector<std::unique_ptr<ReadThroughSource>> read_through_;
   // Per shard: serializes the durable writes of that shard from the tier write to the RAM
   // apply, so the tier's log and RAM see the writes of a key in the same (version) order. Held
   // across the tier's in-memory log append, never across an fsync; readers never take it, and

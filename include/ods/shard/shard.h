@@ -282,6 +282,11 @@ class alignas(64) Shard {
   void Put(uint32_t table, std::span<const KeyedRecord> items, std::span<const uint32_t> indices,
            std::span<uint64_t> versions);
 
+  // Inserts `record` under `key` as Put does (new version, expiry from the table TTL), only if
+  // the key holds no live record in RAM or below it; returns the version, or 0 when the key was
+  // taken (then nothing changes). For filling a cache without overwriting a newer write.
+  uint64_t PutIfAbsent(uint32_t table, std::string_view key, const record::Record& record);
+
   // Reserves `count` consecutive versions and returns the first, for a write that goes to the
   // durable tier before it is applied here (PutReserved). Versions stay strictly increasing.
   uint64_t ReserveVersions(uint32_t count);
