@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export BUILD_DIR=${BUILD_DIR:-build}
-filter=${BENCH_FILTER:-'BM_Engine_(Get|GetBatch|Put)/typed:0/|BM_Engine_SpinBaseline|BM_Codec_|BM_Features_(Ingest|Online)/'}
+filter=${BENCH_FILTER:-'BM_Engine_(Get|GetBatch|Put)/typed:0/|BM_Engine_SpinBaseline|BM_Codec_|BM_Features_(Ingest|Online)/|BM_Tier_(Get|SweepStepHold)'}
 min_time=${BENCH_MIN_TIME:-0.2}
 compare_duration=${COMPARE_DURATION:-3}
 
