@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "ods/common/check.h"
+#include "ods/common/varint.h"
 #include "ods/record/predicate_eval.h"
 #include "ods/shard/shard.h"
 #include "shard_table.h"
@@ -12,27 +13,12 @@
 namespace ods::shard {
 namespace {
 
-void PutVarint(uint64_t v, std::string& out) {
-  while (v >= 0x80) {
-    out.push_back(static_cast<char>(v | 0x80));
-    v >>= 7;
-  }
-  out.push_back(static_cast<char>(v));
-}
-
-uint64_t GetVarint(std::string_view& in) {
+// A varint of a below-RAM entry (written by this shard: never truncated).
+uint64_t ReadVarint(std::string_view& in) {
   uint64_t v = 0;
-  for (int shift = 0; !in.empty(); shift += 7) {
-    const auto b = static_cast<unsigned char>(in.front());
-    in.remove_prefix(1);
-    v |= static_cast<uint64_t>(b & 0x7f) << shift;
-    if ((b & 0x80) == 0) break;
-  }
+  ODS_CHECK(GetVarint(in, v));
   return v;
 }
-
-uint64_t ZigZag(int64_t v) { return (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63); }
-int64_t UnZigZag(uint64_t v) { return static_cast<int64_t>(v >> 1) ^ -static_cast<int64_t>(v & 1); }
 
 }  // namespace
 
@@ -52,12 +38,12 @@ BelowEntry BelowEntry::Decode(std::string_view in) {
   BelowEntry e;
   e.tier = static_cast<StorageTier>(in.front());
   in.remove_prefix(1);
-  e.version = GetVarint(in);
-  e.expire_at_micros = static_cast<Micros>(GetVarint(in));
-  e.event_time_micros = UnZigZag(GetVarint(in));
-  e.last_access = static_cast<uint32_t>(GetVarint(in));
-  e.hits = static_cast<uint32_t>(GetVarint(in));
-  e.bytes = static_cast<uint32_t>(GetVarint(in));
+  e.version = ReadVarint(in);
+  e.expire_at_micros = static_cast<Micros>(ReadVarint(in));
+  e.event_time_micros = UnZigZag(ReadVarint(in));
+  e.last_access = static_cast<uint32_t>(ReadVarint(in));
+  e.hits = static_cast<uint32_t>(ReadVarint(in));
+  e.bytes = static_cast<uint32_t>(ReadVarint(in));
   return e;
 }
 
