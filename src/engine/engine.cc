@@ -11,6 +11,7 @@
 
 #include "ods/common/hash.h"
 #include "ods/common/logging.h"
+#include "ods/common/varint.h"
 #include "ods/common/units.h"
 #include "ods/record/codec.h"
 #include "ods/tier/backing_store.h"
@@ -43,6 +44,15 @@ std::shared_ptr<const shard::TieringPolicy> TieringPolicyOf(const config::TableC
   }
   policy->promote_after_hits = std::max<uint32_t>(t.promote_after_hits, 1);
   return policy;
+}
+
+// About what the shard's encoding of a recovered record takes (record::Encode: header varints
+// and fields), so that recovered SSD sizes match those counted when records moved down.
+uint32_t ShardEncodedBytes(const tier::StoredRecord& r) {
+  const record::Record& rec = *r.record;
+  return static_cast<uint32_t>(VarintSize(static_cast<uint64_t>(r.expire_at_micros)) +
+                               VarintSize(rec.version) + VarintSize(ZigZag(rec.event_time_micros)) +
+                               record::EncodedFieldBytes(rec));
 }
 
 }  // namespace
@@ -160,7 +170,10 @@ Result<std::unique_ptr<Engine>> Engine::Create(const config::Config& config, con
   engine->markers_ = std::make_unique<std::atomic<bool>[]>(config.tables.size());
   engine->transient_ = std::make_unique<std::atomic<bool>[]>(config.tables.size());
   engine->ram_max_bytes_.store(config.storage.ram_max_bytes);
-  // Durable tables may tier (now or after a reload): their shards keep access times.
+  // Tables with tiering rules at start keep access times (4 bytes a record): a reload may
+  // change their rules, not give rules to other tables (that needs a restart). Access times on
+  // every durable table cost 16 B/record in the memory benchmark (records crossing a malloc
+  // step), so they are paid only where rules use them.
   std::vector<std::shared_ptr<const shard::TieringPolicy>> may_tier(config.tables.size());
   for (uint32_t t = 0; t < config.tables.size(); ++t) {
     engine->ttl_[t].store(config.tables[t].ttl_micros);
@@ -169,10 +182,7 @@ Result<std::unique_ptr<Engine>> Engine::Create(const config::Config& config, con
     engine->transient_[t].store(settings->policies[t] != nullptr &&
                                 settings->policies[t]->HasTransient());
     may_tier[t] = settings->policies[t];
-    if (may_tier[t] == nullptr && config::DurabilityOf(config, config.tables[t]) !=
-                                      config::Durability::kNone) {
-      may_tier[t] = std::make_shared<const shard::TieringPolicy>();
-    }
+    engine->tiered_at_start_.push_back(may_tier[t] != nullptr);
   }
   for (uint32_t i = 0; i < config.server.shards; ++i) {
     engine->shards_.push_back(std::make_unique<shard::Shard>(i, engine->tables_, clock,
@@ -244,7 +254,9 @@ Status Engine::OpenTierAndRecover() {
     if (r.in_backing || Settings()->policies[it->second] != nullptr) {
       const shard::Location where{r.in_backing ? StorageTier::kBacking : StorageTier::kSsd,
                                   r.record->version, r.expire_at_micros,
-                                  r.record->event_time_micros, static_cast<uint32_t>(r.bytes)};
+                                  r.record->event_time_micros,
+                                  static_cast<uint32_t>(r.in_backing ? r.bytes
+                                                                     : ShardEncodedBytes(r))};
       if (shards_[shard]->RestoreBelowRam(it->second, r.key, where)) {
         ++below_ram;
       } else if (r.expire_at_micros != 0 && r.expire_at_micros <= clock_.NowMicros()) {

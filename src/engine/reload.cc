@@ -121,6 +121,13 @@ Result<ReloadReport> Engine::Reload(const config::Config& next) {
     const bool below_ram = std::any_of(n.tiering.begin(), n.tiering.end(), [](const auto& r) {
       return r.to != StorageTier::kRam;
     });
+    if (!n.tiering.empty() && !tiered_at_start_[static_cast<size_t>(old_index[i])]) {
+      return FailedPreconditionError(
+          next.source + ": " + path +
+          ".tiering: the table had no tiering rules at start, so it keeps no access times; "
+          "giving it rules needs a restart (changing rules a table has works); nothing was "
+          "reloaded");
+    }
     if (below_ram && config::DurabilityOf(old, t) == config::Durability::kNone) {
       return FailedPreconditionError(
           next.source + ": " + path +

@@ -391,13 +391,13 @@ TEST_F(TieringTest, OverTheSsdBudgetLeastRecentlyUsedRecordsMoveToTheBackingStor
 }
 
 TEST_F(TieringTest, ReloadAppliesRulesTtlAndBudgetsAndListsWhatNeedsARestart) {
-  config::Config c = MakeConfig({});
+  config::Config c = MakeConfig({Rule(StorageTier::kSsd, 365 * kDay, 0)});
   Start(c);
   EXPECT_EQ(engine_->SettingsGeneration(), 1u);
   Put1("a", 1);
   clock_.Advance(2 * kHour);
   engine_->SweepTiersOnce();
-  EXPECT_EQ(engine_->TierStats()[0].records[1], 0u) << "no rules yet";
+  EXPECT_EQ(engine_->TierStats()[0].records[1], 0u) << "not idle for a year";
 
   config::Config next = c;
   next.tables[0].tiering = {Rule(StorageTier::kSsd, kHour, 0)};
@@ -413,7 +413,8 @@ TEST_F(TieringTest, ReloadAppliesRulesTtlAndBudgetsAndListsWhatNeedsARestart) {
   EXPECT_EQ(report->generation, 2u);
   EXPECT_THAT(report->changes,
               ::testing::UnorderedElementsAre(
-                  "tables.t.tiering: none -> to ssd when idle_for 1h", "tables.t.ttl: 0s -> 1d (for records written from now)",
+                  "tables.t.tiering: to ssd when idle_for 365d -> to ssd when idle_for 1h",
+                  "tables.t.ttl: 0s -> 1d (for records written from now)",
                   "tables.t.sla.read_p99: 0s -> 1ms", "storage.ram.max_bytes: 0B -> 1GiB"));
   EXPECT_THAT(report->needs_restart, ::testing::ElementsAre("tables.extra (new table)"));
   EXPECT_EQ(engine_->SettingsGeneration(), 2u);
@@ -436,8 +437,19 @@ TEST_F(TieringTest, ReloadAppliesRulesTtlAndBudgetsAndListsWhatNeedsARestart) {
   EXPECT_EQ(report->generation, 2u);
 }
 
-TEST_F(TieringTest, ReloadRefusesRulesTheRunningEngineCannotServe) {
+TEST_F(TieringTest, ReloadRefusesRulesForATableThatHadNoneAtStart) {
   config::Config c = MakeConfig({});
+  Start(c);
+  config::Config next = c;
+  next.tables[0].tiering = {Rule(StorageTier::kSsd, kHour, 0)};
+  EXPECT_THAT(engine_->Reload(next),
+              StatusIs(StatusCode::kFailedPrecondition,
+                       HasSubstr("tables.t.tiering: the table had no tiering rules at start")));
+  EXPECT_EQ(engine_->SettingsGeneration(), 1u);
+}
+
+TEST_F(TieringTest, ReloadRefusesRulesTheRunningEngineCannotServe) {
+  config::Config c = MakeConfig({Rule(StorageTier::kRam, 0, 0, "plan == 'pro'")});
   c.tables[0].durability = Durability::kNone;
   c.storage.backing.reset();
   Start(c);
@@ -449,7 +461,8 @@ TEST_F(TieringTest, ReloadRefusesRulesTheRunningEngineCannotServe) {
                        HasSubstr("tables.t.tiering: moves records below RAM, but the running "
                                  "table is not durable")));
   EXPECT_EQ(engine_->SettingsGeneration(), 1u);
-  EXPECT_TRUE(engine_->TierStats()[0].rules.empty());
+  EXPECT_THAT(engine_->TierStats()[0].rules,
+              ::testing::ElementsAre("to ram when field \"plan == 'pro'\""));
 }
 
 TEST_F(TieringTest, TransientRecordsStayInRamAndAreNotPersisted) {

@@ -529,6 +529,9 @@ class Engine {
   std::unique_ptr<std::atomic<Micros>[]> ttl_;
   std::unique_ptr<std::atomic<bool>[]> markers_;
   std::unique_ptr<std::atomic<bool>[]> transient_;  // the table has transient rules
+  // Per table: it had tiering rules at start, so its RAM entries carry access times and a
+  // reload may give it rules. Constant after Create.
+  std::vector<bool> tiered_at_start_;
   std::atomic<uint64_t> ram_max_bytes_{0};  // storage.ram.max_bytes now
   // Serializes moves into the backing store with the deletion of garbage copies there, so that
   // a garbage delete never removes a copy a concurrent move just wrote.
