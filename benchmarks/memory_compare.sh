@@ -7,14 +7,17 @@
 #   --records N         records loaded into each server (default 1000000)
 #   --numeric-fields K  instead of the four measurements below, records of K numeric fields
 #                       f0..fK-1 (even j int64 = i + j, odd j double = i/3 + j/10; ods_bench
-#                       --numeric-fields K) in: ODS typed, ODS free-form, ODS tiered (a durable
+#                       --numeric-fields K) in: ODS typed (durable, async, as every table below
+#                       unless said), ODS volatile (typed, durability none: no RocksDB
+#                       memtable in RSS), ODS free-form, ODS tiered (a durable
 #                       typed table with a tiering rule that does not fire during the run, so its
 #                       RAM entries carry the 4-byte access time), ODS on SSD (the same table with
-#                       rule `to: ssd`: measured once every record has moved, so what is left in
-#                       RAM is the per-record entry below RAM), and redis HSET key f0 v0 .. fK-1
+#                       rule `to: ssd`: measured once every record has moved and odsd has been
+#                       restarted on its data, so what is left in RAM is the per-record entry
+#                       below RAM), and redis HSET key f0 v0 .. fK-1
 #                       vK-1 (integers as %d, doubles as %.17g text, as ODS would print them).
-#                       odsd gets a config written by this script (tables num_typed, num_free,
-#                       num_tiered, num_ssd).
+#                       odsd gets a config written by this script (tables num_typed,
+#                       num_volatile, num_free, num_tiered, num_ssd).
 #   --warmup-records N  records with other keys (warm:%012d) loaded before the "before" reading,
 #                       so that connection set-up, thread pools and first allocations are not
 #                       counted per record (default 10000; 0 disables)
@@ -167,24 +170,44 @@ wait_all_on_ssd() {  # addr table count
   fail "after ${step_timeout}s only $n of $3 records of $2 are on SSD ($ram in RAM)"
 }
 
-measure_ods() {  # row_name table [config]; ods-on-ssd is read once every record moved to SSD
-  local name=$1 table=$2 config=${3:-} data="$tmp/data-$1" pid addr admin
+# Starts odsd on data dir `data` (and `config`, if not empty); sets pid, addr and admin.
+start_ods() {  # name data config
   local config_args=()
-  [ -z "$config" ] || config_args=(--config "$config")
-  mkdir -p "$data"
+  [ -z "$3" ] || config_args=(--config "$3")
   "$ODSD" "${config_args[@]}" --grpc-listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 \
-    --data-dir "$data" >"$tmp/$name.out" 2>"$tmp/$name.out.err" &
+    --data-dir "$2" >"$tmp/$1.out" 2>"$tmp/$1.out.err" &
   pid=$!
   pids+=("$pid")
-  wait_for_line "$tmp/$name.out" "odsd ready" "$pid" || fail "odsd did not become ready"
-  addr=$(sed -n 's/.*odsd ready grpc=\([^ ]*\).*/\1/p' "$tmp/$name.out" | head -1)
-  admin=$(sed -n 's/.*odsd ready .*admin=\([^ ]*\).*/\1/p' "$tmp/$name.out" | head -1)
-  [ -n "$addr" ] && [ -n "$admin" ] || fail "cannot parse odsd's ready line: $(cat "$tmp/$name.out")"
-  log "$name: odsd pid $pid grpc=$addr admin=$admin, rss at start $(( $(rss_bytes "$pid") / 1024 )) KiB"
+  wait_for_line "$tmp/$1.out" "odsd ready" "$pid" || fail "odsd did not become ready"
+  addr=$(sed -n 's/.*odsd ready grpc=\([^ ]*\).*/\1/p' "$tmp/$1.out" | head -1)
+  admin=$(sed -n 's/.*odsd ready .*admin=\([^ ]*\).*/\1/p' "$tmp/$1.out" | head -1)
+  [ -n "$addr" ] && [ -n "$admin" ] || fail "cannot parse odsd's ready line: $(cat "$tmp/$1.out")"
+  log "$1: odsd pid $pid grpc=$addr admin=$admin, rss at start $(( $(rss_bytes "$pid") / 1024 )) KiB"
+}
+
+# ods-on-ssd: once every record is on SSD, restarts odsd on the same data dir, so that RSS holds
+# what recovery rebuilds (the entries below RAM: recovery reads RocksDB without filling its block
+# cache, and RocksDB flushes the replayed log) and not the freed record blocks malloc keeps, nor
+# the memtables of the load. Checks that every entry came back.
+restart_ods() {  # name data config table count
+  stop "$pid"
+  start_ods "$1" "$2" "$3"
+  local n
+  n=$(tier_stat "$addr" "$4" ssd records)
+  [ "$n" -eq "$5" ] || fail "$1: after a restart $n records of $4 are on SSD, expected $5"
+}
+
+measure_ods() {  # row_name table [config]; ods-on-ssd is read once every record moved to SSD
+  local name=$1 table=$2 config=${3:-} data="$tmp/data-$1" pid addr admin
+  mkdir -p "$data"
+  start_ods "$name" "$data" "$config"
   local on_ssd=0
   [ "$name" != ods-on-ssd ] || on_ssd=1
   [ "$warmup_records" -eq 0 ] || ods_load "$addr" "$table" warm: "$warmup_records"
-  [ "$on_ssd" -eq 0 ] || [ "$warmup_records" -eq 0 ] || wait_all_on_ssd "$addr" "$table" "$warmup_records"
+  if [ "$on_ssd" -eq 1 ]; then
+    [ "$warmup_records" -eq 0 ] || wait_all_on_ssd "$addr" "$table" "$warmup_records"
+    restart_ods "$name" "$data" "$config" "$table" "$warmup_records"
+  fi
   settle
   local rss0 ram0 n0 rss1 ram1 n1 t0 t1
   rss0=$(rss_bytes "$pid"); ram0=$(ods_metric "$admin" ods_ram_bytes); n0=$(ods_metric "$admin" ods_records)
@@ -195,7 +218,9 @@ measure_ods() {  # row_name table [config]; ods-on-ssd is read once every record
   if [ "$on_ssd" -eq 1 ]; then
     log "$name: waiting for the sweep to move every record to SSD"
     wait_all_on_ssd "$addr" "$table" $((records + warmup_records))
-    log "$name: all on SSD $(awk -v a="$t1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.0f", b - a }') s after the load"
+    log "$name: all on SSD $(awk -v a="$t1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.0f", b - a }') s after the load;" \
+        "rss $(rss_bytes "$pid"), ods_ram_bytes $(ods_metric "$admin" ods_ram_bytes) before the restart"
+    restart_ods "$name" "$data" "$config" "$table" $((records + warmup_records))
     # ods_records counts RAM records only: count the entries below RAM instead.
     n0=0; n1=$(( $(tier_stat "$addr" "$table" ssd records) - warmup_records ))
   fi
@@ -296,6 +321,7 @@ storage:
   ram: {max_bytes: 16GiB}
 tables:
   num_typed: {key: id, fields: {$fields}}
+  num_volatile: {key: id, fields: {$fields}, durability: none}   # no RocksDB write
   num_free: {key: id}
   num_tiered:
     key: id
@@ -309,6 +335,7 @@ tables:
     promote: never
 EOF
   measure_ods ods-typed num_typed "$tmp/numeric.yaml"
+  measure_ods ods-volatile num_volatile "$tmp/numeric.yaml"
   measure_ods ods-freeform num_free "$tmp/numeric.yaml"
   measure_ods ods-tiered num_tiered "$tmp/numeric.yaml"
   measure_ods ods-on-ssd num_ssd "$tmp/numeric.yaml"
@@ -332,7 +359,7 @@ summary=$(printf '%s\n' "${rows[@]}" | awk -v n="$records" -v w="$warmup_records
     b = "redis-hash"
     if (b in idx && rss[b] > 0 && own[b] > 0) {
       printf "%-26s %10s %10s %20s\n", "ratio to redis-hash", "RSS/RSS", "own/own", "own/used_memory<=0.5"
-      m = split("ods-typed ods-freeform ods-tiered ods-on-ssd", o, " ")
+      m = split("ods-typed ods-volatile ods-freeform ods-tiered ods-on-ssd", o, " ")
       for (j = 1; j <= m; j++) {
         x = o[j]
         if (!(x in idx)) continue
