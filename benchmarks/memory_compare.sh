@@ -3,15 +3,28 @@
 # on this machine.
 #
 # Usage: benchmarks/memory_compare.sh [--records N] [--warmup-records N] [--step-timeout S]
-#                                     [--out FILE]
+#                                     [--numeric-fields K] [--out FILE]
 #   --records N         records loaded into each server (default 1000000)
+#   --numeric-fields K  instead of the four measurements below, records of K numeric fields
+#                       f0..fK-1 (even j int64 = i + j, odd j double = i/3 + j/10; ods_bench
+#                       --numeric-fields K) in: ODS typed (durable, async, as every table below
+#                       unless said), ODS volatile (typed, durability none: no RocksDB
+#                       memtable in RSS), ODS free-form, ODS tiered (a durable
+#                       typed table with a tiering rule that does not fire during the run, so its
+#                       RAM entries carry the 4-byte access time), ODS on SSD (the same table with
+#                       rule `to: ssd`: measured once every record has moved and odsd has been
+#                       restarted on its data, so what is left in RAM is the per-record entry
+#                       below RAM), and redis HSET key f0 v0 .. fK-1
+#                       vK-1 (integers as %d, doubles as %.17g text, as ODS would print them).
+#                       odsd gets a config written by this script (tables num_typed,
+#                       num_volatile, num_free, num_tiered, num_ssd).
 #   --warmup-records N  records with other keys (warm:%012d) loaded before the "before" reading,
 #                       so that connection set-up, thread pools and first allocations are not
 #                       counted per record (default 10000; 0 disables)
 #   --step-timeout S    most seconds any one step (a start, a load) may take (default 300)
 #   --out FILE          also write the summary table to FILE
-# Env: BUILD_DIR (default build), ODSD, ODS_BENCH, REDIS_SERVER, REDIS_CLI override the binaries.
-#      ods_bench must have `--workload load`.
+# Env: BUILD_DIR (default build), ODSD, ODS_BENCH, ODS_CLI, REDIS_SERVER, REDIS_CLI override the
+#      binaries. ods_bench must have `--workload load` (and --numeric-fields for that option).
 #
 # Four measurements, each on a fresh server started by this script (127.0.0.1, free ports):
 #   ODS typed      odsd (embedded default config), table user_profile (typed, ttl 90d)
@@ -35,8 +48,10 @@ ODSD=${ODSD:-$build/src/main/odsd}
 ODS_BENCH=${ODS_BENCH:-$build/benchmarks/ods_bench}
 REDIS_SERVER=${REDIS_SERVER:-redis-server}
 REDIS_CLI=${REDIS_CLI:-redis-cli}
+ODS_CLI=${ODS_CLI:-$build/src/cli/ods}
 
 records=1000000
+numeric_fields=0
 warmup_records=10000
 step_timeout=300
 out=
@@ -46,11 +61,12 @@ while [ $# -gt 0 ]; do
     --warmup-records) warmup_records=${2:?--warmup-records needs a value}; shift 2 ;;
     --step-timeout) step_timeout=${2:?--step-timeout needs a value}; shift 2 ;;
     --out) out=${2:?--out needs a value}; shift 2 ;;
-    -h|--help) sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --numeric-fields) numeric_fields=${2:?--numeric-fields needs a value}; shift 2 ;;
+    -h|--help) sed -n '2,41p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "memory_compare.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
-for v in "$records" "$warmup_records" "$step_timeout"; do
+for v in "$records" "$warmup_records" "$step_timeout" "$numeric_fields"; do
   [[ "$v" =~ ^[0-9]+$ ]] || { echo "memory_compare.sh: '$v' is not a whole number" >&2; exit 2; }
 done
 [ "$records" -ge 1 ] || { echo "memory_compare.sh: --records must be >= 1" >&2; exit 2; }
@@ -58,8 +74,15 @@ done
 for bin in "$ODSD" "$ODS_BENCH"; do
   [ -x "$bin" ] || { echo "memory_compare.sh: $bin not built (scripts/build.sh odsd ods_bench)" >&2; exit 1; }
 done
-case "$("$ODS_BENCH" --help)" in *"| load"*) ;; *) false ;; esac ||
+bench_help=$("$ODS_BENCH" --help)
+grep -qE '^ +load +' <<<"$bench_help" ||
   { echo "memory_compare.sh: $ODS_BENCH has no --workload load; rebuild it" >&2; exit 1; }
+if [ "$numeric_fields" -gt 0 ]; then
+  grep -q -- --numeric-fields <<<"$bench_help" ||
+    { echo "memory_compare.sh: $ODS_BENCH has no --numeric-fields; rebuild it" >&2; exit 1; }
+  [ -x "$ODS_CLI" ] || { echo "memory_compare.sh: $ODS_CLI not built (scripts/build.sh ods)" >&2; exit 1; }
+  command -v python3 >/dev/null || { echo "memory_compare.sh: python3 missing" >&2; exit 1; }
+fi
 for bin in "$REDIS_SERVER" "$REDIS_CLI" curl timeout; do
   command -v "$bin" >/dev/null || { echo "memory_compare.sh: $bin missing (scripts/install-deps.sh)" >&2; exit 1; }
 done
@@ -117,28 +140,74 @@ run_bg() {
 }
 
 ods_load() {  # addr table prefix count
+  local shape=(--value-bytes 2 --field-names country,age,score,premium)
+  [ "$numeric_fields" -eq 0 ] || shape=(--numeric-fields "$numeric_fields")
   if ! run_bg timeout "$step_timeout" "$ODS_BENCH" --addr "$1" --workload load --table "$2" \
-       --key-prefix "$3" --keys "$4" --value-bytes 2 --field-names country,age,score,premium \
-       >"$tmp/load.log" 2>&1; then
+       --key-prefix "$3" --keys "$4" "${shape[@]}" >"$tmp/load.log" 2>&1; then
     cat "$tmp/load.log" >&2
     fail "ods_bench load of $4 records into $2 failed (or took over ${step_timeout}s)"
   fi
   sed "s/^/  [ods_bench] /" "$tmp/load.log" >&2
 }
 
-measure_ods() {  # row_name table
-  local name=$1 table=$2 data="$tmp/data-$1" pid addr admin
-  mkdir -p "$data"
-  "$ODSD" --grpc-listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 --data-dir "$data" \
-    >"$tmp/$name.out" 2>"$tmp/$name.out.err" &
+# Field `tier`.`what` (records, bytes, reads) of `table` in `ods tiers` (Admin.GetTierStats).
+tier_stat() {  # addr table tier what
+  timeout 30 "$ODS_CLI" --addr "$1" tiers | python3 -c '
+import json, sys
+t = [x for x in json.load(sys.stdin).get("tables", []) if x.get("table") == sys.argv[1]]
+print(int(t[0].get(sys.argv[2], {}).get(sys.argv[3], 0)) if t else -1)' "$2" "$3" "$4" ||
+    fail "ods tiers failed"
+}
+
+# Waits until every one of `count` records of `table` is on SSD (the sweep moves them).
+wait_all_on_ssd() {  # addr table count
+  local i n=0 ram
+  for i in $(seq "$step_timeout"); do
+    n=$(tier_stat "$1" "$2" ssd records); ram=$(tier_stat "$1" "$2" ram records)
+    [ "$n" -ge "$3" ] && [ "$ram" -eq 0 ] && return 0
+    sleep 1
+  done
+  fail "after ${step_timeout}s only $n of $3 records of $2 are on SSD ($ram in RAM)"
+}
+
+# Starts odsd on data dir `data` (and `config`, if not empty); sets pid, addr and admin.
+start_ods() {  # name data config
+  local config_args=()
+  [ -z "$3" ] || config_args=(--config "$3")
+  "$ODSD" "${config_args[@]}" --grpc-listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 \
+    --data-dir "$2" >"$tmp/$1.out" 2>"$tmp/$1.out.err" &
   pid=$!
   pids+=("$pid")
-  wait_for_line "$tmp/$name.out" "odsd ready" "$pid" || fail "odsd did not become ready"
-  addr=$(sed -n 's/.*odsd ready grpc=\([^ ]*\).*/\1/p' "$tmp/$name.out" | head -1)
-  admin=$(sed -n 's/.*odsd ready .*admin=\([^ ]*\).*/\1/p' "$tmp/$name.out" | head -1)
-  [ -n "$addr" ] && [ -n "$admin" ] || fail "cannot parse odsd's ready line: $(cat "$tmp/$name.out")"
-  log "$name: odsd pid $pid grpc=$addr admin=$admin, rss at start $(( $(rss_bytes "$pid") / 1024 )) KiB"
+  wait_for_line "$tmp/$1.out" "odsd ready" "$pid" || fail "odsd did not become ready"
+  addr=$(sed -n 's/.*odsd ready grpc=\([^ ]*\).*/\1/p' "$tmp/$1.out" | head -1)
+  admin=$(sed -n 's/.*odsd ready .*admin=\([^ ]*\).*/\1/p' "$tmp/$1.out" | head -1)
+  [ -n "$addr" ] && [ -n "$admin" ] || fail "cannot parse odsd's ready line: $(cat "$tmp/$1.out")"
+  log "$1: odsd pid $pid grpc=$addr admin=$admin, rss at start $(( $(rss_bytes "$pid") / 1024 )) KiB"
+}
+
+# ods-on-ssd: once every record is on SSD, restarts odsd on the same data dir, so that RSS holds
+# what recovery rebuilds (the entries below RAM: recovery reads RocksDB without filling its block
+# cache, and RocksDB flushes the replayed log) and not the freed record blocks malloc keeps, nor
+# the memtables of the load. Checks that every entry came back.
+restart_ods() {  # name data config table count
+  stop "$pid"
+  start_ods "$1" "$2" "$3"
+  local n
+  n=$(tier_stat "$addr" "$4" ssd records)
+  [ "$n" -eq "$5" ] || fail "$1: after a restart $n records of $4 are on SSD, expected $5"
+}
+
+measure_ods() {  # row_name table [config]; ods-on-ssd is read once every record moved to SSD
+  local name=$1 table=$2 config=${3:-} data="$tmp/data-$1" pid addr admin
+  mkdir -p "$data"
+  start_ods "$name" "$data" "$config"
+  local on_ssd=0
+  [ "$name" != ods-on-ssd ] || on_ssd=1
   [ "$warmup_records" -eq 0 ] || ods_load "$addr" "$table" warm: "$warmup_records"
+  if [ "$on_ssd" -eq 1 ]; then
+    [ "$warmup_records" -eq 0 ] || wait_all_on_ssd "$addr" "$table" "$warmup_records"
+    restart_ods "$name" "$data" "$config" "$table" "$warmup_records"
+  fi
   settle
   local rss0 ram0 n0 rss1 ram1 n1 t0 t1
   rss0=$(rss_bytes "$pid"); ram0=$(ods_metric "$admin" ods_ram_bytes); n0=$(ods_metric "$admin" ods_records)
@@ -146,10 +215,23 @@ measure_ods() {  # row_name table
   t0=$(date +%s.%N)
   ods_load "$addr" "$table" user: "$records"
   t1=$(date +%s.%N)
+  if [ "$on_ssd" -eq 1 ]; then
+    log "$name: waiting for the sweep to move every record to SSD"
+    wait_all_on_ssd "$addr" "$table" $((records + warmup_records))
+    log "$name: all on SSD $(awk -v a="$t1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.0f", b - a }') s after the load;" \
+        "rss $(rss_bytes "$pid"), ods_ram_bytes $(ods_metric "$admin" ods_ram_bytes) before the restart"
+    restart_ods "$name" "$data" "$config" "$table" $((records + warmup_records))
+    # ods_records counts RAM records only: count the entries below RAM instead.
+    n0=0; n1=$(( $(tier_stat "$addr" "$table" ssd records) - warmup_records ))
+  fi
   settle
-  rss1=$(rss_bytes "$pid"); ram1=$(ods_metric "$admin" ods_ram_bytes); n1=$(ods_metric "$admin" ods_records)
+  rss1=$(rss_bytes "$pid"); ram1=$(ods_metric "$admin" ods_ram_bytes)
+  [ "$on_ssd" -eq 1 ] || n1=$(ods_metric "$admin" ods_records)
   [ $((n1 - n0)) -eq "$records" ] || fail "$name: odsd holds $((n1 - n0)) new records, expected $records"
-  log "$name: rss $rss0 -> $rss1, ods_ram_bytes $ram0 -> $ram1, ods_records $n0 -> $n1"
+  log "$name: rss $rss0 -> $rss1, ods_ram_bytes $ram0 -> $ram1, records $n0 -> $n1"
+  [ -z "$config" ] || log "$name: ods tiers for $table: ram $(tier_stat "$addr" "$table" ram records) records" \
+    "$(tier_stat "$addr" "$table" ram bytes) B, ssd $(tier_stat "$addr" "$table" ssd records) records" \
+    "$(tier_stat "$addr" "$table" ssd bytes) B"
   rows+=("$name $((n1 - n0)) $((rss1 - rss0)) $((ram1 - ram0)) ods_ram_bytes $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')")
   stop "$pid"
 }
@@ -161,10 +243,19 @@ used_memory() {
 }
 
 # RESP for `count` records with keys prefix%012d, as HSET (kind hash) or SET (kind string).
-redis_stream() {  # kind prefix count
-  awk -v kind="$1" -v prefix="$2" -v n="$3" 'BEGIN {
+redis_stream() {  # kind prefix count [numeric_fields]
+  awk -v kind="$1" -v prefix="$2" -v n="$3" -v nf="${4:-0}" 'BEGIN {
     for (i = 0; i < n; i++) {
       k = sprintf("%s%012d", prefix, i)
+      if (kind == "numeric") {  # as ods_bench --numeric-fields nf
+        printf "*%d\r\n$4\r\nHSET\r\n$%d\r\n%s\r\n", 2 + 2 * nf, length(k), k
+        for (j = 0; j < nf; j++) {
+          f = "f" j
+          v = (j % 2 == 0) ? sprintf("%d", i + j) : sprintf("%.17g", i / 3 + j / 10)
+          printf "$%d\r\n%s\r\n$%d\r\n%s\r\n", length(f), f, length(v), v
+        }
+        continue
+      }
       c = sprintf("%c%c", 97 + i % 26, 97 + i % 26)   # as ods_bench --value-bytes 2
       age = sprintf("%d", i); score = sprintf("%.17g", i / 3); p = (i % 2 == 0) ? "1" : "0"
       if (kind == "hash") {
@@ -182,8 +273,8 @@ redis_stream() {  # kind prefix count
 redis_load() {  # kind prefix count
   # One `timeout` around generator and client: a signal to it reaches its whole process group.
   if ! run_bg timeout "$step_timeout" bash -c "set -o pipefail; $(declare -f redis_stream)
-      redis_stream \"\$1\" \"\$2\" \"\$3\" | \"\$4\" -h 127.0.0.1 -p \"\$5\" --pipe" \
-      _ "$1" "$2" "$3" "$REDIS_CLI" "$redis_port" >"$tmp/load.log" 2>&1; then
+      redis_stream \"\$1\" \"\$2\" \"\$3\" \"\$6\" | \"\$4\" -h 127.0.0.1 -p \"\$5\" --pipe" \
+      _ "$1" "$2" "$3" "$REDIS_CLI" "$redis_port" "$numeric_fields" >"$tmp/load.log" 2>&1; then
     cat "$tmp/load.log" >&2
     fail "redis --pipe load of $3 records failed (or took over ${step_timeout}s)"
   fi
@@ -213,17 +304,53 @@ measure_redis() {  # row_name kind
   stop "$redis_pid"
 }
 
-measure_ods ods-typed user_profile
-measure_ods ods-freeform user_features
-measure_redis redis-hash hash
-measure_redis redis-string string
+if [ "$numeric_fields" -eq 0 ]; then
+  measure_ods ods-typed user_profile
+  measure_ods ods-freeform user_features
+  measure_redis redis-hash hash
+  measure_redis redis-string string
+else
+  # One config for the four ODS tables; each measurement still gets a fresh odsd.
+  fields=$(for ((j = 0; j < numeric_fields; j++)); do
+             if [ $((j % 2)) -eq 0 ]; then printf 'f%d: int64, ' "$j"; else printf 'f%d: double, ' "$j"; fi
+           done | sed 's/, $//')
+  cat >"$tmp/numeric.yaml" <<EOF
+server: {shards: 16}
+storage:
+  durability: async
+  ram: {max_bytes: 16GiB}
+tables:
+  num_typed: {key: id, fields: {$fields}}
+  num_volatile: {key: id, fields: {$fields}, durability: none}   # no RocksDB write
+  num_free: {key: id}
+  num_tiered:
+    key: id
+    fields: {$fields}
+    tiering: [{to: ssd, when: {idle_for: 30d}}]   # never fires during the run
+    promote: never
+  num_ssd:
+    key: id
+    fields: {$fields}
+    tiering: [{to: ssd}]
+    promote: never
+EOF
+  measure_ods ods-typed num_typed "$tmp/numeric.yaml"
+  measure_ods ods-volatile num_volatile "$tmp/numeric.yaml"
+  measure_ods ods-freeform num_free "$tmp/numeric.yaml"
+  measure_ods ods-tiered num_tiered "$tmp/numeric.yaml"
+  measure_ods ods-on-ssd num_ssd "$tmp/numeric.yaml"
+  measure_redis redis-hash numeric
+fi
 
 # --- summary ----------------------------------------------------------------------------------
-summary=$(printf '%s\n' "${rows[@]}" | awk -v n="$records" -v w="$warmup_records" -v nproc="$(nproc)" '
+shape=age,country,score,premium
+[ "$numeric_fields" -eq 0 ] || shape="f0..f$((numeric_fields - 1))(int64,double,..)"
+summary=$(printf '%s\n' "${rows[@]}" | awk -v n="$records" -v w="$warmup_records" -v nproc="$(nproc)" \
+    -v shape="$shape" -v load="$(cut -d' ' -f1-3 /proc/loadavg)" '
   { idx[$1] = ++k; name[k] = $1; rss[$1] = $3 / $2; own[$1] = $4 / $2; ownname[$1] = $5; secs[$1] = $6 }
   END {
-    printf "memory_compare: records=%d warmup_records=%d keys=user:%%012d (17 B) fields=age,country,score,premium cores=%d\n",
-           n, w, nproc
+    printf "memory_compare: records=%d warmup_records=%d keys=user:%%012d (17 B) fields=%s cores=%d loadavg=%s\n",
+           n, w, shape, nproc, load
     printf "%-14s %14s %14s  %-14s %8s\n", "target", "RSS B/record", "own B/record", "(own = )", "load s"
     for (i = 1; i <= k; i++) {
       x = name[i]
@@ -232,8 +359,8 @@ summary=$(printf '%s\n' "${rows[@]}" | awk -v n="$records" -v w="$warmup_records
     b = "redis-hash"
     if (b in idx && rss[b] > 0 && own[b] > 0) {
       printf "%-26s %10s %10s %20s\n", "ratio to redis-hash", "RSS/RSS", "own/own", "own/used_memory<=0.5"
-      split("ods-typed ods-freeform", o, " ")
-      for (j = 1; j <= 2; j++) {
+      m = split("ods-typed ods-volatile ods-freeform ods-tiered ods-on-ssd", o, " ")
+      for (j = 1; j <= m; j++) {
         x = o[j]
         if (!(x in idx)) continue
         r = own[x] / own[b]

@@ -75,6 +75,9 @@ Options:
   --keys N               key space: keys key:000000000000 .. N-1 (default 100000)
   --key-prefix P         prefix of the keys instead of 'key:' (the 12 digits follow)
   --field-names A,B,C,D  names of the four fields instead of f0,f1,f2,f3 (same types, in order)
+  --numeric-fields K     records of K numeric fields f0..fK-1 instead of the four fields:
+                         even j int64 = i + j, odd j double = i/3.0 + j/10.0 (i: the key's
+                         index), e.g. 10 for the memory comparison with redis hashes
   --value-bytes N        size of the string field f0 of a record, and of the echo payload
                          (default 16)
   --table NAME           table for get/put/mixed (default user_features, free-form)
@@ -94,7 +97,8 @@ Options:
   --json FILE            also write the results as JSON to FILE
   --help                 this help
 
-Records have four fields: f0 string (--value-bytes), f1 int64, f2 double, f3 bool.
+Records have four fields: f0 string (--value-bytes), f1 int64, f2 double, f3 bool (or, with
+--numeric-fields K, K int64 and double fields).
 For the typed table user_profile: --field-names country,age,score,premium.
 Events have the key field (a random key of the key space), the time field (now), amount
 (double) and merchant (string, one of 500). A features response must have one column per
@@ -140,6 +144,7 @@ struct Options {
   uint64_t keys = 100'000;
   std::string key_prefix = "key:";
   std::string field_names[4] = {"f0", "f1", "f2", "f3"};
+  int numeric_fields = 0;  // > 0: records of that many numeric fields instead of the four
   size_t value_bytes = 16;
   std::string table = "user_features";
   int batch = 1;
@@ -251,6 +256,9 @@ int ParseOptions(int argc, char** argv, Options& o) {
         return 2;
       }
       for (int f = 0; f < 4; ++f) o.field_names[f] = names[static_cast<size_t>(f)];
+    } else if (arg == "--numeric-fields") {
+      if (!need_number(1) || num > 1000) return 2;
+      o.numeric_fields = static_cast<int>(num);
     } else if (arg == "--value-bytes") {
       if (!need_number(0)) return 2;
       o.value_bytes = static_cast<size_t>(num);
@@ -325,10 +333,23 @@ std::string KeyOf(const Options& o, uint64_t i) {
 }
 
 // A record of the benchmark: f0 string of `value_bytes`, f1 int64, f2 double, f3 bool (the
-// names are o.field_names).
+// names are o.field_names); or, with --numeric-fields K, fields f0..fK-1 where even j is int64
+// i + j and odd j is double i / 3.0 + j / 10.0 (memory_compare.sh writes the same values to
+// redis, so keep the two in step).
 void FillRecord(const Options& o, uint64_t i, ods::v1::Record& r) {
   SetKey(o, i, *r.mutable_key());
   auto& fields = *r.mutable_fields();
+  if (o.numeric_fields > 0) {
+    for (int j = 0; j < o.numeric_fields; ++j) {
+      ods::v1::Value& v = fields["f" + std::to_string(j)];
+      if (j % 2 == 0) {
+        v.set_int64_value(static_cast<int64_t>(i) + j);
+      } else {
+        v.set_double_value(static_cast<double>(i) / 3.0 + static_cast<double>(j) / 10.0);
+      }
+    }
+    return;
+  }
   fields[o.field_names[0]].set_string_value(
       std::string(o.value_bytes, static_cast<char>('a' + i % 26)));
   fields[o.field_names[1]].set_int64_value(static_cast<int64_t>(i));
