@@ -250,5 +250,109 @@ BENCHMARK(BM_Tier_RestartToServing)
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 
+// Retained events below RAM (issue #6 point 5): GetHistoricalFeatures of one entity (3
+// aggregations, 2 windows each) with its 200 retained events all in RAM (range(0) = 0) or all but
+// the last hour's below RAM (1, history_ssd_after: 1h), 2,000 entities over 20 days. Counters:
+// per-call p50/p99, and the event state's RAM bytes per retained event.
+void BM_Tier_HistoryRead(benchmark::State& state) {
+  constexpr Micros kHour = 3'600'000'000;
+  constexpr int kEntities = 2'000;
+  constexpr int kEventsPerEntity = 200;
+  const bool below_ram = state.range(0) == 1;
+  BenchDir dir;
+  config::Config c;
+  c.source = "tiering_benchmark";
+  c.server.shards = 4;
+  c.storage.data_dir = dir.path();
+  c.storage.ram_max_bytes = 0;
+  config::EventTemplateConfig t;
+  t.name = "tx";
+  t.key_field = "user";
+  t.timestamp_field = "ts";
+  t.fields = {{"amount", ValueType::kDouble}, {"merchant", ValueType::kString}};
+  t.history_retention_micros = 30 * 24 * kHour;
+  t.history_ssd_after_micros = below_ram ? kHour : 0;
+  t.allowed_lateness_micros = kHour;
+  t.position = "bench:1:1";
+  c.definitions.event_templates.push_back(t);
+  auto add = [&](std::string name, std::string fn, std::string field, uint32_t n) {
+    config::AggregationConfig a;
+    a.name = std::move(name);
+    a.template_name = "tx";
+    a.fn = std::move(fn);
+    a.field = std::move(field);
+    a.n = n;
+    a.windows = {24 * kHour, 7 * 24 * kHour};
+    a.position = "bench:1:1";
+    c.definitions.aggregations.push_back(std::move(a));
+  };
+  add("n", "count", "", 0);
+  add("amount_sum", "sum", "amount", 0);
+  add("top_merchants", "top_k", "merchant", 3);
+  // Below RAM needs the SSD tier, which odsd opens for it; RAM-only gets one too, for fairness.
+  config::TableConfig pad;
+  pad.name = "pad";
+  pad.key_field = "id";
+  c.tables.push_back(std::move(pad));
+  c.storage.durability = config::Durability::kAsync;
+  const Micros start = Micros{1'700'000'000'000'000};
+  FakeClock clock(start);
+  std::unique_ptr<Engine> engine = std::move(Engine::Create(c, clock)).value();
+  // Events in time order over 20 days: step k pushes one event of every entity.
+  const Micros step = 20 * 24 * kHour / kEventsPerEntity;
+  std::vector<std::string> users;
+  for (int u = 0; u < kEntities; ++u) users.push_back("user:" + std::to_string(u));
+  std::vector<std::vector<record::Field>> fields(kEntities);
+  std::vector<EventInput> inputs(kEntities);
+  for (int k = 0; k < kEventsPerEntity; ++k) {
+    clock.Set(start + k * step);
+    for (int u = 0; u < kEntities; ++u) {
+      fields[u] = {{"user", users[u]},
+                   {"ts", record::Timestamp{clock.NowMicros()}},
+                   {"amount", static_cast<double>((u * 31 + k) % 1000)},
+                   {"merchant", "m" + std::to_string((u + k) % 40)}};
+      inputs[u] = {"tx", fields[u], {}};
+    }
+    ODS_CHECK(engine->PushEvents(inputs).ok());
+    if (below_ram && k % 20 == 19) {
+      while (engine->SweepHistoryOnce() > 0) {
+      }
+    }
+  }
+  clock.Advance(2 * kHour);
+  while (engine->SweepHistoryOnce() > 0) {
+  }
+  const EngineStats stats = engine->Stats();
+  const double events = static_cast<double>(kEntities) * kEventsPerEntity;
+  if (below_ram) ODS_CHECK(stats.history_events_ssd == static_cast<uint64_t>(events));
+  state.counters["event_state_bytes_per_event"] =
+      static_cast<double>(stats.event_state_bytes) / events;
+  const std::vector<std::string_view> features = {"n@1d", "n@7d", "amount_sum@1d",
+                                                  "amount_sum@7d", "top_merchants@1d",
+                                                  "top_merchants@7d"};
+  std::mt19937_64 rng(42);
+  std::vector<double> micros;
+  micros.reserve(1 << 20);
+  const Micros end = clock.NowMicros();
+  for (auto _ : state) {
+    const EntityRow row{users[rng() % kEntities],
+                        end - static_cast<Micros>(rng() % (10 * 24 * kHour))};
+    const auto t0 = Clock::now();
+    Result<std::vector<FeatureColumn>> got =
+        engine->GetHistoricalFeatures(std::span<const EntityRow>(&row, 1), features);
+    const auto t1 = Clock::now();
+    ODS_CHECK(got.ok() && (*got)[0].statuses[0] == FeatureStatus::kPresent);
+    micros.push_back(std::chrono::duration<double, std::micro>(t1 - t0).count());
+  }
+  std::sort(micros.begin(), micros.end());
+  if (!micros.empty()) {
+    state.counters["p50_us"] = micros[micros.size() / 2];
+    state.counters["p99_us"] = micros[micros.size() * 99 / 100];
+  }
+  state.SetLabel(below_ram ? "events below RAM" : "events in RAM");
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_Tier_HistoryRead)->Arg(0)->Arg(1)->UseRealTime();
+
 }  // namespace
 }  // namespace ods::engine

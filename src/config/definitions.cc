@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <iterator>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -15,6 +16,7 @@
 #include "config/keys.h"
 #include "config/parser.h"
 #include "ods/common/clock.h"
+#include "ods/common/units.h"
 #include "ods/config/config.h"
 
 namespace ods::config::internal {
@@ -80,6 +82,7 @@ void DefinitionsParser::ParseEventTemplate(const std::string& name, const YAML::
   bool has_key = false;        // given (valid or not)
   bool has_timestamp = false;  // given (valid or not)
   YAML::Mark timestamp_mark;
+  std::optional<YAML::Mark> ssd_after_mark;
   std::vector<YAML::Mark> field_marks;  // parallel to out.fields
   p_.ForEachKey(
       node, path, kEventTemplateKeys,
@@ -102,6 +105,10 @@ void DefinitionsParser::ParseEventTemplate(const std::string& name, const YAML::
                       out.history_retention_micros);
         } else if (key == "dedup_window") {
           p_.Duration(v, path + ".dedup_window", kMaxDedupWindow, out.dedup_window_micros);
+        } else if (key == "history_ssd_after") {
+          ssd_after_mark = v.Mark();
+          p_.Duration(v, path + ".history_ssd_after", kMaxLongDuration,
+                      out.history_ssd_after_micros);
         }
       });
   if (!node.IsMap()) return;
@@ -114,6 +121,16 @@ void DefinitionsParser::ParseEventTemplate(const std::string& name, const YAML::
     p_.Error(name_node, path +
                             ": missing 'timestamp' (the event field holding the event time, "
                             "e.g. timestamp: ts)");
+  }
+  if (ssd_after_mark && out.history_ssd_after_micros != 0) {
+    if (out.history_ssd_after_micros < 1'000'000) {
+      p_.Error(*ssd_after_mark, path + ".history_ssd_after: too short; expected at least 1s");
+    } else if (out.history_ssd_after_micros >= out.history_retention_micros) {
+      p_.Error(*ssd_after_mark,
+               path + ".history_ssd_after: must be shorter than history_retention (" +
+                   FormatDuration(out.history_retention_micros) +
+                   "): events older than the retention are not kept anywhere");
+    }
   }
   if (has_key && has_timestamp && !out.key_field.empty() && out.key_field == out.timestamp_field) {
     p_.Error(timestamp_mark, path + ".timestamp: '" + out.timestamp_field +

@@ -94,6 +94,7 @@ struct Engine::Sweeper {
       lock.unlock();
       engine.SweepExpiredOnce();
       engine.SweepTiersOnce();
+      engine.SweepHistoryOnce();
       lock.lock();
     }
   }
@@ -219,7 +220,12 @@ Status Engine::OpenTierAndRecover() {
   const bool any_durable =
       std::any_of(durability_.begin(), durability_.end(),
                   [](config::Durability d) { return d != config::Durability::kNone; });
-  if (!any_durable) return OkStatus();
+  const auto& templates = config_.definitions.event_templates;
+  const bool history_below_ram =
+      std::any_of(templates.begin(), templates.end(), [](const config::EventTemplateConfig& t) {
+        return t.history_ssd_after_micros > 0;
+      });
+  if (!any_durable && !history_below_ram) return OkStatus();
   auto log = Logger("ods.engine");
   const std::filesystem::path dir = std::filesystem::path(config_.storage.data_dir) / "records";
   std::error_code ec;
@@ -229,6 +235,13 @@ Status Engine::OpenTierAndRecover() {
   }
   ODS_ASSIGN_OR_RETURN(tier_, tier::RocksDbTier::Open(
                                   {dir.string(), config_.storage.durability_window_micros}));
+  for (auto& shard : shards_) {
+    shard->SetColdHistoryReader([this](uint32_t template_id, std::string_view entity,
+                                       uint64_t first_seq, uint64_t last_seq,
+                                       std::vector<shard::HistoryEvent>& out) {
+      return ReadColdEvents(template_id, entity, first_seq, last_seq, out);
+    });
+  }
   write_order_mu_ = std::make_unique<std::mutex[]>(shards_.size());
 
   const auto start = std::chrono::steady_clock::now();
@@ -724,6 +737,8 @@ EngineStats Engine::Stats() const {
     total.events_duplicate += s.events_duplicate;
     total.entities += s.entities;
     total.event_state_bytes += s.event_state_bytes;
+    total.history_events_ssd += s.history_events_ssd;
+    total.history_moved += s.history_moved;
     total.records_ssd += s.records_ssd;
     total.records_backing += s.records_backing;
     total.reads_ssd += s.reads_ssd;

@@ -35,7 +35,8 @@ bool SameTemplate(const config::EventTemplateConfig& a, const config::EventTempl
          a.allowed_lateness_micros == b.allowed_lateness_micros &&
          a.max_future_micros == b.max_future_micros &&
          a.history_retention_micros == b.history_retention_micros &&
-         a.dedup_window_micros == b.dedup_window_micros;
+         a.dedup_window_micros == b.dedup_window_micros &&
+         a.history_ssd_after_micros == b.history_ssd_after_micros;
 }
 
 bool SameAggregation(const config::AggregationConfig& a, const config::AggregationConfig& b) {
@@ -202,6 +203,7 @@ Result<std::unique_ptr<Engine::Catalog>> Engine::ExtendCatalog(
     spec->field_count = static_cast<uint32_t>(t.fields.size());
     spec->history_retention_micros = t.history_retention_micros;
     spec->dedup_window_micros = t.dedup_window_micros;
+    spec->history_ssd_after_micros = t.history_ssd_after_micros;
     for (const config::FieldConfig& f : t.fields) spec->field_names.push_back(f.name);
     next->template_ids.emplace(t.name, spec->id);
     next->templates.push_back({t, std::move(spec)});
@@ -420,6 +422,15 @@ Result<ApplyReport> Engine::ApplyDefinitions(const config::Definitions& definiti
   ODS_ASSIGN_OR_RETURN(
       std::unique_ptr<Catalog> next,
       ExtendCatalog(*base, definitions, config_.tables, RegisteredFunctions(), report));
+  for (size_t id = base->templates.size(); id < next->templates.size(); ++id) {
+    const config::EventTemplateConfig& t = next->templates[id].config;
+    if (t.history_ssd_after_micros > 0 && tier_ == nullptr) {
+      return FailedPreconditionError(
+          t.position + ": event_templates." + t.name +
+          ".history_ssd_after: no SSD tier is open (odsd opens it at start when a table is "
+          "durable or a template in the config file has history_ssd_after)");
+    }
+  }
   // A Lua aggregator is compiled into every shard before any shard takes its aggregation, so a
   // shard that cannot load it (memory) fails the apply with nothing changed.
   for (size_t id = base->aggregations.size(); id < next->aggregations.size(); ++id) {
@@ -452,8 +463,8 @@ Result<ApplyReport> Engine::ApplyDefinitions(const config::Definitions& definiti
     }
     if (failed > 0) {
       Logger("ods.engine")
-          ->warn("aggregation '{}': its Lua aggregator failed on {} retained events while "
-                 "backfilling; they are left out of it",
+          ->warn("aggregation '{}': {} retained events are left out of its backfill (its Lua "
+                 "aggregator failed on them, or they are below RAM and could not be read)",
                  next->aggregations[id].config.name, failed);
     }
   }
@@ -881,15 +892,31 @@ Status Engine::ReadFeatures(const Catalog& catalog, const FeaturePlan& plan,
     // The shards charge each value as they build it, so an oversized answer stops early instead
     // of being built in full (a short request can repeat one entity and one list feature).
     uint64_t budget = config_.limits.max_message_bytes - answer_bytes;  // <= limit: checked
+    const bool below_ram = !as_of.empty() && t.spec->history_ssd_after_micros > 0;
+    std::vector<shard::ColdHistory> cold;
     for (size_t s = 0; s < shards_.size(); ++s) {
       if (groups.Of(s).empty()) continue;
       Status error;
-      const bool fits =
-          as_of.empty()
-              ? shards_[s]->ReadOnline(template_id, reads, entities, groups.Of(s), now, budget,
-                                       error)
-              : shards_[s]->ReadHistorical(template_id, reads, entities, as_of, groups.Of(s),
-                                           budget, error);
+      bool fits = false;
+      if (as_of.empty()) {
+        fits = shards_[s]->ReadOnline(template_id, reads, entities, groups.Of(s), now, budget,
+                                      error);
+      } else {
+        // Events below RAM are read without the shard lock, then checked under it: a move or
+        // trim in between (at most one per sweep, each second) makes the shard ask again.
+        const uint64_t budget_before = budget;
+        for (int attempt = 0;; ++attempt) {
+          if (below_ram) {
+            ODS_RETURN_IF_ERROR(ReadColdHistory(static_cast<uint32_t>(s), template_id, entities,
+                                                groups.Of(s), cold));
+          }
+          error = OkStatus();
+          budget = budget_before;
+          fits = shards_[s]->ReadHistorical(template_id, reads, entities, as_of, groups.Of(s),
+                                            budget, error, cold);
+          if (error.code() != StatusCode::kAborted || attempt == 7) break;
+        }
+      }
       if (!error.ok()) return error;
       if (!fits) return over_budget();
     }

@@ -253,4 +253,36 @@ Status Decode(std::string_view encoded, const FieldDictionary& dict,
   return OkStatus();
 }
 
+void EncodeRow(Micros time, std::span<const std::optional<Value>> values, std::string& out) {
+  out.clear();
+  PutVarint(ZigZag(time), out);
+  PutVarint(values.size(), out);
+  for (const std::optional<Value>& v : values) {
+    if (!v) {
+      out.push_back(0);
+      continue;
+    }
+    out.push_back(static_cast<char>(TypeOf(*v)));
+    PutPayload(*v, out);
+  }
+}
+
+Status DecodeRow(std::string_view encoded, Micros& time, std::vector<std::optional<Value>>& values) {
+  Reader r(encoded);
+  uint64_t zigzag = 0;
+  uint64_t count = 0;
+  // Each value takes at least its type byte: a count beyond the bytes left is corrupt.
+  if (!r.Varint(zigzag) || !r.Varint(count) || count > encoded.size()) return Corrupt();
+  time = UnZigZag(zigzag);
+  values.assign(count, std::nullopt);
+  for (uint64_t i = 0; i < count; ++i) {
+    uint8_t type_byte = 0;
+    if (!r.Raw(&type_byte, 1) || type_byte > 7) return Corrupt();
+    if (type_byte == 0) continue;
+    values[i].emplace();
+    if (!ReadPayload(r, static_cast<ValueType>(type_byte), &*values[i])) return Corrupt();
+  }
+  return r.done() ? OkStatus() : Corrupt();
+}
+
 }  // namespace ods::record

@@ -117,6 +117,11 @@ std::string RenderMetrics(engine::Engine& engine, const FeaturesService& feature
   gauge("ods_entities", "Entity states held (one per template and entity key).", s.entities);
   gauge("ods_event_state_bytes", "Estimated RAM held by aggregation tiles and retained events.",
         s.event_state_bytes);
+  gauge("ods_history_events_ssd",
+        "Retained events moved below RAM (event_templates.NAME.history_ssd_after).",
+        s.history_events_ssd);
+  counter("ods_history_moved_total", "Retained events moved from RAM to the SSD tier.",
+          s.history_moved);
   gauge("ods_recovered_records", "Records loaded from the durable tier at start.",
         s.recovered_records);
   counter("ods_durable_batches_total",

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "ods/common/check.h"
+#include "ods/record/codec.h"
 
 namespace ods::shard {
 namespace {
@@ -163,20 +164,21 @@ Shard::Backfill Shard::EventStore::ReplaceAggregator(uint32_t aggregation_id, bo
 Shard::Backfill Shard::EventStore::RebuildCustom(Template& t, uint32_t member, Micros now) {
   Backfill backfill;
   std::vector<const record::Value*> values(t.spec->field_count);
+  std::vector<StoredEvent> cold;
   for (auto& [key, entity] : t.entities) {
     if (entity.custom != nullptr && member < entity.custom->size()) {
       (*entity.custom)[member] = aggregate::CustomSeries();
     }
-    for (size_t i = entity.history_begin; i < entity.history.size(); ++i) {
-      const StoredEvent& e = entity.history[i];
+    backfill.failed += LoadCold(t, key, cold);
+    ForEachRetained(&cold, entity, [&](const StoredEvent& e) {
       for (size_t f = 0; f < values.size(); ++f) values[f] = e.values[f] ? &*e.values[f] : nullptr;
       if (!StageCustom(t, &entity, e.event_time, values, now, member).ok()) {
         ++backfill.failed;
-        continue;
+        return;
       }
       CommitCustom(t, entity, now, member);
       ++backfill.events;
-    }
+    });
     ++backfill.entities;
   }
   bytes_ = static_cast<int64_t>(MemoryBytes());  // rare: series rebuilt everywhere
@@ -296,14 +298,15 @@ Shard::Backfill Shard::EventStore::AddAggregation(std::shared_ptr<const Aggregat
   const aggregate::GroupLayout& layout =
       *t.layouts.emplace_back(std::make_unique<aggregate::GroupLayout>(
           std::vector<aggregate::Member>{{spec->spec, spec->field}}));
+  std::vector<StoredEvent> cold;
   for (auto& [key, entity] : t.entities) {
     aggregate::SeriesGroup& group = entity.groups.emplace_back(layout);
-    for (size_t i = entity.history_begin; i < entity.history.size(); ++i) {
-      const StoredEvent& e = entity.history[i];
+    backfill.failed += LoadCold(t, key, cold);
+    ForEachRetained(&cold, entity, [&](const StoredEvent& e) {
       load(e);
       group.Add(e.event_time, values, now);
       ++backfill.events;
-    }
+    });
     ++backfill.entities;
   }
   bytes_ = static_cast<int64_t>(MemoryBytes());  // rare: new groups everywhere
@@ -404,7 +407,9 @@ EventOutcome Shard::EventStore::Apply(const ShardEvent& event, Micros now, Statu
     }
     bytes_ += capacity_change(history, entity.history.capacity(), sizeof(StoredEvent)) +
               static_cast<int64_t>(StoredEventBytes(stored));
-    bytes_ += TrimHistory(spec, entity, now);
+    if (t.cold.empty() || !t.cold.contains(AsAbsl(event.key))) {
+      bytes_ += TrimHistory(spec, entity, now);
+    }
   }
   return EventOutcome::kApplied;
 }
@@ -484,7 +489,8 @@ bool Shard::EventStore::ReadHistorical(uint32_t template_id, std::span<const Agg
                                        std::span<const std::string_view> entities,
                                        std::span<const Micros> as_of,
                                        std::span<const uint32_t> indices,
-                                       uint64_t& budget_bytes, Status& error) const {
+                                       uint64_t& budget_bytes, Status& error,
+                                       std::span<const ColdHistory> cold) const {
   ODS_CHECK(template_id < templates_.size());
   const Template& t = *templates_[template_id];
   std::vector<aggregate::Sample> samples;
@@ -493,12 +499,32 @@ bool Shard::EventStore::ReadHistorical(uint32_t template_id, std::span<const Agg
   for (uint32_t i : indices) {
     auto it = t.entities.find(AsAbsl(entities[i]));
     const Entity* entity = it == t.entities.end() ? nullptr : &it->second;
-    Micros newest = std::numeric_limits<Micros>::min();
-    if (entity != nullptr) {
-      for (size_t e = entity->history_begin; e < entity->history.size(); ++e) {
-        const Micros time = entity->history[e].event_time;
-        if (time <= as_of[i]) newest = std::max(newest, time);
+    // Its events below RAM, as the caller read them: they must still be exactly those.
+    const std::vector<StoredEvent>* below = nullptr;
+    if (entity != nullptr && !t.cold.empty()) {
+      auto c = t.cold.find(AsAbsl(entities[i]));
+      if (c != t.cold.end() && c->second.events > 0) {
+        auto given = std::lower_bound(
+            cold.begin(), cold.end(), i,
+            [](const ColdHistory& h, uint32_t index) { return h.ref.index < index; });
+        if (given == cold.end() || given->ref.index != i ||
+            given->ref.first_seq != c->second.first_seq ||
+            given->ref.last_seq != c->second.last_seq) {
+          error = Status(StatusCode::kAborted, "retained events of '" +
+                                                   std::string(entities[i]) +
+                                                   "' moved below RAM during the read");
+          return false;
+        }
+        below = &given->events;
       }
+    }
+    Micros newest = std::numeric_limits<Micros>::min();
+    size_t retained = 0;
+    if (entity != nullptr) {
+      ForEachRetained(below, *entity, [&](const StoredEvent& e) {
+        if (e.event_time <= as_of[i]) newest = std::max(newest, e.event_time);
+        ++retained;
+      });
     }
     const bool found = newest != std::numeric_limits<Micros>::min();
     for (const AggregationRead& r : reads) {
@@ -516,14 +542,13 @@ bool Shard::EventStore::ReadHistorical(uint32_t template_id, std::span<const Agg
         const size_t fields = t.spec->field_count;
         pointers.clear();
         custom_events.clear();
-        pointers.reserve((entity->history.size() - entity->history_begin) * fields);
-        for (size_t e = entity->history_begin; e < entity->history.size(); ++e) {
-          const StoredEvent& stored = entity->history[e];
-          if (agg.field >= 0 && !stored.values[agg.field]) continue;
+        pointers.reserve(retained * fields);  // custom_events point into it: no reallocation
+        ForEachRetained(below, *entity, [&](const StoredEvent& stored) {
+          if (agg.field >= 0 && !stored.values[agg.field]) return;
           const size_t at = pointers.size();
           for (const auto& v : stored.values) pointers.push_back(v ? &*v : nullptr);
           custom_events.push_back({stored.event_time, {pointers.data() + at, fields}});
-        }
+        });
         error = aggregate::ComputeCustomAsOf(*t.customs[where.member].fn, agg.spec, r.window,
                                              custom_events, as_of[i], r.values[i]);
         if (!error.ok()) return false;
@@ -531,12 +556,11 @@ bool Shard::EventStore::ReadHistorical(uint32_t template_id, std::span<const Agg
         continue;
       }
       samples.clear();
-      for (size_t e = entity->history_begin; e < entity->history.size(); ++e) {
-        const StoredEvent& stored = entity->history[e];
-        if (agg.field >= 0 && !stored.values[agg.field]) continue;
+      ForEachRetained(below, *entity, [&](const StoredEvent& stored) {
+        if (agg.field >= 0 && !stored.values[agg.field]) return;
         samples.push_back(
             {stored.event_time, agg.field >= 0 ? &*stored.values[agg.field] : nullptr});
-      }
+      });
       r.values[i] = aggregate::ComputeAsOf(agg.spec, r.window, samples, as_of[i]);
       if (!Charge(r.values[i], budget_bytes)) return false;
     }
@@ -565,6 +589,7 @@ size_t Shard::EventStore::SweepIdle(Micros now, size_t max_visits) {
     }
     for (; it != t.entities.end() && visits < max_visits; ++visits) {
       if (it->second.newest_event_time < cutoff) {
+        if (!t.cold.empty()) DropCold(t, it->first);
         bytes_ -= static_cast<int64_t>(EntityBytes(it->first, it->second));
         t.entities.erase(it++);  // abseil: erase leaves other iterators valid
         ++removed;
@@ -595,8 +620,160 @@ uint64_t Shard::EventStore::MemoryBytes() const {
     for (const auto& [key, entity] : t->entities) bytes += EntityBytes(key, entity);
     bytes += t->seen_ids.capacity() * kSeenIdSlotBytes;
     bytes += IdOrderBytes(t->id_order);
+    bytes += t->cold.capacity() * kColdSlotBytes;
+    for (const auto& [key, range] : t->cold) bytes += key.heap_bytes();
   }
   return bytes;
+}
+
+// --- Retained events below RAM ---
+
+uint64_t Shard::EventStore::LoadCold(const Template& t, const EntityKey& key,
+                                     std::vector<StoredEvent>& out) const {
+  out.clear();
+  if (t.cold.empty()) return 0;
+  auto c = t.cold.find(key);
+  if (c == t.cold.end() || c->second.events == 0) return 0;
+  if (cold_reader_ &&
+      cold_reader_(t.spec->id, key.view(), c->second.first_seq, c->second.last_seq, out).ok()) {
+    return 0;
+  }
+  out.clear();
+  return c->second.events;
+}
+
+void Shard::EventStore::DropCold(Template& t, const EntityKey& key) {
+  auto c = t.cold.find(key);
+  if (c == t.cold.end()) return;
+  garbage_.push_back({t.spec->id, std::string(key.view()), next_cold_seq_});
+  cold_events_ -= c->second.events;
+  bytes_ -= static_cast<int64_t>(key.heap_bytes());
+  t.cold.erase(c);
+}
+
+void Shard::EventStore::ColdHistoryOf(uint32_t template_id,
+                                      std::span<const std::string_view> entities,
+                                      std::span<const uint32_t> indices,
+                                      std::vector<ColdHistoryRef>& out) const {
+  ODS_CHECK(template_id < templates_.size());
+  const Template& t = *templates_[template_id];
+  if (t.cold.empty()) return;
+  for (uint32_t i : indices) {
+    auto c = t.cold.find(AsAbsl(entities[i]));
+    if (c == t.cold.end() || c->second.events == 0) continue;
+    out.push_back({i, c->second.first_seq, c->second.last_seq});
+  }
+}
+
+void Shard::EventStore::CollectHistoryMoves(Micros now, size_t max_visits,
+                                            std::vector<HistoryMove>& out) {
+  // At most this many events of one entity per move, so one step stays short.
+  constexpr size_t kMaxEventsPerMove = 4096;
+  size_t visits = 0;
+  for (size_t entered = 0;
+       entered <= templates_.size() && visits < max_visits && !templates_.empty(); ++entered) {
+    if (move_template_ >= templates_.size()) move_template_ = 0;
+    Template& t = *templates_[move_template_];
+    if (t.spec->history_ssd_after_micros <= 0) {
+      move_resume_key_.clear();
+      ++move_template_;
+      continue;
+    }
+    const Micros cutoff = now - t.spec->history_ssd_after_micros;
+    const Micros retention_cutoff = now - t.spec->history_retention_micros;
+    auto it = t.entities.begin();
+    if (!move_resume_key_.empty()) {
+      it = t.entities.find(AsAbsl(move_resume_key_));
+      if (it == t.entities.end()) it = t.entities.begin();
+    }
+    for (; it != t.entities.end() && visits < max_visits; ++it, ++visits) {
+      Entity& entity = it->second;
+      auto c = t.cold.find(it->first);
+      if (c != t.cold.end()) {
+        ColdRange& range = c->second;
+        if (range.pending > 0) continue;  // one move per entity at a time
+        if (range.events > 0 && range.newest < retention_cutoff) {
+          // All of them are past the retention: nothing reads them any more.
+          garbage_.push_back({t.spec->id, std::string(it->first.view()), range.last_seq + 1});
+          cold_events_ -= range.events;
+          range.events = 0;
+        }
+      }
+      size_t n = 0;
+      while (n < kMaxEventsPerMove && entity.history_begin + n < entity.history.size() &&
+             entity.history[entity.history_begin + n].event_time < cutoff) {
+        ++n;
+      }
+      if (n == 0) {
+        if (c != t.cold.end() && c->second.events == 0) {
+          // Nothing below RAM: retention trims its RAM history again.
+          bytes_ -= static_cast<int64_t>(it->first.heap_bytes());
+          t.cold.erase(c);
+        }
+        continue;
+      }
+      if (c == t.cold.end()) {
+        const size_t slots = t.cold.capacity();
+        c = t.cold.try_emplace(it->first).first;
+        bytes_ += static_cast<int64_t>((t.cold.capacity() - slots) * kColdSlotBytes +
+                                       it->first.heap_bytes());
+      }
+      HistoryMove& move = out.emplace_back();
+      move.template_id = t.spec->id;
+      move.entity.assign(it->first.view());
+      move.first_seq = next_cold_seq_;
+      move.encoded.resize(n);
+      for (size_t k = 0; k < n; ++k) {
+        const StoredEvent& e = entity.history[entity.history_begin + k];
+        record::EncodeRow(e.event_time, e.values, move.encoded[k]);
+      }
+      c->second.pending = static_cast<uint32_t>(n);
+      c->second.pending_seq = next_cold_seq_;
+      next_cold_seq_ += n;
+    }
+    if (it != t.entities.end()) {
+      move_resume_key_.assign(it->first.view());
+      break;
+    }
+    move_resume_key_.clear();
+    ++move_template_;
+  }
+}
+
+void Shard::EventStore::CommitHistoryMoves(std::span<const HistoryMove> moves, bool written) {
+  for (const HistoryMove& move : moves) {
+    Template& t = *templates_[move.template_id];
+    auto c = t.cold.find(AsAbsl(move.entity));
+    const auto n = static_cast<uint32_t>(move.encoded.size());
+    // Not ours any more: the entity went (DropCold made every seq so far garbage).
+    if (c == t.cold.end() || c->second.pending != n || c->second.pending_seq != move.first_seq) {
+      continue;
+    }
+    ColdRange& range = c->second;
+    range.pending = 0;
+    if (!written) continue;  // the events stay in RAM; the next sweep tries again
+    auto e = t.entities.find(AsAbsl(move.entity));
+    ODS_CHECK(e != t.entities.end());  // an entity's cold entry goes with it (DropCold)
+    Entity& entity = e->second;
+    // The prefix is still the one encoded: nothing else removes the front of the RAM history of
+    // an entity with a cold entry (Apply does not trim it).
+    ODS_CHECK(entity.history_begin + n <= entity.history.size());
+    Micros newest = range.events > 0 ? range.newest : std::numeric_limits<Micros>::min();
+    for (uint32_t k = 0; k < n; ++k) {
+      StoredEvent& stored = entity.history[entity.history_begin + k];
+      newest = std::max(newest, stored.event_time);
+      bytes_ -= static_cast<int64_t>(StoredEventBytes(stored));
+      std::vector<std::optional<record::Value>>().swap(stored.values);  // frees its capacity
+    }
+    entity.history_begin += n;
+    bytes_ += CompactFront(entity.history, entity.history_begin, &HistoryBytes);
+    if (range.events == 0) range.first_seq = move.first_seq;
+    range.last_seq = move.first_seq + n - 1;
+    range.events += n;
+    range.newest = newest;
+    cold_events_ += n;
+    cold_moved_ += n;
+  }
 }
 
 }  // namespace ods::shard

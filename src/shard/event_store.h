@@ -71,8 +71,22 @@ class Shard::EventStore {
                   Micros now, uint64_t& budget_bytes, Status& error) const;
   bool ReadHistorical(uint32_t template_id, std::span<const AggregationRead> reads,
                       std::span<const std::string_view> entities, std::span<const Micros> as_of,
-                      std::span<const uint32_t> indices, uint64_t& budget_bytes,
-                      Status& error) const;
+                      std::span<const uint32_t> indices, uint64_t& budget_bytes, Status& error,
+                      std::span<const ColdHistory> cold) const;
+
+  // As the Shard methods of the same names (retained events below RAM).
+  void ColdHistoryOf(uint32_t template_id, std::span<const std::string_view> entities,
+                     std::span<const uint32_t> indices, std::vector<ColdHistoryRef>& out) const;
+  void CollectHistoryMoves(Micros now, size_t max_visits, std::vector<HistoryMove>& out);
+  void CommitHistoryMoves(std::span<const HistoryMove> moves, bool written);
+  void TakeHistoryGarbage(std::vector<HistoryGarbage>& out) {
+    out.insert(out.end(), std::make_move_iterator(garbage_.begin()),
+               std::make_move_iterator(garbage_.end()));
+    garbage_.clear();
+  }
+  void SetColdHistoryReader(ColdHistoryReader reader) { cold_reader_ = std::move(reader); }
+  uint64_t cold_events() const { return cold_events_; }
+  uint64_t cold_moved() const { return cold_moved_; }
 
   // Visits up to `max_visits` entities from where the previous call stopped (wrapping around
   // over the templates) and removes those whose newest event is older than every window and the
@@ -87,10 +101,7 @@ class Shard::EventStore {
 
  private:
   // One retained event: its time and the template's values (absent ones disengaged).
-  struct StoredEvent {
-    Micros event_time = 0;
-    std::vector<std::optional<record::Value>> values;
-  };
+  using StoredEvent = HistoryEvent;
   // The tiles of the template's user-defined aggregations, parallel to Template::customs (may
   // be shorter: a series not yet touched is empty).
   // Inline for up to two (one heap block with the entity's pointer to it).
@@ -132,6 +143,17 @@ class Shard::EventStore {
     const AggregationSpec& spec_;     // owned by the Template's aggregations
     const TemplateSpec& template_;
   };
+  // An entity's events below RAM: seqs [first_seq, last_seq] when events > 0 (other seqs in
+  // that range belong to other entities), plus `pending` more (seqs from pending_seq) written
+  // and not yet committed.
+  struct ColdRange {
+    uint64_t first_seq = 0;
+    uint64_t last_seq = 0;
+    uint64_t pending_seq = 0;
+    uint32_t events = 0;
+    uint32_t pending = 0;
+    Micros newest = 0;  // newest event time of the committed events
+  };
   struct Custom {
     std::shared_ptr<const AggregationSpec> spec;
     std::unique_ptr<LuaAggregator> fn;
@@ -150,6 +172,10 @@ class Shard::EventStore {
     absl::flat_hash_map<std::string, Micros> seen_ids;
     std::vector<std::pair<Micros, std::string>> id_order;
     size_t id_order_begin = 0;
+    // Entities with retained events below RAM (or a move of some in flight): only for a
+    // template with history_ssd_after. Such an entity's RAM history is not trimmed by
+    // retention: its events move below RAM, which the move sweep trims as a whole.
+    absl::flat_hash_map<EntityKey, ColdRange, EntityKeyHash, EntityKeyEq> cold;
   };
 
   // Drops history older than the retention and event ids older than the dedup window; each
@@ -160,10 +186,27 @@ class Shard::EventStore {
   // Parts of MemoryBytes(). A map slot is its key and value plus one control byte.
   static constexpr size_t kEntitySlotBytes = sizeof(EntityKey) + sizeof(Entity) + 1;
   static constexpr size_t kSeenIdSlotBytes = sizeof(std::string) + sizeof(Micros) + 1;
+  static constexpr size_t kColdSlotBytes = sizeof(EntityKey) + sizeof(ColdRange) + 1;
   static size_t StoredEventBytes(const StoredEvent& e);
   static size_t HistoryBytes(const std::vector<StoredEvent>& history);
   static size_t IdOrderBytes(const std::vector<std::pair<Micros, std::string>>& order);
   static size_t EntityBytes(const EntityKey& key, const Entity& entity);
+
+  // The entity's events below RAM (read through cold_reader_) into `out`, replaced; empty when
+  // it has none. A read error leaves them out; returns how many were expected then, else 0.
+  uint64_t LoadCold(const Template& t, const EntityKey& key, std::vector<StoredEvent>& out) const;
+  // Calls fn(event) for `cold` then the live RAM history of `entity`, in arrival order.
+  template <class Fn>
+  static void ForEachRetained(const std::vector<StoredEvent>* cold, const Entity& entity,
+                              const Fn& fn) {
+    if (cold != nullptr) {
+      for (const StoredEvent& e : *cold) fn(e);
+    }
+    for (size_t i = entity.history_begin; i < entity.history.size(); ++i) fn(entity.history[i]);
+  }
+  // Forgets the events below RAM of `key` (its entity is going): garbage up to every seq
+  // given so far, in-flight moves included.
+  void DropCold(Template& t, const EntityKey& key);
 
   // Rebuilds layouts[0] from the built-in aggregations (only while no entity borrows it).
   static void LayOutBuiltIns(Template& t);
@@ -196,6 +239,16 @@ class Shard::EventStore {
   // template's first). A key erased in between restarts that template's walk.
   size_t sweep_template_ = 0;
   std::string sweep_resume_key_;
+  // Retained events below RAM: the next seq to give (shard-wide, so an entity that goes and
+  // comes back never reuses one), events below RAM now and moved since start, ranges to
+  // delete, and where CollectHistoryMoves resumes (as the idle sweep's cursor).
+  uint64_t next_cold_seq_ = 1;
+  uint64_t cold_events_ = 0;
+  uint64_t cold_moved_ = 0;
+  std::vector<HistoryGarbage> garbage_;
+  ColdHistoryReader cold_reader_;
+  size_t move_template_ = 0;
+  std::string move_resume_key_;
 };
 
 }  // namespace ods::shard

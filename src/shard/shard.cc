@@ -365,6 +365,8 @@ ShardStats Shard::Stats() {
   s.memory_bytes = memory_bytes_.load(std::memory_order_relaxed);
   s.entities = events_->entities();
   s.event_state_bytes = events_->TrackedBytes();
+  s.history_events_ssd = events_->cold_events();
+  s.history_moved = events_->cold_moved();
   return s;
 }
 
@@ -471,10 +473,38 @@ bool Shard::ReadOnline(uint32_t template_id, std::span<const AggregationRead> re
 bool Shard::ReadHistorical(uint32_t template_id, std::span<const AggregationRead> reads,
                            std::span<const std::string_view> entities,
                            std::span<const Micros> as_of, std::span<const uint32_t> indices,
-                           uint64_t& budget_bytes, Status& error) {
+                           uint64_t& budget_bytes, Status& error,
+                           std::span<const ColdHistory> cold) {
   MutexLock lock(mu_);
   return events_->ReadHistorical(template_id, reads, entities, as_of, indices, budget_bytes,
-                                 error);
+                                 error, cold);
+}
+
+void Shard::ColdHistoryOf(uint32_t template_id, std::span<const std::string_view> entities,
+                          std::span<const uint32_t> indices, std::vector<ColdHistoryRef>& out) {
+  MutexLock lock(mu_);
+  events_->ColdHistoryOf(template_id, entities, indices, out);
+}
+
+void Shard::CollectHistoryMoves(size_t max_visits, std::vector<HistoryMove>& out) {
+  MutexLock lock(mu_);
+  events_->CollectHistoryMoves(clock_.NowMicros(), max_visits, out);
+}
+
+void Shard::CommitHistoryMoves(std::span<const HistoryMove> moves, bool written) {
+  MutexLock lock(mu_);
+  events_->CommitHistoryMoves(moves, written);
+  event_bytes_.store(events_->TrackedBytes(), std::memory_order_relaxed);
+}
+
+void Shard::TakeHistoryGarbage(std::vector<HistoryGarbage>& out) {
+  MutexLock lock(mu_);
+  events_->TakeHistoryGarbage(out);
+}
+
+void Shard::SetColdHistoryReader(ColdHistoryReader reader) {
+  MutexLock lock(mu_);
+  events_->SetColdHistoryReader(std::move(reader));
 }
 
 struct Shard::FunctionSlot {

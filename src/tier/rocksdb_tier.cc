@@ -35,6 +35,37 @@ Status FromRocks(const rocksdb::Status& s, std::string_view what) {
   return InternalError(std::move(message));
 }
 
+// Retained events live in the default column family under keys that start with a 0 byte, which no
+// record or marker key does (those start with the varint length of a non-empty table name):
+// 0 | template id (4 bytes, big-endian) | varint len(entity) | entity | seq (8 bytes, big-endian).
+// Big-endian numbers keep one entity's events in seq order and contiguous.
+constexpr char kEventsBegin[] = {'\0'};
+constexpr char kEventsEnd[] = {'\1'};
+
+void AppendBigEndian(uint64_t v, int bytes, std::string& out) {
+  for (int i = bytes - 1; i >= 0; --i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+
+void EncodeEventPrefix(uint32_t template_id, std::string_view entity, std::string& out) {
+  out.clear();
+  out.push_back('\0');
+  AppendBigEndian(template_id, 4, out);
+  internal::PutVarint(entity.size(), out);
+  out.append(entity);
+}
+
+void EncodeEventKey(uint32_t template_id, std::string_view entity, uint64_t seq,
+                    std::string& out) {
+  EncodeEventPrefix(template_id, entity, out);
+  AppendBigEndian(seq, 8, out);
+}
+
+uint64_t ReadBigEndian64(const char* p) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v = (v << 8) | static_cast<uint8_t>(p[i]);
+  return v;
+}
+
 }  // namespace
 
 struct WriteBatch::Rep {
@@ -77,6 +108,20 @@ void WriteBatch::PutMarker(std::string_view table, std::string_view key, uint64_
 void WriteBatch::DeleteMarker(std::string_view table, std::string_view key) {
   internal::EncodeMarkerKey(table, key, rep_->key);
   ODS_CHECK(rep_->batch.Delete(rep_->key).ok());
+  ++rep_->count;
+}
+
+void WriteBatch::PutEvent(uint32_t template_id, std::string_view entity, uint64_t seq,
+                          std::string_view encoded) {
+  EncodeEventKey(template_id, entity, seq, rep_->key);
+  ODS_CHECK(rep_->batch.Put(rep_->key, rocksdb::Slice(encoded.data(), encoded.size())).ok());
+  ++rep_->count;
+}
+
+void WriteBatch::DeleteEvents(uint32_t template_id, std::string_view entity, uint64_t seq_end) {
+  EncodeEventKey(template_id, entity, 0, rep_->key);
+  EncodeEventKey(template_id, entity, seq_end, rep_->value);
+  ODS_CHECK(rep_->batch.DeleteRange(rep_->key, rep_->value).ok());
   ++rep_->count;
 }
 
@@ -212,6 +257,14 @@ Result<std::unique_ptr<RocksDbTier>> RocksDbTier::Open(const TierOptions& option
     return FromRocks(s, what);
   }
   impl->db.reset(raw);
+  // Events below RAM belonged to the previous process's event state, which is gone.
+  if (rocksdb::Status cleared = impl->db->DeleteRange(rocksdb::WriteOptions(),
+                                                      impl->db->DefaultColumnFamily(),
+                                                      rocksdb::Slice(kEventsBegin, 1),
+                                                      rocksdb::Slice(kEventsEnd, 1));
+      !cleared.ok()) {
+    return FromRocks(cleared, "durable tier '" + options.dir + "': clearing old events failed");
+  }
   impl->committer = std::thread([p = impl.get()] { p->RunCommitter(); });
   return std::unique_ptr<RocksDbTier>(new RocksDbTier(std::move(impl)));
 }
@@ -242,6 +295,39 @@ Result<uint64_t> RocksDbTier::Write(const WriteBatch& batch) {
   return impl_->written.fetch_add(1, std::memory_order_acq_rel) + 1;
 }
 
+Status RocksDbTier::WriteEvents(const WriteBatch& batch) {
+  rocksdb::WriteOptions options;
+  options.disableWAL = true;
+  const rocksdb::Status s =
+      impl_->db->Write(options, const_cast<rocksdb::WriteBatch*>(&batch.rep_->batch));
+  if (!s.ok()) return FromRocks(s, "durable tier '" + impl_->dir + "': writing events failed");
+  return OkStatus();
+}
+
+Status RocksDbTier::ReadEvents(
+    uint32_t template_id, std::string_view entity, uint64_t first_seq, uint64_t last_seq,
+    const std::function<void(uint64_t seq, std::string_view encoded)>& fn) const {
+  std::string prefix;
+  EncodeEventPrefix(template_id, entity, prefix);
+  std::string begin = prefix;
+  AppendBigEndian(first_seq, 8, begin);
+  rocksdb::ReadOptions options;
+  std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(options));
+  for (it->Seek(begin); it->Valid(); it->Next()) {
+    const rocksdb::Slice k = it->key();
+    if (k.size() != prefix.size() + 8 || !k.starts_with(prefix)) break;
+    const uint64_t seq = ReadBigEndian64(k.data() + prefix.size());
+    if (seq > last_seq) break;
+    fn(seq, {it->value().data(), it->value().size()});
+  }
+  if (!it->status().ok()) {
+    return FromRocks(it->status(), "durable tier '" + impl_->dir + "': reading events of template " +
+                                       std::to_string(template_id) + ", entity '" +
+                                       QuoteForMessage(entity) + "'");
+  }
+  return OkStatus();
+}
+
 Status RocksDbTier::WaitDurable(uint64_t ticket) { return impl_->SyncTo(ticket); }
 
 void RocksDbTier::OnDurable(uint64_t ticket, std::function<void(const Status&)> done) {
@@ -265,7 +351,8 @@ Status RocksDbTier::ForEach(const std::function<void(const StoredRecord&)>& fn) 
   options.fill_cache = false;
   std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(options));
   record::Record record;
-  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+  // Records and markers only: the events' keys sort first (see kEventsBegin).
+  for (it->Seek(rocksdb::Slice(kEventsEnd, 1)); it->Valid(); it->Next()) {
     const rocksdb::Slice k = it->key();
     const rocksdb::Slice v = it->value();
     StoredRecord stored;

@@ -61,6 +61,7 @@ TEST(EventTemplateTest, EveryKeyIsParsedIntoItsField) {
     max_future: 30s
     history_retention: 14d
     dedup_window: 5m
+    history_ssd_after: 1d
 )",
                                 "test.yaml");
   ASSERT_THAT(r, IsOk());
@@ -80,6 +81,7 @@ TEST(EventTemplateTest, EveryKeyIsParsedIntoItsField) {
   EXPECT_EQ(t.max_future_micros, 30 * kSecond);
   EXPECT_EQ(t.history_retention_micros, 14 * kDay);
   EXPECT_EQ(t.dedup_window_micros, 5 * kMinute);
+  EXPECT_EQ(t.history_ssd_after_micros, kDay);
   EXPECT_EQ(t.position, "test.yaml:2:3");
   EXPECT_TRUE(r->definitions.aggregations.empty());
 }
@@ -95,7 +97,19 @@ TEST(EventTemplateTest, OmittedKeysTakeTheirDefaults) {
   EXPECT_EQ(t.max_future_micros, kMinute);
   EXPECT_EQ(t.history_retention_micros, 7 * kDay);
   EXPECT_EQ(t.dedup_window_micros, 10 * kMinute);
+  EXPECT_EQ(t.history_ssd_after_micros, 0);
   EXPECT_EQ(t.position, "test.yaml:2:3");
+}
+
+TEST(EventTemplateTest, HistorySsdAfterMustBeAtLeastASecondAndShorterThanTheRetention) {
+  EXPECT_EQ(LoadError("event_templates:\n  tx: {key: id, timestamp: ts, history_retention: 7d, "
+                      "history_ssd_after: 7d}\n"),
+            "test.yaml:2:74: event_templates.tx.history_ssd_after: must be shorter than "
+            "history_retention (7d): events older than the retention are not kept anywhere");
+  EXPECT_EQ(LoadError("event_templates:\n  tx: {key: id, timestamp: ts, history_ssd_after: 500ms}\n"),
+            "test.yaml:2:51: event_templates.tx.history_ssd_after: too short; expected at least 1s");
+  EXPECT_THAT(LoadError("event_templates:\n  tx: {key: id, timestamp: ts, history_ssd_after: soon}\n"),
+              ::testing::HasSubstr("test.yaml:2:51: event_templates.tx.history_ssd_after"));
 }
 
 TEST(EventTemplateTest, NoSectionsGiveNoDefinitions) {
@@ -204,7 +218,8 @@ TEST(EventTemplateTest, FieldsAreCheckedAsTablesFieldsAre) {
 TEST(EventTemplateTest, UnknownKeyIsRejected) {
   EXPECT_EQ(LoadError("event_templates:\n  tx:\n    key: id\n    timestamp: ts\n    ttl: 1d\n"),
             "test.yaml:5:5: unknown key 'ttl' in event_templates.tx; expected one of: key, "
-            "timestamp, fields, allowed_lateness, max_future, history_retention, dedup_window");
+            "timestamp, fields, allowed_lateness, max_future, history_retention, dedup_window, "
+            "history_ssd_after");
 }
 
 TEST(EventTemplateTest, SectionMustBeAMapping) {

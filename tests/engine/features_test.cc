@@ -22,6 +22,7 @@
 #include "ods/common/clock.h"
 #include "ods/common/units.h"
 #include "ods/engine/engine.h"
+#include "support/odsd_process.h"
 #include "support/test_util.h"
 
 namespace ods::engine {
@@ -544,6 +545,168 @@ TEST_F(FeaturesTest, AnAggregationRegisteredAtRunTimeIsBackfilledFromHistory) {
   defs.aggregations[0].windows = {kHour};
   EXPECT_THAT(engine_->ApplyDefinitions(defs), StatusIs(StatusCode::kAlreadyExists));
   EXPECT_EQ(engine_->ListDefinitions().aggregations.size(), MakeConfig().definitions.aggregations.size() + 2);
+}
+
+// Retained events below RAM (event_templates.NAME.history_ssd_after, issue #6 point 5): the
+// same random stream as the parity test, with events older than 6h moved to a real RocksDB tier
+// while it runs; historical answers, and a backfill of an aggregation added at the end, read
+// them back and still equal the brute-force reference.
+class HistoryBelowRamTest : public ::testing::Test {
+ protected:
+  void SetUp() override { Open(); }
+  void Open() {
+    engine_.reset();
+    config::Config c = MakeConfig();
+    c.storage.data_dir = data_.path();
+    c.definitions.event_templates[0].history_ssd_after_micros = 6 * kHour;
+    Result<std::unique_ptr<Engine>> e = Engine::Create(c, clock_);
+    ASSERT_THAT(e, IsOk());
+    engine_ = std::move(*e);
+  }
+  std::vector<FeatureColumn> Historical(const std::vector<std::string>& users, Micros as_of,
+                                        const std::vector<std::string_view>& features) {
+    std::vector<EntityRow> rows;
+    for (const std::string& u : users) rows.push_back({u, as_of});
+    Result<std::vector<FeatureColumn>> r = engine_->GetHistoricalFeatures(rows, features);
+    EXPECT_THAT(r, IsOk());
+    return r.ok() ? *r : std::vector<FeatureColumn>{};
+  }
+
+  ::ods::testing::TempDir data_;
+  FakeClock clock_{Micros{1'700'000'000} * kSecond + 12'345};
+  std::unique_ptr<Engine> engine_;
+};
+
+TEST_F(HistoryBelowRamTest, HistoricalAnswersAndBackfillsReadEventsBelowRam) {
+  std::mt19937_64 rng(20261202);
+  const std::vector<std::string> users = {"u0", "u1", "u2", "u3", "u4"};
+  const std::vector<std::string> merchants = {"m0", "m1", "m2", "m3", "m4", "m5"};
+  const config::Config config = MakeConfig();
+  std::vector<std::string> refs;
+  for (const auto& a : config.definitions.aggregations) {
+    for (Micros w : a.windows) refs.push_back(a.name + "@" + FormatDuration(w));
+  }
+  std::vector<std::string_view> ref_views(refs.begin(), refs.end());
+  std::vector<RawEvent> log;
+  std::vector<Micros> checkpoints;
+  Micros now = clock_.NowMicros();
+  for (int step = 0; step < 120; ++step) {
+    const Micros previous = now;
+    now += std::uniform_int_distribution<Micros>(kMinute, 2 * kHour)(rng);
+    clock_.Set(now);
+    std::vector<RawEvent> batch;
+    const int count = std::uniform_int_distribution<int>(0, 30)(rng);
+    for (int i = 0; i < count; ++i) {
+      RawEvent e;
+      e.user = users[std::uniform_int_distribution<size_t>(0, users.size() - 1)(rng)];
+      // Mostly in order, some late by up to 3h (allowed_lateness): the move takes only the
+      // arrival-order prefix older than 6h, so late events stay in RAM until it reaches them.
+      e.time = std::uniform_int_distribution<Micros>(previous + 1, now)(rng);
+      if (i % 5 == 4) e.time = std::uniform_int_distribution<Micros>(now - 3 * kHour + kMinute, now)(rng);
+      e.amount = std::uniform_real_distribution<double>(-50, 500)(rng);
+      e.qty = std::uniform_int_distribution<int64_t>(-5, 100)(rng);
+      e.merchant = merchants[std::uniform_int_distribution<size_t>(0, merchants.size() - 1)(rng)];
+      e.has_amount = i % 11 != 5;
+      batch.push_back(e);
+    }
+    Result<PushResult> pushed = Push(*engine_, batch);
+    ASSERT_THAT(pushed, IsOk());
+    ASSERT_EQ(pushed->applied, batch.size());
+    log.insert(log.end(), batch.begin(), batch.end());
+    engine_->SweepHistoryOnce();
+    if (step % 4 == 3) checkpoints.push_back(now);
+  }
+  const EngineStats stats = engine_->Stats();
+  ASSERT_GT(stats.history_moved, log.size() / 2) << "most events are older than 6h by now";
+  EXPECT_EQ(stats.history_events_ssd, stats.history_moved);  // nothing past the 30d retention
+  size_t compared = 0;
+  for (Micros at : checkpoints) {
+    const std::vector<FeatureColumn> historical = Historical(users, at, ref_views);
+    ASSERT_EQ(historical.size(), refs.size());
+    size_t f = 0;
+    for (const auto& a : config.definitions.aggregations) {
+      for (Micros w : a.windows) {
+        for (size_t u = 0; u < users.size(); ++u) {
+          const bool known = std::any_of(log.begin(), log.end(), [&](const RawEvent& e) {
+            return e.user == users[u] && e.time <= at;
+          });
+          const std::string what = refs[f] + " of " + users[u] + " at " + std::to_string(at);
+          if (!known) {
+            EXPECT_EQ(historical[f].statuses[u], FeatureStatus::kNotFound) << what;
+            continue;
+          }
+          ExpectNear(historical[f].values[u], Reference(a.fn, a.field, a.n, w, log, users[u], at),
+                     a.fn, what);
+          ++compared;
+        }
+        ++f;
+      }
+    }
+  }
+  EXPECT_GT(compared, 1000u);
+
+  // An aggregation added now is backfilled from the events in RAM and below RAM alike.
+  config::Definitions defs;
+  defs.aggregations.push_back(Agg("late_sum", "sum", "amount", 0, {2 * kDay}));
+  defs.aggregations.push_back(Agg("late_top", "top_k", "merchant", 2, {2 * kDay}));
+  Result<ApplyReport> report = engine_->ApplyDefinitions(defs);
+  ASSERT_THAT(report, IsOk());
+  EXPECT_EQ(report->events_replayed, 2 * log.size());  // every event, below RAM or not
+  std::vector<std::string_view> user_views(users.begin(), users.end());
+  const std::vector<std::string_view> late = {"late_sum", "late_top"};
+  Result<std::vector<FeatureColumn>> online =
+      engine_->GetOnlineFeatures(user_views, late, std::nullopt);
+  ASSERT_THAT(online, IsOk());
+  for (size_t u = 0; u < users.size(); ++u) {
+    ExpectNear((*online)[0].values[u], Reference("sum", "amount", 0, 2 * kDay, log, users[u], now),
+               "sum", users[u]);
+    ExpectNear((*online)[1].values[u],
+               Reference("top_k", "merchant", 2, 2 * kDay, log, users[u], now), "top_k", users[u]);
+  }
+}
+
+TEST_F(HistoryBelowRamTest, EventsBelowRamGoPastTheRetentionWithTheirEntityAndAtRestart) {
+  const Micros start = clock_.NowMicros();
+  for (int i = 0; i < 50; ++i) {
+    ASSERT_THAT(Push(*engine_, {{"u1", start - kSecond, 1.0, i, "m"}, {"u2", start - kSecond, 2.0, i, "m"}}),
+                IsOk());
+  }
+  clock_.Advance(7 * kHour);
+  EXPECT_EQ(engine_->SweepHistoryOnce(), 100u);
+  EXPECT_EQ(engine_->Stats().history_events_ssd, 100u);
+  EXPECT_EQ(engine_->SweepHistoryOnce(), 0u);  // nothing more is old enough
+  // u2 keeps getting events: its old ones go when they pass the 30d retention.
+  clock_.Advance(30 * kDay);
+  ASSERT_THAT(Push(*engine_, {{"u2", clock_.NowMicros() - kSecond, 3.0, 1, "m"}}), IsOk());
+  engine_->SweepExpiredOnce();  // u1 is idle past every window and the retention: it goes
+  EXPECT_EQ(engine_->Stats().entities, 1u);
+  engine_->SweepHistoryOnce();
+  EXPECT_EQ(engine_->Stats().history_events_ssd, 0u);
+  std::vector<FeatureColumn> h = Historical({"u2"}, clock_.NowMicros(), {"n@1h", "n@2d"});
+  ASSERT_EQ(h.size(), 2u);
+  EXPECT_EQ(h[0].values[0], aggregate::Output(Value(int64_t{1})));
+  // A restart starts with no event state, below RAM included.
+  clock_.Advance(7 * kHour);
+  engine_->SweepHistoryOnce();
+  Open();
+  EXPECT_EQ(engine_->Stats().history_events_ssd, 0u);
+  EXPECT_EQ(Historical({"u2"}, clock_.NowMicros(), {"n@2d"})[0].statuses[0],
+            FeatureStatus::kNotFound);
+}
+
+TEST(HistoryBelowRamConfigTest, ATemplateAppliedAtRunTimeNeedsTheSsdTier) {
+  FakeClock clock{Micros{1'700'000'000} * kSecond};
+  config::Config c = MakeConfig();
+  c.definitions = {};
+  Result<std::unique_ptr<Engine>> engine = Engine::Create(c, clock);
+  ASSERT_THAT(engine, IsOk());
+  config::Definitions defs = MakeConfig().definitions;
+  defs.aggregations.clear();
+  defs.event_templates[0].history_ssd_after_micros = kHour;
+  EXPECT_THAT((*engine)->ApplyDefinitions(defs),
+              StatusIs(StatusCode::kFailedPrecondition,
+                       HasSubstr("event_templates.tx.history_ssd_after: no SSD tier is open")));
+  EXPECT_TRUE((*engine)->ListDefinitions().event_templates.empty());
 }
 
 config::DerivedFeatureConfig Weighted(std::string name,

@@ -58,6 +58,31 @@ TEST(CodecTest, EveryValueTypeRoundTrips) {
   EXPECT_EQ(out.version, 9u);
 }
 
+TEST(CodecTest, RowsOfOptionalValuesRoundTripAndCorruptRowsAreDataLoss) {
+  const std::vector<std::optional<Value>> row = {Value(int64_t{-3}), std::nullopt,
+                                                 Value(std::string("m1")), Value(2.5),
+                                                 Value(std::vector<float>{1.0f}), std::nullopt};
+  std::string encoded;
+  EncodeRow(-42, row, encoded);
+  Micros time = 0;
+  std::vector<std::optional<Value>> back = {Value(true)};  // replaced
+  ASSERT_THAT(DecodeRow(encoded, time, back), IsOk());
+  EXPECT_EQ(time, -42);
+  EXPECT_EQ(back, row);
+  EncodeRow(7, {}, encoded);
+  ASSERT_THAT(DecodeRow(encoded, time, back), IsOk());
+  EXPECT_TRUE(back.empty());
+  EncodeRow(-42, row, encoded);
+  for (size_t cut = 0; cut < encoded.size(); ++cut) {
+    EXPECT_THAT(DecodeRow(encoded.substr(0, cut), time, back), StatusIs(StatusCode::kDataLoss))
+        << cut;
+  }
+  EXPECT_THAT(DecodeRow(encoded + "x", time, back), StatusIs(StatusCode::kDataLoss));
+  std::string bad_type = encoded;
+  bad_type[2] = 9;  // the first value's type byte
+  EXPECT_THAT(DecodeRow(bad_type, time, back), StatusIs(StatusCode::kDataLoss));
+}
+
 TEST(CodecTest, EmptyValuesRoundTrip) {
   Record in;
   in.fields = {{"s", std::string()}, {"y", Bytes{}}, {"v", std::vector<float>{}},

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <functional>
 #include <limits>
+#include <map>
 #include <memory>
 #include <numeric>
 #include <optional>
@@ -17,6 +18,7 @@
 #include <vector>
 
 #include "ods/common/clock.h"
+#include "ods/record/codec.h"
 #include "ods/record/schema.h"
 
 namespace ods::shard {
@@ -831,7 +833,19 @@ TEST(ShardEventBytesTest, TheRunningFigureEqualsAWalkAfterEveryChange) {
   t->history_retention_micros = 2 * kHour;
   t->dedup_window_micros = 10 * 60 * kSecond;
   t->field_names = {"merchant", "amount"};
+  t->history_ssd_after_micros = kHour / 2;  // retained events move below RAM too
   shard.AddTemplate(t);
+  // Below RAM: a map standing in for the SSD tier (the engine's is RocksDB).
+  std::map<std::pair<std::string, uint64_t>, std::string> below;
+  shard.SetColdHistoryReader([&](uint32_t, std::string_view entity, uint64_t first,
+                                 uint64_t last, std::vector<HistoryEvent>& out) {
+    for (auto it = below.lower_bound({std::string(entity), first});
+         it != below.end() && it->first.first == entity && it->first.second <= last; ++it) {
+      HistoryEvent& e = out.emplace_back();
+      if (Status s = record::DecodeRow(it->second, e.event_time, e.values); !s.ok()) return s;
+    }
+    return OkStatus();
+  });
   uint32_t next_id = 0;
   // Lua aggregators too: string states that outgrow the small-string buffer, and one over the
   // whole event that fails on some events (which must change nothing).
@@ -908,6 +922,18 @@ function finalize(s) return s.n end)";
     std::vector<EventOutcome> outcomes(batch);
     shard.ApplyEvents(events, AllIndices(batch), outcomes);
     ASSERT_EQ(shard.Stats().event_state_bytes, shard.CountEventStateBytes()) << "step " << step;
+    if (pick(3) == 0) {
+      std::vector<HistoryMove> moves;
+      shard.CollectHistoryMoves(1 + pick(80), moves);
+      const bool written = pick(5) != 0;  // sometimes the write "fails": events stay in RAM
+      for (const HistoryMove& m : moves) {
+        for (size_t k = 0; k < m.encoded.size() && written; ++k) {
+          below[{m.entity, m.first_seq + k}] = m.encoded[k];
+        }
+      }
+      shard.CommitHistoryMoves(moves, written);
+      ASSERT_EQ(shard.Stats().event_state_bytes, shard.CountEventStateBytes()) << "step " << step;
+    }
     clock.Advance(static_cast<Micros>(pick(120)) * kSecond);
     if (step % 50 == 49) {
       clock.Advance(static_cast<Micros>(pick(30)) * kHour);  // most state ages out
@@ -923,6 +949,7 @@ function finalize(s) return s.n end)";
   }
   EXPECT_GT(shard.Stats().event_state_bytes, 0u);
   EXPECT_GT(shard.Stats().events_failed, 0u);  // the failure path was taken
+  EXPECT_GT(shard.Stats().history_moved, 0u);
 }
 
 }  // namespace

@@ -63,6 +63,49 @@ Record EveryType() {
   return r;
 }
 
+// Retained events below RAM: per (template, entity), by seq; range deletes; never seen by
+// ForEach (recovery of records); cleared when the tier opens again.
+TEST(RocksDbTierTest, EventsAreReadByRangeDeletedByRangeAndClearedAtOpen) {
+  TempDir dir;
+  auto events_of = [](const RocksDbTier& tier, uint32_t template_id, std::string_view entity,
+                      uint64_t first, uint64_t last) {
+    std::vector<std::pair<uint64_t, std::string>> out;
+    EXPECT_THAT(tier.ReadEvents(template_id, entity, first, last,
+                                [&](uint64_t seq, std::string_view bytes) {
+                                  out.emplace_back(seq, std::string(bytes));
+                                }),
+                IsOk());
+    return out;
+  };
+  using Events = std::vector<std::pair<uint64_t, std::string>>;
+  {
+    std::unique_ptr<RocksDbTier> tier = OpenOrDie(dir.path());
+    WriteBatch records;
+    records.Put("t", "k", EveryType(), 0, 1);
+    ASSERT_THAT(tier->Write(records), IsOk());
+    WriteBatch events;
+    // "u" and "u1": one entity key a prefix of another stays apart; seqs beyond 255 sort right.
+    for (uint64_t seq : {1, 2, 300, 301}) events.PutEvent(0, "u", seq, "e" + std::to_string(seq));
+    events.PutEvent(0, "u1", 5, "other entity");
+    events.PutEvent(1, "u", 7, "other template");
+    ASSERT_THAT(tier->WriteEvents(events), IsOk());
+    EXPECT_EQ(events_of(*tier, 0, "u", 0, UINT64_MAX),
+              (Events{{1, "e1"}, {2, "e2"}, {300, "e300"}, {301, "e301"}}));
+    EXPECT_EQ(events_of(*tier, 0, "u", 2, 300), (Events{{2, "e2"}, {300, "e300"}}));
+    EXPECT_EQ(events_of(*tier, 1, "u", 0, 100), (Events{{7, "other template"}}));
+    WriteBatch garbage;
+    garbage.DeleteEvents(0, "u", 300);  // seqs below 300
+    ASSERT_THAT(tier->WriteEvents(garbage), IsOk());
+    EXPECT_EQ(events_of(*tier, 0, "u", 0, UINT64_MAX), (Events{{300, "e300"}, {301, "e301"}}));
+    EXPECT_EQ(events_of(*tier, 0, "u1", 0, UINT64_MAX), (Events{{5, "other entity"}}));
+    EXPECT_EQ(LoadAll(*tier).size(), 1u);  // the record only
+  }
+  std::unique_ptr<RocksDbTier> tier = OpenOrDie(dir.path());
+  EXPECT_TRUE(events_of(*tier, 0, "u", 0, UINT64_MAX).empty());
+  EXPECT_TRUE(events_of(*tier, 1, "u", 0, UINT64_MAX).empty());
+  EXPECT_EQ(LoadAll(*tier).size(), 1u);  // records stay
+}
+
 TEST(RocksDbTierTest, RecordsSurviveReopenWithVersionExpiryAndEventTime) {
   TempDir dir;
   {

@@ -291,6 +291,10 @@ struct EventTemplateConfig {
   // An event whose event_id was seen within this long (by arrival) is a duplicate and is not
   // applied again; 0 disables de-duplication. Default: 10m. Range: [0, 7d].
   Micros dedup_window_micros = 600'000'000;
+  // Retained events whose event time is at least this long ago move from RAM to the SSD tier
+  // (RocksDB under data_dir), where GetHistoricalFeatures and backfills read them back. 0 keeps
+  // them all in RAM. Default: 0. Range: [1s, history_retention).
+  Micros history_ssd_after_micros = 0;
   // "FILE:LINE:COLUMN" of the definition, for errors found after parsing.
   std::string position;
 };

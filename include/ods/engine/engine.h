@@ -47,6 +47,8 @@ struct EngineStats {
   uint64_t events_late = 0;      // rejected as older than allowed_lateness
   uint64_t entities = 0;         // (template, entity) states held
   uint64_t event_state_bytes = 0;  // tiles + retained events, estimated
+  uint64_t history_events_ssd = 0;  // retained events below RAM (history_ssd_after)
+  uint64_t history_moved = 0;       // retained events moved below RAM since start
   // Durable tier (tables whose durability is not none); all 0 when no table is durable.
   uint64_t recovered_records = 0;  // records loaded from the tier at start
   uint64_t durable_batches = 0;    // Put/Delete calls written to the tier since start
@@ -249,6 +251,12 @@ class Engine {
   // the tables' rules on a bounded slice of each shard; last, deletes backing-store copies
   // left as garbage. Each shard is locked for a bounded slice at a time. Returns the moves.
   size_t SweepTiersOnce();
+  // One pass of the retained-events sweep (run by the sweeper after SweepTiersOnce): on a
+  // bounded slice of each shard, moves retained events older than their template's
+  // history_ssd_after to the SSD tier (written outside the shard lock, then dropped from RAM)
+  // and deletes events below RAM that are past the retention or whose entity went. Returns
+  // the events moved.
+  size_t SweepHistoryOnce();
 
   // --- Events and features (docs/api.md, "Features") ---
 
@@ -389,6 +397,16 @@ class Engine {
                             std::span<const std::string_view> fields,
                             std::span<const shard::BelowRam> below,
                             std::span<std::optional<record::Record>> out, uint64_t& budget_bytes);
+  // The retained events below RAM of `entity` of template `template_id` with seq in
+  // [first_seq, last_seq], appended to `out` in arrival order (kDataLoss corrupt, kUnavailable).
+  Status ReadColdEvents(uint32_t template_id, std::string_view entity, uint64_t first_seq,
+                        uint64_t last_seq, std::vector<shard::HistoryEvent>& out) const;
+  // Those of every entities[i], i in `indices`, of shard `s` that has some, for
+  // Shard::ReadHistorical.
+  Status ReadColdHistory(uint32_t s, uint32_t template_id,
+                         std::span<const std::string_view> entities,
+                         std::span<const uint32_t> indices,
+                         std::vector<shard::ColdHistory>& out) const;
   // Reads `key` from `tier` (at any version); nullopt if not there (moved or gone).
   Result<std::optional<record::Record>> ReadFromTier(uint32_t table_id, std::string_view key,
                                                      StorageTier tier);

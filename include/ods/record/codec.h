@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -70,5 +71,12 @@ Result<EncodedHeader> DecodeHeader(std::string_view encoded);
 // including field ids out of Encode's strictly ascending order (a repeated field).
 Status Decode(std::string_view encoded, const FieldDictionary& dict,
               const std::vector<uint32_t>* projection, Record& out);
+
+// A row of optional values by position (e.g. an event's fields in template order) and a time,
+// for storing retained events below RAM: `zigzag time | varint count` then per position a type
+// byte (0 = absent) and its payload. EncodeRow replaces `out`; DecodeRow replaces `values`
+// (kDataLoss on truncated or malformed input). O(values + bytes).
+void EncodeRow(Micros time, std::span<const std::optional<Value>> values, std::string& out);
+Status DecodeRow(std::string_view encoded, Micros& time, std::vector<std::optional<Value>>& values);
 
 }  // namespace ods::record

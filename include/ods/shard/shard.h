@@ -3,6 +3,7 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -35,6 +36,9 @@ struct TemplateSpec {
   uint32_t field_count = 0;                 // values per event (the template's declared fields)
   Micros history_retention_micros = 0;      // raw events kept this long by event time; 0 none
   Micros dedup_window_micros = 0;           // event ids remembered this long; 0 = no dedup
+  // Retained events whose event time is this long ago move below RAM (CollectHistoryMoves);
+  // 0 = all stay in RAM.
+  Micros history_ssd_after_micros = 0;
   // The declared field names, by field index: what a Lua aggregator without a field sees.
   std::vector<std::string> field_names;
 };
@@ -82,6 +86,51 @@ struct AggregationRead {
   Micros* event_times = nullptr;  // the entity's newest event (at or before the as-of time)
   uint8_t* found = nullptr;       // 1 if the entity had any event (at or before the as-of time)
 };
+
+// A retained event: its time and the template's values by field index (absent: disengaged).
+struct HistoryEvent {
+  Micros event_time = 0;
+  std::vector<std::optional<record::Value>> values;
+};
+
+// Retained events of one entity on their way below RAM (Shard::CollectHistoryMoves): the caller
+// stores encoded[k] as event first_seq + k of (template_id, entity), then reports back with
+// Shard::CommitHistoryMoves. Events are an arrival-order prefix of the entity's RAM history.
+struct HistoryMove {
+  uint32_t template_id = 0;
+  std::string entity;
+  uint64_t first_seq = 0;
+  std::vector<std::string> encoded;  // record::EncodeRow(event_time, values), arrival order
+};
+
+// Events below RAM that nothing reads any more: the caller deletes every event of
+// (template_id, entity) with seq < seq_end.
+struct HistoryGarbage {
+  uint32_t template_id = 0;
+  std::string entity;
+  uint64_t seq_end = 0;
+};
+
+// Where the events below RAM of entities[index] are (Shard::ColdHistoryOf): seqs in
+// [first_seq, last_seq] of (template, entity), older in arrival than its RAM history.
+struct ColdHistoryRef {
+  uint32_t index = 0;
+  uint64_t first_seq = 0;
+  uint64_t last_seq = 0;
+};
+
+// Those events read back, for Shard::ReadHistorical.
+struct ColdHistory {
+  ColdHistoryRef ref;
+  std::vector<HistoryEvent> events;  // arrival order
+};
+
+// Reads back the events below RAM of (template_id, entity) with seq in [first_seq, last_seq]
+// into `out` (appended, arrival order). Set by the engine; called under the shard lock, by
+// backfills only (which hold the lock for their whole replay anyway).
+using ColdHistoryReader = std::function<Status(uint32_t template_id, std::string_view entity,
+                                               uint64_t first_seq, uint64_t last_seq,
+                                               std::vector<HistoryEvent>& out)>;
 
 // A procedure to run on one record of this shard (Shard::Execute). Borrowed for the call.
 struct ProcedureCall {
@@ -214,6 +263,8 @@ struct ShardStats {
   uint64_t events_failed = 0;      // refused because a Lua aggregator failed on them
   uint64_t entities = 0;           // (template, entity) event states
   uint64_t event_state_bytes = 0;  // tiles, retained events and event ids (kept up to date)
+  uint64_t history_events_ssd = 0;  // retained events below RAM (CollectHistoryMoves)
+  uint64_t history_moved = 0;       // retained events moved below RAM since start
   // Tiering: records below RAM (each keeps a small entry in RAM, counted in memory_bytes).
   uint64_t records_ssd = 0;
   uint64_t records_backing = 0;
@@ -518,11 +569,35 @@ class alignas(64) Shard {
 
   // As ReadOnline, but each entity i as of as_of[i], computed from the retained events
   // (aggregate::ComputeAsOf, ComputeCustomAsOf). O(retained events of the entity) per read.
+  // An entity with events below RAM needs them in `cold` (sorted by index, as ColdHistoryOf
+  // described them); if they are missing or have moved since (another move or a trim), the read
+  // stops (false) with `error` kAborted and the caller asks ColdHistoryOf again.
   [[nodiscard]] bool ReadHistorical(uint32_t template_id, std::span<const AggregationRead> reads,
                                     std::span<const std::string_view> entities,
                                     std::span<const Micros> as_of,
                                     std::span<const uint32_t> indices, uint64_t& budget_bytes,
-                                    Status& error);
+                                    Status& error, std::span<const ColdHistory> cold = {});
+
+  // --- Retained events below RAM (templates with history_ssd_after). ---
+
+  // Appends to `out` where the events below RAM of each entities[i], i in `indices`, are (only
+  // entities that have some), in index order. O(indices).
+  void ColdHistoryOf(uint32_t template_id, std::span<const std::string_view> entities,
+                     std::span<const uint32_t> indices, std::vector<ColdHistoryRef>& out);
+
+  // Visits up to `max_visits` entities of templates with history_ssd_after, resuming where the
+  // previous call stopped, and appends to `out` the arrival-order prefix of each one's RAM
+  // history older than that (by event time), encoded; those events stay in RAM, marked in
+  // flight, until CommitHistoryMoves. Entities whose events below RAM are all past the
+  // retention give them up (TakeHistoryGarbage). Holds the lock for O(max_visits + events).
+  void CollectHistoryMoves(size_t max_visits, std::vector<HistoryMove>& out);
+  // After the caller stored `moves` (written) or failed to (not written): drops the stored
+  // events from RAM and makes them readable below RAM, or keeps them in RAM. A move whose
+  // entity is gone meanwhile becomes garbage.
+  void CommitHistoryMoves(std::span<const HistoryMove> moves, bool written);
+  void TakeHistoryGarbage(std::vector<HistoryGarbage>& out);
+  // For backfills of aggregations added at run time (see ColdHistoryReader).
+  void SetColdHistoryReader(ColdHistoryReader reader);
 
  private:
   struct Table;

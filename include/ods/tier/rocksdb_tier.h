@@ -45,6 +45,15 @@ class WriteBatch {
   // Adds a removal of `key`'s marker only (the record, if any, stays).
   void DeleteMarker(std::string_view table, std::string_view key);
 
+  // Adds retained event `seq` of `entity` of template `template_id`, encoded by the caller
+  // (record::EncodeRow). Events are the running process's state moved below RAM: RocksDbTier::Open
+  // clears them (see WriteEvents).
+  void PutEvent(uint32_t template_id, std::string_view entity, uint64_t seq,
+                std::string_view encoded);
+  // Adds a removal of every event of `entity` of template `template_id` with seq < seq_end (a
+  // range tombstone: O(1) to write however many there are).
+  void DeleteEvents(uint32_t template_id, std::string_view entity, uint64_t seq_end);
+
   size_t size() const;
   bool empty() const { return size() == 0; }
 
@@ -136,6 +145,19 @@ class RocksDbTier {
   // record). Sees every Write that returned before it. kDataLoss corrupt value (names table and
   // key), kUnavailable I/O error. Cost: one RocksDB point lookup (bloom filter, block cache).
   Result<std::optional<StoredEntry>> Get(std::string_view table, std::string_view key) const;
+
+  // Applies a batch of PutEvent/DeleteEvents without the write-ahead log (events below RAM are
+  // not durable: Open clears them, since the RAM part of the event state is not durable either).
+  // Errors as Write.
+  Status WriteEvents(const WriteBatch& batch);
+
+  // Calls fn(seq, encoded) for each event of `entity` of template `template_id` with seq in
+  // [first_seq, last_seq], in seq order. Sees every WriteEvents that returned before it.
+  // kUnavailable on an I/O error (names template id and entity). Cost: one seek, then a
+  // sequential read.
+  Status ReadEvents(uint32_t template_id, std::string_view entity, uint64_t first_seq,
+                    uint64_t last_seq,
+                    const std::function<void(uint64_t seq, std::string_view encoded)>& fn) const;
 
   // Calls fn for every stored record and marker, ordered by stored key. Not a snapshot of concurrent
   // writes; meant for start-up, before writes begin. kDataLoss if a stored value is corrupt
