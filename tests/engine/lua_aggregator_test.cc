@@ -19,6 +19,7 @@
 
 #include "ods/common/clock.h"
 #include "ods/engine/engine.h"
+#include "support/odsd_process.h"
 #include "support/test_util.h"
 
 namespace ods::engine {
@@ -168,6 +169,11 @@ class LuaAggregatorTest : public ::testing::Test {
     return engine_->GetOnlineFeatures(entities, features, std::nullopt);
   }
 
+  // The body of the parity tests below (with or without events below RAM).
+  void ExpectLuaSumEqualsBuiltInSum();
+
+  ::ods::testing::TempDir data_;
+  bool below_ram_ = false;  // sweep retained events below RAM after each push
   FakeClock clock_{Micros{1'700'000'000} * kSecond + 12'345};
   std::unique_ptr<Engine> engine_;
 };
@@ -183,7 +189,7 @@ double AsDouble(const aggregate::Output& out) {
 // The promise of point 1: a Lua aggregator is used like a built-in. A Lua sum equals the
 // built-in sum bit for bit, online and as of past times (from retained history), over an
 // out-of-order stream with missing fields; the whole-event aggregator equals a brute force.
-TEST_F(LuaAggregatorTest, LuaSumEqualsBuiltInSumOnlineAndHistorically) {
+void LuaAggregatorTest::ExpectLuaSumEqualsBuiltInSum() {
   std::mt19937_64 rng(5);
   auto pick = [&](int64_t lo, int64_t hi) {
     return std::uniform_int_distribution<int64_t>(lo, hi)(rng);
@@ -206,6 +212,7 @@ TEST_F(LuaAggregatorTest, LuaSumEqualsBuiltInSumOnlineAndHistorically) {
     ASSERT_THAT(pushed, IsOk());
     ASSERT_EQ(pushed->applied, batch.size());
     log.insert(log.end(), batch.begin(), batch.end());
+    if (below_ram_) engine_->SweepHistoryOnce();
 
     if (step % 37 != 0) continue;
     const Micros now = clock_.NowMicros();
@@ -271,6 +278,24 @@ TEST_F(LuaAggregatorTest, LuaSumEqualsBuiltInSumOnlineAndHistorically) {
       ASSERT_TRUE((*past)[3].values[0] == (*c)[5].values[0]) << user;
     }
   }
+}
+
+
+TEST_F(LuaAggregatorTest, LuaSumEqualsBuiltInSumOnlineAndHistorically) {
+  ExpectLuaSumEqualsBuiltInSum();
+}
+
+// The same with retained events moving below RAM (older than 1h) while the stream runs: the
+// historical answers replay them through Lua from the SSD tier.
+TEST_F(LuaAggregatorTest, LuaSumEqualsBuiltInSumWithRetainedEventsBelowRam) {
+  config::Config c = MakeConfig();
+  c.storage.data_dir = data_.path();
+  c.definitions.event_templates[0].history_ssd_after_micros = kHour;
+  engine_.reset();
+  Start(c);
+  below_ram_ = true;
+  ExpectLuaSumEqualsBuiltInSum();
+  EXPECT_GT(engine_->Stats().history_events_ssd, 1000u);
 }
 
 TEST_F(LuaAggregatorTest, AFailingAggregatorRejectsTheEventByIndexAndChangesNothing) {
