@@ -10,13 +10,16 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <fstream>
 #include <string>
 #include <vector>
 
 #include "ods/v1/admin.pb.h"
+#include "ods/v1/features.pb.h"
 #include "ods/v1/store.pb.h"
 #include "support/odsd_process.h"
+#include "support/test_util.h"
 
 namespace ods {
 namespace {
@@ -193,6 +196,71 @@ TEST_F(CliTiersTest, SighupAndReloadApplyNewRulesAndABadFileChangesNothing) {
               ::testing::Contains("tables.plain.priority: 0 -> 5"));
   EXPECT_THAT(std::vector<std::string>(response.changes().begin(), response.changes().end()),
               ::testing::Contains("tables.users.ttl: 7d -> 0s (for records written from now)"));
+}
+
+// Retained events below RAM (issue #6 point 5) seen by an operator: events older than
+// history_ssd_after leave RAM within a sweep or two (ods_history_events_ssd on /metrics), `ods
+// history` answers from them as before, and a restart starts without them (the event state is
+// not durable).
+TEST(CliHistoryBelowRamTest, HistoryReadsEventsMovedBelowRamUntilARestart) {
+  TempDir dir;
+  TempDir data;
+  const std::string config = dir.path() + "/odsd.yaml";
+  std::ofstream(config) << R"(server: {shards: 2}
+event_templates:
+  tx:
+    key: user
+    timestamp: ts
+    fields: {amount: double}
+    history_retention: 1d
+    history_ssd_after: 1s
+aggregations:
+  n: {template: tx, fn: count, windows: [1h]}
+  spent: {template: tx, fn: sum, field: amount, windows: [1h]}
+)";
+  OdsdProcess odsd;
+  ASSERT_TRUE(odsd.Start({"--config", config, "--data-dir", data.path()})) << odsd.error();
+  auto ods = [&](const std::vector<std::string>& args) {
+    std::vector<std::string> argv = {ODS_CLI_PATH, "--addr", odsd.grpc_address()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return RunCommand(argv);
+  };
+  const int64_t now = std::chrono::duration_cast<std::chrono::microseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+  constexpr int64_t kMinute = 60'000'000;
+  for (int ago = 10; ago >= 6; --ago) {
+    const CommandResult push = ods({"push", "tx", "user=u1",
+                                    "ts:timestamp=" + std::to_string(now - ago * kMinute),
+                                    "amount=" + std::to_string(ago) + ".0"});
+    ASSERT_EQ(push.exit_code, 0) << push.err;
+  }
+  EXPECT_TRUE(::ods::testing::WaitUntil(
+      [&] {
+        return HttpGet(odsd.admin_address(), "/metrics").find("ods_history_events_ssd 5\n") !=
+               std::string::npos;
+      },
+      std::chrono::seconds(10)))
+      << HttpGet(odsd.admin_address(), "/metrics");
+  const std::string rows = "u1@" + std::to_string(now) + ",u1@" +
+                           std::to_string(now - 7 * kMinute + 1'000'000);
+  const CommandResult history = ods({"history", rows, "n,spent"});
+  ASSERT_EQ(history.exit_code, 0) << history.err;
+  const auto got = ParseJson<ods::v1::FeaturesResponse>(history.out);
+  ASSERT_EQ(got.columns_size(), 2);
+  EXPECT_EQ(got.columns(0).values(0).value().int64_value(), 5);
+  EXPECT_EQ(got.columns(0).values(1).value().int64_value(), 4);  // -10 .. -7 minutes
+  EXPECT_DOUBLE_EQ(got.columns(1).values(0).value().double_value(), 40.0);
+  EXPECT_DOUBLE_EQ(got.columns(1).values(1).value().double_value(), 34.0);
+
+  ASSERT_EQ(odsd.Stop(SIGTERM, 10000), 0) << odsd.Stderr();
+  ASSERT_TRUE(odsd.Start({"--config", config, "--data-dir", data.path()})) << odsd.error();
+  EXPECT_THAT(HttpGet(odsd.admin_address(), "/metrics"), HasSubstr("ods_history_events_ssd 0\n"));
+  const CommandResult after = ods({"history", rows, "n"});
+  ASSERT_EQ(after.exit_code, 0) << after.err;
+  EXPECT_EQ(ParseJson<ods::v1::FeaturesResponse>(after.out).columns(0).statuses(0),
+            ods::v1::NOT_FOUND);
+  EXPECT_EQ(odsd.Stop(SIGTERM, 10000), 0) << odsd.Stderr();
 }
 
 }  // namespace
