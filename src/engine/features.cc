@@ -893,7 +893,9 @@ Status Engine::ReadFeatures(const Catalog& catalog, const FeaturePlan& plan,
     // of being built in full (a short request can repeat one entity and one list feature).
     uint64_t budget = config_.limits.max_message_bytes - answer_bytes;  // <= limit: checked
     const bool below_ram = !as_of.empty() && t.spec->history_ssd_after_micros > 0;
-    std::vector<shard::ColdHistory> cold;
+    // Reused by the calls of a thread (events keep their buffers); only this call's shard
+    // entries are passed on.
+    thread_local std::vector<shard::ColdHistory> cold;
     for (size_t s = 0; s < shards_.size(); ++s) {
       if (groups.Of(s).empty()) continue;
       Status error;
@@ -912,8 +914,10 @@ Status Engine::ReadFeatures(const Catalog& catalog, const FeaturePlan& plan,
           }
           error = OkStatus();
           budget = budget_before;
-          fits = shards_[s]->ReadHistorical(template_id, reads, entities, as_of, groups.Of(s),
-                                            budget, error, cold);
+          fits = shards_[s]->ReadHistorical(
+              template_id, reads, entities, as_of, groups.Of(s), budget, error,
+              below_ram ? std::span<const shard::ColdHistory>(cold)
+                        : std::span<const shard::ColdHistory>());
           if (error.code() != StatusCode::kAborted || attempt == 7) break;
         }
       }

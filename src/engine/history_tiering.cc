@@ -64,10 +64,13 @@ Status Engine::ReadColdEvents(uint32_t template_id, std::string_view entity, uin
                               uint64_t last_seq, std::vector<shard::HistoryEvent>& out) const {
   if (tier_ == nullptr) return FailedPreconditionError("no SSD tier is open");
   Status corrupt;
+  size_t n = 0;
   ODS_RETURN_IF_ERROR(tier_->ReadEvents(
       template_id, entity, first_seq, last_seq, [&](uint64_t seq, std::string_view encoded) {
         if (!corrupt.ok()) return;
-        shard::HistoryEvent& e = out.emplace_back();
+        // Reuses out's elements (and their values' buffers) from an earlier read.
+        if (n == out.size()) out.emplace_back();
+        shard::HistoryEvent& e = out[n++];
         if (!record::DecodeRow(encoded, e.event_time, e.values).ok()) {
           corrupt = Status(StatusCode::kDataLoss,
                            "retained event " + std::to_string(seq) + " of entity '" +
@@ -76,6 +79,7 @@ Status Engine::ReadColdEvents(uint32_t template_id, std::string_view entity, uin
                                " below RAM is corrupt");
         }
       }));
+  out.resize(n);
   return corrupt;
 }
 
@@ -83,12 +87,13 @@ Status Engine::ReadColdHistory(uint32_t s, uint32_t template_id,
                                std::span<const std::string_view> entities,
                                std::span<const uint32_t> indices,
                                std::vector<shard::ColdHistory>& out) const {
-  out.clear();
-  std::vector<shard::ColdHistoryRef> refs;
+  thread_local std::vector<shard::ColdHistoryRef> refs;
+  refs.clear();
   shards_[s]->ColdHistoryOf(template_id, entities, indices, refs);
-  out.reserve(refs.size());
-  for (const shard::ColdHistoryRef& ref : refs) {
-    shard::ColdHistory& h = out.emplace_back();
+  out.resize(refs.size());  // keeps the elements of an earlier read for reuse
+  for (size_t k = 0; k < refs.size(); ++k) {
+    const shard::ColdHistoryRef& ref = refs[k];
+    shard::ColdHistory& h = out[k];
     h.ref = ref;
     ODS_RETURN_IF_ERROR(
         ReadColdEvents(template_id, entities[ref.index], ref.first_seq, ref.last_seq, h.events));

@@ -398,11 +398,12 @@ class Engine {
                             std::span<const shard::BelowRam> below,
                             std::span<std::optional<record::Record>> out, uint64_t& budget_bytes);
   // The retained events below RAM of `entity` of template `template_id` with seq in
-  // [first_seq, last_seq], appended to `out` in arrival order (kDataLoss corrupt, kUnavailable).
+  // [first_seq, last_seq] into `out` (replaced, reusing its elements), in arrival order
+  // (kDataLoss corrupt, kUnavailable).
   Status ReadColdEvents(uint32_t template_id, std::string_view entity, uint64_t first_seq,
                         uint64_t last_seq, std::vector<shard::HistoryEvent>& out) const;
   // Those of every entities[i], i in `indices`, of shard `s` that has some, for
-  // Shard::ReadHistorical.
+  // Shard::ReadHistorical, into `out` (replaced, reusing its elements).
   Status ReadColdHistory(uint32_t s, uint32_t template_id,
                          std::span<const std::string_view> entities,
                          std::span<const uint32_t> indices,

@@ -126,7 +126,7 @@ struct ColdHistory {
 };
 
 // Reads back the events below RAM of (template_id, entity) with seq in [first_seq, last_seq]
-// into `out` (appended, arrival order). Set by the engine; called under the shard lock, by
+// into `out` (replaced, arrival order). Set by the engine; called under the shard lock, by
 // backfills only (which hold the lock for their whole replay anyway).
 using ColdHistoryReader = std::function<Status(uint32_t template_id, std::string_view entity,
                                                uint64_t first_seq, uint64_t last_seq,
