@@ -46,15 +46,6 @@ std::shared_ptr<const shard::TieringPolicy> TieringPolicyOf(const config::TableC
   return policy;
 }
 
-// About what the shard's encoding of a recovered record takes (record::Encode: header varints
-// and fields), so that recovered SSD sizes match those counted when records moved down.
-uint32_t ShardEncodedBytes(const tier::StoredRecord& r) {
-  const record::Record& rec = *r.record;
-  return static_cast<uint32_t>(VarintSize(static_cast<uint64_t>(r.expire_at_micros)) +
-                               VarintSize(rec.version) + VarintSize(ZigZag(rec.event_time_micros)) +
-                               record::EncodedFieldBytes(rec));
-}
-
 }  // namespace
 
 std::shared_ptr<const Engine::TierSettings> Engine::MakeTierSettings(config::Config config,
@@ -255,6 +246,11 @@ Status Engine::OpenTierAndRecover() {
   uint64_t skipped = 0;
   uint64_t invalid = 0;
   tier::WriteBatch expired_batch;
+  // Records of tiered tables stay below RAM until read: their fields are not decoded.
+  auto fields_of = [&](std::string_view table) {
+    auto it = durable_tables.find(table);
+    return it == durable_tables.end() || Settings()->policies[it->second] == nullptr;
+  };
   ODS_RETURN_IF_ERROR(tier_->ForEach([&](const tier::StoredRecord& r) {
     auto it = durable_tables.find(r.table);
     if (it == durable_tables.end()) {
@@ -268,8 +264,7 @@ Status Engine::OpenTierAndRecover() {
       const shard::Location where{r.in_backing ? StorageTier::kBacking : StorageTier::kSsd,
                                   r.record->version, r.expire_at_micros,
                                   r.record->event_time_micros,
-                                  static_cast<uint32_t>(r.in_backing ? r.bytes
-                                                                     : ShardEncodedBytes(r))};
+                                  static_cast<uint32_t>(r.bytes)};
       if (shards_[shard]->RestoreBelowRam(it->second, r.key, where)) {
         ++below_ram;
       } else if (r.expire_at_micros != 0 && r.expire_at_micros <= clock_.NowMicros()) {
@@ -291,7 +286,7 @@ Status Engine::OpenTierAndRecover() {
       ++expired;
       expired_batch.Delete(r.table, r.key);
     }
-  }));
+  }, fields_of));
   if (!expired_batch.empty()) ODS_RETURN_IF_ERROR(tier_->Write(expired_batch).status());
   recovered_records_ = loaded + below_ram;
   const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(

@@ -220,8 +220,12 @@ Result<EncodedHeader> DecodeHeader(std::string_view encoded) {
   return h;
 }
 
-Status Decode(std::string_view encoded, const FieldDictionary& dict,
-              const std::vector<uint32_t>* projection, Record& out) {
+namespace {
+
+// Decode's body; name_of(id) gives field id's name (id < name_count).
+template <class NameOf>
+Status DecodeWith(std::string_view encoded, size_t name_count, const NameOf& name_of,
+                  const std::vector<uint32_t>* projection, Record& out) {
   Reader r(encoded);
   EncodedHeader h;
   if (!ReadHeader(r, h)) return Corrupt();
@@ -234,7 +238,7 @@ Status Decode(std::string_view encoded, const FieldDictionary& dict,
     uint64_t id = 0;
     uint8_t type_byte = 0;
     if (!r.Varint(id) || !r.Raw(&type_byte, 1)) return Corrupt();
-    if (id < next_id || id >= dict.size() || type_byte < 1 || type_byte > 7) return Corrupt();
+    if (id < next_id || id >= name_count || type_byte < 1 || type_byte > 7) return Corrupt();
     next_id = id + 1;
     const bool wanted = projection == nullptr ||
                         std::binary_search(projection->begin(), projection->end(),
@@ -245,12 +249,41 @@ Status Decode(std::string_view encoded, const FieldDictionary& dict,
       continue;
     }
     Field& f = out.fields.emplace_back();
-    f.name = dict.Name(static_cast<uint32_t>(id));
+    f.name = name_of(static_cast<uint32_t>(id));
     if (!ReadPayload(r, type, &f.value)) return Corrupt();
   }
   std::sort(out.fields.begin(), out.fields.end(),
             [](const Field& a, const Field& b) { return a.name < b.name; });
   return OkStatus();
+}
+
+}  // namespace
+
+Status Decode(std::string_view encoded, const FieldDictionary& dict,
+              const std::vector<uint32_t>* projection, Record& out) {
+  return DecodeWith(
+      encoded, dict.size(), [&](uint32_t id) -> const std::string& { return dict.Name(id); },
+      projection, out);
+}
+
+Status DecodeNamed(std::string_view encoded, std::span<const std::string_view> names,
+                   Record& out) {
+  return DecodeWith(
+      encoded, names.size(), [&](uint32_t id) { return names[id]; }, nullptr, out);
+}
+
+void EncodePositional(const Record& record, Micros expire_at_micros, uint64_t version,
+                      std::string& out) {
+  out.reserve(out.size() + 24 + EncodedFieldBytes(record));
+  PutVarint(static_cast<uint64_t>(expire_at_micros), out);
+  PutVarint(version, out);
+  PutVarint(ZigZag(record.event_time_micros), out);
+  for (size_t id = 0; id < record.fields.size(); ++id) {
+    const Value& value = record.fields[id].value;
+    PutVarint(id, out);
+    out.push_back(static_cast<char>(TypeOf(value)));
+    PutPayload(value, out);
+  }
 }
 
 void EncodeRow(Micros time, std::span<const std::optional<Value>> values, std::string& out) {

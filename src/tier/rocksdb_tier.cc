@@ -346,7 +346,8 @@ void RocksDbTier::OnDurable(uint64_t ticket, std::function<void(const Status&)> 
   done(error);
 }
 
-Status RocksDbTier::ForEach(const std::function<void(const StoredRecord&)>& fn) const {
+Status RocksDbTier::ForEach(const std::function<void(const StoredRecord&)>& fn,
+                            const std::function<bool(std::string_view table)>& fields_of) const {
   rocksdb::ReadOptions options;
   options.fill_cache = false;
   std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(options));
@@ -363,9 +364,14 @@ Status RocksDbTier::ForEach(const std::function<void(const StoredRecord&)>& fn) 
       record.fields.clear();
       ok = internal::DecodeMarker({v.data(), v.size()}, record.version, stored.expire_at_micros,
                                   record.event_time_micros, stored.bytes);
+    } else if (ok && fields_of && !fields_of(stored.table)) {
+      record.fields.clear();
+      ok = internal::DecodeValueHeader({v.data(), v.size()}, record, stored.expire_at_micros,
+                                       stored.bytes);
     } else if (ok) {
-      ok = internal::DecodeValue({v.data(), v.size()}, record, stored.expire_at_micros);
-      stored.bytes = v.size();
+      ok = internal::DecodeValueHeader({v.data(), v.size()}, record, stored.expire_at_micros,
+                                       stored.bytes) &&
+           internal::DecodeValue({v.data(), v.size()}, record, stored.expire_at_micros);
     }
     if (!ok) {
       return {StatusCode::kDataLoss, "durable tier '" + impl_->dir +

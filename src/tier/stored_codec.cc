@@ -1,5 +1,6 @@
 #include "tier/stored_codec.h"
 
+#include <algorithm>
 #include <vector>
 
 #include "ods/record/codec.h"
@@ -81,33 +82,49 @@ bool DecodeKey(std::string_view stored, std::string_view& table, std::string_vie
 
 void EncodeValue(const record::Record& record, Micros expire_at_micros, uint64_t version,
                  std::string& out) {
-  record::FieldDictionary dict;
-  for (const record::Field& f : record.fields) dict.Intern(f.name);
+  // Field i is named i-th: the same bytes as interning the names in order.
   out.clear();
-  PutVarint(dict.size(), out);
-  for (uint32_t id = 0; id < dict.size(); ++id) {
-    PutVarint(dict.Name(id).size(), out);
-    out.append(dict.Name(id));
+  PutVarint(record.fields.size(), out);
+  for (const record::Field& f : record.fields) {
+    PutVarint(f.name.size(), out);
+    out.append(f.name);
   }
-  std::string encoded;
-  record::Encode(record, expire_at_micros, version, dict, encoded);
-  out.append(encoded);
+  record::EncodePositional(record, expire_at_micros, version, out);
+}
+
+bool DecodeValueHeader(std::string_view stored, record::Record& out, Micros& expire_at_micros,
+                       uint64_t& encoded_bytes) {
+  uint64_t count = 0;
+  if (!GetVarint(stored, count) || count > stored.size()) return false;
+  for (uint64_t i = 0; i < count; ++i) {
+    std::string_view name;
+    if (!GetString(stored, name)) return false;
+  }
+  Result<record::EncodedHeader> header = record::DecodeHeader(stored);
+  if (!header.ok()) return false;
+  out.version = header->version;
+  out.event_time_micros = header->event_time_micros;
+  expire_at_micros = header->expire_at_micros;
+  encoded_bytes = stored.size();
+  return true;
 }
 
 bool DecodeValue(std::string_view stored, record::Record& out, Micros& expire_at_micros) {
   uint64_t count = 0;
   if (!GetVarint(stored, count) || count > stored.size()) return false;
-  std::vector<std::string> names;
-  names.reserve(count);
+  thread_local std::vector<std::string_view> names;  // reused: no allocation per record
+  thread_local std::vector<std::string_view> sorted;
+  names.clear();
   for (uint64_t i = 0; i < count; ++i) {
     std::string_view name;
     if (!GetString(stored, name)) return false;
-    names.emplace_back(name);
+    names.push_back(name);
   }
-  const record::FieldDictionary dict(names);
-  if (dict.size() != names.size()) return false;  // a repeated name
+  sorted.assign(names.begin(), names.end());
+  std::sort(sorted.begin(), sorted.end());
+  if (std::adjacent_find(sorted.begin(), sorted.end()) != sorted.end()) return false;  // repeated
   Result<record::EncodedHeader> header = record::DecodeHeader(stored);
-  if (!header.ok() || !record::Decode(stored, dict, nullptr, out).ok()) return false;
+  if (!header.ok() || !record::DecodeNamed(stored, names, out).ok()) return false;
   expire_at_micros = header->expire_at_micros;
   return true;
 }

@@ -52,5 +52,9 @@ void EncodeValue(const record::Record& record, Micros expire_at_micros, uint64_t
 // Decodes a stored value into `out` (fields sorted by name, version and event time set) and its
 // expiry; false if malformed.
 bool DecodeValue(std::string_view stored, record::Record& out, Micros& expire_at_micros);
+// As DecodeValue for version, event time and expiry only (out.fields untouched), plus the size
+// of the encoded record without its names; false if the names or the header are malformed.
+bool DecodeValueHeader(std::string_view stored, record::Record& out, Micros& expire_at_micros,
+                       uint64_t& encoded_bytes);
 
 }  // namespace ods::tier::internal

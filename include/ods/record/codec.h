@@ -72,6 +72,15 @@ Result<EncodedHeader> DecodeHeader(std::string_view encoded);
 Status Decode(std::string_view encoded, const FieldDictionary& dict,
               const std::vector<uint32_t>* projection, Record& out);
 
+// Encode with positional ids: field i of `record` gets id i (names unique; the caller stores
+// them beside the bytes). The same bytes as Encode with a fresh dictionary that interned
+// record.fields in order, without building one. Appends to `out`.
+void EncodePositional(const Record& record, Micros expire_at_micros, uint64_t version,
+                      std::string& out);
+// Decode with the field names by id in `names` (each unique) instead of a dictionary. Same
+// errors as Decode.
+Status DecodeNamed(std::string_view encoded, std::span<const std::string_view> names, Record& out);
+
 // A row of optional values by position (e.g. an event's fields in template order) and a time,
 // for storing retained events below RAM: `zigzag time | varint count` then per position a type
 // byte (0 = absent) and its payload. EncodeRow replaces `out`; DecodeRow replaces `values`

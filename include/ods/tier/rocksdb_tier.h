@@ -67,11 +67,13 @@ class WriteBatch {
 struct StoredRecord {
   std::string_view table;
   std::string_view key;
-  // Fields sorted by name, event time and version set. For a marker: no fields.
+  // Fields sorted by name, event time and version set. For a marker, or a record of a table
+  // ForEach was told to read headers of only: no fields.
   const record::Record* record = nullptr;
   Micros expire_at_micros = 0;  // 0 = never
   bool in_backing = false;      // a marker: the record is in the backing store
-  uint64_t bytes = 0;           // the record's encoded size (a marker's: as it was)
+  // The record's encoded size without its field names (a marker's: as it was).
+  uint64_t bytes = 0;
 };
 
 // A record read by key (RocksDbTier::Get).
@@ -162,7 +164,10 @@ class RocksDbTier {
   // Calls fn for every stored record and marker, ordered by stored key. Not a snapshot of concurrent
   // writes; meant for start-up, before writes begin. kDataLoss if a stored value is corrupt
   // (message names table and key); kUnavailable on an I/O error.
-  Status ForEach(const std::function<void(const StoredRecord&)>& fn) const;
+  // With `fields_of` given, a record of a table for which it returns false is read without its
+  // fields (expiry, version, event time and size only: a fraction of the decode).
+  Status ForEach(const std::function<void(const StoredRecord&)>& fn,
+                 const std::function<bool(std::string_view table)>& fields_of = {}) const;
 
   TierStats Stats() const;
   const std::string& dir() const;
