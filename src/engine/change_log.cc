@@ -63,14 +63,17 @@ void ChangeLog::Append(std::vector<Change> changes) {
   evicted.clear();
 }
 
-uint64_t ChangeLog::Read(uint64_t from, size_t max,
+uint64_t ChangeLog::Read(uint64_t from, uint64_t replay_end, size_t max,
                          std::vector<std::shared_ptr<const Change>>& out, uint64_t& oldest,
                          uint64_t& next) const {
   out.clear();
   MutexLock lock(mu_);
   next = head_;
   oldest = head_ > capacity_ ? head_ - capacity_ : 1;
-  const uint64_t newest_queued = head_ > queue_size_ ? head_ - queue_size_ : 1;
+  uint64_t newest_queued = head_ > queue_size_ ? head_ - queue_size_ : 1;
+  // A replay the subscriber asked for is bounded by the retained window only, until the
+  // changes published since it subscribed overflow its queue.
+  if (newest_queued <= replay_end) newest_queued = 1;
   const uint64_t start = std::max({from, oldest, newest_queued});
   const uint64_t n = std::min<uint64_t>(max, head_ > start ? head_ - start : 0);
   out.reserve(n);
@@ -138,7 +141,11 @@ struct Subscription::Filter {
 
 Subscription::Subscription(Engine& engine, ChangeLog& log, std::unique_ptr<Filter> filter,
                            uint64_t cursor)
-    : engine_(engine), log_(log), filter_(std::move(filter)), cursor_(cursor) {}
+    : engine_(engine),
+      log_(log),
+      filter_(std::move(filter)),
+      replay_end_(log.next_sequence()),
+      cursor_(cursor) {}
 
 Subscription::~Subscription() {
   if (registered_) log_.Unregister(this);
@@ -155,7 +162,7 @@ Status Subscription::Next(size_t max_changes, SubscriptionBatch& out) {
   const uint64_t cursor = cursor_.load(std::memory_order_relaxed);
   uint64_t oldest = 0;
   uint64_t next = 0;
-  const uint64_t start = log_.Read(cursor, max_changes, scratch_, oldest, next);
+  const uint64_t start = log_.Read(cursor, replay_end_, max_changes, scratch_, oldest, next);
   const bool first = first_;
   first_ = false;
   if (start > cursor) {

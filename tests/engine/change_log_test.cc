@@ -189,6 +189,23 @@ TEST_F(ChangeLogTest, FromSequenceNoLongerRetainedGivesANotRetainedGapFirst) {
   EXPECT_EQ(changes.back(), "put k19 20");
 }
 
+TEST_F(ChangeLogTest, ResumeFurtherBackThanTheQueueGetsTheWholeRetainedReplay) {
+  Open(MakeConfig(/*retained=*/16, /*queue=*/4));
+  for (int i = 0; i < 10; ++i) Put("k" + std::to_string(i), i);
+  auto sub = Subscribe({.tables = {"profile"}, .from_sequence = 2});
+  SubscriptionBatch batch;
+  ASSERT_THAT(sub->Next(3, batch), IsOk());
+  EXPECT_FALSE(batch.gap.has_value());
+  EXPECT_EQ(batch.changes.front()->sequence, 2u);
+  // Live changes beyond the queue while it replays: it skips to the newest queue_size.
+  for (int i = 0; i < 5; ++i) Put("live" + std::to_string(i), i);
+  EXPECT_THAT(Take(*sub, batch), ElementsAre("put live1 12", "put live2 13", "put live3 14",
+                                             "put live4 15"));
+  ASSERT_TRUE(batch.gap.has_value());
+  EXPECT_EQ(batch.gap->from_sequence, 5u);
+  EXPECT_EQ(batch.gap->to_sequence, 12u);
+}
+
 TEST_F(ChangeLogTest, NextTakesAtMostMaxChangesAndContinuesFromThere) {
   auto sub = Subscribe({.tables = {"profile"}});
   for (int i = 0; i < 5; ++i) Put("k" + std::to_string(i), i);

@@ -118,7 +118,8 @@ class Subscription {
 
   // Takes up to `max_changes` log entries after the cursor (fewer when nothing more is there;
   // the filter may leave fewer still), without waiting: first a gap if the cursor fell out of
-  // the retained window or more than queue_size behind the newest change, then the matching
+  // the retained window or more than queue_size behind the newest change (changes replayed
+  // from an older from_sequence count only once live changes fill the queue), then the matching
   // changes, then the subscribed features' new values for the entities those changes touched.
   // Never blocks writers for more than copying `max_changes` pointers. Errors: a feature
   // lookup's (e.g. its aggregation was replaced); the cursor has then still advanced.
@@ -137,6 +138,9 @@ class Subscription {
   Engine& engine_;
   ChangeLog& log_;
   const std::unique_ptr<const Filter> filter_;
+  // The next sequence when it subscribed: a replay from an older from_sequence is bounded by
+  // the retained window, not by queue_size, until live changes overflow the queue.
+  const uint64_t replay_end_;
   std::atomic<uint64_t> cursor_;
   bool registered_ = true;  // false when ChangeLog::Register refused it
   bool first_ = true;  // the first Next reports a cursor below the window as kNotRetained
@@ -158,11 +162,13 @@ class ChangeLog {
   void Append(std::vector<Change> changes) ODS_EXCLUDES(mu_);
 
   // Copies into `out` (cleared) pointers to at most `max` consecutive retained changes from
-  // the first sequence >= `from` that is retained and at most queue_size behind the newest;
-  // returns that first sequence (== `next` when there is none). Sets `oldest` to the oldest
-  // retained sequence and `next` to the next one to be published.
-  uint64_t Read(uint64_t from, size_t max, std::vector<std::shared_ptr<const Change>>& out,
-                uint64_t& oldest, uint64_t& next) const ODS_EXCLUDES(mu_);
+  // the first sequence >= `from` that is retained and, unless it is below `replay_end` (the
+  // next sequence when the reader subscribed) while the queue reaches back that far, at most
+  // queue_size behind the newest; returns that first sequence (== `next` when there is none).
+  // Sets `oldest` to the oldest retained sequence and `next` to the next one to be published.
+  uint64_t Read(uint64_t from, uint64_t replay_end, size_t max,
+                std::vector<std::shared_ptr<const Change>>& out, uint64_t& oldest,
+                uint64_t& next) const ODS_EXCLUDES(mu_);
 
   uint64_t next_sequence() const { return next_.load(std::memory_order_acquire); }
   uint64_t queue_size() const { return queue_size_; }
