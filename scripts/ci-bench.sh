@@ -2,7 +2,8 @@
 # Short CI benchmark pass (< 3 minutes on 2 cores): engine, features and codec micro-benchmarks
 # with the 1-thread vs 2-thread items/s ratio of Engine Get and Put and Features Ingest and
 # Online, then a short benchmarks/compare.sh (odsd vs redis vs gRPC echo) and a short
-# benchmarks/features_compare.sh (features API vs its promises and redis HMGET). Prints figures
+# benchmarks/features_compare.sh (features API vs its promises and redis HMGET) and a short
+# benchmarks/subscribe_compare.sh (Put with no, a stalled and a live subscriber). Prints figures
 # only: fails if a benchmark cannot run, never on a number (shared CI machines are too noisy to
 # gate on). Full runs: docs/benchmarks.md.
 # Env: BUILD_DIR (default build, as built by scripts/test.sh), BENCH_FILTER, BENCH_MIN_TIME,
@@ -14,7 +15,7 @@ filter=${BENCH_FILTER:-'BM_Engine_(Get|GetBatch|Put)/typed:0/|BM_Engine_SpinBase
 min_time=${BENCH_MIN_TIME:-0.2}
 compare_duration=${COMPARE_DURATION:-3}
 
-bash scripts/build.sh ods_micro_bench ods_bench ods_echo_server odsd
+bash scripts/build.sh ods_micro_bench ods_bench ods_echo_server odsd ods
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/ods-ci-bench.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
@@ -57,3 +58,8 @@ echo "== features_compare: features API vs its promises and redis HMGET (${compa
 bash benchmarks/features_compare.sh --duration "$compare_duration" --warmup 1 --keys 20000 \
   --rounds 1 --out "$tmp/features.txt" 2>"$tmp/features.log" ||
   { cat "$tmp/features.log" >&2; echo "ci-bench: features_compare.sh failed" >&2; exit 1; }
+
+echo "== subscribe_compare: Put with no, a stalled and a live subscriber (${compare_duration}s each)"
+bash benchmarks/subscribe_compare.sh --duration "$compare_duration" --warmup 1 --rounds 1 \
+  --out "$tmp/subscribe.txt" 2>"$tmp/subscribe.log" ||
+  { cat "$tmp/subscribe.log" >&2; echo "ci-bench: subscribe_compare.sh failed" >&2; exit 1; }

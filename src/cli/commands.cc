@@ -14,6 +14,7 @@
 
 #include "cli/help_text.h"
 #include "cli/requests.h"
+#include "cli/value_parser.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "ods/common/status.h"
 #include "ods/v1/admin.grpc.pb.h"
@@ -164,6 +165,48 @@ int RunScan(const GlobalOptions& global, const ParsedArgs& args, const Io& io) {
   // The server sends no page when nothing matches; scripts still get one document to parse.
   if (pages == 0 && !PrintJson(ods::v1::ScanResponse(), io)) {
     return kExitRpcError;
+  }
+  return kExitOk;
+}
+
+int RunSubscribe(const GlobalOptions& global, const ParsedArgs& args, const Io& io) {
+  Result<ods::v1::SubscribeRequest> request = BuildSubscribeRequest(args);
+  if (!request.ok()) {
+    return ReportUsage(request.status(), "subscribe", io);
+  }
+  uint32_t max = 0;
+  if (const std::string* m = args.Find("--max")) {
+    Result<uint32_t> n = ParseUint32(*m, "--max");
+    if (!n.ok()) return ReportUsage(n.status(), "subscribe", io);
+    max = *n;
+  }
+  const auto stub = ods::v1::Features::NewStub(MakeChannel(global));
+  grpc::ClientContext context;
+  SetDeadline(global, context);
+  const auto reader = stub->Subscribe(&context, *request);
+  ods::v1::SubscribeResponse message;
+  uint64_t printed = 0;
+  bool reached_max = false;
+  while (reader->Read(&message)) {
+    if (!PrintJson(message, io)) {
+      context.TryCancel();
+      reader->Finish();
+      return kExitRpcError;
+    }
+    printed += static_cast<uint64_t>(message.changes_size()) +
+               static_cast<uint64_t>(message.features_size());
+    if (max != 0 && printed >= max) {
+      reached_max = true;
+      context.TryCancel();
+      break;
+    }
+  }
+  const grpc::Status status = reader->Finish();
+  if (reached_max || status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
+    return kExitOk;  // the end the caller asked for
+  }
+  if (!status.ok()) {
+    return ReportRpcError(status, io);
   }
   return kExitOk;
 }
@@ -370,6 +413,11 @@ std::span<const Command> Commands() {
        {"--event-id", "--json"},
        RunPush},
       {"features", "Read feature values of entities", kFeaturesHelp, {"--as-of"}, RunFeatures},
+      {"subscribe",
+       "Follow changes of tables, templates or features (ods.v1.Features)",
+       kSubscribeHelp,
+       {"--table...", "--template...", "--feature...", "--key...", "--from", "--max"},
+       RunSubscribe},
       {"history",
        "Read feature values of entities as of given times",
        kHistoryHelp,

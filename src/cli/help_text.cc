@@ -111,6 +111,34 @@ Example:
   ods scan user_profile --prefix u1 --limit 100
 )";
 
+const std::string_view kSubscribeHelp =
+    R"(Usage: ods subscribe [--table T]... [--template E]... [--feature F]... [--key K]...
+                     [--from SEQ] [--max N]
+
+Follows changes (ods.v1.Features/Subscribe): record puts, deletes and TTL expiries of each
+--table, events applied to each --template, and the new value of each --feature (a ref as
+'ods features' takes: TABLE:FIELD, NAME@WINDOW, NAME) for every entity a change touches.
+Each message is printed as it arrives, as one line of JSON:
+  {"gap":{...},"changes":[...],"features":[...],"next_sequence":"N"}
+The first message has no changes; its next_sequence is where the stream starts. A "gap"
+{"from_sequence","to_sequence","reason"} lists changes this stream skipped (it fell more
+than the server's subscriptions.queue_size behind, or --from is no longer retained).
+Runs until N changes and feature values were printed (--max), the --timeout deadline passes
+(then it exits 0), or the server ends the stream. Give each option once per name.
+
+Options:
+  --table T         Record changes of table T.
+  --template E      Events applied to event template E.
+  --feature F       The new value of feature F for each changed entity.
+  --key K           Only changes of record or entity key K. Default: every key.
+  --from SEQ        Start at sequence SEQ (a next_sequence printed before). Default: the
+                    next change.
+  --max N           Stop after N changes and feature values. Default: 0, no limit.
+
+Example:
+  ods --timeout 3600 subscribe --table user_profile --key u1 --feature txn_sum@1h
+)";
+
 const std::string_view kPushHelp =
     R"(Usage: ods push TEMPLATE FIELD=VALUE... [--event-id ID]
        ods push --json JSON

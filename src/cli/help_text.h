@@ -11,6 +11,7 @@ extern const std::string_view kGetHelp;
 extern const std::string_view kDeleteHelp;
 extern const std::string_view kScanHelp;
 extern const std::string_view kPushHelp;
+extern const std::string_view kSubscribeHelp;
 extern const std::string_view kFeaturesHelp;
 extern const std::string_view kHistoryHelp;
 extern const std::string_view kApplyHelp;

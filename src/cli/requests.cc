@@ -237,6 +237,38 @@ Result<ods::v1::ScanRequest> BuildScanRequest(const ParsedArgs& args) {
   return request;
 }
 
+Result<ods::v1::SubscribeRequest> BuildSubscribeRequest(const ParsedArgs& args) {
+  if (!args.positional.empty()) {
+    return InvalidArgumentError("unexpected argument '" + args.positional[0] +
+                                "' (name what to follow with --table, --template or --feature)");
+  }
+  ods::v1::SubscribeRequest request;
+  auto add = [&](std::string_view flag, google::protobuf::RepeatedPtrField<std::string>& out) {
+    const auto it = args.repeated.find(flag);
+    if (it == args.repeated.end()) return OkStatus();
+    for (const std::string& v : it->second) {
+      if (v.empty()) return InvalidArgumentError(std::string(flag) + " is empty");
+      out.Add(std::string(v));
+    }
+    return OkStatus();
+  };
+  ODS_RETURN_IF_ERROR(add("--table", *request.mutable_tables()));
+  ODS_RETURN_IF_ERROR(add("--template", *request.mutable_templates()));
+  ODS_RETURN_IF_ERROR(add("--feature", *request.mutable_features()));
+  ODS_RETURN_IF_ERROR(add("--key", *request.mutable_keys()));
+  if (request.tables().empty() && request.templates().empty() && request.features().empty()) {
+    return InvalidArgumentError("name at least one --table, --template or --feature");
+  }
+  if (const std::string* from = args.Find("--from")) {
+    ODS_ASSIGN_OR_RETURN(const int64_t seq, ParseInt64(*from, "--from"));
+    if (seq < 1) {
+      return InvalidArgumentError("--from '" + *from + "' must be a sequence, 1 or more");
+    }
+    request.set_from_sequence(static_cast<uint64_t>(seq));
+  }
+  return request;
+}
+
 Result<ods::v1::PushEventsRequest> BuildPushRequest(const ParsedArgs& args, std::istream& in) {
   ods::v1::PushEventsRequest request;
   if (const std::string* json = args.Find("--json")) {

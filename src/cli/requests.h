@@ -74,6 +74,10 @@ namespace ods::cli {
 // `ods move TABLE KEY... --to TIER`.
 [[nodiscard]] Result<ods::v1::MoveRecordsRequest> BuildMoveRequest(const ParsedArgs& args);
 
+// `subscribe [--table T]... [--template E]... [--feature F]... [--key K]... [--from SEQ]`
+// (--max is the command's, not the request's). At least one --table, --template or --feature.
+[[nodiscard]] Result<ods::v1::SubscribeRequest> BuildSubscribeRequest(const ParsedArgs& args);
+
 // `health [SERVICE]`.
 [[nodiscard]] Result<grpc::health::v1::HealthCheckRequest> BuildHealthRequest(
     const ParsedArgs& args);

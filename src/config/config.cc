@@ -257,6 +257,25 @@ void ParseLimits(Parser& p, const YAML::Node& node, LimitsConfig& out) {
   }
 }
 
+void ParseSubscriptions(Parser& p, const YAML::Node& node, SubscriptionsConfig& out) {
+  p.ForEachKey(node, "subscriptions", internal::kSubscriptionsKeys,
+               [&](const std::string& key, const YAML::Node&, const YAML::Node& v) {
+                 if (key == "retained_changes") {
+                   p.Integer(v, "subscriptions.retained_changes", 0, 100'000'000,
+                             out.retained_changes);
+                 } else if (key == "max_subscribers") {
+                   p.Integer(v, "subscriptions.max_subscribers", 1, 100'000, out.max_subscribers);
+                 } else if (key == "queue_size") {
+                   p.Integer(v, "subscriptions.queue_size", 1, 100'000'000, out.queue_size);
+                 }
+               });
+  if (node.IsMap() && out.retained_changes > 0 && out.queue_size > out.retained_changes) {
+    p.Error(node, "subscriptions: queue_size (" + std::to_string(out.queue_size) +
+                      ") must be at most retained_changes (" +
+                      std::to_string(out.retained_changes) + ")");
+  }
+}
+
 // Parses a durability mode at `path` into `out`.
 bool ParseDurability(Parser& p, const YAML::Node& node, const std::string& path,
                      Durability& out) {
@@ -1013,6 +1032,9 @@ Result<Config> LoadStringIn(std::string_view yaml, std::string_view source_name,
                      if (key == "security") ParseSecurity(p, v, base_dir, config.security);
                      if (key == "logging") ParseLogging(p, v, config.logging);
                      if (key == "limits") ParseLimits(p, v, config.limits);
+                     if (key == "subscriptions") {
+                       ParseSubscriptions(p, v, config.subscriptions);
+                     }
                      if (key == "storage") ParseStorage(p, v, config.storage);
                      if (key == "tables") ParseTables(p, v, config.tables, tier_checks);
                      if (key == "event_templates") definitions.ParseEventTemplates(v);

@@ -11,9 +11,9 @@
 // kKeySections below.
 namespace ods::config::internal {
 
-inline constexpr std::array<std::string_view, 10> kTopLevelKeys = {
-    "server", "logging",         "limits",       "storage",  "security",
-    "tables", "event_templates", "aggregations", "features", "functions"};
+inline constexpr std::array<std::string_view, 11> kTopLevelKeys = {
+    "server", "logging",         "limits",       "storage",  "security",     "tables",
+    "event_templates", "aggregations", "features", "functions", "subscriptions"};
 // What Admin.ApplyDefinitions (LoadDefinitions) accepts at its top level: a subset of the above.
 inline constexpr std::array<std::string_view, 3> kDefinitionsTopLevelKeys = {
     "event_templates", "aggregations", "features"};
@@ -28,6 +28,8 @@ inline constexpr std::array<std::string_view, 5> kLimitsKeys = {
     "max_concurrent_streams"};
 inline constexpr std::array<std::string_view, 6> kStorageKeys = {
     "data_dir", "durability", "durability_window", "ram", "ssd", "backing"};
+inline constexpr std::array<std::string_view, 3> kSubscriptionsKeys = {
+    "retained_changes", "max_subscribers", "queue_size"};
 inline constexpr std::array<std::string_view, 2> kRamKeys = {"max_bytes", "cost_per_gib_month"};
 inline constexpr std::array<std::string_view, 2> kSsdKeys = {"max_bytes", "cost_per_gib_month"};
 inline constexpr std::array<std::string_view, 4> kBackingKeys = {"kind", "dir", "postgres",
@@ -67,12 +69,13 @@ struct KeySection {
 // Every mapping of a config file with a fixed set of keys. Mappings whose keys the user names
 // (`tables`, `security.api_keys`, `tables.NAME.fields`, `features.NAME.inputs`, ...) accept any
 // valid name and are not listed; their entries are, under NAME.
-inline constexpr std::array<KeySection, 24> kKeySections = {{
+inline constexpr std::array<KeySection, 25> kKeySections = {{
     {"", kTopLevelKeys},
     {"server", kServerKeys},
     {"server.tls", kTlsKeys},
     {"logging", kLoggingKeys},
     {"limits", kLimitsKeys},
+    {"subscriptions", kSubscriptionsKeys},
     {"storage", kStorageKeys},
     {"storage.ram", kRamKeys},
     {"storage.ssd", kSsdKeys},

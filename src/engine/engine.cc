@@ -186,6 +186,14 @@ Result<std::unique_ptr<Engine>> Engine::Create(const config::Config& config, con
   ODS_RETURN_IF_ERROR(engine->OpenTierAndRecover());
   ODS_RETURN_IF_ERROR(engine->OpenBackingStore());
   ODS_RETURN_IF_ERROR(engine->OpenReadThrough());
+  if (config.subscriptions.retained_changes > 0) {
+    engine->change_log_ = std::make_unique<ChangeLog>(config.subscriptions.retained_changes,
+                                                      config.subscriptions.queue_size,
+                                                      config.subscriptions.max_subscribers);
+    if (engine->write_order_mu_ == nullptr) {
+      engine->write_order_mu_ = std::make_unique<std::mutex[]>(engine->shards_.size());
+    }
+  }
   {
     MutexLock lock(engine->apply_mu_);
     engine->catalogs_.push_back(std::make_unique<const Catalog>());
@@ -477,9 +485,50 @@ Result<std::vector<uint64_t>> Engine::PutApply(std::string_view table,
   }
   std::vector<uint64_t> versions(records.size());
   for (size_t s = 0; s < shards_.size(); ++s) {
-    if (!groups.Of(s).empty()) shards_[s]->Put(table_id, records, groups.Of(s), versions);
+    if (groups.Of(s).empty()) continue;
+    if (change_log_ == nullptr) {
+      shards_[s]->Put(table_id, records, groups.Of(s), versions);
+      continue;
+    }
+    // The write-order lock puts the log in the order the shard applied the writes of a key.
+    std::lock_guard<std::mutex> order(write_order_mu_[s]);
+    shards_[s]->Put(table_id, records, groups.Of(s), versions);
+    PublishPuts(table_id, records, groups.Of(s), versions);
   }
   return versions;
+}
+
+void Engine::PublishPuts(uint32_t table_id, std::span<const shard::KeyedRecord> records,
+                         std::span<const uint32_t> group, std::span<const uint64_t> versions) {
+  std::vector<Change> changes(group.size());
+  const Micros now = clock_.NowMicros();
+  const std::string& table = tables_[table_id]->name();
+  for (size_t j = 0; j < group.size(); ++j) {
+    const uint32_t i = group[j];
+    Change& c = changes[j];
+    c.kind = ChangeKind::kPut;
+    c.source = table;
+    c.key = records[i].key;
+    c.record = *records[i].record;
+    c.record.version = versions[i];
+    c.at_micros = now;
+  }
+  change_log_->Append(std::move(changes));
+}
+
+void Engine::PublishDeletes(uint32_t table_id, std::span<const std::string_view> keys,
+                            std::span<const uint32_t> group, std::span<const uint8_t> deleted) {
+  std::vector<Change> changes;
+  const Micros now = clock_.NowMicros();
+  for (uint32_t i : group) {
+    if (deleted[i] == 0) continue;
+    Change& c = changes.emplace_back();
+    c.kind = ChangeKind::kDelete;
+    c.source = tables_[table_id]->name();
+    c.key = keys[i];
+    c.at_micros = now;
+  }
+  change_log_->Append(std::move(changes));
 }
 
 // Ordering: tier first, then RAM, under the shards' write-order locks; the fsync after both,
@@ -526,6 +575,7 @@ Result<std::vector<uint64_t>> Engine::PutDurable(uint32_t table_id,
     if (ticket.ok()) {
       for (uint32_t s : locks.shards()) {
         shards_[s]->PutReserved(table_id, records, groups.Of(s), versions, expire_at);
+        if (change_log_ != nullptr) PublishPuts(table_id, records, groups.Of(s), versions);
       }
     }
   }
@@ -629,7 +679,14 @@ Result<std::vector<uint8_t>> Engine::DeleteApply(std::string_view table,
   }
   std::vector<uint8_t> deleted(keys.size(), 0);
   for (size_t s = 0; s < shards_.size(); ++s) {
-    if (!groups.Of(s).empty()) shards_[s]->Delete(table_id, keys, groups.Of(s), deleted);
+    if (groups.Of(s).empty()) continue;
+    if (change_log_ == nullptr) {
+      shards_[s]->Delete(table_id, keys, groups.Of(s), deleted);
+      continue;
+    }
+    std::lock_guard<std::mutex> order(write_order_mu_[s]);
+    shards_[s]->Delete(table_id, keys, groups.Of(s), deleted);
+    PublishDeletes(table_id, keys, groups.Of(s), deleted);
   }
   return deleted;
 }
@@ -648,7 +705,10 @@ Result<std::vector<uint8_t>> Engine::DeleteDurable(uint32_t table_id,
     for (std::string_view key : keys) batch.Delete(schema.name(), key);
     ticket = tier_->Write(batch);
     if (ticket.ok()) {
-      for (uint32_t s : locks.shards()) shards_[s]->Delete(table_id, keys, groups.Of(s), deleted);
+      for (uint32_t s : locks.shards()) {
+        shards_[s]->Delete(table_id, keys, groups.Of(s), deleted);
+        if (change_log_ != nullptr) PublishDeletes(table_id, keys, groups.Of(s), deleted);
+      }
     }
   }
   if (!ticket.ok()) {
@@ -687,8 +747,25 @@ size_t Engine::SweepExpiredOnce() {
   std::vector<std::pair<uint32_t, std::string>> expired;
   for (size_t s = 0; s < shards_.size(); ++s) {
     auto& shard = shards_[s];
-    if (tier_ == nullptr) {
+    auto publish_expired = [&] {
+      if (change_log_ == nullptr || expired.empty()) return;
+      std::vector<Change> changes(expired.size());
+      const Micros now = clock_.NowMicros();
+      for (size_t i = 0; i < expired.size(); ++i) {
+        changes[i].kind = ChangeKind::kExpire;
+        changes[i].source = tables_[expired[i].first]->name();
+        changes[i].key = std::move(expired[i].second);
+        changes[i].at_micros = now;
+      }
+      change_log_->Append(std::move(changes));
+    };
+    if (tier_ == nullptr && change_log_ == nullptr) {
       removed += shard->SweepExpired(kSweepVisitsPerShard);
+    } else if (tier_ == nullptr) {
+      std::lock_guard<std::mutex> order(write_order_mu_[s]);
+      expired.clear();
+      removed += shard->SweepExpired(kSweepVisitsPerShard, &expired);
+      publish_expired();
     } else {
       // Under the shard's write-order lock, so a Put of an expired key racing with the sweep
       // reaches the tier after this delete, not before it.
@@ -709,6 +786,7 @@ size_t Engine::SweepExpiredOnce() {
                                      st.message());
         }
       }
+      publish_expired();
     }
     removed += shard->SweepIdleEntities(kSweepVisitsPerShard);
   }

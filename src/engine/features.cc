@@ -690,6 +690,23 @@ Result<PushResult> Engine::PushEvents(std::span<const EventInput> events) {
       ++result.duplicates;
     }
   }
+  if (change_log_ != nullptr && result.applied > 0) {
+    // After every shard applied its events: a subscriber reading the feature then sees them.
+    std::vector<Change> changes;
+    changes.reserve(result.applied);
+    for (size_t i = 0; i < events.size(); ++i) {
+      if (owners[i] == none || outcomes[i] != shard::EventOutcome::kApplied) continue;
+      const shard::ShardEvent& e = shard_events[i];
+      Change& c = changes.emplace_back();
+      c.kind = ChangeKind::kEvent;
+      c.source = catalog.templates[e.template_id].config.name;
+      c.key = e.key;
+      c.record.fields.assign(events[i].fields.begin(), events[i].fields.end());
+      c.record.event_time_micros = e.event_time;
+      c.at_micros = now;
+    }
+    change_log_->Append(std::move(changes));
+  }
   if (!result.rejected.empty()) {
     events_rejected_.fetch_add(result.rejected.size(), std::memory_order_relaxed);
     events_late_.fetch_add(late, std::memory_order_relaxed);
@@ -698,6 +715,10 @@ Result<PushResult> Engine::PushEvents(std::span<const EventInput> events) {
 }
 
 // --- Features ---
+
+Status Engine::CheckFeatureRef(std::string_view ref) const {
+  return PlanFeatures(CurrentCatalog(), std::span<const std::string_view>(&ref, 1), 1).status();
+}
 
 Status Engine::FeatureSources(std::span<const std::string_view> features,
                               std::vector<std::string_view>& out) const {

@@ -90,6 +90,11 @@ Result<ReloadReport> Engine::Reload(const config::Config& next) {
     report.needs_restart.push_back("storage.durability_window");
   }
   if (!SameBacking(os.backing, ns.backing)) report.needs_restart.push_back("storage.backing");
+  if (old.subscriptions.retained_changes != next.subscriptions.retained_changes ||
+      old.subscriptions.max_subscribers != next.subscriptions.max_subscribers ||
+      old.subscriptions.queue_size != next.subscriptions.queue_size) {
+    report.needs_restart.push_back("subscriptions");
+  }
   std::vector<int> old_index(next.tables.size(), -1);  // next table -> running table
   for (size_t i = 0; i < next.tables.size(); ++i) {
     for (size_t j = 0; j < old.tables.size(); ++j) {

@@ -70,6 +70,8 @@ std::string_view MethodName(Method method) {
       return "ods.v1.Features/GetOnlineFeatures";
     case Method::kFeaturesGetHistoricalFeatures:
       return "ods.v1.Features/GetHistoricalFeatures";
+    case Method::kFeaturesSubscribe:
+      return "ods.v1.Features/Subscribe";
     case Method::kFunctionsExecute:
       return "ods.v1.Functions/Execute";
     case Method::kAdminApplyDefinitions:
@@ -96,6 +98,7 @@ config::Role RequiredRole(Method method) {
     case Method::kStoreScan:
     case Method::kFeaturesGetOnlineFeatures:
     case Method::kFeaturesGetHistoricalFeatures:
+    case Method::kFeaturesSubscribe:
     case Method::kAdminListDefinitions:
     case Method::kAdminListFunctions:
     case Method::kAdminGetTierStats:

@@ -27,6 +27,7 @@ enum class Method : uint8_t {
   kFeaturesStreamEvents,
   kFeaturesGetOnlineFeatures,
   kFeaturesGetHistoricalFeatures,
+  kFeaturesSubscribe,
   kFunctionsExecute,
   kAdminApplyDefinitions,
   kAdminListDefinitions,

@@ -334,8 +334,33 @@ class RefusedStreamReactor final : public grpc::ServerReadReactor<ods::v1::PushE
 }  // namespace
 
 FeaturesService::FeaturesService(engine::Engine& engine, const Authenticator* auth)
-    : engine_(engine), auth_(auth) {
+    : engine_(engine), auth_(auth), subscriptions_(std::make_unique<SubscriptionHub>(engine)) {
   SetMessageAllocatorFor_PushEvents(&push_allocator_);
+}
+
+grpc::ServerWriteReactor<ods::v1::SubscribeResponse>* FeaturesService::Subscribe(
+    grpc::CallbackServerContext* ctx, const ods::v1::SubscribeRequest* req) {
+  const ApiKey* key = nullptr;
+  Status access = Authorize(auth_, *ctx, Method::kFeaturesSubscribe, key);
+  engine::SubscribeRequest request;
+  request.tables.assign(req->tables().begin(), req->tables().end());
+  request.templates.assign(req->templates().begin(), req->templates().end());
+  request.features.assign(req->features().begin(), req->features().end());
+  request.keys.assign(req->keys().begin(), req->keys().end());
+  if (req->has_from_sequence()) request.from_sequence = req->from_sequence();
+  for (const std::string& name : request.tables) {
+    if (access.ok()) access = CheckTable(auth_, key, Method::kFeaturesSubscribe, name);
+  }
+  for (const std::string& name : request.templates) {
+    if (access.ok()) access = CheckTable(auth_, key, Method::kFeaturesSubscribe, name);
+  }
+  if (access.ok() && !request.features.empty()) {
+    const std::vector<std::string_view> features(request.features.begin(),
+                                                 request.features.end());
+    access = CheckFeatureSources(engine_, auth_, key, Method::kFeaturesSubscribe, features);
+  }
+  if (!access.ok()) return subscriptions_->Open(ctx, access);
+  return subscriptions_->Open(ctx, engine_.Subscribe(request));
 }
 
 void FeaturesService::AppendMetrics(std::string& out) const {

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "auth.h"
+#include "subscriptions.h"
 #include "ods/common/latency_histogram.h"
 #include "ods/common/mutex.h"
 #include "ods/common/thread_annotations.h"
@@ -128,7 +129,7 @@ using FeaturesServiceBase = ods::v1::Features::WithCallbackMethod_PushEvents<
     ods::v1::Features::WithCallbackMethod_StreamEvents<
         ods::v1::Features::WithRawCallbackMethod_GetOnlineFeatures<
             ods::v1::Features::WithRawCallbackMethod_GetHistoricalFeatures<
-                ods::v1::Features::Service>>>>;
+                ods::v1::Features::WithCallbackMethod_Subscribe<ods::v1::Features::Service>>>>>;
 
 class FeaturesService final : public FeaturesServiceBase {
  public:
@@ -153,6 +154,14 @@ class FeaturesService final : public FeaturesServiceBase {
                                                   const grpc::ByteBuffer* req,
                                                   grpc::ByteBuffer* resp) override;
 
+  // Streams changes (SubscriptionHub). Errors before the first message: as Engine::Subscribe,
+  // plus the `read` role on every table and template named or behind a feature.
+  grpc::ServerWriteReactor<ods::v1::SubscribeResponse>* Subscribe(
+      grpc::CallbackServerContext* ctx, const ods::v1::SubscribeRequest* req) override;
+  // Ends every Subscribe stream (server shutdown: they would otherwise hold the drain).
+  void StopSubscriptions() { subscriptions_->Stop(); }
+  uint64_t subscribe_streams() const { return subscriptions_->open_streams(); }
+
   // Events rejected here before reaching the engine (a value with no type set); the engine
   // counts the rest. Added to ods_events_rejected_total.
   uint64_t events_rejected_at_edge() const {
@@ -170,6 +179,7 @@ class FeaturesService final : public FeaturesServiceBase {
   LatencyHistogram online_latency_;
   LatencyHistogram historical_latency_;
   ArenaMessageAllocator<ods::v1::PushEventsRequest, ods::v1::PushEventsResponse> push_allocator_;
+  std::unique_ptr<SubscriptionHub> subscriptions_;
 };
 
 }  // namespace ods::server

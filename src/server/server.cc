@@ -148,6 +148,23 @@ std::string RenderMetrics(engine::Engine& engine, const FeaturesService& feature
           s.sor_cached);
   gauge("ods_sor_negative_keys", "Read-through misses remembered now, all tables.",
         s.sor_negative_keys);
+  const engine::ChangeLogStats subs = engine.SubscriptionStats();
+  gauge("ods_subscribers", "Open Features.Subscribe streams.", features.subscribe_streams());
+  gauge("ods_subscriber_max_lag",
+        "Most changes any subscriber is behind the newest change (0 without subscribers).",
+        subs.max_lag);
+  counter("ods_subscription_gaps_total",
+          "Gap notices given to subscribers (they fell behind or resumed from a sequence no "
+          "longer retained).",
+          subs.gaps);
+  counter("ods_subscription_skipped_changes_total",
+          "Changes subscribers skipped through gap notices.", subs.skipped);
+  counter("ods_changes_published_total",
+          "Changes (put, delete, expire, event) appended to the change log.", subs.published);
+  gauge("ods_change_log_next_sequence", "The sequence the next change gets.",
+        subs.next_sequence);
+  gauge("ods_change_log_oldest_sequence",
+        "The oldest change retained (a subscriber may resume from it).", subs.oldest_sequence);
   AppendTierMetrics(engine, out);
   if (auth != nullptr) {
     counter("ods_auth_unauthenticated_total",
@@ -293,6 +310,8 @@ void Server::Shutdown(Micros grace_micros) {
     if (auto* health = impl_->grpc_server->GetHealthCheckService()) {
       health->SetServingStatus(false);
     }
+    // Subscribe streams never end by themselves: end them first, or they hold the drain.
+    impl_->features->StopSubscriptions();
     const auto deadline =
         std::chrono::system_clock::now() + std::chrono::microseconds(grace_micros);
     impl_->grpc_server->Shutdown(deadline);  // Waits for in-flight calls up to the deadline.

@@ -146,6 +146,49 @@ TEST_F(CliOdsTest, PutThenGetPrintsTypedValuesAsJson) {
   EXPECT_FALSE(response.results(1).found());
 }
 
+TEST_F(CliOdsTest, SubscribeFromASequencePrintsEachMessageAsJsonUntilMax) {
+  ASSERT_EQ(Ods({"put", "user_profile", "u1", "age=1"}).exit_code, 0);
+  ASSERT_EQ(Ods({"put", "user_profile", "u2", "age=2"}).exit_code, 0);
+  ASSERT_EQ(Ods({"delete", "user_profile", "u1"}).exit_code, 0);
+  const CommandResult sub =
+      Ods({"subscribe", "--table", "user_profile", "--from", "1", "--max", "3"});
+  ASSERT_EQ(sub.exit_code, 0) << sub.err;
+  std::vector<std::string> changes;
+  uint64_t next = 0;
+  for (const std::string& line : Lines(sub.out)) {
+    const auto m = ParseJson<ods::v1::SubscribeResponse>(line);
+    for (const ods::v1::Change& c : m.changes()) {
+      changes.push_back(ods::v1::ChangeKind_Name(c.kind()) + " " + c.key() + " " +
+                        std::to_string(c.sequence()));
+    }
+    next = m.next_sequence();
+  }
+  EXPECT_THAT(changes, ::testing::ElementsAre("CHANGE_PUT u1 1", "CHANGE_PUT u2 2",
+                                              "CHANGE_DELETE u1 3"));
+  EXPECT_EQ(next, 4u);
+  EXPECT_THAT(sub.out, HasSubstr(R"("int64_value":"2")"));
+}
+
+TEST_F(CliOdsTest, SubscribeEndsAtTheTimeoutWithSuccess) {
+  const CommandResult sub =
+      Ods({"--timeout", "0.3", "subscribe", "--table", "user_profile", "--key", "u9"});
+  ASSERT_EQ(sub.exit_code, 0) << sub.err;
+  ASSERT_EQ(Lines(sub.out).size(), 1u) << sub.out;  // the first message: where it started
+  EXPECT_EQ(ParseJson<ods::v1::SubscribeResponse>(sub.out).next_sequence(), 1u);
+}
+
+TEST_F(CliOdsTest, SubscribeRefusesBadUsageAndUnknownNames) {
+  const CommandResult none = Ods({"subscribe"});
+  EXPECT_EQ(none.exit_code, 2);
+  EXPECT_THAT(none.err, HasSubstr("--table, --template or --feature"));
+  const CommandResult bad_from = Ods({"subscribe", "--table", "user_profile", "--from", "x"});
+  EXPECT_EQ(bad_from.exit_code, 2);
+  const CommandResult unknown = Ods({"subscribe", "--table", "nope"});
+  EXPECT_EQ(unknown.exit_code, 1);
+  EXPECT_THAT(unknown.err, HasSubstr("INVALID_ARGUMENT"));
+  EXPECT_THAT(unknown.err, HasSubstr("'nope'"));
+}
+
 TEST_F(CliOdsTest, PutJsonWritesBatch) {
   const CommandResult put =
       Ods({"put", "user_features", "--json",

@@ -134,6 +134,35 @@ TEST(CliRequestsTest, ScanWithBadLimitIsInvalidArgument) {
   EXPECT_THAT(BuildScanRequest(Args({"t", "extra"})), StatusIs(StatusCode::kInvalidArgument));
 }
 
+TEST(CliRequestsTest, SubscribeCollectsRepeatedNamesKeysAndFrom) {
+  ParsedArgs args = Args({}, {{"--from", "42"}});
+  args.repeated["--table"] = {"a", "b"};
+  args.repeated["--feature"] = {"sum@1h"};
+  args.repeated["--key"] = {"k1"};
+  const auto r = BuildSubscribeRequest(args);
+  ASSERT_THAT(r, IsOk());
+  EXPECT_THAT(r->tables(), ElementsAre("a", "b"));
+  EXPECT_THAT(r->features(), ElementsAre("sum@1h"));
+  EXPECT_THAT(r->keys(), ElementsAre("k1"));
+  EXPECT_TRUE(r->templates().empty());
+  EXPECT_EQ(r->from_sequence(), 42u);
+}
+
+TEST(CliRequestsTest, SubscribeWithoutANameOrWithABadFromIsInvalidArgument) {
+  EXPECT_THAT(BuildSubscribeRequest(Args({})), StatusIs(StatusCode::kInvalidArgument));
+  ParsedArgs keys_only = Args({});
+  keys_only.repeated["--key"] = {"k"};
+  EXPECT_THAT(BuildSubscribeRequest(keys_only), StatusIs(StatusCode::kInvalidArgument));
+  for (const char* from : {"0", "-1", "x"}) {
+    ParsedArgs args = Args({}, {{"--from", from}});
+    args.repeated["--template"] = {"tx"};
+    EXPECT_THAT(BuildSubscribeRequest(args), StatusIs(StatusCode::kInvalidArgument)) << from;
+  }
+  ParsedArgs positional = Args({"t"});
+  positional.repeated["--table"] = {"t"};
+  EXPECT_THAT(BuildSubscribeRequest(positional), StatusIs(StatusCode::kInvalidArgument));
+}
+
 Result<ods::v1::PushEventsRequest> Push(const ParsedArgs& args, const std::string& in = "") {
   std::istringstream stream(in);
   return BuildPushRequest(args, stream);

@@ -33,6 +33,7 @@ constexpr Method kAllMethods[] = {
     Method::kFeaturesStreamEvents,
     Method::kFeaturesGetOnlineFeatures,
     Method::kFeaturesGetHistoricalFeatures,
+    Method::kFeaturesSubscribe,
     Method::kFunctionsExecute,
     Method::kAdminApplyDefinitions,
     Method::kAdminListDefinitions,

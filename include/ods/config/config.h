@@ -110,6 +110,22 @@ struct LimitsConfig {
   uint32_t max_concurrent_streams = 1000;
 };
 
+// subscriptions: the change log behind Features.Subscribe (docs/architecture.md,
+// "Subscriptions"). Read at start only (a reload lists changes as needing a restart).
+struct SubscriptionsConfig {
+  // Changes (Put, Delete, TTL expiry, applied event) kept in the log, newest first: a client
+  // may resume from any sequence still in it. 0 turns the log off (Subscribe then answers
+  // FAILED_PRECONDITION and writers append nothing). Default: 65536. Range: [0, 100000000].
+  uint64_t retained_changes = 65536;
+  // Most Subscribe streams open at once; more are refused with RESOURCE_EXHAUSTED.
+  // Default: 64. Range: [1, 100000].
+  uint32_t max_subscribers = 64;
+  // Each subscriber's queue: the most changes it may be behind the newest. A subscriber further
+  // behind skips the oldest of them and is told so with a gap notice. Default: 16384.
+  // Range: [1, 100000000], at most retained_changes.
+  uint64_t queue_size = 16384;
+};
+
 // How a table's record writes (Put, Delete) are made durable in the RocksDB tier under
 // storage.data_dir. docs/architecture.md, "Durability".
 enum class Durability : uint8_t {
@@ -389,6 +405,7 @@ struct Config {
   LoggingConfig logging;
   LimitsConfig limits;
   StorageConfig storage;
+  SubscriptionsConfig subscriptions = {};
   SecurityConfig security;
   // Tables in file order; names are unique.
   std::vector<TableConfig> tables;

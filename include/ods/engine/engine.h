@@ -17,6 +17,7 @@
 #include "ods/common/mutex.h"
 #include "ods/common/status.h"
 #include "ods/config/config.h"
+#include "ods/engine/change_log.h"
 #include "ods/engine/features.h"
 #include "ods/engine/functions.h"
 #include "ods/record/schema.h"
@@ -301,6 +302,21 @@ class Engine {
   // The event templates and aggregations in effect (config plus applied), in definition order.
   config::Definitions ListDefinitions() const;
 
+  // --- Subscriptions (docs/architecture.md, "Subscriptions") ---
+
+  // Opens a subscription to the changes `request` names, starting at request.from_sequence
+  // (nullopt: the next change). Every Put, Delete, TTL expiry and applied event is published to
+  // the change log once applied to RAM (for a durable table: after the durable tier accepted
+  // it), under the owning shard's write-order lock, so the log has the changes of one key in
+  // the order they were applied. Errors: kFailedPrecondition subscriptions.retained_changes is
+  // 0; kInvalidArgument no table, template or feature named, an unknown table, template or
+  // feature (named), a bad key, from_sequence 0 or after the newest change;
+  // kResourceExhausted subscriptions.max_subscribers are open. O(names).
+  Result<std::unique_ptr<Subscription>> Subscribe(const SubscribeRequest& request);
+
+  // Change log figures (all 0, enabled false, when subscriptions are off). O(subscribers).
+  ChangeLogStats SubscriptionStats() const;
+
   // --- Sandboxed functions (docs/architecture.md, "Functions") ---
 
   // Registers `spec` as the next version of its name (1 if new): compiles the source, runs its
@@ -572,6 +588,17 @@ class Engine {
   struct FunctionRegistry;
   Mutex register_mu_;  // serializes RegisterFunction; never held by readers
   std::atomic<std::shared_ptr<const FunctionRegistry>> functions_;
+  // The change log; null when subscriptions.retained_changes is 0. Constant after Create.
+  std::unique_ptr<ChangeLog> change_log_;
+  // The checks a lookup of feature `ref` makes (kInvalidArgument), without reading anything.
+  Status CheckFeatureRef(std::string_view ref) const;
+  // Publishes records[i] for i in `group` (written with versions[i]) as kPut changes.
+  void PublishPuts(uint32_t table_id, std::span<const shard::KeyedRecord> records,
+                   std::span<const uint32_t> group, std::span<const uint64_t> versions);
+  // Publishes keys[i] for i in `group` with deleted[i] set as `kind` changes.
+  void PublishDeletes(uint32_t table_id, std::span<const std::string_view> keys,
+                      std::span<const uint32_t> group, std::span<const uint8_t> deleted);
+
   // Rejections are counted here (the shards see only valid events); touched only on rejection.
   std::atomic<uint64_t> events_rejected_{0};
   std::atomic<uint64_t> events_late_{0};

@@ -1,0 +1,226 @@
+#include "subscriptions.h"
+
+#include <algorithm>
+#include <chrono>
+#include <utility>
+
+#include "convert.h"
+#include "ods/common/logging.h"
+#include "status_mapping.h"
+
+namespace ods::server {
+namespace {
+
+ods::v1::ChangeKind KindToProto(engine::ChangeKind kind) {
+  switch (kind) {
+    case engine::ChangeKind::kPut: return ods::v1::CHANGE_PUT;
+    case engine::ChangeKind::kDelete: return ods::v1::CHANGE_DELETE;
+    case engine::ChangeKind::kExpire: return ods::v1::CHANGE_EXPIRE;
+    case engine::ChangeKind::kEvent: return ods::v1::CHANGE_EVENT;
+  }
+  return ods::v1::CHANGE_KIND_UNSPECIFIED;
+}
+
+void BatchToProto(const engine::SubscriptionBatch& batch, ods::v1::SubscribeResponse& out) {
+  out.Clear();
+  if (batch.gap) {
+    ods::v1::SubscriptionGap* gap = out.mutable_gap();
+    gap->set_from_sequence(batch.gap->from_sequence);
+    gap->set_to_sequence(batch.gap->to_sequence);
+    gap->set_reason(batch.gap->reason == engine::GapReason::kOverflow ? ods::v1::GAP_OVERFLOW
+                                                                      : ods::v1::GAP_NOT_RETAINED);
+  }
+  for (const std::shared_ptr<const engine::Change>& c : batch.changes) {
+    ods::v1::Change* p = out.add_changes();
+    p->set_sequence(c->sequence);
+    p->set_kind(KindToProto(c->kind));
+    p->set_source(c->source);
+    p->set_key(c->key);
+    p->set_published_micros(c->at_micros);
+    if (c->kind == engine::ChangeKind::kPut) {
+      ToProto(c->key, c->record, *p->mutable_record());
+    } else if (c->kind == engine::ChangeKind::kEvent) {
+      auto& fields = *p->mutable_event_fields();
+      for (const record::Field& f : c->record.fields) ToProto(f.value, fields[f.name]);
+      p->set_event_time_micros(c->record.event_time_micros);
+    }
+  }
+  for (const engine::FeatureUpdate& u : batch.features) {
+    ods::v1::FeatureUpdate* p = out.add_features();
+    p->set_sequence(u.sequence);
+    p->set_feature(u.feature);
+    p->set_entity(u.entity);
+    ToProto(u.value, *p->mutable_value());
+    p->set_status(ToProto(u.status));
+    p->set_event_time_micros(u.event_time);
+  }
+  out.set_next_sequence(batch.next_sequence);
+}
+
+}  // namespace
+
+// One stream. Deletes itself in OnDone. Its mutex guards the write state; the hub's mutex is
+// taken before it, never after.
+class SubscriptionHub::Reactor final : public grpc::ServerWriteReactor<ods::v1::SubscribeResponse> {
+ public:
+  Reactor(SubscriptionHub& hub, grpc::CallbackServerContext* ctx,
+          std::unique_ptr<engine::Subscription> subscription)
+      : hub_(hub), ctx_(ctx), subscription_(std::move(subscription)) {}
+
+  // The first message: the start sequence (and a gap if from_sequence is no longer retained).
+  void Start() {
+    std::lock_guard<std::mutex> lock(mu_);
+    WriteNextLocked(/*always=*/true);
+  }
+
+  // Starts a write if none is in flight and there is something new. Called by the pump.
+  void Poll() {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!writing_ && !finished_ && subscription_->HasPending()) WriteNextLocked(false);
+  }
+
+  // Ends the stream (server shutting down).
+  void Stop() {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+    if (writing_) {
+      ctx_->TryCancel();  // a write the client does not read would otherwise never complete
+    } else {
+      FinishLocked(grpc::Status(grpc::StatusCode::UNAVAILABLE, "server shutting down"));
+    }
+  }
+
+  void OnWriteDone(bool ok) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    writing_ = false;
+    if (!ok || cancelled_) {
+      FinishLocked(grpc::Status(grpc::StatusCode::CANCELLED, "subscription cancelled"));
+    } else if (stop_) {
+      FinishLocked(grpc::Status(grpc::StatusCode::UNAVAILABLE, "server shutting down"));
+    } else if (subscription_->HasPending()) {
+      WriteNextLocked(false);
+    }
+  }
+
+  void OnCancel() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    cancelled_ = true;
+    if (!writing_) {
+      FinishLocked(grpc::Status(grpc::StatusCode::CANCELLED, "subscription cancelled"));
+    }
+  }
+
+  void OnDone() override {
+    hub_.Remove(this);
+    delete this;
+  }
+
+ private:
+  // Takes the next batch; writes it if it holds something (or `always`). Batches the filter
+  // left empty are skipped, a bounded number at a time (the pump comes back).
+  void WriteNextLocked(bool always) {
+    if (finished_) return;
+    engine::SubscriptionBatch batch;
+    for (int round = 0; round < 16; ++round) {
+      Status s = subscription_->Next(hub_.max_changes_per_message_, batch);
+      if (!s.ok()) {
+        FinishLocked(ToGrpcStatus(s));
+        return;
+      }
+      if (always || batch.gap || !batch.changes.empty() || !batch.features.empty()) break;
+      if (!subscription_->HasPending()) return;
+    }
+    if (!always && !batch.gap && batch.changes.empty() && batch.features.empty()) return;
+    BatchToProto(batch, message_);
+    writing_ = true;
+    StartWrite(&message_);
+  }
+
+  void FinishLocked(const grpc::Status& status) {
+    if (finished_) return;
+    finished_ = true;
+    Finish(status);
+  }
+
+  SubscriptionHub& hub_;
+  grpc::CallbackServerContext* const ctx_;
+  const std::unique_ptr<engine::Subscription> subscription_;
+  std::mutex mu_;
+  bool writing_ = false;    // a message is in flight
+  bool finished_ = false;   // Finish was called
+  bool cancelled_ = false;  // OnCancel came
+  bool stop_ = false;       // Stop came
+  ods::v1::SubscribeResponse message_;  // the message in flight
+};
+
+SubscriptionHub::SubscriptionHub(engine::Engine& engine)
+    : engine_(engine),
+      // Every change fits: a record is at most max_record_bytes, at most half a message.
+      max_changes_per_message_(std::clamp<size_t>(
+          engine.config().limits.max_message_bytes /
+              (2 * engine.config().limits.max_record_bytes + 1),
+          1, 256)),
+      pump_([this] { Run(); }) {}
+
+SubscriptionHub::~SubscriptionHub() {
+  Stop();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    exit_ = true;
+  }
+  cv_.notify_all();
+  pump_.join();
+}
+
+grpc::ServerWriteReactor<ods::v1::SubscribeResponse>* SubscriptionHub::Open(
+    grpc::CallbackServerContext* ctx, Result<std::unique_ptr<engine::Subscription>> subscription) {
+  std::unique_lock<std::mutex> lock(mu_);
+  if (subscription.ok() && stopped_) subscription = UnavailableError("server shutting down");
+  if (!subscription.ok()) {
+    lock.unlock();
+    // A reactor of its own so the error goes through the same (streaming) call shape.
+    class Failed final : public grpc::ServerWriteReactor<ods::v1::SubscribeResponse> {
+     public:
+      explicit Failed(const Status& s) { Finish(ToGrpcStatus(s)); }
+      void OnDone() override { delete this; }
+    };
+    return new Failed(subscription.status());
+  }
+  auto* r = new Reactor(*this, ctx, std::move(subscription).value());
+  reactors_.push_back(r);
+  r->Start();
+  lock.unlock();
+  cv_.notify_all();
+  return r;
+}
+
+void SubscriptionHub::Stop() {
+  std::lock_guard<std::mutex> lock(mu_);
+  stopped_ = true;
+  for (Reactor* r : reactors_) r->Stop();
+}
+
+uint64_t SubscriptionHub::open_streams() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return reactors_.size();
+}
+
+void SubscriptionHub::Remove(Reactor* r) {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::erase(reactors_, r);
+}
+
+void SubscriptionHub::Run() {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (!exit_) {
+    if (reactors_.empty()) {
+      cv_.wait(lock, [this] { return exit_ || !reactors_.empty(); });
+      continue;
+    }
+    cv_.wait_for(lock, kPollInterval, [this] { return exit_; });
+    if (exit_) break;
+    for (Reactor* r : reactors_) r->Poll();
+  }
+}
+
+}  // namespace ods::server

@@ -1,0 +1,64 @@
+#pragma once
+
+#include <grpcpp/grpcpp.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "ods/common/status.h"
+#include "ods/engine/engine.h"
+#include "ods/v1/features.grpc.pb.h"
+
+namespace ods::server {
+
+// Serves Features.Subscribe streams from the engine's change log (docs/architecture.md,
+// "Subscriptions"). Each stream has at most one message in flight; a stream whose client does
+// not read (gRPC flow control holds its write) simply stops taking changes, so writers never
+// wait for it: its cursor stays put and, when it reads again, the engine's Subscription gives it
+// a gap notice. One pump thread wakes every kPollInterval while streams are open and starts a
+// write on each idle stream that has new changes; a stream whose write completed takes its next
+// message at once on the gRPC thread. Writers do nothing for subscribers.
+// Thread-safe. Must be stopped (Stop) before the gRPC server shuts down, and outlive it.
+class SubscriptionHub {
+ public:
+  explicit SubscriptionHub(engine::Engine& engine);
+  ~SubscriptionHub();  // Stop(), then joins the pump thread.
+  SubscriptionHub(const SubscriptionHub&) = delete;
+  SubscriptionHub& operator=(const SubscriptionHub&) = delete;
+
+  // A reactor streaming `subscription` (null: finishes at once with `error`).
+  grpc::ServerWriteReactor<ods::v1::SubscribeResponse>* Open(
+      grpc::CallbackServerContext* ctx,
+      Result<std::unique_ptr<engine::Subscription>> subscription);
+
+  // Ends every open stream with UNAVAILABLE ("server shutting down"), cancelling writes the
+  // client is not reading; later Opens are refused the same way. Returns at once.
+  void Stop();
+
+  uint64_t open_streams() const;
+
+  // How often the pump looks for new changes while streams are open.
+  static constexpr std::chrono::milliseconds kPollInterval{1};
+
+ private:
+  class Reactor;
+  void Run();
+  void Remove(Reactor* r);
+
+  engine::Engine& engine_;
+  const size_t max_changes_per_message_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<Reactor*> reactors_;  // guarded by mu_
+  bool stopped_ = false;            // guarded by mu_
+  bool exit_ = false;               // guarded by mu_
+  std::thread pump_;                // last: starts after the members above exist
+};
+
+}  // namespace ods::server
