@@ -89,6 +89,7 @@ Status ChangeLog::Register(Subscription* s) {
                                   ") subscriptions are open; close one or raise the limit");
   }
   subscribers_.push_back(s);
+  recording_.store(true, std::memory_order_release);
   return OkStatus();
 }
 

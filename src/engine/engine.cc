@@ -486,7 +486,7 @@ Result<std::vector<uint64_t>> Engine::PutApply(std::string_view table,
   std::vector<uint64_t> versions(records.size());
   for (size_t s = 0; s < shards_.size(); ++s) {
     if (groups.Of(s).empty()) continue;
-    if (change_log_ == nullptr) {
+    if (!Recording()) {
       shards_[s]->Put(table_id, records, groups.Of(s), versions);
       continue;
     }
@@ -575,7 +575,7 @@ Result<std::vector<uint64_t>> Engine::PutDurable(uint32_t table_id,
     if (ticket.ok()) {
       for (uint32_t s : locks.shards()) {
         shards_[s]->PutReserved(table_id, records, groups.Of(s), versions, expire_at);
-        if (change_log_ != nullptr) PublishPuts(table_id, records, groups.Of(s), versions);
+        if (Recording()) PublishPuts(table_id, records, groups.Of(s), versions);
       }
     }
   }
@@ -680,7 +680,7 @@ Result<std::vector<uint8_t>> Engine::DeleteApply(std::string_view table,
   std::vector<uint8_t> deleted(keys.size(), 0);
   for (size_t s = 0; s < shards_.size(); ++s) {
     if (groups.Of(s).empty()) continue;
-    if (change_log_ == nullptr) {
+    if (!Recording()) {
       shards_[s]->Delete(table_id, keys, groups.Of(s), deleted);
       continue;
     }
@@ -707,7 +707,7 @@ Result<std::vector<uint8_t>> Engine::DeleteDurable(uint32_t table_id,
     if (ticket.ok()) {
       for (uint32_t s : locks.shards()) {
         shards_[s]->Delete(table_id, keys, groups.Of(s), deleted);
-        if (change_log_ != nullptr) PublishDeletes(table_id, keys, groups.Of(s), deleted);
+        if (Recording()) PublishDeletes(table_id, keys, groups.Of(s), deleted);
       }
     }
   }
@@ -748,7 +748,7 @@ size_t Engine::SweepExpiredOnce() {
   for (size_t s = 0; s < shards_.size(); ++s) {
     auto& shard = shards_[s];
     auto publish_expired = [&] {
-      if (change_log_ == nullptr || expired.empty()) return;
+      if (!Recording() || expired.empty()) return;
       std::vector<Change> changes(expired.size());
       const Micros now = clock_.NowMicros();
       for (size_t i = 0; i < expired.size(); ++i) {
@@ -759,7 +759,7 @@ size_t Engine::SweepExpiredOnce() {
       }
       change_log_->Append(std::move(changes));
     };
-    if (tier_ == nullptr && change_log_ == nullptr) {
+    if (tier_ == nullptr && !Recording()) {
       removed += shard->SweepExpired(kSweepVisitsPerShard);
     } else if (tier_ == nullptr) {
       std::lock_guard<std::mutex> order(write_order_mu_[s]);

@@ -690,7 +690,7 @@ Result<PushResult> Engine::PushEvents(std::span<const EventInput> events) {
       ++result.duplicates;
     }
   }
-  if (change_log_ != nullptr && result.applied > 0) {
+  if (Recording() && result.applied > 0) {
     // After every shard applied its events: a subscriber reading the feature then sees them.
     std::vector<Change> changes;
     changes.reserve(result.applied);

@@ -147,6 +147,8 @@ TEST_F(CliOdsTest, PutThenGetPrintsTypedValuesAsJson) {
 }
 
 TEST_F(CliOdsTest, SubscribeFromASequencePrintsEachMessageAsJsonUntilMax) {
+  // The log records from the first subscription on (this one ends at its timeout).
+  ASSERT_EQ(Ods({"--timeout", "0.3", "subscribe", "--table", "user_profile"}).exit_code, 0);
   ASSERT_EQ(Ods({"put", "user_profile", "u1", "age=1"}).exit_code, 0);
   ASSERT_EQ(Ods({"put", "user_profile", "u2", "age=2"}).exit_code, 0);
   ASSERT_EQ(Ods({"delete", "user_profile", "u1"}).exit_code, 0);

@@ -70,11 +70,16 @@ config::Config MakeConfig(uint64_t retained = 16, uint64_t queue = 16) {
 class ChangeLogTest : public ::testing::Test {
  protected:
   void SetUp() override { Open(MakeConfig()); }
-  void Open(const config::Config& c) {
+  // `recording`: as if a subscriber had come and gone, so writes are published from the start
+  // (the log records from the first subscription on).
+  void Open(const config::Config& c, bool recording = true) {
     engine_.reset();
     Result<std::unique_ptr<Engine>> e = Engine::Create(c, clock_);
     ASSERT_THAT(e, IsOk());
     engine_ = std::move(e).value();
+    if (recording) {
+      ASSERT_THAT(engine_->Subscribe({.tables = {"profile"}}), IsOk());
+    }
   }
   void Put(std::string key, int64_t age) {
     Record r;
@@ -123,6 +128,24 @@ TEST_F(ChangeLogTest, DeliversPutsAndDeletesInOrderWithSequences) {
   EXPECT_EQ(std::get<int64_t>(*batch.changes[1]->record.Find("age")), 2);
   EXPECT_GT(batch.changes[1]->record.version, 0u);
   EXPECT_FALSE(sub->HasPending());
+}
+
+// Writers pay for the log only once someone subscribed: before that, nothing is published and
+// no sequence is given, so no client can hold a sequence of a change that was not recorded.
+TEST_F(ChangeLogTest, NothingIsRecordedBeforeTheFirstSubscription) {
+  Open(MakeConfig(), /*recording=*/false);
+  Put("early", 1);
+  EXPECT_EQ(engine_->SubscriptionStats().published, 0u);
+  EXPECT_EQ(engine_->SubscriptionStats().next_sequence, 1u);
+  EXPECT_THAT(engine_->Subscribe({.tables = {"profile"}, .from_sequence = 2}),
+              StatusIs(StatusCode::kInvalidArgument, HasSubstr("from_sequence 2")));
+  auto sub = Subscribe({.tables = {"profile"}});
+  Put("late", 2);
+  sub.reset();
+  Put("later", 3);  // still recorded with no subscriber: a client may resume
+  auto resumed = Subscribe({.tables = {"profile"}, .from_sequence = 1});
+  SubscriptionBatch batch;
+  EXPECT_THAT(Take(*resumed, batch), ElementsAre("put late 1", "put later 2"));
 }
 
 TEST_F(ChangeLogTest, StartsAtTheNextChangeWithoutFromSequence) {
@@ -286,7 +309,7 @@ TEST_F(ChangeLogTest, MoreThanMaxSubscribersIsResourceExhaustedUntilOneCloses) {
 }
 
 TEST_F(ChangeLogTest, RetainedZeroTurnsSubscriptionsOff) {
-  Open(MakeConfig(/*retained=*/0, /*queue=*/1));
+  Open(MakeConfig(/*retained=*/0, /*queue=*/1), /*recording=*/false);
   Put("a", 1);
   EXPECT_THAT(engine_->Subscribe({.tables = {"profile"}}),
               StatusIs(StatusCode::kFailedPrecondition));

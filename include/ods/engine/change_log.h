@@ -171,6 +171,11 @@ class ChangeLog {
                 uint64_t& next) const ODS_EXCLUDES(mu_);
 
   uint64_t next_sequence() const { return next_.load(std::memory_order_acquire); }
+  // Whether writers publish: false until the first subscription registers, so that a server
+  // nobody subscribes to pays nothing for the log on its writes (publishing costs each write
+  // an allocation and a copy); then true until the engine stops, so sequences never skip a
+  // change. One atomic load.
+  bool recording() const { return recording_.load(std::memory_order_acquire); }
   uint64_t queue_size() const { return queue_size_; }
   ChangeLogStats Stats() const ODS_EXCLUDES(subscribers_mu_);
 
@@ -192,6 +197,7 @@ class ChangeLog {
   std::vector<Subscription*> subscribers_ ODS_GUARDED_BY(subscribers_mu_);
   std::atomic<uint64_t> gaps_{0};
   std::atomic<uint64_t> skipped_{0};
+  std::atomic<bool> recording_{false};
 };
 
 }  // namespace ods::engine

@@ -590,6 +590,8 @@ class Engine {
   std::atomic<std::shared_ptr<const FunctionRegistry>> functions_;
   // The change log; null when subscriptions.retained_changes is 0. Constant after Create.
   std::unique_ptr<ChangeLog> change_log_;
+  // Whether writes are published to the change log (ChangeLog::recording).
+  bool Recording() const { return change_log_ != nullptr && change_log_->recording(); }
   // The checks a lookup of feature `ref` makes (kInvalidArgument), without reading anything.
   Status CheckFeatureRef(std::string_view ref) const;
   // Publishes records[i] for i in `group` (written with versions[i]) as kPut changes.
