@@ -35,6 +35,7 @@ enum class Method : uint8_t {
   kAdminGetTierStats,
   kAdminMoveRecords,
   kAdminReloadConfig,
+  kAdminGetServerStats,
 };
 
 // "ods.v1.Store/Put" etc.
