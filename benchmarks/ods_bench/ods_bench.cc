@@ -330,10 +330,8 @@ int ParseOptions(int argc, char** argv, Options& o) {
     std::cerr << "ods_bench: --workload execute needs --function (see --help)\n";
     return 2;
   }
-  if ((o.workload == Workload::kFeatures || o.workload == Workload::kAll) &&
-      o.features.empty()) {
-    std::cerr << "ods_bench: --workload " << o.workload_name
-              << " needs --features (see --help)\n";
+  if ((o.workload == Workload::kFeatures || o.workload == Workload::kAll) && o.features.empty()) {
+    std::cerr << "ods_bench: --workload " << o.workload_name << " needs --features (see --help)\n";
     return 2;
   }
   if (!o.batch_set && (o.workload == Workload::kPush || o.workload == Workload::kStream)) {

@@ -480,7 +480,9 @@ bool Shard::ReadHistorical(uint32_t template_id, std::span<const AggregationRead
 void FunctionErrorTally::Count(std::string_view function, sandbox::ErrorKind kind) {
   MutexLock lock(mu_);
   auto it = counts_.find(function);
-  if (it == counts_.end()) it = counts_.emplace(std::string(function), decltype(it->second){}).first;
+  if (it == counts_.end()) {
+    it = counts_.emplace(std::string(function), decltype(it->second){}).first;
+  }
   ++it->second[static_cast<size_t>(kind)];
 }
 

@@ -1,9 +1,9 @@
 #include "ods/tier/rocksdb_tier.h"
 
-#include <rocksdb/db.h>
-#include <rocksdb/iterator.h>
 #include <rocksdb/cache.h>
+#include <rocksdb/db.h>
 #include <rocksdb/filter_policy.h>
+#include <rocksdb/iterator.h>
 #include <rocksdb/options.h>
 #include <rocksdb/statistics.h>
 #include <rocksdb/table.h>
@@ -342,8 +342,7 @@ TierStats RocksDbTier::Stats() const {
   out.live_data_bytes = property(rocksdb::DB::Properties::kEstimateLiveDataSize);
   out.sst_bytes = property(rocksdb::DB::Properties::kTotalSstFilesSize);
   out.memtable_bytes = property(rocksdb::DB::Properties::kCurSizeAllMemTables);
-  out.pending_compaction_bytes =
-      property(rocksdb::DB::Properties::kEstimatePendingCompactionBytes);
+  out.pending_compaction_bytes = property(rocksdb::DB::Properties::kEstimatePendingCompactionBytes);
   out.block_cache_bytes = property(rocksdb::DB::Properties::kBlockCacheUsage);
   for (int level = 0; level < db.NumberLevels(); ++level) {
     std::string files;

@@ -60,7 +60,7 @@ end
 // --- A strict reader of the Prometheus text format (version 0.0.4) ---------------------------
 
 struct Scrape {
-  std::map<std::string, double> samples;  // "name{labels as rendered}" -> value
+  std::map<std::string, double> samples;     // "name{labels as rendered}" -> value
   std::map<std::string, std::string> types;  // family -> type
 };
 
@@ -95,8 +95,8 @@ bool ParseValue(const std::string& text, double& out) {
   return !text.empty() && end == text.c_str() + text.size();
 }
 
-// Parses `body` (the HTTP body of /metrics) into `scrape`, adding a gtest failure per violation: HELP and
-// TYPE at most once per family and before its samples, a family's samples together, every
+// Parses `body` (the HTTP body of /metrics) into `scrape`, adding a gtest failure per violation:
+// HELP and TYPE at most once per family and before its samples, a family's samples together, every
 // sample in a TYPEd family under a name the type allows, valid metric and label names, label
 // values quoted with only \\, \" and \n escapes, no label twice, numeric values, no series
 // twice, histograms' buckets cumulative in le order with le="+Inf" equal to _count.
@@ -196,8 +196,8 @@ void ParseStrictly(const std::string& body, Scrape& scrape) {
     }
     // The family: the current one, which the name must fit.
     ASSERT_FALSE(current.empty()) << where << ": sample before any HELP/TYPE";
-    ASSERT_TRUE(scrape.types.contains(current)) << where << ": family " << current
-                                                << " has no TYPE";
+    ASSERT_TRUE(scrape.types.contains(current))
+        << where << ": family " << current << " has no TYPE";
     const std::string& type = scrape.types[current];
     typed.insert(current);
     if (type == "histogram") {
@@ -355,9 +355,9 @@ TEST_F(CliStatsTest, RocksDbFiguresMoveWithDurableWrites) {
   const Scrape before = Metrics();
   ASSERT_FALSE(HasFailure());
   for (int i = 0; i < 20; ++i) {
-    ASSERT_EQ(Ods({"put", "users", "u" + std::to_string(i), "plan=" + std::string(100, 'p')})
-                  .exit_code,
-              0);
+    ASSERT_EQ(
+        Ods({"put", "users", "u" + std::to_string(i), "plan=" + std::string(100, 'p')}).exit_code,
+        0);
   }
   ASSERT_EQ(Ods({"put", "scratch", "s1", "plan=free"}).exit_code, 0);
   const Scrape after = Metrics();
@@ -387,8 +387,8 @@ TEST_F(CliStatsTest, FunctionErrorMetricsCountEachKindOnce) {
   auto series = [](const std::string& function, const std::string& kind) {
     return "ods_function_errors_total{function=\"" + function + "\",kind=\"" + kind + "\"}";
   };
-  const std::vector<std::string> kinds = {"runtime",    "instructions", "wall_time",
-                                          "memory",     "bad_return",   "other"};
+  const std::vector<std::string> kinds = {"runtime", "instructions", "wall_time",
+                                          "memory",  "bad_return",   "other"};
   Scrape last = Metrics();
   ASSERT_FALSE(HasFailure());
   for (const std::string function : {"failing", "spinner"}) {
@@ -402,7 +402,7 @@ TEST_F(CliStatsTest, FunctionErrorMetricsCountEachKindOnce) {
       {"spinner", "spin"},    {"failing", "bad_return"},
   };
   const std::vector<std::pair<std::string, std::string>> expected = {
-      {"failing", "runtime"}, {"failing", "memory"},     {"failing", "wall_time"},
+      {"failing", "runtime"},      {"failing", "memory"},     {"failing", "wall_time"},
       {"spinner", "instructions"}, {"failing", "bad_return"},
   };
   for (size_t i = 0; i < steps.size(); ++i) {
@@ -414,9 +414,8 @@ TEST_F(CliStatsTest, FunctionErrorMetricsCountEachKindOnce) {
         const double delta =
             now.samples.at(series(function, kind)) - last.samples.at(series(function, kind));
         const bool moved = function == expected[i].first && kind == expected[i].second;
-        EXPECT_EQ(delta, moved ? 1 : 0)
-            << "step " << steps[i].first << " mode=" << steps[i].second << ": " << function
-            << " " << kind;
+        EXPECT_EQ(delta, moved ? 1 : 0) << "step " << steps[i].first << " mode=" << steps[i].second
+                                        << ": " << function << " " << kind;
       }
     }
     last = now;

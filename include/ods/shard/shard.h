@@ -97,10 +97,9 @@ struct ProcedureCall {
   bool read_only = false;
 };
 
-// What Shard::Execute did to one record.
 // Failed calls of one sandboxed function (Shard::FunctionErrors), by sandbox::ErrorKind.
 struct FunctionErrorCount {
-  std::string function;                                    // the function's name
+  std::string function;                                      // the function's name
   std::array<uint64_t, sandbox::kErrorKindCount> by_kind{};  // indexed by sandbox::ErrorKind
 };
 
@@ -118,6 +117,7 @@ class FunctionErrorTally {
       ODS_GUARDED_BY(mu_);
 };
 
+// What Shard::Execute did to one record.
 struct ProcedureOutcome {
   // OK, or why the record was left unchanged (codes in Shard::Execute).
   Status status;
