@@ -50,6 +50,9 @@ Options:
   --addr HOST:PORT       server address (default 127.0.0.1:7070)
   --workload W           one of (default get):
                            get, put, mixed  Store Get / Put / both (--get-percent)
+                           all              Put, Get, GetOnlineFeatures (--entities x
+                                            --features) and PushEvents (--batch events) in
+                                            the shares of --mix, over the same key space
                            echo             ods.bench.Echo
                            load             only Puts keys 0..N-1, each once (the preload),
                                             prints the time and exits
@@ -84,6 +87,8 @@ Options:
   --batch N              keys per Get, records per Put, events per PushEvents call or
                          StreamEvents message (default 1; 100 for push and stream)
   --get-percent P        share of Get calls in the mixed workload (default 90)
+  --mix P,G,F,E          percent of Put, Get, GetOnlineFeatures and PushEvents calls of the all
+                         workload (summing to 100; default 20,50,20,10)
   --entities N           entity keys per GetOnlineFeatures call (default 100)
   --features A,B,C       feature refs of GetOnlineFeatures, e.g. tx_count@1h,amount_sum@24h
                          (required for the features workload)
@@ -112,6 +117,7 @@ enum class Workload {
   kGet,
   kPut,
   kMixed,
+  kAll,
   kEcho,
   kLoad,
   kFeatures,
@@ -150,6 +156,7 @@ struct Options {
   int batch = 1;
   bool batch_set = false;  // --batch given; else push and stream use 100
   int get_percent = 90;
+  int mix[4] = {20, 50, 20, 10};  // all workload: percent of put, get, features, push calls
   bool preload = true;
   std::string json_path;
   double rate = 0;  // calls/s over all threads; 0: closed loop
@@ -210,6 +217,8 @@ int ParseOptions(int argc, char** argv, Options& o) {
         o.workload = Workload::kPut;
       } else if (v == "mixed") {
         o.workload = Workload::kMixed;
+      } else if (v == "all") {
+        o.workload = Workload::kAll;
       } else if (v == "echo") {
         o.workload = Workload::kEcho;
       } else if (v == "load") {
@@ -225,8 +234,8 @@ int ParseOptions(int argc, char** argv, Options& o) {
       } else if (v == "load-events") {
         o.workload = Workload::kLoadEvents;
       } else {
-        std::cerr << "ods_bench: --workload wants get|put|mixed|echo|load|features|push|stream|"
-                     "load-events, got '"
+        std::cerr << "ods_bench: --workload wants get|put|mixed|all|echo|load|features|push|"
+                     "stream|load-events|execute, got '"
                   << v << "'\n";
         return 2;
       }
@@ -271,6 +280,23 @@ int ParseOptions(int argc, char** argv, Options& o) {
     } else if (arg == "--get-percent") {
       if (!need_number(0) || num > 100) return 2;
       o.get_percent = static_cast<int>(num);
+    } else if (arg == "--mix") {
+      const std::vector<std::string> parts = SplitCommas(v);
+      int sum = 0;
+      bool ok = parts.size() == 4;
+      for (size_t k = 0; ok && k < 4; ++k) {
+        char* e = nullptr;
+        const long p = std::strtol(parts[k].c_str(), &e, 10);
+        ok = !parts[k].empty() && *e == '\0' && p >= 0 && p <= 100;
+        o.mix[k] = static_cast<int>(p);
+        sum += o.mix[k];
+      }
+      if (!ok || sum != 100) {
+        std::cerr << "ods_bench: --mix wants four percentages PUT,GET,FEATURES,PUSH summing to "
+                     "100, got '"
+                  << v << "'\n";
+        return 2;
+      }
     } else if (arg == "--json") {
       o.json_path = v;
     } else if (arg == "--rate") {
@@ -304,8 +330,8 @@ int ParseOptions(int argc, char** argv, Options& o) {
     std::cerr << "ods_bench: --workload execute needs --function (see --help)\n";
     return 2;
   }
-  if (o.workload == Workload::kFeatures && o.features.empty()) {
-    std::cerr << "ods_bench: --workload features needs --features (see --help)\n";
+  if ((o.workload == Workload::kFeatures || o.workload == Workload::kAll) && o.features.empty()) {
+    std::cerr << "ods_bench: --workload " << o.workload_name << " needs --features (see --help)\n";
     return 2;
   }
   if (!o.batch_set && (o.workload == Workload::kPush || o.workload == Workload::kStream)) {
@@ -509,6 +535,11 @@ class ClientThread {
           (*s.exec_req.mutable_args())["by"].set_int64_value(1);
           for (int k = 0; k < o.batch; ++k) s.exec_req.add_keys(KeyOf(o, 0));
           break;
+        case Workload::kAll:
+          for (int k = 0; k < o.entities; ++k) s.features_req.add_entities(KeyOf(o, 0));
+          for (const std::string& f : o.features) s.features_req.add_features(f);
+          for (int k = 0; k < o.batch; ++k) s.push_events.push_back(AddEvent(o, s.push_req));
+          [[fallthrough]];
         default:
           s.get_req.set_table(o.table);
           for (int k = 0; k < o.batch; ++k) s.get_req.add_keys(KeyOf(o, 0));
@@ -628,6 +659,15 @@ class ClientThread {
         return kOpEcho;
       case Workload::kMixed:
         return static_cast<int>(random_.Next() % 100) < o_.get_percent ? kOpGet : kOpPut;
+      case Workload::kAll: {
+        int r = static_cast<int>(random_.Next() % 100);
+        constexpr Op kMixOps[4] = {kOpPut, kOpGet, kOpFeatures, kOpPush};
+        for (int k = 0; k < 3; ++k) {
+          if (r < o_.mix[k]) return kMixOps[k];
+          r -= o_.mix[k];
+        }
+        return kMixOps[3];
+      }
     }
     return kOpGet;
   }
@@ -952,7 +992,8 @@ int main(int argc, char** argv) {
   const bool events_workload = o.workload == Workload::kFeatures || o.workload == Workload::kPush ||
                                o.workload == Workload::kStream ||
                                o.workload == Workload::kLoadEvents;
-  if ((o.preload && o.workload == Workload::kFeatures) || o.workload == Workload::kLoadEvents) {
+  if ((o.preload && (o.workload == Workload::kFeatures || o.workload == Workload::kAll)) ||
+      o.workload == Workload::kLoadEvents) {
     const SteadyClock::time_point t0 = SteadyClock::now();
     preload_failures = PreloadEvents(o);
     std::cout << "preloaded one " << o.event_template << " event for each of " << o.keys
@@ -963,7 +1004,7 @@ int main(int argc, char** argv) {
   if (o.workload != Workload::kEcho && !events_workload) {
     if ((o.preload && o.workload != Workload::kPut) || o.workload == Workload::kLoad) {
       const SteadyClock::time_point t0 = SteadyClock::now();
-      preload_failures = Preload(o);
+      preload_failures += Preload(o);
       std::cout << "preloaded " << o.keys << " keys into " << o.table << " in "
                 << std::chrono::duration<double>(SteadyClock::now() - t0).count() << " s"
                 << (preload_failures ? " WITH FAILURES" : "") << "\n";
@@ -1005,7 +1046,11 @@ int main(int argc, char** argv) {
       o.workload_name.c_str(), o.addr.c_str(), o.table.c_str(), o.concurrency, o.threads, o.batch,
       o.duration_s, o.warmup_s, static_cast<unsigned long long>(o.keys), o.value_bytes,
       get_response_bytes);
-  if (o.workload == Workload::kFeatures) {
+  if (o.workload == Workload::kAll) {
+    std::printf("all: put %d%%, get %d%%, features %d%%, push %d%% of calls\n", o.mix[0], o.mix[1],
+                o.mix[2], o.mix[3]);
+  }
+  if (o.workload == Workload::kFeatures || o.workload == Workload::kAll) {
     std::printf("features: %d entities x %zu features per call (keys = feature values)\n",
                 o.entities, o.features.size());
   }

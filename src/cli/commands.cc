@@ -375,6 +375,16 @@ int RunTiers(const GlobalOptions& global, const ParsedArgs& args, const Io& io) 
       });
 }
 
+int RunStats(const GlobalOptions& global, const ParsedArgs& args, const Io& io) {
+  Result<ods::v1::GetServerStatsRequest> request = BuildStatsRequest(args);
+  if (!request.ok()) return ReportUsage(request.status(), "stats", io);
+  const auto stub = ods::v1::Admin::NewStub(MakeChannel(global));
+  return RunUnary<ods::v1::GetServerStatsResponse>(
+      global, io, [&](grpc::ClientContext* context, ods::v1::GetServerStatsResponse* response) {
+        return stub->GetServerStats(context, *request, response);
+      });
+}
+
 int RunReload(const GlobalOptions& global, const ParsedArgs& args, const Io& io) {
   Result<ods::v1::ReloadConfigRequest> request = BuildReloadRequest(args);
   if (!request.ok()) return ReportUsage(request.status(), "reload", io);
@@ -449,7 +459,15 @@ std::span<const Command> Commands() {
        kTiersHelp,
        {},
        RunTiers},
-      {"move", "Move records of a table to a tier now (ods.v1.Admin)", kMoveHelp, {"--to"},
+      {"stats",
+       "Server figures: version, uptime, records, gets, puts, events, function errors",
+       kStatsHelp,
+       {},
+       RunStats},
+      {"move",
+       "Move records of a table to a tier now (ods.v1.Admin)",
+       kMoveHelp,
+       {"--to"},
        RunMove},
       {"reload",
        "Re-read odsd's config: tiering rules, budgets, TTLs (as SIGHUP)",

@@ -304,6 +304,17 @@ tier (ram, ssd, backing), promotions, Get latency p50/p99 (microseconds, bucket 
 against the table's sla.read_p99, and the estimated monthly cost of its bytes.
 )";
 
+const std::string_view kStatsHelp =
+    R"(Usage: ods stats
+
+Prints the GetServerStatsResponse (Admin.GetServerStats, role read): odsd's version, when it
+started and its uptime (microseconds), shards and tables, records and their RAM, gets (and
+hits), puts, deletes, expirations, events applied, duplicate, rejected and late, entity states
+and their RAM, the durable tier's batches and fsyncs, tiering and read-through counters, failed
+Lua function calls by kind, and the settings generation. Counters count since odsd started.
+The same figures are on the admin endpoint's /metrics, per series.
+)";
+
 const std::string_view kReloadHelp =
     R"(Usage: ods reload
 

@@ -20,6 +20,7 @@ extern const std::string_view kExecHelp;
 extern const std::string_view kRegisterHelp;
 extern const std::string_view kFunctionsHelp;
 extern const std::string_view kTiersHelp;
+extern const std::string_view kStatsHelp;
 extern const std::string_view kMoveHelp;
 extern const std::string_view kReloadHelp;
 extern const std::string_view kHealthHelp;

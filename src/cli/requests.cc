@@ -423,6 +423,11 @@ Result<ods::v1::GetTierStatsRequest> BuildTiersRequest(const ParsedArgs& args) {
   return ods::v1::GetTierStatsRequest();
 }
 
+Result<ods::v1::GetServerStatsRequest> BuildStatsRequest(const ParsedArgs& args) {
+  ODS_RETURN_IF_ERROR(RejectExtra(args, 0, "stats takes no arguments"));
+  return ods::v1::GetServerStatsRequest();
+}
+
 Result<ods::v1::ReloadConfigRequest> BuildReloadRequest(const ParsedArgs& args) {
   ODS_RETURN_IF_ERROR(RejectExtra(args, 0, "reload takes no arguments"));
   return ods::v1::ReloadConfigRequest();

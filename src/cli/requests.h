@@ -68,6 +68,9 @@ namespace ods::cli {
 // `ods tiers`: no arguments.
 [[nodiscard]] Result<ods::v1::GetTierStatsRequest> BuildTiersRequest(const ParsedArgs& args);
 
+// `ods stats`: no arguments.
+[[nodiscard]] Result<ods::v1::GetServerStatsRequest> BuildStatsRequest(const ParsedArgs& args);
+
 // `ods reload`: no arguments.
 [[nodiscard]] Result<ods::v1::ReloadConfigRequest> BuildReloadRequest(const ParsedArgs& args);
 

@@ -829,6 +829,8 @@ EngineStats Engine::Stats() const {
     const tier::TierStats t = tier_->Stats();
     total.durable_batches = t.batches_written;
     total.durable_syncs = t.syncs;
+    total.has_durable_tier = true;
+    total.durable_tier = t;
   }
   return total;
 }

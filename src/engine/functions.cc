@@ -3,6 +3,7 @@
 #include "ods/engine/functions.h"
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <map>
 #include <memory>
@@ -349,6 +350,20 @@ Status Engine::ComputeLuaDerived(const config::DerivedFeatureConfig& d,
     out.event_times[row] = newest;
   }
   return OkStatus();
+}
+
+std::vector<shard::FunctionErrorCount> Engine::FunctionErrors() const {
+  std::map<std::string, std::array<uint64_t, sandbox::kErrorKindCount>, std::less<>> sums;
+  for (const auto& shard : shards_) {
+    for (const shard::FunctionErrorCount& f : shard->FunctionErrors()) {
+      auto& sum = sums[f.function];
+      for (size_t k = 0; k < sum.size(); ++k) sum[k] += f.by_kind[k];
+    }
+  }
+  std::vector<shard::FunctionErrorCount> out;
+  out.reserve(sums.size());
+  for (auto& [name, counts] : sums) out.push_back({name, counts});
+  return out;
 }
 
 std::vector<FunctionInfo> Engine::ListFunctions() const {

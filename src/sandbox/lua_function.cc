@@ -436,6 +436,7 @@ int LuaFunction::RunProtected(lua_CFunction fn, void* arg) {
   budget_.trip_line = -1;
   budget_.error_line = -1;
   budget_.start_micros = budget_.clock->NowMicros();
+  last_error_kind_ = ErrorKind::kBadReturn;
   lua_settop(L, 0);
   // Pushing C functions and light userdata allocates nothing, so this cannot raise.
   lua_pushcfunction(L, MessageHandler);
@@ -456,9 +457,11 @@ Status LuaFunction::RunError(int lua_status, bool at_load) {
   lua_State* L = state_.get();
   switch (budget_.trip) {
     case Trip::kInstructions:
+      last_error_kind_ = ErrorKind::kInstructions;
       return ResourceExhaustedError(Prefix(budget_.trip_line) + "instruction budget of " +
                                     std::to_string(limits_.instructions) + " exhausted");
     case Trip::kWallTime:
+      last_error_kind_ = ErrorKind::kWallTime;
       return {StatusCode::kDeadlineExceeded, Prefix(budget_.trip_line) + "wall-clock budget of " +
                                                  FormatDuration(limits_.wall_micros) + " exceeded"};
     case Trip::kMemory:
@@ -473,12 +476,14 @@ Status LuaFunction::RunError(int lua_status, bool at_load) {
         } else {
           text = std::string("error object is a ") + luaL_typename(L, -1) + " value";
         }
+        last_error_kind_ = ErrorKind::kRuntime;
         return {at_load ? StatusCode::kInvalidArgument : StatusCode::kFailedPrecondition,
                 Prefix(line) + text};
       }
       break;
   }
   // Lua raises allocation failures without running the message handler: no line is known.
+  last_error_kind_ = ErrorKind::kMemory;
   return ResourceExhaustedError(Prefix(0) + "memory limit of " + FormatBytes(limits_.memory_bytes) +
                                 " exceeded");
 }

@@ -53,6 +53,10 @@ class LuaFunction {
 
   uint64_t memory_in_use() const { return budget_.bytes_in_use; }
 
+  // Why the last run failed: set by RunError for a Lua error or a spent budget; a call that
+  // failed without one (its results did not convert) is a bad return.
+  ErrorKind last_error_kind() const { return last_error_kind_; }
+
  private:
   struct LuaCloser {
     void operator()(lua_State* L) const { lua_close(L); }
@@ -84,6 +88,7 @@ class LuaFunction {
   std::unique_ptr<lua_State, LuaCloser> state_;
   std::string scratch_;  // an encoded state, reused across calls
   int env_slots_ = 4;    // globals the chunk defines (measured at load): a fresh env's size
+  ErrorKind last_error_kind_ = ErrorKind::kBadReturn;
 };
 
 }  // namespace ods::sandbox

@@ -117,6 +117,33 @@ Status Sandbox::CheckEntries(FunctionId id, std::span<const std::string_view> en
   return function->CheckEntries(entries);
 }
 
+std::string_view ErrorKindName(ErrorKind kind) {
+  switch (kind) {
+    case ErrorKind::kRuntime:
+      return "runtime";
+    case ErrorKind::kInstructions:
+      return "instructions";
+    case ErrorKind::kWallTime:
+      return "wall_time";
+    case ErrorKind::kMemory:
+      return "memory";
+    case ErrorKind::kBadReturn:
+      return "bad_return";
+    case ErrorKind::kOther:
+      break;
+  }
+  return "other";
+}
+
+ErrorKind Sandbox::ErrorKindOf(FunctionId id, const Status& error) const {
+  // Unknown id, empty entry name, or no such entry: the caller's mistake, not the function's run.
+  if (error.code() == StatusCode::kNotFound || error.code() == StatusCode::kInvalidArgument) {
+    return ErrorKind::kOther;
+  }
+  auto it = functions_.find(id.value);
+  return it == functions_.end() ? ErrorKind::kOther : it->second->last_error_kind();
+}
+
 Result<uint64_t> Sandbox::MemoryInUse(FunctionId id) const {
   ODS_ASSIGN_OR_RETURN(LuaFunction* const function, Find(id));
   return function->memory_in_use();

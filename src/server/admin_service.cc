@@ -1,5 +1,6 @@
 #include "admin_service.h"
 
+#include <chrono>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -9,6 +10,8 @@
 #include "ods/config/config.h"
 #include "ods/engine/features.h"
 #include "ods/engine/functions.h"
+#include "ods/sandbox/sandbox.h"
+#include "ods/shard/shard.h"
 #include "status_mapping.h"
 
 namespace ods::server {
@@ -207,6 +210,66 @@ grpc::ServerUnaryReactor* AdminService::GetTierStats(grpc::CallbackServerContext
   resp->set_tier_move_errors(engine_.Stats().tier_move_errors);
   resp->set_settings_generation(engine_.SettingsGeneration());
   resp->set_reloaded_at_micros(engine_.ReloadedAtMicros());
+  return Finish(ctx, OkStatus());
+}
+
+grpc::ServerUnaryReactor* AdminService::GetServerStats(
+    grpc::CallbackServerContext* ctx, const ods::v1::GetServerStatsRequest* /*req*/,
+    ods::v1::GetServerStatsResponse* resp) {
+  if (Status s = AuthorizeCaller(auth_, *ctx, Method::kAdminGetServerStats); !s.ok()) {
+    return Finish(ctx, s);
+  }
+  using std::chrono::duration_cast;
+  using std::chrono::microseconds;
+  const engine::EngineStats s = engine_.Stats();
+  resp->set_version(ODS_VERSION);
+  resp->set_started_at_micros(duration_cast<microseconds>(started_at_.time_since_epoch()).count());
+  resp->set_uptime_micros(
+      duration_cast<microseconds>(std::chrono::steady_clock::now() - started_).count());
+  resp->set_shards(s.shards);
+  for (const engine::TableTierReport& t : engine_.TierStats()) resp->add_tables(t.table);
+  resp->set_records(s.records);
+  resp->set_memory_bytes(s.memory_bytes);
+  resp->set_gets(s.gets);
+  resp->set_get_hits(s.get_hits);
+  resp->set_puts(s.puts);
+  resp->set_deletes(s.deletes);
+  resp->set_expired(s.expired);
+  resp->set_events_applied(s.events_applied);
+  resp->set_events_duplicate(s.events_duplicate);
+  resp->set_events_rejected(s.events_rejected);
+  resp->set_events_late(s.events_late);
+  resp->set_entities(s.entities);
+  resp->set_event_state_bytes(s.event_state_bytes);
+  resp->set_recovered_records(s.recovered_records);
+  resp->set_durable_batches(s.durable_batches);
+  resp->set_durable_syncs(s.durable_syncs);
+  resp->set_records_ssd(s.records_ssd);
+  resp->set_records_backing(s.records_backing);
+  resp->set_reads_ssd(s.reads_ssd);
+  resp->set_reads_backing(s.reads_backing);
+  resp->set_promotions(s.promotions);
+  resp->set_demotions_ssd(s.demotions_ssd);
+  resp->set_demotions_backing(s.demotions_backing);
+  resp->set_tier_move_errors(s.tier_move_errors);
+  resp->set_sor_reads(s.sor_reads);
+  resp->set_sor_misses(s.sor_misses);
+  resp->set_sor_negative_hits(s.sor_negative_hits);
+  resp->set_sor_errors(s.sor_errors);
+  resp->set_sor_cached(s.sor_cached);
+  resp->set_sor_negative_keys(s.sor_negative_keys);
+  for (const shard::FunctionErrorCount& f : engine_.FunctionErrors()) {
+    ods::v1::FunctionErrorStats* e = resp->add_function_errors();
+    e->set_function(f.function);
+    auto count = [&f](sandbox::ErrorKind kind) { return f.by_kind[static_cast<size_t>(kind)]; };
+    e->set_runtime(count(sandbox::ErrorKind::kRuntime));
+    e->set_instructions(count(sandbox::ErrorKind::kInstructions));
+    e->set_wall_time(count(sandbox::ErrorKind::kWallTime));
+    e->set_memory(count(sandbox::ErrorKind::kMemory));
+    e->set_bad_return(count(sandbox::ErrorKind::kBadReturn));
+    e->set_other(count(sandbox::ErrorKind::kOther));
+  }
+  resp->set_settings_generation(engine_.SettingsGeneration());
   return Finish(ctx, OkStatus());
 }
 

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <chrono>
 #include <functional>
 
 #include "auth.h"
@@ -44,6 +45,11 @@ class AdminService final : public ods::v1::Admin::CallbackService {
   grpc::ServerUnaryReactor* GetTierStats(grpc::CallbackServerContext* ctx,
                                          const ods::v1::GetTierStatsRequest* req,
                                          ods::v1::GetTierStatsResponse* resp) override;
+  // Engine::Stats and FunctionErrors, the version, uptime (since this service was made, when
+  // odsd starts serving), shards and tables. O(tables x shards).
+  grpc::ServerUnaryReactor* GetServerStats(grpc::CallbackServerContext* ctx,
+                                           const ods::v1::GetServerStatsRequest* req,
+                                           ods::v1::GetServerStatsResponse* resp) override;
   // Engine::MoveRecords, on the calling thread (reads and writes the tiers: may block on I/O).
   grpc::ServerUnaryReactor* MoveRecords(grpc::CallbackServerContext* ctx,
                                         const ods::v1::MoveRecordsRequest* req,
@@ -57,6 +63,9 @@ class AdminService final : public ods::v1::Admin::CallbackService {
   engine::Engine& engine_;
   const Authenticator* const auth_;
   const ReloadFn reload_;
+  // When the service was made (odsd starts serving right after): GetServerStats' uptime.
+  const std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+  const std::chrono::system_clock::time_point started_at_ = std::chrono::system_clock::now();
   // Held from reading the templates in effect to applying: so a YAML that names a template
   // applied by a concurrent call either sees it or runs first, never a stale list.
   Mutex apply_mu_;

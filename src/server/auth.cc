@@ -88,6 +88,8 @@ std::string_view MethodName(Method method) {
       return "ods.v1.Admin/MoveRecords";
     case Method::kAdminReloadConfig:
       return "ods.v1.Admin/ReloadConfig";
+    case Method::kAdminGetServerStats:
+      return "ods.v1.Admin/GetServerStats";
   }
   return "?";
 }
@@ -102,6 +104,7 @@ config::Role RequiredRole(Method method) {
     case Method::kAdminListDefinitions:
     case Method::kAdminListFunctions:
     case Method::kAdminGetTierStats:
+    case Method::kAdminGetServerStats:
       return config::Role::kRead;
     case Method::kStorePut:
     case Method::kStoreDelete:
@@ -126,6 +129,7 @@ bool IsNodeWide(Method method) {
     case Method::kAdminListFunctions:
     case Method::kAdminGetTierStats:
     case Method::kAdminReloadConfig:
+    case Method::kAdminGetServerStats:
       return true;
     default:
       return false;

@@ -36,6 +36,7 @@ enum class Method : uint8_t {
   kAdminGetTierStats,
   kAdminMoveRecords,
   kAdminReloadConfig,
+  kAdminGetServerStats,
 };
 
 // "ods.v1.Store/Put" etc.

@@ -5,10 +5,14 @@
 #include <grpcpp/health_check_service_interface.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <limits>
+#include <map>
 #include <mutex>
 #include <sstream>
+#include <string>
+#include <string_view>
 #include <thread>
 #include <utility>
 
@@ -19,10 +23,30 @@
 #include "functions_service.h"
 #include "ods/common/logging.h"
 #include "ods/engine/engine.h"
+#include "ods/sandbox/sandbox.h"
+#include "ods/shard/shard.h"
+#include "ods/tier/rocksdb_tier.h"
 #include "store_service.h"
 
 namespace ods::server {
 namespace {
+
+// A Prometheus label value: backslash, double quote and newline escaped.
+std::string EscapeLabel(std::string_view v) {
+  std::string out;
+  out.reserve(v.size());
+  for (char c : v) {
+    if (c == '\\' || c == '"') {
+      out += '\\';
+      out += c;
+    } else if (c == '\n') {
+      out += "\\n";
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
 
 std::string HostOf(const std::string& listen) { return listen.substr(0, listen.rfind(':')); }
 
@@ -79,6 +103,25 @@ void AppendTierMetrics(const engine::Engine& engine, std::ostringstream& out) {
   out << "# HELP ods_table_read_seconds Engine Get latency per table, every tier.\n"
       << "# TYPE ods_table_read_seconds histogram\n"
       << histograms;
+}
+
+// Failed Lua calls by function and kind: every registered function gets every kind (0 until
+// one fails), so that a rate over the series works from the first failure on.
+void AppendFunctionErrorMetrics(const engine::Engine& engine, std::ostringstream& out) {
+  std::map<std::string, std::array<uint64_t, sandbox::kErrorKindCount>> counts;
+  for (const engine::FunctionInfo& f : engine.ListFunctions()) counts[f.name];
+  for (const shard::FunctionErrorCount& f : engine.FunctionErrors()) counts[f.function] = f.by_kind;
+  out << "# HELP ods_function_errors_total Failed calls of sandboxed Lua functions (procedures, "
+         "derived features, aggregators) by kind: runtime (a Lua error), instructions, "
+         "wall_time, memory (a budget spent), bad_return (a result that does not convert), "
+         "other (no such entry point).\n# TYPE ods_function_errors_total counter\n";
+  for (const auto& [name, by_kind] : counts) {
+    for (size_t k = 0; k < by_kind.size(); ++k) {
+      out << "ods_function_errors_total{function=\"" << EscapeLabel(name) << "\",kind=\""
+          << sandbox::ErrorKindName(static_cast<sandbox::ErrorKind>(k)) << "\"} " << by_kind[k]
+          << "\n";
+    }
+  }
 }
 
 std::string RenderMetrics(engine::Engine& engine, const FeaturesService& features,
@@ -165,6 +208,39 @@ std::string RenderMetrics(engine::Engine& engine, const FeaturesService& feature
         subs.next_sequence);
   gauge("ods_change_log_oldest_sequence",
         "The oldest change retained (a subscriber may resume from it).", subs.oldest_sequence);
+  if (s.has_durable_tier) {
+    const tier::TierStats& t = s.durable_tier;
+    counter("ods_rocksdb_bytes_written_total",
+            "Key and value bytes written to the durable tier's RocksDB database.", t.bytes_written);
+    counter("ods_rocksdb_bytes_read_total",
+            "Value bytes returned by the durable tier's RocksDB point lookups.", t.bytes_read);
+    counter("ods_rocksdb_wal_bytes_total", "Bytes appended to RocksDB's write-ahead log.",
+            t.wal_bytes);
+    counter("ods_rocksdb_block_cache_hits_total", "RocksDB block reads served by the block cache.",
+            t.block_cache_hits);
+    counter("ods_rocksdb_block_cache_misses_total",
+            "RocksDB block reads that missed the block cache (read from SST files).",
+            t.block_cache_misses);
+    counter("ods_rocksdb_flush_bytes_total", "Bytes RocksDB wrote flushing memtables to SST files.",
+            t.flush_bytes);
+    counter("ods_rocksdb_compaction_read_bytes_total", "Bytes RocksDB compactions read.",
+            t.compaction_read_bytes);
+    counter("ods_rocksdb_compaction_write_bytes_total", "Bytes RocksDB compactions wrote.",
+            t.compaction_write_bytes);
+    gauge("ods_rocksdb_live_data_bytes", "RocksDB's estimate of the live data's size.",
+          t.live_data_bytes);
+    gauge("ods_rocksdb_sst_bytes", "Size of RocksDB's SST files.", t.sst_bytes);
+    gauge("ods_rocksdb_sst_files", "RocksDB SST files, all levels.", t.sst_files);
+    gauge("ods_rocksdb_memtable_bytes",
+          "RAM of RocksDB's memtables (active and immutable), bounded by its write buffers.",
+          t.memtable_bytes);
+    gauge("ods_rocksdb_pending_compaction_bytes",
+          "RocksDB's estimate of the bytes compaction has yet to rewrite.",
+          t.pending_compaction_bytes);
+    gauge("ods_rocksdb_block_cache_bytes", "RAM of RocksDB's block cache in use.",
+          t.block_cache_bytes);
+  }
+  AppendFunctionErrorMetrics(engine, out);
   AppendTierMetrics(engine, out);
   if (auth != nullptr) {
     counter("ods_auth_unauthenticated_total",

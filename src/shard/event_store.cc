@@ -89,6 +89,7 @@ size_t Shard::EventStore::EntityBytes(const EntityKey& key, const Entity& entity
 // --- Lua aggregators ---
 
 Status Shard::EventStore::LuaAggregator::Annotate(const Status& status) const {
+  errors_.Count(spec_.function->name, sandbox_.ErrorKindOf(id_, status));
   return {status.code(), "aggregation '" + spec_.name + "': " + status.message()};
 }
 
@@ -283,8 +284,8 @@ Shard::Backfill Shard::EventStore::AddAggregation(std::shared_ptr<const Aggregat
     auto prepared = prepared_.find(spec->id);
     ODS_CHECK(prepared != prepared_.end());  // PrepareAggregation came first
     const auto index = static_cast<uint32_t>(t.customs.size());
-    t.customs.push_back(
-        {spec, std::make_unique<LuaAggregator>(sandbox_, prepared->second, *spec, *t.spec)});
+    t.customs.push_back({spec, std::make_unique<LuaAggregator>(sandbox_, errors_, prepared->second,
+                                                               *spec, *t.spec)});
     prepared_.erase(prepared);
     t.placements.push_back({kCustomLayout, index});
     return RebuildCustom(t, index, now);

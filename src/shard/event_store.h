@@ -26,7 +26,8 @@ namespace ods::shard {
 class Shard::EventStore {
  public:
   // `clock` (the shard's) times the Lua aggregators' wall-clock budgets.
-  explicit EventStore(const Clock& clock) : sandbox_(clock) {}
+  // `errors` (the shard's, outliving the store) counts the Lua aggregators' failed calls.
+  EventStore(const Clock& clock, FunctionErrorTally& errors) : sandbox_(clock), errors_(errors) {}
 
   void AddTemplate(std::shared_ptr<const TemplateSpec> spec);
   Status PrepareAggregation(const AggregationSpec& spec);
@@ -126,9 +127,9 @@ class Shard::EventStore {
   // the shard lock (the sandbox is thread-compatible).
   class LuaAggregator final : public aggregate::CustomFn {
    public:
-    LuaAggregator(sandbox::Sandbox& sandbox, sandbox::FunctionId id, const AggregationSpec& spec,
-                  const TemplateSpec& template_spec)
-        : sandbox_(sandbox), id_(id), spec_(spec), template_(template_spec) {}
+    LuaAggregator(sandbox::Sandbox& sandbox, FunctionErrorTally& errors, sandbox::FunctionId id,
+                  const AggregationSpec& spec, const TemplateSpec& template_spec)
+        : sandbox_(sandbox), errors_(errors), id_(id), spec_(spec), template_(template_spec) {}
     Status Update(std::string& state, Micros event_time,
                   std::span<const record::Value* const> values) override;
     Status Finish(std::span<const std::string_view> tiles, aggregate::Output& out) override;
@@ -136,9 +137,10 @@ class Shard::EventStore {
     void set_id(sandbox::FunctionId id) { id_ = id; }
 
    private:
-    // "aggregation 'NAME': " + the sandbox's message.
+    // Counts the failure, and returns "aggregation 'NAME': " + the sandbox's message.
     Status Annotate(const Status& status) const;
     sandbox::Sandbox& sandbox_;
+    FunctionErrorTally& errors_;
     sandbox::FunctionId id_;
     const AggregationSpec& spec_;     // owned by the Template's aggregations
     const TemplateSpec& template_;
@@ -226,6 +228,7 @@ class Shard::EventStore {
   // Lua aggregators of every template, each function in its own Lua state; guarded by the
   // shard lock like everything here.
   sandbox::Sandbox sandbox_;
+  FunctionErrorTally& errors_;
   // Loaded by PrepareAggregation (PrepareReplacement), taken by AddAggregation
   // (ReplaceAggregator): aggregation id -> function.
   absl::flat_hash_map<uint32_t, sandbox::FunctionId> prepared_;

@@ -52,7 +52,7 @@ Shard::Shard(uint32_t id, std::vector<std::shared_ptr<const record::TableSchema>
     : id_(id), clock_(clock), max_memory_bytes_(max_memory_bytes) {
   field_names_ = std::make_unique<std::atomic<size_t>[]>(tables.size());
   MutexLock lock(mu_);
-  events_ = std::make_unique<EventStore>(clock_);
+  events_ = std::make_unique<EventStore>(clock_, function_errors_);
   for (auto& schema : tables) {
     const bool may_tier = tables_.size() < tiering.size() && tiering[tables_.size()] != nullptr;
     auto table = std::make_unique<Table>(/*access_stamps=*/may_tier);
@@ -507,17 +507,35 @@ void Shard::SetColdHistoryReader(ColdHistoryReader reader) {
   events_->SetColdHistoryReader(std::move(reader));
 }
 
+void FunctionErrorTally::Count(std::string_view function, sandbox::ErrorKind kind) {
+  MutexLock lock(mu_);
+  auto it = counts_.find(function);
+  if (it == counts_.end()) {
+    it = counts_.emplace(std::string(function), decltype(it->second){}).first;
+  }
+  ++it->second[static_cast<size_t>(kind)];
+}
+
+std::vector<FunctionErrorCount> FunctionErrorTally::Snapshot() const {
+  MutexLock lock(mu_);
+  std::vector<FunctionErrorCount> out;
+  out.reserve(counts_.size());
+  for (const auto& [name, counts] : counts_) out.push_back({name, counts});
+  return out;
+}
+
 struct Shard::FunctionSlot {
-  explicit FunctionSlot(const Clock& clock) : sandbox(clock) {}
+  FunctionSlot(const Clock& clock, std::string_view name) : sandbox(clock), name(name) {}
   Mutex mu;  // held for a whole call of the function, Lua included
   sandbox::Sandbox sandbox ODS_GUARDED_BY(mu);
   sandbox::FunctionId id;  // in `sandbox`; constant after LoadFunction
+  const std::string name;  // the function's name, for FunctionErrors
 };
 
 Result<sandbox::FunctionId> Shard::LoadFunction(std::string_view name, uint32_t version,
                                                 std::string_view source,
                                                 const sandbox::Limits& limits) {
-  auto slot = std::make_shared<FunctionSlot>(clock_);
+  auto slot = std::make_shared<FunctionSlot>(clock_, name);
   {
     MutexLock lock(slot->mu);
     ODS_ASSIGN_OR_RETURN(slot->id, slot->sandbox.Load(name, version, source, limits));
@@ -555,7 +573,12 @@ Result<std::optional<record::Value>> Shard::CallDerived(sandbox::FunctionId func
     slot = it->second;
   }
   MutexLock lock(slot->mu);
-  return slot->sandbox.CallDerived(slot->id, entry, inputs, entity);
+  Result<std::optional<record::Value>> value =
+      slot->sandbox.CallDerived(slot->id, entry, inputs, entity);
+  if (!value.ok()) {
+    function_errors_.Count(slot->name, slot->sandbox.ErrorKindOf(slot->id, value.status()));
+  }
+  return value;
 }
 
 ProcedureOutcome Shard::Execute(const ProcedureCall& call) {
@@ -609,6 +632,7 @@ ProcedureOutcome Shard::Execute(const ProcedureCall& call) {
     Result<sandbox::ProcedureResult> result = slot->sandbox.CallProcedure(
         slot->id, call.entry, call.key, current ? &current->fields : nullptr, call.args);
     if (!result.ok()) {
+      function_errors_.Count(slot->name, slot->sandbox.ErrorKindOf(slot->id, result.status()));
       const StatusCode code = result.status().code();
       return Failed(result.status(), code == StatusCode::kResourceExhausted ||
                                          code == StatusCode::kDeadlineExceeded);

@@ -1,10 +1,11 @@
 #include "ods/tier/rocksdb_tier.h"
 
-#include <rocksdb/db.h>
-#include <rocksdb/iterator.h>
 #include <rocksdb/cache.h>
+#include <rocksdb/db.h>
 #include <rocksdb/filter_policy.h>
+#include <rocksdb/iterator.h>
 #include <rocksdb/options.h>
+#include <rocksdb/statistics.h>
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 
@@ -12,6 +13,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdlib>
 #include <mutex>
 #include <thread>
 #include <utility>
@@ -129,6 +131,8 @@ size_t WriteBatch::size() const { return rep_->count; }
 
 struct RocksDbTier::Impl {
   std::string dir;
+  // RocksDB's counters (tickers only: no histograms nor timers on the write path).
+  std::shared_ptr<rocksdb::Statistics> statistics;
   std::unique_ptr<rocksdb::DB> db;
   std::shared_ptr<spdlog::logger> log = Logger("ods.tier");
 
@@ -240,6 +244,9 @@ Result<std::unique_ptr<RocksDbTier>> RocksDbTier::Open(const TierOptions& option
   db_options.max_log_file_size = 1 << 20;
   // RocksDB does its own compaction and flushes on its own threads; two of each suffice here.
   db_options.IncreaseParallelism(2);
+  impl->statistics = rocksdb::CreateDBStatistics();
+  impl->statistics->set_stats_level(rocksdb::StatsLevel::kExceptHistogramOrTimers);
+  db_options.statistics = impl->statistics;
   // Reads of records below RAM are point lookups: a bloom filter spares a miss the disk, and
   // index and filter blocks stay cached.
   rocksdb::BlockBasedTableOptions table_options;
@@ -411,6 +418,32 @@ Result<std::optional<StoredEntry>> RocksDbTier::Get(std::string_view table,
 TierStats RocksDbTier::Stats() const {
   TierStats out;
   out.batches_written = impl_->batches_written.load(std::memory_order_relaxed);
+  const rocksdb::Statistics& st = *impl_->statistics;
+  out.bytes_written = st.getTickerCount(rocksdb::BYTES_WRITTEN);
+  out.bytes_read = st.getTickerCount(rocksdb::BYTES_READ);
+  out.wal_bytes = st.getTickerCount(rocksdb::WAL_FILE_BYTES);
+  out.block_cache_hits = st.getTickerCount(rocksdb::BLOCK_CACHE_HIT);
+  out.block_cache_misses = st.getTickerCount(rocksdb::BLOCK_CACHE_MISS);
+  out.flush_bytes = st.getTickerCount(rocksdb::FLUSH_WRITE_BYTES);
+  out.compaction_read_bytes = st.getTickerCount(rocksdb::COMPACT_READ_BYTES);
+  out.compaction_write_bytes = st.getTickerCount(rocksdb::COMPACT_WRITE_BYTES);
+  rocksdb::DB& db = *impl_->db;
+  auto property = [&db](const std::string& name) {
+    uint64_t v = 0;
+    return db.GetIntProperty(name, &v) ? v : 0;
+  };
+  out.live_data_bytes = property(rocksdb::DB::Properties::kEstimateLiveDataSize);
+  out.sst_bytes = property(rocksdb::DB::Properties::kTotalSstFilesSize);
+  out.memtable_bytes = property(rocksdb::DB::Properties::kCurSizeAllMemTables);
+  out.pending_compaction_bytes = property(rocksdb::DB::Properties::kEstimatePendingCompactionBytes);
+  out.block_cache_bytes = property(rocksdb::DB::Properties::kBlockCacheUsage);
+  for (int level = 0; level < db.NumberLevels(); ++level) {
+    std::string files;
+    if (db.GetProperty(rocksdb::DB::Properties::kNumFilesAtLevelPrefix + std::to_string(level),
+                       &files)) {
+      out.sst_files += std::strtoull(files.c_str(), nullptr, 10);
+    }
+  }
   std::lock_guard<std::mutex> lock(impl_->sync_mu);
   out.syncs = impl_->syncs;
   out.synced_batches = impl_->synced_batches;

@@ -389,6 +389,43 @@ TEST_F(SandboxWallClockTest, LongRunningCallExceedsWallBudget) {
   ExpectHealthy(id);
 }
 
+TEST_F(SandboxWallClockTest, ErrorKindOfASpentWallBudgetIsWallTime) {
+  Limits limits;
+  limits.instructions = std::numeric_limits<uint64_t>::max();
+  limits.wall_micros = 100'000;
+  const FunctionId id = MustLoad("function run() while true do end end", limits);
+  auto r = Run(id);
+  ASSERT_THAT(r, StatusIs(StatusCode::kDeadlineExceeded));
+  EXPECT_EQ(sandbox_.ErrorKindOf(id, r.status()), ErrorKind::kWallTime);
+}
+
+// --- Error kinds (ErrorKindOf, for metrics) -----------------------------------------------------
+
+TEST_F(SandboxTest, ErrorKindOfSaysWhyTheLastCallFailed) {
+  Limits limits;
+  limits.memory_bytes = 64 << 10;
+  const FunctionId id = MustLoad(R"(
+function boom() error("asked to") end
+function spin() while true do end end
+function hog() return string.rep("x", 1e7) end
+function two() return 1, 2 end
+)",
+                                 limits);
+  auto kind_of = [&](std::string_view entry) {
+    auto r = Run(id, {}, entry);
+    EXPECT_FALSE(r.ok()) << entry;
+    return r.ok() ? ErrorKind::kOther : sandbox_.ErrorKindOf(id, r.status());
+  };
+  EXPECT_EQ(kind_of("boom"), ErrorKind::kRuntime);
+  EXPECT_EQ(kind_of("spin"), ErrorKind::kInstructions);
+  EXPECT_EQ(kind_of("hog"), ErrorKind::kMemory);
+  EXPECT_EQ(kind_of("two"), ErrorKind::kBadReturn);
+  EXPECT_EQ(kind_of("boom"), ErrorKind::kRuntime) << "each call sets the kind afresh";
+  EXPECT_EQ(kind_of("missing"), ErrorKind::kOther);
+  EXPECT_EQ(ErrorKindName(ErrorKind::kWallTime), "wall_time");
+  EXPECT_EQ(ErrorKindName(ErrorKind::kBadReturn), "bad_return");
+}
+
 TEST_F(SandboxWallClockTest, PcallCannotCatchWallBudget) {
   Limits limits;
   limits.instructions = std::numeric_limits<uint64_t>::max();

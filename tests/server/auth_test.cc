@@ -42,6 +42,7 @@ constexpr Method kAllMethods[] = {
     Method::kAdminGetTierStats,
     Method::kAdminMoveRecords,
     Method::kAdminReloadConfig,
+    Method::kAdminGetServerStats,
 };
 
 config::ApiKeyConfig Key(std::string name, std::string_view secret, config::Role role,

@@ -23,11 +23,11 @@
 #include "ods/record/schema.h"
 #include "ods/record/value.h"
 #include "ods/shard/shard.h"
+#include "ods/tier/rocksdb_tier.h"
 
 namespace ods::tier {
 class BackingStore;
 class SystemOfRecord;
-class RocksDbTier;
 }  // namespace ods::tier
 
 namespace ods::engine {
@@ -54,6 +54,8 @@ struct EngineStats {
   uint64_t recovered_records = 0;  // records loaded from the tier at start
   uint64_t durable_batches = 0;    // Put/Delete calls written to the tier since start
   uint64_t durable_syncs = 0;      // fsyncs of the tier's log (group commits + background)
+  bool has_durable_tier = false;   // some table is durable: durable_tier below is its figures
+  tier::TierStats durable_tier;    // the RocksDB database's counters and gauges (all tables)
   // Tiering (tables with tiering rules); records counts every tier.
   uint64_t records_ssd = 0;      // records whose value is only on the SSD tier
   uint64_t records_backing = 0;  // records whose value is only in the backing store
@@ -335,6 +337,12 @@ class Engine {
 
   // The newest version of every registered function, sorted by name. Lock-free snapshot read.
   std::vector<FunctionInfo> ListFunctions() const;
+
+  // Failed calls of sandboxed functions since start (procedures, derived features, Lua
+  // aggregators), by function name and sandbox::ErrorKind, summed over the shards; only
+  // functions with a failure, sorted by name. Counts never go down. Thread-safe;
+  // O(shards x functions), a small lock per shard.
+  std::vector<shard::FunctionErrorCount> FunctionErrors() const;
 
   // Runs procedure `function` (its newest version when the call starts) on each of `keys` of
   // `table`, on the shard that owns the key (Shard::Execute: read, call

@@ -56,6 +56,20 @@ struct FunctionId {
 
 class LuaFunction;  // one function's Lua state; private to src/sandbox/
 
+// Why a call of a function failed (Sandbox::ErrorKindOf), for metrics.
+enum class ErrorKind : uint8_t {
+  kRuntime = 0,   // a Lua error in the call: error(), a bad operation (kFailedPrecondition)
+  kInstructions,  // instruction budget exhausted (kResourceExhausted)
+  kWallTime,      // wall-clock budget exceeded (kDeadlineExceeded)
+  kMemory,        // memory cap reached (kResourceExhausted)
+  kBadReturn,     // returned something that cannot be converted (kFailedPrecondition)
+  kOther,         // unknown id, empty or missing entry point
+};
+inline constexpr size_t kErrorKindCount = 6;
+
+// "runtime", "instructions", "wall_time", "memory", "bad_return", "other".
+std::string_view ErrorKindName(ErrorKind kind);
+
 // What a procedure call returned (Sandbox::CallProcedure).
 struct ProcedureResult {
   // The first return value, converted as Call converts its result; nullopt for nil or nothing.
@@ -168,6 +182,11 @@ class Sandbox {
   // Bytes the function's Lua state holds now, including garbage not yet collected (counted
   // against Limits::memory_bytes beyond the empty-sandbox baseline). kNotFound if not loaded.
   Result<uint64_t> MemoryInUse(FunctionId id) const;
+
+  // Why the last call of `id` (Call, CallProcedure, CallDerived, AggregatorUpdate,
+  // AggregatorFinish) failed with `error`, the status it returned. Meaningful only right after
+  // that call, before the next call of `id`. O(1); allocates nothing.
+  ErrorKind ErrorKindOf(FunctionId id, const Status& error) const;
 
   size_t function_count() const { return functions_.size(); }
 

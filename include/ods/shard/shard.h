@@ -146,6 +146,26 @@ struct ProcedureCall {
   bool read_only = false;
 };
 
+// Failed calls of one sandboxed function (Shard::FunctionErrors), by sandbox::ErrorKind.
+struct FunctionErrorCount {
+  std::string function;                                      // the function's name
+  std::array<uint64_t, sandbox::kErrorKindCount> by_kind{};  // indexed by sandbox::ErrorKind
+};
+
+// Counts failed calls of sandboxed functions by name and kind. Thread-safe: Count takes a small
+// lock of its own, on error paths only (a successful call costs nothing).
+class FunctionErrorTally {
+ public:
+  void Count(std::string_view function, sandbox::ErrorKind kind) ODS_EXCLUDES(mu_);
+  // Every function with a failed call so far, sorted by name. O(functions).
+  std::vector<FunctionErrorCount> Snapshot() const ODS_EXCLUDES(mu_);
+
+ private:
+  mutable Mutex mu_;
+  std::map<std::string, std::array<uint64_t, sandbox::kErrorKindCount>, std::less<>> counts_
+      ODS_GUARDED_BY(mu_);
+};
+
 // What Shard::Execute did to one record.
 struct ProcedureOutcome {
   // OK, or why the record was left unchanged (codes in Shard::Execute).
@@ -505,6 +525,11 @@ class alignas(64) Shard {
   // same function runs on this shard for another call.
   ProcedureOutcome Execute(const ProcedureCall& call);
 
+  // Failed calls of sandboxed functions on this shard since it started, by function name and
+  // sandbox::ErrorKind: procedures, derived features and Lua aggregators alike. Counts only go
+  // up: a function registered again under the same name adds to them. Thread-safe; O(names).
+  std::vector<FunctionErrorCount> FunctionErrors() const { return function_errors_.Snapshot(); }
+
   // --- Events and aggregations. Templates and aggregations are added, never removed; ids are
   // dense and the engine adds them to every shard in the same order. ---
 
@@ -622,6 +647,7 @@ class alignas(64) Shard {
   std::unique_ptr<std::atomic<size_t>[]> field_names_;
 
   struct FunctionSlot;  // one loaded function: its Sandbox and the lock its calls take
+  FunctionErrorTally function_errors_;  // before events_, which borrows it
   Mutex functions_mu_;  // guards the map only; held for a lookup, never across Lua
   uint64_t next_function_id_ ODS_GUARDED_BY(functions_mu_) = 1;
   std::map<uint64_t, std::shared_ptr<FunctionSlot>> functions_ ODS_GUARDED_BY(functions_mu_);

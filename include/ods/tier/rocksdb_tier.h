@@ -91,11 +91,27 @@ struct TierOptions {
   Micros sync_interval_micros = 100'000;
 };
 
-// Counters since Open.
+// Counters since Open, and gauges as of the Stats() call.
 struct TierStats {
   uint64_t batches_written = 0;  // Write calls that succeeded
   uint64_t syncs = 0;            // log fsyncs (group commits and background flushes)
   uint64_t synced_batches = 0;   // batches made durable by those fsyncs
+  // RocksDB's own counters (its statistics tickers) since Open.
+  uint64_t bytes_written = 0;           // key and value bytes written (Write)
+  uint64_t bytes_read = 0;              // value bytes returned by point lookups (Get)
+  uint64_t wal_bytes = 0;               // bytes appended to the write-ahead log
+  uint64_t block_cache_hits = 0;        // block reads served by the block cache
+  uint64_t block_cache_misses = 0;      // block reads that went to the SST files
+  uint64_t flush_bytes = 0;             // bytes written by memtable flushes
+  uint64_t compaction_read_bytes = 0;   // bytes read by compactions
+  uint64_t compaction_write_bytes = 0;  // bytes written by compactions
+  // RocksDB's properties, as of the call.
+  uint64_t live_data_bytes = 0;           // estimate of the live data's size
+  uint64_t sst_bytes = 0;                 // size of every SST file
+  uint64_t sst_files = 0;                 // SST files, all levels
+  uint64_t memtable_bytes = 0;            // memtables (active, immutable, pinned)
+  uint64_t pending_compaction_bytes = 0;  // estimate of the bytes compaction has to rewrite
+  uint64_t block_cache_bytes = 0;         // block cache in use
 };
 
 // A RocksDB database of records keyed by (table, key), with group commit.
@@ -169,6 +185,8 @@ class RocksDbTier {
   Status ForEach(const std::function<void(const StoredRecord&)>& fn,
                  const std::function<bool(std::string_view table)>& fields_of = {}) const;
 
+  // The counters and gauges above. Cheap (a lock, RocksDB's per-core counters summed and a
+  // few property reads; no I/O): meant for every /metrics scrape.
   TierStats Stats() const;
   const std::string& dir() const;
 
