@@ -72,6 +72,10 @@ std::unique_ptr<Fixture> MakeFixture(Mode mode) {
                 {"premium", i % 3 == 0}};
     f->records.push_back(std::move(r));
   }
+  if (mode == kNoSubscriber) {
+    // The log records from the first subscription on: one that came and went turns it on.
+    if (!f->engine->Subscribe({.tables = {"profile"}}).ok()) std::abort();
+  }
   if (mode == kStalled || mode == kLive) {
     Result<std::unique_ptr<Subscription>> s = f->engine->Subscribe({.tables = {"profile"}});
     if (!s.ok()) std::abort();
