@@ -166,7 +166,10 @@ Shard::Backfill Shard::EventStore::RebuildCustom(Template& t, uint32_t member, M
   Backfill backfill;
   std::vector<const record::Value*> values(t.spec->field_count);
   std::vector<StoredEvent> cold;
-  for (auto& [key, entity] : t.entities) {
+  for (auto& slot : t.entities) {
+    // Named, not a structured binding: clang 14 (the fuzzers' build) cannot capture one.
+    const EntityKey& key = slot.first;
+    Entity& entity = slot.second;
     if (entity.custom != nullptr && member < entity.custom->size()) {
       (*entity.custom)[member] = aggregate::CustomSeries();
     }
