@@ -3,10 +3,15 @@
 #include <algorithm>
 #include <bit>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <limits>
 #include <memory>
+#include <string>
+#include <string_view>
 #include <utility>
+
+#include "ods/common/varint.h"
 
 namespace ods::aggregate {
 namespace {
@@ -210,6 +215,155 @@ uint64_t HllSketch::Estimate() const {
   z += m * Sigma(histogram[0] / m);
   const double alpha_inf = 1.0 / (2.0 * std::log(2.0));
   return static_cast<uint64_t>(std::llround(alpha_inf * m * m / z));
+}
+
+namespace {
+
+// Encode's first byte: the form (low two bits) and, for a sparse sketch, whether it holds 0.
+constexpr uint8_t kSparseForm = 0;
+constexpr uint8_t kDenseGapsForm = 1;
+constexpr uint8_t kDensePackedForm = 2;
+constexpr uint8_t kFormMask = 3;
+constexpr uint8_t kHasZeroFlag = 4;
+constexpr size_t kPackedBytes = HllSketch::kRegisters / 4 * 3;  // 6 bits a register
+constexpr uint8_t kMaxRank = kQ + 1;
+
+void PutFixed64(uint64_t v, std::string& out) {
+  char bytes[8];
+  for (int i = 0; i < 8; ++i) bytes[i] = static_cast<char>(v >> (8 * i));
+  out.append(bytes, sizeof bytes);
+}
+
+}  // namespace
+
+void HllSketch::Encode(std::string& out) const {
+  if (!dense_) {
+    out.push_back(static_cast<char>(kSparseForm | (has_zero_ ? kHasZeroFlag : 0)));
+    PutVarint(slot_count_, out);
+    PutVarint(sparse_size_ - (has_zero_ ? 1 : 0), out);
+    const uint64_t* hashes = slot_count_ == 0 ? inline_ : heap_.get();
+    const uint32_t count = slot_count_ == 0 ? kInlineHashes : slot_count_;
+    for (uint32_t i = 0; i < count; ++i) {
+      if (hashes[i] != 0) PutFixed64(hashes[i], out);
+    }
+    return;
+  }
+  const uint8_t* r = registers();
+  size_t nonzero = 0;
+  size_t gaps_bytes = 0;
+  size_t next = 0;  // the register after the previous non-zero one
+  for (size_t i = 0; i < kRegisters; ++i) {
+    if (r[i] == 0) continue;
+    ++nonzero;
+    gaps_bytes += VarintSize(i - next) + 1;
+    next = i + 1;
+  }
+  if (VarintSize(nonzero) + gaps_bytes < kPackedBytes) {
+    out.push_back(static_cast<char>(kDenseGapsForm));
+    PutVarint(nonzero, out);
+    next = 0;
+    for (size_t i = 0; i < kRegisters; ++i) {
+      if (r[i] == 0) continue;
+      PutVarint(i - next, out);
+      out.push_back(static_cast<char>(r[i]));
+      next = i + 1;
+    }
+    return;
+  }
+  out.push_back(static_cast<char>(kDensePackedForm));
+  const size_t start = out.size();
+  out.resize(start + kPackedBytes);
+  for (size_t i = 0; i < kRegisters; i += 4) {
+    const uint32_t four = uint32_t{r[i]} | uint32_t{r[i + 1]} << 6 | uint32_t{r[i + 2]} << 12 |
+                          uint32_t{r[i + 3]} << 18;
+    char* at = out.data() + start + i / 4 * 3;
+    at[0] = static_cast<char>(four);
+    at[1] = static_cast<char>(four >> 8);
+    at[2] = static_cast<char>(four >> 16);
+  }
+}
+
+bool HllSketch::Decode(std::string_view& in) {
+  *this = HllSketch();
+  if (in.empty()) return false;
+  const auto tag = static_cast<uint8_t>(in.front());
+  in.remove_prefix(1);
+  if ((tag & ~(kFormMask | kHasZeroFlag)) != 0 ||
+      ((tag & kHasZeroFlag) != 0 && (tag & kFormMask) != kSparseForm)) {
+    return false;
+  }
+  switch (tag & kFormMask) {
+    case kSparseForm: {
+      uint64_t slots;
+      uint64_t count;
+      if (!GetVarint(in, slots) || !GetVarint(in, count)) return false;
+      const bool zero = (tag & kHasZeroFlag) != 0;
+      if (count + (zero ? 1 : 0) > kSparseMax || count > in.size() / 8) return false;
+      if (slots == 0) {
+        if (count > kInlineHashes) return false;
+      } else if (slots < 4 || slots > kMaxSlots || !std::has_single_bit(slots) ||
+                 4 * count > 3 * slots) {
+        return false;
+      }
+      if (slots != 0) {
+        heap_ = std::make_unique<uint64_t[]>(slots);  // zero: free
+        slot_count_ = static_cast<uint32_t>(slots);
+      }
+      for (uint64_t i = 0; i < count; ++i) {
+        uint64_t hash = 0;
+        for (int b = 0; b < 8; ++b) hash |= uint64_t{static_cast<unsigned char>(in[b])} << (8 * b);
+        in.remove_prefix(8);
+        if (hash == 0 || ContainsSparse(hash)) return false;
+        if (slot_count_ == 0) {
+          inline_[i] = hash;
+        } else {
+          heap_[FindSlot(hash)] = hash;
+        }
+      }
+      has_zero_ = zero;
+      sparse_size_ = static_cast<uint32_t>(count) + (zero ? 1 : 0);
+      return true;
+    }
+    case kDenseGapsForm: {
+      uint64_t nonzero;
+      if (!GetVarint(in, nonzero) || nonzero == 0 || nonzero > kRegisters) return false;
+      heap_ = std::make_unique<uint64_t[]>(kRegisters / sizeof(uint64_t));
+      dense_ = true;
+      uint8_t* r = registers();
+      uint64_t next = 0;
+      for (uint64_t k = 0; k < nonzero; ++k) {
+        uint64_t gap;
+        if (!GetVarint(in, gap) || gap >= kRegisters - next || in.empty()) return false;
+        const auto rank = static_cast<uint8_t>(in.front());
+        in.remove_prefix(1);
+        if (rank == 0 || rank > kMaxRank) return false;
+        r[next + gap] = rank;
+        next += gap + 1;
+      }
+      return true;
+    }
+    case kDensePackedForm: {
+      if (in.size() < kPackedBytes) return false;
+      heap_ = std::make_unique<uint64_t[]>(kRegisters / sizeof(uint64_t));
+      dense_ = true;
+      uint8_t* r = registers();
+      for (size_t i = 0; i < kRegisters; i += 4) {
+        const char* at = in.data() + i / 4 * 3;
+        const uint32_t four = uint32_t{static_cast<unsigned char>(at[0])} |
+                              uint32_t{static_cast<unsigned char>(at[1])} << 8 |
+                              uint32_t{static_cast<unsigned char>(at[2])} << 16;
+        for (size_t j = 0; j < 4; ++j) {
+          const auto rank = static_cast<uint8_t>(four >> (6 * j) & 63);
+          if (rank > kMaxRank) return false;
+          r[i + j] = rank;
+        }
+      }
+      in.remove_prefix(kPackedBytes);
+      return true;
+    }
+    default:
+      return false;
+  }
 }
 
 size_t HllSketch::HeapBytes() const { return dense_ ? kRegisters : slot_count_ * sizeof(uint64_t); }

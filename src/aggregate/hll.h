@@ -3,6 +3,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <string>
+#include <string_view>
 
 // HyperLogLog distinct-count sketch over 64-bit hashes (private to ods_aggregate).
 namespace ods::aggregate {
@@ -58,6 +60,16 @@ class HllSketch {
   }
   // Heap bytes held: the sparse table or the dense registers; 0 while the set is inline.
   size_t HeapBytes() const;
+
+  // Appends the sketch to `out`: sparse, its table size and hashes (8 bytes each); dense, the
+  // non-zero registers as (gap, rank) pairs or all registers in 6 bits, whichever is smaller
+  // (~2 bytes per distinct value up to ~5,000, at most 12 KiB). O(size).
+  void Encode(std::string& out) const;
+  // Replaces this (empty) sketch with one read from the front of `in`: the same hashes or
+  // registers and HeapBytes() as the encoded one, so Estimate() and merges answer the same.
+  // False on truncated or invalid input (a rank out of range, a repeated hash, a table too
+  // full); the sketch is then unspecified but valid. Allocates at most the dense registers.
+  bool Decode(std::string_view& in);
 
  private:
   uint8_t* registers() const { return reinterpret_cast<uint8_t*>(heap_.get()); }
