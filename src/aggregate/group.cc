@@ -1,11 +1,5 @@
-// GroupLayout and SeriesGroup: the partials of several aggregations kept in shared tile rows.
-//
-// A run's rows live in one buffer, sorted by tile index; a row is
-//   [int64_t index][uint64_t present][partial of slot 0][partial of slot 1]...
-// where bit s of `present` says slot s's partial is constructed (its member took an event in
-// that tile). Partials are constructed in place and moved between rows through a small table of
-// functions per partial type (PartialOps), so the fold and merge are the very Ops<P> that
-// ComputeAsOf uses: online and point-in-time values stay bit-identical.
+// GroupLayout and SeriesGroup: the partials of several aggregations kept in shared tile rows
+// (the row format is in rows.h).
 
 #include <algorithm>
 #include <bit>
@@ -15,68 +9,56 @@
 #include <memory>
 #include <new>
 #include <span>
+#include <string>
+#include <string_view>
 #include <type_traits>
 #include <utility>
 #include <vector>
 
 #include "aggregate/partial.h"
+#include "aggregate/partial_codec.h"
+#include "aggregate/rows.h"
 #include "ods/aggregate/aggregate.h"
 #include "ods/common/check.h"
 #include "ods/common/clock.h"
+#include "ods/common/hash.h"
+#include "ods/common/status.h"
+#include "ods/common/varint.h"
 #include "ods/record/value.h"
 
 namespace ods::aggregate {
 namespace {
 
-constexpr size_t kHeaderBytes = 2 * sizeof(uint64_t);  // index, present
-constexpr size_t kMaxSlotsPerRun = 64;                 // bits of `present`
-
-// The type-erased operations on one partial type P, constructed in raw row memory.
-struct PartialOps {
-  size_t size;
-  size_t align;
-  bool trivially_relocatable;  // a memcpy moves it
-  // Construct / fold into the partial at `at`; each returns the change of its heap bytes
-  // (heap_bytes), in O(1) for every fn (kLastN, kTopK count what they add and drop).
-  int64_t (*init)(std::byte* at, Micros t, const record::Value* v, const Spec& s);
-  int64_t (*fold)(std::byte* at, Micros t, const record::Value* v, const Spec& s);
-  void (*relocate)(std::byte* to, std::byte* from);  // move-construct at `to`, destroy `from`
-  void (*destroy)(std::byte* at);
-  size_t (*heap_bytes)(const std::byte* at);
-  // Merges the partials at `offset` of the rows whose present bit `bit` is set, in row order.
-  Output (*merge)(const std::byte* rows, size_t count, size_t stride, size_t offset, uint64_t bit,
-                  const Spec& s);
-};
-
 template <class P>
-P* As(std::byte* at) {
-  return std::launder(reinterpret_cast<P*>(at));
-}
-template <class P>
-const P* As(const std::byte* at) {
-  return std::launder(reinterpret_cast<const P*>(at));
-}
-
-uint64_t PresentBits(const std::byte* row) {
-  uint64_t present;
-  std::memcpy(&present, row + sizeof(int64_t), sizeof present);
-  return present;
-}
-void SetPresentBits(std::byte* row, uint64_t present) {
-  std::memcpy(row + sizeof(int64_t), &present, sizeof present);
-}
-int64_t RowIndex(const std::byte* row) {
-  int64_t index;
-  std::memcpy(&index, row, sizeof index);
-  return index;
+void MergeRange(typename Ops<P>::Acc& acc, RowRange rows, size_t stride, size_t offset,
+                uint64_t bit, const Spec& s) {
+  for (size_t i = 0; i < rows.count; ++i) {
+    const std::byte* row = rows.data + i * stride;
+    if ((PresentBits(row) & bit) != 0) Ops<P>::Merge(acc, *As<P>(row + offset), s);
+  }
 }
 
 template <class P>
-Output MergeRows(const std::byte* rows, size_t count, size_t stride, size_t offset, uint64_t bit,
+Output MergeRows(RowRange older, RowRange newer, size_t stride, size_t offset, uint64_t bit,
                  const Spec& s) {
   typename Ops<P>::Acc acc{};
-  for (size_t i = 0; i < count; ++i) {
-    const std::byte* row = rows + i * stride;
+  if (older.count == 0 || newer.count == 0 ||
+      RowIndex(older.data + (older.count - 1) * stride) < RowIndex(newer.data)) {
+    MergeRange<P>(acc, older, stride, offset, bit, s);
+    MergeRange<P>(acc, newer, stride, offset, bit, s);
+    return Ops<P>::Finish(acc, s);
+  }
+  size_t i = 0;
+  size_t j = 0;
+  while (i < older.count || j < newer.count) {
+    const std::byte* row;
+    if (j == newer.count ||
+        (i < older.count &&
+         RowIndex(older.data + i * stride) <= RowIndex(newer.data + j * stride))) {
+      row = older.data + i++ * stride;
+    } else {
+      row = newer.data + j++ * stride;
+    }
     if ((PresentBits(row) & bit) != 0) Ops<P>::Merge(acc, *As<P>(row + offset), s);
   }
   return Ops<P>::Finish(acc, s);
@@ -122,6 +104,13 @@ constexpr PartialOps kPartialOps = {
       }
     },
     &MergeRows<P>,
+    [](const std::byte* at, std::string& out) { codec::Codec<P>::Encode(*As<P>(at), out); },
+    [](std::string_view& in, std::byte* at, const Spec& s) -> bool {
+      P p{};
+      if (!codec::Codec<P>::Decode(in, p, s)) return false;
+      new (at) P(std::move(p));
+      return true;
+    },
 };
 
 const PartialOps* OpsOf(const Spec& spec) {
@@ -135,24 +124,6 @@ const PartialOps* OpsOf(const Spec& spec) {
 size_t AlignUp(size_t n, size_t align) { return (n + align - 1) / align * align; }
 
 }  // namespace
-
-// One member's partial within the rows of a run.
-struct GroupLayout::Slot {
-  uint32_t member = 0;
-  uint32_t offset = 0;  // bytes from the row's start
-  const PartialOps* ops = nullptr;
-};
-
-// The rows of one tile size: which members have a partial there, where, and how far back rows
-// are kept.
-struct GroupLayout::Run {
-  Micros tile = 0;
-  Micros keep = 0;           // longest window of any slot with this tile size
-  size_t expected_rows = 0;  // keep / tile: rows a full run holds
-  size_t row_bytes = kHeaderBytes;
-  bool trivially_relocatable = true;  // every slot's partial is
-  std::vector<Slot> slots;            // at most kMaxSlotsPerRun
-};
 
 GroupLayout::GroupLayout(std::vector<Member> members) : members_(std::move(members)) {
   ODS_CHECK(!members_.empty());
@@ -199,14 +170,27 @@ GroupLayout::GroupLayout(std::vector<Member> members) : members_(std::move(membe
     run.row_bytes = AlignUp(run.row_bytes, alignof(uint64_t));
     run.expected_rows = static_cast<size_t>(run.keep / run.tile);
   }
+  // The members decide the runs and slots (the grouping above); bump the seed if it changes.
+  constexpr uint64_t kLayoutSeed = 0x6f64732d6c617931;  // "ods-lay1"
+  std::string bytes;
+  PutVarint(members_.size(), bytes);
+  for (const Member& member : members_) {
+    const Spec& spec = member.spec;
+    PutVarint(static_cast<uint64_t>(spec.fn), bytes);
+    PutVarint(static_cast<uint64_t>(spec.input_type), bytes);
+    PutVarint(spec.n, bytes);
+    PutVarint(ZigZag(member.field), bytes);
+    PutVarint(spec.windows.size(), bytes);
+    for (size_t w = 0; w < spec.windows.size(); ++w) {
+      PutVarint(ZigZag(spec.windows[w]), bytes);
+      PutVarint(ZigZag(spec.tiles[w]), bytes);
+    }
+  }
+  fingerprint_ = StableHash64(bytes, kLayoutSeed);
 }
 
 GroupLayout::~GroupLayout() = default;
 
-namespace {
-
-// Moves `count` rows from `from` to `to`: non-overlapping, or `to` below `from` (rows move in
-// ascending order).
 void RelocateRows(const GroupLayout::Run& run, std::byte* to, std::byte* from, size_t count) {
   if (count == 0) return;
   if (run.trivially_relocatable) {
@@ -226,7 +210,6 @@ void RelocateRows(const GroupLayout::Run& run, std::byte* to, std::byte* from, s
   }
 }
 
-// First row of `rows` (of `run`) whose index is >= `index`.
 size_t LowerBound(const GroupLayout::Run& run, const std::byte* data, size_t size, int64_t index) {
   size_t lo = 0;
   size_t hi = size;
@@ -241,7 +224,34 @@ size_t LowerBound(const GroupLayout::Run& run, const std::byte* data, size_t siz
   return lo;
 }
 
-}  // namespace
+size_t DestroyRows(const GroupLayout::Run& run, std::byte* rows, size_t count) {
+  if (run.trivially_relocatable) return 0;
+  size_t heap = 0;
+  for (size_t i = 0; i < count; ++i) {
+    std::byte* row = rows + i * run.row_bytes;
+    const uint64_t present = PresentBits(row);
+    for (size_t s = 0; s < run.slots.size(); ++s) {
+      if ((present >> s & 1) == 0) continue;
+      std::byte* at = row + run.slots[s].offset;
+      heap += run.slots[s].ops->heap_bytes(at);
+      run.slots[s].ops->destroy(at);
+    }
+  }
+  return heap;
+}
+
+size_t RowsHeapBytes(const GroupLayout::Run& run, const std::byte* rows, size_t count) {
+  if (run.trivially_relocatable) return 0;
+  size_t heap = 0;
+  for (size_t i = 0; i < count; ++i) {
+    const std::byte* row = rows + i * run.row_bytes;
+    const uint64_t present = PresentBits(row);
+    for (size_t s = 0; s < run.slots.size(); ++s) {
+      if ((present >> s & 1) != 0) heap += run.slots[s].ops->heap_bytes(row + run.slots[s].offset);
+    }
+  }
+  return heap;
+}
 
 SeriesGroup::SeriesGroup(const GroupLayout& layout) : layout_(&layout) {
   if (layout.runs_.size() > kInlineRuns) {
@@ -387,6 +397,10 @@ int64_t SeriesGroup::Add(Micros event_time, std::span<const record::Value* const
 }
 
 Output SeriesGroup::Query(size_t m, size_t window, Micros now) const {
+  return Query(m, window, now, nullptr);
+}
+
+Output SeriesGroup::Query(size_t m, size_t window, Micros now, const ColdRows* cold) const {
   ODS_DCHECK(m < layout_->members_.size());
   const Spec& spec = layout_->members_[m].spec;
   ODS_DCHECK(window < spec.windows.size());
@@ -395,12 +409,107 @@ Output SeriesGroup::Query(size_t m, size_t window, Micros now) const {
   const GroupLayout::Slot& slot = run.slots[where.slot];
   const int64_t last = FloorDiv(now, spec.tiles[window]);
   const int64_t first = FirstTileIndex(spec, window, last);
+  // The rows of [first, last] in `data`.
+  auto in_window = [&](const std::byte* data, size_t size) {
+    const size_t begin = LowerBound(run, data, size, first);
+    size_t end = size;
+    while (end > begin && RowIndex(data + (end - 1) * run.row_bytes) > last) --end;
+    return RowRange{data + begin * run.row_bytes, end - begin};
+  };
+  RowRange older;
+  if (cold != nullptr && !cold->runs_.empty()) {
+    ODS_CHECK(cold->layout_ == layout_);
+    const ColdRows::RunRows& rs = cold->runs_[where.run];
+    older = in_window(rs.data, rs.size);
+  }
   const Rows& rs = rows(where.run);
-  const size_t begin = LowerBound(run, rs.data, rs.size, first);
-  size_t end = rs.size;
-  while (end > begin && RowIndex(rs.data + (end - 1) * run.row_bytes) > last) --end;
-  return slot.ops->merge(rs.data + begin * run.row_bytes, end - begin, run.row_bytes, slot.offset,
+  return slot.ops->merge(older, in_window(rs.data, rs.size), run.row_bytes, slot.offset,
                          uint64_t{1} << where.slot, spec);
+}
+
+int64_t SeriesGroup::SplitColdRows(Micros before, std::string& out) {
+  out.clear();
+  const auto& runs = layout_->runs_;
+  std::vector<std::vector<const std::byte*>> cold(runs.size());
+  std::vector<size_t> counts(runs.size(), 0);
+  bool any = false;
+  for (size_t r = 0; r < runs.size(); ++r) {
+    const Rows& rs = rows(r);
+    // (index + 1) * tile <= before  <=>  index < FloorDiv(before, tile), without overflow.
+    counts[r] = LowerBound(runs[r], rs.data, rs.size, FloorDiv(before, runs[r].tile));
+    for (size_t i = 0; i < counts[r]; ++i) cold[r].push_back(rs.data + i * runs[r].row_bytes);
+    any = any || counts[r] > 0;
+  }
+  if (!any) return 0;
+  ColdRows::Encode(*layout_, cold, out);
+  int64_t delta = 0;
+  for (size_t r = 0; r < runs.size(); ++r) {
+    if (counts[r] == 0) continue;
+    const GroupLayout::Run& run = runs[r];
+    Rows& rs = rows(r);
+    delta -= static_cast<int64_t>(DestroyRows(run, rs.data, counts[r]));
+    const size_t remaining = rs.size - counts[r];
+    std::byte* data = nullptr;
+    if (remaining > 0) {
+      data = static_cast<std::byte*>(::operator new(remaining * run.row_bytes));
+      RelocateRows(run, data, rs.data + counts[r] * run.row_bytes, remaining);
+    }
+    ::operator delete(rs.data);
+    delta -= static_cast<int64_t>((rs.capacity - remaining) * run.row_bytes);
+    rs = Rows{data, static_cast<uint32_t>(remaining), static_cast<uint32_t>(remaining)};
+  }
+  return delta;
+}
+
+Result<int64_t> SeriesGroup::RestoreColdRows(ColdRows& cold) {
+  if (cold.runs_.empty()) return int64_t{0};
+  if (cold.layout_ != layout_) {
+    return InvalidArgumentError("cold rows of another aggregation layout");
+  }
+  const auto& runs = layout_->runs_;
+  for (size_t r = 0; r < runs.size(); ++r) {
+    const ColdRows::RunRows& cs = cold.runs_[r];
+    const Rows& rs = rows(r);
+    const size_t stride = runs[r].row_bytes;
+    for (size_t i = 0; i < cs.size; ++i) {
+      const int64_t index = RowIndex(cs.data + i * stride);
+      const size_t at = LowerBound(runs[r], rs.data, rs.size, index);
+      if (at < rs.size && RowIndex(rs.data + at * stride) == index) {
+        return FailedPreconditionError("tile " + std::to_string(index) + " of tile size " +
+                                       std::to_string(runs[r].tile) +
+                                       "us is both in RAM and in the cold rows");
+      }
+    }
+  }
+  int64_t delta = 0;
+  for (size_t r = 0; r < runs.size(); ++r) {
+    ColdRows::RunRows& cs = cold.runs_[r];
+    if (cs.size == 0) continue;
+    const GroupLayout::Run& run = runs[r];
+    const size_t stride = run.row_bytes;
+    Rows& rs = rows(r);
+    const size_t total = rs.size + cs.size;
+    delta += static_cast<int64_t>(RowsHeapBytes(run, cs.data, cs.size));
+    auto* data = static_cast<std::byte*>(::operator new(total * stride));
+    size_t i = 0;
+    size_t j = 0;
+    for (size_t k = 0; k < total; ++k) {
+      if (j == rs.size || (i < cs.size && RowIndex(cs.data + i * stride) <
+                                              RowIndex(rs.data + j * stride))) {
+        RelocateRows(run, data + k * stride, cs.data + i++ * stride, 1);
+      } else {
+        RelocateRows(run, data + k * stride, rs.data + j++ * stride, 1);
+      }
+    }
+    ::operator delete(rs.data);
+    ::operator delete(cs.data);
+    cs = ColdRows::RunRows{};
+    delta += (static_cast<int64_t>(total) - static_cast<int64_t>(rs.capacity)) *
+             static_cast<int64_t>(stride);
+    rs = Rows{data, static_cast<uint32_t>(total), static_cast<uint32_t>(total)};
+  }
+  cold.Release();
+  return delta;
 }
 
 void SeriesGroup::Prefetch() const {

@@ -329,7 +329,10 @@ struct Ops<ExtremePartial<S, kMax>> {
 
 // The earliest (kLast: latest) event of a tile. Ties on event time: first (kLast: last) to
 // arrive, which folding in arrival order gives by replacing only on a strictly earlier time
-// (kLast: on a later or equal time). Tiles cover disjoint times, so merging needs no tie rule.
+// (kLast: on a later or equal time). Merging applies the same rule to whole partials: tiles
+// cover disjoint times, so in time order a later tile always wins for kLast and never for kFirst,
+// and two partials of one tile merged in arrival order (a cold one, then one in RAM) still give
+// the earliest (kLast: latest) event.
 template <class S, bool kLast>
 struct EdgePartial {
   Micros time;
@@ -348,7 +351,7 @@ struct Ops<EdgePartial<S, kLast>> {
   }
   using Acc = const P*;  // null: empty window
   static void Merge(Acc& acc, const P& p, const Spec&) {
-    if (kLast || acc == nullptr) acc = &p;
+    if (acc == nullptr || (kLast ? p.time >= acc->time : p.time < acc->time)) acc = &p;
   }
   static Output Finish(const Acc& acc, const Spec& s) {
     if (acc == nullptr) return std::monostate{};

@@ -111,12 +111,19 @@ class GroupLayout {
   size_t size() const { return members_.size(); }
   const Member& member(size_t m) const { return members_[m]; }
 
+  // A 64-bit hash of the members (fn, input type, n, windows, tiles, field, in order), stable
+  // across processes, builds and machines: two layouts with equal fingerprints lay out rows
+  // alike, so cold rows written under one (SeriesGroup::SplitColdRows) are refused under any
+  // other (ColdRows::Decode). O(1), computed at construction.
+  uint64_t Fingerprint() const { return fingerprint_; }
+
   // Defined and used only inside ods_aggregate.
   struct Slot;
   struct Run;
 
  private:
   friend class SeriesGroup;
+  friend class ColdRows;
   struct WindowSlot {
     uint32_t run = 0;
     uint32_t slot = 0;
@@ -125,7 +132,10 @@ class GroupLayout {
   std::vector<Member> members_;
   std::vector<Run> runs_;  // one per distinct tile size (more if over 64 members share one)
   std::vector<std::vector<WindowSlot>> windows_;  // [member][window]: where its tiles live
+  uint64_t fingerprint_ = 0;
 };
+
+class ColdRows;
 
 // The partial aggregates of one entity for every member of a GroupLayout: per run of the
 // layout, the non-empty rows sorted by tile index, each kept only as far back as the longest
@@ -159,6 +169,35 @@ class SeriesGroup {
   // holds `now` are included.
   Output Query(size_t m, size_t window, Micros now) const;
 
+  // Query over the rows in RAM and the rows of `cold` (null or empty: as above), which must be
+  // decoded under this group's layout (ODS_CHECK). Rows are merged in ascending tile index, so
+  // while cold and RAM rows of a run have disjoint indices (the contract: the caller restores a
+  // cold row before adding a late event to its tile) the answer is, bit for bit, the one before
+  // the rows were split off, and ComputeAsOf's. If both hold a row of one index anyway, the cold
+  // partial merges before the RAM one; count, int64 sum, min, max, first, last, distinct_count
+  // and top_k stay exact, double sum/mean/stddev may differ from the point-in-time value in the
+  // last bits, and last_n may list that tile's late events before older ones of the same tile.
+  // O(log tiles + tiles in the window) over both; allocates nothing beyond the fn's Finish.
+  Output Query(size_t m, size_t window, Micros now, const ColdRows* cold) const;
+
+  // Moves every row (of every run) whose tile ends at or before `before` ((index + 1) * tile
+  // <= before) out of RAM into `out`, which it overwrites with a self-describing blob (format
+  // version, the layout's Fingerprint(), per run the rows with their partials; see
+  // ColdRows::Decode); `out` is left empty if no row qualifies. Returns the change of
+  // MemoryBytes() (<= 0: the row buffers shrink to what remains). Decoding the blob and
+  // restoring or querying it gives the same answers as the rows had in RAM. Combine with an
+  // older blob through ColdRows::MergeBlobs. O(rows + encoded bytes).
+  int64_t SplitColdRows(Micros before, std::string& out);
+
+  // Moves the rows of `cold` (decoded under this layout) back into RAM, the inverse of
+  // SplitColdRows, leaving `cold` empty, and returns the change of MemoryBytes() (restored
+  // strings, lists and buffers hold no spare capacity, so MemoryBytes() may end below what it
+  // was before the split). Refuses, changing nothing, with kFailedPrecondition if a run has a
+  // row of the same index in RAM and in `cold` (the rows cannot be merged without changing the
+  // order of folds; query them together instead), kInvalidArgument if `cold` is of another
+  // layout. Rows past every window stay until Add drops them. O(rows).
+  Result<int64_t> RestoreColdRows(ColdRows& cold);
+
   // Hints the CPU to load the newest rows of each tile size (up to 512 bytes per size), what
   // the next Add or a short window's Query reads; changes nothing. For pipelining many
   // entities. O(runs).
@@ -187,6 +226,73 @@ class SeriesGroup {
   const GroupLayout* layout_;
   Rows inline_[kInlineRuns];      // runs 0 and 1: most layouts have at most two tile sizes
   std::unique_ptr<Rows[]> more_;  // runs 2.., if the layout has more
+};
+
+// A read-only, decoded copy of rows split off a SeriesGroup (SeriesGroup::SplitColdRows): decode
+// a blob once, then answer many queries with SeriesGroup::Query(m, window, now, &cold), or move
+// the rows back with RestoreColdRows.
+//
+// Blob format (all integers LEB128 varints, signed ones zigzag):
+//   u8 version (1) | fixed64 LE layout fingerprint | varint runs (= the layout's)
+//   | per run: varint rows, then (if rows > 0) the newest row's tile index
+//   | per run, per row: tile index (the first; then the step from the previous, >= 1)
+//                     | varint present bits | per present slot, its partial (partial_codec.h)
+// The empty blob holds no rows.
+//
+// Owns its partials; borrows the layout, which must outlive it. Thread-compatible: concurrent
+// const use (queries) is safe.
+class ColdRows {
+ public:
+  ColdRows() = default;  // no rows
+  ~ColdRows();
+  ColdRows(ColdRows&& other) noexcept;
+  ColdRows& operator=(ColdRows&& other) noexcept;
+  ColdRows(const ColdRows&) = delete;
+  ColdRows& operator=(const ColdRows&) = delete;
+
+  // Decodes `blob` (written by SplitColdRows or MergeBlobs under `layout`). Errors, all with a
+  // message saying what is wrong: kInvalidArgument if the blob was written under another layout
+  // (its fingerprint differs: aggregations changed) or in an unknown format version; kDataLoss
+  // if it is truncated, has trailing bytes, a row out of order or repeated, a present bit of no
+  // member, or a partial that does not decode. Never undefined behaviour on hostile bytes; it
+  // allocates at most the decoded rows (each encoded in >= 3 bytes). O(blob bytes + rows).
+  static Result<ColdRows> Decode(const GroupLayout& layout, std::string_view blob);
+
+  // One blob of the rows of `older` and `newer` (both under `layout`; either may be empty),
+  // for a second split on top of a first. Errors: Decode's, and kFailedPrecondition if both hold
+  // a row of one tile index of one run. O(bytes of both).
+  static Result<std::string> MergeBlobs(const GroupLayout& layout, std::string_view older,
+                                        std::string_view newer);
+
+  // Whether no window of `layout` reads any row of `blob` as of `now` or later (each run's
+  // newest row is older than that run's longest window; true for the empty blob), so the
+  // caller can delete it: the cold counterpart of Add dropping old rows. Reads only the blob's
+  // header. Errors: Decode's for the header. O(runs).
+  static Result<bool> BlobExpired(const GroupLayout& layout, std::string_view blob, Micros now);
+
+  bool empty() const { return row_count() == 0; }
+  size_t row_count() const;
+  // The end (exclusive) of the newest tile held, over all runs; the smallest int64 if empty.
+  Micros newest_tile_end() const;
+  // As BlobExpired, for these rows. O(runs).
+  bool Expired(Micros now) const;
+  // Heap bytes held (row buffers and partial payloads), as SeriesGroup::MemoryBytes. O(rows).
+  size_t MemoryBytes() const;
+
+ private:
+  friend class SeriesGroup;
+  struct RunRows {
+    std::byte* data = nullptr;  // `size` rows of the run's row_bytes (::operator new)
+    uint32_t size = 0;
+  };
+  // Appends the blob of the given rows (per run, ascending by index; pointers into row
+  // buffers of `layout`) to `out`, which must be empty; writes nothing if there are none.
+  static void Encode(const GroupLayout& layout,
+                     const std::vector<std::vector<const std::byte*>>& rows, std::string& out);
+  void Release();
+
+  const GroupLayout* layout_ = nullptr;
+  std::vector<RunRows> runs_;  // one per run of the layout; empty if no rows
 };
 
 // Estimated bytes of one value in an answer: 12 for a fixed-size value, payload + 8 for a
