@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <cstring>
 #include <random>
+#include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
@@ -143,6 +144,101 @@ TEST(HllSketchTest, CopyIsIndependent) {
   for (uint64_t i = 10'000; i < 20'000; ++i) b.Add(HashOf(i));
   EXPECT_LT(a.Estimate(), b.Estimate());
   EXPECT_LE(RelativeError(a.Estimate(), 10'000), 0.02);
+}
+
+// ---- Encode / Decode ---------------------------------------------------------------------------
+
+HllSketch SketchOf(uint64_t distinct, bool with_zero) {
+  HllSketch sketch;
+  if (with_zero) sketch.Add(0);
+  for (uint64_t i = 0; i < distinct; ++i) sketch.Add(HashOf(i));
+  return sketch;
+}
+
+// Every form (inline, table, with the hash 0, dense as gaps and as packed registers) decodes to a
+// sketch with the same estimate, heap bytes and merge results.
+TEST(HllSketchCodecTest, RoundTripsEveryForm) {
+  for (const uint64_t distinct : {0, 1, 2, 3, 100, 1536, 1537, 3000, 100'000}) {
+    for (const bool zero : {false, true}) {
+      SCOPED_TRACE(std::to_string(distinct) + (zero ? " with 0" : ""));
+      const HllSketch sketch = SketchOf(distinct, zero);
+      std::string bytes;
+      sketch.Encode(bytes);
+      std::string_view in = bytes;
+      HllSketch decoded;
+      ASSERT_TRUE(decoded.Decode(in));
+      EXPECT_TRUE(in.empty());
+      EXPECT_EQ(decoded.Estimate(), sketch.Estimate());
+      EXPECT_EQ(decoded.HeapBytes(), sketch.HeapBytes());
+      EXPECT_EQ(decoded.dense(), sketch.dense());
+      HllSketch a = SketchOf(700, false);
+      HllSketch b = a;
+      a.Merge(sketch);
+      b.Merge(decoded);
+      EXPECT_EQ(a.Estimate(), b.Estimate());
+      if (sketch.dense()) {
+        std::string again;
+        decoded.Encode(again);
+        EXPECT_EQ(again, bytes);
+      }
+    }
+  }
+}
+
+TEST(HllSketchCodecTest, DenseSketchesAreCompact) {
+  std::string just_dense;
+  SketchOf(HllSketch::kSparseMax + 1, false).Encode(just_dense);
+  EXPECT_LT(just_dense.size(), 4'000u);  // ~2 bytes per set register, not 16 KiB
+  std::string full;
+  SketchOf(1'000'000, false).Encode(full);
+  EXPECT_EQ(full.size(), 1 + HllSketch::kRegisters / 4 * 3);  // 6 bits a register
+}
+
+bool Decodes(std::string_view bytes) {
+  HllSketch sketch;
+  return sketch.Decode(bytes) && bytes.empty();
+}
+
+std::string Fixed64(uint64_t v) {
+  std::string out(8, '\0');
+  for (int i = 0; i < 8; ++i) out[i] = static_cast<char>(v >> (8 * i));
+  return out;
+}
+
+TEST(HllSketchCodecTest, RefusesStatesNoFoldMakes) {
+  // Sparse: tag 0 (4: holds the hash 0), table slots, hash count, hashes.
+  EXPECT_TRUE(Decodes(std::string("\x00\x00\x02", 3) + Fixed64(5) + Fixed64(6)));
+  EXPECT_FALSE(Decodes(std::string("\x00\x00\x02", 3) + Fixed64(5) + Fixed64(5)));  // repeated
+  EXPECT_FALSE(Decodes(std::string("\x00\x00\x01", 3) + Fixed64(0)));  // 0 is a flag, not a hash
+  EXPECT_FALSE(Decodes(std::string("\x00\x00\x03", 3) + Fixed64(1) + Fixed64(2) + Fixed64(3)));
+  EXPECT_FALSE(Decodes(std::string("\x00\x04\x04", 3) + Fixed64(1) + Fixed64(2) + Fixed64(3) +
+                       Fixed64(4)));                                      // table too full
+  EXPECT_FALSE(Decodes(std::string("\x00\x06\x01", 3) + Fixed64(1)));   // not a power of two
+  EXPECT_FALSE(Decodes(std::string("\x05\x00\x00", 3)));             // 0 flag on dense
+  EXPECT_FALSE(Decodes(std::string("\x03", 1)));                       // unknown form
+  // Dense gaps: count, then (gap, rank) pairs; ranks are 1..51.
+  EXPECT_TRUE(Decodes(std::string("\x01\x01\x05\x33", 4)));
+  EXPECT_FALSE(Decodes(std::string("\x01\x01\x05\x34", 4)));
+  EXPECT_FALSE(Decodes(std::string("\x01\x01\x05\x00", 4)));
+  EXPECT_FALSE(Decodes(std::string("\x01\x01\x80\x80\x01\x01", 6)));  // past the registers
+  // Packed: a 6-bit register of 52 or more.
+  std::string packed(1 + HllSketch::kRegisters / 4 * 3, '\0');
+  packed[0] = 2;
+  EXPECT_TRUE(Decodes(packed));
+  packed[1] = 52;
+  EXPECT_FALSE(Decodes(packed));
+}
+
+TEST(HllSketchCodecTest, EveryTruncationIsRefused) {
+  for (const uint64_t distinct : {2, 100, 2000, 100'000}) {
+    std::string bytes;
+    SketchOf(distinct, true).Encode(bytes);
+    for (size_t size = 0; size < bytes.size(); ++size) {
+      HllSketch sketch;
+      std::string_view in(bytes.data(), size);
+      ASSERT_FALSE(sketch.Decode(in)) << distinct << " distinct, " << size << " bytes";
+    }
+  }
 }
 
 }  // namespace
