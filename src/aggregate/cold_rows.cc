@@ -107,7 +107,7 @@ ColdRows& ColdRows::operator=(ColdRows&& other) noexcept {
 
 void ColdRows::Release() {
   for (size_t r = 0; r < runs_.size(); ++r) {
-    DestroyRows(layout_->runs_[r], runs_[r].data, runs_[r].size);
+    DestroyRows(layout_->runs_[r], runs_[r].data, runs_[r].size, /*count_heap=*/false);
     ::operator delete(runs_[r].data);
   }
   runs_.clear();

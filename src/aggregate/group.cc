@@ -224,7 +224,8 @@ size_t LowerBound(const GroupLayout::Run& run, const std::byte* data, size_t siz
   return lo;
 }
 
-size_t DestroyRows(const GroupLayout::Run& run, std::byte* rows, size_t count) {
+size_t DestroyRows(const GroupLayout::Run& run, std::byte* rows, size_t count,
+                   bool count_heap) {
   if (run.trivially_relocatable) return 0;
   size_t heap = 0;
   for (size_t i = 0; i < count; ++i) {
@@ -233,7 +234,7 @@ size_t DestroyRows(const GroupLayout::Run& run, std::byte* rows, size_t count) {
     for (size_t s = 0; s < run.slots.size(); ++s) {
       if ((present >> s & 1) == 0) continue;
       std::byte* at = row + run.slots[s].offset;
-      heap += run.slots[s].ops->heap_bytes(at);
+      if (count_heap) heap += run.slots[s].ops->heap_bytes(at);
       run.slots[s].ops->destroy(at);
     }
   }
@@ -447,7 +448,7 @@ int64_t SeriesGroup::SplitColdRows(Micros before, std::string& out) {
     if (counts[r] == 0) continue;
     const GroupLayout::Run& run = runs[r];
     Rows& rs = rows(r);
-    delta -= static_cast<int64_t>(DestroyRows(run, rs.data, counts[r]));
+    delta -= static_cast<int64_t>(DestroyRows(run, rs.data, counts[r], /*count_heap=*/true));
     const size_t remaining = rs.size - counts[r];
     std::byte* data = nullptr;
     if (remaining > 0) {

@@ -313,11 +313,14 @@ bool HllSketch::Decode(std::string_view& in) {
         uint64_t hash = 0;
         for (int b = 0; b < 8; ++b) hash |= uint64_t{static_cast<unsigned char>(in[b])} << (8 * b);
         in.remove_prefix(8);
-        if (hash == 0 || ContainsSparse(hash)) return false;
+        if (hash == 0) return false;
         if (slot_count_ == 0) {
+          if (ContainsSparse(hash)) return false;
           inline_[i] = hash;
         } else {
-          heap_[FindSlot(hash)] = hash;
+          uint64_t& slot = heap_[FindSlot(hash)];
+          if (slot == hash) return false;
+          slot = hash;
         }
       }
       has_zero_ = zero;

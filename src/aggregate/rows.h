@@ -102,8 +102,9 @@ struct GroupLayout::Run {
 // ascending order).
 void RelocateRows(const GroupLayout::Run& run, std::byte* to, std::byte* from, size_t count);
 
-// Destroys the partials of `count` rows at `rows`, returning the heap bytes they held.
-size_t DestroyRows(const GroupLayout::Run& run, std::byte* rows, size_t count);
+// Destroys the partials of `count` rows at `rows`; returns the heap bytes they held if
+// `count_heap`, else 0 (HeapBytes walks top_k maps and last_n lists).
+size_t DestroyRows(const GroupLayout::Run& run, std::byte* rows, size_t count, bool count_heap);
 
 // Heap bytes of the partials of `count` rows at `rows` (0 for a trivially relocatable run).
 size_t RowsHeapBytes(const GroupLayout::Run& run, const std::byte* rows, size_t count);
