@@ -39,8 +39,16 @@ void MergeRange(typename Ops<P>::Acc& acc, RowRange rows, size_t stride, size_t 
 }
 
 template <class P>
-Output MergeRows(RowRange older, RowRange newer, size_t stride, size_t offset, uint64_t bit,
+Output MergeRows(const std::byte* rows, size_t count, size_t stride, size_t offset, uint64_t bit,
                  const Spec& s) {
+  typename Ops<P>::Acc acc{};
+  MergeRange<P>(acc, RowRange{rows, count}, stride, offset, bit, s);
+  return Ops<P>::Finish(acc, s);
+}
+
+template <class P>
+Output MergeTwo(RowRange older, RowRange newer, size_t stride, size_t offset, uint64_t bit,
+                const Spec& s) {
   typename Ops<P>::Acc acc{};
   if (older.count == 0 || newer.count == 0 ||
       RowIndex(older.data + (older.count - 1) * stride) < RowIndex(newer.data)) {
@@ -104,6 +112,7 @@ constexpr PartialOps kPartialOps = {
       }
     },
     &MergeRows<P>,
+    &MergeTwo<P>,
     [](const std::byte* at, std::string& out) { codec::Codec<P>::Encode(*As<P>(at), out); },
     [](std::string_view& in, std::byte* at, const Spec& s) -> bool {
       P p{};
@@ -398,7 +407,20 @@ int64_t SeriesGroup::Add(Micros event_time, std::span<const record::Value* const
 }
 
 Output SeriesGroup::Query(size_t m, size_t window, Micros now) const {
-  return Query(m, window, now, nullptr);
+  ODS_DCHECK(m < layout_->members_.size());
+  const Spec& spec = layout_->members_[m].spec;
+  ODS_DCHECK(window < spec.windows.size());
+  const GroupLayout::WindowSlot where = layout_->windows_[m][window];
+  const GroupLayout::Run& run = layout_->runs_[where.run];
+  const GroupLayout::Slot& slot = run.slots[where.slot];
+  const int64_t last = FloorDiv(now, spec.tiles[window]);
+  const int64_t first = FirstTileIndex(spec, window, last);
+  const Rows& rs = rows(where.run);
+  const size_t begin = LowerBound(run, rs.data, rs.size, first);
+  size_t end = rs.size;
+  while (end > begin && RowIndex(rs.data + (end - 1) * run.row_bytes) > last) --end;
+  return slot.ops->merge(rs.data + begin * run.row_bytes, end - begin, run.row_bytes, slot.offset,
+                         uint64_t{1} << where.slot, spec);
 }
 
 Output SeriesGroup::Query(size_t m, size_t window, Micros now, const ColdRows* cold) const {
@@ -417,15 +439,12 @@ Output SeriesGroup::Query(size_t m, size_t window, Micros now, const ColdRows* c
     while (end > begin && RowIndex(data + (end - 1) * run.row_bytes) > last) --end;
     return RowRange{data + begin * run.row_bytes, end - begin};
   };
-  RowRange older;
-  if (cold != nullptr && !cold->runs_.empty()) {
-    ODS_CHECK(cold->layout_ == layout_);
-    const ColdRows::RunRows& rs = cold->runs_[where.run];
-    older = in_window(rs.data, rs.size);
-  }
+  if (cold == nullptr || cold->runs_.empty()) return Query(m, window, now);
+  ODS_CHECK(cold->layout_ == layout_);
+  const ColdRows::RunRows& cs = cold->runs_[where.run];
   const Rows& rs = rows(where.run);
-  return slot.ops->merge(older, in_window(rs.data, rs.size), run.row_bytes, slot.offset,
-                         uint64_t{1} << where.slot, spec);
+  return slot.ops->merge_two(in_window(cs.data, cs.size), in_window(rs.data, rs.size),
+                             run.row_bytes, slot.offset, uint64_t{1} << where.slot, spec);
 }
 
 int64_t SeriesGroup::SplitColdRows(Micros before, std::string& out) {

@@ -43,10 +43,13 @@ struct PartialOps {
   void (*relocate)(std::byte* to, std::byte* from);  // move-construct at `to`, destroy `from`
   void (*destroy)(std::byte* at);
   size_t (*heap_bytes)(const std::byte* at);
-  // Merges the partials at `offset` of the rows whose present bit `bit` is set, in ascending
-  // index order over both ranges; on equal indices the row of `older` first.
-  Output (*merge)(RowRange older, RowRange newer, size_t stride, size_t offset, uint64_t bit,
+  // Merges the partials at `offset` of the rows whose present bit `bit` is set, in row order.
+  Output (*merge)(const std::byte* rows, size_t count, size_t stride, size_t offset, uint64_t bit,
                   const Spec& s);
+  // As merge, over two ranges in ascending index order; on equal indices the row of `older`
+  // first. (Apart from merge so that queries without cold rows pay nothing for it.)
+  Output (*merge_two)(RowRange older, RowRange newer, size_t stride, size_t offset, uint64_t bit,
+                      const Spec& s);
   // Appends the partial at `at` to `out` (partial_codec.h).
   void (*encode)(const std::byte* at, std::string& out);
   // Reads one partial from the front of `in` and constructs it at `at`; false (nothing
