@@ -157,7 +157,7 @@ Result<ColdRows> ColdRows::Decode(const GroupLayout& layout, std::string_view bl
     const GroupLayout::Run& run = runs[r];
     const uint64_t count = header.rows[r];
     if (count == 0) continue;
-    if (count > blob.size() / kMinRowBytes) {
+    if (count > blob.size() / kMinRowBytes || count > std::numeric_limits<uint32_t>::max()) {
       return DataLoss("truncated: " + std::to_string(count) + " rows announced in " +
                       std::to_string(blob.size()) + " bytes");
     }
