@@ -11,7 +11,7 @@ seconds=${1:-30}
 [ $# -gt 0 ] && shift
 targets=("$@")
 [ ${#targets[@]} -eq 0 ] && targets=(config_fuzzer record_codec_fuzzer predicate_fuzzer
-                                     feature_ref_fuzzer request_fuzzer)
+                                     feature_ref_fuzzer request_fuzzer cold_rows_fuzzer)
 BUILD_DIR=${BUILD_DIR:-build-fuzz}
 mkdir -p "$BUILD_DIR"
 # -O1 with line tables, as the sanitizer build: fast to compile, readable stack traces.
