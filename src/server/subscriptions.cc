@@ -73,10 +73,13 @@ class SubscriptionHub::Reactor final : public grpc::ServerWriteReactor<ods::v1::
     WriteNextLocked(/*always=*/true);
   }
 
-  // Starts a write if none is in flight and there is something new. Called by the pump.
-  void Poll() {
+  // Starts a write if none is in flight and there is something new. Called by the pump, under
+  // the hub's mutex. Returns whether the stream is idle (open, no write in flight) and so needs
+  // the pump to look again; a stream with a write in flight continues from OnWriteDone.
+  bool Poll() {
     std::lock_guard<std::mutex> lock(mu_);
     if (!writing_ && !finished_ && subscription_->HasPending()) WriteNextLocked(false);
+    return !writing_ && !finished_;
   }
 
   // Ends the stream (server shutting down).
@@ -91,15 +94,22 @@ class SubscriptionHub::Reactor final : public grpc::ServerWriteReactor<ods::v1::
   }
 
   void OnWriteDone(bool ok) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    writing_ = false;
-    if (!ok || cancelled_) {
-      FinishLocked(grpc::Status(grpc::StatusCode::CANCELLED, "subscription cancelled"));
-    } else if (stop_) {
-      FinishLocked(grpc::Status(grpc::StatusCode::UNAVAILABLE, "server shutting down"));
-    } else if (subscription_->HasPending()) {
-      WriteNextLocked(false);
+    bool idle = false;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      writing_ = false;
+      if (!ok || cancelled_) {
+        FinishLocked(grpc::Status(grpc::StatusCode::CANCELLED, "subscription cancelled"));
+      } else if (stop_) {
+        FinishLocked(grpc::Status(grpc::StatusCode::UNAVAILABLE, "server shutting down"));
+      } else if (subscription_->HasPending()) {
+        WriteNextLocked(false);
+      }
+      idle = !writing_ && !finished_;
     }
+    // Caught up: the pump looks for its next changes (it may be sleeping because every stream
+    // had a write in flight). After our lock: the hub's mutex is never taken under ours.
+    if (idle) hub_.WakePump();
   }
 
   void OnCancel() override {
@@ -189,6 +199,7 @@ grpc::ServerWriteReactor<ods::v1::SubscribeResponse>* SubscriptionHub::Open(
   auto* r = new Reactor(*this, ctx, std::move(subscription).value());
   reactors_.push_back(r);
   r->Start();
+  wake_ = true;
   lock.unlock();
   cv_.notify_all();
   return r;
@@ -210,16 +221,27 @@ void SubscriptionHub::Remove(Reactor* r) {
   std::erase(reactors_, r);
 }
 
+void SubscriptionHub::WakePump() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    wake_ = true;
+  }
+  cv_.notify_all();
+}
+
 void SubscriptionHub::Run() {
   std::unique_lock<std::mutex> lock(mu_);
   while (!exit_) {
-    if (reactors_.empty()) {
-      cv_.wait(lock, [this] { return exit_ || !reactors_.empty(); });
-      continue;
+    bool any_idle = false;
+    for (Reactor* r : reactors_) any_idle |= r->Poll();
+    wake_ = false;
+    if (any_idle) {
+      cv_.wait_for(lock, kPollInterval, [this] { return exit_; });
+    } else {
+      // No stream to look for: none open, or each has a write in flight (a stalled client holds
+      // one for as long as it reads nothing). Sleep until one opens or goes idle.
+      cv_.wait(lock, [this] { return exit_ || wake_; });
     }
-    cv_.wait_for(lock, kPollInterval, [this] { return exit_; });
-    if (exit_) break;
-    for (Reactor* r : reactors_) r->Poll();
   }
 }
 

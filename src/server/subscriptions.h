@@ -21,9 +21,11 @@ namespace ods::server {
 // "Subscriptions"). Each stream has at most one message in flight; a stream whose client does
 // not read (gRPC flow control holds its write) simply stops taking changes, so writers never
 // wait for it: its cursor stays put and, when it reads again, the engine's Subscription gives it
-// a gap notice. One pump thread wakes every kPollInterval while streams are open and starts a
-// write on each idle stream that has new changes; a stream whose write completed takes its next
-// message at once on the gRPC thread. Writers do nothing for subscribers.
+// a gap notice. One pump thread wakes every kPollInterval while some stream is idle (open, no
+// write in flight) and starts a write on each idle stream that has new changes; a stream whose
+// write completed takes its next message at once on the gRPC thread. While every stream has a
+// write in flight (e.g. all clients stalled) the pump sleeps until one completes. Writers do
+// nothing for subscribers.
 // Thread-safe. Must be stopped (Stop) before the gRPC server shuts down, and outlive it.
 class SubscriptionHub {
  public:
@@ -50,6 +52,8 @@ class SubscriptionHub {
   class Reactor;
   void Run();
   void Remove(Reactor* r);
+  // Makes the pump look at every stream now (a stream opened or went idle).
+  void WakePump();
 
   engine::Engine& engine_;
   const size_t max_changes_per_message_;
@@ -58,6 +62,7 @@ class SubscriptionHub {
   std::vector<Reactor*> reactors_;  // guarded by mu_
   bool stopped_ = false;            // guarded by mu_
   bool exit_ = false;               // guarded by mu_
+  bool wake_ = false;               // guarded by mu_: WakePump came since the pump last looked
   std::thread pump_;                // last: starts after the members above exist
 };
 
