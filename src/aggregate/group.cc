@@ -406,6 +406,20 @@ int64_t SeriesGroup::Add(Micros event_time, std::span<const record::Value* const
   return delta;
 }
 
+namespace {
+
+// The rows of `data` (`size` rows of `run`, ascending by index) whose index lies in
+// [first, last]. O(log size + rows after last).
+RowRange RowsInWindow(const GroupLayout::Run& run, const std::byte* data, size_t size,
+                      int64_t first, int64_t last) {
+  const size_t begin = LowerBound(run, data, size, first);
+  size_t end = size;
+  while (end > begin && RowIndex(data + (end - 1) * run.row_bytes) > last) --end;
+  return RowRange{data + begin * run.row_bytes, end - begin};
+}
+
+}  // namespace
+
 Output SeriesGroup::Query(size_t m, size_t window, Micros now) const {
   ODS_DCHECK(m < layout_->members_.size());
   const Spec& spec = layout_->members_[m].spec;
@@ -416,11 +430,9 @@ Output SeriesGroup::Query(size_t m, size_t window, Micros now) const {
   const int64_t last = FloorDiv(now, spec.tiles[window]);
   const int64_t first = FirstTileIndex(spec, window, last);
   const Rows& rs = rows(where.run);
-  const size_t begin = LowerBound(run, rs.data, rs.size, first);
-  size_t end = rs.size;
-  while (end > begin && RowIndex(rs.data + (end - 1) * run.row_bytes) > last) --end;
-  return slot.ops->merge(rs.data + begin * run.row_bytes, end - begin, run.row_bytes, slot.offset,
-                         uint64_t{1} << where.slot, spec);
+  const RowRange in = RowsInWindow(run, rs.data, rs.size, first, last);
+  return slot.ops->merge(in.data, in.count, run.row_bytes, slot.offset, uint64_t{1} << where.slot,
+                         spec);
 }
 
 Output SeriesGroup::Query(size_t m, size_t window, Micros now, const ColdRows* cold) const {
@@ -432,19 +444,12 @@ Output SeriesGroup::Query(size_t m, size_t window, Micros now, const ColdRows* c
   const GroupLayout::Slot& slot = run.slots[where.slot];
   const int64_t last = FloorDiv(now, spec.tiles[window]);
   const int64_t first = FirstTileIndex(spec, window, last);
-  // The rows of [first, last] in `data`.
-  auto in_window = [&](const std::byte* data, size_t size) {
-    const size_t begin = LowerBound(run, data, size, first);
-    size_t end = size;
-    while (end > begin && RowIndex(data + (end - 1) * run.row_bytes) > last) --end;
-    return RowRange{data + begin * run.row_bytes, end - begin};
-  };
   if (cold == nullptr || cold->runs_.empty()) return Query(m, window, now);
   ODS_CHECK(cold->layout_ == layout_);
   const ColdRows::RunRows& cs = cold->runs_[where.run];
   const Rows& rs = rows(where.run);
-  return slot.ops->merge_two(in_window(cs.data, cs.size), in_window(rs.data, rs.size),
-                             run.row_bytes, slot.offset, uint64_t{1} << where.slot, spec);
+  return slot.ops->merge_two(RowsInWindow(run, cs.data, cs.size, first, last),
+                             RowsInWindow(run, rs.data, rs.size, first, last), run.row_bytes, slot.offset, uint64_t{1} << where.slot, spec);
 }
 
 int64_t SeriesGroup::SplitColdRows(Micros before, std::string& out) {

@@ -21,6 +21,7 @@
 #include "ods/common/status.h"
 #include "ods/common/value_type.h"
 #include "ods/record/value.h"
+#include "output_util.h"
 #include "support/test_util.h"
 
 namespace ods::aggregate {
@@ -29,6 +30,8 @@ namespace {
 using ::ods::record::Bytes;
 using ::ods::record::Timestamp;
 using ::ods::record::Value;
+using ::ods::aggregate::test_util::BitIdentical;
+using ::ods::aggregate::test_util::Describe;
 using ::ods::testing::IsOk;
 using ::ods::testing::StatusIs;
 
@@ -38,59 +41,6 @@ constexpr Micros kHour = 60 * kMin;
 constexpr Micros kDay = 24 * kHour;
 
 // ---- helpers ----------------------------------------------------------------------------------
-
-std::string Describe(const Value& v) {
-  std::ostringstream os;
-  os << ValueTypeName(record::TypeOf(v)) << ":";
-  std::visit(
-      [&](const auto& x) {
-        using T = std::decay_t<decltype(x)>;
-        if constexpr (std::is_same_v<T, Bytes>) {
-          os << "bytes[" << x.data.size() << "]";
-        } else if constexpr (std::is_same_v<T, Timestamp>) {
-          os << x.micros;
-        } else if constexpr (std::is_same_v<T, std::vector<float>>) {
-          os << "floats[" << x.size() << "]";
-        } else {
-          os << x;
-        }
-      },
-      v);
-  return os.str();
-}
-
-std::string Describe(const Output& out) {
-  if (std::holds_alternative<std::monostate>(out)) return "none";
-  if (const auto* v = std::get_if<Value>(&out)) return Describe(*v);
-  std::string s = "[";
-  for (const Value& v : std::get<std::vector<Value>>(out)) s += Describe(v) + ", ";
-  return s + "]";
-}
-
-bool BitIdentical(const Value& a, const Value& b) {
-  if (a.index() != b.index()) return false;
-  if (const auto* x = std::get_if<double>(&a)) {
-    return std::memcmp(x, &std::get<double>(b), sizeof(double)) == 0;
-  }
-  if (const auto* x = std::get_if<std::vector<float>>(&a)) {
-    const auto& y = std::get<std::vector<float>>(b);
-    return x->size() == y.size() && std::memcmp(x->data(), y.data(), x->size() * 4) == 0;
-  }
-  return a == b;
-}
-
-bool BitIdentical(const Output& a, const Output& b) {
-  if (a.index() != b.index()) return false;
-  if (const auto* v = std::get_if<Value>(&a)) return BitIdentical(*v, std::get<Value>(b));
-  if (const auto* l = std::get_if<std::vector<Value>>(&a)) {
-    const auto& m = std::get<std::vector<Value>>(b);
-    if (l->size() != m.size()) return false;
-    for (size_t i = 0; i < l->size(); ++i) {
-      if (!BitIdentical((*l)[i], m[i])) return false;
-    }
-  }
-  return true;
-}
 
 Value RandomValue(ValueType type, std::mt19937_64& rng) {
   auto pick = [&](int64_t lo, int64_t hi) {
