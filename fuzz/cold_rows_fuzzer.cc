@@ -72,7 +72,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       }
     }
   }
-  if (rows > 0) Require(!ColdRows::MergeBlobs(layout, in, in).ok());
+  if (rows > 0) Require(!ColdRows::MergeBlobs(layout, in, in, 1000 * kDay).ok());
 
   const ods::Result<int64_t> restored = group.RestoreColdRows(*cold);
   Require(restored.ok() && cold->empty());

@@ -205,7 +205,7 @@ Result<ColdRows> ColdRows::Decode(const GroupLayout& layout, std::string_view bl
 }
 
 Result<std::string> ColdRows::MergeBlobs(const GroupLayout& layout, std::string_view older,
-                                         std::string_view newer) {
+                                         std::string_view newer, Micros now) {
   ODS_ASSIGN_OR_RETURN(ColdRows a, Decode(layout, older));
   ODS_ASSIGN_OR_RETURN(ColdRows b, Decode(layout, newer));
   const auto& runs = layout.runs_;
@@ -225,13 +225,15 @@ Result<std::string> ColdRows::MergeBlobs(const GroupLayout& layout, std::string_
                                        std::to_string(RowIndex(p)) + " of tile size " +
                                        std::to_string(runs[r].tile) + "us");
       }
+      const std::byte* next;
       if (q == nullptr || (p != nullptr && RowIndex(p) < RowIndex(q))) {
-        rows[r].push_back(p);
+        next = p;
         ++i;
       } else {
-        rows[r].push_back(q);
+        next = q;
         ++j;
       }
+      if (!PastEveryWindow(runs[r], RowIndex(next), now)) rows[r].push_back(next);
     }
   }
   std::string out;

@@ -452,21 +452,32 @@ Output SeriesGroup::Query(size_t m, size_t window, Micros now, const ColdRows* c
                              RowsInWindow(run, rs.data, rs.size, first, last), run.row_bytes, slot.offset, uint64_t{1} << where.slot, spec);
 }
 
-int64_t SeriesGroup::SplitColdRows(Micros before, std::string& out) {
-  out.clear();
+// How many rows of each run have tiles that end at or before `before`.
+std::vector<size_t> SeriesGroup::RowsBefore(Micros before) const {
   const auto& runs = layout_->runs_;
-  std::vector<std::vector<const std::byte*>> cold(runs.size());
   std::vector<size_t> counts(runs.size(), 0);
-  bool any = false;
   for (size_t r = 0; r < runs.size(); ++r) {
     const Rows& rs = rows(r);
     // (index + 1) * tile <= before  <=>  index < FloorDiv(before, tile), without overflow.
     counts[r] = LowerBound(runs[r], rs.data, rs.size, FloorDiv(before, runs[r].tile));
-    for (size_t i = 0; i < counts[r]; ++i) cold[r].push_back(rs.data + i * runs[r].row_bytes);
-    any = any || counts[r] > 0;
   }
-  if (!any) return 0;
+  return counts;
+}
+
+void SeriesGroup::EncodeColdRows(Micros before, std::string& out) const {
+  out.clear();
+  const auto& runs = layout_->runs_;
+  const std::vector<size_t> counts = RowsBefore(before);
+  std::vector<std::vector<const std::byte*>> cold(runs.size());
+  for (size_t r = 0; r < runs.size(); ++r) {
+    for (size_t i = 0; i < counts[r]; ++i) cold[r].push_back(rows(r).data + i * runs[r].row_bytes);
+  }
   ColdRows::Encode(*layout_, cold, out);
+}
+
+int64_t SeriesGroup::DropColdRows(Micros before) {
+  const auto& runs = layout_->runs_;
+  const std::vector<size_t> counts = RowsBefore(before);
   int64_t delta = 0;
   for (size_t r = 0; r < runs.size(); ++r) {
     if (counts[r] == 0) continue;
@@ -484,6 +495,11 @@ int64_t SeriesGroup::SplitColdRows(Micros before, std::string& out) {
     rs = Rows{data, static_cast<uint32_t>(remaining), static_cast<uint32_t>(remaining)};
   }
   return delta;
+}
+
+int64_t SeriesGroup::SplitColdRows(Micros before, std::string& out) {
+  EncodeColdRows(before, out);
+  return out.empty() ? 0 : DropColdRows(before);
 }
 
 Result<int64_t> SeriesGroup::RestoreColdRows(ColdRows& cold) {

@@ -83,6 +83,7 @@ void DefinitionsParser::ParseEventTemplate(const std::string& name, const YAML::
   bool has_timestamp = false;  // given (valid or not)
   YAML::Mark timestamp_mark;
   std::optional<YAML::Mark> ssd_after_mark;
+  std::optional<YAML::Mark> tiles_after_mark;
   std::vector<YAML::Mark> field_marks;  // parallel to out.fields
   p_.ForEachKey(
       node, path, kEventTemplateKeys,
@@ -109,6 +110,9 @@ void DefinitionsParser::ParseEventTemplate(const std::string& name, const YAML::
           ssd_after_mark = v.Mark();
           p_.Duration(v, path + ".history_ssd_after", kMaxLongDuration,
                       out.history_ssd_after_micros);
+        } else if (key == "tiles_ssd_after") {
+          tiles_after_mark = v.Mark();
+          p_.Duration(v, path + ".tiles_ssd_after", kMaxLongDuration, out.tiles_ssd_after_micros);
         }
       });
   if (!node.IsMap()) return;
@@ -130,6 +134,16 @@ void DefinitionsParser::ParseEventTemplate(const std::string& name, const YAML::
                path + ".history_ssd_after: must be shorter than history_retention (" +
                    FormatDuration(out.history_retention_micros) +
                    "): events older than the retention are not kept anywhere");
+    }
+  }
+  if (tiles_after_mark && out.tiles_ssd_after_micros != 0) {
+    if (out.tiles_ssd_after_micros < 1'000'000) {
+      p_.Error(*tiles_after_mark, path + ".tiles_ssd_after: too short; expected at least 1s");
+    } else if (out.tiles_ssd_after_micros <= out.allowed_lateness_micros) {
+      p_.Error(*tiles_after_mark,
+               path + ".tiles_ssd_after: must be longer than allowed_lateness (" +
+                   FormatDuration(out.allowed_lateness_micros) +
+                   "): a late event must never land in a tile already below RAM");
     }
   }
   if (has_key && has_timestamp && !out.key_field.empty() && out.key_field == out.timestamp_field) {

@@ -49,9 +49,9 @@ inline constexpr std::array<std::string_view, 1> kSlaKeys = {"read_p99"};
 inline constexpr std::array<std::string_view, 3> kTierRuleKeys = {"to", "when", "transient"};
 inline constexpr std::array<std::string_view, 3> kTierWhenKeys = {"idle_for", "age", "field"};
 inline constexpr std::array<std::string_view, 1> kPromoteKeys = {"after_hits"};
-inline constexpr std::array<std::string_view, 8> kEventTemplateKeys = {
-    "key",        "timestamp",         "fields",       "allowed_lateness",
-    "max_future", "history_retention", "dedup_window", "history_ssd_after"};
+inline constexpr std::array<std::string_view, 9> kEventTemplateKeys = {
+    "key",        "timestamp",         "fields",       "allowed_lateness", "max_future",
+    "history_retention", "dedup_window", "history_ssd_after", "tiles_ssd_after"};
 inline constexpr std::array<std::string_view, 10> kAggregationKeys = {
     "template", "fn", "function", "field", "n", "k", "window", "windows", "tile", "max_age"};
 inline constexpr std::array<std::string_view, 3> kDerivedFeatureKeys = {"fn", "function", "inputs"};

@@ -19,6 +19,7 @@
 #include "catalog.h"
 #include "group_by_shard.h"
 #include "read_through.h"
+#include "tile_cache.h"
 
 namespace ods::engine {
 namespace {
@@ -29,6 +30,9 @@ namespace {
 // waited behind it at each one: the p99 of lookups.
 constexpr size_t kSweepVisitsPerShard = 1024;
 constexpr auto kSweepInterval = std::chrono::seconds(1);
+// RAM for decoded aggregation tiles below RAM (tiles_ssd_after): a 365-day window's rows of a few
+// built-in fns take a few KiB per entity, so this keeps the hot entities' tiles decoded.
+constexpr uint64_t kTileCacheBytes = uint64_t{64} << 20;
 
 // The shard's view of a table's tiering config; null when it has no rules.
 std::shared_ptr<const shard::TieringPolicy> TieringPolicyOf(const config::TableConfig& t) {
@@ -86,6 +90,7 @@ struct Engine::Sweeper {
       engine.SweepExpiredOnce();
       engine.SweepTiersOnce();
       engine.SweepHistoryOnce();
+      engine.SweepTilesOnce();
       lock.lock();
     }
   }
@@ -157,6 +162,7 @@ Result<std::unique_ptr<Engine>> Engine::Create(const config::Config& config, con
       config.storage.ram_max_bytes == 0 ? 0 : std::max<uint64_t>(per_shard_bytes, 1);
   engine->tier_settings_.store(MakeTierSettings(config, 1, 0));
   const std::shared_ptr<const TierSettings> settings = engine->Settings();
+  engine->tile_cache_ = std::make_unique<TileCache>(kTileCacheBytes);
   engine->read_latency_ = std::make_unique<LatencyHistogram[]>(config.tables.size());
   engine->ttl_ = std::make_unique<std::atomic<Micros>[]>(config.tables.size());
   engine->markers_ = std::make_unique<std::atomic<bool>[]>(config.tables.size());
@@ -220,11 +226,11 @@ Status Engine::OpenTierAndRecover() {
       std::any_of(durability_.begin(), durability_.end(),
                   [](config::Durability d) { return d != config::Durability::kNone; });
   const auto& templates = config_.definitions.event_templates;
-  const bool history_below_ram =
+  const bool events_below_ram =
       std::any_of(templates.begin(), templates.end(), [](const config::EventTemplateConfig& t) {
-        return t.history_ssd_after_micros > 0;
+        return t.history_ssd_after_micros > 0 || t.tiles_ssd_after_micros > 0;
       });
-  if (!any_durable && !history_below_ram) return OkStatus();
+  if (!any_durable && !events_below_ram) return OkStatus();
   auto log = Logger("ods.engine");
   const std::filesystem::path dir = std::filesystem::path(config_.storage.data_dir) / "records";
   std::error_code ec;
@@ -812,6 +818,9 @@ EngineStats Engine::Stats() const {
     total.event_state_bytes += s.event_state_bytes;
     total.history_events_ssd += s.history_events_ssd;
     total.history_moved += s.history_moved;
+    total.tiles_entities_ssd += s.tiles_entities_ssd;
+    total.tiles_bytes_ssd += s.tiles_bytes_ssd;
+    total.tiles_moved += s.tiles_moved;
     total.records_ssd += s.records_ssd;
     total.records_backing += s.records_backing;
     total.reads_ssd += s.reads_ssd;
@@ -821,6 +830,10 @@ EngineStats Engine::Stats() const {
     total.demotions_backing += s.demotions_backing;
   }
   total.tier_move_errors = tier_move_errors_.load(std::memory_order_relaxed);
+  const TileCache::Stats cache = tile_cache_->stats();
+  total.tiles_cache_hits = cache.hits;
+  total.tiles_cache_misses = cache.misses;
+  total.tiles_cache_bytes = cache.bytes;
   AddReadThroughStats(total);
   total.events_rejected = events_rejected_.load(std::memory_order_relaxed);
   total.events_late = events_late_.load(std::memory_order_relaxed);

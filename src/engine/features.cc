@@ -36,7 +36,8 @@ bool SameTemplate(const config::EventTemplateConfig& a, const config::EventTempl
          a.max_future_micros == b.max_future_micros &&
          a.history_retention_micros == b.history_retention_micros &&
          a.dedup_window_micros == b.dedup_window_micros &&
-         a.history_ssd_after_micros == b.history_ssd_after_micros;
+         a.history_ssd_after_micros == b.history_ssd_after_micros &&
+         a.tiles_ssd_after_micros == b.tiles_ssd_after_micros;
 }
 
 bool SameAggregation(const config::AggregationConfig& a, const config::AggregationConfig& b) {
@@ -204,6 +205,7 @@ Result<std::unique_ptr<Engine::Catalog>> Engine::ExtendCatalog(
     spec->history_retention_micros = t.history_retention_micros;
     spec->dedup_window_micros = t.dedup_window_micros;
     spec->history_ssd_after_micros = t.history_ssd_after_micros;
+    spec->tiles_ssd_after_micros = t.tiles_ssd_after_micros;
     for (const config::FieldConfig& f : t.fields) spec->field_names.push_back(f.name);
     next->template_ids.emplace(t.name, spec->id);
     next->templates.push_back({t, std::move(spec)});
@@ -429,6 +431,12 @@ Result<ApplyReport> Engine::ApplyDefinitions(const config::Definitions& definiti
           t.position + ": event_templates." + t.name +
           ".history_ssd_after: no SSD tier is open (odsd opens it at start when a table is "
           "durable or a template in the config file has history_ssd_after)");
+    }
+    if (t.tiles_ssd_after_micros > 0 && tier_ == nullptr) {
+      return FailedPreconditionError(
+          t.position + ": event_templates." + t.name +
+          ".tiles_ssd_after: no SSD tier is open (odsd opens it at start when a table is "
+          "durable or a template in the config file has history_ssd_after or tiles_ssd_after)");
     }
   }
   // A Lua aggregator is compiled into every shard before any shard takes its aggregation, so a
@@ -917,13 +925,28 @@ Status Engine::ReadFeatures(const Catalog& catalog, const FeaturePlan& plan,
     // Reused by the calls of a thread (events keep their buffers); only this call's shard
     // entries are passed on.
     thread_local std::vector<shard::ColdHistory> cold;
+    const bool tiles_below_ram = as_of.empty() && t.spec->tiles_ssd_after_micros > 0;
+    std::vector<shard::ColdTiles> cold_tiles;
     for (size_t s = 0; s < shards_.size(); ++s) {
       if (groups.Of(s).empty()) continue;
       Status error;
       bool fits = false;
-      if (as_of.empty()) {
+      if (!tiles_below_ram && as_of.empty()) {
         fits = shards_[s]->ReadOnline(template_id, reads, entities, groups.Of(s), now, budget,
                                       error);
+      } else if (as_of.empty()) {
+        // Tiles below RAM are read without the shard lock, then checked under it: a move in
+        // between (at most one per entity per sweep) makes the shard ask again.
+        const uint64_t budget_before = budget;
+        for (int attempt = 0;; ++attempt) {
+          ODS_RETURN_IF_ERROR(ReadColdTiles(static_cast<uint32_t>(s), template_id, reads,
+                                            entities, groups.Of(s), now, cold_tiles));
+          error = OkStatus();
+          budget = budget_before;
+          fits = shards_[s]->ReadOnline(template_id, reads, entities, groups.Of(s), now, budget,
+                                        error, cold_tiles);
+          if (error.code() != StatusCode::kAborted || attempt == 7) break;
+        }
       } else {
         // Events below RAM are read without the shard lock, then checked under it: a move or
         // trim in between (at most one per sweep, each second) makes the shard ask again.

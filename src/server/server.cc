@@ -165,6 +165,19 @@ std::string RenderMetrics(engine::Engine& engine, const FeaturesService& feature
         s.history_events_ssd);
   counter("ods_history_moved_total", "Retained events moved from RAM to the SSD tier.",
           s.history_moved);
+  gauge("ods_tiles_entities_ssd",
+        "Entities with aggregation tiles below RAM (event_templates.NAME.tiles_ssd_after).",
+        s.tiles_entities_ssd);
+  gauge("ods_tiles_ssd_bytes", "Bytes of aggregation tiles below RAM.", s.tiles_bytes_ssd);
+  counter("ods_tiles_moved_total", "Moves of an entity's aggregation tiles to the SSD tier.",
+          s.tiles_moved);
+  counter("ods_tiles_cache_hits_total",
+          "Reads of tiles below RAM answered from decoded tiles in RAM.", s.tiles_cache_hits);
+  counter("ods_tiles_cache_misses_total",
+          "Reads of tiles below RAM that read and decoded a blob from the SSD tier.",
+          s.tiles_cache_misses);
+  gauge("ods_tiles_cache_bytes", "RAM held by decoded tiles below RAM (at most 64 MiB).",
+        s.tiles_cache_bytes);
   gauge("ods_recovered_records", "Records loaded from the durable tier at start.",
         s.recovered_records);
   counter("ods_durable_batches_total",

@@ -267,7 +267,7 @@ void Shard::EventStore::LayOutBuiltIns(Template& t) {
   }
   t.layouts.clear();
   if (!members.empty()) {
-    t.layouts.push_back(std::make_unique<aggregate::GroupLayout>(std::move(members)));
+    t.layouts.push_back(std::make_shared<const aggregate::GroupLayout>(std::move(members)));
   }
 }
 
@@ -300,7 +300,7 @@ Shard::Backfill Shard::EventStore::AddAggregation(std::shared_ptr<const Aggregat
   // Entities exist: the new aggregation gets a layout of its own, backfilled from history.
   t.placements.push_back({static_cast<uint32_t>(t.layouts.size()), 0});
   const aggregate::GroupLayout& layout =
-      *t.layouts.emplace_back(std::make_unique<aggregate::GroupLayout>(
+      *t.layouts.emplace_back(std::make_shared<const aggregate::GroupLayout>(
           std::vector<aggregate::Member>{{spec->spec, spec->field}}));
   std::vector<StoredEvent> cold;
   for (auto& [key, entity] : t.entities) {
@@ -369,6 +369,20 @@ EventOutcome Shard::EventStore::Apply(const ShardEvent& event, Micros now, Statu
     id_scratch_.append(event.event_id);
     if (!t.customs.empty() && t.seen_ids.contains(id_scratch_)) return EventOutcome::kDuplicate;
   }
+  if (!t.cold_tiles.empty()) {
+    // Never while the clock runs forward: tiles_ssd_after > allowed_lateness keeps accepted
+    // events out of tiles below RAM. A clock stepped back could let one in; refused, since the
+    // rows below RAM cannot take it.
+    auto c = t.cold_tiles.find(AsAbsl(event.key));
+    if (c != t.cold_tiles.end() && c->second.id != 0 && event.event_time < c->second.boundary) {
+      error = Status(StatusCode::kOutOfRange,
+                     "event time " + std::to_string(event.event_time) +
+                         "us falls in an aggregation tile of entity '" +
+                         QuoteForMessage(event.key) +
+                         "' already moved below RAM (tiles_ssd_after); not applied");
+      return EventOutcome::kFailed;
+    }
+  }
   if (!t.customs.empty()) {
     // Lua first: a failing aggregator leaves everything as it was (id, tiles, history).
     auto found = t.entities.find(AsAbsl(event.key));
@@ -421,9 +435,22 @@ EventOutcome Shard::EventStore::Apply(const ShardEvent& event, Micros now, Statu
 bool Shard::EventStore::ReadOnline(uint32_t template_id, std::span<const AggregationRead> reads,
                                    std::span<const std::string_view> entities,
                                    std::span<const uint32_t> indices, Micros now,
-                                   uint64_t& budget_bytes, Status& error) const {
+                                   uint64_t& budget_bytes, Status& error,
+                                   std::span<const ColdTiles> cold) const {
   ODS_CHECK(template_id < templates_.size());
   const Template& t = *templates_[template_id];
+  // Reads that reach below RAM: the windows of built-in aggregations starting before `reach`.
+  Micros reach = std::numeric_limits<Micros>::min();
+  if (!t.cold_tiles.empty()) {
+    reach = std::numeric_limits<Micros>::max();
+    for (const AggregationRead& r : reads) {
+      const AggregationSpec& agg = *t.aggregations[aggregation_slots_[r.aggregation_id].second];
+      if (agg.function == nullptr) {
+        reach = std::min(reach, aggregate::WindowStart(agg.spec, r.window, now));
+      }
+    }
+  }
+  size_t next_cold = 0;  // cold is sorted by index, as indices are
   // A three-stage pipeline (a read changes nothing, so an entity found early stays valid):
   // k + 12: hint the map slot of entity k; k + 8: find it and hint its whole slot (key and
   // Entity span ~3 cache lines); k + 4: hint its newest tile rows (reading the groups' row
@@ -459,6 +486,19 @@ bool Shard::EventStore::ReadOnline(uint32_t template_id, std::span<const Aggrega
     if (k + kTilesAhead < n) hint_tiles(k + kTilesAhead);
     const Entity* entity = ring[k % kRing];
     const uint32_t i = indices[k];
+    const DecodedTiles* below = nullptr;
+    if (entity != nullptr && !t.cold_tiles.empty()) {
+      auto c = t.cold_tiles.find(key(k));
+      if (c != t.cold_tiles.end() && c->second.id != 0 && reach < c->second.boundary) {
+        while (next_cold < cold.size() && cold[next_cold].ref.index < i) ++next_cold;
+        if (next_cold == cold.size() || cold[next_cold].ref.index != i ||
+            cold[next_cold].ref.blob_id != c->second.id || cold[next_cold].tiles == nullptr) {
+          error = Status(StatusCode::kAborted, "aggregation tiles below RAM moved; read again");
+          return false;
+        }
+        below = cold[next_cold].tiles.get();
+      }
+    }
     for (const AggregationRead& r : reads) {
       const auto [tid, position] = aggregation_slots_[r.aggregation_id];
       ODS_CHECK(tid == template_id);
@@ -481,7 +521,10 @@ bool Shard::EventStore::ReadOnline(uint32_t template_id, std::span<const Aggrega
         error = series.Query(*custom.fn, custom.spec->spec, r.window, now, r.values[i]);
         if (!error.ok()) return false;
       } else {
-        r.values[i] = entity->groups[where.layout].Query(where.member, r.window, now);
+        const aggregate::ColdRows* rows =
+            below != nullptr && where.layout < below->rows.size() ? &below->rows[where.layout]
+                                                                   : nullptr;
+        r.values[i] = entity->groups[where.layout].Query(where.member, r.window, now, rows);
       }
       if (!Charge(r.values[i], budget_bytes)) return false;
     }
@@ -594,6 +637,7 @@ size_t Shard::EventStore::SweepIdle(Micros now, size_t max_visits) {
     for (; it != t.entities.end() && visits < max_visits; ++visits) {
       if (it->second.newest_event_time < cutoff) {
         if (!t.cold.empty()) DropCold(t, it->first);
+        if (!t.cold_tiles.empty()) DropColdTiles(t, it->first);
         bytes_ -= static_cast<int64_t>(EntityBytes(it->first, it->second));
         t.entities.erase(it++);  // abseil: erase leaves other iterators valid
         ++removed;
@@ -626,6 +670,8 @@ uint64_t Shard::EventStore::MemoryBytes() const {
     bytes += IdOrderBytes(t->id_order);
     bytes += t->cold.capacity() * kColdSlotBytes;
     for (const auto& [key, range] : t->cold) bytes += key.heap_bytes();
+    bytes += t->cold_tiles.capacity() * kColdTilesSlotBytes;
+    for (const auto& [key, range] : t->cold_tiles) bytes += key.heap_bytes();
   }
   return bytes;
 }

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <span>
@@ -69,7 +70,8 @@ class Shard::EventStore {
   // As Shard::ReadOnline / ReadHistorical: false once a value exceeds `budget_bytes`.
   bool ReadOnline(uint32_t template_id, std::span<const AggregationRead> reads,
                   std::span<const std::string_view> entities, std::span<const uint32_t> indices,
-                  Micros now, uint64_t& budget_bytes, Status& error) const;
+                  Micros now, uint64_t& budget_bytes, Status& error,
+                  std::span<const ColdTiles> cold) const;
   bool ReadHistorical(uint32_t template_id, std::span<const AggregationRead> reads,
                       std::span<const std::string_view> entities, std::span<const Micros> as_of,
                       std::span<const uint32_t> indices, uint64_t& budget_bytes, Status& error,
@@ -88,6 +90,21 @@ class Shard::EventStore {
   void SetColdHistoryReader(ColdHistoryReader reader) { cold_reader_ = std::move(reader); }
   uint64_t cold_events() const { return cold_events_; }
   uint64_t cold_moved() const { return cold_moved_; }
+
+  // As the Shard methods of the same names (aggregation tiles below RAM; event_tiles.cc).
+  void ColdTilesOf(uint32_t template_id, std::span<const AggregationRead> reads,
+                   std::span<const std::string_view> entities, std::span<const uint32_t> indices,
+                   Micros now, std::vector<ColdTilesRef>& out, TileLayouts& layouts) const;
+  void CollectTileMoves(Micros now, size_t max_visits, std::vector<TileMove>& out);
+  void CommitTileMoves(std::span<const TileMove> moves, bool written);
+  void TakeTileGarbage(std::vector<TileGarbage>& out) {
+    out.insert(out.end(), std::make_move_iterator(tile_garbage_.begin()),
+               std::make_move_iterator(tile_garbage_.end()));
+    tile_garbage_.clear();
+  }
+  uint64_t cold_tile_entities() const { return cold_tile_entities_; }
+  uint64_t cold_tile_bytes() const { return cold_tile_bytes_; }
+  uint64_t tile_moves() const { return tile_moves_; }
 
   // Visits up to `max_visits` entities from where the previous call stopped (wrapping around
   // over the templates) and removes those whose newest event is older than every window and the
@@ -156,6 +173,14 @@ class Shard::EventStore {
     uint32_t pending = 0;
     Micros newest = 0;  // newest event time of the committed events
   };
+  // An entity's aggregation tiles below RAM: blob `id` (0: none yet) holds every row of tiles
+  // that end at or before `boundary`; a move to blob `pending` is in flight (0: none).
+  struct TileRange {
+    uint64_t id = 0;
+    uint64_t pending = 0;
+    Micros boundary = std::numeric_limits<Micros>::min();
+    uint64_t blob_bytes = 0;
+  };
   struct Custom {
     std::shared_ptr<const AggregationSpec> spec;
     std::unique_ptr<LuaAggregator> fn;
@@ -167,7 +192,7 @@ class Shard::EventStore {
     // The aggregations known before the first entity share layouts[0]; one registered while
     // entities exist gets a layout of its own (existing groups cannot change shape). Declared
     // before `entities`, whose groups borrow them.
-    std::vector<std::unique_ptr<aggregate::GroupLayout>> layouts;
+    TileLayouts layouts;
     std::vector<Custom> customs;  // the user-defined aggregations, in the order added
     absl::flat_hash_map<EntityKey, Entity, EntityKeyHash, EntityKeyEq> entities;
     // Event ids (keyed by entity key + id) and when they arrived; expired in arrival order.
@@ -178,6 +203,9 @@ class Shard::EventStore {
     // template with history_ssd_after. Such an entity's RAM history is not trimmed by
     // retention: its events move below RAM, which the move sweep trims as a whole.
     absl::flat_hash_map<EntityKey, ColdRange, EntityKeyHash, EntityKeyEq> cold;
+    // Entities with tiles below RAM (or a move of some in flight): only for a template with
+    // tiles_ssd_after.
+    absl::flat_hash_map<EntityKey, TileRange, EntityKeyHash, EntityKeyEq> cold_tiles;
   };
 
   // Drops history older than the retention and event ids older than the dedup window; each
@@ -189,6 +217,7 @@ class Shard::EventStore {
   static constexpr size_t kEntitySlotBytes = sizeof(EntityKey) + sizeof(Entity) + 1;
   static constexpr size_t kSeenIdSlotBytes = sizeof(std::string) + sizeof(Micros) + 1;
   static constexpr size_t kColdSlotBytes = sizeof(EntityKey) + sizeof(ColdRange) + 1;
+  static constexpr size_t kColdTilesSlotBytes = sizeof(EntityKey) + sizeof(TileRange) + 1;
   static size_t StoredEventBytes(const StoredEvent& e);
   static size_t HistoryBytes(const std::vector<StoredEvent>& history);
   static size_t IdOrderBytes(const std::vector<std::pair<Micros, std::string>>& order);
@@ -209,6 +238,12 @@ class Shard::EventStore {
   // Forgets the events below RAM of `key` (its entity is going): garbage up to every seq
   // given so far, in-flight moves included.
   void DropCold(Template& t, const EntityKey& key);
+  // Forgets the tiles below RAM of `key` (its entity is going): its blob, and one in flight,
+  // become garbage.
+  void DropColdTiles(Template& t, const EntityKey& key);
+  // The first instant any window of a built-in aggregation of `t` covers as of `now`: tiles
+  // below RAM that end at or before it are read by nothing. O(aggregations).
+  static Micros EarliestWindowStart(const Template& t, Micros now);
 
   // Rebuilds layouts[0] from the built-in aggregations (only while no entity borrows it).
   static void LayOutBuiltIns(Template& t);
@@ -252,6 +287,15 @@ class Shard::EventStore {
   ColdHistoryReader cold_reader_;
   size_t move_template_ = 0;
   std::string move_resume_key_;
+  // Aggregation tiles below RAM: the next blob id (shard-wide, never reused), figures, blobs to
+  // delete, and where CollectTileMoves resumes.
+  uint64_t next_tiles_id_ = 1;
+  uint64_t cold_tile_entities_ = 0;
+  uint64_t cold_tile_bytes_ = 0;
+  uint64_t tile_moves_ = 0;
+  std::vector<TileGarbage> tile_garbage_;
+  size_t tiles_template_ = 0;
+  std::string tiles_resume_key_;
 };
 
 }  // namespace ods::shard

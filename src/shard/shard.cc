@@ -367,6 +367,9 @@ ShardStats Shard::Stats() {
   s.event_state_bytes = events_->TrackedBytes();
   s.history_events_ssd = events_->cold_events();
   s.history_moved = events_->cold_moved();
+  s.tiles_entities_ssd = events_->cold_tile_entities();
+  s.tiles_bytes_ssd = events_->cold_tile_bytes();
+  s.tiles_moved = events_->tile_moves();
   return s;
 }
 
@@ -465,9 +468,10 @@ void Shard::ApplyEvents(std::span<const ShardEvent> events, std::span<const uint
 bool Shard::ReadOnline(uint32_t template_id, std::span<const AggregationRead> reads,
                        std::span<const std::string_view> entities,
                        std::span<const uint32_t> indices, Micros now, uint64_t& budget_bytes,
-                       Status& error) {
+                       Status& error, std::span<const ColdTiles> cold) {
   MutexLock lock(mu_);
-  return events_->ReadOnline(template_id, reads, entities, indices, now, budget_bytes, error);
+  return events_->ReadOnline(template_id, reads, entities, indices, now, budget_bytes, error,
+                             cold);
 }
 
 bool Shard::ReadHistorical(uint32_t template_id, std::span<const AggregationRead> reads,
@@ -505,6 +509,30 @@ void Shard::TakeHistoryGarbage(std::vector<HistoryGarbage>& out) {
 void Shard::SetColdHistoryReader(ColdHistoryReader reader) {
   MutexLock lock(mu_);
   events_->SetColdHistoryReader(std::move(reader));
+}
+
+void Shard::ColdTilesOf(uint32_t template_id, std::span<const AggregationRead> reads,
+                        std::span<const std::string_view> entities,
+                        std::span<const uint32_t> indices, Micros now,
+                        std::vector<ColdTilesRef>& out, TileLayouts& layouts) {
+  MutexLock lock(mu_);
+  events_->ColdTilesOf(template_id, reads, entities, indices, now, out, layouts);
+}
+
+void Shard::CollectTileMoves(size_t max_visits, std::vector<TileMove>& out) {
+  MutexLock lock(mu_);
+  events_->CollectTileMoves(clock_.NowMicros(), max_visits, out);
+}
+
+void Shard::CommitTileMoves(std::span<const TileMove> moves, bool written) {
+  MutexLock lock(mu_);
+  events_->CommitTileMoves(moves, written);
+  event_bytes_.store(events_->TrackedBytes(), std::memory_order_relaxed);
+}
+
+void Shard::TakeTileGarbage(std::vector<TileGarbage>& out) {
+  MutexLock lock(mu_);
+  events_->TakeTileGarbage(out);
 }
 
 void FunctionErrorTally::Count(std::string_view function, sandbox::ErrorKind kind) {

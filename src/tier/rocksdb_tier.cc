@@ -41,6 +41,10 @@ Status FromRocks(const rocksdb::Status& s, std::string_view what) {
 // record or marker key does (those start with the varint length of a non-empty table name):
 // 0 | template id (4 bytes, big-endian) | varint len(entity) | entity | seq (8 bytes, big-endian).
 // Big-endian numbers keep one entity's events in seq order and contiguous.
+// Tiles blobs (PutTiles) share that space, their template id with the top bit set (template ids
+// are far below 2^31), so an event range deletion never reaches them:
+// 0 | template id | 2^31 (4 bytes, big-endian) | varint len(entity) | entity | blob id (8 bytes).
+constexpr uint32_t kTilesBit = uint32_t{1} << 31;
 constexpr char kEventsBegin[] = {'\0'};
 constexpr char kEventsEnd[] = {'\1'};
 
@@ -60,6 +64,12 @@ void EncodeEventKey(uint32_t template_id, std::string_view entity, uint64_t seq,
                     std::string& out) {
   EncodeEventPrefix(template_id, entity, out);
   AppendBigEndian(seq, 8, out);
+}
+
+void EncodeTilesKey(uint32_t template_id, std::string_view entity, uint64_t blob_id,
+                    std::string& out) {
+  ODS_CHECK(template_id < kTilesBit);
+  EncodeEventKey(template_id | kTilesBit, entity, blob_id, out);
 }
 
 uint64_t ReadBigEndian64(const char* p) {
@@ -124,6 +134,19 @@ void WriteBatch::DeleteEvents(uint32_t template_id, std::string_view entity, uin
   EncodeEventKey(template_id, entity, 0, rep_->key);
   EncodeEventKey(template_id, entity, seq_end, rep_->value);
   ODS_CHECK(rep_->batch.DeleteRange(rep_->key, rep_->value).ok());
+  ++rep_->count;
+}
+
+void WriteBatch::PutTiles(uint32_t template_id, std::string_view entity, uint64_t blob_id,
+                          std::string_view blob) {
+  EncodeTilesKey(template_id, entity, blob_id, rep_->key);
+  ODS_CHECK(rep_->batch.Put(rep_->key, rocksdb::Slice(blob.data(), blob.size())).ok());
+  ++rep_->count;
+}
+
+void WriteBatch::DeleteTiles(uint32_t template_id, std::string_view entity, uint64_t blob_id) {
+  EncodeTilesKey(template_id, entity, blob_id, rep_->key);
+  ODS_CHECK(rep_->batch.Delete(rep_->key).ok());
   ++rep_->count;
 }
 
@@ -333,6 +356,22 @@ Status RocksDbTier::ReadEvents(
                                        QuoteForMessage(entity) + "'");
   }
   return OkStatus();
+}
+
+Result<std::optional<std::string>> RocksDbTier::ReadTiles(uint32_t template_id,
+                                                          std::string_view entity,
+                                                          uint64_t blob_id) const {
+  std::string key;
+  EncodeTilesKey(template_id, entity, blob_id, key);
+  std::string value;
+  const rocksdb::Status s = impl_->db->Get(rocksdb::ReadOptions(), key, &value);
+  if (s.IsNotFound()) return std::optional<std::string>();
+  if (!s.ok()) {
+    return FromRocks(s, "durable tier '" + impl_->dir + "': reading tiles of template " +
+                            std::to_string(template_id) + ", entity '" + QuoteForMessage(entity) +
+                            "'");
+  }
+  return std::optional<std::string>(std::move(value));
 }
 
 Status RocksDbTier::WaitDurable(uint64_t ticket) { return impl_->SyncTo(ticket); }

@@ -252,7 +252,7 @@ TEST_P(ColdRowsParityTest, SecondSplitMergesIntoTheFirstBlob) {
   std::string second;
   ASSERT_NO_FATAL_FAILURE(f.Track(f.group_.SplitColdRows(f.now_ - 2 * kDay, second)));
   ASSERT_FALSE(second.empty());
-  Result<std::string> merged = ColdRows::MergeBlobs(f.layout_, first, second);
+  Result<std::string> merged = ColdRows::MergeBlobs(f.layout_, first, second, f.now_);
   ASSERT_THAT(merged, IsOk());
   Result<ColdRows> cold = ColdRows::Decode(f.layout_, *merged);
   ASSERT_THAT(cold, IsOk());
@@ -324,7 +324,7 @@ TEST(ColdRowsTest, OverlappingRowsMergeColdFirstAndRestoreRefuses) {
     EXPECT_FALSE(cold->empty());
     std::string late;
     ASSERT_NO_FATAL_FAILURE(f.Track(f.group_.SplitColdRows(before, late)));
-    EXPECT_THAT(ColdRows::MergeBlobs(f.layout_, blob, late),
+    EXPECT_THAT(ColdRows::MergeBlobs(f.layout_, blob, late, f.now_),
                 StatusIs(StatusCode::kFailedPrecondition));
   }
 }
@@ -393,6 +393,75 @@ TEST(ColdRowsTest, ExpiresWhenEveryRunsNewestRowIsPastItsLongestWindow) {
     EXPECT_TRUE(BitIdentical(f.group_.Query(1, w, last_read + 1, &*cold),
                              f.group_.Query(1, w, last_read + 1)));
   }
+}
+
+// Encode then drop is the split in two steps: the same blob, nothing changed by the encode,
+// the same memory change by the drop. (Twins of last_n: its encoding is deterministic across
+// instances; top_k's follows its hash map's order, deterministic only within one instance.)
+TEST(ColdRowsTest, EncodeThenDropEqualsSplit) {
+  for (const Fn fn : {Fn::kLastN, Fn::kTopK}) {
+    Fixture a(fn, ValueType::kString, 5);
+    Fixture b(fn, ValueType::kString, 5);
+    a.AddRandom(600);
+    b.AddRandom(600);
+    const Micros before = a.now_ - 3 * kDay;
+    std::string split;
+    const int64_t split_delta = a.group_.SplitColdRows(before, split);
+    ASSERT_FALSE(split.empty());
+    const size_t bytes = b.group_.MemoryBytes();
+    std::string encoded;
+    b.group_.EncodeColdRows(before, encoded);
+    std::string again;
+    b.group_.EncodeColdRows(before, again);
+    EXPECT_EQ(again, encoded) << "one instance encodes alike";
+    if (fn == Fn::kLastN) {
+      EXPECT_EQ(encoded, split);
+    } else {
+      EXPECT_EQ(encoded.size(), split.size());
+    }
+    EXPECT_EQ(b.group_.MemoryBytes(), bytes);
+    ASSERT_NO_FATAL_FAILURE(b.ExpectParity(nullptr, "encoded only"));
+    const int64_t dropped = b.group_.DropColdRows(before);
+    EXPECT_EQ(dropped, split_delta);
+    ASSERT_NO_FATAL_FAILURE(b.Track(dropped));
+    Result<ColdRows> cold = ColdRows::Decode(b.layout_, encoded);
+    ASSERT_THAT(cold, IsOk());
+    ASSERT_NO_FATAL_FAILURE(b.ExpectParity(&*cold, "encoded, then dropped"));
+    b.group_.EncodeColdRows(before, again);
+    EXPECT_TRUE(again.empty());
+    EXPECT_EQ(b.group_.DropColdRows(before), 0);
+  }
+}
+
+// A merge leaves out the rows no window reads any more, so a blob that takes a split a day
+// stays as long as the longest window, not as long as the entity lives.
+TEST(ColdRowsTest, MergeLeavesOutRowsPastEveryWindow) {
+  Fixture f(Fn::kCount, ValueType::kInt64, 3);
+  f.AddRandom(300);
+  std::string first;
+  ASSERT_NO_FATAL_FAILURE(f.Track(f.group_.SplitColdRows(f.now_ - kDay, first)));
+  Result<ColdRows> old_rows = ColdRows::Decode(f.layout_, first);
+  ASSERT_THAT(old_rows, IsOk());
+  ASSERT_GT(old_rows->row_count(), 0u);
+  // Far later: every row of `first` is past every window.
+  const Micros later = f.now_ + 400 * kDay;
+  ASSERT_TRUE(old_rows->Expired(later));
+  f.now_ = later;
+  f.AddRandom(50);
+  std::string second;
+  ASSERT_NO_FATAL_FAILURE(f.Track(f.group_.SplitColdRows(f.now_ - kHour, second)));
+  ASSERT_FALSE(second.empty());
+  Result<std::string> merged = ColdRows::MergeBlobs(f.layout_, first, second, f.now_);
+  ASSERT_THAT(merged, IsOk());
+  Result<ColdRows> new_rows = ColdRows::Decode(f.layout_, second);
+  Result<ColdRows> both = ColdRows::Decode(f.layout_, *merged);
+  ASSERT_THAT(both, IsOk());
+  EXPECT_EQ(both->row_count(), new_rows->row_count());
+  ASSERT_NO_FATAL_FAILURE(f.ExpectParity(&*both, "merged"));
+  // Nothing left to read at all: the merge is the empty blob.
+  Result<std::string> none = ColdRows::MergeBlobs(f.layout_, first, "", later);
+  ASSERT_THAT(none, IsOk());
+  EXPECT_TRUE(none->empty());
 }
 
 // ---- hostile blobs ----------------------------------------------------------------------------

@@ -62,6 +62,7 @@ TEST(EventTemplateTest, EveryKeyIsParsedIntoItsField) {
     history_retention: 14d
     dedup_window: 5m
     history_ssd_after: 1d
+    tiles_ssd_after: 7d
 )",
                                 "test.yaml");
   ASSERT_THAT(r, IsOk());
@@ -82,6 +83,7 @@ TEST(EventTemplateTest, EveryKeyIsParsedIntoItsField) {
   EXPECT_EQ(t.history_retention_micros, 14 * kDay);
   EXPECT_EQ(t.dedup_window_micros, 5 * kMinute);
   EXPECT_EQ(t.history_ssd_after_micros, kDay);
+  EXPECT_EQ(t.tiles_ssd_after_micros, 7 * kDay);
   EXPECT_EQ(t.position, "test.yaml:2:3");
   EXPECT_TRUE(r->definitions.aggregations.empty());
 }
@@ -98,6 +100,7 @@ TEST(EventTemplateTest, OmittedKeysTakeTheirDefaults) {
   EXPECT_EQ(t.history_retention_micros, 7 * kDay);
   EXPECT_EQ(t.dedup_window_micros, 10 * kMinute);
   EXPECT_EQ(t.history_ssd_after_micros, 0);
+  EXPECT_EQ(t.tiles_ssd_after_micros, 0);
   EXPECT_EQ(t.position, "test.yaml:2:3");
 }
 
@@ -110,6 +113,18 @@ TEST(EventTemplateTest, HistorySsdAfterMustBeAtLeastASecondAndShorterThanTheRete
             "test.yaml:2:51: event_templates.tx.history_ssd_after: too short; expected at least 1s");
   EXPECT_THAT(LoadError("event_templates:\n  tx: {key: id, timestamp: ts, history_ssd_after: soon}\n"),
               ::testing::HasSubstr("test.yaml:2:51: event_templates.tx.history_ssd_after"));
+}
+
+TEST(EventTemplateTest, TilesSsdAfterMustBeAtLeastASecondAndLongerThanTheLateness) {
+  EXPECT_EQ(LoadError("event_templates:\n  tx: {key: id, timestamp: ts, allowed_lateness: 2h, "
+                      "tiles_ssd_after: 2h}\n"),
+            "test.yaml:2:71: event_templates.tx.tiles_ssd_after: must be longer than "
+            "allowed_lateness (2h): a late event must never land in a tile already below RAM");
+  EXPECT_EQ(LoadError("event_templates:\n  tx: {key: id, timestamp: ts, allowed_lateness: 0s, "
+                      "tiles_ssd_after: 10ms}\n"),
+            "test.yaml:2:71: event_templates.tx.tiles_ssd_after: too short; expected at least 1s");
+  EXPECT_THAT(LoadError("event_templates:\n  tx: {key: id, timestamp: ts, tiles_ssd_after: -1d}\n"),
+              ::testing::HasSubstr("test.yaml:2:49: event_templates.tx.tiles_ssd_after"));
 }
 
 TEST(EventTemplateTest, NoSectionsGiveNoDefinitions) {
@@ -219,7 +234,7 @@ TEST(EventTemplateTest, UnknownKeyIsRejected) {
   EXPECT_EQ(LoadError("event_templates:\n  tx:\n    key: id\n    timestamp: ts\n    ttl: 1d\n"),
             "test.yaml:5:5: unknown key 'ttl' in event_templates.tx; expected one of: key, "
             "timestamp, fields, allowed_lateness, max_future, history_retention, dedup_window, "
-            "history_ssd_after");
+            "history_ssd_after, tiles_ssd_after");
 }
 
 TEST(EventTemplateTest, SectionMustBeAMapping) {

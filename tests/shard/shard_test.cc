@@ -834,7 +834,9 @@ TEST(ShardEventBytesTest, TheRunningFigureEqualsAWalkAfterEveryChange) {
   t->dedup_window_micros = 10 * 60 * kSecond;
   t->field_names = {"merchant", "amount"};
   t->history_ssd_after_micros = kHour / 2;  // retained events move below RAM too
+  t->tiles_ssd_after_micros = 2 * kHour;    // and tiles (a late event into one is refused)
   shard.AddTemplate(t);
+  std::map<std::pair<std::string, uint64_t>, std::string> below_tiles;
   // Below RAM: a map standing in for the SSD tier (the engine's is RocksDB).
   std::map<std::pair<std::string, uint64_t>, std::string> below;
   shard.SetColdHistoryReader([&](uint32_t, std::string_view entity, uint64_t first,
@@ -934,6 +936,20 @@ function finalize(s) return s.n end)";
       shard.CommitHistoryMoves(moves, written);
       ASSERT_EQ(shard.Stats().event_state_bytes, shard.CountEventStateBytes()) << "step " << step;
     }
+    if (pick(3) == 0) {
+      std::vector<TileMove> moves;
+      shard.CollectTileMoves(1 + pick(80), moves);
+      const bool written = pick(5) != 0;  // sometimes the write "fails": tiles stay in RAM
+      for (TileMove& m : moves) {
+        const std::string old = m.old_id == 0 ? "" : below_tiles.at({m.entity, m.old_id});
+        Result<std::string> merged = MergeTiles(m.layouts, old, m.moved, clock.NowMicros());
+        ASSERT_TRUE(merged.ok()) << merged.status().message();
+        m.blob_bytes = merged->size();
+        if (written) below_tiles[{m.entity, m.new_id}] = *merged;
+      }
+      shard.CommitTileMoves(moves, written);
+      ASSERT_EQ(shard.Stats().event_state_bytes, shard.CountEventStateBytes()) << "step " << step;
+    }
     clock.Advance(static_cast<Micros>(pick(120)) * kSecond);
     if (step % 50 == 49) {
       clock.Advance(static_cast<Micros>(pick(30)) * kHour);  // most state ages out
@@ -950,6 +966,96 @@ function finalize(s) return s.n end)";
   EXPECT_GT(shard.Stats().event_state_bytes, 0u);
   EXPECT_GT(shard.Stats().events_failed, 0u);  // the failure path was taken
   EXPECT_GT(shard.Stats().history_moved, 0u);
+  EXPECT_GT(shard.Stats().tiles_moved, 0u);
+}
+
+// An online read needs the tiles below RAM of an entity whose window reaches them, as of the
+// blob the entity points at: without them, or with a blob a later move replaced, the read stops
+// with kAborted (the engine then asks ColdTilesOf again); with them it answers as from RAM.
+TEST(ShardColdTilesTest, AReadWithoutTheCurrentTilesBelowRamIsAborted) {
+  constexpr Micros kHour = Micros{3600} * 1'000'000;
+  constexpr Micros kDay = 24 * kHour;
+  FakeClock clock(Micros{1'700'000'000} * 1'000'000);
+  Shard shard(0, {}, clock, 0);
+  auto t = std::make_shared<TemplateSpec>();
+  t->tiles_ssd_after_micros = 2 * kDay;
+  shard.AddTemplate(t);
+  auto a = std::make_shared<AggregationSpec>();
+  a->spec.fn = aggregate::Fn::kCount;
+  a->spec.windows = {kDay, 10 * kDay};
+  a->spec.tiles = {kHour, kDay};
+  shard.AddAggregation(a);
+  auto push = [&] {
+    ShardEvent e;
+    e.key = "u";
+    e.event_time = clock.NowMicros();
+    std::vector<EventOutcome> outcomes(1);
+    shard.ApplyEvents({&e, 1}, AllIndices(1), outcomes);
+    ASSERT_EQ(outcomes[0], EventOutcome::kApplied);
+  };
+  std::map<uint64_t, std::string> below;
+  auto move = [&] {
+    std::vector<TileMove> moves;
+    shard.CollectTileMoves(10, moves);
+    ASSERT_EQ(moves.size(), 1u);
+    TileMove& m = moves[0];
+    Result<std::string> merged = MergeTiles(m.layouts, m.old_id == 0 ? "" : below.at(m.old_id),
+                                            m.moved, clock.NowMicros());
+    ASSERT_TRUE(merged.ok());
+    m.blob_bytes = merged->size();
+    below[m.new_id] = *merged;
+    shard.CommitTileMoves(moves, true);
+  };
+  const std::vector<std::string_view> entities = {"u"};
+  std::vector<aggregate::Output> values(1);
+  std::vector<Micros> times(1);
+  std::vector<uint8_t> found(1);
+  const std::vector<AggregationRead> long_read = {{0, 1, values.data(), times.data(), found.data()}};
+  const std::vector<AggregationRead> short_read = {{0, 0, values.data(), times.data(), found.data()}};
+  auto cold_of = [&] {
+    std::vector<ColdTilesRef> refs;
+    TileLayouts layouts;
+    shard.ColdTilesOf(0, long_read, entities, AllIndices(1), clock.NowMicros(), refs, layouts);
+    std::vector<ColdTiles> cold;
+    for (const ColdTilesRef& ref : refs) {
+      Result<std::shared_ptr<const DecodedTiles>> d = DecodeTiles(layouts, below.at(ref.blob_id));
+      EXPECT_TRUE(d.ok());
+      cold.push_back({ref, *d});
+    }
+    return cold;
+  };
+  auto read = [&](const std::vector<AggregationRead>& reads, const std::vector<ColdTiles>& cold,
+                  Status& error) {
+    uint64_t budget = 1 << 20;
+    error = OkStatus();
+    return shard.ReadOnline(0, reads, entities, AllIndices(1), clock.NowMicros(), budget, error,
+                            cold);
+  };
+  for (int day = 0; day < 5; ++day) {
+    ASSERT_NO_FATAL_FAILURE(push());
+    clock.Advance(kDay);
+  }
+  ASSERT_NO_FATAL_FAILURE(move());
+  Status error;
+  EXPECT_FALSE(read(long_read, {}, error));
+  EXPECT_EQ(error.code(), StatusCode::kAborted);
+  EXPECT_TRUE(read(short_read, {}, error)) << error.message();  // the last day is all in RAM
+  std::vector<ColdTiles> first = cold_of();
+  ASSERT_EQ(first.size(), 1u);
+  ASSERT_TRUE(read(long_read, first, error)) << error.message();
+  EXPECT_EQ(values[0], aggregate::Output(Value(int64_t{5})));
+  // Two days later another move replaces the blob: the old one no longer answers.
+  for (int day = 0; day < 2; ++day) {
+    ASSERT_NO_FATAL_FAILURE(push());
+    clock.Advance(kDay);
+  }
+  ASSERT_NO_FATAL_FAILURE(move());
+  EXPECT_FALSE(read(long_read, first, error));
+  EXPECT_EQ(error.code(), StatusCode::kAborted);
+  ASSERT_TRUE(read(long_read, cold_of(), error)) << error.message();
+  EXPECT_EQ(values[0], aggregate::Output(Value(int64_t{7})));
+  EXPECT_EQ(shard.Stats().tiles_entities_ssd, 1u);
+  EXPECT_EQ(shard.Stats().tiles_moved, 2u);
 }
 
 }  // namespace

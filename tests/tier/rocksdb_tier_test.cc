@@ -106,6 +106,42 @@ TEST(RocksDbTierTest, EventsAreReadByRangeDeletedByRangeAndClearedAtOpen) {
   EXPECT_EQ(LoadAll(*tier).size(), 1u);  // records stay
 }
 
+// Tiles blobs below RAM: by (template, entity, blob id); apart from events (an event range
+// deletion of the same template and entity leaves them); cleared when the tier opens again.
+TEST(RocksDbTierTest, TilesAreReadByIdApartFromEventsAndClearedAtOpen) {
+  TempDir dir;
+  using Blob = std::optional<std::string>;
+  auto tiles_of = [](const RocksDbTier& tier, uint32_t template_id, std::string_view entity,
+                     uint64_t id) {
+    Result<Blob> blob = tier.ReadTiles(template_id, entity, id);
+    EXPECT_THAT(blob, IsOk());
+    return blob.ok() ? *blob : Blob("read failed");
+  };
+  {
+    std::unique_ptr<RocksDbTier> tier = OpenOrDie(dir.path());
+    WriteBatch batch;
+    batch.PutTiles(0, "u", 3, std::string("tiles\0of u", 11));
+    batch.PutTiles(0, "u1", 3, "tiles of u1");
+    batch.PutTiles(1, "u", 3, "other template");
+    batch.PutEvent(0, "u", 3, "an event");
+    ASSERT_THAT(tier->WriteEvents(batch), IsOk());
+    EXPECT_EQ(tiles_of(*tier, 0, "u", 3), Blob(std::string("tiles\0of u", 11)));
+    EXPECT_EQ(tiles_of(*tier, 0, "u1", 3), Blob("tiles of u1"));
+    EXPECT_EQ(tiles_of(*tier, 1, "u", 3), Blob("other template"));
+    EXPECT_EQ(tiles_of(*tier, 0, "u", 4), std::nullopt);
+    WriteBatch garbage;
+    garbage.DeleteEvents(0, "u", UINT64_MAX);
+    garbage.DeleteTiles(0, "u1", 3);
+    ASSERT_THAT(tier->WriteEvents(garbage), IsOk());
+    EXPECT_EQ(tiles_of(*tier, 0, "u", 3), Blob(std::string("tiles\0of u", 11)));
+    EXPECT_EQ(tiles_of(*tier, 0, "u1", 3), std::nullopt);
+    EXPECT_TRUE(LoadAll(*tier).empty());  // recovery of records never sees them
+  }
+  std::unique_ptr<RocksDbTier> tier = OpenOrDie(dir.path());
+  EXPECT_EQ(tiles_of(*tier, 0, "u", 3), std::nullopt);
+  EXPECT_EQ(tiles_of(*tier, 1, "u", 3), std::nullopt);
+}
+
 TEST(RocksDbTierTest, RecordsSurviveReopenWithVersionExpiryAndEventTime) {
   TempDir dir;
   {

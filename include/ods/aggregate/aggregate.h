@@ -188,6 +188,12 @@ class SeriesGroup {
   // restoring or querying it gives the same answers as the rows had in RAM. Combine with an
   // older blob through ColdRows::MergeBlobs. O(rows + encoded bytes).
   int64_t SplitColdRows(Micros before, std::string& out);
+  // SplitColdRows in two steps, for an owner that stores the blob before it lets the rows go:
+  // EncodeColdRows writes the blob SplitColdRows would, changing nothing; DropColdRows removes
+  // those rows and returns the change of MemoryBytes(). An owner that encodes again just before
+  // dropping, and compares, knows that what it stored is what it drops.
+  void EncodeColdRows(Micros before, std::string& out) const;
+  int64_t DropColdRows(Micros before);
 
   // Moves the rows of `cold` (decoded under this layout) back into RAM, the inverse of
   // SplitColdRows, leaving `cold` empty, and returns the change of MemoryBytes() (restored
@@ -222,6 +228,7 @@ class SeriesGroup {
     return run < kInlineRuns ? inline_[run] : more_[run - kInlineRuns];
   }
   void Release();
+  std::vector<size_t> RowsBefore(Micros before) const;
 
   const GroupLayout* layout_;
   Rows inline_[kInlineRuns];      // runs 0 and 1: most layouts have at most two tile sizes
@@ -259,10 +266,12 @@ class ColdRows {
   static Result<ColdRows> Decode(const GroupLayout& layout, std::string_view blob);
 
   // One blob of the rows of `older` and `newer` (both under `layout`; either may be empty),
-  // for a second split on top of a first. Errors: Decode's, and kFailedPrecondition if both hold
-  // a row of one tile index of one run. O(bytes of both).
+  // for a second split on top of a first, leaving out the rows no window reads as of `now` or
+  // later (as Add drops them in RAM), so repeated splits do not pile up dead rows. Errors:
+  // Decode's, and kFailedPrecondition if both hold a row of one tile index of one run.
+  // O(bytes of both).
   static Result<std::string> MergeBlobs(const GroupLayout& layout, std::string_view older,
-                                        std::string_view newer);
+                                        std::string_view newer, Micros now);
 
   // Whether no window of `layout` reads any row of `blob` as of `now` or later (each run's
   // newest row is older than that run's longest window; true for the empty blob), so the

@@ -311,6 +311,11 @@ struct EventTemplateConfig {
   // (RocksDB under data_dir), where GetHistoricalFeatures and backfills read them back. 0 keeps
   // them all in RAM. Default: 0. Range: [1s, history_retention).
   Micros history_ssd_after_micros = 0;
+  // Aggregation tiles (built-in fns) that end at least this long ago move from RAM to the SSD
+  // tier, where online reads of long windows read them back. Longer than allowed_lateness, so no
+  // accepted event lands in a tile below RAM. 0 keeps them all in RAM. Default: 0.
+  // Range: (allowed_lateness, 3650d], at least 1s.
+  Micros tiles_ssd_after_micros = 0;
   // "FILE:LINE:COLUMN" of the definition, for errors found after parsing.
   std::string position;
 };

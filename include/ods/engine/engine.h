@@ -32,6 +32,8 @@ class SystemOfRecord;
 
 namespace ods::engine {
 
+class TileCache;
+
 // Totals over all shards (per-shard counters summed on read).
 struct EngineStats {
   uint32_t shards = 0;
@@ -50,6 +52,12 @@ struct EngineStats {
   uint64_t event_state_bytes = 0;  // tiles + retained events, estimated
   uint64_t history_events_ssd = 0;  // retained events below RAM (history_ssd_after)
   uint64_t history_moved = 0;       // retained events moved below RAM since start
+  uint64_t tiles_entities_ssd = 0;  // entities with aggregation tiles below RAM (tiles_ssd_after)
+  uint64_t tiles_bytes_ssd = 0;     // bytes of their blobs below RAM
+  uint64_t tiles_moved = 0;         // tile moves (one entity each) since start
+  uint64_t tiles_cache_hits = 0;    // reads of tiles below RAM served decoded from RAM
+  uint64_t tiles_cache_misses = 0;  // ... read from the SSD tier and decoded
+  uint64_t tiles_cache_bytes = 0;   // RAM held by decoded tiles (at most 64 MiB)
   // Durable tier (tables whose durability is not none); all 0 when no table is durable.
   uint64_t recovered_records = 0;  // records loaded from the tier at start
   uint64_t durable_batches = 0;    // Put/Delete calls written to the tier since start
@@ -260,6 +268,12 @@ class Engine {
   // and deletes events below RAM that are past the retention or whose entity went. Returns
   // the events moved.
   size_t SweepHistoryOnce();
+  // One pass of the aggregation-tiles sweep (run by the sweeper after SweepHistoryOnce): on a
+  // bounded slice of each shard, moves the rows of tiles that ended more than their template's
+  // tiles_ssd_after ago to the SSD tier (one blob per entity, merged with what is there, written
+  // outside the shard lock, then dropped from RAM) and deletes blobs no window reads any more or
+  // whose entity went. Returns the entities whose tiles moved.
+  size_t SweepTilesOnce();
 
   // --- Events and features (docs/api.md, "Features") ---
 
@@ -432,6 +446,15 @@ class Engine {
                          std::span<const std::string_view> entities,
                          std::span<const uint32_t> indices,
                          std::vector<shard::ColdHistory>& out) const;
+  // The tiles below RAM that a read of `reads` of entities[i], i in `indices`, of shard `s` as
+  // of `now` needs, for Shard::ReadOnline, into `out` (replaced): from the decoded-tiles cache,
+  // else read from the SSD tier and decoded. A blob gone meanwhile (moved on) is left null: the
+  // shard then asks for a new read (kAborted). kDataLoss corrupt, kUnavailable I/O.
+  Status ReadColdTiles(uint32_t s, uint32_t template_id,
+                       std::span<const shard::AggregationRead> reads,
+                       std::span<const std::string_view> entities,
+                       std::span<const uint32_t> indices, Micros now,
+                       std::vector<shard::ColdTiles>& out) const;
   // Reads `key` from `tier` (at any version); nullopt if not there (moved or gone).
   Result<std::optional<record::Record>> ReadFromTier(uint32_t table_id, std::string_view key,
                                                      StorageTier tier);
@@ -537,6 +560,7 @@ class Engine {
   std::vector<config::Durability> durability_;
   // The durable tier; null when every table is `none`. Constant after Create.
   std::unique_ptr<tier::RocksDbTier> tier_;
+  std::unique_ptr<TileCache> tile_cache_;  // decoded tiles below RAM (tiles_ssd_after)
   uint64_t recovered_records_ = 0;  // constant after Create
   // The backing store of storage.backing; null when unset. Constant after Create.
   std::unique_ptr<tier::BackingStore> backing_;

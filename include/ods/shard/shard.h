@@ -21,6 +21,7 @@
 #include "ods/record/schema.h"
 #include "ods/record/value.h"
 #include "ods/sandbox/sandbox.h"
+#include "ods/shard/cold_tiles.h"
 
 namespace ods::shard {
 
@@ -39,6 +40,10 @@ struct TemplateSpec {
   // Retained events whose event time is this long ago move below RAM (CollectHistoryMoves);
   // 0 = all stay in RAM.
   Micros history_ssd_after_micros = 0;
+  // Tiles of built-in aggregations that end this long ago move below RAM (CollectTileMoves);
+  // 0 = all stay in RAM. Longer than the template's allowed lateness: no accepted event lands in
+  // a tile below RAM.
+  Micros tiles_ssd_after_micros = 0;
   // The declared field names, by field index: what a Lua aggregator without a field sees.
   std::vector<std::string> field_names;
 };
@@ -285,6 +290,9 @@ struct ShardStats {
   uint64_t event_state_bytes = 0;  // tiles, retained events and event ids (kept up to date)
   uint64_t history_events_ssd = 0;  // retained events below RAM (CollectHistoryMoves)
   uint64_t history_moved = 0;       // retained events moved below RAM since start
+  uint64_t tiles_entities_ssd = 0;  // entities with aggregation tiles below RAM
+  uint64_t tiles_bytes_ssd = 0;     // bytes of their blobs
+  uint64_t tiles_moved = 0;         // tile moves (one entity each) since start
   // Tiering: records below RAM (each keeps a small entry in RAM, counted in memory_bytes).
   uint64_t records_ssd = 0;
   uint64_t records_backing = 0;
@@ -587,10 +595,14 @@ class alignas(64) Shard {
   // soon as one does not fit, so an oversized answer is refused rather than built. A Lua
   // aggregator's merge or finalize that fails also stops the read (false) and sets `error`
   // (naming aggregation, function, version and Lua line); `error` stays OK otherwise.
+  // An entity with tiles below RAM that a read's window reaches needs them in `cold` (sorted by
+  // index, as ColdTilesOf described them); if they are missing or have moved since, the read
+  // stops (false) with `error` kAborted and the caller asks ColdTilesOf again.
   [[nodiscard]] bool ReadOnline(uint32_t template_id, std::span<const AggregationRead> reads,
                                 std::span<const std::string_view> entities,
                                 std::span<const uint32_t> indices, Micros now,
-                                uint64_t& budget_bytes, Status& error);
+                                uint64_t& budget_bytes, Status& error,
+                                std::span<const ColdTiles> cold = {});
 
   // As ReadOnline, but each entity i as of as_of[i], computed from the retained events
   // (aggregate::ComputeAsOf, ComputeCustomAsOf). O(retained events of the entity) per read.
@@ -623,6 +635,25 @@ class alignas(64) Shard {
   void TakeHistoryGarbage(std::vector<HistoryGarbage>& out);
   // For backfills of aggregations added at run time (see ColdHistoryReader).
   void SetColdHistoryReader(ColdHistoryReader reader);
+
+  // --- Aggregation tiles below RAM (templates with tiles_ssd_after). ---
+
+  // Appends to `out` the entities[i], i in `indices`, whose tiles below RAM a read of `reads` as
+  // of `now` reaches, in index order, and sets `layouts` to the template's. O(indices + reads).
+  void ColdTilesOf(uint32_t template_id, std::span<const AggregationRead> reads,
+                   std::span<const std::string_view> entities, std::span<const uint32_t> indices,
+                   Micros now, std::vector<ColdTilesRef>& out, TileLayouts& layouts);
+  // Visits up to `max_visits` entities of templates with tiles_ssd_after, resuming where the
+  // previous call stopped, and appends a TileMove for each one with tiles old enough (one move
+  // per entity at a time); their rows stay in RAM until CommitTileMoves. Entities whose tiles
+  // below RAM no window reads any more give them up (TakeTileGarbage). Holds the lock for
+  // O(max_visits + encoded bytes).
+  void CollectTileMoves(size_t max_visits, std::vector<TileMove>& out);
+  // After the caller stored `moves` (written) or failed to: drops the stored rows from RAM and
+  // makes the new blob the one read, or keeps the rows in RAM. A move whose rows changed
+  // meanwhile (rows aged out), or whose entity went, is dropped and its blob becomes garbage.
+  void CommitTileMoves(std::span<const TileMove> moves, bool written);
+  void TakeTileGarbage(std::vector<TileGarbage>& out);
 
  private:
   struct Table;

@@ -53,6 +53,12 @@ class WriteBatch {
   // Adds a removal of every event of `entity` of template `template_id` with seq < seq_end (a
   // range tombstone: O(1) to write however many there are).
   void DeleteEvents(uint32_t template_id, std::string_view entity, uint64_t seq_end);
+  // Adds the aggregation tiles of `entity` of template `template_id` moved below RAM, stored as
+  // blob `blob_id` (the caller's encoding; ids never reused within a process), and the removal of
+  // one. Like events, cleared by RocksDbTier::Open.
+  void PutTiles(uint32_t template_id, std::string_view entity, uint64_t blob_id,
+                std::string_view blob);
+  void DeleteTiles(uint32_t template_id, std::string_view entity, uint64_t blob_id);
 
   size_t size() const;
   bool empty() const { return size() == 0; }
@@ -164,7 +170,7 @@ class RocksDbTier {
   // key), kUnavailable I/O error. Cost: one RocksDB point lookup (bloom filter, block cache).
   Result<std::optional<StoredEntry>> Get(std::string_view table, std::string_view key) const;
 
-  // Applies a batch of PutEvent/DeleteEvents without the write-ahead log (events below RAM are
+  // Applies a batch of PutEvent/DeleteEvents/PutTiles/DeleteTiles without the write-ahead log (events below RAM are
   // not durable: Open clears them, since the RAM part of the event state is not durable either).
   // Errors as Write.
   Status WriteEvents(const WriteBatch& batch);
@@ -176,6 +182,12 @@ class RocksDbTier {
   Status ReadEvents(uint32_t template_id, std::string_view entity, uint64_t first_seq,
                     uint64_t last_seq,
                     const std::function<void(uint64_t seq, std::string_view encoded)>& fn) const;
+
+  // The tiles blob `blob_id` of `entity` of template `template_id` (WriteBatch::PutTiles), or
+  // nullopt if there is none. Sees every WriteEvents that returned before it. kUnavailable on an
+  // I/O error (names template id and entity). Cost: one RocksDB point lookup.
+  Result<std::optional<std::string>> ReadTiles(uint32_t template_id, std::string_view entity,
+                                               uint64_t blob_id) const;
 
   // Calls fn for every stored record and marker, ordered by stored key. Not a snapshot of concurrent
   // writes; meant for start-up, before writes begin. kDataLoss if a stored value is corrupt
