@@ -263,5 +263,65 @@ aggregations:
   EXPECT_EQ(odsd.Stop(SIGTERM, 10000), 0) << odsd.Stderr();
 }
 
+// Aggregation tiles below RAM (issue #6 point 5) seen by an operator: tiles that ended more than
+// tiles_ssd_after ago leave RAM within a sweep or two (ods_tiles_entities_ssd on /metrics) while
+// `ods features` over gRPC keeps answering from them and the tiles in RAM together.
+TEST(CliTilesBelowRamTest, FeaturesReadTilesMovedBelowRam) {
+  TempDir dir;
+  TempDir data;
+  const std::string config = dir.path() + "/odsd.yaml";
+  std::ofstream(config) << R"(server: {shards: 2}
+event_templates:
+  tx:
+    key: user
+    timestamp: ts
+    fields: {amount: double}
+    allowed_lateness: 2s
+    tiles_ssd_after: 3s
+aggregations:
+  n: {template: tx, fn: count, windows: [1m]}
+  spent: {template: tx, fn: sum, field: amount, windows: [1m]}
+)";
+  OdsdProcess odsd;
+  ASSERT_TRUE(odsd.Start({"--config", config, "--data-dir", data.path()})) << odsd.error();
+  auto ods = [&](const std::vector<std::string>& args) {
+    std::vector<std::string> argv = {ODS_CLI_PATH, "--addr", odsd.grpc_address()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return RunCommand(argv);
+  };
+  // The window has 1s tiles: a tile moves 3s after it ends; the test ends well within the minute.
+  auto now = [] {
+    return std::chrono::duration_cast<std::chrono::microseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  };
+  for (int i = 1; i <= 4; ++i) {
+    const CommandResult push = ods({"push", "tx", "user=u1", "ts:timestamp=" + std::to_string(now()),
+                                    "amount=" + std::to_string(i) + ".5"});
+    ASSERT_EQ(push.exit_code, 0) << push.err;
+  }
+  EXPECT_TRUE(::ods::testing::WaitUntil(
+      [&] {
+        return HttpGet(odsd.admin_address(), "/metrics").find("ods_tiles_entities_ssd 1\n") !=
+               std::string::npos;
+      },
+      std::chrono::seconds(20)))
+      << HttpGet(odsd.admin_address(), "/metrics");
+  // One more in RAM, then the answer is both parts.
+  const CommandResult push = ods({"push", "tx", "user=u1", "ts:timestamp=" + std::to_string(now()),
+                                  "amount=10.0"});
+  ASSERT_EQ(push.exit_code, 0) << push.err;
+  const CommandResult features = ods({"features", "u1", "n,spent"});
+  ASSERT_EQ(features.exit_code, 0) << features.err;
+  const auto got = ParseJson<ods::v1::FeaturesResponse>(features.out);
+  ASSERT_EQ(got.columns_size(), 2);
+  EXPECT_EQ(got.columns(0).values(0).value().int64_value(), 5);
+  EXPECT_DOUBLE_EQ(got.columns(1).values(0).value().double_value(), 1.5 + 2.5 + 3.5 + 4.5 + 10);
+  const std::string metrics = HttpGet(odsd.admin_address(), "/metrics");
+  EXPECT_THAT(metrics, ::testing::ContainsRegex("ods_tiles_cache_misses_total [1-9]"));
+  EXPECT_THAT(metrics, ::testing::ContainsRegex("ods_tiles_moved_total [1-9]"));
+  EXPECT_EQ(odsd.Stop(SIGTERM, 10000), 0) << odsd.Stderr();
+}
+
 }  // namespace
 }  // namespace ods
