@@ -10,8 +10,11 @@
 #include <cstdlib>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <random>
+#include <span>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "ods/common/check.h"
@@ -353,6 +356,118 @@ void BM_Tier_HistoryRead(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 BENCHMARK(BM_Tier_HistoryRead)->Arg(0)->Arg(1)->UseRealTime();
+
+// Aggregation tiles below RAM (issue #6 point 5): GetOnlineFeatures of one entity, 4 aggregations
+// over 365 days (count, sum, distinct_count, top_k 3), with every tile in RAM (range(0) = 0) or
+// all but the last 2 days' below RAM (1, tiles_ssd_after: 2d); 2,000 entities with one event a
+// day for 365 days. Counters: the first read of each entity (p50/p99: a blob read from RocksDB
+// and decoded, when below RAM), then reads of random entities (decoded tiles cached in RAM), and
+// RAM / SSD bytes of tiles per entity.
+void BM_Tier_TilesRead(benchmark::State& state) {
+  constexpr Micros kDay = Micros{86'400} * 1'000'000;
+  constexpr int kEntities = 2'000;
+  constexpr int kDays = 365;
+  const bool below_ram = state.range(0) == 1;
+  BenchDir dir;
+  config::Config c;
+  c.source = "tiering_benchmark";
+  c.server.shards = 4;
+  c.storage.data_dir = dir.path();
+  c.storage.ram_max_bytes = 0;
+  config::EventTemplateConfig t;
+  t.name = "tx";
+  t.key_field = "user";
+  t.timestamp_field = "ts";
+  t.fields = {{"amount", ValueType::kDouble}, {"merchant", ValueType::kString}};
+  t.history_retention_micros = 0;
+  t.tiles_ssd_after_micros = below_ram ? 2 * kDay : 0;
+  t.position = "bench:1:1";
+  c.definitions.event_templates.push_back(t);
+  auto add = [&](std::string name, std::string fn, std::string field, uint32_t n) {
+    config::AggregationConfig a;
+    a.name = std::move(name);
+    a.template_name = "tx";
+    a.fn = std::move(fn);
+    a.field = std::move(field);
+    a.n = n;
+    a.windows = {kDay, 30 * kDay, 365 * kDay};
+    a.position = "bench:1:1";
+    c.definitions.aggregations.push_back(std::move(a));
+  };
+  add("n", "count", "", 0);
+  add("amount_sum", "sum", "amount", 0);
+  add("merchants", "distinct_count", "merchant", 0);
+  add("top_merchants", "top_k", "merchant", 3);
+  // Both open the SSD tier (below RAM needs it), for fairness.
+  config::TableConfig pad;
+  pad.name = "pad";
+  pad.key_field = "id";
+  c.tables.push_back(std::move(pad));
+  c.storage.durability = config::Durability::kAsync;
+  const Micros start = Micros{1'700'000'000'000'000};
+  FakeClock clock(start);
+  std::unique_ptr<Engine> engine = std::move(Engine::Create(c, clock)).value();
+  std::vector<std::string> users;
+  for (int u = 0; u < kEntities; ++u) users.push_back("user:" + std::to_string(u));
+  std::vector<std::vector<record::Field>> fields(kEntities);
+  std::vector<EventInput> inputs(kEntities);
+  for (int day = 0; day < kDays; ++day) {
+    clock.Set(start + day * kDay);
+    for (int u = 0; u < kEntities; ++u) {
+      fields[u] = {{"user", users[u]},
+                   {"ts", record::Timestamp{clock.NowMicros()}},
+                   {"amount", static_cast<double>((u * 31 + day) % 1000)},
+                   {"merchant", "m" + std::to_string((u + day) % 40)}};
+      inputs[u] = {"tx", fields[u], {}};
+    }
+    ODS_CHECK(engine->PushEvents(inputs).ok());
+    if (below_ram && day % 30 == 29) {
+      while (engine->SweepTilesOnce() > 0) {
+      }
+    }
+  }
+  clock.Advance(kDay / 2);
+  while (below_ram && engine->SweepTilesOnce() > 0) {
+  }
+  const EngineStats stats = engine->Stats();
+  if (below_ram) ODS_CHECK(stats.tiles_entities_ssd == kEntities);
+  state.counters["ram_bytes_per_entity"] = static_cast<double>(stats.event_state_bytes) / kEntities;
+  state.counters["ssd_bytes_per_entity"] = static_cast<double>(stats.tiles_bytes_ssd) / kEntities;
+  const std::vector<std::string_view> features = {"n@365d", "amount_sum@365d", "merchants@365d",
+                                                  "top_merchants@365d"};
+  auto read = [&](std::string_view user) {
+    const auto t0 = Clock::now();
+    Result<std::vector<FeatureColumn>> got =
+        engine->GetOnlineFeatures(std::span<const std::string_view>(&user, 1), features,
+                                  std::nullopt);
+    const auto t1 = Clock::now();
+    ODS_CHECK(got.ok() && (*got)[0].statuses[0] == FeatureStatus::kPresent &&
+              std::get<int64_t>(std::get<record::Value>((*got)[0].values[0])) >= kDays - 1);
+    return std::chrono::duration<double, std::micro>(t1 - t0).count();
+  };
+  std::vector<double> first;
+  for (const std::string& u : users) first.push_back(read(u));
+  std::sort(first.begin(), first.end());
+  state.counters["first_read_p50_us"] = first[first.size() / 2];
+  state.counters["first_read_p99_us"] = first[first.size() * 99 / 100];
+  std::mt19937_64 rng(42);
+  std::vector<double> micros;
+  micros.reserve(1 << 20);
+  for (auto _ : state) micros.push_back(read(users[rng() % kEntities]));
+  std::sort(micros.begin(), micros.end());
+  if (!micros.empty()) {
+    state.counters["p50_us"] = micros[micros.size() / 2];
+    state.counters["p99_us"] = micros[micros.size() * 99 / 100];
+  }
+  const EngineStats after = engine->Stats();
+  const auto lookups = static_cast<double>(after.tiles_cache_hits + after.tiles_cache_misses);
+  state.counters["cache_hit_ratio"] =
+      lookups > 0 ? static_cast<double>(after.tiles_cache_hits) / lookups : 0;
+  state.counters["cache_mib"] = static_cast<double>(after.tiles_cache_bytes) / (1 << 20);
+  state.SetLabel(below_ram ? "tiles below RAM" : "tiles in RAM");
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_Tier_TilesRead)->Arg(0)->Arg(1)->UseRealTime();
 
 }  // namespace
 }  // namespace ods::engine
