@@ -9,6 +9,8 @@
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
+#include <initializer_list>
 #include <memory>
 #include <optional>
 #include <random>
@@ -253,6 +255,50 @@ BENCHMARK(BM_Tier_RestartToServing)
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 
+// An engine config for the event benchmarks: template tx (user, ts, amount, merchant) set up by
+// `tune`, aggregations {name, fn, field, n} over `windows`, and a durable table so that the SSD
+// tier opens in every variant (below RAM needs it; RAM-only gets one too, for fairness).
+struct BenchAgg {
+  const char* name;
+  const char* fn;
+  const char* field;
+  uint32_t n;
+};
+config::Config EventBenchConfig(const std::string& dir, std::vector<Micros> windows,
+                                std::initializer_list<BenchAgg> aggs,
+                                const std::function<void(config::EventTemplateConfig&)>& tune) {
+  config::Config c;
+  c.source = "tiering_benchmark";
+  c.server.shards = 4;
+  c.storage.data_dir = dir;
+  c.storage.ram_max_bytes = 0;
+  config::EventTemplateConfig t;
+  t.name = "tx";
+  t.key_field = "user";
+  t.timestamp_field = "ts";
+  t.fields = {{"amount", ValueType::kDouble}, {"merchant", ValueType::kString}};
+  t.position = "bench:1:1";
+  tune(t);
+  c.definitions.event_templates.push_back(t);
+  for (const BenchAgg& b : aggs) {
+    config::AggregationConfig a;
+    a.name = b.name;
+    a.template_name = "tx";
+    a.fn = b.fn;
+    a.field = b.field;
+    a.n = b.n;
+    a.windows = windows;
+    a.position = "bench:1:1";
+    c.definitions.aggregations.push_back(std::move(a));
+  }
+  config::TableConfig pad;
+  pad.name = "pad";
+  pad.key_field = "id";
+  c.tables.push_back(std::move(pad));
+  c.storage.durability = config::Durability::kAsync;
+  return c;
+}
+
 // Retained events below RAM (issue #6 point 5): GetHistoricalFeatures of one entity (3
 // aggregations, 2 windows each) with its 200 retained events all in RAM (range(0) = 0) or all but
 // the last hour's below RAM (1, history_ssd_after: 1h), 2,000 entities over 20 days. Counters:
@@ -263,41 +309,15 @@ void BM_Tier_HistoryRead(benchmark::State& state) {
   constexpr int kEventsPerEntity = 200;
   const bool below_ram = state.range(0) == 1;
   BenchDir dir;
-  config::Config c;
-  c.source = "tiering_benchmark";
-  c.server.shards = 4;
-  c.storage.data_dir = dir.path();
-  c.storage.ram_max_bytes = 0;
-  config::EventTemplateConfig t;
-  t.name = "tx";
-  t.key_field = "user";
-  t.timestamp_field = "ts";
-  t.fields = {{"amount", ValueType::kDouble}, {"merchant", ValueType::kString}};
-  t.history_retention_micros = 30 * 24 * kHour;
-  t.history_ssd_after_micros = below_ram ? kHour : 0;
-  t.allowed_lateness_micros = kHour;
-  t.position = "bench:1:1";
-  c.definitions.event_templates.push_back(t);
-  auto add = [&](std::string name, std::string fn, std::string field, uint32_t n) {
-    config::AggregationConfig a;
-    a.name = std::move(name);
-    a.template_name = "tx";
-    a.fn = std::move(fn);
-    a.field = std::move(field);
-    a.n = n;
-    a.windows = {24 * kHour, 7 * 24 * kHour};
-    a.position = "bench:1:1";
-    c.definitions.aggregations.push_back(std::move(a));
-  };
-  add("n", "count", "", 0);
-  add("amount_sum", "sum", "amount", 0);
-  add("top_merchants", "top_k", "merchant", 3);
-  // Below RAM needs the SSD tier, which odsd opens for it; RAM-only gets one too, for fairness.
-  config::TableConfig pad;
-  pad.name = "pad";
-  pad.key_field = "id";
-  c.tables.push_back(std::move(pad));
-  c.storage.durability = config::Durability::kAsync;
+  const config::Config c = EventBenchConfig(
+      dir.path(), {24 * kHour, 7 * 24 * kHour},
+      {{"n", "count", "", 0}, {"amount_sum", "sum", "amount", 0},
+       {"top_merchants", "top_k", "merchant", 3}},
+      [&](config::EventTemplateConfig& t) {
+        t.history_retention_micros = 30 * 24 * kHour;
+        t.history_ssd_after_micros = below_ram ? kHour : 0;
+        t.allowed_lateness_micros = kHour;
+      });
   const Micros start = Micros{1'700'000'000'000'000};
   FakeClock clock(start);
   std::unique_ptr<Engine> engine = std::move(Engine::Create(c, clock)).value();
@@ -369,41 +389,14 @@ void BM_Tier_TilesRead(benchmark::State& state) {
   constexpr int kDays = 365;
   const bool below_ram = state.range(0) == 1;
   BenchDir dir;
-  config::Config c;
-  c.source = "tiering_benchmark";
-  c.server.shards = 4;
-  c.storage.data_dir = dir.path();
-  c.storage.ram_max_bytes = 0;
-  config::EventTemplateConfig t;
-  t.name = "tx";
-  t.key_field = "user";
-  t.timestamp_field = "ts";
-  t.fields = {{"amount", ValueType::kDouble}, {"merchant", ValueType::kString}};
-  t.history_retention_micros = 0;
-  t.tiles_ssd_after_micros = below_ram ? 2 * kDay : 0;
-  t.position = "bench:1:1";
-  c.definitions.event_templates.push_back(t);
-  auto add = [&](std::string name, std::string fn, std::string field, uint32_t n) {
-    config::AggregationConfig a;
-    a.name = std::move(name);
-    a.template_name = "tx";
-    a.fn = std::move(fn);
-    a.field = std::move(field);
-    a.n = n;
-    a.windows = {kDay, 30 * kDay, 365 * kDay};
-    a.position = "bench:1:1";
-    c.definitions.aggregations.push_back(std::move(a));
-  };
-  add("n", "count", "", 0);
-  add("amount_sum", "sum", "amount", 0);
-  add("merchants", "distinct_count", "merchant", 0);
-  add("top_merchants", "top_k", "merchant", 3);
-  // Both open the SSD tier (below RAM needs it), for fairness.
-  config::TableConfig pad;
-  pad.name = "pad";
-  pad.key_field = "id";
-  c.tables.push_back(std::move(pad));
-  c.storage.durability = config::Durability::kAsync;
+  const config::Config c = EventBenchConfig(
+      dir.path(), {kDay, 30 * kDay, 365 * kDay},
+      {{"n", "count", "", 0}, {"amount_sum", "sum", "amount", 0},
+       {"merchants", "distinct_count", "merchant", 0}, {"top_merchants", "top_k", "merchant", 3}},
+      [&](config::EventTemplateConfig& t) {
+        t.history_retention_micros = 0;
+        t.tiles_ssd_after_micros = below_ram ? 2 * kDay : 0;
+      });
   const Micros start = Micros{1'700'000'000'000'000};
   FakeClock clock(start);
   std::unique_ptr<Engine> engine = std::move(Engine::Create(c, clock)).value();

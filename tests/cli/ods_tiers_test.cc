@@ -39,6 +39,13 @@ T ParseJson(const std::string& text) {
   return message;
 }
 
+// Runs the `ods` CLI against `odsd`'s gRPC address.
+CommandResult OdsOf(const OdsdProcess& odsd, const std::vector<std::string>& args) {
+  std::vector<std::string> argv = {ODS_CLI_PATH, "--addr", odsd.grpc_address()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return RunCommand(argv);
+}
+
 // odsd's config in these tests (the tests rewrite parts of it).
 constexpr const char* kConfig = R"(server: {shards: 2}
 storage:
@@ -220,11 +227,7 @@ aggregations:
 )";
   OdsdProcess odsd;
   ASSERT_TRUE(odsd.Start({"--config", config, "--data-dir", data.path()})) << odsd.error();
-  auto ods = [&](const std::vector<std::string>& args) {
-    std::vector<std::string> argv = {ODS_CLI_PATH, "--addr", odsd.grpc_address()};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return RunCommand(argv);
-  };
+  auto ods = [&](const std::vector<std::string>& args) { return OdsOf(odsd, args); };
   const int64_t now = std::chrono::duration_cast<std::chrono::microseconds>(
                           std::chrono::system_clock::now().time_since_epoch())
                           .count();
@@ -284,11 +287,7 @@ aggregations:
 )";
   OdsdProcess odsd;
   ASSERT_TRUE(odsd.Start({"--config", config, "--data-dir", data.path()})) << odsd.error();
-  auto ods = [&](const std::vector<std::string>& args) {
-    std::vector<std::string> argv = {ODS_CLI_PATH, "--addr", odsd.grpc_address()};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return RunCommand(argv);
-  };
+  auto ods = [&](const std::vector<std::string>& args) { return OdsOf(odsd, args); };
   // The window has 1s tiles: a tile moves 3s after it ends; the test ends well within the minute.
   auto now = [] {
     return std::chrono::duration_cast<std::chrono::microseconds>(
