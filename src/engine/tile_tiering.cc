@@ -86,7 +86,7 @@ Status Engine::ReadColdTiles(uint32_t s, uint32_t template_id,
                              std::span<const uint32_t> indices, Micros now,
                              std::vector<shard::ColdTiles>& out) const {
   thread_local std::vector<shard::ColdTilesRef> refs;
-  thread_local shard::TileLayouts layouts;
+  shard::TileLayouts layouts;  // not kept by the thread: a cached decode holds its own
   refs.clear();
   shards_[s]->ColdTilesOf(template_id, reads, entities, indices, now, refs, layouts);
   out.resize(refs.size());
@@ -110,7 +110,6 @@ Status Engine::ReadColdTiles(uint32_t s, uint32_t template_id,
     tile_cache_->Insert(key, *decoded);
     out[k].tiles = std::move(*decoded);
   }
-  layouts.clear();  // a thread keeps no layouts alive between reads
   return OkStatus();
 }
 

@@ -450,7 +450,7 @@ bool Shard::EventStore::ReadOnline(uint32_t template_id, std::span<const Aggrega
       }
     }
   }
-  size_t next_cold = 0;  // cold is sorted by index, as indices are
+  size_t next_cold = 0;  // cold is in index order, as ColdTilesOf made it from `indices`
   // A three-stage pipeline (a read changes nothing, so an entity found early stays valid):
   // k + 12: hint the map slot of entity k; k + 8: find it and hint its whole slot (key and
   // Entity span ~3 cache lines); k + 4: hint its newest tile rows (reading the groups' row

@@ -596,8 +596,8 @@ class alignas(64) Shard {
   // aggregator's merge or finalize that fails also stops the read (false) and sets `error`
   // (naming aggregation, function, version and Lua line); `error` stays OK otherwise.
   // An entity with tiles below RAM that a read's window reaches needs them in `cold` (sorted by
-  // index, as ColdTilesOf described them); if they are missing or have moved since, the read
-  // stops (false) with `error` kAborted and the caller asks ColdTilesOf again.
+  // index, as ColdTilesOf described them; `indices` ascending); if they are missing or have moved
+  // since, the read stops (false) with `error` kAborted and the caller asks ColdTilesOf again.
   [[nodiscard]] bool ReadOnline(uint32_t template_id, std::span<const AggregationRead> reads,
                                 std::span<const std::string_view> entities,
                                 std::span<const uint32_t> indices, Micros now,
