@@ -389,13 +389,17 @@ void ParseStorage(Parser& p, const YAML::Node& node, StorageConfig& out) {
                  } else if (key == "ram" || key == "ssd") {
                    const std::string path = "storage." + key;
                    p.ForEachKey(
-                       v, path, key == "ram" ? std::span(internal::kRamKeys)
-                                             : std::span(internal::kSsdKeys),
+                       v, path,
+                       key == "ram" ? std::span<const std::string_view>(internal::kRamKeys)
+                                    : std::span<const std::string_view>(internal::kSsdKeys),
                        [&](const std::string& k, const YAML::Node&, const YAML::Node& x) {
                          if (k == "max_bytes") {
                            p.Bytes(x, path + ".max_bytes", 0,
                                    std::numeric_limits<uint64_t>::max(),
                                    key == "ram" ? out.ram_max_bytes : out.ssd_max_bytes);
+                         } else if (k == "tile_cache_bytes") {
+                           p.Bytes(x, path + ".tile_cache_bytes", 0, uint64_t{1} << 40,
+                                   out.tile_cache_bytes);
                          } else {
                            ParseCost(p, x, path + ".cost_per_gib_month",
                                      key == "ram" ? out.ram_cost_per_gib_month

@@ -30,7 +30,8 @@ inline constexpr std::array<std::string_view, 6> kStorageKeys = {
     "data_dir", "durability", "durability_window", "ram", "ssd", "backing"};
 inline constexpr std::array<std::string_view, 3> kSubscriptionsKeys = {
     "retained_changes", "max_subscribers", "queue_size"};
-inline constexpr std::array<std::string_view, 2> kRamKeys = {"max_bytes", "cost_per_gib_month"};
+inline constexpr std::array<std::string_view, 3> kRamKeys = {"max_bytes", "cost_per_gib_month",
+                                                             "tile_cache_bytes"};
 inline constexpr std::array<std::string_view, 2> kSsdKeys = {"max_bytes", "cost_per_gib_month"};
 inline constexpr std::array<std::string_view, 4> kBackingKeys = {"kind", "dir", "postgres",
                                                                  "cost_per_gib_month"};

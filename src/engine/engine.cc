@@ -30,9 +30,6 @@ namespace {
 // waited behind it at each one: the p99 of lookups.
 constexpr size_t kSweepVisitsPerShard = 1024;
 constexpr auto kSweepInterval = std::chrono::seconds(1);
-// RAM for decoded aggregation tiles below RAM (tiles_ssd_after): a 365-day window's rows of a few
-// built-in fns take a few KiB per entity, so this keeps the hot entities' tiles decoded.
-constexpr uint64_t kTileCacheBytes = uint64_t{64} << 20;
 
 // The shard's view of a table's tiering config; null when it has no rules.
 std::shared_ptr<const shard::TieringPolicy> TieringPolicyOf(const config::TableConfig& t) {
@@ -162,7 +159,7 @@ Result<std::unique_ptr<Engine>> Engine::Create(const config::Config& config, con
       config.storage.ram_max_bytes == 0 ? 0 : std::max<uint64_t>(per_shard_bytes, 1);
   engine->tier_settings_.store(MakeTierSettings(config, 1, 0));
   const std::shared_ptr<const TierSettings> settings = engine->Settings();
-  engine->tile_cache_ = std::make_unique<TileCache>(kTileCacheBytes);
+  engine->tile_cache_ = std::make_unique<TileCache>(config.storage.tile_cache_bytes);
   engine->read_latency_ = std::make_unique<LatencyHistogram[]>(config.tables.size());
   engine->ttl_ = std::make_unique<std::atomic<Micros>[]>(config.tables.size());
   engine->markers_ = std::make_unique<std::atomic<bool>[]>(config.tables.size());

@@ -176,7 +176,8 @@ std::string RenderMetrics(engine::Engine& engine, const FeaturesService& feature
   counter("ods_tiles_cache_misses_total",
           "Reads of tiles below RAM that read and decoded a blob from the SSD tier.",
           s.tiles_cache_misses);
-  gauge("ods_tiles_cache_bytes", "RAM held by decoded tiles below RAM (at most 64 MiB).",
+  gauge("ods_tiles_cache_bytes",
+        "RAM held by decoded tiles below RAM (at most storage.ram.tile_cache_bytes).",
         s.tiles_cache_bytes);
   gauge("ods_recovered_records", "Records loaded from the durable tier at start.",
         s.recovered_records);

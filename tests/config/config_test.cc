@@ -134,7 +134,7 @@ limits: {max_key_bytes: 2KiB, max_record_bytes: 64KiB, max_batch_size: 7, max_me
          max_concurrent_streams: 20}
 storage:
   data_dir: /var/lib/ods
-  ram: {max_bytes: 0}
+  ram: {max_bytes: 0, tile_cache_bytes: 1GiB}
 tables:
   events:
     key: event_id
@@ -156,6 +156,7 @@ tables:
   EXPECT_EQ(r->limits.max_concurrent_streams, 20u);
   EXPECT_EQ(r->storage.data_dir, "/var/lib/ods");
   EXPECT_EQ(r->storage.ram_max_bytes, 0u);
+  EXPECT_EQ(r->storage.tile_cache_bytes, uint64_t{1} << 30);
   ASSERT_EQ(r->tables.size(), 1u);
   const TableConfig& t = r->tables[0];
   EXPECT_EQ(t.name, "events");

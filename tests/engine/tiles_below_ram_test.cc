@@ -110,10 +110,11 @@ class TilesBelowRamTest : public ::testing::Test {
       for (Micros w : a.windows) refs_.push_back(a.name + "@" + FormatDuration(w));
     }
   }
-  void OpenTiered() {
+  void OpenTiered(uint64_t tile_cache_bytes = uint64_t{64} << 20) {
     tiered_.reset();
-    Result<std::unique_ptr<Engine>> tiered =
-        Engine::Create(MakeConfig(2 * kDay, data_.path()), clock_);
+    config::Config c = MakeConfig(2 * kDay, data_.path());
+    c.storage.tile_cache_bytes = tile_cache_bytes;
+    Result<std::unique_ptr<Engine>> tiered = Engine::Create(c, clock_);
     ASSERT_THAT(tiered, IsOk());
     tiered_ = std::move(*tiered);
   }
@@ -244,6 +245,21 @@ TEST_F(TilesBelowRamTest, TilesBelowRamGoWhenNoWindowReadsThemWithTheirEntityAnd
   ASSERT_NO_FATAL_FAILURE(OpenTiered());
   EXPECT_EQ(tiered_->Stats().tiles_entities_ssd, 0u);
   EXPECT_EQ(tiered_->Stats().entities, 0u);
+}
+
+// With a cache too small for one entity's tiles, every read decodes its blobs afresh: the same
+// answers, nothing kept.
+TEST_F(TilesBelowRamTest, WithoutACacheEveryReadDecodesAndAnswersAlike) {
+  ASSERT_NO_FATAL_FAILURE(OpenTiered(/*tile_cache_bytes=*/100));
+  std::mt19937_64 rng(99);
+  ASSERT_NO_FATAL_FAILURE(Ingest(60, rng));
+  ASSERT_NO_FATAL_FAILURE(ExpectSameAnswers("first"));
+  ASSERT_NO_FATAL_FAILURE(ExpectSameAnswers("again"));
+  const EngineStats s = tiered_->Stats();
+  EXPECT_EQ(s.tiles_entities_ssd, users_.size());
+  EXPECT_EQ(s.tiles_cache_hits, 0u);
+  EXPECT_GE(s.tiles_cache_misses, 2 * users_.size());
+  EXPECT_EQ(s.tiles_cache_bytes, 0u);
 }
 
 // tiles_ssd_after > allowed_lateness keeps accepted events out of tiles below RAM; a clock

@@ -180,6 +180,10 @@ struct StorageConfig {
   // `ram.cost_per_gib_month`: what a GiB of RAM costs a month, for the cost estimate in tier
   // stats (any currency). Default: 4.0 (a rough cloud list price; set your own).
   double ram_cost_per_gib_month = 4.0;
+  // `ram.tile_cache_bytes`: RAM for aggregation tiles read back from below RAM, kept decoded for
+  // the next reads (event_templates.NAME.tiles_ssd_after); 0 = none kept. Not part of max_bytes.
+  // Default: 64 MiB. Range: [0, 1 TiB].
+  uint64_t tile_cache_bytes = uint64_t{64} << 20;
   // `ssd.max_bytes`: budget of the SSD tier for records of tiered tables (their encoded size);
   // over it, the least recently used SSD records of the lowest-priority tables move to the
   // backing store (where there is one). 0 = unlimited. Default: 0.

@@ -57,7 +57,7 @@ struct EngineStats {
   uint64_t tiles_moved = 0;         // tile moves (one entity each) since start
   uint64_t tiles_cache_hits = 0;    // reads of tiles below RAM served decoded from RAM
   uint64_t tiles_cache_misses = 0;  // ... read from the SSD tier and decoded
-  uint64_t tiles_cache_bytes = 0;   // RAM held by decoded tiles (at most 64 MiB)
+  uint64_t tiles_cache_bytes = 0;   // RAM held by decoded tiles (storage.ram.tile_cache_bytes)
   // Durable tier (tables whose durability is not none); all 0 when no table is durable.
   uint64_t recovered_records = 0;  // records loaded from the tier at start
   uint64_t durable_batches = 0;    // Put/Delete calls written to the tier since start
