@@ -213,6 +213,77 @@ void BM_Tier_SweepStepHold(benchmark::State& state) {
 }
 BENCHMARK(BM_Tier_SweepStepHold)->Unit(benchmark::kMicrosecond);
 
+// How long one tiles-sweep step holds a shard's lock at its worst: Shard::CollectTileMoves when
+// every one of 1,000 entities has a year of day tiles (count, sum, distinct_count, top_k 3 over
+// 365 days) to move, as right after tiles_ssd_after is set; the step stops at 256 KiB encoded.
+// Each iteration collects (under the lock) and gives the moves back unwritten (the rows stay),
+// so every step does the full work again. Counters: entities and encoded KiB per step.
+void BM_Tier_TilesSweepStepHold(benchmark::State& state) {
+  constexpr Micros kDay = Micros{86'400} * 1'000'000;
+  FakeClock clock(Micros{1'700'000'000'000'000});
+  shard::Shard shard(0, {}, clock, 0);
+  auto t = std::make_shared<shard::TemplateSpec>();
+  t->field_count = 2;  // 0: amount (double), 1: merchant (string)
+  t->tiles_ssd_after_micros = 2 * kDay;
+  t->field_names = {"amount", "merchant"};
+  shard.AddTemplate(t);
+  uint32_t next_id = 0;
+  auto add = [&](aggregate::Fn fn, ValueType type, int32_t field, uint32_t n) {
+    auto a = std::make_shared<shard::AggregationSpec>();
+    a->id = next_id++;
+    a->field = field;
+    a->spec.fn = fn;
+    a->spec.input_type = type;
+    a->spec.n = n;
+    a->spec.windows = {kDay, 30 * kDay, 365 * kDay};
+    for (Micros w : a->spec.windows) a->spec.tiles.push_back(aggregate::DefaultTileFor(w));
+    shard.AddAggregation(a);
+  };
+  add(aggregate::Fn::kCount, ValueType::kInt64, -1, 0);
+  add(aggregate::Fn::kSum, ValueType::kDouble, 0, 0);
+  add(aggregate::Fn::kDistinctCount, ValueType::kString, 1, 0);
+  add(aggregate::Fn::kTopK, ValueType::kString, 1, 3);
+  constexpr int kEntities = 1'000;
+  std::vector<std::string> keys;
+  for (int u = 0; u < kEntities; ++u) keys.push_back("user:" + std::to_string(u));
+  std::vector<record::Value> values(2 * kEntities);
+  std::vector<const record::Value*> pointers(2 * kEntities);
+  std::vector<shard::ShardEvent> events(kEntities);
+  std::vector<uint32_t> indices(kEntities);
+  std::vector<shard::EventOutcome> outcomes(kEntities);
+  for (int day = 0; day < 365; ++day) {
+    for (int u = 0; u < kEntities; ++u) {
+      values[2 * u] = static_cast<double>((u * 31 + day) % 1000);
+      values[2 * u + 1] = "m" + std::to_string((u + day) % 40);
+      pointers[2 * u] = &values[2 * u];
+      pointers[2 * u + 1] = &values[2 * u + 1];
+      events[u] = {0, keys[u], clock.NowMicros(), &pointers[2 * u], {}};
+      indices[u] = static_cast<uint32_t>(u);
+    }
+    shard.ApplyEvents(events, indices, outcomes);
+    clock.Advance(kDay);
+  }
+  std::vector<shard::TileMove> moves;
+  size_t entities = 0;
+  size_t bytes = 0;
+  for (auto _ : state) {
+    moves.clear();
+    shard.CollectTileMoves(1024, moves);
+    state.PauseTiming();
+    entities = moves.size();
+    bytes = 0;
+    for (const shard::TileMove& m : moves) {
+      for (const std::string& b : m.moved) bytes += b.size();
+    }
+    shard.CommitTileMoves(moves, /*written=*/false);
+    state.ResumeTiming();
+  }
+  ODS_CHECK(entities > 0);
+  state.counters["entities_per_step"] = static_cast<double>(entities);
+  state.counters["encoded_kib_per_step"] = static_cast<double>(bytes) / 1024;
+}
+BENCHMARK(BM_Tier_TilesSweepStepHold)->Unit(benchmark::kMicrosecond);
+
 // Restart to serving with range(0) records on SSD: the records are written to the RocksDB tier
 // directly (as a previous odsd left them), then Engine::Create is timed until it returns (it
 // loads one below-RAM entry per record; values stay on SSD until read).

@@ -13,6 +13,11 @@ namespace {
 
 absl::string_view AsAbsl(std::string_view s) { return {s.data(), s.size()}; }
 
+// Encoded bytes one CollectTileMoves call gathers at most (the commit re-encodes as many): what
+// bounds its hold of the shard lock when many entities have a lot to move (the first sweeps
+// after tiles_ssd_after is set on a template with long windows), besides its visits.
+constexpr size_t kMaxMoveBytesPerCall = 256 << 10;
+
 }  // namespace
 
 Micros Shard::EventStore::EarliestWindowStart(const Template& t, Micros now) {
@@ -64,8 +69,10 @@ void Shard::EventStore::DropColdTiles(Template& t, const EntityKey& key) {
 
 void Shard::EventStore::CollectTileMoves(Micros now, size_t max_visits, std::vector<TileMove>& out) {
   size_t visits = 0;
-  for (size_t entered = 0;
-       entered <= templates_.size() && visits < max_visits && !templates_.empty(); ++entered) {
+  size_t bytes = 0;
+  for (size_t entered = 0; entered <= templates_.size() && visits < max_visits &&
+                           bytes < kMaxMoveBytesPerCall && !templates_.empty();
+       ++entered) {
     if (tiles_template_ >= templates_.size()) tiles_template_ = 0;
     Template& t = *templates_[tiles_template_];
     if (t.spec->tiles_ssd_after_micros <= 0 || t.layouts.empty()) {
@@ -80,7 +87,8 @@ void Shard::EventStore::CollectTileMoves(Micros now, size_t max_visits, std::vec
       it = t.entities.find(AsAbsl(tiles_resume_key_));
       if (it == t.entities.end()) it = t.entities.begin();
     }
-    for (; it != t.entities.end() && visits < max_visits; ++it, ++visits) {
+    for (; it != t.entities.end() && visits < max_visits && bytes < kMaxMoveBytesPerCall;
+         ++it, ++visits) {
       auto c = t.cold_tiles.find(it->first);
       if (c != t.cold_tiles.end()) {
         TileRange& range = c->second;
@@ -99,6 +107,7 @@ void Shard::EventStore::CollectTileMoves(Micros now, size_t max_visits, std::vec
       for (size_t l = 0; l < it->second.groups.size(); ++l) {
         it->second.groups[l].EncodeColdRows(before, move.moved[l]);
         any = any || !move.moved[l].empty();
+        bytes += move.moved[l].size();
       }
       if (!any) {
         if (c != t.cold_tiles.end() && c->second.id == 0) {

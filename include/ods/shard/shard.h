@@ -647,7 +647,7 @@ class alignas(64) Shard {
   // previous call stopped, and appends a TileMove for each one with tiles old enough (one move
   // per entity at a time); their rows stay in RAM until CommitTileMoves. Entities whose tiles
   // below RAM no window reads any more give them up (TakeTileGarbage). Holds the lock for
-  // O(max_visits + encoded bytes).
+  // O(max_visits + encoded bytes), the bytes bounded at 256 KiB a call.
   void CollectTileMoves(size_t max_visits, std::vector<TileMove>& out);
   // After the caller stored `moves` (written) or failed to: drops the stored rows from RAM and
   // makes the new blob the one read, or keeps the rows in RAM. A move whose rows changed
