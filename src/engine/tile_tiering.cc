@@ -41,12 +41,14 @@ size_t Engine::SweepTilesOnce() {
         Result<std::string> merged =
             !old.ok() ? Result<std::string>(old.status())
             : (m.old_id != 0 && !old->has_value())
-                ? Result<std::string>(Status(StatusCode::kDataLoss, "the blob below RAM is missing"))
+                ? Result<std::string>(
+                      Status(StatusCode::kDataLoss, "the blob below RAM is missing"))
                 : shard::MergeTiles(m.layouts, old->value_or(std::string()), m.moved, now);
         if (!merged.ok()) {
           tier_move_errors_.fetch_add(1, std::memory_order_relaxed);
-          Logger("ods.engine")->warn("moving aggregation tiles of entity '{}' below RAM: {}",
-                                     QuoteForMessage(m.entity), merged.status().message());
+          Logger("ods.engine")
+              ->warn("moving aggregation tiles of entity '{}' below RAM: {}",
+                     QuoteForMessage(m.entity), merged.status().message());
           failed.push_back(std::move(m));
           moves.erase(moves.begin() + static_cast<ptrdiff_t>(k));
           continue;
@@ -59,8 +61,9 @@ size_t Engine::SweepTilesOnce() {
       if (!batch.empty()) written = tier_->WriteEvents(batch);
       if (!written.ok()) {
         tier_move_errors_.fetch_add(1, std::memory_order_relaxed);
-        Logger("ods.engine")->warn("moving aggregation tiles of {} entities below RAM: {}",
-                                   moves.size(), written.message());
+        Logger("ods.engine")
+            ->warn("moving aggregation tiles of {} entities below RAM: {}", moves.size(),
+                   written.message());
       }
       shard->CommitTileMoves(moves, written.ok());
       shard->CommitTileMoves(failed, false);
@@ -71,7 +74,8 @@ size_t Engine::SweepTilesOnce() {
   }
   if (!garbage.empty()) {
     tier::WriteBatch batch;
-    for (const shard::TileGarbage& g : garbage) batch.DeleteTiles(g.template_id, g.entity, g.blob_id);
+    for (const shard::TileGarbage& g : garbage)
+      batch.DeleteTiles(g.template_id, g.entity, g.blob_id);
     if (Status s = tier_->WriteEvents(batch); !s.ok()) {
       // Left behind: never read (no entity points at those ids); cleared at the next start.
       Logger("ods.engine")->warn("deleting aggregation tiles below RAM: {}", s.message());
@@ -102,10 +106,10 @@ Status Engine::ReadColdTiles(uint32_t s, uint32_t template_id,
     if (!blob.has_value()) continue;  // moved on meanwhile: the shard asks again
     Result<std::shared_ptr<const shard::DecodedTiles>> decoded = shard::DecodeTiles(layouts, *blob);
     if (!decoded.ok()) {
-      return Status(StatusCode::kDataLoss,
-                    "aggregation tiles below RAM of entity '" + QuoteForMessage(entity) +
-                        "' of event template " + CurrentCatalog().templates[template_id].config.name +
-                        ": " + std::string(decoded.status().message()));
+      return Status(StatusCode::kDataLoss, "aggregation tiles below RAM of entity '" +
+                                               QuoteForMessage(entity) + "' of event template " +
+                                               CurrentCatalog().templates[template_id].config.name +
+                                               ": " + std::string(decoded.status().message()));
     }
     tile_cache_->Insert(key, *decoded);
     out[k].tiles = std::move(*decoded);

@@ -43,7 +43,8 @@ void Shard::EventStore::ColdTilesOf(uint32_t template_id, std::span<const Aggreg
   Micros reach = std::numeric_limits<Micros>::max();
   for (const AggregationRead& r : reads) {
     const AggregationSpec& agg = *t.aggregations[aggregation_slots_[r.aggregation_id].second];
-    if (agg.function == nullptr) reach = std::min(reach, aggregate::WindowStart(agg.spec, r.window, now));
+    if (agg.function == nullptr)
+      reach = std::min(reach, aggregate::WindowStart(agg.spec, r.window, now));
   }
   for (uint32_t i : indices) {
     auto c = t.cold_tiles.find(AsAbsl(entities[i]));
@@ -62,12 +63,14 @@ void Shard::EventStore::DropColdTiles(Template& t, const EntityKey& key) {
     cold_tile_bytes_ -= range.blob_bytes;
   }
   // Written or not: the move's commit finds the entry gone and leaves the blob to this.
-  if (range.pending != 0) tile_garbage_.push_back({t.spec->id, std::string(key.view()), range.pending});
+  if (range.pending != 0)
+    tile_garbage_.push_back({t.spec->id, std::string(key.view()), range.pending});
   bytes_ -= static_cast<int64_t>(key.heap_bytes());
   t.cold_tiles.erase(c);
 }
 
-void Shard::EventStore::CollectTileMoves(Micros now, size_t max_visits, std::vector<TileMove>& out) {
+void Shard::EventStore::CollectTileMoves(Micros now, size_t max_visits,
+                                         std::vector<TileMove>& out) {
   size_t visits = 0;
   size_t bytes = 0;
   for (size_t entered = 0; entered <= templates_.size() && visits < max_visits &&
@@ -156,7 +159,8 @@ void Shard::EventStore::CommitTileMoves(std::span<const TileMove> moves, bool wr
     bool same = written && entity.groups.size() >= move.moved.size();
     for (size_t l = 0; same && l < entity.groups.size(); ++l) {
       entity.groups[l].EncodeColdRows(move.before, again);
-      same = again == (l < move.moved.size() ? std::string_view(move.moved[l]) : std::string_view());
+      same =
+          again == (l < move.moved.size() ? std::string_view(move.moved[l]) : std::string_view());
     }
     if (!same) {
       if (written) tile_garbage_.push_back({move.template_id, move.entity, move.new_id});

@@ -23,8 +23,8 @@ namespace {
 
 using ::ods::testing::IsOk;
 using ::ods::testing::StatusIs;
-using ::testing::HasSubstr;
 using record::Field;
+using ::testing::HasSubstr;
 
 constexpr Micros kSecond = 1'000'000;
 constexpr Micros kMinute = 60 * kSecond;
@@ -34,8 +34,7 @@ constexpr Micros kDay = 24 * kHour;
 // A day (hour tiles), 30 and 365 days (day tiles).
 const std::vector<Micros> kWindows = {kDay, 30 * kDay, 365 * kDay};
 
-config::AggregationConfig Agg(std::string name, std::string fn, std::string field,
-                              uint32_t n = 0) {
+config::AggregationConfig Agg(std::string name, std::string fn, std::string field, uint32_t n = 0) {
   config::AggregationConfig a;
   a.name = std::move(name);
   a.template_name = "tx";
@@ -272,9 +271,8 @@ TEST_F(TilesBelowRamTest, AnEventIntoATileBelowRamIsRefusedAndChangesNothing) {
   ASSERT_EQ(tiered_->Stats().tiles_entities_ssd, 1u);
   const Micros now = clock_.NowMicros();
   clock_.Set(now - 3 * kDay - kHour);  // the clock steps back
-  Result<PushResult> pushed =
-      Push(*tiered_, {{"user2", clock_.NowMicros() - kMinute, 7.0, "m3"},
-                      {"user3", clock_.NowMicros() - kMinute, 8.0, "m3"}});
+  Result<PushResult> pushed = Push(*tiered_, {{"user2", clock_.NowMicros() - kMinute, 7.0, "m3"},
+                                              {"user3", clock_.NowMicros() - kMinute, 8.0, "m3"}});
   ASSERT_THAT(pushed, IsOk());
   EXPECT_EQ(pushed->applied, 1u);
   ASSERT_EQ(pushed->rejected.size(), 1u);

@@ -33,7 +33,7 @@ struct TileMove {
   std::string entity;
   uint64_t old_id = 0;  // the entity's blob below RAM now; 0: none
   uint64_t new_id = 0;
-  Micros before = 0;    // the rows of tiles that end at or before this
+  Micros before = 0;  // the rows of tiles that end at or before this
   TileLayouts layouts;
   std::vector<std::string> moved;  // per layout: SeriesGroup::EncodeColdRows(before)
   // Set by the caller: the size of the blob it stored; 0 when the merge left no row (all past
