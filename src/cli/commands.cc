@@ -11,6 +11,7 @@
 #include <ostream>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "cli/help_text.h"
 #include "cli/requests.h"
@@ -25,8 +26,8 @@
 namespace ods::cli {
 namespace {
 
-std::shared_ptr<grpc::Channel> MakeChannel(const GlobalOptions& global) {
-  grpc::ChannelArguments channel_args;
+std::shared_ptr<grpc::Channel> MakeChannel(const GlobalOptions& global,
+                                          grpc::ChannelArguments channel_args) {
   // The server bounds responses (limits.max_message_bytes); the CLI shouldn't add a lower one.
   channel_args.SetMaxReceiveMessageSize(-1);
   if (!global.tls) {
@@ -38,6 +39,25 @@ std::shared_ptr<grpc::Channel> MakeChannel(const GlobalOptions& global) {
   tls.pem_cert_chain = global.tls_cert_pem;
   tls.pem_private_key = global.tls_key_pem;
   return grpc::CreateCustomChannel(global.addr, grpc::SslCredentials(tls), channel_args);
+}
+
+std::shared_ptr<grpc::Channel> MakeChannel(const GlobalOptions& global) {
+  return MakeChannel(global, grpc::ChannelArguments());
+}
+
+// A Subscribe stream's channel keeps HTTP/2's initial 64 KiB stream window. With BDP probing
+// (gRPC's default) a C-core client announces a 4 MiB window whatever it reads, so once this
+// process stops reading (stopped, paused, slow) the server writes ~4 MiB at it, more than the
+// two kernel socket buffers hold: the server's TCP write then blocks, and while it is blocked
+// gRPC 1.51 runs a backup poller thread in odsd that takes epoll events from the threads serving
+// writers, costing every Put extra context switches (issue #7 point 2; docs/benchmarks.md,
+// "Subscriptions"). 64 KiB fits in the receive buffer, so the server's write completes and only
+// HTTP/2 flow control holds the stream. The cost: at most 64 KiB in flight per round trip (tens of
+// MB/s on a LAN, ~1 MB/s at 50 ms).
+std::shared_ptr<grpc::Channel> MakeSubscriberChannel(const GlobalOptions& global) {
+  grpc::ChannelArguments channel_args;
+  channel_args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+  return MakeChannel(global, std::move(channel_args));
 }
 
 // Sets the call's deadline and, with an API key, its authorization metadata.
@@ -180,7 +200,7 @@ int RunSubscribe(const GlobalOptions& global, const ParsedArgs& args, const Io& 
     if (!n.ok()) return ReportUsage(n.status(), "subscribe", io);
     max = *n;
   }
-  const auto stub = ods::v1::Features::NewStub(MakeChannel(global));
+  const auto stub = ods::v1::Features::NewStub(MakeSubscriberChannel(global));
   grpc::ClientContext context;
   SetDeadline(global, context);
   const auto reader = stub->Subscribe(&context, *request);

@@ -21,7 +21,9 @@ namespace ods::server {
 // "Subscriptions"). Each stream has at most one message in flight; a stream whose client does
 // not read (gRPC flow control holds its write) simply stops taking changes, so writers never
 // wait for it: its cursor stays put and, when it reads again, the engine's Subscription gives it
-// a gap notice. One pump thread wakes every kPollInterval while some stream is idle (open, no
+// a gap notice. (Free for writers only while the client's HTTP/2 window fits in the socket
+// buffers: a blocked TCP write makes gRPC run a backup poller that slows them; see
+// docs/architecture.md, "Subscriptions".) One pump thread wakes every kPollInterval while some stream is idle (open, no
 // write in flight) and starts a write on each idle stream that has new changes; a stream whose
 // write completed takes its next message at once on the gRPC thread. While every stream has a
 // write in flight (e.g. all clients stalled) the pump sleeps until one completes. Writers do
