@@ -77,6 +77,9 @@ admin=$(sed -n 's/.*odsd ready grpc=[^ ]* admin=\([^ ]*\).*/\1/p' "$tmp/odsd.out
 # Starts a subscriber printing to $1; sets sub_pid once it printed its first message.
 sub_pid=
 start_subscriber() {
+  # Emptied here, not by the redirect: the child truncates only once it runs, so waiting for the
+  # line could otherwise find the previous round's and stop a subscriber that never subscribed.
+  : >"$1"
   "$ODS" --addr "$addr" --timeout 3600 subscribe --table user_features >"$1" 2>"$1.err" &
   sub_pid=$!
   pids+=("$sub_pid")
