@@ -31,32 +31,37 @@ size_t Engine::SweepTilesOnce() {
     if (!moves.empty()) {
       const Micros now = clock_.NowMicros();
       tier::WriteBatch batch;
-      // Each move: the blob below RAM now, merged with the rows moving. A move that cannot be
-      // merged (its old blob unreadable) keeps its rows in RAM.
-      for (size_t k = 0; k < moves.size();) {
-        shard::TileMove& m = moves[k];
-        Result<std::optional<std::string>> old =
-            m.old_id == 0 ? Result<std::optional<std::string>>(std::optional<std::string>())
-                          : tier_->ReadTiles(m.template_id, m.entity, m.old_id);
-        Result<std::string> merged =
-            !old.ok() ? Result<std::string>(old.status())
-            : (m.old_id != 0 && !old->has_value())
-                ? Result<std::string>(
-                      Status(StatusCode::kDataLoss, "the blob below RAM is missing"))
-                : shard::MergeTiles(m.layouts, old->value_or(std::string()), m.moved, now);
+      // The blob to store for a move: its entity's blob below RAM now merged with the rows
+      // moving. A move whose old blob cannot be read or merged keeps its rows in RAM.
+      auto merged_blob = [&](const shard::TileMove& m) -> Result<std::string> {
+        std::string old;
+        if (m.old_id != 0) {
+          ODS_ASSIGN_OR_RETURN(std::optional<std::string> stored,
+                               tier_->ReadTiles(m.template_id, m.entity, m.old_id));
+          if (!stored.has_value()) {
+            return Status(StatusCode::kDataLoss, "its blob below RAM is missing");
+          }
+          old = std::move(*stored);
+        }
+        return shard::MergeTiles(m.layouts, old, m.moved, now);
+      };
+      size_t kept = 0;
+      for (shard::TileMove& m : moves) {
+        Result<std::string> merged = merged_blob(m);
         if (!merged.ok()) {
           tier_move_errors_.fetch_add(1, std::memory_order_relaxed);
           Logger("ods.engine")
               ->warn("moving aggregation tiles of entity '{}' below RAM: {}",
                      QuoteForMessage(m.entity), merged.status().message());
           failed.push_back(std::move(m));
-          moves.erase(moves.begin() + static_cast<ptrdiff_t>(k));
           continue;
         }
         m.blob_bytes = merged->size();
         if (!merged->empty()) batch.PutTiles(m.template_id, m.entity, m.new_id, *merged);
-        ++k;
+        if (&moves[kept] != &m) moves[kept] = std::move(m);
+        ++kept;
       }
+      moves.resize(kept);
       Status written = OkStatus();
       if (!batch.empty()) written = tier_->WriteEvents(batch);
       if (!written.ok()) {
