@@ -8,7 +8,7 @@
 #   --duration S     seconds per measurement (default 5)
 #   --warmup S       ods_bench warm-up seconds before each measurement (default 1)
 #   --concurrency C  outstanding Puts (default 16)
-#   --rounds R       rounds of the three modes, alternated to spread drift (default 2)
+#   --rounds R       rounds of the four modes, alternated to spread drift (default 2)
 #   --out FILE       also write the summary table to FILE
 # Env: BUILD_DIR (default build), ODSD, ODS, ODS_BENCH override the binaries.
 #
@@ -18,6 +18,9 @@
 #   none     no subscriber
 #   stalled  `ods subscribe --table user_features`, stopped with SIGSTOP once it printed its first
 #            message: it holds its stream open and reads nothing
+#   stalled-default  examples/python/ods_subscribe.py --bdp-probe, stopped the same way: a
+#            third-party client that kept gRPC C-core's default multi-MB receive window, so odsd's
+#            socket backs up (odsd holds the stream; docs/architecture.md, "Subscriptions")
 #   live     the same subscriber, running, printing every change to /dev/null
 # Prints per mode the median acks/s over the rounds, p99 of the last round, and acks/s over the
 # no-subscriber median. Exit: 0 ok, 1 a server or a benchmark failed, 2 bad usage.
@@ -29,6 +32,8 @@ case "$BUILD_DIR" in /*) build="$BUILD_DIR" ;; *) build="$root/$BUILD_DIR" ;; es
 ODSD=${ODSD:-$build/src/main/odsd}
 ODS=${ODS:-$build/src/cli/ods}
 ODS_BENCH=${ODS_BENCH:-$build/benchmarks/ods_bench}
+PYTHON3=/usr/bin/python3  # Debian's, which python3-grpcio installs into
+STUBS=$build/examples/python/gen
 
 duration=5
 warmup=1
@@ -50,9 +55,11 @@ for v in "$duration" "$warmup" "$concurrency" "$rounds"; do
   [[ "$v" =~ ^[0-9]+(\.[0-9]+)?$ ]] ||
     { echo "subscribe_compare.sh: '$v' is not a number (see --help)" >&2; exit 2; }
 done
-for bin in "$ODSD" "$ODS" "$ODS_BENCH"; do
+for bin in "$ODSD" "$ODS" "$ODS_BENCH" "$PYTHON3"; do
   [ -x "$bin" ] || { echo "subscribe_compare.sh: $bin not built (scripts/build.sh odsd ods ods_bench)" >&2; exit 1; }
 done
+[ -f "$STUBS/ods/v1/features_pb2.py" ] ||
+  { echo "subscribe_compare.sh: no Python stubs in $STUBS (scripts/build.sh ods_python_stubs)" >&2; exit 1; }
 
 BENCH_SCRIPT=subscribe_compare.sh
 # shellcheck source=benchmarks/lib.sh
@@ -74,16 +81,22 @@ wait_for_line "$tmp/odsd.out" "odsd ready" "$odsd_pid" ||
 addr=$(sed -n 's/.*odsd ready grpc=\([^ ]*\).*/\1/p' "$tmp/odsd.out" | head -1)
 admin=$(sed -n 's/.*odsd ready grpc=[^ ]* admin=\([^ ]*\).*/\1/p' "$tmp/odsd.out" | head -1)
 
-# Starts a subscriber printing to $1; sets sub_pid once it printed its first message.
+# Starts a subscriber printing to $1 (`ods subscribe`, or with $2 = python the Python example
+# with gRPC's default window); sets sub_pid once it printed its first message.
 sub_pid=
 start_subscriber() {
   # Emptied here, not by the redirect: the child truncates only once it runs, so waiting for the
   # line could otherwise find the previous round's and stop a subscriber that never subscribed.
   : >"$1"
-  "$ODS" --addr "$addr" --timeout 3600 subscribe --table user_features >"$1" 2>"$1.err" &
+  if [ "${2:-}" = python ]; then
+    "$PYTHON3" "$root/examples/python/ods_subscribe.py" --stubs "$STUBS" --target "$addr" \
+      --table user_features --bdp-probe >"$1" 2>"$1.err" &
+  else
+    "$ODS" --addr "$addr" --timeout 3600 subscribe --table user_features >"$1" 2>"$1.err" &
+  fi
   sub_pid=$!
   pids+=("$sub_pid")
-  wait_for_line "$1" "next_sequence" "$sub_pid" || fail "ods subscribe did not start"
+  wait_for_line "$1" "next_sequence" "$sub_pid" || fail "subscriber ($mode) did not start"
 }
 stop_subscriber() {
   kill -CONT "$sub_pid" 2>/dev/null || true
@@ -95,18 +108,19 @@ stop_subscriber() {
 declare -A acks p99
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 for round in $(seq "$rounds"); do
-  for mode in none stalled live; do
+  for mode in none stalled stalled-default live; do
     case "$mode" in
       stalled) start_subscriber "$tmp/sub.out"; kill -STOP "$sub_pid" ;;
+      stalled-default) start_subscriber "$tmp/sub.out" python; kill -STOP "$sub_pid" ;;
       live) start_subscriber "$tmp/live.out" ;;
     esac
     output=$("$ODS_BENCH" --addr "$addr" --workload put --concurrency "$concurrency" \
              --duration "$duration" --warmup "$warmup" --value-bytes 64 2>&1) ||
       { echo "$output" >&2; fail "ods_bench put ($mode) failed"; }
-    if [ "$mode" = stalled ]; then
-      # While it is still stopped: the server sees its lag.
+    if [ "${mode#stalled}" != "$mode" ]; then
+      # While it is still stopped: the server sees its lag (and, over the rounds, its holds).
       curl -s "http://$admin/metrics" 2>/dev/null |
-        grep -E '^ods_(subscribers|subscriber_max_lag|subscription_gaps_total) ' |
+        grep -E '^ods_(subscribers|subscriber_max_lag|subscription_gaps_total|subscriber_socket_holds_total) ' |
         sed "s/^/  [round $round stalled] /" >&2 || true
     fi
     [ "$mode" = none ] || stop_subscriber
@@ -129,10 +143,10 @@ base=$(echo "${acks[none]}" | median)
   echo "subscribe_compare.sh: Put over gRPC, 1 record/call, concurrency $concurrency," \
        "${duration}s x $rounds rounds per mode, $(nproc) cores"
   echo "load average at start: $load_start; at end: $load_end"
-  printf "%-8s %12s %9s %8s   %s\n" mode "acks/s(med)" p99_us ratio "acks/s per round"
-  for mode in none stalled live; do
+  printf "%-15s %12s %9s %8s   %s\n" mode "acks/s(med)" p99_us ratio "acks/s per round"
+  for mode in none stalled stalled-default live; do
     m=$(echo "${acks[$mode]}" | median)
-    printf "%-8s %12s %9s %8s  %s\n" "$mode" "$m" "${p99[$mode]}" \
+    printf "%-15s %12s %9s %8s  %s\n" "$mode" "$m" "${p99[$mode]}" \
       "$(awk -v a="$m" -v b="$base" 'BEGIN { printf "%.3f", a / b }')" "${acks[$mode]}"
   done
 } | tee ${out:+"$out"}

@@ -3,7 +3,8 @@
 # with the 1-thread vs 2-thread items/s ratio of Engine Get and Put and Features Ingest and
 # Online, then a short benchmarks/compare.sh (odsd vs redis vs gRPC echo) and a short
 # benchmarks/features_compare.sh (features API vs its promises and redis HMGET), a short
-# benchmarks/subscribe_compare.sh (Put with no, a stalled and a live subscriber), then the load
+# benchmarks/subscribe_compare.sh (Put with no, a stalled, a stalled default-window and a live
+# subscriber), then the load
 # test of issue #7 (benchmarks/load_test.sh: 200 clients for 60 s). Prints figures only: fails if
 # a benchmark cannot run, never on a speed (shared CI machines are too noisy to gate on); the load
 # test also fails on any failed call or on odsd's RSS growing after its warm-up, which are bugs
@@ -61,7 +62,7 @@ bash benchmarks/features_compare.sh --duration "$compare_duration" --warmup 1 --
   --rounds 1 --out "$tmp/features.txt" 2>"$tmp/features.log" ||
   { cat "$tmp/features.log" >&2; echo "ci-bench: features_compare.sh failed" >&2; exit 1; }
 
-echo "== subscribe_compare: Put with no, a stalled and a live subscriber (${compare_duration}s each)"
+echo "== subscribe_compare: Put with no, a stalled (two kinds) and a live subscriber (${compare_duration}s each)"
 bash benchmarks/subscribe_compare.sh --duration "$compare_duration" --warmup 1 --rounds 1 \
   --out "$tmp/subscribe.txt" 2>"$tmp/subscribe.log" ||
   { cat "$tmp/subscribe.log" >&2; echo "ci-bench: subscribe_compare.sh failed" >&2; exit 1; }

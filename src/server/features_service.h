@@ -161,6 +161,7 @@ class FeaturesService final : public FeaturesServiceBase {
   // Ends every Subscribe stream (server shutdown: they would otherwise hold the drain).
   void StopSubscriptions() { subscriptions_->Stop(); }
   uint64_t subscribe_streams() const { return subscriptions_->open_streams(); }
+  uint64_t subscribe_socket_holds() const { return subscriptions_->socket_holds(); }
 
   // Events rejected here before reaching the engine (a value with no type set); the engine
   // counts the rest. Added to ods_events_rejected_total.

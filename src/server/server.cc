@@ -214,6 +214,10 @@ std::string RenderMetrics(engine::Engine& engine, const FeaturesService& feature
           "Gap notices given to subscribers (they fell behind or resumed from a sequence no "
           "longer retained).",
           subs.gaps);
+  counter("ods_subscriber_socket_holds_total",
+          "Times a subscriber's writes were held because its connection's kernel send queue was "
+          "backed up (the client reads nothing and its HTTP/2 window exceeds the socket buffers).",
+          features.subscribe_socket_holds());
   counter("ods_subscription_skipped_changes_total",
           "Changes subscribers skipped through gap notices.", subs.skipped);
   counter("ods_changes_published_total",

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <optional>
 #include <utility>
 
 #include "convert.h"
@@ -64,8 +65,8 @@ void BatchToProto(const engine::SubscriptionBatch& batch, ods::v1::SubscribeResp
 class SubscriptionHub::Reactor final : public grpc::ServerWriteReactor<ods::v1::SubscribeResponse> {
  public:
   Reactor(SubscriptionHub& hub, grpc::CallbackServerContext* ctx,
-          std::unique_ptr<engine::Subscription> subscription)
-      : hub_(hub), ctx_(ctx), subscription_(std::move(subscription)) {}
+          std::unique_ptr<engine::Subscription> subscription, std::optional<PeerSocket> socket)
+      : hub_(hub), ctx_(ctx), subscription_(std::move(subscription)), socket_(socket) {}
 
   // The first message: the start sequence (and a gap if from_sequence is no longer retained).
   void Start() {
@@ -130,6 +131,7 @@ class SubscriptionHub::Reactor final : public grpc::ServerWriteReactor<ods::v1::
   // left empty are skipped, a bounded number at a time (the pump comes back).
   void WriteNextLocked(bool always) {
     if (finished_) return;
+    if (!always && SocketBackedUpLocked()) return;  // the pump comes back
     engine::SubscriptionBatch batch;
     for (int round = 0; round < 16; ++round) {
       Status s = subscription_->Next(hub_.max_changes_per_message_, batch);
@@ -146,6 +148,20 @@ class SubscriptionHub::Reactor final : public grpc::ServerWriteReactor<ods::v1::
     StartWrite(&message_);
   }
 
+  // Whether the connection's send queue is backed up (SocketBackedUp); counts each hold once.
+  bool SocketBackedUpLocked() {
+    if (!socket_) return false;
+    const std::optional<PeerSocket::Backlog> backlog = socket_->ReadBacklog();
+    if (!backlog) {
+      socket_.reset();  // the connection closed: OnCancel follows
+      return false;
+    }
+    const bool backed_up = SocketBackedUp(*backlog);
+    if (backed_up && !held_) hub_.socket_holds_.fetch_add(1, std::memory_order_relaxed);
+    held_ = backed_up;
+    return backed_up;
+  }
+
   void FinishLocked(const grpc::Status& status) {
     if (finished_) return;
     finished_ = true;
@@ -156,10 +172,12 @@ class SubscriptionHub::Reactor final : public grpc::ServerWriteReactor<ods::v1::
   grpc::CallbackServerContext* const ctx_;
   const std::unique_ptr<engine::Subscription> subscription_;
   std::mutex mu_;
-  bool writing_ = false;    // a message is in flight
-  bool finished_ = false;   // Finish was called
-  bool cancelled_ = false;  // OnCancel came
-  bool stop_ = false;       // Stop came
+  std::optional<PeerSocket> socket_;  // the connection, when Find knew it (TCP)
+  bool writing_ = false;              // a message is in flight
+  bool held_ = false;                 // the last look found the connection backed up
+  bool finished_ = false;             // Finish was called
+  bool cancelled_ = false;            // OnCancel came
+  bool stop_ = false;                 // Stop came
   ods::v1::SubscribeResponse message_;  // the message in flight
 };
 
@@ -184,6 +202,8 @@ SubscriptionHub::~SubscriptionHub() {
 
 grpc::ServerWriteReactor<ods::v1::SubscribeResponse>* SubscriptionHub::Open(
     grpc::CallbackServerContext* ctx, Result<std::unique_ptr<engine::Subscription>> subscription) {
+  std::optional<PeerSocket> socket;
+  if (subscription.ok()) socket = PeerSocket::Find(ctx->peer());
   std::unique_lock<std::mutex> lock(mu_);
   if (subscription.ok() && stopped_) subscription = UnavailableError("server shutting down");
   if (!subscription.ok()) {
@@ -196,7 +216,7 @@ grpc::ServerWriteReactor<ods::v1::SubscribeResponse>* SubscriptionHub::Open(
     };
     return new Failed(subscription.status());
   }
-  auto* r = new Reactor(*this, ctx, std::move(subscription).value());
+  auto* r = new Reactor(*this, ctx, std::move(subscription).value(), socket);
   reactors_.push_back(r);
   r->Start();
   wake_ = true;

@@ -14,6 +14,7 @@
 #include "ods/common/status.h"
 #include "ods/engine/engine.h"
 #include "ods/v1/features.grpc.pb.h"
+#include "peer_socket.h"
 
 namespace ods::server {
 
@@ -21,13 +22,14 @@ namespace ods::server {
 // "Subscriptions"). Each stream has at most one message in flight; a stream whose client does
 // not read (gRPC flow control holds its write) simply stops taking changes, so writers never
 // wait for it: its cursor stays put and, when it reads again, the engine's Subscription gives it
-// a gap notice. (Free for writers only while the client's HTTP/2 window fits in the socket
-// buffers: a blocked TCP write makes gRPC run a backup poller that slows them; see
-// docs/architecture.md, "Subscriptions".) One pump thread wakes every kPollInterval while some stream is idle (open, no
-// write in flight) and starts a write on each idle stream that has new changes; a stream whose
-// write completed takes its next message at once on the gRPC thread. While every stream has a
-// write in flight (e.g. all clients stalled) the pump sleeps until one completes. Writers do
-// nothing for subscribers.
+// a gap notice. A stream is also held while its connection's kernel send queue is backed up
+// (SocketBackedUp): a client whose HTTP/2 window exceeds the socket buffers would otherwise
+// block the server's TCP write, and gRPC then runs a backup poller that slows every writer (see
+// docs/architecture.md, "Subscriptions"). One pump thread wakes every kPollInterval while some
+// stream is idle (open, no write in flight, held or not) and starts a write on each idle stream
+// that has new changes; a stream whose write completed takes its next message at once on the
+// gRPC thread. While every stream has a write in flight (e.g. all clients stalled behind their
+// HTTP/2 windows) the pump sleeps until one completes. Writers do nothing for subscribers.
 // Thread-safe. Must be stopped (Stop) before the gRPC server shuts down, and outlive it.
 class SubscriptionHub {
  public:
@@ -46,6 +48,18 @@ class SubscriptionHub {
   void Stop();
 
   uint64_t open_streams() const;
+  // Times a stream's writes were held because its connection's send queue was backed up.
+  uint64_t socket_holds() const { return socket_holds_.load(std::memory_order_relaxed); }
+
+  // Whether a connection's send queue is too full to write to: more than kMaxUnsentBytes the
+  // peer has not let the kernel send (its receive window is shut), or half the send buffer in
+  // use (the kernel counts overhead too: a write blocks before the buffer holds its size in
+  // payload). Below both, the next message usually fits without blocking. A held stream is
+  // looked at again by the pump every kPollInterval (a few syscalls).
+  static constexpr size_t kMaxUnsentBytes = 128 << 10;
+  static bool SocketBackedUp(const PeerSocket::Backlog& b) {
+    return b.unsent > kMaxUnsentBytes || b.queued * 2 > b.send_buffer;
+  }
 
   // How often the pump looks for new changes while streams are open.
   static constexpr std::chrono::milliseconds kPollInterval{1};
@@ -61,6 +75,7 @@ class SubscriptionHub {
   const size_t max_changes_per_message_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
+  std::atomic<uint64_t> socket_holds_{0};
   std::vector<Reactor*> reactors_;  // guarded by mu_
   bool stopped_ = false;            // guarded by mu_
   bool exit_ = false;               // guarded by mu_

@@ -1,17 +1,23 @@
 // ods.v1.Features/Subscribe against a real odsd over gRPC: a subscriber that reads nothing
 // during a write load (every write succeeds; when it reads it gets a gap with the exact range,
 // then the newest changes, then live ones), resuming from a retained sequence, feature
-// updates, bad requests, metrics, and a clean shutdown with a stream open.
+// updates, bad requests, metrics, a clean shutdown with a stream open, and a stopped client
+// with gRPC's default (multi-MB) receive window that must not fill odsd's socket.
 
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <csignal>
 #include <cstdint>
 #include <fstream>
 #include <memory>
+#include <thread>
 #include <set>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -26,6 +32,7 @@ namespace {
 using ::ods::testing::HttpGet;
 using ::ods::testing::OdsdProcess;
 using ::ods::testing::TempDir;
+using ::ods::testing::WaitUntil;
 
 constexpr uint64_t kQueue = 500;
 constexpr uint64_t kRetained = 2000;
@@ -317,6 +324,110 @@ TEST_F(SubscribeTest, ShutdownEndsOpenStreams) {
               s.error_code() == grpc::StatusCode::CANCELLED)
       << s.error_code() << " " << s.error_message();
   ASSERT_TRUE(odsd_.Start({"--config", dir_.path() + "/odsd.yaml"})) << odsd_.error();
+}
+
+// A child process with stdout and stderr to `out_path`; SIGKILLed by the destructor.
+class Child {
+ public:
+  Child(const std::vector<std::string>& argv, const std::string& out_path) {
+    // Built before fork: between fork and exec only async-signal-safe calls (gRPC's threads).
+    std::vector<char*> args;
+    for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    pid_ = fork();
+    if (pid_ == 0) {
+      const int out = open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      if (out >= 0) {
+        dup2(out, STDOUT_FILENO);
+        dup2(out, STDERR_FILENO);
+      }
+      execv(args[0], args.data());
+      _exit(127);
+    }
+  }
+  ~Child() {
+    if (pid_ <= 0) return;
+    kill(pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+  }
+  pid_t pid() const { return pid_; }
+
+ private:
+  pid_t pid_ = -1;
+};
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// The value of an unlabelled metric in a /metrics answer; -1 if absent.
+double MetricValue(const std::string& metrics, const std::string& name) {
+  const size_t at = metrics.find("\n" + name + " ");
+  if (at == std::string::npos) return -1;
+  return std::stod(metrics.substr(at + name.size() + 2));
+}
+
+// Bytes the kernel holds to send (sent and unacknowledged, or not yet sent) on every TCP socket
+// whose local port is `port`: the tx_queue column of /proc/net/tcp and /proc/net/tcp6 (gRPC
+// listens dual-stack, so IPv4 clients show in tcp6 as v4-mapped addresses).
+uint64_t SendQueueBytes(uint16_t port) {
+  uint64_t total = 0;
+  for (const char* path : {"/proc/net/tcp", "/proc/net/tcp6"}) {
+    std::ifstream in(path);
+    std::string line;
+    std::getline(in, line);  // header
+    while (std::getline(in, line)) {
+      // "  1: 0100007F:1F90 0100007F:D2A4 01 00000000:00000000 ..."
+      std::istringstream fields(line);
+      std::string slot, local, remote, state, queues;
+      fields >> slot >> local >> remote >> state >> queues;
+      const size_t colon = local.rfind(':');
+      if (colon == std::string::npos || queues.find(':') == std::string::npos ||
+          std::stoul(local.substr(colon + 1), nullptr, 16) != port) {
+        continue;
+      }
+      total += std::stoull(queues.substr(0, queues.find(':')), nullptr, 16);
+    }
+  }
+  return total;
+}
+
+// A client that stops reading while keeping gRPC C-core's default window (BDP probing, several
+// MB) would let odsd write until its TCP write blocks, and a blocked write makes gRPC run a
+// backup poller that slows every writer. odsd holds the stream instead once the connection's
+// send queue backs up, so its socket never holds more than about kMaxUnsentBytes and a message;
+// the client, when it reads again, gets a gap notice for what it missed.
+TEST_F(SubscribeTest, StoppedClientWithADefaultWindowDoesNotFillOdsdsSocket) {
+  const std::string out = dir_.path() + "/subscriber.out";
+  Child subscriber({ODS_PYTHON3, ODS_PYTHON_SUBSCRIBER, "--stubs", ODS_PYTHON_STUBS_DIR,
+                    "--target", odsd_.grpc_address(), "--table", "profile", "--bdp-probe"},
+                   out);
+  ASSERT_GT(subscriber.pid(), 0);
+  ASSERT_TRUE(WaitUntil([&] { return ReadFile(out).find("subscribed") != std::string::npos; },
+                        std::chrono::seconds(30)))
+      << ReadFile(out);
+  ASSERT_EQ(kill(subscriber.pid(), SIGSTOP), 0);
+
+  const auto port = static_cast<uint16_t>(
+      std::stoul(odsd_.grpc_address().substr(odsd_.grpc_address().rfind(':') + 1)));
+  PutProfiles(0, 20000);  // ~5 MB of changes, more than the client's window
+  // The write of each message completes (or is held) within the pump's poll interval.
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  const uint64_t queued = SendQueueBytes(port);
+  EXPECT_LT(queued, 1u << 20) << "odsd's socket holds what the stopped client did not read";
+  const std::string metrics = Metrics();
+  EXPECT_GE(MetricValue(metrics, "ods_subscriber_socket_holds_total"), 1) << metrics;
+  EXPECT_EQ(MetricValue(metrics, "ods_subscribers"), 1) << metrics;
+
+  // Reading again, it learns what it missed.
+  ASSERT_EQ(kill(subscriber.pid(), SIGCONT), 0);
+  EXPECT_TRUE(WaitUntil(
+      [&] { return ReadFile(out).find("reason=GAP_OVERFLOW") != std::string::npos; },
+      std::chrono::seconds(30)))
+      << ReadFile(out).substr(0, 2000);
 }
 
 }  // namespace
