@@ -226,21 +226,23 @@ void BM_Features_IngestSum(benchmark::State& state) {
 // merchants drawn from 500.
 constexpr size_t kOnlineEventsPerEntity = 10;
 
-// Fills `e` with kOnlineEventsPerEntity events per entity over the last 50 minutes.
-void FillForLookups(Engine& engine) {
+// Fills `e` with `per_entity` events for each of the first `entities` keys, stamped over the
+// last `spread` microseconds.
+void FillForLookups(Engine& engine, size_t per_entity = kOnlineEventsPerEntity,
+                    uint64_t spread = 50 * 60'000'000ull, size_t entities = kEntities) {
   const auto& keys = Keys();
   std::vector<EventFields> fields(kBatch);
   std::vector<EventInput> inputs(kBatch);
   Rng rng(99);
   const Micros now = SystemClock().NowMicros();
   size_t n = 0;
-  for (size_t round = 0; round < kOnlineEventsPerEntity; ++round) {
-    for (size_t k = 0; k < kEntities; ++k) {
+  for (size_t round = 0; round < per_entity; ++round) {
+    for (size_t k = 0; k < entities; ++k) {
       const uint64_t r = rng.Next();
-      fields[n].Set(keys[k], now - static_cast<Micros>(r % (50 * 60'000'000ull)),
+      fields[n].Set(keys[k], now - static_cast<Micros>(r % spread),
                     static_cast<double>(r % 10'000) / 100.0, r >> 20);
       inputs[n] = {"tx", fields[n].fields, {}};
-      if (++n == kBatch || (round + 1 == kOnlineEventsPerEntity && k + 1 == kEntities)) {
+      if (++n == kBatch || (round + 1 == per_entity && k + 1 == entities)) {
         if (!engine.PushEvents(std::span(inputs.data(), n)).ok()) std::abort();
         n = 0;
       }
@@ -262,12 +264,12 @@ const std::vector<std::string_view> kOnlineFeatures = {
     "amount_mean@24h", "amount_max@1h", "amount_max@24h", "merchants@1h",  "merchants@7d"};
 
 void Lookups(benchmark::State& state, const std::vector<std::string_view>& features,
-             Engine& engine = OnlineEngine()) {
+             Engine& engine = OnlineEngine(), size_t key_count = kEntities) {
   const auto& keys = Keys();
   Rng rng(static_cast<uint64_t>(state.thread_index()) + 77);
   std::vector<std::string_view> entities(100);
   for (auto _ : state) {
-    for (auto& e : entities) e = keys[rng.Next() % kEntities];
+    for (auto& e : entities) e = keys[rng.Next() % key_count];
     Result<std::vector<FeatureColumn>> columns =
         engine.GetOnlineFeatures(entities, features, std::nullopt);
     if (!columns.ok()) {
@@ -281,6 +283,48 @@ void Lookups(benchmark::State& state, const std::vector<std::string_view>& featu
 }
 
 void BM_Features_Online(benchmark::State& state) { Lookups(state, kOnlineFeatures); }
+
+// The same lookups on busy entities, the state features_compare.sh reads after its first round:
+// 160 events each over the last 3 minutes (a 1h window spans 3-4 one-minute tiles of ~60
+// distinct merchants each), 20,000 entities. /0 reads only (a distinct_count answer is cached
+// until its entity changes); /1 first pushes one event to each of the 100 entities, so every
+// read merges the tiles again (the time per call includes that PushEvents of 100 events).
+constexpr size_t kBusyEntities = 20'000;
+void BM_Features_OnlineBusy(benchmark::State& state) {
+  static std::unique_ptr<Engine> engine = [] {
+    std::unique_ptr<Engine> e = MakeEngine(/*history_retention=*/0);
+    FillForLookups(*e, /*per_entity=*/160, /*spread=*/3 * 60'000'000ull, kBusyEntities);
+    return e;
+  }();
+  if (state.range(0) == 0) {
+    Lookups(state, kOnlineFeatures, *engine, kBusyEntities);
+    return;
+  }
+  const auto& keys = Keys();
+  Rng rng(static_cast<uint64_t>(state.thread_index()) + 77);
+  std::vector<std::string_view> entities(100);
+  std::vector<EventFields> fields(entities.size());
+  std::vector<EventInput> inputs(entities.size());
+  for (auto _ : state) {
+    const Micros now = SystemClock().NowMicros();
+    for (size_t i = 0; i < entities.size(); ++i) {
+      const uint64_t r = rng.Next();
+      entities[i] = keys[r % kBusyEntities];
+      fields[i].Set(entities[i], now, static_cast<double>(r % 10'000) / 100.0, r >> 20);
+      inputs[i] = {"tx", fields[i].fields, {}};
+    }
+    if (!engine->PushEvents(inputs).ok()) std::abort();
+    Result<std::vector<FeatureColumn>> columns =
+        engine->GetOnlineFeatures(entities, kOnlineFeatures, std::nullopt);
+    if (!columns.ok()) {
+      state.SkipWithError(columns.status().ToString().c_str());
+      break;
+    }
+    benchmark::DoNotOptimize(columns->data());
+  }
+  state.SetItemsProcessed(state.iterations() * static_cast<int64_t>(entities.size()) *
+                          static_cast<int64_t>(kOnlineFeatures.size()));
+}
 
 // The same lookups plus one derived feature of three inputs: /0 the built-in weighted blend,
 // /1 the same blend in Lua (its cost per call is the difference in time per iteration from
@@ -336,6 +380,7 @@ void BM_Features_MemoryPerEntity(benchmark::State& state) {
 
 BENCHMARK(BM_Features_Ingest)->Threads(1)->Threads(2)->UseRealTime();
 BENCHMARK(BM_Features_Online)->Threads(1)->Threads(2)->UseRealTime();
+BENCHMARK(BM_Features_OnlineBusy)->Arg(0)->Arg(1)->UseRealTime();
 BENCHMARK(BM_Features_OnlineDerived)->Arg(0)->Arg(1)->Threads(1)->UseRealTime();
 BENCHMARK(BM_Features_IngestSum)->Arg(0)->Arg(1)->UseRealTime();
 BENCHMARK(BM_Features_OnlineSum)->Arg(0)->Arg(1)->UseRealTime();

@@ -175,6 +175,13 @@ GroupLayout::GroupLayout(std::vector<Member> members) : members_(std::move(membe
       windows_[m].push_back(where);
     }
   }
+  answer_slots_.resize(members_.size());
+  for (size_t m = 0; m < members_.size(); ++m) {
+    const bool cached = members_[m].spec.fn == Fn::kDistinctCount;
+    for (size_t w = 0; w < members_[m].spec.windows.size(); ++w) {
+      answer_slots_[m].push_back(cached ? static_cast<int32_t>(answer_count_++) : -1);
+    }
+  }
   for (Run& run : runs_) {
     run.row_bytes = AlignUp(run.row_bytes, alignof(uint64_t));
     run.expected_rows = static_cast<size_t>(run.keep / run.tile);
@@ -272,7 +279,7 @@ SeriesGroup::SeriesGroup(const GroupLayout& layout) : layout_(&layout) {
 SeriesGroup::~SeriesGroup() { Release(); }
 
 SeriesGroup::SeriesGroup(SeriesGroup&& other) noexcept
-    : layout_(other.layout_), more_(std::move(other.more_)) {
+    : layout_(other.layout_), more_(std::move(other.more_)), answers_(std::move(other.answers_)) {
   for (size_t r = 0; r < kInlineRuns; ++r) inline_[r] = std::exchange(other.inline_[r], Rows{});
 }
 
@@ -281,6 +288,7 @@ SeriesGroup& SeriesGroup::operator=(SeriesGroup&& other) noexcept {
     Release();
     layout_ = other.layout_;
     more_ = std::move(other.more_);
+    answers_ = std::move(other.answers_);
     for (size_t r = 0; r < kInlineRuns; ++r) inline_[r] = std::exchange(other.inline_[r], Rows{});
   }
   return *this;
@@ -307,6 +315,7 @@ void SeriesGroup::Release() {
 
 int64_t SeriesGroup::Add(Micros event_time, std::span<const record::Value* const> values,
                          Micros now) {
+  ForgetAnswers();
   int64_t delta = 0;  // of MemoryBytes()
   const auto& runs = layout_->runs_;
   const auto& members = layout_->members_;
@@ -429,10 +438,33 @@ Output SeriesGroup::Query(size_t m, size_t window, Micros now) const {
   const GroupLayout::Slot& slot = run.slots[where.slot];
   const int64_t last = FloorDiv(now, spec.tiles[window]);
   const int64_t first = FirstTileIndex(spec, window, last);
+  const int32_t cached = layout_->answer_slots_[m][window];
+  Answer* answer = cached >= 0 && answers_ != nullptr ? &answers_[cached] : nullptr;
+  if (answer != nullptr && answer->first == first && answer->last == last) {
+    return record::Value(answer->value);
+  }
   const Rows& rs = rows(where.run);
   const RowRange in = RowsInWindow(run, rs.data, rs.size, first, last);
-  return slot.ops->merge(in.data, in.count, run.row_bytes, slot.offset, uint64_t{1} << where.slot,
-                         spec);
+  Output out = slot.ops->merge(in.data, in.count, run.row_bytes, slot.offset,
+                               uint64_t{1} << where.slot, spec);
+  if (answer != nullptr) {
+    const auto* value = std::get_if<record::Value>(&out);
+    const int64_t* count = value != nullptr ? std::get_if<int64_t>(value) : nullptr;
+    if (count != nullptr) *answer = Answer{first, last, *count};
+  }
+  return out;
+}
+
+int64_t SeriesGroup::EnableAnswerCache(size_t m, size_t window) {
+  const uint32_t count = layout_->answer_count_;
+  if (answers_ != nullptr || layout_->answer_slots_[m][window] < 0) return 0;
+  answers_ = std::make_unique<Answer[]>(count);
+  return static_cast<int64_t>(count * sizeof(Answer));
+}
+
+void SeriesGroup::ForgetAnswers() {
+  if (answers_ == nullptr) return;
+  for (uint32_t i = 0; i < layout_->answer_count_; ++i) answers_[i] = Answer{};
 }
 
 Output SeriesGroup::Query(size_t m, size_t window, Micros now, const ColdRows* cold) const {
@@ -476,6 +508,7 @@ void SeriesGroup::EncodeColdRows(Micros before, std::string& out) const {
 }
 
 int64_t SeriesGroup::DropColdRows(Micros before) {
+  ForgetAnswers();
   const auto& runs = layout_->runs_;
   const std::vector<size_t> counts = RowsBefore(before);
   int64_t delta = 0;
@@ -504,6 +537,7 @@ int64_t SeriesGroup::SplitColdRows(Micros before, std::string& out) {
 
 Result<int64_t> SeriesGroup::RestoreColdRows(ColdRows& cold) {
   if (cold.runs_.empty()) return int64_t{0};
+  ForgetAnswers();
   if (cold.layout_ != layout_) {
     return InvalidArgumentError("cold rows of another aggregation layout");
   }
@@ -562,11 +596,13 @@ void SeriesGroup::Prefetch() const {
     const std::byte* end = rs.data + rs.size * runs[r].row_bytes;
     for (size_t back = 0; back < bytes; back += 64) __builtin_prefetch(end - 1 - back);
   }
+  if (answers_ != nullptr) __builtin_prefetch(answers_.get());
 }
 
 size_t SeriesGroup::MemoryBytes() const {
   const auto& runs = layout_->runs_;
   size_t bytes = runs.size() > kInlineRuns ? (runs.size() - kInlineRuns) * sizeof(Rows) : 0;
+  if (answers_ != nullptr) bytes += layout_->answer_count_ * sizeof(Answer);
   for (size_t r = 0; r < runs.size(); ++r) {
     const Rows& rs = rows(r);
     bytes += rs.capacity * runs[r].row_bytes;

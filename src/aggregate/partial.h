@@ -10,6 +10,7 @@
 #include <cstring>
 #include <limits>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -428,11 +429,11 @@ struct Ops<LastNPartial<S>> {
 // ---- distinct_count ---------------------------------------------------------------------------
 
 // The number of distinct values in `hashes`: an open-addressing set at load <= 1/2 (0 marks a
-// free slot; the hash 0 is counted apart). O(n) expected.
-inline size_t CountDistinct(const absl::InlinedVector<uint64_t, 32>& hashes) {
+// free slot; the hash 0 is counted apart). O(n) expected; allocates nothing up to 256 hashes.
+inline size_t CountDistinct(std::span<const uint64_t> hashes) {
   size_t slots = 64;
   while (slots < 2 * hashes.size()) slots *= 2;
-  absl::InlinedVector<uint64_t, 64> table(slots, 0);
+  absl::InlinedVector<uint64_t, 512> table(slots, 0);
   size_t distinct = 0;
   bool zero = false;
   for (uint64_t hash : hashes) {
@@ -476,7 +477,7 @@ struct Ops<DistinctPartial<S>> {
   struct Acc {
     static constexpr size_t kFlushHashes = 2 * HllSketch::kSparseMax;
     const HllSketch* only = nullptr;  // the window's one sparse tile so far, not yet gathered
-    absl::InlinedVector<uint64_t, 32> hashes;
+    absl::InlinedVector<uint64_t, 256> hashes;  // 2 KiB on the stack: a few busy tiles, no malloc
     HllSketch sketch;
   };
   static void Gather(Acc& acc, const HllSketch& tile) {

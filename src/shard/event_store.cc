@@ -436,9 +436,9 @@ bool Shard::EventStore::ReadOnline(uint32_t template_id, std::span<const Aggrega
                                    std::span<const std::string_view> entities,
                                    std::span<const uint32_t> indices, Micros now,
                                    uint64_t& budget_bytes, Status& error,
-                                   std::span<const ColdTiles> cold) const {
+                                   std::span<const ColdTiles> cold) {
   ODS_CHECK(template_id < templates_.size());
-  const Template& t = *templates_[template_id];
+  Template& t = *templates_[template_id];
   // Reads that reach below RAM: the windows of built-in aggregations starting before `reach`.
   Micros reach = std::numeric_limits<Micros>::min();
   if (!t.cold_tiles.empty()) {
@@ -451,7 +451,7 @@ bool Shard::EventStore::ReadOnline(uint32_t template_id, std::span<const Aggrega
     }
   }
   size_t next_cold = 0;  // cold is in index order, as ColdTilesOf made it from `indices`
-  // A three-stage pipeline (a read changes nothing, so an entity found early stays valid):
+  // A three-stage pipeline (a read changes no entry, so an entity found early stays valid):
   // k + 12: hint the map slot of entity k; k + 8: find it and hint its whole slot (key and
   // Entity span ~3 cache lines); k + 4: hint its newest tile rows (reading the groups' row
   // pointers, which the previous stage loaded); k: read.
@@ -459,12 +459,12 @@ bool Shard::EventStore::ReadOnline(uint32_t template_id, std::span<const Aggrega
   constexpr size_t kFindAhead = 8;
   constexpr size_t kTilesAhead = 4;
   constexpr size_t kRing = 16;  // > kFindAhead, a power of two
-  const Entity* ring[kRing] = {};
+  Entity* ring[kRing] = {};
   const size_t n = indices.size();
   auto key = [&](size_t k) { return AsAbsl(entities[indices[k]]); };
   auto find_and_hint = [&](size_t k) {
     auto it = t.entities.find(key(k));
-    const Entity* entity = nullptr;
+    Entity* entity = nullptr;
     if (it != t.entities.end()) {
       entity = &it->second;
       const char* begin = reinterpret_cast<const char*>(&*it);
@@ -484,7 +484,7 @@ bool Shard::EventStore::ReadOnline(uint32_t template_id, std::span<const Aggrega
     if (k + kSlotAhead < n) t.entities.prefetch(key(k + kSlotAhead));
     if (k + kFindAhead < n) find_and_hint(k + kFindAhead);
     if (k + kTilesAhead < n) hint_tiles(k + kTilesAhead);
-    const Entity* entity = ring[k % kRing];
+    Entity* entity = ring[k % kRing];
     const uint32_t i = indices[k];
     const DecodedTiles* below = nullptr;
     if (entity != nullptr && !t.cold_tiles.empty()) {
@@ -524,7 +524,9 @@ bool Shard::EventStore::ReadOnline(uint32_t template_id, std::span<const Aggrega
         const aggregate::ColdRows* rows =
             below != nullptr && where.layout < below->rows.size() ? &below->rows[where.layout]
                                                                    : nullptr;
-        r.values[i] = entity->groups[where.layout].Query(where.member, r.window, now, rows);
+        aggregate::SeriesGroup& group = entity->groups[where.layout];
+        bytes_ += group.EnableAnswerCache(where.member, r.window);
+        r.values[i] = group.Query(where.member, r.window, now, rows);
       }
       if (!Charge(r.values[i], budget_bytes)) return false;
     }

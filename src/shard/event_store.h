@@ -68,10 +68,12 @@ class Shard::EventStore {
     return true;
   }
   // As Shard::ReadOnline / ReadHistorical: false once a value exceeds `budget_bytes`.
+  // ReadOnline changes no value but readies the answer caches of the groups it reads
+  // (aggregate::SeriesGroup::EnableAnswerCache), counted in TrackedBytes().
   bool ReadOnline(uint32_t template_id, std::span<const AggregationRead> reads,
                   std::span<const std::string_view> entities, std::span<const uint32_t> indices,
                   Micros now, uint64_t& budget_bytes, Status& error,
-                  std::span<const ColdTiles> cold) const;
+                  std::span<const ColdTiles> cold);
   bool ReadHistorical(uint32_t template_id, std::span<const AggregationRead> reads,
                       std::span<const std::string_view> entities, std::span<const Micros> as_of,
                       std::span<const uint32_t> indices, uint64_t& budget_bytes, Status& error,

@@ -470,8 +470,10 @@ bool Shard::ReadOnline(uint32_t template_id, std::span<const AggregationRead> re
                        std::span<const uint32_t> indices, Micros now, uint64_t& budget_bytes,
                        Status& error, std::span<const ColdTiles> cold) {
   MutexLock lock(mu_);
-  return events_->ReadOnline(template_id, reads, entities, indices, now, budget_bytes, error,
-                             cold);
+  const bool read = events_->ReadOnline(template_id, reads, entities, indices, now, budget_bytes,
+                                        error, cold);
+  event_bytes_.store(events_->TrackedBytes(), std::memory_order_relaxed);  // answer caches
+  return read;
 }
 
 bool Shard::ReadHistorical(uint32_t template_id, std::span<const AggregationRead> reads,

@@ -552,6 +552,14 @@ TEST(SeriesGroupTest, EveryMemberEqualsComputeAsOfOverSharedRows) {
   std::optional<SeriesGroup> group(std::in_place, layout);
   // The running total of Add's returned changes must always equal a full MemoryBytes() walk.
   auto tracked = static_cast<int64_t>(group->MemoryBytes());
+  // With the answer cache on: each check below reads twice, the second from the cache.
+  for (size_t m = 0; m < members.size(); ++m) {
+    for (size_t w = 0; w < members[m].spec.windows.size(); ++w) {
+      tracked += group->EnableAnswerCache(m, w);
+    }
+  }
+  ASSERT_GT(tracked, 0);
+  ASSERT_EQ(tracked, static_cast<int64_t>(group->MemoryBytes()));
 
   // events[f]: the events as field f's members see them.
   std::vector<std::vector<Event>> events(kTypes);
@@ -588,6 +596,7 @@ TEST(SeriesGroupTest, EveryMemberEqualsComputeAsOfOverSharedRows) {
             << "member " << m << " (" << FnName(member.spec.fn) << " "
             << ValueTypeName(member.spec.input_type) << ") window " << w << " now " << now
             << ": online " << Describe(online) << " replay " << Describe(replay);
+        ASSERT_TRUE(BitIdentical(group->Query(m, w, now), replay)) << "read again, member " << m;
         ++checks;
       }
     }
@@ -607,6 +616,57 @@ Spec CountSpec(Micros window, Micros tile) {
 }
 
 int64_t CountOf(const Output& out) { return std::get<int64_t>(std::get<Value>(out)); }
+
+// A cached distinct_count answer is dropped by every change of the rows and by the window
+// moving to other tiles; the cache counts in MemoryBytes().
+TEST(SeriesGroupTest, CachedDistinctAnswersFollowEveryChange) {
+  Spec distinct;
+  distinct.fn = Fn::kDistinctCount;
+  distinct.input_type = ValueType::kInt64;
+  distinct.windows = {kHour, kDay};
+  distinct.tiles = {kMin, kHour};
+  const GroupLayout layout({Member{CountSpec(kHour, kMin), -1}, Member{distinct, 0}});
+  SeriesGroup group(layout);
+  EXPECT_EQ(group.EnableAnswerCache(0, 0), 0) << "count is not cached";
+  EXPECT_EQ(group.MemoryBytes(), 0u);
+  const int64_t cache = group.EnableAnswerCache(1, 0);
+  EXPECT_GT(cache, 0);
+  EXPECT_EQ(group.EnableAnswerCache(1, 1), 0) << "ready already";
+  EXPECT_EQ(static_cast<int64_t>(group.MemoryBytes()), cache);
+
+  Micros now = 10 * kDay;
+  auto add = [&](Micros t, int64_t v) {
+    const Value value(v);
+    const Value* values[] = {&value};
+    group.Add(t, values, now);
+  };
+  auto distinct_1h = [&] { return CountOf(group.Query(1, 0, now)); };
+  for (int64_t v = 0; v < 100; ++v) add(now - (v % 4) * kMin, v);  // 4 tiles of 25 values
+  EXPECT_EQ(distinct_1h(), 100);
+  EXPECT_EQ(distinct_1h(), 100);
+  add(now, 100);  // the newest tile
+  EXPECT_EQ(distinct_1h(), 101);
+  add(now - 30 * kMin, 101);  // an older tile of the window
+  EXPECT_EQ(distinct_1h(), 102);
+  add(now, 5);  // a value already counted
+  EXPECT_EQ(distinct_1h(), 102);
+  // The window moves past the tiles of now - 3 min (values 3, 7, ..., 99) and now - 30 min (101).
+  now += kHour - 3 * kMin;
+  EXPECT_EQ(distinct_1h(), 76);
+  EXPECT_EQ(CountOf(group.Query(1, 1, now)), 102);
+
+  // Rows below RAM: the RAM rows alone answer fewer, with the cold ones all again.
+  std::string blob;
+  group.SplitColdRows(now - 10 * kMin, blob);
+  ASSERT_FALSE(blob.empty());
+  EXPECT_EQ(distinct_1h(), 0) << "every minute tile is below RAM";
+  Result<ColdRows> cold = ColdRows::Decode(layout, blob);
+  ASSERT_THAT(cold.status(), IsOk());
+  EXPECT_EQ(CountOf(group.Query(1, 0, now, &*cold)), 76);
+  EXPECT_EQ(distinct_1h(), 0);
+  ASSERT_THAT(group.RestoreColdRows(*cold).status(), IsOk());
+  EXPECT_EQ(distinct_1h(), 76);
+}
 
 TEST(WindowTest, StartMovesInTileStepsAtNegativeTimes) {
   // 10s window of 1s tiles. As of -1us the head tile is [-1s, 0), so the window is [-10s, -1us].

@@ -2,6 +2,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <span>
@@ -132,6 +133,10 @@ class GroupLayout {
   std::vector<Member> members_;
   std::vector<Run> runs_;  // one per distinct tile size (more if over 64 members share one)
   std::vector<std::vector<WindowSlot>> windows_;  // [member][window]: where its tiles live
+  // [member][window]: its place among a SeriesGroup's cached answers, -1 if not cached
+  // (only distinct_count's, whose merge is a union of sets; the others merge a tile in O(1)).
+  std::vector<std::vector<int32_t>> answer_slots_;
+  uint32_t answer_count_ = 0;
   uint64_t fingerprint_ = 0;
 };
 
@@ -166,8 +171,17 @@ class SeriesGroup {
 
   // The value of member `m`'s windows[window] as of `now` (see the window semantics above).
   // O(log tiles + tiles in the window). Events stamped after `now` but inside the tile that
-  // holds `now` are included.
+  // holds `now` are included. Once EnableAnswerCache ran, a distinct_count window's answer is
+  // kept until the group changes (Add, the cold-row calls below) or the window spans other
+  // tiles, so re-reading an unchanged entity costs O(log tiles) instead of a union of its
+  // tiles' sets. Query is const but writes that cache: serialize it as Add (thread-compatible).
   Output Query(size_t m, size_t window, Micros now) const;
+
+  // Readies the answer cache of Query if member `m`'s windows[window] uses it: allocates it once
+  // per group (24 bytes for each distinct_count window of the layout) and returns the change of
+  // MemoryBytes() (0 if already ready or that window is not cached). For an owner about to
+  // read; without it Query computes every answer. O(1), O(cached windows) the first time.
+  int64_t EnableAnswerCache(size_t m, size_t window);
 
   // Query over the rows in RAM and the rows of `cold` (null or empty: as above), which must be
   // decoded under this group's layout (ODS_CHECK). Rows are merged in ascending tile index, so
@@ -229,10 +243,21 @@ class SeriesGroup {
   }
   void Release();
   std::vector<size_t> RowsBefore(Micros before) const;
+  // Makes every cached answer miss (the rows changed).
+  void ForgetAnswers();
+
+  // A cached Query answer: the value of the window over tiles [first, last].
+  struct Answer {
+    int64_t first = 0;
+    int64_t last = std::numeric_limits<int64_t>::min();  // none yet
+    int64_t value = 0;
+  };
 
   const GroupLayout* layout_;
   Rows inline_[kInlineRuns];      // runs 0 and 1: most layouts have at most two tile sizes
   std::unique_ptr<Rows[]> more_;  // runs 2.., if the layout has more
+  // layout_->answer_count_ answers once EnableAnswerCache ran, else null. Written by Query.
+  std::unique_ptr<Answer[]> answers_;
 };
 
 // A read-only, decoded copy of rows split off a SeriesGroup (SeriesGroup::SplitColdRows): decode
