@@ -13,6 +13,7 @@
 // reported, never ignored); 2 bad usage.
 
 #include <grpcpp/alarm.h>
+#include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 
 #include <algorithm>
@@ -486,16 +487,123 @@ struct Slot {
   std::unique_ptr<grpc::ClientAsyncResponseReader<ods::v1::PutResponse>> put_rpc;
   std::unique_ptr<grpc::ClientAsyncResponseReader<ods::bench::EchoResponse>> echo_rpc;
   ods::v1::GetOnlineFeaturesRequest features_req;
-  ods::v1::FeaturesResponse features_resp;
+  // Features answers arrive as bytes and are checked by a walk over their wire format
+  // (FeaturesAnswer), not parsed into 2,000 messages: on a 2-core box the client's CPU is taken
+  // from odsd, and parsing was most of it.
+  grpc::ByteBuffer features_answer;
+  std::unique_ptr<grpc::GenericClientAsyncResponseReader> features_raw_rpc;
   ods::v1::PushEventsRequest push_req;
   std::vector<EventRefs> push_events;  // the events of push_req
   ods::v1::PushEventsResponse push_resp;
-  std::unique_ptr<grpc::ClientAsyncResponseReader<ods::v1::FeaturesResponse>> features_rpc;
   std::unique_ptr<grpc::ClientAsyncResponseReader<ods::v1::PushEventsResponse>> push_rpc;
   ods::v1::ExecuteRequest exec_req;
   ods::v1::ExecuteResponse exec_resp;
   std::unique_ptr<grpc::ClientAsyncResponseReader<ods::v1::ExecuteResponse>> exec_rpc;
 };
+
+// What CheckFeatures needs of a FeaturesResponse, read off its wire format without building
+// messages: per column, how many values, statuses (and of them NOT_FOUND) and event times.
+struct FeaturesAnswer {
+  struct Column {
+    int values = 0;
+    int statuses = 0;
+    int event_times = 0;
+    uint64_t not_found = 0;
+  };
+  std::vector<Column> columns;
+  std::string error;  // non-empty: the bytes are not a FeaturesResponse
+};
+
+// Protobuf wire format: a varint from `p` (advanced), false past `end` or over 10 bytes.
+bool ReadVarint(const char*& p, const char* end, uint64_t& v) {
+  v = 0;
+  for (int shift = 0; shift < 64 && p < end; shift += 7) {
+    const auto b = static_cast<uint8_t>(*p++);
+    v |= static_cast<uint64_t>(b & 0x7f) << shift;
+    if ((b & 0x80) == 0) return true;
+  }
+  return false;
+}
+
+// Skips a field of wire type `type` (its tag read); false if malformed.
+bool SkipField(const char*& p, const char* end, uint64_t type) {
+  uint64_t v = 0;
+  switch (type) {
+    case 0:
+      return ReadVarint(p, end, v);
+    case 1:
+      if (end - p < 8) return false;
+      p += 8;
+      return true;
+    case 2:
+      if (!ReadVarint(p, end, v) || v > static_cast<uint64_t>(end - p)) return false;
+      p += v;
+      return true;
+    case 5:
+      if (end - p < 4) return false;
+      p += 4;
+      return true;
+    default:
+      return false;
+  }
+}
+
+FeaturesAnswer WalkFeaturesAnswer(std::string_view bytes) {
+  FeaturesAnswer out;
+  const char* p = bytes.data();
+  const char* const end = p + bytes.size();
+  uint64_t tag = 0;
+  uint64_t len = 0;
+  while (p < end) {
+    if (!ReadVarint(p, end, tag)) return out.error = "bad tag", out;
+    if (tag != ((1 << 3) | 2)) {  // columns = 1, length-delimited
+      if (!SkipField(p, end, tag & 7)) return out.error = "bad field", out;
+      continue;
+    }
+    if (!ReadVarint(p, end, len) || len > static_cast<uint64_t>(end - p)) {
+      return out.error = "bad column length", out;
+    }
+    const char* c = p;
+    const char* const column_end = p + len;
+    p = column_end;
+    FeaturesAnswer::Column& col = out.columns.emplace_back();
+    while (c < column_end) {
+      if (!ReadVarint(c, column_end, tag)) return out.error = "bad column tag", out;
+      const uint64_t field = tag >> 3;
+      const uint64_t type = tag & 7;
+      uint64_t v = 0;
+      if ((field == 3 || field == 4) && type == 2) {  // packed statuses / event times
+        if (!ReadVarint(c, column_end, len) || len > static_cast<uint64_t>(column_end - c)) {
+          return out.error = "bad packed length", out;
+        }
+        const char* const packed_end = c + len;
+        while (c < packed_end) {
+          if (!ReadVarint(c, packed_end, v)) return out.error = "bad packed varint", out;
+          if (field == 3) {
+            ++col.statuses;
+            col.not_found += v == ods::v1::NOT_FOUND ? 1 : 0;
+          } else {
+            ++col.event_times;
+          }
+        }
+        continue;
+      }
+      if ((field == 3 || field == 4) && type == 0) {  // unpacked
+        if (!ReadVarint(c, column_end, v)) return out.error = "bad varint", out;
+        if (field == 3) {
+          ++col.statuses;
+          col.not_found += v == ods::v1::NOT_FOUND ? 1 : 0;
+        } else {
+          ++col.event_times;
+        }
+        continue;
+      }
+      if (field == 2 && type == 2) ++col.values;
+      if (!SkipField(c, column_end, type)) return out.error = "bad column field", out;
+    }
+  }
+  return out;
+}
 
 class ClientThread {
  public:
@@ -508,6 +616,7 @@ class ClientThread {
         echo_(ods::bench::Echo::NewStub(channel_)),
         features_(ods::v1::Features::NewStub(channel_)),
         functions_(ods::v1::Functions::NewStub(channel_)),
+        generic_(channel_),
         random_(static_cast<uint64_t>(index) + 7),
         slots_(static_cast<size_t>(slots)),
         window_start_(window_start),
@@ -697,9 +806,15 @@ class ClientThread {
       case kOpFeatures:
         for (int k = 0; k < o_.entities; ++k)
           SetKey(o_, random_.Next() % o_.keys, *s.features_req.mutable_entities(k));
-        s.features_rpc = features_->PrepareAsyncGetOnlineFeatures(&*s.ctx, s.features_req, &cq_);
-        s.features_rpc->StartCall();
-        s.features_rpc->Finish(&s.features_resp, &s.status, &s);
+        {
+          const std::string request = s.features_req.SerializeAsString();
+          grpc::Slice slice(request);
+          const grpc::ByteBuffer buffer(&slice, 1);
+          s.features_raw_rpc = generic_.PrepareUnaryCall(
+              &*s.ctx, "/ods.v1.Features/GetOnlineFeatures", buffer, &cq_);
+          s.features_raw_rpc->StartCall();
+          s.features_raw_rpc->Finish(&s.features_answer, &s.status, &s);
+        }
         break;
       case kOpPush: {
         const int64_t now_micros = NowMicros();
@@ -727,22 +842,43 @@ class ClientThread {
     }
   }
 
-  // Why the features response of `s` is not one column per feature of one value per entity;
-  // empty if it is. Counts NOT_FOUND values into `misses`.
-  std::string CheckFeatures(const Slot& s, uint64_t& misses) const {
-    const ods::v1::FeaturesResponse& r = s.features_resp;
-    if (r.columns_size() != static_cast<int>(o_.features.size())) {
-      return "GetOnlineFeatures returned " + std::to_string(r.columns_size()) + " columns for " +
-             std::to_string(o_.features.size()) + " features";
+  // Why the features answer of `s` is not one column per feature of one value per entity;
+  // empty if it is. Counts NOT_FOUND values into `misses`. The first answer of each thread is
+  // also parsed as a FeaturesResponse, and the two readings must agree.
+  std::string CheckFeatures(const Slot& s, uint64_t& misses) {
+    std::vector<grpc::Slice> slices;
+    if (!s.features_answer.Dump(&slices).ok()) return "GetOnlineFeatures answer unreadable";
+    answer_bytes_.clear();
+    for (const grpc::Slice& slice : slices) {
+      answer_bytes_.append(reinterpret_cast<const char*>(slice.begin()), slice.size());
     }
-    for (const ods::v1::FeatureColumn& c : r.columns()) {
-      if (c.values_size() != o_.entities || c.statuses_size() != o_.entities) {
-        return "GetOnlineFeatures column " + c.feature() + " has " +
-               std::to_string(c.values_size()) + " values and " +
-               std::to_string(c.statuses_size()) + " statuses for " + std::to_string(o_.entities) +
-               " entities";
+    const FeaturesAnswer answer = WalkFeaturesAnswer(answer_bytes_);
+    if (!answer.error.empty()) return "GetOnlineFeatures answer: " + answer.error;
+    if (!checked_parse_) {
+      checked_parse_ = true;
+      ods::v1::FeaturesResponse r;
+      if (!r.ParseFromString(answer_bytes_)) return "GetOnlineFeatures answer does not parse";
+      bool agree = r.columns_size() == static_cast<int>(answer.columns.size());
+      for (int c = 0; agree && c < r.columns_size(); ++c) {
+        const FeaturesAnswer::Column& w = answer.columns[static_cast<size_t>(c)];
+        agree = r.columns(c).values_size() == w.values &&
+                r.columns(c).statuses_size() == w.statuses &&
+                r.columns(c).event_times_micros_size() == w.event_times;
       }
-      for (int st : c.statuses()) misses += st == ods::v1::NOT_FOUND ? 1 : 0;
+      if (!agree) return "GetOnlineFeatures answer: the wire walk disagrees with protobuf";
+    }
+    if (answer.columns.size() != o_.features.size()) {
+      return "GetOnlineFeatures returned " + std::to_string(answer.columns.size()) +
+             " columns for " + std::to_string(o_.features.size()) + " features";
+    }
+    for (size_t c = 0; c < answer.columns.size(); ++c) {
+      const FeaturesAnswer::Column& col = answer.columns[c];
+      if (col.values != o_.entities || col.statuses != o_.entities) {
+        return "GetOnlineFeatures column " + o_.features[c] + " has " + std::to_string(col.values) +
+               " values and " + std::to_string(col.statuses) + " statuses for " +
+               std::to_string(o_.entities) + " entities";
+      }
+      misses += col.not_found;
     }
     return {};
   }
@@ -861,6 +997,9 @@ class ClientThread {
   std::unique_ptr<ods::bench::Echo::Stub> echo_;
   std::unique_ptr<ods::v1::Features::Stub> features_;
   std::unique_ptr<ods::v1::Functions::Stub> functions_;
+  grpc::GenericStub generic_;  // GetOnlineFeatures as bytes (Slot::features_answer)
+  std::string answer_bytes_;   // CheckFeatures' copy of an answer's slices
+  bool checked_parse_ = false;
   grpc::CompletionQueue cq_;
   Random random_;
   std::vector<Slot> slots_;
