@@ -550,56 +550,57 @@ bool SkipField(const char*& p, const char* end, uint64_t type) {
 
 FeaturesAnswer WalkFeaturesAnswer(std::string_view bytes) {
   FeaturesAnswer out;
+  auto fail = [&out](const char* why) {
+    out.error = why;
+    return out;
+  };
   const char* p = bytes.data();
   const char* const end = p + bytes.size();
   uint64_t tag = 0;
   uint64_t len = 0;
   while (p < end) {
-    if (!ReadVarint(p, end, tag)) return out.error = "bad tag", out;
+    if (!ReadVarint(p, end, tag)) return fail("bad tag");
     if (tag != ((1 << 3) | 2)) {  // columns = 1, length-delimited
-      if (!SkipField(p, end, tag & 7)) return out.error = "bad field", out;
+      if (!SkipField(p, end, tag & 7)) return fail("bad field");
       continue;
     }
     if (!ReadVarint(p, end, len) || len > static_cast<uint64_t>(end - p)) {
-      return out.error = "bad column length", out;
+      return fail("bad column length");
     }
     const char* c = p;
     const char* const column_end = p + len;
     p = column_end;
     FeaturesAnswer::Column& col = out.columns.emplace_back();
+    // One status (field 3) or event time (field 4).
+    auto count = [&col](uint64_t field, uint64_t v) {
+      if (field == 3) {
+        ++col.statuses;
+        col.not_found += v == ods::v1::NOT_FOUND ? 1 : 0;
+      } else {
+        ++col.event_times;
+      }
+    };
     while (c < column_end) {
-      if (!ReadVarint(c, column_end, tag)) return out.error = "bad column tag", out;
+      if (!ReadVarint(c, column_end, tag)) return fail("bad column tag");
       const uint64_t field = tag >> 3;
       const uint64_t type = tag & 7;
       uint64_t v = 0;
-      if ((field == 3 || field == 4) && type == 2) {  // packed statuses / event times
+      if ((field == 3 || field == 4) && type == 2) {  // packed
         if (!ReadVarint(c, column_end, len) || len > static_cast<uint64_t>(column_end - c)) {
-          return out.error = "bad packed length", out;
+          return fail("bad packed length");
         }
         const char* const packed_end = c + len;
         while (c < packed_end) {
-          if (!ReadVarint(c, packed_end, v)) return out.error = "bad packed varint", out;
-          if (field == 3) {
-            ++col.statuses;
-            col.not_found += v == ods::v1::NOT_FOUND ? 1 : 0;
-          } else {
-            ++col.event_times;
-          }
+          if (!ReadVarint(c, packed_end, v)) return fail("bad packed varint");
+          count(field, v);
         }
-        continue;
+      } else if ((field == 3 || field == 4) && type == 0) {  // unpacked
+        if (!ReadVarint(c, column_end, v)) return fail("bad varint");
+        count(field, v);
+      } else {
+        if (field == 2 && type == 2) ++col.values;
+        if (!SkipField(c, column_end, type)) return fail("bad column field");
       }
-      if ((field == 3 || field == 4) && type == 0) {  // unpacked
-        if (!ReadVarint(c, column_end, v)) return out.error = "bad varint", out;
-        if (field == 3) {
-          ++col.statuses;
-          col.not_found += v == ods::v1::NOT_FOUND ? 1 : 0;
-        } else {
-          ++col.event_times;
-        }
-        continue;
-      }
-      if (field == 2 && type == 2) ++col.values;
-      if (!SkipField(c, column_end, type)) return out.error = "bad column field", out;
     }
   }
   return out;
