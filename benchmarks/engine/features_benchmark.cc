@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -263,13 +264,17 @@ const std::vector<std::string_view> kOnlineFeatures = {
     "tx_count@1h",     "tx_count@24h",  "amount_sum@1h",  "amount_sum@7d", "amount_mean@1h",
     "amount_mean@24h", "amount_max@1h", "amount_max@24h", "merchants@1h",  "merchants@7d"};
 
+// Each iteration: 100 random entities of the first `key_count`, then `before_read(entities)` if
+// given (its time counts in the time per call), then the lookup.
 void Lookups(benchmark::State& state, const std::vector<std::string_view>& features,
-             Engine& engine = OnlineEngine(), size_t key_count = kEntities) {
+             Engine& engine = OnlineEngine(), size_t key_count = kEntities,
+             const std::function<void(std::span<const std::string_view>)>& before_read = {}) {
   const auto& keys = Keys();
   Rng rng(static_cast<uint64_t>(state.thread_index()) + 77);
   std::vector<std::string_view> entities(100);
   for (auto _ : state) {
     for (auto& e : entities) e = keys[rng.Next() % key_count];
+    if (before_read) before_read(entities);
     Result<std::vector<FeatureColumn>> columns =
         engine.GetOnlineFeatures(entities, features, std::nullopt);
     if (!columns.ok()) {
@@ -300,30 +305,19 @@ void BM_Features_OnlineBusy(benchmark::State& state) {
     Lookups(state, kOnlineFeatures, *engine, kBusyEntities);
     return;
   }
-  const auto& keys = Keys();
-  Rng rng(static_cast<uint64_t>(state.thread_index()) + 77);
-  std::vector<std::string_view> entities(100);
-  std::vector<EventFields> fields(entities.size());
-  std::vector<EventInput> inputs(entities.size());
-  for (auto _ : state) {
-    const Micros now = SystemClock().NowMicros();
-    for (size_t i = 0; i < entities.size(); ++i) {
-      const uint64_t r = rng.Next();
-      entities[i] = keys[r % kBusyEntities];
-      fields[i].Set(entities[i], now, static_cast<double>(r % 10'000) / 100.0, r >> 20);
-      inputs[i] = {"tx", fields[i].fields, {}};
-    }
-    if (!engine->PushEvents(inputs).ok()) std::abort();
-    Result<std::vector<FeatureColumn>> columns =
-        engine->GetOnlineFeatures(entities, kOnlineFeatures, std::nullopt);
-    if (!columns.ok()) {
-      state.SkipWithError(columns.status().ToString().c_str());
-      break;
-    }
-    benchmark::DoNotOptimize(columns->data());
-  }
-  state.SetItemsProcessed(state.iterations() * static_cast<int64_t>(entities.size()) *
-                          static_cast<int64_t>(kOnlineFeatures.size()));
+  Rng rng(static_cast<uint64_t>(state.thread_index()) + 91);
+  std::vector<EventFields> fields(100);
+  std::vector<EventInput> inputs(fields.size());
+  Lookups(state, kOnlineFeatures, *engine, kBusyEntities,
+          [&](std::span<const std::string_view> entities) {
+            const Micros now = SystemClock().NowMicros();
+            for (size_t i = 0; i < entities.size(); ++i) {
+              const uint64_t r = rng.Next();
+              fields[i].Set(entities[i], now, static_cast<double>(r % 10'000) / 100.0, r >> 20);
+              inputs[i] = {"tx", fields[i].fields, {}};
+            }
+            if (!engine->PushEvents(inputs).ok()) std::abort();
+          });
 }
 
 // The same lookups plus one derived feature of three inputs: /0 the built-in weighted blend,
