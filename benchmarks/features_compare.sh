@@ -29,7 +29,9 @@
 #   ods-features       GetOnlineFeatures of 100 entities x 10 features, closed loop: the peak
 #   ods-features-half  the same, open loop at half the peak calls/s of the round: the p99 (the
 #                      promise is < 2 ms), and the p99 bucket of odsd's own handler time for
-#                      those calls (its /metrics histogram), to tell odsd's share of the tail
+#                      those calls (its /metrics histogram), to tell odsd's share of the tail,
+#                      with the client's start lag and the machine's stalls in that run (a p99
+#                      cannot be below the vCPU stalls of a shared VM: see machine_probe.h)
 #   redis-HMGET        redis-benchmark -P 16 HMGET key:__rand_int__ f0 .. f9 (values = requests x 10)
 #   ods-stream         StreamEvents, one stream per client thread: events/s (promise >= 250,000)
 #   ods-push           PushEvents of --event-batch events, closed loop: events/s
@@ -65,7 +67,7 @@ while [ $# -gt 0 ]; do
     --event-batch) event_batch=$2; shift 2 ;;
     --rounds) rounds=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
-    -h|--help) sed -n '2,36p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,38p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "features_compare.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -163,6 +165,10 @@ ods_bench() {
   [ -n "$row" ] || fail "ods_bench $name printed no RESULT line"
   rows+=("$row")
   last_calls_per_s=$(echo "$row" | awk '{ print $2 }')
+  # The client's lag behind its schedule (open loop) and the machine's stalls during the run.
+  last_lag=$(echo "$output" | sed -n 's/.*start lag behind schedule .*p99=\([0-9.]*\)us.*/\1/p')
+  last_machine=$(echo "$output" |
+    sed -n 's/^machine: .* p99=\([0-9.]*\)us .*; \([0-9]*\) stalls >= 1 ms, \([0-9.]*\) ms in all.*/\2 stalls, \3 ms/p')
 }
 
 # redis-benchmark stops after -n requests, not after a time: a short calibration run (which is
@@ -207,6 +213,8 @@ handler_p99() {
     END { total = d[NR]; for (i = 1; i <= NR; i++) if (d[i] >= 0.99 * total) { print le[i]; exit } }'
 }
 handler_p99s=""
+half_lags=""
+half_machine=""
 
 log "measuring: concurrency $concurrency, ${duration}s each, $rounds round(s)"
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)  # the machine's noise, printed with the figures
@@ -219,6 +227,8 @@ for round in $(seq "$rounds"); do
   ods_bench ods-features-half --workload features --concurrency "$concurrency" \
     --entities "$entities" --features "$features" --rate "$half"
   handler_p99s="$handler_p99s${handler_p99s:+ | }<= $(handler_p99 "$before" "$(handler_buckets)") s"
+  half_lags="$half_lags${half_lags:+ | }${last_lag:-?} us"
+  half_machine="$half_machine${half_machine:+ | }${last_machine:-?}"
   redis_bench redis-HMGET "$n_features" HMGET 'key:__rand_int__' f0 f1 f2 f3 f4 f5 f6 f7 f8 f9
   ods_bench ods-stream --workload stream --batch "$event_batch"
   ods_bench ods-push --workload push --concurrency "$concurrency" --batch "$event_batch"
@@ -226,7 +236,7 @@ done
 
 # --- summary ----------------------------------------------------------------------------------
 summary=$(printf '%s\n' "${rows[@]}" | awk -v c="$concurrency" -v k="$keys" -v d="$duration" \
-  -v handler="$handler_p99s" \
+  -v handler="$handler_p99s" -v lags="$half_lags" -v machine="$half_machine" \
   -v t="$client_threads" -v r="$rounds" -v eb="$event_batch" -v nproc="$(nproc)" \
   -v load="$load_start / $(cut -d' ' -f1-3 /proc/loadavg)" '
   function median(list,    n, v, i, j, x) {
@@ -268,6 +278,8 @@ summary=$(printf '%s\n' "${rows[@]}" | awk -v c="$concurrency" -v k="$keys" -v d
            P99["ods-features-half"] / 1000
     printf "  of which in odsd'"'"'s handler (p99 bucket of ods_rpc_handler_seconds, per round): %s\n",
            handler
+    printf "  the client'"'"'s start lag behind its schedule, p99 per round: %s\n", lags
+    printf "  the machine meanwhile (ods_bench'"'"'s 1 ms sleeper woken >= 1 ms late), per round: %s\n", machine
     printf "StreamEvents events/s: %.0f (promise: >= 250,000)\n", V["ods-stream"]
   }')
 echo "$summary"

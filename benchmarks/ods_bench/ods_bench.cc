@@ -3,8 +3,10 @@
 // thread owns one channel (its own TCP connection) and one CompletionQueue and keeps a fixed
 // number of calls outstanding (the concurrency, split over the threads). Closed loop (default): a
 // call is restarted as soon as it completes. Open loop (--rate): calls start on a fixed schedule,
-// each slot waiting for its start time on a grpc::Alarm, and latency is measured from the
-// scheduled start, so a slow server cannot hide its queueing (no coordinated omission). Calls
+// each client thread's pacer thread sleeping until a call's start time (clock_nanosleep with a
+// 1 ns timer slack, so within tens of microseconds: gRPC alarms fire on a millisecond timer) and
+// starting it on a free slot, and latency is measured from the scheduled start, so a slow server
+// cannot hide its queueing (no coordinated omission). Calls
 // completing inside the measurement window (after --warmup, for --duration) are counted and their
 // latency recorded in a per-thread, per-operation LatencyHistogram (no allocation per call).
 // The stream workload instead writes one StreamEvents call per thread with a blocking writer.
@@ -12,12 +14,14 @@
 // Exit codes: 0 all calls succeeded; 1 at least one call failed (errors are counted and
 // reported, never ignored); 2 bad usage.
 
-#include <grpcpp/alarm.h>
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
+#include <sys/prctl.h>
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -25,6 +29,7 @@
 #include <iostream>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -32,6 +37,7 @@
 #include <vector>
 
 #include "latency_histogram.h"
+#include "machine_probe.h"
 #include "ods/bench/echo.grpc.pb.h"
 #include "ods/v1/features.grpc.pb.h"
 #include "ods/v1/functions.grpc.pb.h"
@@ -346,11 +352,15 @@ int ParseOptions(int argc, char** argv, Options& o) {
 }
 
 // Writes key i (the prefix, then i in 12 digits) into `out`, reusing its buffer.
+// The key of index i: the prefix and i in at least 12 digits, zero-padded ("%012llu", without
+// printf's cost: a features call sets 100 keys).
 void SetKey(const Options& o, uint64_t i, std::string& out) {
-  char buf[32];
-  const int n = std::snprintf(buf, sizeof(buf), "%012llu", static_cast<unsigned long long>(i));
+  char digits[20];
+  const size_t n =
+      static_cast<size_t>(std::to_chars(digits, digits + sizeof(digits), i).ptr - digits);
   out.assign(o.key_prefix);
-  out.append(buf, static_cast<size_t>(n));
+  if (n < 12) out.append(12 - n, '0');
+  out.append(digits, n);
 }
 
 std::string KeyOf(const Options& o, uint64_t i) {
@@ -468,13 +478,10 @@ std::shared_ptr<grpc::Channel> MakeChannel(const std::string& addr, int index) {
 // One outstanding call; reused for the next call as soon as it completes.
 struct Slot {
   Op op = kOpGet;
-  // Latency counts from here: when the call started (closed loop), or the earlier of its
-  // scheduled start and its real start (open loop): a call that started late, waiting for a
-  // free slot or a late alarm, counts the wait; one that started early counts its whole run.
+  // Latency counts from here: when the call started (closed loop), or its scheduled start (open
+  // loop; the pacer starts no call early): a call that started late, waiting for the pacer's
+  // wake-up or a free slot, counts the wait.
   SteadyClock::time_point start;
-  SteadyClock::time_point scheduled;  // open loop only
-  bool waiting = false;               // open loop: the alarm, not a call, is outstanding
-  grpc::Alarm alarm;
   std::optional<grpc::ClientContext> ctx;  // a ClientContext serves one call only
   grpc::Status status;
   ods::v1::GetRequest get_req;
@@ -665,27 +672,20 @@ class ClientThread {
       RunStream();
       return;
     }
-    const bool open_loop = o_.rate > 0;
-    size_t outstanding = 0;  // slots with a call or an alarm in flight
-    for (Slot& s : slots_) {
-      if (!open_loop) Start(s);
-      if (!open_loop || Schedule(s)) ++outstanding;
+    if (o_.rate > 0) {
+      RunOpenLoop();
+      return;
     }
+    for (Slot& s : slots_) Start(s, SteadyClock::now());
+    size_t outstanding = slots_.size();
     void* tag = nullptr;
     bool ok = false;
     while (outstanding > 0 && cq_.Next(&tag, &ok)) {
       Slot& s = *static_cast<Slot*>(tag);
       const SteadyClock::time_point now = SteadyClock::now();
-      if (s.waiting) {  // the alarm of a scheduled call
-        s.waiting = false;
-        Begin(s, now);
-        continue;
-      }
       Complete(s, now);
-      if (open_loop) {
-        if (!Schedule(s)) --outstanding;
-      } else if (now < window_end_) {
-        Start(s);
+      if (now < window_end_) {
+        Start(s, SteadyClock::now());
       } else {
         --outstanding;
       }
@@ -696,58 +696,69 @@ class ClientThread {
   }
 
   const OpStats& stats(Op op) const { return stats_[op]; }
-  // Open loop: how late calls of the window started after their scheduled time (waiting for a
-  // free slot, or a late alarm).
+  // Open loop: how late calls of the window started after their scheduled time (the pacer's
+  // wake-up, or waiting for a free slot).
   const LatencyHistogram& start_lag() const { return start_lag_; }
   // Stream: events the server applied, and seconds from opening the stream to its answer.
   uint64_t stream_applied() const { return stream_applied_; }
   double stream_seconds() const { return stream_seconds_; }
 
  private:
-  // gRPC alarms fire on a millisecond timer, up to ~1 ms late: arm them this much before the
-  // scheduled start and start the call when the alarm fires (latency counts from the earlier of
-  // the scheduled and the real start, see Slot::start). Calls may so start up to this much
-  // early, which bunches them at most within a millisecond; the rate is unchanged.
-  static constexpr std::chrono::microseconds kAlarmLead{1000};
-
   static SteadyClock::duration ToDuration(double seconds) {
     return std::chrono::duration_cast<SteadyClock::duration>(
         std::chrono::duration<double>(seconds));
   }
 
-  // Open loop: gives the slot the next start time of the schedule and starts the call, or arms
-  // the slot's alarm for it. Returns false once the schedule has passed the window's end.
-  bool Schedule(Slot& s) {
-    const SteadyClock::time_point at =
-        schedule_origin_ + ToDuration(static_cast<double>(scheduled_calls_) * interval_s_);
-    if (at >= window_end_) return false;
-    ++scheduled_calls_;
-    s.scheduled = at;
-    const SteadyClock::time_point now = SteadyClock::now();
-    if (at - kAlarmLead <= now) {
-      Begin(s, now);
-    } else {
-      s.waiting = true;
-      s.alarm.Set(&cq_,
-                  std::chrono::system_clock::now() +
-                      std::chrono::duration_cast<std::chrono::system_clock::duration>(
-                          at - kAlarmLead - now),
-                  &s);
+  // Open loop: this thread completes calls while a pacer thread starts them on schedule. A slot
+  // is the pacer's while on free_slots_, gRPC's while its call runs, and this thread's while it
+  // completes; the hand-overs go through free_mu_ and the completion queue.
+  void RunOpenLoop() {
+    for (Slot& s : slots_) free_slots_.push_back(&s);
+    std::thread pacer([this] { Pace(); });
+    void* tag = nullptr;
+    bool ok = false;
+    while (cq_.Next(&tag, &ok)) {  // until the pacer shuts the queue down
+      Slot& s = *static_cast<Slot*>(tag);
+      Complete(s, SteadyClock::now());
+      {
+        const std::lock_guard<std::mutex> lock(free_mu_);
+        free_slots_.push_back(&s);
+      }
+      free_cv_.notify_one();
     }
-    return true;
+    pacer.join();
   }
 
-  // Open loop: starts the slot's scheduled call.
-  void Begin(Slot& s, SteadyClock::time_point now) {
-    if (now >= window_start_ && now < window_end_) {
-      start_lag_.Record(
-          now > s.scheduled
-              ? static_cast<uint64_t>(
-                    std::chrono::duration_cast<std::chrono::nanoseconds>(now - s.scheduled).count())
-              : 0);
+  // The pacer: sleeps until each call's scheduled start (call k at schedule_origin_ + k *
+  // interval_s_), takes a free slot (waiting for one if all are out) and starts the call. Once
+  // the schedule passes the window's end and every call has completed, shuts the queue down.
+  void Pace() {
+    // The default 50 us timer slack would make every wake-up late by up to that much.
+    prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
+    for (uint64_t k = 0;; ++k) {
+      const SteadyClock::time_point at =
+          schedule_origin_ + ToDuration(static_cast<double>(k) * interval_s_);
+      if (at >= window_end_) break;
+      SleepUntil(at);
+      Slot* s = nullptr;
+      {
+        std::unique_lock<std::mutex> lock(free_mu_);
+        free_cv_.wait(lock, [this] { return !free_slots_.empty(); });
+        s = free_slots_.back();
+        free_slots_.pop_back();
+      }
+      const SteadyClock::time_point now = SteadyClock::now();
+      if (now >= window_start_ && now < window_end_) {
+        start_lag_.Record(static_cast<uint64_t>(
+            std::chrono::duration_cast<std::chrono::nanoseconds>(now - at).count()));
+      }
+      Start(*s, at);
     }
-    Start(s);
-    s.start = std::min(s.scheduled, s.start);
+    {
+      std::unique_lock<std::mutex> lock(free_mu_);
+      free_cv_.wait(lock, [this] { return free_slots_.size() == slots_.size(); });
+    }
+    cq_.Shutdown();
   }
 
   Op PickOp() {
@@ -782,12 +793,13 @@ class ClientThread {
     return kOpGet;
   }
 
-  void Start(Slot& s) {
+  // Starts the slot's next call; its latency counts from `start` (see Slot::start).
+  void Start(Slot& s, SteadyClock::time_point start) {
     s.op = PickOp();
     s.ctx.reset();
     s.ctx.emplace();
     s.ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
-    s.start = SteadyClock::now();
+    s.start = start;
     switch (s.op) {
       case kOpGet:
         for (int k = 0; k < o_.batch; ++k)
@@ -1009,7 +1021,9 @@ class ClientThread {
   // Open loop: call k of this thread is scheduled at schedule_origin_ + k * interval_s_.
   SteadyClock::time_point schedule_origin_;
   double interval_s_ = 0;
-  uint64_t scheduled_calls_ = 0;
+  std::mutex free_mu_;
+  std::condition_variable free_cv_;
+  std::vector<Slot*> free_slots_;  // open loop: slots without a call, guarded by free_mu_
   OpStats stats_[kOpCount];
   LatencyHistogram start_lag_;
   uint64_t stream_applied_ = 0;
@@ -1165,9 +1179,11 @@ int main(int argc, char** argv) {
     const int slots = o.concurrency / o.threads + (t < o.concurrency % o.threads ? 1 : 0);
     clients.push_back(std::make_unique<ClientThread>(o, t, slots, begin, window_start, window_end));
   }
+  MachineProbe machine(window_start, window_end);
   std::vector<std::thread> threads;
   for (auto& c : clients) threads.emplace_back([&c] { c->Run(); });
   for (std::thread& t : threads) t.join();
+  machine.Join();
 
   OpStats total[kOpCount];
   LatencyHistogram start_lag;
@@ -1202,6 +1218,12 @@ int main(int argc, char** argv) {
         static_cast<double>(start_lag.Percentile(0.99)) / 1000.0,
         static_cast<double>(start_lag.max_nanos()) / 1000.0);
   }
+  std::printf(
+      "machine: a 1 ms sleeper woke late by p50=%.1fus p99=%.1fus max=%.1fus; %llu stalls >= 1 "
+      "ms, %.1f ms in all (mostly the host's: see machine_probe.h)\n",
+      Micros(machine.lateness().Percentile(0.50)), Micros(machine.lateness().Percentile(0.99)),
+      Micros(machine.lateness().max_nanos()), static_cast<unsigned long long>(machine.stalls()),
+      static_cast<double>(machine.stalled_nanos()) / 1e6);
   if (o.workload == Workload::kStream) {
     std::printf(
         "stream: %d stream(s); the server applied %llu events in %.2f s (warm-up included); "
@@ -1222,6 +1244,9 @@ int main(int argc, char** argv) {
       ",\"rate\":" + std::to_string(o.rate) + ",\"entities\":" + std::to_string(o.entities) +
       ",\"features\":" + std::to_string(o.features.size()) +
       ",\"start_lag_p99_us\":" + std::to_string(Micros(start_lag.Percentile(0.99))) +
+      ",\"machine_late_p99_us\":" + std::to_string(Micros(machine.lateness().Percentile(0.99))) +
+      ",\"machine_stalls\":" + std::to_string(machine.stalls()) + ",\"machine_stalled_ms\":" +
+      std::to_string(static_cast<double>(machine.stalled_nanos()) / 1e6) +
       ",\"stream_applied\":" + std::to_string(stream_applied) +
       ",\"stream_seconds\":" + std::to_string(stream_seconds) + ",\"ops\":{";
   bool first = true;
