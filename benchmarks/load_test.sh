@@ -15,7 +15,7 @@
 #                       (default 20,50,20,10)
 #   --rss-growth-pct X  fail if odsd's RSS grows by more than X% of its after-warm-up value
 #                       during the measurement (default 5), not counting the growth of the
-#                       RocksDB memtables (bounded, see below)
+#                       RocksDB memtables and of the event state (accounted, see below)
 #   --out FILE          also write the summary to FILE
 # Env: BUILD_DIR (default build), ODSD, ODS_BENCH override the binaries.
 #
@@ -32,10 +32,11 @@
 #
 # Why the memory must plateau: keys are bounded (every Put replaces one of K records, all present
 # from the preload); events older than 5 s leave the history, their tiles fall out of every
-# window after 5 s, and idle entities are swept, so the event state is at its steady size after
-# ~5 s of load, within the warm-up. The RocksDB memtables of the durable table do grow with
-# every Put until RocksDB flushes them (64 MiB write buffer): that growth is bounded and is
-# reported separately (ods_rocksdb_memtable_bytes) and subtracted before the check.
+# window after 5 s, and idle entities are swept. Two things odsd accounts for still grow and
+# are subtracted before the check: the RocksDB memtables of the durable table, with every Put
+# until RocksDB flushes them (64 MiB write buffer; ods_rocksdb_memtable_bytes), and the event
+# state's reserved capacity (ods_event_state_bytes counts capacity, and an entity's buffers keep
+# the largest size a burst of its events needed: +2-3 MiB over a 60 s window at ~35k calls/s).
 #
 # Prints per operation: calls, calls/s, p50/p99/max latency and errors (with each error's code
 # and message), then odsd's RSS (VmRSS, sampled every second) after the warm-up, at the end and
@@ -154,7 +155,8 @@ sample() {
   local t
   t=$(( ($(date +%s%N) - start_ns) / 1000000 ))
   scrape >"$tmp/metrics.now"
-  echo "$t $(rss_kib) $(metric "$tmp/metrics.now" ods_rocksdb_memtable_bytes)" >>"$tmp/rss.txt"
+  echo "$t $(rss_kib) $(metric "$tmp/metrics.now" ods_rocksdb_memtable_bytes)" \
+    "$(metric "$tmp/metrics.now" ods_event_state_bytes)" >>"$tmp/rss.txt"
   if [ "$scraped_warm" = 0 ] && [ "$t" -ge $((warmup * 1000)) ]; then
     cp "$tmp/metrics.now" "$tmp/metrics.warm"; scraped_warm=1
   fi
@@ -175,7 +177,7 @@ load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 sed 's/^/  [ods_bench] /' "$tmp/bench.log" >&2
 
 # Over the window (after the warm-up): RSS at its start and end and its peak; and RSS without the
-# memtables (residual), as medians of the window's first and last thirds (20 samples of a 60 s
+# memtables and the event state (residual), as medians of the window's first and last thirds (20 samples of a 60 s
 # window), so that a memtable flush does not decide: the memtable gauge drops by a whole
 # memtable at once while RSS drops by what was touched, which lifts the residual by a few MiB
 # for ~10 s (seen 60.1 -> 65.9 -> 63 MiB); with medians of 5 samples one flush in the last 10 s
@@ -190,7 +192,7 @@ read -r rss_warm rss_end rss_peak mem_warm mem_end res_warm res_end < <(
     return m == 0 ? 0 : (m % 2 ? v[(m + 1) / 2] : (v[m / 2] + v[m / 2 + 1]) / 2)
   }
   $1 >= w && $1 <= e + 1500 {
-    n++; rss[n] = $2; mem[n] = $3 / 1024; res[n] = $2 - $3 / 1024
+    n++; rss[n] = $2; mem[n] = $3 / 1024; res[n] = $2 - ($3 + $4) / 1024
     if ($2 > peak) peak = $2
   }
   END {
@@ -230,7 +232,7 @@ summary=$(awk -v c="$clients" -v ch="$channels" -v d="$duration" -v w="$warmup" 
     printf "RocksDB memtables: %.1f MiB after warm-up, %.1f MiB at the end (%+.1f MiB; bounded by the write buffers, 2 x 64 MiB)\n", mw / 1024, me / 1024, (me - mw) / 1024
     adj = se - sw
     limit = rw * pct / 100
-    printf "RSS without the memtables (medians of the window'"'"'s first / last third): %.1f -> %.1f MiB, %+.1f MiB (%+.2f%% of RSS after warm-up; limit %.1f%%): %s\n", sw / 1024, se / 1024, adj / 1024, (rw > 0 ? 100 * adj / rw : 0), pct, (adj <= limit ? "stable" : "GROWING")
+    printf "RSS without the memtables and event state (medians of the window'"'"'s first / last third): %.1f -> %.1f MiB, %+.1f MiB (%+.2f%% of RSS after warm-up; limit %.1f%%): %s\n", sw / 1024, se / 1024, adj / 1024, (rw > 0 ? 100 * adj / rw : 0), pct, (adj <= limit ? "stable" : "GROWING")
     if (rw == 0) print "no RSS sample after the warm-up"
     exit (errors > 0 || rc != 0 || adj > limit || rw == 0) ? 1 : 0
   }' "$tmp/bench.log") && verdict=0 || verdict=$?
@@ -239,8 +241,8 @@ odsd's gauges, after the warm-up -> at the end:
 $(echo "$gauges" | sed 's/^/  /')"
 echo "$summary"
 [ -z "$out" ] || echo "$summary" >"$out"
-echo "samples (seconds since the load started: RSS MiB / RSS without memtables MiB):" >&2
-awk '{ printf "%s%.0f:%.1f/%.1f", (NR > 1 ? " " : "  "), $1 / 1000, $2 / 1024, ($2 - $3 / 1024) / 1024 }
+echo "samples (seconds since the load started: RSS MiB / RSS without memtables and event state MiB):" >&2
+awk '{ printf "%s%.0f:%.1f/%.1f", (NR > 1 ? " " : "  "), $1 / 1000, $2 / 1024, ($2 - ($3 + $4) / 1024) / 1024 }
      END { print "" }' "$tmp/rss.txt" >&2
 if [ "$verdict" -ne 0 ]; then
   log "FAILED: errors, or odsd's RSS grew after the warm-up"
