@@ -351,9 +351,8 @@ int ParseOptions(int argc, char** argv, Options& o) {
   return -1;
 }
 
-// Writes key i (the prefix, then i in 12 digits) into `out`, reusing its buffer.
-// The key of index i: the prefix and i in at least 12 digits, zero-padded ("%012llu", without
-// printf's cost: a features call sets 100 keys).
+// Writes key i (the prefix, then i zero-padded to at least 12 digits, as "%012llu" without
+// printf's cost: a features call sets 100 keys) into `out`, reusing its buffer.
 void SetKey(const Options& o, uint64_t i, std::string& out) {
   char digits[20];
   const size_t n =
