@@ -178,8 +178,9 @@ sed 's/^/  [ods_bench] /' "$tmp/bench.log" >&2
 
 # Over the window (after the warm-up): RSS at its start and end and its peak; and RSS without the
 # memtables and the event state (residual), as medians of the window's first and last thirds
-# (20 samples of a 60 s window), so that a memtable flush does not decide: the memtable gauge drops by a whole
-# memtable at once while RSS drops by what was touched, which lifts the residual by a few MiB
+# (20 samples of a 60 s window), so that a memtable flush does not decide: the memtable gauge
+# drops by a whole memtable at once while RSS drops by what was touched, which lifts the
+# residual by a few MiB
 # for ~10 s (seen 60.1 -> 65.9 -> 63 MiB); with medians of 5 samples one flush in the last 10 s
 # of the window read as growth (+6.3%, a fresh-clone CI run on 2026-12-03). A leak still shows:
 # it raises the last third over the first by two thirds of its growth over the window.
