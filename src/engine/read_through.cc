@@ -212,4 +212,16 @@ void Engine::AddReadThroughStats(EngineStats& total) const {
   }
 }
 
+bool Engine::HasReadThrough() const {
+  for (const std::unique_ptr<ReadThroughSource>& source : read_through_) {
+    if (source != nullptr) return true;
+  }
+  return false;
+}
+
+bool Engine::ReadsThrough(std::string_view table) const {
+  const Result<uint32_t> table_id = FindTable(table);
+  return table_id.ok() && read_through_[*table_id] != nullptr;
+}
+
 }  // namespace ods::engine

@@ -4,18 +4,19 @@
 #include <functional>
 
 #include "auth.h"
+#include "call_queue.h"
 #include "ods/common/mutex.h"
 #include "ods/engine/engine.h"
 #include "ods/v1/admin.grpc.pb.h"
 
 namespace ods::server {
 
-// ods.v1.Admin over the callback API: definitions applied and listed at run time. Handlers run
-// inline on gRPC's callback threads; ApplyDefinitions blocks its thread while the engine
-// backfills new aggregations (O(retained events of their templates)). Every call is first
-// checked against `auth` (null: keys off). Thread-safe; `engine` and `auth` must outlive the
-// service.
-class AdminService final : public ods::v1::Admin::CallbackService {
+// ods.v1.Admin: definitions applied and listed at run time, stats, tier moves, reloads. Served
+// from a CallQueue on its blocking workers: ApplyDefinitions waits while the engine backfills
+// new aggregations (O(retained events of their templates)), MoveRecords and ReloadConfig do I/O,
+// and none of that may hold the queue's thread. Every call is first checked against `auth`
+// (null: keys off). Thread-safe; `engine` and `auth` must outlive the service.
+class AdminService final : public ods::v1::Admin::AsyncService {
  public:
   // Reads the config again and applies it (main's reload: the file, overrides, Engine::Reload).
   using ReloadFn = std::function<Result<engine::ReloadReport>()>;
@@ -24,40 +25,45 @@ class AdminService final : public ods::v1::Admin::CallbackService {
   AdminService(engine::Engine& engine, const Authenticator* auth, ReloadFn reload = nullptr)
       : engine_(engine), auth_(auth), reload_(std::move(reload)) {}
 
+  // Serves every method on `queue` (before it starts).
+  void ServeOn(CallQueue& queue);
+
+  // The methods: the answer's status; `resp` holds the answer when it is OK.
+
   // Parses the YAML against the templates in effect, then applies it. Errors: INVALID_ARGUMENT
   // "<request>:LINE:COLUMN: ..." (one line per problem), ALREADY_EXISTS for a name defined
   // differently; nothing is applied on any error.
-  grpc::ServerUnaryReactor* ApplyDefinitions(grpc::CallbackServerContext* ctx,
-                                             const ods::v1::ApplyDefinitionsRequest* req,
-                                             ods::v1::ApplyDefinitionsResponse* resp) override;
-  grpc::ServerUnaryReactor* ListDefinitions(grpc::CallbackServerContext* ctx,
-                                            const ods::v1::ListDefinitionsRequest* req,
-                                            ods::v1::ListDefinitionsResponse* resp) override;
+  Status HandleApplyDefinitions(const grpc::ServerContextBase& ctx,
+                                const ods::v1::ApplyDefinitionsRequest& req,
+                                ods::v1::ApplyDefinitionsResponse& resp);
+  Status HandleListDefinitions(const grpc::ServerContextBase& ctx,
+                               const ods::v1::ListDefinitionsRequest& req,
+                               ods::v1::ListDefinitionsResponse& resp);
   // Engine::RegisterFunction. INVALID_ARGUMENT also for an unknown kind or a negative wall time.
   // Compiles the source once per shard for a procedure (~0.1 ms each) on the calling thread.
-  grpc::ServerUnaryReactor* RegisterFunction(grpc::CallbackServerContext* ctx,
-                                             const ods::v1::RegisterFunctionRequest* req,
-                                             ods::v1::RegisterFunctionResponse* resp) override;
-  grpc::ServerUnaryReactor* ListFunctions(grpc::CallbackServerContext* ctx,
-                                          const ods::v1::ListFunctionsRequest* req,
-                                          ods::v1::ListFunctionsResponse* resp) override;
+  Status HandleRegisterFunction(const grpc::ServerContextBase& ctx,
+                                const ods::v1::RegisterFunctionRequest& req,
+                                ods::v1::RegisterFunctionResponse& resp);
+  Status HandleListFunctions(const grpc::ServerContextBase& ctx,
+                             const ods::v1::ListFunctionsRequest& req,
+                             ods::v1::ListFunctionsResponse& resp);
   // Engine::TierStats.
-  grpc::ServerUnaryReactor* GetTierStats(grpc::CallbackServerContext* ctx,
-                                         const ods::v1::GetTierStatsRequest* req,
-                                         ods::v1::GetTierStatsResponse* resp) override;
+  Status HandleGetTierStats(const grpc::ServerContextBase& ctx,
+                            const ods::v1::GetTierStatsRequest& req,
+                            ods::v1::GetTierStatsResponse& resp);
   // Engine::Stats and FunctionErrors, the version, uptime (since this service was made, when
   // odsd starts serving), shards and tables. O(tables x shards).
-  grpc::ServerUnaryReactor* GetServerStats(grpc::CallbackServerContext* ctx,
-                                           const ods::v1::GetServerStatsRequest* req,
-                                           ods::v1::GetServerStatsResponse* resp) override;
+  Status HandleGetServerStats(const grpc::ServerContextBase& ctx,
+                              const ods::v1::GetServerStatsRequest& req,
+                              ods::v1::GetServerStatsResponse& resp);
   // Engine::MoveRecords, on the calling thread (reads and writes the tiers: may block on I/O).
-  grpc::ServerUnaryReactor* MoveRecords(grpc::CallbackServerContext* ctx,
-                                        const ods::v1::MoveRecordsRequest* req,
-                                        ods::v1::MoveRecordsResponse* resp) override;
+  Status HandleMoveRecords(const grpc::ServerContextBase& ctx,
+                           const ods::v1::MoveRecordsRequest& req,
+                           ods::v1::MoveRecordsResponse& resp);
   // The reload function given at construction, on the calling thread (reads the file).
-  grpc::ServerUnaryReactor* ReloadConfig(grpc::CallbackServerContext* ctx,
-                                         const ods::v1::ReloadConfigRequest* req,
-                                         ods::v1::ReloadConfigResponse* resp) override;
+  Status HandleReloadConfig(const grpc::ServerContextBase& ctx,
+                            const ods::v1::ReloadConfigRequest& req,
+                            ods::v1::ReloadConfigResponse& resp);
 
  private:
   engine::Engine& engine_;

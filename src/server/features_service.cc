@@ -34,12 +34,6 @@ constexpr uint64_t kMaxListedRejections = 10'000;
 // Wire bytes of a listed rejection beyond its message: tags, index, code, lengths (generous).
 constexpr uint64_t kRejectionOverheadBytes = 16;
 
-grpc::ServerUnaryReactor* Finish(grpc::CallbackServerContext* ctx, const Status& status) {
-  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  reactor->Finish(ToGrpcStatus(status));
-  return reactor;
-}
-
 // Checked before any conversion, so an oversized request costs nothing beyond its parse (the
 // engine checks again).
 Status CheckBatch(const engine::Engine& engine, std::string_view call, int size,
@@ -223,131 +217,96 @@ void WriteColumns(const std::vector<engine::FeatureColumn>& columns, grpc::ByteB
   out.Swap(&answer);
 }
 
-// Reads a client stream of event batches and applies them in stream order, answering the totals
-// once the client half-closes. Receiving (and parsing) message k+1 overlaps applying message k:
-// the buffer of a completed read becomes the work buffer and the next read is started into the
-// other buffer before the work is applied.
-// At most one read is outstanding and at most one thread applies at a time: a read that
-// completes while another thread applies is left for that thread (no callback thread blocks).
-// Finish is called exactly once, by the applying thread. Deletes itself in OnDone, which gRPC
-// calls after Finish and every started read have completed.
-class StreamEventsReactor final : public grpc::ServerReadReactor<ods::v1::PushEventsRequest> {
- public:
-  // `key` is the caller's API key (null: keys off), already authorized for StreamEvents; a
-  // message with an event of a template it may not use ends the call.
-  StreamEventsReactor(engine::Engine& engine, std::atomic<uint64_t>& rejected_at_edge,
-                      const Authenticator* auth, const ApiKey* key,
-                      ods::v1::PushEventsResponse* resp)
-      : engine_(engine), rejected_at_edge_(rejected_at_edge), auth_(auth), key_(key), resp_(resp) {
-    StartRead(&buffers_[0]);
-  }
-
-  void OnReadDone(bool ok) override {
-    {
-      MutexLock lock(mu_);
-      if (ok) {
-        read_ready_ = true;
-      } else {
-        read_closed_ = true;  // half-closed (or gone: then Finish is a no-op)
-      }
-      if (applying_) return;  // the applying thread picks this read up
-      applying_ = true;
-    }
-    ApplyReady();
-  }
-
-  void OnDone() override { delete this; }
-
- private:
-  // Applies completed reads until none is left; run by the one thread that set applying_.
-  void ApplyReady() ODS_EXCLUDES(mu_) {
-    for (;;) {
-      const ods::v1::PushEventsRequest* work = nullptr;
-      {
-        MutexLock lock(mu_);
-        if (finished_) {  // a read that completed after Finish: dropped, never applied
-          applying_ = false;
-          return;
-        }
-        if (!read_ready_) {
-          if (read_closed_) {
-            finished_ = true;
-            Finish(grpc::Status::OK);
-          }
-          applying_ = false;
-          return;
-        }
-        read_ready_ = false;
-        read_buffer_ = 1 - read_buffer_;  // the message just read becomes the work
-        buffers_[read_buffer_].Clear();   // the message applied last
-        StartRead(&buffers_[read_buffer_]);
-        work = &buffers_[1 - read_buffer_];
-      }
-      Status s = CheckTemplates(auth_, key_, Method::kFeaturesStreamEvents, *work);
-      if (s.ok()) {
-        s = PushBatch(engine_, *work, next_index_, rejected_at_edge_, listed_bytes_, scratch_,
-                      *resp_);
-      }
-      next_index_ += static_cast<uint64_t>(work->events_size());
-      if (!s.ok()) {
-        MutexLock lock(mu_);
-        finished_ = true;  // the read started above completes (then ignored) before OnDone
-        Finish(ToGrpcStatus(s));
-        applying_ = false;
-        return;
-      }
-    }
-  }
-
-  engine::Engine& engine_;
-  std::atomic<uint64_t>& rejected_at_edge_;
-  const Authenticator* const auth_;
-  const ApiKey* const key_;
-  ods::v1::PushEventsResponse* const resp_;  // owned by gRPC, valid until OnDone
-
-  Mutex mu_;
-  // buffers_[read_buffer_] receives the outstanding read (gRPC writes it until OnReadDone); the
-  // other holds the message being applied. Cleared and reused for every message, keeping their
-  // parsed events for the next parse (not on an arena: parsing into a fresh arena each message
-  // measured slower than parsing into a reused message).
-  ods::v1::PushEventsRequest buffers_[2];
-  int read_buffer_ ODS_GUARDED_BY(mu_) = 0;
-  bool read_ready_ ODS_GUARDED_BY(mu_) = false;   // the read buffer holds a message to apply
-  bool read_closed_ ODS_GUARDED_BY(mu_) = false;  // the last read completed with ok=false
-  bool applying_ ODS_GUARDED_BY(mu_) = false;     // a thread runs ApplyReady
-  bool finished_ ODS_GUARDED_BY(mu_) = false;     // Finish was called
-
-  // Only the applying thread touches these.
-  PushScratch scratch_;
-  uint64_t next_index_ = 0;    // stream position of the first event of the message applied next
-  uint64_t listed_bytes_ = 0;  // of the rejections *resp_ lists
-};
-
-// Ends a StreamEvents call at once with `status` (the caller was refused), reading nothing.
-// Deletes itself in OnDone.
-class RefusedStreamReactor final : public grpc::ServerReadReactor<ods::v1::PushEventsRequest> {
- public:
-  explicit RefusedStreamReactor(const Status& status) { Finish(ToGrpcStatus(status)); }
-  void OnDone() override { delete this; }
-};
-
 }  // namespace
 
-FeaturesService::FeaturesService(engine::Engine& engine, const Authenticator* auth)
-    : engine_(engine), auth_(auth), subscriptions_(std::make_unique<SubscriptionHub>(engine)) {
-  SetMessageAllocatorFor_PushEvents(&push_allocator_);
-}
+// One StreamEvents call: applies each message as it arrives, in stream order, and answers the
+// totals once the client half-closes. Runs on the queue's thread, one operation at a time
+// (a read, then the apply, then the next read); frees itself when its final status is sent.
+class FeaturesService::StreamEventsCall final : public CallTag {
+ public:
+  // Asks for the next StreamEvents call.
+  static void Listen(FeaturesService& service, grpc::ServerCompletionQueue* cq) {
+    auto* call = new StreamEventsCall(service, cq);
+    service.RequestStreamEvents(&call->ctx_, &call->reader_, cq, cq, call);
+  }
 
-grpc::ServerWriteReactor<ods::v1::SubscribeResponse>* FeaturesService::Subscribe(
-    grpc::CallbackServerContext* ctx, const ods::v1::SubscribeRequest* req) {
+  void Proceed(bool ok) override {
+    switch (state_) {
+      case State::kListening: {
+        if (!ok) {  // the server shuts down
+          delete this;
+          return;
+        }
+        Listen(service_, cq_);
+        Status s = Authorize(service_.auth_, ctx_, Method::kFeaturesStreamEvents, key_);
+        if (!s.ok()) return Finish(s);
+        return Read();
+      }
+      case State::kReading: {
+        if (!ok) return Finish(OkStatus());  // half-closed (or gone: then Finish is a no-op)
+        Status s = CheckTemplates(service_.auth_, key_, Method::kFeaturesStreamEvents, message_);
+        if (s.ok()) {
+          s = PushBatch(service_.engine_, message_, next_index_, service_.events_rejected_at_edge_,
+                        listed_bytes_, scratch_, response_);
+        }
+        next_index_ += static_cast<uint64_t>(message_.events_size());
+        if (!s.ok()) return Finish(s);  // earlier messages stay applied
+        return Read();
+      }
+      case State::kFinishing:
+        delete this;
+        return;
+    }
+  }
+
+ private:
+  enum class State { kListening, kReading, kFinishing };
+
+  StreamEventsCall(FeaturesService& service, grpc::ServerCompletionQueue* cq)
+      : service_(service), cq_(cq) {}
+
+  void Read() {
+    state_ = State::kReading;
+    message_.Clear();  // keeps the parsed events' memory for the next parse
+    reader_.Read(&message_, this);
+  }
+
+  void Finish(const Status& status) {
+    state_ = State::kFinishing;
+    if (status.ok()) {
+      reader_.Finish(response_, grpc::Status::OK, this);
+    } else {
+      reader_.FinishWithError(ToGrpcStatus(status), this);
+    }
+  }
+
+  FeaturesService& service_;
+  grpc::ServerCompletionQueue* const cq_;
+  grpc::ServerContext ctx_;
+  grpc::ServerAsyncReader<ods::v1::PushEventsResponse, ods::v1::PushEventsRequest> reader_{&ctx_};
+  State state_ = State::kListening;
+  const ApiKey* key_ = nullptr;  // the caller's (null: keys off)
+  ods::v1::PushEventsRequest message_;
+  ods::v1::PushEventsResponse response_;
+  PushScratch scratch_;
+  uint64_t next_index_ = 0;    // stream position of the first event of the next message
+  uint64_t listed_bytes_ = 0;  // of the rejections response_ lists
+};
+
+FeaturesService::FeaturesService(engine::Engine& engine, const Authenticator* auth)
+    : engine_(engine), auth_(auth), subscriptions_(std::make_unique<SubscriptionHub>(engine)) {}
+
+Result<std::unique_ptr<engine::Subscription>> FeaturesService::OpenSubscription(
+    const grpc::ServerContextBase& ctx, const ods::v1::SubscribeRequest& req) {
+  const ods::v1::SubscribeRequest* const r = &req;
   const ApiKey* key = nullptr;
-  Status access = Authorize(auth_, *ctx, Method::kFeaturesSubscribe, key);
+  Status access = Authorize(auth_, ctx, Method::kFeaturesSubscribe, key);
   engine::SubscribeRequest request;
-  request.tables.assign(req->tables().begin(), req->tables().end());
-  request.templates.assign(req->templates().begin(), req->templates().end());
-  request.features.assign(req->features().begin(), req->features().end());
-  request.keys.assign(req->keys().begin(), req->keys().end());
-  if (req->has_from_sequence()) request.from_sequence = req->from_sequence();
+  request.tables.assign(r->tables().begin(), r->tables().end());
+  request.templates.assign(r->templates().begin(), r->templates().end());
+  request.features.assign(r->features().begin(), r->features().end());
+  request.keys.assign(r->keys().begin(), r->keys().end());
+  if (r->has_from_sequence()) request.from_sequence = r->from_sequence();
   for (const std::string& name : request.tables) {
     if (access.ok()) access = CheckTable(auth_, key, Method::kFeaturesSubscribe, name);
   }
@@ -355,109 +314,99 @@ grpc::ServerWriteReactor<ods::v1::SubscribeResponse>* FeaturesService::Subscribe
     if (access.ok()) access = CheckTable(auth_, key, Method::kFeaturesSubscribe, name);
   }
   if (access.ok() && !request.features.empty()) {
-    const std::vector<std::string_view> features(request.features.begin(),
-                                                 request.features.end());
+    const std::vector<std::string_view> features(request.features.begin(), request.features.end());
     access = CheckFeatureSources(engine_, auth_, key, Method::kFeaturesSubscribe, features);
   }
-  if (!access.ok()) return subscriptions_->Open(ctx, access);
-  return subscriptions_->Open(ctx, engine_.Subscribe(request));
+  if (!access.ok()) return access;
+  return engine_.Subscribe(request);
 }
 
 void FeaturesService::AppendMetrics(std::string& out) const {
   constexpr std::string_view kName = "ods_rpc_handler_seconds";
-  out.append("# HELP ods_rpc_handler_seconds Time in the RPC handler, from its start to its "
-             "answer (gRPC queueing and transport excluded).\n");
+  out.append(
+      "# HELP ods_rpc_handler_seconds Time in the RPC handler, from its start to its "
+      "answer (gRPC queueing and transport excluded).\n");
   out.append("# TYPE ods_rpc_handler_seconds histogram\n");
   push_latency_.Render(kName, "ods.v1.Features/PushEvents", out);
   online_latency_.Render(kName, "ods.v1.Features/GetOnlineFeatures", out);
   historical_latency_.Render(kName, "ods.v1.Features/GetHistoricalFeatures", out);
 }
 
-grpc::ServerUnaryReactor* FeaturesService::PushEvents(grpc::CallbackServerContext* ctx,
-                                                      const ods::v1::PushEventsRequest* req,
-                                                      ods::v1::PushEventsResponse* resp) {
+void FeaturesService::ServeOn(CallQueue& queue) {
+  queue.Serve(this, &FeaturesService::RequestPushEvents, this, &FeaturesService::HandlePushEvents);
+  // A feature of a table that reads through may wait for its system of record.
+  const CallQueue::Runs lookups =
+      engine_.HasReadThrough() ? CallQueue::Runs::kBlocking : CallQueue::Runs::kInline;
+  queue.Serve(this, &FeaturesService::RequestGetOnlineFeatures, this,
+              &FeaturesService::HandleGetOnlineFeatures, lookups);
+  queue.Serve(this, &FeaturesService::RequestGetHistoricalFeatures, this,
+              &FeaturesService::HandleGetHistoricalFeatures, lookups);
+  StreamEventsCall::Listen(*this, queue.cq());
+  grpc::ServerCompletionQueue* cq = queue.cq();
+  subscriptions_->Serve(
+      cq,
+      [this, cq](grpc::ServerContext* ctx, ods::v1::SubscribeRequest* req,
+                 grpc::ServerAsyncWriter<ods::v1::SubscribeResponse>* writer,
+                 void* tag) { RequestSubscribe(ctx, req, writer, cq, cq, tag); },
+      [this](const grpc::ServerContextBase& ctx, const ods::v1::SubscribeRequest& req) {
+        return OpenSubscription(ctx, req);
+      });
+}
+
+Status FeaturesService::HandlePushEvents(const grpc::ServerContextBase& ctx,
+                                         const ods::v1::PushEventsRequest& req,
+                                         ods::v1::PushEventsResponse& resp) {
   const ScopedLatency timed(push_latency_);
   const ApiKey* key = nullptr;
-  if (Status s = Authorize(auth_, *ctx, Method::kFeaturesPushEvents, key); !s.ok()) {
-    return Finish(ctx, s);
-  }
-  if (Status s = CheckTemplates(auth_, key, Method::kFeaturesPushEvents, *req); !s.ok()) {
-    return Finish(ctx, s);
-  }
+  ODS_RETURN_IF_ERROR(Authorize(auth_, ctx, Method::kFeaturesPushEvents, key));
+  ODS_RETURN_IF_ERROR(CheckTemplates(auth_, key, Method::kFeaturesPushEvents, req));
   uint64_t listed_bytes = 0;
   PushScratch scratch;
-  return Finish(
-      ctx, PushBatch(engine_, *req, 0, events_rejected_at_edge_, listed_bytes, scratch, *resp));
+  return PushBatch(engine_, req, 0, events_rejected_at_edge_, listed_bytes, scratch, resp);
 }
 
-grpc::ServerReadReactor<ods::v1::PushEventsRequest>* FeaturesService::StreamEvents(
-    grpc::CallbackServerContext* ctx, ods::v1::PushEventsResponse* resp) {
-  const ApiKey* key = nullptr;
-  if (Status s = Authorize(auth_, *ctx, Method::kFeaturesStreamEvents, key); !s.ok()) {
-    return new RefusedStreamReactor(s);
-  }
-  return new StreamEventsReactor(engine_, events_rejected_at_edge_, auth_, key, resp);
-}
-
-grpc::ServerUnaryReactor* FeaturesService::GetOnlineFeatures(grpc::CallbackServerContext* ctx,
-                                                             const grpc::ByteBuffer* wire,
-                                                             grpc::ByteBuffer* resp) {
+Status FeaturesService::HandleGetOnlineFeatures(const grpc::ServerContextBase& ctx,
+                                                const grpc::ByteBuffer& wire,
+                                                grpc::ByteBuffer& resp) {
   const ScopedLatency timed(online_latency_);
   const ApiKey* key = nullptr;
-  if (Status s = Authorize(auth_, *ctx, Method::kFeaturesGetOnlineFeatures, key); !s.ok()) {
-    return Finish(ctx, s);
-  }
+  ODS_RETURN_IF_ERROR(Authorize(auth_, ctx, Method::kFeaturesGetOnlineFeatures, key));
   ParsedRequest<ods::v1::GetOnlineFeaturesRequest> req;
-  if (Status s = req.Parse("GetOnlineFeatures", *wire); !s.ok()) return Finish(ctx, s);
-  if (Status s = CheckBatch(engine_, "GetOnlineFeatures", req->entities_size(), "entities");
-      !s.ok()) {
-    return Finish(ctx, s);
-  }
+  ODS_RETURN_IF_ERROR(req.Parse("GetOnlineFeatures", wire));
+  ODS_RETURN_IF_ERROR(CheckBatch(engine_, "GetOnlineFeatures", req->entities_size(), "entities"));
   const std::vector<std::string_view> entities = Views(req->entities());
   const std::vector<std::string_view> features = Views(req->features());
-  if (Status s = CheckFeatureSources(engine_, auth_, key, Method::kFeaturesGetOnlineFeatures,
-                                     features);
-      !s.ok()) {
-    return Finish(ctx, s);
-  }
+  ODS_RETURN_IF_ERROR(
+      CheckFeatureSources(engine_, auth_, key, Method::kFeaturesGetOnlineFeatures, features));
   const std::optional<Micros> as_of =
       req->has_as_of_micros() ? std::optional<Micros>(req->as_of_micros()) : std::nullopt;
-  Result<std::vector<engine::FeatureColumn>> columns =
-      engine_.GetOnlineFeatures(entities, features, as_of);
-  if (!columns.ok()) return Finish(ctx, columns.status());
-  WriteColumns(*columns, *resp);
-  return Finish(ctx, OkStatus());
+  ODS_ASSIGN_OR_RETURN(std::vector<engine::FeatureColumn> columns,
+                       engine_.GetOnlineFeatures(entities, features, as_of));
+  WriteColumns(columns, resp);
+  return OkStatus();
 }
 
-grpc::ServerUnaryReactor* FeaturesService::GetHistoricalFeatures(grpc::CallbackServerContext* ctx,
-                                                                 const grpc::ByteBuffer* wire,
-                                                                 grpc::ByteBuffer* resp) {
+Status FeaturesService::HandleGetHistoricalFeatures(const grpc::ServerContextBase& ctx,
+                                                    const grpc::ByteBuffer& wire,
+                                                    grpc::ByteBuffer& resp) {
   const ScopedLatency timed(historical_latency_);
   const ApiKey* key = nullptr;
-  if (Status s = Authorize(auth_, *ctx, Method::kFeaturesGetHistoricalFeatures, key); !s.ok()) {
-    return Finish(ctx, s);
-  }
+  ODS_RETURN_IF_ERROR(Authorize(auth_, ctx, Method::kFeaturesGetHistoricalFeatures, key));
   ParsedRequest<ods::v1::GetHistoricalFeaturesRequest> req;
-  if (Status s = req.Parse("GetHistoricalFeatures", *wire); !s.ok()) return Finish(ctx, s);
-  if (Status s = CheckBatch(engine_, "GetHistoricalFeatures", req->rows_size(), "rows"); !s.ok()) {
-    return Finish(ctx, s);
-  }
+  ODS_RETURN_IF_ERROR(req.Parse("GetHistoricalFeatures", wire));
+  ODS_RETURN_IF_ERROR(CheckBatch(engine_, "GetHistoricalFeatures", req->rows_size(), "rows"));
   std::vector<engine::EntityRow> rows(req->rows_size());
   for (int i = 0; i < req->rows_size(); ++i) {
     rows[i].entity = req->rows(i).entity();
     rows[i].timestamp = req->rows(i).timestamp_micros();
   }
   const std::vector<std::string_view> features = Views(req->features());
-  if (Status s = CheckFeatureSources(engine_, auth_, key, Method::kFeaturesGetHistoricalFeatures,
-                                     features);
-      !s.ok()) {
-    return Finish(ctx, s);
-  }
-  Result<std::vector<engine::FeatureColumn>> columns =
-      engine_.GetHistoricalFeatures(rows, features);
-  if (!columns.ok()) return Finish(ctx, columns.status());
-  WriteColumns(*columns, *resp);
-  return Finish(ctx, OkStatus());
+  ODS_RETURN_IF_ERROR(
+      CheckFeatureSources(engine_, auth_, key, Method::kFeaturesGetHistoricalFeatures, features));
+  ODS_ASSIGN_OR_RETURN(std::vector<engine::FeatureColumn> columns,
+                       engine_.GetHistoricalFeatures(rows, features));
+  WriteColumns(columns, resp);
+  return OkStatus();
 }
 
 }  // namespace ods::server

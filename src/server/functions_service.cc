@@ -44,47 +44,44 @@ void FunctionsService::Work() {
   }
 }
 
-grpc::ServerUnaryReactor* FunctionsService::Execute(grpc::CallbackServerContext* ctx,
-                                                    const ods::v1::ExecuteRequest* req,
-                                                    ods::v1::ExecuteResponse* resp) {
-  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+void FunctionsService::ServeOn(CallQueue& queue) {
+  queue.Serve(this, &FunctionsService::RequestExecute, this, &FunctionsService::HandleExecute);
+}
+
+void FunctionsService::HandleExecute(ExecuteCall& call) {
   // Until the worker answers: the queue wait counts, as a client feels it.
   auto timed = std::make_shared<ScopedLatency>(execute_latency_);
+  const ods::v1::ExecuteRequest* req = &call.request();
   const ApiKey* key = nullptr;
-  Status access = Authorize(auth_, *ctx, Method::kFunctionsExecute, key);
+  Status access = Authorize(auth_, call.context(), Method::kFunctionsExecute, key);
   if (access.ok()) access = CheckTable(auth_, key, Method::kFunctionsExecute, req->table());
-  if (!access.ok()) {
-    reactor->Finish(ToGrpcStatus(access));
-    return reactor;
-  }
-  auto run = [this, ctx, reactor, req, resp, timed] {
+  if (!access.ok()) return call.Finish(access);
+  auto run = [this, &call, req, timed] {
+    const grpc::ServerContext& ctx = call.context();
+    ods::v1::ExecuteResponse* resp = &call.response();
     std::vector<record::Field> args;
     args.reserve(req->args_size());
     for (const auto& [name, value] : req->args()) {
       record::Field& field = args.emplace_back();
       field.name = name;
       if (!FromProto(value, field.value)) {
-        reactor->Finish(ToGrpcStatus(
-            InvalidArgumentError("function '" + QuoteForMessage(req->function()) + "': argument '" +
-                                 QuoteForMessage(name) + "' has no value set")));
-        return;
+        return call.Finish(InvalidArgumentError("function '" + QuoteForMessage(req->function()) +
+                                                "': argument '" + QuoteForMessage(name) +
+                                                "' has no value set"));
       }
     }
     const std::vector<std::string_view> keys(req->keys().begin(), req->keys().end());
     // The client's deadline bounds the whole call: keys not started by then are not run (the
     // engine's clock is the system clock in odsd, microseconds since the epoch).
     std::optional<Micros> deadline;
-    if (ctx->deadline() != std::chrono::system_clock::time_point::max()) {
+    if (ctx.deadline() != std::chrono::system_clock::time_point::max()) {
       deadline =
-          std::chrono::duration_cast<std::chrono::microseconds>(ctx->deadline().time_since_epoch())
+          std::chrono::duration_cast<std::chrono::microseconds>(ctx.deadline().time_since_epoch())
               .count();
     }
     Result<engine::ExecuteReport> report =
         engine_.Execute(req->function(), req->table(), keys, args, deadline);
-    if (!report.ok()) {
-      reactor->Finish(ToGrpcStatus(report.status()));
-      return;
-    }
+    if (!report.ok()) return call.Finish(report.status());
     resp->set_function_version(report->function_version);
     resp->mutable_results()->Reserve(req->keys_size());
     for (int i = 0; i < req->keys_size(); ++i) {
@@ -99,23 +96,21 @@ grpc::ServerUnaryReactor* FunctionsService::Execute(grpc::CallbackServerContext*
       out->set_written(in.written);
       out->set_version(in.version);
     }
-    reactor->Finish(grpc::Status::OK);
+    call.Finish(OkStatus());
   };
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (queue_.size() >= max_queued_) {
       refused_.fetch_add(1, std::memory_order_relaxed);
-      reactor->Finish(ToGrpcStatus(ResourceExhaustedError(
-          "function '" + QuoteForMessage(req->function()) + "': " +
-          std::to_string(queue_.size()) + " Execute calls already wait for the " +
-          std::to_string(workers_.size()) + " workers (the limit); retry later")));
-      return reactor;
+      return call.Finish(ResourceExhaustedError(
+          "function '" + QuoteForMessage(req->function()) + "': " + std::to_string(queue_.size()) +
+          " Execute calls already wait for the " + std::to_string(workers_.size()) +
+          " workers (the limit); retry later"));
     }
     queue_.push_back(std::move(run));
     queued_.store(queue_.size(), std::memory_order_relaxed);
   }
   cv_.notify_one();
-  return reactor;
 }
 
 void FunctionsService::AppendMetrics(std::string& out) const {
@@ -125,7 +120,8 @@ void FunctionsService::AppendMetrics(std::string& out) const {
   out.append("ods_execute_queued ")
       .append(std::to_string(queued_.load(std::memory_order_relaxed)))
       .append("\n");
-  out.append("# HELP ods_execute_refused_total Execute calls refused because the queue was full.\n");
+  out.append(
+      "# HELP ods_execute_refused_total Execute calls refused because the queue was full.\n");
   out.append("# TYPE ods_execute_refused_total counter\n");
   out.append("ods_execute_refused_total ")
       .append(std::to_string(refused_.load(std::memory_order_relaxed)))

@@ -11,20 +11,21 @@
 #include <vector>
 
 #include "auth.h"
+#include "call_queue.h"
 #include "ods/common/latency_histogram.h"
 #include "ods/engine/engine.h"
 #include "ods/v1/functions.grpc.pb.h"
 
 namespace ods::server {
 
-// ods.v1.Functions over the callback API. A procedure may run up to its wall-clock budget per key,
-// so Execute does not run on gRPC's callback threads (which also serve every Get and Put): the
+// ods.v1.Functions, served from a CallQueue. A procedure may run up to its wall-clock budget per
+// key, so Execute does not run on the queue's thread (which also serves every Get and Put): the
 // handler queues the call to this service's own workers and returns; a worker runs it and
-// finishes the RPC. A runaway procedure thus holds one worker, never a gRPC thread; when every
+// answers. A runaway procedure thus holds one worker, never the queue's thread; when every
 // worker is busy, Execute calls wait in the queue while other RPCs are served as usual.
 // Thread-safe; `engine` must outlive the service. The destructor runs the queued calls and joins
 // the workers (the gRPC server is shut down first, so nothing is queued after).
-class FunctionsService final : public ods::v1::Functions::CallbackService {
+class FunctionsService final : public ods::v1::Functions::AsyncService {
  public:
   // `workers` >= 1 threads run Execute calls; at most `max_queued` more wait for one (a call
   // beyond that is refused at once with RESOURCE_EXHAUSTED, so a burst against busy workers
@@ -40,9 +41,11 @@ class FunctionsService final : public ods::v1::Functions::CallbackService {
 
   // Errors of the whole call as Engine::Execute (INVALID_ARGUMENT also for an unset arg value);
   // per-key outcomes in results[i].code/message.
-  grpc::ServerUnaryReactor* Execute(grpc::CallbackServerContext* ctx,
-                                    const ods::v1::ExecuteRequest* req,
-                                    ods::v1::ExecuteResponse* resp) override;
+  using ExecuteCall = UnaryCall<ods::v1::ExecuteRequest, ods::v1::ExecuteResponse>;
+  void HandleExecute(ExecuteCall& call);
+
+  // Serves Execute on `queue` (before it starts).
+  void ServeOn(CallQueue& queue);
 
   // Appends the series of `ods_rpc_handler_seconds` for Execute (from the handler to the
   // worker's answer, queue wait included), after FeaturesService's HELP and TYPE lines, then
@@ -60,9 +63,9 @@ class FunctionsService final : public ods::v1::Functions::CallbackService {
   std::deque<std::function<void()>> queue_;  // guarded by mu_
   std::atomic<size_t> queued_{0};            // queue_.size(), for scrapes without mu_
   std::atomic<uint64_t> refused_{0};
-  bool stop_ = false;                        // guarded by mu_
+  bool stop_ = false;  // guarded by mu_
   LatencyHistogram execute_latency_;
-  std::vector<std::thread> workers_;         // last: started after the members above exist
+  std::vector<std::thread> workers_;  // last: started after the members above exist
 };
 
 }  // namespace ods::server

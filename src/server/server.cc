@@ -2,7 +2,6 @@
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
-#include <grpcpp/health_check_service_interface.h>
 
 #include <algorithm>
 #include <array>
@@ -19,8 +18,10 @@
 #include "admin_http.h"
 #include "admin_service.h"
 #include "auth.h"
+#include "call_queue.h"
 #include "features_service.h"
 #include "functions_service.h"
+#include "health_service.h"
 #include "ods/common/logging.h"
 #include "ods/engine/engine.h"
 #include "ods/sandbox/sandbox.h"
@@ -188,8 +189,7 @@ std::string RenderMetrics(engine::Engine& engine, const FeaturesService& feature
           "Fsyncs of the durable tier's log (group commits and async window flushes).",
           s.durable_syncs);
   counter("ods_tier_move_errors_total",
-          "Tier moves that failed (I/O); the records stayed where they were.",
-          s.tier_move_errors);
+          "Tier moves that failed (I/O); the records stayed where they were.", s.tier_move_errors);
   counter("ods_sor_reads_total",
           "Keys a Get missed that a system of record (read_through) answered with a record.",
           s.sor_reads);
@@ -222,8 +222,7 @@ std::string RenderMetrics(engine::Engine& engine, const FeaturesService& feature
           "Changes subscribers skipped through gap notices.", subs.skipped);
   counter("ods_changes_published_total",
           "Changes (put, delete, expire, event) appended to the change log.", subs.published);
-  gauge("ods_change_log_next_sequence", "The sequence the next change gets.",
-        subs.next_sequence);
+  gauge("ods_change_log_next_sequence", "The sequence the next change gets.", subs.next_sequence);
   gauge("ods_change_log_oldest_sequence",
         "The oldest change retained (a subscriber may resume from it).", subs.oldest_sequence);
   if (s.has_durable_tier) {
@@ -300,7 +299,10 @@ struct Server::Impl {
   std::unique_ptr<FeaturesService> features;
   std::unique_ptr<AdminService> admin_service;
   std::unique_ptr<FunctionsService> functions;
+  std::unique_ptr<HealthService> health;
   std::unique_ptr<grpc::Server> grpc_server;
+  // Serves the services' unary methods; shut down after grpc_server (see Shutdown).
+  std::unique_ptr<CallQueue> calls;
   std::unique_ptr<AdminHttp> admin;
   std::string grpc_address;
   std::string admin_address;
@@ -340,7 +342,9 @@ Result<std::unique_ptr<Server>> Server::Start(
   impl->functions = std::make_unique<FunctionsService>(
       engine, auth, std::max<size_t>(4, 2 * std::thread::hardware_concurrency()));
 
-  grpc::EnableDefaultHealthCheckService(true);
+  impl->health = std::make_unique<HealthService>();
+  // Ours instead (served from the call queue, like every other method).
+  grpc::EnableDefaultHealthCheckService(false);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   int bound_port = 0;
@@ -349,6 +353,7 @@ Result<std::unique_ptr<Server>> Server::Start(
   builder.RegisterService(impl->features.get());
   builder.RegisterService(impl->admin_service.get());
   builder.RegisterService(impl->functions.get());
+  builder.RegisterService(impl->health.get());
   // gRPC sets SO_REUSEPORT by default, which would let a second odsd silently share the port.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   const int max_message = static_cast<int>(
@@ -358,17 +363,29 @@ Result<std::unique_ptr<Server>> Server::Start(
   // Announced in HTTP/2 SETTINGS: a client queues calls beyond it on its side.
   builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS,
                              static_cast<int>(config.limits.max_concurrent_streams));
+  std::unique_ptr<grpc::ServerCompletionQueue> cq = builder.AddCompletionQueue();
   impl->grpc_server = builder.BuildAndStart();
   if (impl->grpc_server == nullptr || bound_port == 0) {
+    if (impl->grpc_server != nullptr) impl->grpc_server->Shutdown();
+    if (cq != nullptr) CallQueue(std::move(cq)).Shutdown();
     return UnavailableError("cannot listen for gRPC on '" + config.server.grpc_listen +
                             "' (address in use or not local?)");
   }
+  impl->calls = std::make_unique<CallQueue>(std::move(cq));
+  impl->store->ServeOn(*impl->calls);
+  impl->features->ServeOn(*impl->calls);
+  impl->admin_service->ServeOn(*impl->calls);
+  impl->functions->ServeOn(*impl->calls);
+  impl->health->ServeOn(*impl->calls);
+  impl->calls->Start();
   impl->grpc_address = HostOf(config.server.grpc_listen) + ":" + std::to_string(bound_port);
 
   if (admin == nullptr && !config.server.admin_listen.empty()) {
-    Result<std::unique_ptr<AdminEndpoint>> started = AdminEndpoint::Start(config.server.admin_listen);
+    Result<std::unique_ptr<AdminEndpoint>> started =
+        AdminEndpoint::Start(config.server.admin_listen);
     if (!started.ok()) {
       impl->grpc_server->Shutdown();
+      impl->calls->Shutdown();
       return started.status();
     }
     admin = std::move(started).value();
@@ -389,8 +406,7 @@ Result<std::unique_ptr<Server>> Server::Start(
       ->info("serving gRPC on {} ({}{}), admin HTTP on {}", impl->grpc_address,
              config.server.tls ? "TLS" : "plaintext",
              auth == nullptr ? ", no API keys: every call allowed"
-                             : ", " + std::to_string(config.security.api_keys.size()) +
-                                   " API keys",
+                             : ", " + std::to_string(config.security.api_keys.size()) + " API keys",
              impl->admin_address.empty() ? std::string("(disabled)") : impl->admin_address);
   return std::unique_ptr<Server>(new Server(std::move(impl)));
 }
@@ -401,15 +417,16 @@ std::string Server::admin_address() const { return impl_->admin_address; }
 void Server::Shutdown(Micros grace_micros) {
   std::call_once(impl_->shutdown_once, [&] {
     if (impl_->admin) impl_->admin->SetDraining();
-    if (auto* health = impl_->grpc_server->GetHealthCheckService()) {
-      health->SetServingStatus(false);
-    }
+    impl_->health->SetNotServing();
     // Subscribe streams never end by themselves: end them first, or they hold the drain.
     impl_->features->StopSubscriptions();
     const auto deadline =
         std::chrono::system_clock::now() + std::chrono::microseconds(grace_micros);
-    impl_->grpc_server->Shutdown(deadline);  // Waits for in-flight calls up to the deadline.
+    // Waits for in-flight calls up to the deadline, then cancels them and waits until each is
+    // answered and freed (the call queue's thread keeps running meanwhile).
+    impl_->grpc_server->Shutdown(deadline);
     impl_->grpc_server->Wait();
+    impl_->calls->Shutdown();
     impl_->admin.reset();
     Logger("ods.server")->info("server stopped");
   });

@@ -19,12 +19,6 @@ namespace {
 // limits.max_message_bytes.
 constexpr size_t kScanPageRecords = 256;
 
-grpc::ServerUnaryReactor* Finish(grpc::CallbackServerContext* ctx, const Status& status) {
-  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  reactor->Finish(ToGrpcStatus(status));
-  return reactor;
-}
-
 // Views of a repeated string field, valid while `field` is unchanged.
 std::vector<std::string_view> Views(const google::protobuf::RepeatedPtrField<std::string>& field) {
   return {field.begin(), field.end()};
@@ -50,145 +44,85 @@ Status CheckRequest(const engine::Engine& engine, const Authenticator* auth,
 
 }  // namespace
 
-grpc::ServerUnaryReactor* StoreService::Put(grpc::CallbackServerContext* ctx,
-                                            const ods::v1::PutRequest* req,
-                                            ods::v1::PutResponse* resp) {
-  // Shared with the completion: recorded when the answer is sent (a sync table's after fsync).
-  auto timed = std::make_shared<ScopedLatency>(put_latency_);
-  if (Status s = CheckRequest(engine_, auth_, *ctx, Method::kStorePut, req->table(),
-                              req->records_size(), "records");
-      !s.ok()) {
-    return Finish(ctx, s);
-  }
-  std::vector<record::Record> records(req->records_size());
-  std::vector<shard::KeyedRecord> items(req->records_size());
-  for (int i = 0; i < req->records_size(); ++i) {
-    const ods::v1::Record& in = req->records(i);
-    if (Status s = FromProto(req->table(), in, records[i]); !s.ok()) return Finish(ctx, s);
-    items[i] = {in.key(), &records[i]};
-  }
-  // A sync table answers from the durable tier's committer thread once the write is on disk:
-  // this gRPC thread is not held for the fsync.
-  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  engine_.PutThen(req->table(), items,
-                  [reactor, resp, timed](Result<std::vector<uint64_t>> versions) {
-    if (!versions.ok()) {
-      reactor->Finish(ToGrpcStatus(versions.status()));
-      return;
-    }
-    resp->mutable_versions()->Assign(versions->begin(), versions->end());
-    reactor->Finish(grpc::Status::OK);
-  });
-  return reactor;
-}
-
-grpc::ServerUnaryReactor* StoreService::Get(grpc::CallbackServerContext* ctx,
-                                            const ods::v1::GetRequest* req,
-                                            ods::v1::GetResponse* resp) {
-  const ScopedLatency timed(get_latency_);
-  if (Status s = CheckRequest(engine_, auth_, *ctx, Method::kStoreGet, req->table(),
-                              req->keys_size(), "keys");
-      !s.ok()) {
-    return Finish(ctx, s);
-  }
-  std::vector<std::optional<record::Record>> found;
-  const std::vector<std::string_view> keys = Views(req->keys());
-  const std::vector<std::string_view> fields = Views(req->fields());
-  if (Status s = engine_.Get(req->table(), keys, fields, found); !s.ok()) return Finish(ctx, s);
-  resp->mutable_results()->Reserve(req->keys_size());
-  for (int i = 0; i < req->keys_size(); ++i) {
-    ods::v1::GetResult* result = resp->add_results();
-    result->set_key(req->keys(i));
-    if (found[i]) {
-      result->set_found(true);
-      ToProto(req->keys(i), *found[i], *result->mutable_record());
-    }
-  }
-  return Finish(ctx, OkStatus());
-}
-
-grpc::ServerUnaryReactor* StoreService::Delete(grpc::CallbackServerContext* ctx,
-                                               const ods::v1::DeleteRequest* req,
-                                               ods::v1::DeleteResponse* resp) {
-  auto timed = std::make_shared<ScopedLatency>(delete_latency_);
-  if (Status s = CheckRequest(engine_, auth_, *ctx, Method::kStoreDelete, req->table(),
-                              req->keys_size(), "keys");
-      !s.ok()) {
-    return Finish(ctx, s);
-  }
-  const std::vector<std::string_view> keys = Views(req->keys());
-  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  engine_.DeleteThen(req->table(), keys,
-                     [reactor, resp, timed](Result<std::vector<uint8_t>> deleted) {
-    if (!deleted.ok()) {
-      reactor->Finish(ToGrpcStatus(deleted.status()));
-      return;
-    }
-    uint32_t count = 0;
-    for (uint8_t d : *deleted) {
-      resp->add_deleted(d != 0);
-      count += d;
-    }
-    resp->set_deleted_count(count);
-    reactor->Finish(grpc::Status::OK);
-  });
-  return reactor;
-}
-
-namespace {
-
-// Streams the records of a key list in pages; one page in flight at a time. A page holds at
-// most kScanPageRecords records and about half of limits.max_message_bytes (at least one
-// record: config guarantees any record fits). Deletes itself in OnDone. Records deleted between
-// listing and reading are skipped.
-class ScanReactor final : public grpc::ServerWriteReactor<ods::v1::ScanResponse> {
+// One Scan call: streams the records of a key list in pages, one page in flight at a time. A
+// page holds at most kScanPageRecords records and about half of limits.max_message_bytes (at
+// least one record: config guarantees any record fits). Records deleted between listing and
+// reading are skipped. Listing the keys and reading each page run on the queue's blocking
+// workers (O(records) and possibly reads below RAM), writes and their completions on the queue.
+// One operation at a time: the call frees itself when its final status is sent.
+class StoreService::ScanCall final : public CallTag {
  public:
-  // `access` is the caller's access check: the scan fails with it unless it is OK.
-  ScanReactor(engine::Engine& engine, const ods::v1::ScanRequest& req, Status access,
-              LatencyHistogram& latency)
-      : engine_(engine),
-        latency_(latency),
-        table_(req.table()),
-        field_names_(req.fields().begin(), req.fields().end()),
-        fields_(field_names_.begin(), field_names_.end()),
-        page_budget_bytes_(engine.config().limits.max_message_bytes / 2) {
-    Status s = std::move(access);
-    if (s.ok()) s = CheckTableName(table_);
+  // Asks for the next Scan call.
+  static void Listen(StoreService& service) {
+    auto* call = new ScanCall(service);
+    service.RequestScan(&call->ctx_, &call->req_, &call->writer_, service.queue_->cq(),
+                        service.queue_->cq(), call);
+  }
+
+  void Proceed(bool ok) override {
+    switch (state_) {
+      case State::kListening:
+        if (!ok) {  // the server shuts down
+          delete this;
+          return;
+        }
+        Listen(service_);
+        start_ = std::chrono::steady_clock::now();
+        return Continue([this] { Begin(); });
+      case State::kWriting:
+        if (!ok) {
+          return Finish(grpc::Status(grpc::StatusCode::CANCELLED, "client went away during scan"));
+        }
+        return Continue([this] { NextPage(); });
+      case State::kFinishing:
+        service_.scan_latency_.Record(std::chrono::steady_clock::now() - start_);
+        delete this;
+        return;
+    }
+  }
+
+ private:
+  enum class State { kListening, kWriting, kFinishing };
+
+  explicit ScanCall(StoreService& service)
+      : service_(service),
+        page_budget_bytes_(service.engine_.config().limits.max_message_bytes / 2) {}
+
+  // Runs `step` on a blocking worker (the queue full: ends the scan).
+  template <typename Step>
+  void Continue(Step step) {
+    if (!service_.queue_->RunBlocking(step)) {
+      Finish(ToGrpcStatus(service_.queue_->QueueFullError()));
+    }
+  }
+
+  // Checks the caller and the request, lists the keys, writes the first page.
+  void Begin() {
+    engine::Engine& engine = service_.engine_;
+    const ApiKey* key = nullptr;
+    Status s = Authorize(service_.auth_, ctx_, Method::kStoreScan, key);
+    if (s.ok()) s = CheckTable(service_.auth_, key, Method::kStoreScan, req_.table());
+    if (s.ok()) s = CheckTableName(req_.table());
+    fields_.assign(req_.fields().begin(), req_.fields().end());
     if (s.ok()) {
       // A Get of no keys validates the projection before the O(records) key listing.
       std::vector<std::optional<record::Record>> none;
-      s = engine_.Get(table_, {}, fields_, none);
+      s = engine.Get(req_.table(), {}, fields_, none);
     }
     if (s.ok()) {
       Result<std::vector<std::string>> keys =
-          engine_.ScanKeys(table_, req.prefix(), req.start_after(), req.limit());
+          engine.ScanKeys(req_.table(), req_.prefix(), req_.start_after(), req_.limit());
       if (keys.ok()) {
         keys_ = std::move(keys).value();
       } else {
         s = keys.status();
       }
     }
-    if (!s.ok()) {
-      Finish(ToGrpcStatus(s));
-      return;
-    }
+    if (!s.ok()) return Finish(ToGrpcStatus(s));
     NextPage();
   }
 
-  void OnWriteDone(bool ok) override {
-    if (!ok) {
-      Finish(grpc::Status(grpc::StatusCode::CANCELLED, "client went away during scan"));
-      return;
-    }
-    NextPage();
-  }
-
-  void OnDone() override {
-    latency_.Record(std::chrono::steady_clock::now() - start_);
-    delete this;
-  }
-
- private:
+  // Reads and writes the next page, or finishes when no record is left.
   void NextPage() {
     page_.Clear();
     size_t page_bytes = 0;
@@ -198,15 +132,12 @@ class ScanReactor final : public grpc::ServerWriteReactor<ods::v1::ScanResponse>
       const size_t end = std::min(keys_.size(), next_ + batch_size);
       const std::vector<std::string_view> batch(keys_.begin() + next_, keys_.begin() + end);
       std::vector<std::optional<record::Record>> found;
-      Status s = engine_.Get(table_, batch, fields_, found);
+      Status s = service_.engine_.Get(req_.table(), batch, fields_, found);
       if (s.code() == StatusCode::kResourceExhausted && batch_size > 1) {
         batch_size /= 2;  // Large records: read fewer at a time.
         continue;
       }
-      if (!s.ok()) {
-        Finish(ToGrpcStatus(s));
-        return;
-      }
+      if (!s.ok()) return Finish(ToGrpcStatus(s));
       size_t i = 0;
       for (; i < batch.size() && !page_full; ++i) {
         if (!found[i]) continue;
@@ -223,33 +154,115 @@ class ScanReactor final : public grpc::ServerWriteReactor<ods::v1::ScanResponse>
       }
       next_ += i;
     }
-    if (page_.records_size() == 0) {
-      Finish(grpc::Status::OK);
-      return;
-    }
-    StartWrite(&page_);
+    if (page_.records_size() == 0) return Finish(grpc::Status::OK);
+    state_ = State::kWriting;
+    writer_.Write(page_, this);
   }
 
-  engine::Engine& engine_;
-  LatencyHistogram& latency_;  // the whole stream, from the handler to OnDone
-  const std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
-  const std::string table_;
-  const std::vector<std::string> field_names_;
-  const std::vector<std::string_view> fields_;  // views of field_names_
+  void Finish(const grpc::Status& status) {
+    state_ = State::kFinishing;
+    writer_.Finish(status, this);
+  }
+
+  StoreService& service_;
   const size_t page_budget_bytes_;
+  grpc::ServerContext ctx_;
+  ods::v1::ScanRequest req_;
+  grpc::ServerAsyncWriter<ods::v1::ScanResponse> writer_{&ctx_};
+  State state_ = State::kListening;
+  std::chrono::steady_clock::time_point start_;  // the whole stream counts
+  std::vector<std::string_view> fields_;         // views of req_.fields()
   std::vector<std::string> keys_;
   size_t next_ = 0;
   ods::v1::ScanResponse page_;
 };
 
-}  // namespace
+void StoreService::ServeOn(CallQueue& queue) {
+  queue_ = &queue;
+  queue.Serve(this, &StoreService::RequestPut, this, &StoreService::HandlePut);
+  queue.Serve(this, &StoreService::RequestGet, this, &StoreService::HandleGet);
+  queue.Serve(this, &StoreService::RequestDelete, this, &StoreService::HandleDelete);
+  ScanCall::Listen(*this);
+}
 
-grpc::ServerWriteReactor<ods::v1::ScanResponse>* StoreService::Scan(
-    grpc::CallbackServerContext* ctx, const ods::v1::ScanRequest* req) {
-  const ApiKey* key = nullptr;
-  Status access = Authorize(auth_, *ctx, Method::kStoreScan, key);
-  if (access.ok()) access = CheckTable(auth_, key, Method::kStoreScan, req->table());
-  return new ScanReactor(engine_, *req, std::move(access), scan_latency_);
+void StoreService::HandlePut(PutCall& call) {
+  // Shared with the completion: recorded when the answer is sent (a sync table's after fsync).
+  auto timed = std::make_shared<ScopedLatency>(put_latency_);
+  const ods::v1::PutRequest& req = call.request();
+  if (Status s = CheckRequest(engine_, auth_, call.context(), Method::kStorePut, req.table(),
+                              req.records_size(), "records");
+      !s.ok()) {
+    return call.Finish(s);
+  }
+  std::vector<record::Record> records(req.records_size());
+  std::vector<shard::KeyedRecord> items(req.records_size());
+  for (int i = 0; i < req.records_size(); ++i) {
+    const ods::v1::Record& in = req.records(i);
+    if (Status s = FromProto(req.table(), in, records[i]); !s.ok()) return call.Finish(s);
+    items[i] = {in.key(), &records[i]};
+  }
+  // A sync table answers from the durable tier's committer thread once the write is on disk:
+  // the queue's thread is not held for the fsync.
+  engine_.PutThen(req.table(), items, [&call, timed](Result<std::vector<uint64_t>> versions) {
+    if (!versions.ok()) return call.Finish(versions.status());
+    call.response().mutable_versions()->Assign(versions->begin(), versions->end());
+    call.Finish(OkStatus());
+  });
+}
+
+void StoreService::HandleGet(GetCall& call) {
+  if (!engine_.ReadsThrough(call.request().table())) {
+    return call.Finish(LookUp(call.context(), call.request(), call.response()));
+  }
+  // A miss may wait for the system of record: off the queue's thread.
+  if (!queue_->RunBlocking([this, &call] {
+        call.Finish(LookUp(call.context(), call.request(), call.response()));
+      })) {
+    call.Finish(queue_->QueueFullError());
+  }
+}
+
+Status StoreService::LookUp(const grpc::ServerContextBase& ctx, const ods::v1::GetRequest& req,
+                            ods::v1::GetResponse& resp) {
+  const ScopedLatency timed(get_latency_);
+  ODS_RETURN_IF_ERROR(
+      CheckRequest(engine_, auth_, ctx, Method::kStoreGet, req.table(), req.keys_size(), "keys"));
+  std::vector<std::optional<record::Record>> found;
+  const std::vector<std::string_view> keys = Views(req.keys());
+  const std::vector<std::string_view> fields = Views(req.fields());
+  ODS_RETURN_IF_ERROR(engine_.Get(req.table(), keys, fields, found));
+  resp.mutable_results()->Reserve(req.keys_size());
+  for (int i = 0; i < req.keys_size(); ++i) {
+    ods::v1::GetResult* result = resp.add_results();
+    result->set_key(req.keys(i));
+    if (found[i]) {
+      result->set_found(true);
+      ToProto(req.keys(i), *found[i], *result->mutable_record());
+    }
+  }
+  return OkStatus();
+}
+
+void StoreService::HandleDelete(DeleteCall& call) {
+  auto timed = std::make_shared<ScopedLatency>(delete_latency_);
+  const ods::v1::DeleteRequest& req = call.request();
+  if (Status s = CheckRequest(engine_, auth_, call.context(), Method::kStoreDelete, req.table(),
+                              req.keys_size(), "keys");
+      !s.ok()) {
+    return call.Finish(s);
+  }
+  const std::vector<std::string_view> keys = Views(req.keys());
+  engine_.DeleteThen(req.table(), keys, [&call, timed](Result<std::vector<uint8_t>> deleted) {
+    if (!deleted.ok()) return call.Finish(deleted.status());
+    ods::v1::DeleteResponse& resp = call.response();
+    uint32_t count = 0;
+    for (uint8_t d : *deleted) {
+      resp.add_deleted(d != 0);
+      count += d;
+    }
+    resp.set_deleted_count(count);
+    call.Finish(OkStatus());
+  });
 }
 
 void StoreService::AppendMetrics(std::string& out) const {

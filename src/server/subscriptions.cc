@@ -5,6 +5,7 @@
 #include <optional>
 #include <utility>
 
+#include "call_queue.h"
 #include "convert.h"
 #include "ods/common/logging.h"
 #include "status_mapping.h"
@@ -14,10 +15,14 @@ namespace {
 
 ods::v1::ChangeKind KindToProto(engine::ChangeKind kind) {
   switch (kind) {
-    case engine::ChangeKind::kPut: return ods::v1::CHANGE_PUT;
-    case engine::ChangeKind::kDelete: return ods::v1::CHANGE_DELETE;
-    case engine::ChangeKind::kExpire: return ods::v1::CHANGE_EXPIRE;
-    case engine::ChangeKind::kEvent: return ods::v1::CHANGE_EVENT;
+    case engine::ChangeKind::kPut:
+      return ods::v1::CHANGE_PUT;
+    case engine::ChangeKind::kDelete:
+      return ods::v1::CHANGE_DELETE;
+    case engine::ChangeKind::kExpire:
+      return ods::v1::CHANGE_EXPIRE;
+    case engine::ChangeKind::kEvent:
+      return ods::v1::CHANGE_EVENT;
   }
   return ods::v1::CHANGE_KIND_UNSPECIFIED;
 }
@@ -60,23 +65,44 @@ void BatchToProto(const engine::SubscriptionBatch& batch, ods::v1::SubscribeResp
 
 }  // namespace
 
-// One stream. Deletes itself in OnDone. Its mutex guards the write state; the hub's mutex is
-// taken before it, never after.
-class SubscriptionHub::Reactor final : public grpc::ServerWriteReactor<ods::v1::SubscribeResponse> {
+// One Subscribe call. Its mutex guards the write state; the hub's mutex is taken before it,
+// never after. Operations complete on the call queue's thread (a tag each: a write, the final
+// status, and gRPC's "call done", which also says when the client cancelled); writes start
+// there, on the pump thread (Poll) or on the thread that stops the hub. Frees itself once the
+// final status went out and gRPC said the call is done.
+class SubscriptionHub::Stream final : public CallTag {
  public:
-  Reactor(SubscriptionHub& hub, grpc::CallbackServerContext* ctx,
-          std::unique_ptr<engine::Subscription> subscription, std::optional<PeerSocket> socket)
-      : hub_(hub), ctx_(ctx), subscription_(std::move(subscription)), socket_(socket) {}
+  explicit Stream(SubscriptionHub& hub) : hub_(hub) { ctx_.AsyncNotifyWhenDone(&done_tag_); }
 
-  // The first message: the start sequence (and a gap if from_sequence is no longer retained).
-  void Start() {
+  grpc::ServerContext* context() { return &ctx_; }
+  ods::v1::SubscribeRequest* request() { return &request_; }
+  grpc::ServerAsyncWriter<ods::v1::SubscribeResponse>* writer() { return &writer_; }
+  const grpc::ServerContext& context() const { return ctx_; }
+
+  // The call arrived (ok) or the server shuts down (not ok: the call never started).
+  void Proceed(bool ok) override {
+    if (!ok) {
+      delete this;  // no "call done" comes for a call that never started
+      return;
+    }
+    hub_.Listen();
+    hub_.Open(this, hub_.open_(ctx_, request_));
+  }
+
+  // Streams `subscription`; the first message is the start sequence (and a gap if from_sequence
+  // is no longer retained). Null: finishes at once with `error`.
+  void Start(std::unique_ptr<engine::Subscription> subscription, std::optional<PeerSocket> socket,
+             const Status& error) {
     std::lock_guard<std::mutex> lock(mu_);
+    subscription_ = std::move(subscription);
+    socket_ = socket;
+    if (subscription_ == nullptr) return FinishLocked(ToGrpcStatus(error));
     WriteNextLocked(/*always=*/true);
   }
 
   // Starts a write if none is in flight and there is something new. Called by the pump, under
   // the hub's mutex. Returns whether the stream is idle (open, no write in flight) and so needs
-  // the pump to look again; a stream with a write in flight continues from OnWriteDone.
+  // the pump to look again; a stream with a write in flight continues from WriteDone.
   bool Poll() {
     std::lock_guard<std::mutex> lock(mu_);
     if (!writing_ && !finished_ && subscription_->HasPending()) WriteNextLocked(false);
@@ -88,13 +114,14 @@ class SubscriptionHub::Reactor final : public grpc::ServerWriteReactor<ods::v1::
     std::lock_guard<std::mutex> lock(mu_);
     stop_ = true;
     if (writing_) {
-      ctx_->TryCancel();  // a write the client does not read would otherwise never complete
+      ctx_.TryCancel();  // a write the client does not read would otherwise never complete
     } else {
       FinishLocked(grpc::Status(grpc::StatusCode::UNAVAILABLE, "server shutting down"));
     }
   }
 
-  void OnWriteDone(bool ok) override {
+ private:
+  void WriteDone(bool ok) {
     bool idle = false;
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -113,20 +140,36 @@ class SubscriptionHub::Reactor final : public grpc::ServerWriteReactor<ods::v1::
     if (idle) hub_.WakePump();
   }
 
-  void OnCancel() override {
-    std::lock_guard<std::mutex> lock(mu_);
-    cancelled_ = true;
-    if (!writing_) {
-      FinishLocked(grpc::Status(grpc::StatusCode::CANCELLED, "subscription cancelled"));
+  // gRPC's "call done": after the final status went out, or when the client cancelled.
+  void CallDone(bool /*ok*/) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      call_done_ = true;
+      if (ctx_.IsCancelled()) {
+        cancelled_ = true;
+        if (!writing_) {
+          FinishLocked(grpc::Status(grpc::StatusCode::CANCELLED, "subscription cancelled"));
+        }
+      }
+      if (!status_sent_) return;
     }
+    Free();
   }
 
-  void OnDone() override {
+  void StatusSent(bool /*ok*/) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      status_sent_ = true;
+      if (!call_done_) return;
+    }
+    Free();
+  }
+
+  void Free() {
     hub_.Remove(this);
     delete this;
   }
 
- private:
   // Takes the next batch; writes it if it holds something (or `always`). Batches the filter
   // left empty are skipped, a bounded number at a time (the pump comes back).
   void WriteNextLocked(bool always) {
@@ -145,7 +188,7 @@ class SubscriptionHub::Reactor final : public grpc::ServerWriteReactor<ods::v1::
     if (!always && !batch.gap && batch.changes.empty() && batch.features.empty()) return;
     BatchToProto(batch, message_);
     writing_ = true;
-    StartWrite(&message_);
+    writer_.Write(message_, &write_tag_);
   }
 
   // Whether the connection's send queue is backed up (SocketBackedUp); counts each hold once.
@@ -153,7 +196,7 @@ class SubscriptionHub::Reactor final : public grpc::ServerWriteReactor<ods::v1::
     if (!socket_) return false;
     const std::optional<PeerSocket::Backlog> backlog = socket_->ReadBacklog();
     if (!backlog) {
-      socket_.reset();  // the connection closed: OnCancel follows
+      socket_.reset();  // the connection closed: the "call done" cancellation follows
       return false;
     }
     const bool backed_up = SocketBackedUp(*backlog);
@@ -165,29 +208,36 @@ class SubscriptionHub::Reactor final : public grpc::ServerWriteReactor<ods::v1::
   void FinishLocked(const grpc::Status& status) {
     if (finished_) return;
     finished_ = true;
-    Finish(status);
+    writer_.Finish(status, &finish_tag_);
   }
 
   SubscriptionHub& hub_;
-  grpc::CallbackServerContext* const ctx_;
-  const std::unique_ptr<engine::Subscription> subscription_;
+  grpc::ServerContext ctx_;
+  ods::v1::SubscribeRequest request_;
+  grpc::ServerAsyncWriter<ods::v1::SubscribeResponse> writer_{&ctx_};
+  MemberTag<Stream, &Stream::WriteDone> write_tag_{this};
+  MemberTag<Stream, &Stream::StatusSent> finish_tag_{this};
+  MemberTag<Stream, &Stream::CallDone> done_tag_{this};
   std::mutex mu_;
-  std::optional<PeerSocket> socket_;  // the connection, when Find knew it (TCP)
-  bool writing_ = false;              // a message is in flight
-  bool held_ = false;                 // the last look found the connection backed up
-  bool finished_ = false;             // Finish was called
-  bool cancelled_ = false;            // OnCancel came
-  bool stop_ = false;                 // Stop came
+  std::unique_ptr<engine::Subscription> subscription_;  // set by Start
+  std::optional<PeerSocket> socket_;                    // the connection, when Find knew it (TCP)
+  bool writing_ = false;                                // a message is in flight
+  bool held_ = false;                   // the last look found the connection backed up
+  bool finished_ = false;               // the final status was started
+  bool status_sent_ = false;            // ... and completed
+  bool call_done_ = false;              // gRPC's "call done" came
+  bool cancelled_ = false;              // the client cancelled
+  bool stop_ = false;                   // Stop came
   ods::v1::SubscribeResponse message_;  // the message in flight
 };
 
 SubscriptionHub::SubscriptionHub(engine::Engine& engine)
     : engine_(engine),
       // Every change fits: a record is at most max_record_bytes, at most half a message.
-      max_changes_per_message_(std::clamp<size_t>(
-          engine.config().limits.max_message_bytes /
-              (2 * engine.config().limits.max_record_bytes + 1),
-          1, 256)),
+      max_changes_per_message_(
+          std::clamp<size_t>(engine.config().limits.max_message_bytes /
+                                 (2 * engine.config().limits.max_record_bytes + 1),
+                             1, 256)),
       pump_([this] { Run(); }) {}
 
 SubscriptionHub::~SubscriptionHub() {
@@ -200,45 +250,50 @@ SubscriptionHub::~SubscriptionHub() {
   pump_.join();
 }
 
-grpc::ServerWriteReactor<ods::v1::SubscribeResponse>* SubscriptionHub::Open(
-    grpc::CallbackServerContext* ctx, Result<std::unique_ptr<engine::Subscription>> subscription) {
+void SubscriptionHub::Serve(grpc::ServerCompletionQueue* cq, Requester request, Opener open) {
+  cq_ = cq;
+  request_ = std::move(request);
+  open_ = std::move(open);
+  Listen();
+}
+
+void SubscriptionHub::Listen() {
+  auto* stream = new Stream(*this);
+  request_(stream->context(), stream->request(), stream->writer(), stream);
+}
+
+void SubscriptionHub::Open(Stream* stream,
+                           Result<std::unique_ptr<engine::Subscription>> subscription) {
   std::optional<PeerSocket> socket;
-  if (subscription.ok()) socket = PeerSocket::Find(ctx->peer());
+  if (subscription.ok()) socket = PeerSocket::Find(stream->context()->peer());
   std::unique_lock<std::mutex> lock(mu_);
   if (subscription.ok() && stopped_) subscription = UnavailableError("server shutting down");
   if (!subscription.ok()) {
     lock.unlock();
-    // A reactor of its own so the error goes through the same (streaming) call shape.
-    class Failed final : public grpc::ServerWriteReactor<ods::v1::SubscribeResponse> {
-     public:
-      explicit Failed(const Status& s) { Finish(ToGrpcStatus(s)); }
-      void OnDone() override { delete this; }
-    };
-    return new Failed(subscription.status());
+    stream->Start(nullptr, std::nullopt, subscription.status());  // not listed: ends at once
+    return;
   }
-  auto* r = new Reactor(*this, ctx, std::move(subscription).value(), socket);
-  reactors_.push_back(r);
-  r->Start();
+  streams_.push_back(stream);
+  stream->Start(std::move(subscription).value(), socket, OkStatus());
   wake_ = true;
   lock.unlock();
   cv_.notify_all();
-  return r;
 }
 
 void SubscriptionHub::Stop() {
   std::lock_guard<std::mutex> lock(mu_);
   stopped_ = true;
-  for (Reactor* r : reactors_) r->Stop();
+  for (Stream* s : streams_) s->Stop();
 }
 
 uint64_t SubscriptionHub::open_streams() const {
   std::lock_guard<std::mutex> lock(mu_);
-  return reactors_.size();
+  return streams_.size();
 }
 
-void SubscriptionHub::Remove(Reactor* r) {
+void SubscriptionHub::Remove(Stream* s) {
   std::lock_guard<std::mutex> lock(mu_);
-  std::erase(reactors_, r);
+  std::erase(streams_, s);
 }
 
 void SubscriptionHub::WakePump() {
@@ -253,7 +308,7 @@ void SubscriptionHub::Run() {
   std::unique_lock<std::mutex> lock(mu_);
   while (!exit_) {
     bool any_idle = false;
-    for (Reactor* r : reactors_) any_idle |= r->Poll();
+    for (Stream* s : streams_) any_idle |= s->Poll();
     wake_ = false;
     if (any_idle) {
       cv_.wait_for(lock, kPollInterval, [this] { return exit_; });

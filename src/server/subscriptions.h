@@ -6,6 +6,7 @@
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -28,8 +29,8 @@ namespace ods::server {
 // docs/architecture.md, "Subscriptions"). One pump thread wakes every kPollInterval while some
 // stream is idle (open, no write in flight, held or not) and starts a write on each idle stream
 // that has new changes; a stream whose write completed takes its next message at once on the
-// gRPC thread. While every stream has a write in flight (e.g. all clients stalled behind their
-// HTTP/2 windows) the pump sleeps until one completes. Writers do nothing for subscribers.
+// call queue's thread. While every stream has a write in flight (e.g. all clients stalled behind
+// their HTTP/2 windows) the pump sleeps until one completes. Writers do nothing for subscribers.
 // Thread-safe. Must be stopped (Stop) before the gRPC server shuts down, and outlive it.
 class SubscriptionHub {
  public:
@@ -38,10 +39,19 @@ class SubscriptionHub {
   SubscriptionHub(const SubscriptionHub&) = delete;
   SubscriptionHub& operator=(const SubscriptionHub&) = delete;
 
-  // A reactor streaming `subscription` (null: finishes at once with `error`).
-  grpc::ServerWriteReactor<ods::v1::SubscribeResponse>* Open(
-      grpc::CallbackServerContext* ctx,
-      Result<std::unique_ptr<engine::Subscription>> subscription);
+  // Asks gRPC for Features.Subscribe's next call (the generated RequestSubscribe, bound to the
+  // queue).
+  using Requester =
+      std::function<void(grpc::ServerContext*, ods::v1::SubscribeRequest*,
+                         grpc::ServerAsyncWriter<ods::v1::SubscribeResponse>*, void* tag)>;
+  // Checks a Subscribe request and opens its engine subscription; an error ends the stream
+  // before its first message. Runs on the queue's thread.
+  using Opener = std::function<Result<std::unique_ptr<engine::Subscription>>(
+      const grpc::ServerContextBase&, const ods::v1::SubscribeRequest&)>;
+
+  // Serves Subscribe calls that `request` asks for on `cq` (a CallQueue's: the streams' tags are
+  // CallTags). Once, before the queue starts; the queue must outlive the hub's streams.
+  void Serve(grpc::ServerCompletionQueue* cq, Requester request, Opener open);
 
   // Ends every open stream with UNAVAILABLE ("server shutting down"), cancelling writes the
   // client is not reading; later Opens are refused the same way. Returns at once.
@@ -65,9 +75,12 @@ class SubscriptionHub {
   static constexpr std::chrono::milliseconds kPollInterval{1};
 
  private:
-  class Reactor;
+  class Stream;
+  void Listen();
+  // Adds an accepted stream and writes its first message (or its error: `subscription` failed).
+  void Open(Stream* stream, Result<std::unique_ptr<engine::Subscription>> subscription);
   void Run();
-  void Remove(Reactor* r);
+  void Remove(Stream* s);
   // Makes the pump look at every stream now (a stream opened or went idle).
   void WakePump();
 
@@ -76,11 +89,14 @@ class SubscriptionHub {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::atomic<uint64_t> socket_holds_{0};
-  std::vector<Reactor*> reactors_;  // guarded by mu_
-  bool stopped_ = false;            // guarded by mu_
-  bool exit_ = false;               // guarded by mu_
-  bool wake_ = false;               // guarded by mu_: WakePump came since the pump last looked
-  std::thread pump_;                // last: starts after the members above exist
+  grpc::ServerCompletionQueue* cq_ = nullptr;  // constant after Serve
+  Requester request_;                          // constant after Serve
+  Opener open_;                                // constant after Serve
+  std::vector<Stream*> streams_;               // guarded by mu_
+  bool stopped_ = false;                       // guarded by mu_
+  bool exit_ = false;                          // guarded by mu_
+  bool wake_ = false;  // guarded by mu_: WakePump came since the pump last looked
+  std::thread pump_;   // last: starts after the members above exist
 };
 
 }  // namespace ods::server

@@ -10,6 +10,7 @@
 #include <string>
 #include <thread>
 
+#include "call_queue.h"
 #include "functions_service.h"
 #include "ods/common/clock.h"
 #include "ods/config/config.h"
@@ -42,10 +43,14 @@ TEST(ExecuteQueueTest, ACallBeyondTheQueueLimitIsRefusedAtOnce) {
   grpc::ServerBuilder builder;
   builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
   builder.RegisterService(&service);
+  std::unique_ptr<grpc::ServerCompletionQueue> cq = builder.AddCompletionQueue();
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   ASSERT_NE(server, nullptr);
-  auto stub = v1::Functions::NewStub(grpc::CreateChannel("127.0.0.1:" + std::to_string(port),
-                                                         grpc::InsecureChannelCredentials()));
+  CallQueue calls(std::move(cq));
+  service.ServeOn(calls);
+  calls.Start();
+  auto stub = v1::Functions::NewStub(
+      grpc::CreateChannel("127.0.0.1:" + std::to_string(port), grpc::InsecureChannelCredentials()));
   auto call = [&stub](grpc::Status& status) {
     v1::ExecuteRequest req;
     req.set_function("spin");
@@ -86,6 +91,7 @@ TEST(ExecuteQueueTest, ACallBeyondTheQueueLimitIsRefusedAtOnce) {
   service.AppendMetrics(metrics);
   EXPECT_NE(metrics.find("\nods_execute_refused_total 1\n"), std::string::npos) << metrics;
   server->Shutdown();
+  calls.Shutdown();
 }
 
 }  // namespace

@@ -191,6 +191,11 @@ class Engine {
   // limits.max_record_bytes. Blocks on the network for such misses.
   Status Get(std::string_view table, std::span<const std::string_view> keys,
              std::span<const std::string_view> fields, std::vector<std::optional<record::Record>>& out);
+  // True if a Get of `table` may ask a system of record (tables.NAME.read_through), and so block
+  // on the network. False for an unknown table. O(tables), lock-free.
+  bool ReadsThrough(std::string_view table) const;
+  // True if any table reads through (then a feature lookup of a table's fields may block too).
+  bool HasReadThrough() const;
 
   // kInvalidArgument (or kNotFound for an unknown table) if a request of `size` records or keys
   // ("records", "keys") would exceed limits.max_batch_size: lets the server refuse an oversized

@@ -1,0 +1,69 @@
+#include "call_queue.h"
+
+#include <utility>
+
+namespace ods::server {
+
+void CallQueue::Start() {
+  thread_ = std::thread([this] { Run(); });
+  for (size_t i = 0; i < blocking_workers_; ++i) workers_.emplace_back([this] { Work(); });
+}
+
+void CallQueue::Shutdown() {
+  if (shut_down_) return;
+  shut_down_ = true;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  work_cv_.notify_all();
+  for (std::thread& worker : workers_) worker.join();  // they run what is left first
+  cq_->Shutdown();
+  if (thread_.joinable()) {
+    thread_.join();
+  } else {
+    Run();  // never started: free the calls still listening
+  }
+}
+
+bool CallQueue::RunBlocking(std::function<void()> work) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (work_.size() >= max_blocking_queued_) return false;
+    work_.push_back(std::move(work));
+  }
+  work_cv_.notify_one();
+  return true;
+}
+
+size_t CallQueue::blocking_queued() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return work_.size();
+}
+
+Status CallQueue::QueueFullError() const {
+  return ResourceExhaustedError(
+      std::to_string(max_blocking_queued_) + " calls already wait for the server's " +
+      std::to_string(blocking_workers_) + " blocking workers (the limit); retry later");
+}
+
+void CallQueue::Run() {
+  void* tag = nullptr;
+  bool ok = false;
+  while (cq_->Next(&tag, &ok)) static_cast<CallTag*>(tag)->Proceed(ok);
+}
+
+void CallQueue::Work() {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (true) {
+    work_cv_.wait(lock, [this] { return stop_ || !work_.empty(); });
+    if (work_.empty()) return;  // stopping, nothing left
+    std::function<void()> work = std::move(work_.front());
+    work_.pop_front();
+    lock.unlock();
+    work();
+    lock.lock();
+  }
+}
+
+}  // namespace ods::server

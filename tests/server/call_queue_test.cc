@@ -1,0 +1,210 @@
+// The server's call queue (src/server/call_queue.h), in process over loopback gRPC: handlers that
+// may block run on bounded blocking workers while inline calls keep being answered; a full
+// queue refuses at once; odsd's server leaves no gRPC callback poller threads; health over the
+// queue, including Watch across a shutdown.
+
+#include "call_queue.h"
+
+#include <dirent.h>
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <fstream>
+#include <future>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "ods/common/clock.h"
+#include "ods/config/config.h"
+#include "ods/engine/engine.h"
+#include "ods/server/server.h"
+#include "ods/v1/store.grpc.pb.h"
+
+namespace ods::server {
+namespace {
+
+using grpc::health::v1::HealthCheckRequest;
+using grpc::health::v1::HealthCheckResponse;
+
+// Store's Get held until `release` is set (on a blocking worker); Put answered inline.
+class HeldStore {
+ public:
+  explicit HeldStore(std::shared_future<void> release) : release_(std::move(release)) {}
+
+  void Get(UnaryCall<v1::GetRequest, v1::GetResponse>& call) {
+    entered.fetch_add(1);
+    release_.wait();
+    call.Finish(OkStatus());
+  }
+  Status Put(const grpc::ServerContextBase& /*ctx*/, const v1::PutRequest& req,
+             v1::PutResponse& resp) {
+    resp.add_versions(static_cast<uint64_t>(req.records_size()));
+    return OkStatus();
+  }
+
+  std::atomic<int> entered{0};  // Gets that reached the handler
+
+ private:
+  std::shared_future<void> release_;
+};
+
+TEST(CallQueueTest, BlockingHandlersWaitOnBoundedWorkersWhileInlineCallsAreAnswered) {
+  v1::Store::AsyncService service;
+  std::promise<void> release;
+  HeldStore store(release.get_future().share());
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+  builder.RegisterService(&service);
+  std::unique_ptr<grpc::ServerCompletionQueue> cq = builder.AddCompletionQueue();
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  ASSERT_NE(server, nullptr);
+  CallQueue calls(std::move(cq), /*blocking_workers=*/1, /*max_blocking_queued=*/1);
+  calls.Serve(&service, &v1::Store::AsyncService::RequestGet, &store, &HeldStore::Get,
+              CallQueue::Runs::kBlocking);
+  calls.Serve(&service, &v1::Store::AsyncService::RequestPut, &store, &HeldStore::Put);
+  calls.Start();
+
+  auto stub = v1::Store::NewStub(
+      grpc::CreateChannel("127.0.0.1:" + std::to_string(port), grpc::InsecureChannelCredentials()));
+  auto get = [&stub] {
+    v1::GetRequest req;
+    v1::GetResponse resp;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+    return stub->Get(&ctx, req, &resp);
+  };
+  // The first Get holds the only worker, the second waits for it: the queue is full.
+  std::future<grpc::Status> held = std::async(std::launch::async, get);
+  while (store.entered.load() != 1) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  std::future<grpc::Status> waiting = std::async(std::launch::async, get);
+  while (calls.blocking_queued() != 1) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+
+  const grpc::Status refused = get();
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_NE(refused.error_message().find("1 calls already wait for the server's 1 blocking "
+                                         "workers"),
+            std::string::npos)
+      << refused.error_message();
+
+  // An inline method is answered while both Gets wait.
+  v1::PutRequest put;
+  put.add_records();
+  put.add_records();
+  v1::PutResponse put_resp;
+  grpc::ClientContext put_ctx;
+  put_ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  const grpc::Status put_status = stub->Put(&put_ctx, put, &put_resp);
+  EXPECT_TRUE(put_status.ok()) << put_status.error_message();
+  ASSERT_EQ(put_resp.versions_size(), 1);
+  EXPECT_EQ(put_resp.versions(0), 2u);
+  EXPECT_EQ(held.wait_for(std::chrono::milliseconds(0)), std::future_status::timeout);
+
+  release.set_value();
+  EXPECT_TRUE(held.get().ok());
+  EXPECT_TRUE(waiting.get().ok());
+  server->Shutdown();
+  calls.Shutdown();
+}
+
+// Names of this process's threads (/proc/self/task/*/comm).
+std::vector<std::string> ThreadNames() {
+  std::vector<std::string> names;
+  DIR* dir = opendir("/proc/self/task");
+  if (dir == nullptr) return names;
+  while (dirent* e = readdir(dir)) {
+    if (e->d_name[0] == '.') continue;
+    std::ifstream comm(std::string("/proc/self/task/") + e->d_name + "/comm");
+    std::string name;
+    std::getline(comm, name);
+    names.push_back(name);
+  }
+  closedir(dir);
+  return names;
+}
+
+class ServerHealthTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    config_.source = "call_queue_test";
+    config_.server.shards = 2;
+    config_.server.grpc_listen = "127.0.0.1:0";
+    config_.server.admin_listen = "";
+    Result<std::unique_ptr<engine::Engine>> engine = engine::Engine::Create(config_, SystemClock());
+    ASSERT_TRUE(engine.ok()) << engine.status().ToString();
+    engine_ = std::move(engine).value();
+    Result<std::unique_ptr<Server>> server = Server::Start(*engine_, config_);
+    ASSERT_TRUE(server.ok()) << server.status().ToString();
+    server_ = std::move(server).value();
+    health_ = grpc::health::v1::Health::NewStub(
+        grpc::CreateChannel(server_->grpc_address(), grpc::InsecureChannelCredentials()));
+  }
+
+  config::Config config_;
+  std::unique_ptr<engine::Engine> engine_;
+  std::unique_ptr<Server> server_;
+  std::unique_ptr<grpc::health::v1::Health::Stub> health_;
+};
+
+// gRPC's callback API polls from threads of its own ("nexting_thread"), which hand the poller
+// role to each other and to the queue's thread on every event: none may be left.
+TEST_F(ServerHealthTest, NoCallbackPollerThreads) {
+  HealthCheckRequest req;
+  HealthCheckResponse resp;
+  grpc::ClientContext ctx;
+  ASSERT_TRUE(health_->Check(&ctx, req, &resp).ok());
+  for (const std::string& name : ThreadNames()) EXPECT_NE(name, "nexting_thread");
+}
+
+TEST_F(ServerHealthTest, CheckKnowsTheServerAndNamesAnUnknownService) {
+  HealthCheckRequest req;
+  HealthCheckResponse resp;
+  grpc::ClientContext ctx;
+  ASSERT_TRUE(health_->Check(&ctx, req, &resp).ok());
+  EXPECT_EQ(resp.status(), HealthCheckResponse::SERVING);
+
+  req.set_service("ods.v1.Nope");
+  grpc::ClientContext unknown_ctx;
+  const grpc::Status unknown = health_->Check(&unknown_ctx, req, &resp);
+  EXPECT_EQ(unknown.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_NE(unknown.error_message().find("unknown service 'ods.v1.Nope'"), std::string::npos)
+      << unknown.error_message();
+}
+
+TEST_F(ServerHealthTest, WatchSeesServingThenNotServingAtShutdown) {
+  HealthCheckRequest req;
+  grpc::ClientContext ctx;
+  std::unique_ptr<grpc::ClientReader<HealthCheckResponse>> watch = health_->Watch(&ctx, req);
+  HealthCheckRequest other;
+  other.set_service("ods.v1.Nope");
+  grpc::ClientContext other_ctx;
+  std::unique_ptr<grpc::ClientReader<HealthCheckResponse>> unknown =
+      health_->Watch(&other_ctx, other);
+
+  HealthCheckResponse resp;
+  ASSERT_TRUE(watch->Read(&resp));
+  EXPECT_EQ(resp.status(), HealthCheckResponse::SERVING);
+  ASSERT_TRUE(unknown->Read(&resp));
+  EXPECT_EQ(resp.status(), HealthCheckResponse::SERVICE_UNKNOWN);
+
+  const auto start = std::chrono::steady_clock::now();
+  std::thread stop([this] { server_->Shutdown(5'000'000); });
+  ASSERT_TRUE(watch->Read(&resp));
+  EXPECT_EQ(resp.status(), HealthCheckResponse::NOT_SERVING);
+  EXPECT_FALSE(watch->Read(&resp));
+  const grpc::Status ended = watch->Finish();
+  EXPECT_EQ(ended.error_code(), grpc::StatusCode::UNAVAILABLE) << ended.error_message();
+  EXPECT_FALSE(unknown->Read(&resp));
+  EXPECT_EQ(unknown->Finish().error_code(), grpc::StatusCode::UNAVAILABLE);
+  stop.join();
+  // The watches ended the drain: it did not wait out the 5 s grace.
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(3));
+}
+
+}  // namespace
+}  // namespace ods::server
