@@ -211,6 +211,8 @@ void ParseServer(Parser& p, const YAML::Node& node, const std::string& base_dir,
                    ParseListen(p, v, "server.admin_listen", true, out.admin_listen);
                  } else if (key == "shards") {
                    p.Integer(v, "server.shards", 1, 1024, out.shards);
+                 } else if (key == "grpc_threads") {
+                   p.Integer(v, "server.grpc_threads", 1, 64, out.grpc_threads);
                  } else if (key == "shutdown_grace") {
                    p.Duration(v, "server.shutdown_grace", 60'000'000, out.shutdown_grace_micros);
                  }

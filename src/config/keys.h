@@ -18,8 +18,8 @@ inline constexpr std::array<std::string_view, 11> kTopLevelKeys = {
 inline constexpr std::array<std::string_view, 3> kDefinitionsTopLevelKeys = {
     "event_templates", "aggregations", "features"};
 
-inline constexpr std::array<std::string_view, 5> kServerKeys = {"grpc_listen", "admin_listen",
-                                                                "shards", "shutdown_grace", "tls"};
+inline constexpr std::array<std::string_view, 6> kServerKeys = {
+    "grpc_listen", "admin_listen", "shards", "grpc_threads", "shutdown_grace", "tls"};
 inline constexpr std::array<std::string_view, 4> kTlsKeys = {"cert", "key", "client_ca",
                                                              "require_client_cert"};
 inline constexpr std::array<std::string_view, 2> kLoggingKeys = {"level", "format"};

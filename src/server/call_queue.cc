@@ -1,12 +1,15 @@
 #include "call_queue.h"
 
+#include <algorithm>
 #include <utility>
 
 namespace ods::server {
 
 void CallQueue::Start() {
-  thread_ = std::thread([this] { Run(); });
-  for (size_t i = 0; i < blocking_workers_; ++i) workers_.emplace_back([this] { Work(); });
+  for (size_t i = 0; i < std::max<size_t>(options_.threads, 1); ++i) {
+    threads_.emplace_back([this] { Run(); });
+  }
+  for (size_t i = 0; i < options_.blocking_workers; ++i) workers_.emplace_back([this] { Work(); });
 }
 
 void CallQueue::Shutdown() {
@@ -19,17 +22,14 @@ void CallQueue::Shutdown() {
   work_cv_.notify_all();
   for (std::thread& worker : workers_) worker.join();  // they run what is left first
   cq_->Shutdown();
-  if (thread_.joinable()) {
-    thread_.join();
-  } else {
-    Run();  // never started: free the calls still listening
-  }
+  if (threads_.empty()) Run();  // never started: frees the calls still listening
+  for (std::thread& thread : threads_) thread.join();
 }
 
 bool CallQueue::RunBlocking(std::function<void()> work) {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (work_.size() >= max_blocking_queued_) return false;
+    if (work_.size() >= options_.max_blocking_queued) return false;
     work_.push_back(std::move(work));
   }
   work_cv_.notify_one();
@@ -43,8 +43,8 @@ size_t CallQueue::blocking_queued() const {
 
 Status CallQueue::QueueFullError() const {
   return ResourceExhaustedError(
-      std::to_string(max_blocking_queued_) + " calls already wait for the server's " +
-      std::to_string(blocking_workers_) + " blocking workers (the limit); retry later");
+      std::to_string(options_.max_blocking_queued) + " calls already wait for the server's " +
+      std::to_string(options_.blocking_workers) + " blocking workers (the limit); retry later");
 }
 
 void CallQueue::Run() {

@@ -132,37 +132,43 @@ class UnaryCall final : public CallTag {
   bool finishing_ = false;
 };
 
-// gRPC's async API served by one thread: the thread waits on one completion queue and runs each
-// completed operation's CallTag. It is the process's only gRPC poller once no callback method
-// is left: each additional poller thread costs about three context switches per call at moderate
-// rates (gRPC hands the poller role between them on every event; docs/architecture.md).
-// Handlers therefore run inline on this thread and must not block: work that may wait (a
-// backfill, a read from a system of record) goes to the queue's blocking workers
+// How a CallQueue runs (CallQueue::Options).
+struct CallQueueOptions {
+  // Threads waiting on the queue and running handlers. More than one raises the throughput
+  // ceiling and brings back gRPC's poller hand-offs (see CallQueue).
+  size_t threads = 1;
+  // Threads running blocking handlers, and the most calls that wait for one (beyond:
+  // RESOURCE_EXHAUSTED).
+  size_t blocking_workers = 4;
+  size_t max_blocking_queued = 1024;
+};
+
+// gRPC's async API served by one thread (Options::threads): the thread waits on one completion
+// queue and runs each completed operation's CallTag. It is the process's only gRPC poller once
+// no callback method is left: each additional poller thread costs about three context switches
+// per call at moderate rates (gRPC hands the poller role between them on every event;
+// docs/architecture.md). Handlers run inline on the queue's threads and must not block: work that
+// may wait (a backfill, a read from a system of record) goes to the queue's blocking workers
 // (Serve(..., Runs::kBlocking), RunBlocking) or to a service's own threads, which answer from
 // there.
 //
 // Lifecycle: Serve every method once grpc::Server::BuildAndStart succeeded, then Start;
 // Shutdown after grpc::Server::Shutdown returned (every call answered and freed). Serve, Start
-// and Shutdown are not thread-safe; handlers run on the queue's thread only.
+// and Shutdown are not thread-safe. With more than one thread, the tags of one call may run
+// concurrently on different threads.
 class CallQueue {
  public:
-  // Default blocking workers, and the most calls that wait for one (beyond: RESOURCE_EXHAUSTED).
-  static constexpr size_t kBlockingWorkers = 4;
-  static constexpr size_t kMaxBlockingQueued = 1024;
+  using Options = CallQueueOptions;
 
-  explicit CallQueue(std::unique_ptr<grpc::ServerCompletionQueue> cq,
-                     size_t blocking_workers = kBlockingWorkers,
-                     size_t max_blocking_queued = kMaxBlockingQueued)
-      : cq_(std::move(cq)),
-        blocking_workers_(blocking_workers),
-        max_blocking_queued_(max_blocking_queued) {}
+  explicit CallQueue(std::unique_ptr<grpc::ServerCompletionQueue> cq, Options options = {})
+      : cq_(std::move(cq)), options_(options) {}
   ~CallQueue() { Shutdown(); }
   CallQueue(const CallQueue&) = delete;
   CallQueue& operator=(const CallQueue&) = delete;
 
   // Where a method's handlers run: inline on the queue's thread, or on a blocking worker (for
-  // handlers that may wait: in arrival order; a call that finds max_blocking_queued calls
-  // waiting is answered RESOURCE_EXHAUSTED).
+  // handlers that may wait: in arrival order; a call that finds Options::max_blocking_queued
+  // calls waiting is answered RESOURCE_EXHAUSTED).
   enum class Runs { kInline, kBlocking };
 
   // Serves the unary method whose RequestM is `request` with `handler`, a member function of
@@ -187,8 +193,8 @@ class CallQueue {
     });
   }
 
-  // Runs `work` on a blocking worker; false (nothing queued) when max_blocking_queued works
-  // already wait. Thread-safe.
+  // Runs `work` on a blocking worker; false (nothing queued) when Options::max_blocking_queued
+  // works already wait. Thread-safe.
   bool RunBlocking(std::function<void()> work);
   // Works waiting for a blocking worker. Thread-safe.
   size_t blocking_queued() const;
@@ -198,9 +204,9 @@ class CallQueue {
   // The queue, for streaming calls that request and run themselves (their tags are CallTags).
   grpc::ServerCompletionQueue* cq() { return cq_.get(); }
 
-  // Starts the queue's thread and the blocking workers.
+  // Starts the queue's threads and the blocking workers.
   void Start();
-  // Shuts the queue down, runs what is left on it and joins the thread. Idempotent.
+  // Shuts the queue down, runs what is left on it and joins the threads. Idempotent.
   void Shutdown();
 
  private:
@@ -246,10 +252,9 @@ class CallQueue {
   void Work();
 
   std::unique_ptr<grpc::ServerCompletionQueue> cq_;
-  const size_t blocking_workers_;
-  const size_t max_blocking_queued_;
+  const Options options_;
   std::vector<std::unique_ptr<AnyMethod>> methods_;
-  std::thread thread_;
+  std::vector<std::thread> threads_;
   bool shut_down_ = false;
 
   mutable std::mutex mu_;

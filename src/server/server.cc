@@ -371,7 +371,8 @@ Result<std::unique_ptr<Server>> Server::Start(
     return UnavailableError("cannot listen for gRPC on '" + config.server.grpc_listen +
                             "' (address in use or not local?)");
   }
-  impl->calls = std::make_unique<CallQueue>(std::move(cq));
+  impl->calls = std::make_unique<CallQueue>(
+      std::move(cq), CallQueue::Options{.threads = config.server.grpc_threads});
   impl->store->ServeOn(*impl->calls);
   impl->features->ServeOn(*impl->calls);
   impl->admin_service->ServeOn(*impl->calls);

@@ -128,6 +128,7 @@ TEST(ConfigTest, EveryKeyIsParsedIntoItsField) {
   grpc_listen: "0.0.0.0:0"
   admin_listen: ""
   shards: 3
+  grpc_threads: 2
   shutdown_grace: 1500ms
 logging: {level: debug, format: json}
 limits: {max_key_bytes: 2KiB, max_record_bytes: 64KiB, max_batch_size: 7, max_message_bytes: 8MiB,
@@ -146,6 +147,7 @@ tables:
   EXPECT_EQ(r->server.grpc_listen, "0.0.0.0:0");
   EXPECT_EQ(r->server.admin_listen, "");
   EXPECT_EQ(r->server.shards, 3u);
+  EXPECT_EQ(r->server.grpc_threads, 2u);
   EXPECT_EQ(r->server.shutdown_grace_micros, 1'500'000);
   EXPECT_EQ(r->logging.level, "debug");
   EXPECT_EQ(r->logging.format, "json");
@@ -225,6 +227,15 @@ TEST(ConfigTest, NonIntegerShardsIsRejectedWithItsPosition) {
   EXPECT_THAT(e, StartsWith("test.yaml:2:11: "));
   EXPECT_THAT(e, HasSubstr("server.shards"));
   EXPECT_THAT(e, HasSubstr("'abc'"));
+}
+
+TEST(ConfigTest, GrpcThreadsOutOfRangeIsRejectedWithItsPosition) {
+  const std::string e = LoadError(R"(server:
+  grpc_threads: 0
+)");
+  EXPECT_THAT(e, StartsWith("test.yaml:2:17: "));
+  EXPECT_THAT(e, HasSubstr("server.grpc_threads"));
+  EXPECT_THAT(e, HasSubstr("[1, 64]"));
 }
 
 TEST(ConfigTest, ListWhereIntegerExpectedIsRejectedWithItsPosition) {

@@ -53,7 +53,11 @@ class HeldStore {
   std::shared_future<void> release_;
 };
 
-TEST(CallQueueTest, BlockingHandlersWaitOnBoundedWorkersWhileInlineCallsAreAnswered) {
+// With one thread on the queue (odsd's default) and with two.
+class CallQueueTest : public ::testing::TestWithParam<size_t> {};
+INSTANTIATE_TEST_SUITE_P(Threads, CallQueueTest, ::testing::Values(1, 2));
+
+TEST_P(CallQueueTest, BlockingHandlersWaitOnBoundedWorkersWhileInlineCallsAreAnswered) {
   v1::Store::AsyncService service;
   std::promise<void> release;
   HeldStore store(release.get_future().share());
@@ -64,7 +68,8 @@ TEST(CallQueueTest, BlockingHandlersWaitOnBoundedWorkersWhileInlineCallsAreAnswe
   std::unique_ptr<grpc::ServerCompletionQueue> cq = builder.AddCompletionQueue();
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   ASSERT_NE(server, nullptr);
-  CallQueue calls(std::move(cq), /*blocking_workers=*/1, /*max_blocking_queued=*/1);
+  CallQueue calls(std::move(cq),
+                  {.threads = GetParam(), .blocking_workers = 1, .max_blocking_queued = 1});
   calls.Serve(&service, &v1::Store::AsyncService::RequestGet, &store, &HeldStore::Get,
               CallQueue::Runs::kBlocking);
   calls.Serve(&service, &v1::Store::AsyncService::RequestPut, &store, &HeldStore::Put);
