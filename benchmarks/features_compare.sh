@@ -5,7 +5,7 @@
 #
 # Usage: benchmarks/features_compare.sh [--duration S] [--warmup S] [--keys N] [--concurrency C]
 #                                       [--client-threads T] [--event-batch B] [--rounds R]
-#                                       [--out FILE]
+#                                       [--grpc-threads N] [--out FILE]
 #   --duration S        seconds per measurement (default 10)
 #   --warmup S          ods_bench warm-up seconds before each measurement (default 2)
 #   --keys N            entities loaded into each server and drawn uniformly (default 100000)
@@ -16,6 +16,7 @@
 #   --event-batch B     events per PushEvents call and per StreamEvents message (default 100)
 #   --rounds R          run every measurement R times, interleaved, and report the median of each
 #                       figure (default 1); each round is also printed
+#   --grpc-threads N    odsd's server.grpc_threads (default 1: odsd's default)
 #   --out FILE          also write the summary table to FILE
 # Env: BUILD_DIR (default build), ODSD, ODS_BENCH, REDIS_SERVER, REDIS_BENCHMARK, REDIS_CLI
 #      override the binaries.
@@ -56,6 +57,7 @@ concurrency=16
 client_threads=1
 event_batch=100
 rounds=1
+grpc_threads=1
 out=
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -66,12 +68,14 @@ while [ $# -gt 0 ]; do
     --client-threads) client_threads=$2; shift 2 ;;
     --event-batch) event_batch=$2; shift 2 ;;
     --rounds) rounds=$2; shift 2 ;;
+    --grpc-threads) grpc_threads=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
-    -h|--help) sed -n '2,38p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,41p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "features_compare.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
-for v in "$duration" "$warmup" "$keys" "$concurrency" "$client_threads" "$event_batch" "$rounds"; do
+for v in "$duration" "$warmup" "$keys" "$concurrency" "$client_threads" "$event_batch" "$rounds" \
+  "$grpc_threads"; do
   [[ "$v" =~ ^[0-9]+(\.[0-9]+)?$ ]] ||
     { echo "features_compare.sh: '$v' is not a number (see --help)" >&2; exit 2; }
 done
@@ -97,7 +101,8 @@ start_redis redis
 mkdir -p "$tmp/data"
 cat >"$tmp/odsd.yaml" <<EOF
 # Written by benchmarks/features_compare.sh.
-server: {grpc_listen: "127.0.0.1:0", admin_listen: "127.0.0.1:0", shards: 16}
+server: {grpc_listen: "127.0.0.1:0", admin_listen: "127.0.0.1:0", shards: 16,
+         grpc_threads: $grpc_threads}
 storage: {data_dir: "$tmp/data"}
 event_templates:
   tx:
@@ -238,6 +243,7 @@ done
 summary=$(printf '%s\n' "${rows[@]}" | awk -v c="$concurrency" -v k="$keys" -v d="$duration" \
   -v handler="$handler_p99s" -v lags="$half_lags" -v machine="$half_machine" \
   -v t="$client_threads" -v r="$rounds" -v eb="$event_batch" -v nproc="$(nproc)" \
+  -v gt="$grpc_threads" \
   -v load="$load_start / $(cut -d' ' -f1-3 /proc/loadavg)" '
   function median(list,    n, v, i, j, x) {
     n = split(list, v, " ")
@@ -252,8 +258,8 @@ summary=$(printf '%s\n' "${rows[@]}" | awk -v c="$concurrency" -v k="$keys" -v d
     all[$1] = all[$1] (all[$1] == "" ? "" : " | ") sprintf("%.0f/s p99 %.0fus", $3, $5)
   }
   END {
-    printf "features_compare: concurrency=%s keys=%s lookups=100x10 event_batch=%s duration=%ss rounds=%s ods_bench_threads=%s cores=%s\nload average (1/5/15 min) at start / end: %s\n",
-           c, k, eb, d, r, t, nproc, load
+    printf "features_compare: concurrency=%s keys=%s lookups=100x10 event_batch=%s duration=%ss rounds=%s ods_bench_threads=%s odsd_grpc_threads=%s cores=%s\nload average (1/5/15 min) at start / end: %s\n",
+           c, k, eb, d, r, t, gt, nproc, load
     printf "%-18s %11s %13s %10s %10s%s\n", "target", "calls/s", "values/s", "p50_us", "p99_us",
            (r > 1 ? "   (median of rounds; each round: values/s, p99)" : "")
     for (i = 1; i <= n; i++) {
