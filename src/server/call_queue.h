@@ -42,6 +42,30 @@ class MemberTag final : public CallTag {
   Owner* const owner_;
 };
 
+// When a streaming call that asked for gRPC's "call done" notice (AsyncNotifyWhenDone) may be
+// freed: once its final status went out and the notice came. The two arrive in either order,
+// possibly on two queue threads; exactly one of the calls below returns true. Thread-safe.
+class CallEnd {
+ public:
+  // The final status's tag completed. True: free the call now.
+  bool StatusSent() {
+    std::lock_guard<std::mutex> lock(mu_);
+    status_sent_ = true;
+    return call_done_;
+  }
+  // The "call done" tag completed (after any reaction to a cancellation). True: free it now.
+  bool CallDone() {
+    std::lock_guard<std::mutex> lock(mu_);
+    call_done_ = true;
+    return status_sent_;
+  }
+
+ private:
+  std::mutex mu_;
+  bool status_sent_ = false;  // guarded by mu_
+  bool call_done_ = false;    // guarded by mu_
+};
+
 // How a generated service with method M marked async (WithAsyncMethod_M or WithRawMethod_M)
 // asks gRPC for M's next call: its RequestM.
 template <typename Service, typename Request, typename Response>

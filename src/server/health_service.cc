@@ -90,22 +90,15 @@ class HealthService::WatchCall final : public CallTag {
   void CallDone(bool /*ok*/) {
     {
       std::lock_guard<std::mutex> lock(mu_);
-      call_done_ = true;
       if (ctx_.IsCancelled() && !writing_) {
         FinishLocked(grpc::Status(grpc::StatusCode::CANCELLED, "watch cancelled"));
       }
-      if (!status_sent_) return;
     }
-    Free();
+    if (end_.CallDone()) Free();
   }
 
   void StatusSent(bool /*ok*/) {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      status_sent_ = true;
-      if (!call_done_) return;
-    }
-    Free();
+    if (end_.StatusSent()) Free();
   }
 
   void Free() {
@@ -131,10 +124,9 @@ class HealthService::WatchCall final : public CallTag {
   std::optional<HealthCheckResponse::ServingStatus> sent_;     // the last status written
   std::optional<HealthCheckResponse::ServingStatus> pending_;  // to write after the one in flight
   bool writing_ = false;
-  bool stopping_ = false;     // end the stream once NOT_SERVING went out
-  bool finishing_ = false;    // the final status was started
-  bool status_sent_ = false;  // ... and completed
-  bool call_done_ = false;    // gRPC's "call done" came
+  bool stopping_ = false;   // end the stream once NOT_SERVING went out
+  bool finishing_ = false;  // the final status was started
+  CallEnd end_;
 };
 
 void HealthService::ServeOn(CallQueue& queue) {

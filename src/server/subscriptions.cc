@@ -144,25 +144,18 @@ class SubscriptionHub::Stream final : public CallTag {
   void CallDone(bool /*ok*/) {
     {
       std::lock_guard<std::mutex> lock(mu_);
-      call_done_ = true;
       if (ctx_.IsCancelled()) {
         cancelled_ = true;
         if (!writing_) {
           FinishLocked(grpc::Status(grpc::StatusCode::CANCELLED, "subscription cancelled"));
         }
       }
-      if (!status_sent_) return;
     }
-    Free();
+    if (end_.CallDone()) Free();
   }
 
   void StatusSent(bool /*ok*/) {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      status_sent_ = true;
-      if (!call_done_) return;
-    }
-    Free();
+    if (end_.StatusSent()) Free();
   }
 
   void Free() {
@@ -224,11 +217,10 @@ class SubscriptionHub::Stream final : public CallTag {
   bool writing_ = false;                                // a message is in flight
   bool held_ = false;                   // the last look found the connection backed up
   bool finished_ = false;               // the final status was started
-  bool status_sent_ = false;            // ... and completed
-  bool call_done_ = false;              // gRPC's "call done" came
   bool cancelled_ = false;              // the client cancelled
   bool stop_ = false;                   // Stop came
   ods::v1::SubscribeResponse message_;  // the message in flight
+  CallEnd end_;
 };
 
 SubscriptionHub::SubscriptionHub(engine::Engine& engine)
