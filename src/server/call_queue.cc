@@ -29,7 +29,10 @@ void CallQueue::Shutdown() {
 bool CallQueue::RunBlocking(std::function<void()> work) {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (work_.size() >= options_.max_blocking_queued) return false;
+    if (work_.size() >= options_.max_blocking_queued) {
+      refused_.fetch_add(1, std::memory_order_relaxed);
+      return false;
+    }
     work_.push_back(std::move(work));
   }
   work_cv_.notify_one();

@@ -5,8 +5,10 @@
 #include <grpcpp/server_context.h>
 #include <grpcpp/support/async_unary_call.h>
 
+#include <atomic>
 #include <condition_variable>
 #include <cstddef>
+#include <cstdint>
 #include <deque>
 #include <functional>
 #include <memory>
@@ -222,6 +224,8 @@ class CallQueue {
   bool RunBlocking(std::function<void()> work);
   // Works waiting for a blocking worker. Thread-safe.
   size_t blocking_queued() const;
+  // Works RunBlocking refused since the start (the queue was full). Thread-safe.
+  uint64_t blocking_refused() const { return refused_.load(std::memory_order_relaxed); }
   // What a call answers when RunBlocking refused its work (RESOURCE_EXHAUSTED).
   Status QueueFullError() const;
 
@@ -281,6 +285,7 @@ class CallQueue {
   std::vector<std::thread> threads_;
   bool shut_down_ = false;
 
+  std::atomic<uint64_t> refused_{0};
   mutable std::mutex mu_;
   std::condition_variable work_cv_;
   std::deque<std::function<void()>> work_;  // guarded by mu_

@@ -127,7 +127,7 @@ void AppendFunctionErrorMetrics(const engine::Engine& engine, std::ostringstream
 
 std::string RenderMetrics(engine::Engine& engine, const FeaturesService& features,
                           const StoreService& store, const FunctionsService& functions,
-                          const Authenticator* auth) {
+                          const CallQueue& calls, const Authenticator* auth) {
   // Events the Features service refused before the engine saw them.
   const uint64_t events_rejected_at_edge = features.events_rejected_at_edge();
   const engine::EngineStats s = engine.Stats();
@@ -206,6 +206,13 @@ std::string RenderMetrics(engine::Engine& engine, const FeaturesService& feature
   gauge("ods_sor_negative_keys", "Read-through misses remembered now, all tables.",
         s.sor_negative_keys);
   const engine::ChangeLogStats subs = engine.SubscriptionStats();
+  gauge("ods_grpc_blocking_queued",
+        "Calls waiting for one of the gRPC call queue's blocking workers (Admin methods, Gets "
+        "of read-through tables, Scan pages).",
+        calls.blocking_queued());
+  counter("ods_grpc_blocking_refused_total",
+          "Calls answered RESOURCE_EXHAUSTED because 1024 already waited for a blocking worker.",
+          calls.blocking_refused());
   gauge("ods_subscribers", "Open Features.Subscribe streams.", features.subscribe_streams());
   gauge("ods_subscriber_max_lag",
         "Most changes any subscriber is behind the newest change (0 without subscribers).",
@@ -396,10 +403,11 @@ Result<std::unique_ptr<Server>> Server::Start(
     const FeaturesService* features = impl->features.get();
     const StoreService* store = impl->store.get();
     const FunctionsService* functions = impl->functions.get();
+    const CallQueue* calls = impl->calls.get();
     impl->admin = std::move(admin->http_);
     impl->admin_address = admin->address();
-    impl->admin->SetMetrics([e, features, store, functions, auth] {
-      return RenderMetrics(*e, *features, *store, *functions, auth);
+    impl->admin->SetMetrics([e, features, store, functions, calls, auth] {
+      return RenderMetrics(*e, *features, *store, *functions, *calls, auth);
     });
     impl->admin->SetReady();
   }

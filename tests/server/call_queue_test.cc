@@ -90,8 +90,10 @@ TEST_P(CallQueueTest, BlockingHandlersWaitOnBoundedWorkersWhileInlineCallsAreAns
   std::future<grpc::Status> waiting = std::async(std::launch::async, get);
   while (calls.blocking_queued() != 1) std::this_thread::sleep_for(std::chrono::milliseconds(5));
 
+  EXPECT_EQ(calls.blocking_refused(), 0u);
   const grpc::Status refused = get();
   EXPECT_EQ(refused.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_EQ(calls.blocking_refused(), 1u);
   EXPECT_NE(refused.error_message().find("1 calls already wait for the server's 1 blocking "
                                          "workers"),
             std::string::npos)

@@ -188,6 +188,8 @@ TEST(OdsdServeTest, AdminEndpointServesHealthzAndMetrics) {
   const std::string metrics = HttpGet(odsd.admin_address(), "/metrics");
   EXPECT_NE(metrics.find("ods_records 1"), std::string::npos) << metrics;
   EXPECT_NE(metrics.find("ods_puts_total 1"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("\nods_grpc_blocking_queued 0\n"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("\nods_grpc_blocking_refused_total 0\n"), std::string::npos) << metrics;
   EXPECT_NE(HttpGet(odsd.admin_address(), "/nope").find("404"), std::string::npos);
   EXPECT_EQ(odsd.Stop(SIGTERM, 5000), 0);
 }
