@@ -154,39 +154,42 @@ TEST_F(SubscribeTest, StalledSubscriberGetsAnExactGapThenTheNewestThenLiveChange
   EXPECT_NE(metrics.find("ods_change_log_oldest_sequence 3001\n"), std::string::npos);
 
   // Now it reads: what gRPC had buffered, contiguous from 1; then a gap that ends where the
-  // newest kQueue changes begin; then exactly those.
+  // newest kQueue changes begin; then exactly those. (Under load the stream may fall behind
+  // earlier too, before flow control holds its write: an earlier gap, exact as well, then more
+  // changes in order.)
   uint64_t expected = 1;
-  bool gap_seen = false;
+  uint64_t gaps = 0;
   std::set<std::string> after_gap;  // within a Put, changes come shard by shard
   v1::SubscribeResponse m;
   while (expected <= kWrites && stalled->reader->Read(&m)) {
     if (m.has_gap()) {
-      ASSERT_FALSE(gap_seen);
-      gap_seen = true;
+      ++gaps;
       EXPECT_EQ(m.gap().from_sequence(), expected);
-      EXPECT_EQ(m.gap().to_sequence(), kWrites + 1 - kQueue);
+      EXPECT_LE(m.gap().to_sequence(), kWrites + 1 - kQueue);
       EXPECT_EQ(m.gap().reason(), v1::GAP_OVERFLOW);
       expected = m.gap().to_sequence();
+      after_gap.clear();
     }
     for (const v1::Change& c : m.changes()) {
       ASSERT_EQ(c.sequence(), expected);
       EXPECT_EQ(c.kind(), v1::CHANGE_PUT);
       EXPECT_EQ(c.record().key(), c.key());
       EXPECT_EQ("u" + std::to_string(c.record().fields().at("age").int64_value()), c.key());
-      if (gap_seen) after_gap.insert(c.key());
+      if (gaps > 0) after_gap.insert(c.key());
       ++expected;
     }
     EXPECT_EQ(m.next_sequence(), expected);
   }
-  EXPECT_TRUE(gap_seen);
+  EXPECT_GE(gaps, 1u);
   EXPECT_EQ(expected, kWrites + 1u);
-  // The newest kQueue changes are the last kQueue / 100 Puts.
+  // The newest kQueue changes (the last kQueue / 100 Puts) came after the last gap.
   std::set<std::string> newest;
   for (int i = kWrites - static_cast<int>(kQueue); i < kWrites; ++i) {
     newest.insert("u" + std::to_string(i));
   }
   EXPECT_EQ(after_gap, newest);
-  EXPECT_NE(Metrics().find("ods_subscription_gaps_total 1\n"), std::string::npos);
+  EXPECT_NE(Metrics().find("ods_subscription_gaps_total " + std::to_string(gaps) + "\n"),
+            std::string::npos);
 
   // Live.
   PutProfiles(kWrites, 1);
