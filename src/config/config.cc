@@ -213,6 +213,8 @@ void ParseServer(Parser& p, const YAML::Node& node, const std::string& base_dir,
                    p.Integer(v, "server.shards", 1, 1024, out.shards);
                  } else if (key == "grpc_threads") {
                    p.Integer(v, "server.grpc_threads", 1, 64, out.grpc_threads);
+                 } else if (key == "grpc_spill_after") {
+                   p.Duration(v, "server.grpc_spill_after", 1'000'000, out.grpc_spill_after_micros);
                  } else if (key == "shutdown_grace") {
                    p.Duration(v, "server.shutdown_grace", 60'000'000, out.shutdown_grace_micros);
                  }

@@ -18,8 +18,9 @@ inline constexpr std::array<std::string_view, 11> kTopLevelKeys = {
 inline constexpr std::array<std::string_view, 3> kDefinitionsTopLevelKeys = {
     "event_templates", "aggregations", "features"};
 
-inline constexpr std::array<std::string_view, 6> kServerKeys = {
-    "grpc_listen", "admin_listen", "shards", "grpc_threads", "shutdown_grace", "tls"};
+inline constexpr std::array<std::string_view, 7> kServerKeys = {
+    "grpc_listen",      "admin_listen",   "shards", "grpc_threads",
+    "grpc_spill_after", "shutdown_grace", "tls"};
 inline constexpr std::array<std::string_view, 4> kTlsKeys = {"cert", "key", "client_ca",
                                                              "require_client_cert"};
 inline constexpr std::array<std::string_view, 2> kLoggingKeys = {"level", "format"};

@@ -167,6 +167,12 @@ struct CallQueueOptions {
   // RESOURCE_EXHAUSTED).
   size_t blocking_workers = 4;
   size_t max_blocking_queued = 1024;
+  // Runs::kInlineOrSpill: a queue thread that has had work without a pause for this long is
+  // behind (a backlog, typically after the host stalled the process); it then hands such calls
+  // to a blocking worker, at most max_spilled at a time, so another core helps drain it.
+  // 0: never.
+  int64_t spill_after_micros = 1000;
+  size_t max_spilled = 1;
 };
 
 // gRPC's async API served by one thread (Options::threads): the thread waits on one completion
@@ -192,10 +198,12 @@ class CallQueue {
   CallQueue(const CallQueue&) = delete;
   CallQueue& operator=(const CallQueue&) = delete;
 
-  // Where a method's handlers run: inline on the queue's thread, or on a blocking worker (for
+  // Where a method's handlers run: inline on the queue's thread; on a blocking worker (for
   // handlers that may wait: in arrival order; a call that finds Options::max_blocking_queued
-  // calls waiting is answered RESOURCE_EXHAUSTED).
-  enum class Runs { kInline, kBlocking };
+  // calls waiting is answered RESOURCE_EXHAUSTED); or inline unless the queue's thread is behind,
+  // then on a blocking worker (for handlers that never wait but cost much CPU: lookups; see
+  // Options::spill_after_micros).
+  enum class Runs { kInline, kBlocking, kInlineOrSpill };
 
   // Serves the unary method whose RequestM is `request` with `handler`, a member function of
   // `owner` that answers the call itself (now or later). `service` and `owner` (often the same
@@ -226,6 +234,8 @@ class CallQueue {
   size_t blocking_queued() const;
   // Works RunBlocking refused since the start (the queue was full). Thread-safe.
   uint64_t blocking_refused() const { return refused_.load(std::memory_order_relaxed); }
+  // Runs::kInlineOrSpill calls handed to a blocking worker since the start. Thread-safe.
+  uint64_t spilled() const { return spilled_.load(std::memory_order_relaxed); }
   // What a call answers when RunBlocking refused its work (RESOURCE_EXHAUSTED).
   Status QueueFullError() const;
 
@@ -245,19 +255,30 @@ class CallQueue {
   template <typename Service, typename Request, typename Response, typename Handler>
   class BoundMethod final : public UnaryCall<Request, Response>::Method, public AnyMethod {
    public:
-    // `blocking` non-null: handlers run on its blocking workers.
     BoundMethod(Service* service, RequestMethod<Service, Request, Response> request,
-                Handler handler, CallQueue* blocking)
-        : service_(service), request_(request), handler_(std::move(handler)), blocking_(blocking) {}
+                Handler handler, CallQueue* queue, Runs runs)
+        : service_(service),
+          request_(request),
+          handler_(std::move(handler)),
+          queue_(queue),
+          runs_(runs) {}
     void RequestNext(UnaryCall<Request, Response>* call, grpc::ServerCompletionQueue* cq) override {
       (service_->*request_)(call->mutable_context(), call->mutable_request(), call->writer(), cq,
                             cq, call);
     }
     void Handle(UnaryCall<Request, Response>& call) override {
-      if (blocking_ == nullptr) {
-        handler_(call);
-      } else if (!blocking_->RunBlocking([this, &call] { handler_(call); })) {
-        call.Finish(blocking_->QueueFullError());
+      switch (runs_) {
+        case Runs::kInline:
+          handler_(call);
+          return;
+        case Runs::kInlineOrSpill:
+          if (!queue_->Spill([this, &call] { handler_(call); })) handler_(call);
+          return;
+        case Runs::kBlocking:
+          if (!queue_->RunBlocking([this, &call] { handler_(call); })) {
+            call.Finish(queue_->QueueFullError());
+          }
+          return;
       }
     }
 
@@ -265,17 +286,22 @@ class CallQueue {
     Service* const service_;
     const RequestMethod<Service, Request, Response> request_;
     const Handler handler_;
-    CallQueue* const blocking_;
+    CallQueue* const queue_;
+    const Runs runs_;
   };
 
   template <typename Service, typename Request, typename Response, typename Handler>
   void Add(Service* service, RequestMethod<Service, Request, Response> request, Runs runs,
            Handler handler) {
     auto method = std::make_unique<BoundMethod<Service, Request, Response, Handler>>(
-        service, request, std::move(handler), runs == Runs::kBlocking ? this : nullptr);
+        service, request, std::move(handler), this, runs);
     UnaryCall<Request, Response>::Listen(method.get(), cq_.get());
     methods_.push_back(std::move(method));
   }
+  // On a queue thread that is behind (Options::spill_after_micros) and with fewer than
+  // Options::max_spilled spilled works running or waiting: queues `work` for a blocking worker
+  // and returns true. Else false: the caller runs it.
+  bool Spill(std::function<void()> work);
   void Run();
   void Work();
 
@@ -286,6 +312,8 @@ class CallQueue {
   bool shut_down_ = false;
 
   std::atomic<uint64_t> refused_{0};
+  std::atomic<uint64_t> spilled_{0};
+  std::atomic<size_t> spilled_pending_{0};  // spilled works queued or running
   mutable std::mutex mu_;
   std::condition_variable work_cv_;
   std::deque<std::function<void()>> work_;  // guarded by mu_

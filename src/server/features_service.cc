@@ -334,9 +334,10 @@ void FeaturesService::AppendMetrics(std::string& out) const {
 
 void FeaturesService::ServeOn(CallQueue& queue) {
   queue.Serve(this, &FeaturesService::RequestPushEvents, this, &FeaturesService::HandlePushEvents);
-  // A feature of a table that reads through may wait for its system of record.
+  // A feature of a table that reads through may wait for its system of record. Else lookups
+  // never wait but are the server's costliest calls: a backlog spills them to a second core.
   const CallQueue::Runs lookups =
-      engine_.HasReadThrough() ? CallQueue::Runs::kBlocking : CallQueue::Runs::kInline;
+      engine_.HasReadThrough() ? CallQueue::Runs::kBlocking : CallQueue::Runs::kInlineOrSpill;
   queue.Serve(this, &FeaturesService::RequestGetOnlineFeatures, this,
               &FeaturesService::HandleGetOnlineFeatures, lookups);
   queue.Serve(this, &FeaturesService::RequestGetHistoricalFeatures, this,

@@ -213,6 +213,10 @@ std::string RenderMetrics(engine::Engine& engine, const FeaturesService& feature
   counter("ods_grpc_blocking_refused_total",
           "Calls answered RESOURCE_EXHAUSTED because 1024 already waited for a blocking worker.",
           calls.blocking_refused());
+  counter("ods_grpc_spilled_total",
+          "Feature lookups a worker thread ran because the gRPC thread had been busy without a "
+          "pause for longer than server.grpc_spill_after (a backlog).",
+          calls.spilled());
   gauge("ods_subscribers", "Open Features.Subscribe streams.", features.subscribe_streams());
   gauge("ods_subscriber_max_lag",
         "Most changes any subscriber is behind the newest change (0 without subscribers).",
@@ -379,7 +383,9 @@ Result<std::unique_ptr<Server>> Server::Start(
                             "' (address in use or not local?)");
   }
   impl->calls = std::make_unique<CallQueue>(
-      std::move(cq), CallQueue::Options{.threads = config.server.grpc_threads});
+      std::move(cq),
+      CallQueue::Options{.threads = config.server.grpc_threads,
+                         .spill_after_micros = config.server.grpc_spill_after_micros});
   impl->store->ServeOn(*impl->calls);
   impl->features->ServeOn(*impl->calls);
   impl->admin_service->ServeOn(*impl->calls);

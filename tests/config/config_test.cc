@@ -84,6 +84,7 @@ TEST(ConfigTest, EmbeddedDefaultLoadsAndIsValid) {
   EXPECT_EQ(r->server.grpc_listen, "127.0.0.1:7070");
   EXPECT_EQ(r->server.admin_listen, "127.0.0.1:9464");
   EXPECT_EQ(r->server.shutdown_grace_micros, 3'000'000);
+  EXPECT_EQ(r->server.grpc_spill_after_micros, 1'000);
   EXPECT_EQ(r->limits.max_key_bytes, 1024u);
   EXPECT_EQ(r->limits.max_record_bytes, uint64_t{1} << 20);
   EXPECT_EQ(r->limits.max_batch_size, 10000u);
@@ -129,6 +130,7 @@ TEST(ConfigTest, EveryKeyIsParsedIntoItsField) {
   admin_listen: ""
   shards: 3
   grpc_threads: 2
+  grpc_spill_after: 250us
   shutdown_grace: 1500ms
 logging: {level: debug, format: json}
 limits: {max_key_bytes: 2KiB, max_record_bytes: 64KiB, max_batch_size: 7, max_message_bytes: 8MiB,
@@ -148,6 +150,7 @@ tables:
   EXPECT_EQ(r->server.admin_listen, "");
   EXPECT_EQ(r->server.shards, 3u);
   EXPECT_EQ(r->server.grpc_threads, 2u);
+  EXPECT_EQ(r->server.grpc_spill_after_micros, 250);
   EXPECT_EQ(r->server.shutdown_grace_micros, 1'500'000);
   EXPECT_EQ(r->logging.level, "debug");
   EXPECT_EQ(r->logging.format, "json");
@@ -301,6 +304,9 @@ TEST(ConfigTest, DurationOverItsMaximumIsRejected) {
   const std::string e = LoadError("server: {shutdown_grace: 61s}\n");
   EXPECT_THAT(e, StartsWith("test.yaml:1:26: "));
   EXPECT_THAT(e, HasSubstr("server.shutdown_grace"));
+  const std::string spill = LoadError("server: {grpc_spill_after: 2s}\n");
+  EXPECT_THAT(spill, StartsWith("test.yaml:1:28: "));
+  EXPECT_THAT(spill, HasSubstr("server.grpc_spill_after"));
 }
 
 TEST(ConfigTest, UnknownFieldTypeIsRejectedWithItsPosition) {

@@ -14,6 +14,7 @@
 #include <fstream>
 #include <future>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -115,6 +116,97 @@ TEST_P(CallQueueTest, BlockingHandlersWaitOnBoundedWorkersWhileInlineCallsAreAns
   release.set_value();
   EXPECT_TRUE(held.get().ok());
   EXPECT_TRUE(waiting.get().ok());
+  server->Shutdown();
+  calls.Shutdown();
+}
+
+// Store's Put that spins for `spin` on whatever thread runs it, recording which threads ran
+// Puts and how many ran at once.
+class SpinningStore {
+ public:
+  explicit SpinningStore(std::chrono::microseconds spin) : spin_(spin) {}
+
+  Status Put(const grpc::ServerContextBase& /*ctx*/, const v1::PutRequest& /*req*/,
+             v1::PutResponse& /*resp*/) {
+    const int now_running = running_.fetch_add(1) + 1;
+    int seen = most_at_once.load();
+    while (now_running > seen && !most_at_once.compare_exchange_weak(seen, now_running)) {
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      threads_.push_back(std::this_thread::get_id());
+    }
+    const auto until = std::chrono::steady_clock::now() + spin_;
+    while (std::chrono::steady_clock::now() < until) {
+    }
+    running_.fetch_sub(1);
+    return OkStatus();
+  }
+  std::vector<std::thread::id> threads() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return threads_;
+  }
+
+  std::atomic<int> most_at_once{0};
+
+ private:
+  const std::chrono::microseconds spin_;
+  std::atomic<int> running_{0};
+  std::mutex mu_;
+  std::vector<std::thread::id> threads_;  // guarded by mu_
+};
+
+// Runs::kInlineOrSpill: calls that find the queue's thread idle run on it; a burst that keeps it
+// busy past spill_after_micros has calls run on a blocking worker as well, at most max_spilled
+// at a time, and all are answered.
+TEST(CallQueueSpillTest, ABacklogSpillsToOneWorkerAndAnIdleQueueRunsInline) {
+  v1::Store::AsyncService service;
+  SpinningStore store(std::chrono::milliseconds(2));
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+  builder.RegisterService(&service);
+  std::unique_ptr<grpc::ServerCompletionQueue> cq = builder.AddCompletionQueue();
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  ASSERT_NE(server, nullptr);
+  CallQueue calls(
+      std::move(cq),
+      {.threads = 1, .blocking_workers = 2, .spill_after_micros = 1000, .max_spilled = 1});
+  calls.Serve(&service, &v1::Store::AsyncService::RequestPut, &store, &SpinningStore::Put,
+              CallQueue::Runs::kInlineOrSpill);
+  calls.Start();
+  auto stub = v1::Store::NewStub(
+      grpc::CreateChannel("127.0.0.1:" + std::to_string(port), grpc::InsecureChannelCredentials()));
+  auto put = [&stub] {
+    v1::PutRequest req;
+    v1::PutResponse resp;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+    return stub->Put(&ctx, req, &resp);
+  };
+
+  // One call at a time, with pauses: the queue's thread is never busy for long.
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(put().ok());
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_EQ(calls.spilled(), 0u);
+  const std::vector<std::thread::id> idle = store.threads();
+  ASSERT_EQ(idle.size(), 3u);
+  const std::thread::id queue_thread = idle[0];
+  for (std::thread::id t : idle) EXPECT_EQ(t, queue_thread);
+
+  // A burst of 24 calls of 2 ms each keeps the thread busy: some spill, never two at once.
+  std::vector<std::future<grpc::Status>> burst;
+  for (int i = 0; i < 24; ++i) burst.push_back(std::async(std::launch::async, put));
+  for (std::future<grpc::Status>& f : burst) EXPECT_TRUE(f.get().ok());
+  EXPECT_GE(calls.spilled(), 1u);
+  const std::vector<std::thread::id> all = store.threads();
+  ASSERT_EQ(all.size(), 27u);
+  size_t on_workers = 0;
+  for (std::thread::id t : all) on_workers += t != queue_thread ? 1 : 0;
+  EXPECT_EQ(on_workers, calls.spilled());
+  EXPECT_LE(store.most_at_once.load(), 2);  // the queue's thread and one spilled call
   server->Shutdown();
   calls.Shutdown();
 }

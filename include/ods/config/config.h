@@ -53,6 +53,10 @@ struct ServerConfig {
   // costs ~3 context switches per call at moderate rates (gRPC hands the poller role between
   // them). Default: 1. Range: [1, 64].
   uint32_t grpc_threads = 1;
+  // How long a gRPC thread may be busy without a pause before feature lookups it takes run on
+  // a worker thread instead (a backlog, as after the host stalled the process: a second core
+  // helps drain it, one lookup at a time). 0 disables. Default: 1ms. Range: [0, 1s].
+  Micros grpc_spill_after_micros = 1'000;
   // Time given to in-flight calls on SIGINT/SIGTERM before they are cancelled. Default: 3s.
   // Range: [0, 60s].
   Micros shutdown_grace_micros = 3'000'000;
