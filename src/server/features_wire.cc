@@ -1,5 +1,6 @@
 #include "features_wire.h"
 
+#include <bit>
 #include <cstdint>
 #include <cstring>
 #include <string>
@@ -19,14 +20,8 @@ constexpr uint8_t Tag(uint32_t field, uint8_t wire_type) {
   return static_cast<uint8_t>(field << 3 | wire_type);
 }
 
-size_t VarintSize(uint64_t v) {
-  size_t n = 1;
-  while (v >= 0x80) {
-    v >>= 7;
-    ++n;
-  }
-  return n;
-}
+// ceil(significant bits / 7), as (bits * 9 + 64) / 64: a multiply and a shift.
+size_t VarintSize(uint64_t v) { return (static_cast<size_t>(std::bit_width(v | 1)) * 9 + 64) / 64; }
 
 // A length-delimited field of `body` bytes: tag, length, body.
 size_t Delimited(size_t body) { return 1 + VarintSize(body) + body; }
@@ -52,8 +47,9 @@ char* PutBytes(char* p, uint32_t field, const std::string& bytes) {
   return p + bytes.size();
 }
 
-// ods.v1.Value: a oneof, so the member is written even when it holds its default.
-size_t ValueSize(const record::Value& v) {
+// ods.v1.Value: a oneof, so the member is written even when it holds its default. Inlined
+// (as PutValue) into the per-value loops: a call per value was a fifth of the encoding's time.
+[[gnu::always_inline]] inline size_t ValueSize(const record::Value& v) {
   static_assert(std::variant_size_v<record::Value> == 7, "a new Value type needs a case here");
   switch (v.index()) {
     case 0:  // int64_value = 1
@@ -76,7 +72,7 @@ size_t ValueSize(const record::Value& v) {
   return 0;
 }
 
-char* PutValue(char* p, const record::Value& v) {
+[[gnu::always_inline]] inline char* PutValue(char* p, const record::Value& v) {
   switch (v.index()) {
     case 0:
       p = PutTag(p, 1, kVarint);
@@ -85,6 +81,10 @@ char* PutValue(char* p, const record::Value& v) {
       p = PutTag(p, 2, kFixed64);
       uint64_t bits;
       std::memcpy(&bits, std::get_if<1>(&v), sizeof(bits));
+      if constexpr (std::endian::native == std::endian::little) {
+        std::memcpy(p, &bits, sizeof(bits));
+        return p + sizeof(bits);
+      }
       for (int i = 0; i < 8; ++i) *p++ = static_cast<char>(bits >> (8 * i));  // little endian
       return p;
     }
@@ -192,9 +192,10 @@ FeaturesResponseEncoder::FeaturesResponseEncoder(std::span<const engine::Feature
       n += Delimited(bytes);
     }
     if (!c.statuses.empty()) n += Delimited(c.statuses.size());
-    if (!c.event_times.empty()) n += Delimited(TimesBodySize(c));
+    const size_t times = TimesBodySize(c);
+    if (!c.event_times.empty()) n += Delimited(times);
     ODS_CHECK(n <= UINT32_MAX);
-    column_sizes_.push_back(static_cast<uint32_t>(n));
+    column_sizes_.push_back({static_cast<uint32_t>(n), static_cast<uint32_t>(times)});
     size_ += Delimited(n);
   }
 }
@@ -204,7 +205,7 @@ void FeaturesResponseEncoder::Write(char* p) const {
   for (size_t i = 0; i < columns_.size(); ++i) {  // FeaturesResponse: columns = 1
     const engine::FeatureColumn& c = columns_[i];
     p = PutTag(p, 1, kLengthDelimited);
-    p = PutVarint(p, column_sizes_[i]);
+    p = PutVarint(p, column_sizes_[i].body);
     if (!c.feature.empty()) p = PutBytes(p, 1, c.feature);
     for (const aggregate::Output& v : c.values) {
       p = PutTag(p, 2, kLengthDelimited);
@@ -218,7 +219,7 @@ void FeaturesResponseEncoder::Write(char* p) const {
     }
     if (!c.event_times.empty()) {
       p = PutTag(p, 4, kLengthDelimited);
-      p = PutVarint(p, TimesBodySize(c));
+      p = PutVarint(p, column_sizes_[i].times);
       for (Micros t : c.event_times) p = PutVarint(p, static_cast<uint64_t>(t));
     }
   }

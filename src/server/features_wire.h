@@ -31,8 +31,12 @@ class FeaturesResponseEncoder {
 
  private:
   std::span<const engine::FeatureColumn> columns_;
-  std::vector<uint32_t> column_sizes_;  // body bytes of each FeatureColumn
-  std::vector<uint32_t> value_sizes_;   // body bytes of each FeatureValue, column after column
+  struct ColumnSizes {
+    uint32_t body = 0;   // bytes of the FeatureColumn message's body
+    uint32_t times = 0;  // bytes of its packed event times
+  };
+  std::vector<ColumnSizes> column_sizes_;  // one per column
+  std::vector<uint32_t> value_sizes_;      // body bytes of each FeatureValue, column after column
   size_t size_ = 0;
 };
 
