@@ -429,30 +429,17 @@ RowRange RowsInWindow(const GroupLayout::Run& run, const std::byte* data, size_t
 
 }  // namespace
 
-Output SeriesGroup::Query(size_t m, size_t window, Micros now) const {
-  ODS_DCHECK(m < layout_->members_.size());
-  const Spec& spec = layout_->members_[m].spec;
+GroupLayout::WindowAt GroupLayout::At(size_t m, size_t window, Micros now) const {
+  ODS_DCHECK(m < members_.size());
+  const Spec& spec = members_[m].spec;
   ODS_DCHECK(window < spec.windows.size());
-  const GroupLayout::WindowSlot where = layout_->windows_[m][window];
-  const GroupLayout::Run& run = layout_->runs_[where.run];
-  const GroupLayout::Slot& slot = run.slots[where.slot];
   const int64_t last = FloorDiv(now, spec.tiles[window]);
-  const int64_t first = FirstTileIndex(spec, window, last);
-  const int32_t cached = layout_->answer_slots_[m][window];
-  Answer* answer = cached >= 0 && answers_ != nullptr ? &answers_[cached] : nullptr;
-  if (answer != nullptr && answer->first == first && answer->last == last) {
-    return record::Value(answer->value);
-  }
-  const Rows& rs = rows(where.run);
-  const RowRange in = RowsInWindow(run, rs.data, rs.size, first, last);
-  Output out = slot.ops->merge(in.data, in.count, run.row_bytes, slot.offset,
-                               uint64_t{1} << where.slot, spec);
-  if (answer != nullptr) {
-    const auto* value = std::get_if<record::Value>(&out);
-    const int64_t* count = value != nullptr ? std::get_if<int64_t>(value) : nullptr;
-    if (count != nullptr) *answer = Answer{first, last, *count};
-  }
-  return out;
+  return WindowAt{static_cast<uint32_t>(m), static_cast<uint32_t>(window),
+                  FirstTileIndex(spec, window, last), last};
+}
+
+Output SeriesGroup::Query(size_t m, size_t window, Micros now) const {
+  return Query(layout_->At(m, window, now), nullptr);
 }
 
 int64_t SeriesGroup::EnableAnswerCache(size_t m, size_t window) {
@@ -468,20 +455,38 @@ void SeriesGroup::ForgetAnswers() {
 }
 
 Output SeriesGroup::Query(size_t m, size_t window, Micros now, const ColdRows* cold) const {
-  ODS_DCHECK(m < layout_->members_.size());
-  const Spec& spec = layout_->members_[m].spec;
-  ODS_DCHECK(window < spec.windows.size());
-  const GroupLayout::WindowSlot where = layout_->windows_[m][window];
+  return Query(layout_->At(m, window, now), cold);
+}
+
+Output SeriesGroup::Query(const GroupLayout::WindowAt& at, const ColdRows* cold) const {
+  ODS_DCHECK(at.m < layout_->members_.size());
+  ODS_DCHECK(at.window < layout_->members_[at.m].spec.windows.size());
+  const Spec& spec = layout_->members_[at.m].spec;
+  const GroupLayout::WindowSlot where = layout_->windows_[at.m][at.window];
   const GroupLayout::Run& run = layout_->runs_[where.run];
   const GroupLayout::Slot& slot = run.slots[where.slot];
-  const int64_t last = FloorDiv(now, spec.tiles[window]);
-  const int64_t first = FirstTileIndex(spec, window, last);
-  if (cold == nullptr || cold->runs_.empty()) return Query(m, window, now);
-  ODS_CHECK(cold->layout_ == layout_);
-  const ColdRows::RunRows& cs = cold->runs_[where.run];
   const Rows& rs = rows(where.run);
-  return slot.ops->merge_two(RowsInWindow(run, cs.data, cs.size, first, last),
-                             RowsInWindow(run, rs.data, rs.size, first, last), run.row_bytes, slot.offset, uint64_t{1} << where.slot, spec);
+  if (cold != nullptr && !cold->runs_.empty()) {
+    ODS_CHECK(cold->layout_ == layout_);
+    const ColdRows::RunRows& cs = cold->runs_[where.run];
+    return slot.ops->merge_two(RowsInWindow(run, cs.data, cs.size, at.first, at.last),
+                               RowsInWindow(run, rs.data, rs.size, at.first, at.last),
+                               run.row_bytes, slot.offset, uint64_t{1} << where.slot, spec);
+  }
+  const int32_t cached = layout_->answer_slots_[at.m][at.window];
+  Answer* answer = cached >= 0 && answers_ != nullptr ? &answers_[cached] : nullptr;
+  if (answer != nullptr && answer->first == at.first && answer->last == at.last) {
+    return record::Value(answer->value);
+  }
+  const RowRange in = RowsInWindow(run, rs.data, rs.size, at.first, at.last);
+  Output out = slot.ops->merge(in.data, in.count, run.row_bytes, slot.offset,
+                               uint64_t{1} << where.slot, spec);
+  if (answer != nullptr) {
+    const auto* value = std::get_if<record::Value>(&out);
+    const int64_t* count = value != nullptr ? std::get_if<int64_t>(value) : nullptr;
+    if (count != nullptr) *answer = Answer{at.first, at.last, *count};
+  }
+  return out;
 }
 
 // How many rows of each run have tiles that end at or before `before`.

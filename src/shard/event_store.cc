@@ -8,6 +8,7 @@
 #include <variant>
 #include <vector>
 
+#include "absl/container/inlined_vector.h"
 #include "ods/common/check.h"
 #include "ods/record/codec.h"
 
@@ -451,6 +452,17 @@ bool Shard::EventStore::ReadOnline(uint32_t template_id, std::span<const Aggrega
     }
   }
   size_t next_cold = 0;  // cold is in index order, as ColdTilesOf made it from `indices`
+  // Each read's window as of `now`, for every entity (built-in aggregations only); the
+  // placements are checked here, once per call.
+  absl::InlinedVector<aggregate::GroupLayout::WindowAt, 16> windows(reads.size());
+  for (size_t k = 0; k < reads.size(); ++k) {
+    const auto [tid, position] = aggregation_slots_[reads[k].aggregation_id];
+    ODS_CHECK(tid == template_id);
+    const Placement where = t.placements[position];
+    if (where.layout != kCustomLayout) {
+      windows[k] = t.layouts[where.layout]->At(where.member, reads[k].window, now);
+    }
+  }
   // A three-stage pipeline (a read changes no entry, so an entity found early stays valid):
   // k + 12: hint the map slot of entity k; k + 8: find it and hint its whole slot (key and
   // Entity span ~3 cache lines); k + 4: hint its newest tile rows (reading the groups' row
@@ -499,9 +511,9 @@ bool Shard::EventStore::ReadOnline(uint32_t template_id, std::span<const Aggrega
         below = cold[next_cold].tiles.get();
       }
     }
-    for (const AggregationRead& r : reads) {
-      const auto [tid, position] = aggregation_slots_[r.aggregation_id];
-      ODS_CHECK(tid == template_id);
+    for (size_t k = 0; k < reads.size(); ++k) {
+      const AggregationRead& r = reads[k];
+      const uint32_t position = aggregation_slots_[r.aggregation_id].second;
       if (entity == nullptr) {
         r.found[i] = 0;
         r.event_times[i] = 0;
@@ -526,7 +538,7 @@ bool Shard::EventStore::ReadOnline(uint32_t template_id, std::span<const Aggrega
                                                                    : nullptr;
         aggregate::SeriesGroup& group = entity->groups[where.layout];
         bytes_ += group.EnableAnswerCache(where.member, r.window);
-        r.values[i] = group.Query(where.member, r.window, now, rows);
+        r.values[i] = group.Query(windows[k], rows);
       }
       if (!Charge(r.values[i], budget_bytes)) return false;
     }

@@ -118,6 +118,17 @@ class GroupLayout {
   // other (ColdRows::Decode). O(1), computed at construction.
   uint64_t Fingerprint() const { return fingerprint_; }
 
+  // Member m's windows[window] as of one `now`: its tiles [first, last] (two 64-bit divisions).
+  // A reader of many groups of this layout as of one `now` computes it once
+  // (SeriesGroup::Query(const WindowAt&, ...)) instead of per group.
+  struct WindowAt {
+    uint32_t m = 0;
+    uint32_t window = 0;
+    int64_t first = 0;
+    int64_t last = 0;
+  };
+  WindowAt At(size_t m, size_t window, Micros now) const;
+
   // Defined and used only inside ods_aggregate.
   struct Slot;
   struct Run;
@@ -193,6 +204,8 @@ class SeriesGroup {
   // last bits, and last_n may list that tile's late events before older ones of the same tile.
   // O(log tiles + tiles in the window) over both; allocates nothing beyond the fn's Finish.
   Output Query(size_t m, size_t window, Micros now, const ColdRows* cold) const;
+  // The same for at = layout.At(m, window, now) of this group's layout.
+  Output Query(const GroupLayout::WindowAt& at, const ColdRows* cold) const;
 
   // Moves every row (of every run) whose tile ends at or before `before` ((index + 1) * tile
   // <= before) out of RAM into `out`, which it overwrites with a self-describing blob (format
@@ -433,9 +446,10 @@ struct CustomEvent {
   std::span<const record::Value* const> values;
 };
 
-// Sets `out` to the point-in-time value of a user-defined aggregation: folds the events (in arrival order) with
-// time <= as_of into the tiles of windows[window] with fn.Update, then fn.Finish, as CustomSeries
-// does online; so for the same events and a deterministic fn the answers are equal. Errors: fn's.
+// Sets `out` to the point-in-time value of a user-defined aggregation: folds the events (in arrival
+// order) with time <= as_of into the tiles of windows[window] with fn.Update, then fn.Finish, as
+// CustomSeries does online; so for the same events and a deterministic fn the answers are equal.
+// Errors: fn's.
 Status ComputeCustomAsOf(CustomFn& fn, const Spec& spec, size_t window,
                          std::span<const CustomEvent> events_in_arrival_order, Micros as_of,
                          Output& out);
