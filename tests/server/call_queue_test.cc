@@ -54,37 +54,74 @@ class HeldStore {
   std::shared_future<void> release_;
 };
 
+// ods.v1.Store on a free loopback port, served through a CallQueue built with `options`, and a
+// client of it. Serve methods on `calls`, then Start.
+class LoopbackStore {
+ public:
+  explicit LoopbackStore(CallQueueOptions options) {
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_);
+    builder.RegisterService(&service);
+    std::unique_ptr<grpc::ServerCompletionQueue> cq = builder.AddCompletionQueue();
+    server_ = builder.BuildAndStart();
+    calls = std::make_unique<CallQueue>(std::move(cq), options);
+  }
+  ~LoopbackStore() {
+    if (server_ != nullptr) server_->Shutdown();
+    calls->Shutdown();
+  }
+
+  bool listening() const { return server_ != nullptr; }
+  // Starts the queue and connects the client.
+  void Start() {
+    calls->Start();
+    stub_ = v1::Store::NewStub(grpc::CreateChannel("127.0.0.1:" + std::to_string(port_),
+                                                   grpc::InsecureChannelCredentials()));
+  }
+  // A Get of nothing, and a Put of `records` empty records; thread-safe.
+  grpc::Status Get() {
+    v1::GetRequest req;
+    v1::GetResponse resp;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+    return stub_->Get(&ctx, req, &resp);
+  }
+  grpc::Status Put(int records, v1::PutResponse* resp_out = nullptr) {
+    v1::PutRequest req;
+    for (int i = 0; i < records; ++i) req.add_records();
+    v1::PutResponse resp;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+    grpc::Status status = stub_->Put(&ctx, req, &resp);
+    if (resp_out != nullptr) *resp_out = resp;
+    return status;
+  }
+
+  v1::Store::AsyncService service;
+  std::unique_ptr<CallQueue> calls;
+
+ private:
+  int port_ = 0;
+  std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<v1::Store::Stub> stub_;
+};
+
 // With one thread on the queue (odsd's default) and with two.
 class CallQueueTest : public ::testing::TestWithParam<size_t> {};
 INSTANTIATE_TEST_SUITE_P(Threads, CallQueueTest, ::testing::Values(1, 2));
 
 TEST_P(CallQueueTest, BlockingHandlersWaitOnBoundedWorkersWhileInlineCallsAreAnswered) {
-  v1::Store::AsyncService service;
   std::promise<void> release;
   HeldStore store(release.get_future().share());
-  grpc::ServerBuilder builder;
-  int port = 0;
-  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
-  builder.RegisterService(&service);
-  std::unique_ptr<grpc::ServerCompletionQueue> cq = builder.AddCompletionQueue();
-  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
-  ASSERT_NE(server, nullptr);
-  CallQueue calls(std::move(cq),
-                  {.threads = GetParam(), .blocking_workers = 1, .max_blocking_queued = 1});
-  calls.Serve(&service, &v1::Store::AsyncService::RequestGet, &store, &HeldStore::Get,
+  LoopbackStore loopback({.threads = GetParam(), .blocking_workers = 1, .max_blocking_queued = 1});
+  ASSERT_TRUE(loopback.listening());
+  CallQueue& calls = *loopback.calls;
+  calls.Serve(&loopback.service, &v1::Store::AsyncService::RequestGet, &store, &HeldStore::Get,
               CallQueue::Runs::kBlocking);
-  calls.Serve(&service, &v1::Store::AsyncService::RequestPut, &store, &HeldStore::Put);
-  calls.Start();
+  calls.Serve(&loopback.service, &v1::Store::AsyncService::RequestPut, &store, &HeldStore::Put);
+  loopback.Start();
+  auto get = [&loopback] { return loopback.Get(); };
 
-  auto stub = v1::Store::NewStub(
-      grpc::CreateChannel("127.0.0.1:" + std::to_string(port), grpc::InsecureChannelCredentials()));
-  auto get = [&stub] {
-    v1::GetRequest req;
-    v1::GetResponse resp;
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
-    return stub->Get(&ctx, req, &resp);
-  };
   // The first Get holds the only worker, the second waits for it: the queue is full.
   std::future<grpc::Status> held = std::async(std::launch::async, get);
   while (store.entered.load() != 1) std::this_thread::sleep_for(std::chrono::milliseconds(5));
@@ -101,13 +138,8 @@ TEST_P(CallQueueTest, BlockingHandlersWaitOnBoundedWorkersWhileInlineCallsAreAns
       << refused.error_message();
 
   // An inline method is answered while both Gets wait.
-  v1::PutRequest put;
-  put.add_records();
-  put.add_records();
   v1::PutResponse put_resp;
-  grpc::ClientContext put_ctx;
-  put_ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
-  const grpc::Status put_status = stub->Put(&put_ctx, put, &put_resp);
+  const grpc::Status put_status = loopback.Put(2, &put_resp);
   EXPECT_TRUE(put_status.ok()) << put_status.error_message();
   ASSERT_EQ(put_resp.versions_size(), 1);
   EXPECT_EQ(put_resp.versions(0), 2u);
@@ -116,8 +148,6 @@ TEST_P(CallQueueTest, BlockingHandlersWaitOnBoundedWorkersWhileInlineCallsAreAns
   release.set_value();
   EXPECT_TRUE(held.get().ok());
   EXPECT_TRUE(waiting.get().ok());
-  server->Shutdown();
-  calls.Shutdown();
 }
 
 // Store's Put that spins for `spin` on whatever thread runs it, recording which threads ran
@@ -160,30 +190,15 @@ class SpinningStore {
 // busy past spill_after_micros has calls run on a blocking worker as well, at most max_spilled
 // at a time, and all are answered.
 TEST(CallQueueSpillTest, ABacklogSpillsToOneWorkerAndAnIdleQueueRunsInline) {
-  v1::Store::AsyncService service;
   SpinningStore store(std::chrono::milliseconds(2));
-  grpc::ServerBuilder builder;
-  int port = 0;
-  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
-  builder.RegisterService(&service);
-  std::unique_ptr<grpc::ServerCompletionQueue> cq = builder.AddCompletionQueue();
-  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
-  ASSERT_NE(server, nullptr);
-  CallQueue calls(
-      std::move(cq),
+  LoopbackStore loopback(
       {.threads = 1, .blocking_workers = 2, .spill_after_micros = 1000, .max_spilled = 1});
-  calls.Serve(&service, &v1::Store::AsyncService::RequestPut, &store, &SpinningStore::Put,
+  ASSERT_TRUE(loopback.listening());
+  CallQueue& calls = *loopback.calls;
+  calls.Serve(&loopback.service, &v1::Store::AsyncService::RequestPut, &store, &SpinningStore::Put,
               CallQueue::Runs::kInlineOrSpill);
-  calls.Start();
-  auto stub = v1::Store::NewStub(
-      grpc::CreateChannel("127.0.0.1:" + std::to_string(port), grpc::InsecureChannelCredentials()));
-  auto put = [&stub] {
-    v1::PutRequest req;
-    v1::PutResponse resp;
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
-    return stub->Put(&ctx, req, &resp);
-  };
+  loopback.Start();
+  auto put = [&loopback] { return loopback.Put(0); };
 
   // One call at a time, with pauses: the queue's thread is never busy for long.
   for (int i = 0; i < 3; ++i) {
@@ -207,8 +222,6 @@ TEST(CallQueueSpillTest, ABacklogSpillsToOneWorkerAndAnIdleQueueRunsInline) {
   for (std::thread::id t : all) on_workers += t != queue_thread ? 1 : 0;
   EXPECT_EQ(on_workers, calls.spilled());
   EXPECT_LE(store.most_at_once.load(), 2);  // the queue's thread and one spilled call
-  server->Shutdown();
-  calls.Shutdown();
 }
 
 // Names of this process's threads (/proc/self/task/*/comm).
