@@ -77,7 +77,8 @@ bool CallQueue::Spill(std::function<void()> work) {
   }
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (stop_ || work_.size() >= options_.max_blocking_queued) {
+    // Only to a worker that is idle now: behind a backfill the lookup would wait far longer.
+    if (stop_ || idle_workers_ == 0 || !work_.empty()) {
       spilled_pending_.fetch_sub(1, std::memory_order_relaxed);
       return false;
     }
@@ -117,7 +118,9 @@ void CallQueue::Run() {
 void CallQueue::Work() {
   std::unique_lock<std::mutex> lock(mu_);
   while (true) {
+    ++idle_workers_;
     work_cv_.wait(lock, [this] { return stop_ || !work_.empty(); });
+    --idle_workers_;
     if (work_.empty()) return;  // stopping, nothing left
     std::function<void()> work = std::move(work_.front());
     work_.pop_front();

@@ -169,7 +169,7 @@ struct CallQueueOptions {
   size_t max_blocking_queued = 1024;
   // Runs::kInlineOrSpill: a queue thread that has had work without a pause for this long is
   // behind (a backlog, typically after the host stalled the process); it then hands such calls
-  // to a blocking worker, at most max_spilled at a time, so another core helps drain it.
+  // to an idle blocking worker, at most max_spilled at a time, so another core helps drain it.
   // 0: never.
   int64_t spill_after_micros = 1000;
   size_t max_spilled = 1;
@@ -298,9 +298,9 @@ class CallQueue {
     UnaryCall<Request, Response>::Listen(method.get(), cq_.get());
     methods_.push_back(std::move(method));
   }
-  // On a queue thread that is behind (Options::spill_after_micros) and with fewer than
-  // Options::max_spilled spilled works running or waiting: queues `work` for a blocking worker
-  // and returns true. Else false: the caller runs it.
+  // On a queue thread that is behind (Options::spill_after_micros), with fewer than
+  // Options::max_spilled spilled works running or waiting and a blocking worker idle (nothing
+  // queued): queues `work` for that worker and returns true. Else false: the caller runs it.
   bool Spill(std::function<void()> work);
   void Run();
   void Work();
@@ -318,6 +318,7 @@ class CallQueue {
   std::condition_variable work_cv_;
   std::deque<std::function<void()>> work_;  // guarded by mu_
   bool stop_ = false;                       // guarded by mu_
+  size_t idle_workers_ = 0;                 // workers waiting for work; guarded by mu_
   std::vector<std::thread> workers_;
 };
 

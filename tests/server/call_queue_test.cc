@@ -188,13 +188,17 @@ class SpinningStore {
 
 // Runs::kInlineOrSpill: calls that find the queue's thread idle run on it; a burst that keeps it
 // busy past spill_after_micros has calls run on a blocking worker as well, at most max_spilled
-// at a time, and all are answered.
-TEST(CallQueueSpillTest, ABacklogSpillsToOneWorkerAndAnIdleQueueRunsInline) {
+// at a time; with no worker idle nothing spills; all are answered.
+TEST(CallQueueSpillTest, ABacklogSpillsToOneIdleWorkerAndAnIdleQueueRunsInline) {
   SpinningStore store(std::chrono::milliseconds(2));
+  std::promise<void> release;
+  HeldStore held_store(release.get_future().share());
   LoopbackStore loopback(
-      {.threads = 1, .blocking_workers = 2, .spill_after_micros = 1000, .max_spilled = 1});
+      {.threads = 1, .blocking_workers = 1, .spill_after_micros = 1000, .max_spilled = 1});
   ASSERT_TRUE(loopback.listening());
   CallQueue& calls = *loopback.calls;
+  calls.Serve(&loopback.service, &v1::Store::AsyncService::RequestGet, &held_store, &HeldStore::Get,
+              CallQueue::Runs::kBlocking);
   calls.Serve(&loopback.service, &v1::Store::AsyncService::RequestPut, &store, &SpinningStore::Put,
               CallQueue::Runs::kInlineOrSpill);
   loopback.Start();
@@ -222,6 +226,21 @@ TEST(CallQueueSpillTest, ABacklogSpillsToOneWorkerAndAnIdleQueueRunsInline) {
   for (std::thread::id t : all) on_workers += t != queue_thread ? 1 : 0;
   EXPECT_EQ(on_workers, calls.spilled());
   EXPECT_LE(store.most_at_once.load(), 2);  // the queue's thread and one spilled call
+
+  // A held Get occupies the only worker: the same burst runs inline, none waits behind it.
+  std::future<grpc::Status> get =
+      std::async(std::launch::async, [&loopback] { return loopback.Get(); });
+  while (held_store.entered.load() != 1) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  const uint64_t spilled_before = calls.spilled();
+  burst.clear();
+  for (int i = 0; i < 24; ++i) burst.push_back(std::async(std::launch::async, put));
+  for (std::future<grpc::Status>& f : burst) EXPECT_TRUE(f.get().ok());
+  EXPECT_EQ(calls.spilled(), spilled_before);
+  EXPECT_EQ(get.wait_for(std::chrono::milliseconds(0)), std::future_status::timeout);
+  release.set_value();
+  EXPECT_TRUE(get.get().ok());
 }
 
 // Names of this process's threads (/proc/self/task/*/comm).
