@@ -4,10 +4,12 @@
 // (two shards, a typed and a free-form table, an event template, aggregations and a derived
 // feature). Any error Status is fine; a crash, leak, hang or sanitizer report is not. Feature
 // answers are also written by the raw-method encoder (server/features_wire.h), which must give
-// exactly the bytes of the equivalent FeaturesResponse message.
+// exactly the bytes of the equivalent FeaturesResponse message, and a lookup request read in place
+// (features_wire.h) must be what protobuf parses from the same bytes.
 #include <google/protobuf/stubs/logging.h>
 #include <stdlib.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -229,6 +231,24 @@ void GetHistoricalFeatures(ods::engine::Engine& engine,
   CheckAnswer(*columns, rows.size());
 }
 
+// Whatever the in-place reading of a lookup request accepts, protobuf parses (`parsed` is its
+// result, nullptr if it failed) to the same request.
+void CheckReadInPlace(const uint8_t* data, size_t size,
+                      const ods::v1::GetOnlineFeaturesRequest* parsed) {
+  ods::server::OnlineRequestView view;
+  if (!ods::server::ReadOnlineRequest(std::string_view(reinterpret_cast<const char*>(data), size),
+                                      view)) {
+    return;
+  }
+  Require(parsed != nullptr);
+  Require(std::equal(view.entities.begin(), view.entities.end(), parsed->entities().begin(),
+                     parsed->entities().end()));
+  Require(std::equal(view.features.begin(), view.features.end(), parsed->features().begin(),
+                     parsed->features().end()));
+  Require(view.as_of.has_value() == parsed->has_as_of_micros());
+  Require(!view.as_of.has_value() || *view.as_of == parsed->as_of_micros());
+}
+
 template <class Message>
 bool Parse(const uint8_t* data, size_t size, Message& out) {
   return out.ParseFromArray(data, static_cast<int>(size));
@@ -270,7 +290,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     case 5: {
       ods::v1::GetOnlineFeaturesRequest req;
-      if (Parse(data, size, req)) GetOnlineFeatures(engine, req);
+      const bool parsed = Parse(data, size, req);
+      CheckReadInPlace(data, size, parsed ? &req : nullptr);
+      if (parsed) GetOnlineFeatures(engine, req);
       break;
     }
     default: {

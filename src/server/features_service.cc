@@ -36,10 +36,10 @@ constexpr uint64_t kRejectionOverheadBytes = 16;
 
 // Checked before any conversion, so an oversized request costs nothing beyond its parse (the
 // engine checks again).
-Status CheckBatch(const engine::Engine& engine, std::string_view call, int size,
+Status CheckBatch(const engine::Engine& engine, std::string_view call, uint64_t size,
                   std::string_view what) {
   const uint32_t limit = engine.config().limits.max_batch_size;
-  if (static_cast<uint64_t>(size) <= limit) return OkStatus();
+  if (size <= limit) return OkStatus();
   return InvalidArgumentError(std::string(call) + ": " + std::to_string(size) + " " +
                               std::string(what) + " in one request; limits.max_batch_size is " +
                               std::to_string(limit));
@@ -372,17 +372,25 @@ Status FeaturesService::HandleGetOnlineFeatures(const grpc::ServerContextBase& c
   const ScopedLatency timed(online_latency_);
   const ApiKey* key = nullptr;
   ODS_RETURN_IF_ERROR(Authorize(auth_, ctx, Method::kFeaturesGetOnlineFeatures, key));
-  ParsedRequest<ods::v1::GetOnlineFeaturesRequest> req;
-  ODS_RETURN_IF_ERROR(req.Parse("GetOnlineFeatures", wire));
-  ODS_RETURN_IF_ERROR(CheckBatch(engine_, "GetOnlineFeatures", req->entities_size(), "entities"));
-  const std::vector<std::string_view> entities = Views(req->entities());
-  const std::vector<std::string_view> features = Views(req->features());
+  // The usual request is read in place (features_wire.h); anything else by protobuf.
+  grpc::Slice bytes;
+  OnlineRequestView req;
+  std::optional<ParsedRequest<ods::v1::GetOnlineFeaturesRequest>> parsed;
+  if (!(wire.TrySingleSlice(&bytes).ok() || wire.DumpToSingleSlice(&bytes).ok()) ||
+      !ReadOnlineRequest(
+          std::string_view(reinterpret_cast<const char*>(bytes.begin()), bytes.size()), req)) {
+    parsed.emplace();
+    ODS_RETURN_IF_ERROR(parsed->Parse("GetOnlineFeatures", wire));
+    const ods::v1::GetOnlineFeaturesRequest& m = **parsed;
+    req.entities = Views(m.entities());
+    req.features = Views(m.features());
+    req.as_of = m.has_as_of_micros() ? std::optional<Micros>(m.as_of_micros()) : std::nullopt;
+  }
+  ODS_RETURN_IF_ERROR(CheckBatch(engine_, "GetOnlineFeatures", req.entities.size(), "entities"));
   ODS_RETURN_IF_ERROR(
-      CheckFeatureSources(engine_, auth_, key, Method::kFeaturesGetOnlineFeatures, features));
-  const std::optional<Micros> as_of =
-      req->has_as_of_micros() ? std::optional<Micros>(req->as_of_micros()) : std::nullopt;
+      CheckFeatureSources(engine_, auth_, key, Method::kFeaturesGetOnlineFeatures, req.features));
   ODS_ASSIGN_OR_RETURN(std::vector<engine::FeatureColumn> columns,
-                       engine_.GetOnlineFeatures(entities, features, as_of));
+                       engine_.GetOnlineFeatures(req.entities, req.features, req.as_of));
   WriteColumns(columns, resp);
   return OkStatus();
 }

@@ -1,5 +1,6 @@
 #include "features_wire.h"
 
+#include <algorithm>
 #include <bit>
 #include <cstdint>
 #include <cstring>
@@ -173,7 +174,71 @@ size_t TimesBodySize(const engine::FeatureColumn& c) {
   return n;
 }
 
+// Reads a varint at p (before end) into v and returns the byte after it; nullptr if it is
+// truncated or holds more than 64 bits (more than 10 bytes, or a 10th byte above 1: protobuf
+// drops those bits silently, so such bytes are left to it). At most `max_bytes` bytes.
+const char* GetVarint(const char* p, const char* end, size_t max_bytes, uint64_t& v) {
+  uint64_t result = 0;
+  for (size_t i = 0; i < max_bytes && p < end; ++i) {
+    const auto byte = static_cast<uint8_t>(*p++);
+    if (i == 9 && byte > 1) return nullptr;
+    result |= uint64_t{byte & 0x7Fu} << (7 * i);
+    if (byte < 0x80) {
+      v = result;
+      return p;
+    }
+  }
+  return nullptr;
+}
+
+// True if every byte of [p, p + n) is below 0x80, eight at a time.
+bool IsAscii(const char* p, size_t n) {
+  uint64_t bits = 0;
+  size_t i = 0;
+  for (; i + sizeof(uint64_t) <= n; i += sizeof(uint64_t)) {
+    uint64_t word;
+    std::memcpy(&word, p + i, sizeof(word));
+    bits |= word;
+  }
+  for (; i < n; ++i) bits |= static_cast<uint8_t>(p[i]);
+  return (bits & 0x8080808080808080u) == 0;
+}
+
 }  // namespace
+
+// ods.v1.GetOnlineFeaturesRequest: entities = 1 (repeated string), features = 2 (repeated
+// string), as_of_micros = 3 (optional int64).
+bool ReadOnlineRequest(std::string_view bytes, OnlineRequestView& out) {
+  out.entities.clear();
+  out.features.clear();
+  out.as_of.reset();
+  // A 100-key request has ~18 bytes per key: one allocation for the usual request.
+  out.entities.reserve(std::min<size_t>(bytes.size() / 16, 4096));
+  const char* p = bytes.data();
+  const char* const end = p + bytes.size();
+  while (p < end) {
+    const auto tag = static_cast<uint8_t>(*p++);
+    if (tag == Tag(3, kVarint)) {
+      uint64_t v = 0;
+      p = GetVarint(p, end, 10, v);
+      if (p == nullptr) return false;
+      out.as_of = static_cast<Micros>(v);
+      continue;
+    }
+    std::vector<std::string_view>* list = tag == Tag(1, kLengthDelimited)   ? &out.entities
+                                          : tag == Tag(2, kLengthDelimited) ? &out.features
+                                                                            : nullptr;
+    if (list == nullptr) return false;
+    // protobuf reads a length in at most 5 bytes; past the end is truncation.
+    uint64_t size = 0;
+    const char* body = GetVarint(p, end, 5, size);
+    if (body == nullptr || size > static_cast<uint64_t>(end - body)) return false;
+    if (!IsAscii(body, size)) return false;
+    list->emplace_back(body, size);
+    p = body + size;
+  }
+  return true;
+}
 
 // ods.v1.FeatureColumn: feature = 1, values = 2 (repeated FeatureValue), statuses = 3 (packed),
 // event_times_micros = 4 (packed).

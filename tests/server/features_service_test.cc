@@ -625,7 +625,8 @@ TEST_F(FeaturesServiceTest, UnparsableLookupRequestsAreInvalidArguments) {
                       [&](grpc::Status s) { done.set_value(std::move(s)); });
     return done.get_future().get();
   };
-  const std::string truncated("\x0a\x05ali", 5);         // entities: 5 bytes announced, 3 sent
+  // entities: 5 bytes announced, 3 sent
+  const std::string truncated = std::string("\x0a\x05", 2) + "ali";
   const std::string not_utf8("\x0a\x02\xc3\x28", 4);  // entities: one invalid UTF-8 string
   const std::string bad_row("\x0a\x04\x0a\x02\xff\xfe", 6);  // rows[0].entity not UTF-8
   struct Case {
@@ -647,6 +648,83 @@ TEST_F(FeaturesServiceTest, UnparsableLookupRequestsAreInvalidArguments) {
         << s.error_message();
   }
   EXPECT_EQ(Count("nobody-at-all"), -1);  // still serving
+}
+
+// Lookups read the usual request in place and leave other valid shapes to protobuf: a non-ASCII
+// key, an unknown field, a request written in two slices or as two concatenated messages all
+// answer as the plain request does, and so does a request large enough to arrive in pieces.
+TEST_F(FeaturesServiceTest, LookupRequestsOfEveryValidShapeAnswerAlike) {
+  const int64_t now = NowMicros();
+  const std::string zoe = "Zo\xc3\xab";  // "Zoë", UTF-8
+  PushAll({{zoe, 5, "m", now - kSecond},
+           {zoe, 7, "n", now - 2 * kSecond},
+           {"ascii-key", 1, "m", now - kSecond}});
+  grpc::GenericStub generic(
+      grpc::CreateChannel(odsd_->grpc_address(), grpc::InsecureChannelCredentials()));
+  auto call = [&](std::vector<std::string> parts, v1::FeaturesResponse& resp) {
+    std::vector<grpc::Slice> slices(parts.begin(), parts.end());
+    grpc::ByteBuffer request(slices.data(), slices.size());
+    grpc::ByteBuffer response;
+    grpc::ClientContext ctx;
+    std::promise<grpc::Status> done;
+    generic.UnaryCall(&ctx, "/ods.v1.Features/GetOnlineFeatures", grpc::StubOptions(), &request,
+                      &response, [&](grpc::Status s) { done.set_value(std::move(s)); });
+    const grpc::Status s = done.get_future().get();
+    if (!s.ok()) return s;
+    std::vector<grpc::Slice> out;
+    EXPECT_TRUE(response.Dump(&out).ok());
+    std::string bytes;
+    for (const grpc::Slice& x : out)
+      bytes.append(reinterpret_cast<const char*>(x.begin()), x.size());
+    EXPECT_TRUE(resp.ParseFromString(bytes));
+    return s;
+  };
+  v1::GetOnlineFeaturesRequest req;
+  req.add_entities("ascii-key");
+  req.add_entities(zoe);
+  req.add_features("txn_count@1h");
+  req.add_features("txn_sum");
+  const std::string plain = req.SerializeAsString();
+  v1::FeaturesResponse expected;
+  ASSERT_TRUE(call({plain}, expected).ok());
+  ASSERT_EQ(expected.columns_size(), 2);
+  EXPECT_EQ(expected.columns(0).values(0).value().int64_value(), 1);
+  EXPECT_EQ(expected.columns(0).values(1).value().int64_value(), 2);  // the non-ASCII key
+  EXPECT_EQ(expected.columns(1).values(1).value().int64_value(), 12);
+
+  v1::GetOnlineFeaturesRequest entities_only;
+  entities_only.add_entities("ascii-key");
+  entities_only.add_entities(zoe);
+  v1::GetOnlineFeaturesRequest features_only;
+  features_only.add_features("txn_count@1h");
+  features_only.add_features("txn_sum");
+  const std::string unknown_field("\x78\x01", 2);  // field 15, varint 1
+  const std::vector<std::vector<std::string>> shapes = {
+      {plain + unknown_field},
+      {plain.substr(0, 7), plain.substr(7)},
+      {entities_only.SerializeAsString() + features_only.SerializeAsString()},
+  };
+  for (size_t i = 0; i < shapes.size(); ++i) {
+    v1::FeaturesResponse resp;
+    const grpc::Status s = call(shapes[i], resp);
+    ASSERT_TRUE(s.ok()) << "shape " << i << ": " << s.error_message();
+    EXPECT_EQ(resp.SerializeAsString(), expected.SerializeAsString()) << "shape " << i;
+  }
+
+  // A 48 KB request, which reaches odsd in several slices: the two keys at its end answer.
+  v1::GetOnlineFeaturesRequest large;
+  for (int i = 0; i < 48; ++i)
+    large.add_entities(std::string(1000, static_cast<char>('a' + i % 26)));
+  large.add_entities("ascii-key");
+  large.add_entities(zoe);
+  large.add_features("txn_count@1h");
+  v1::FeaturesResponse resp;
+  ASSERT_TRUE(call({large.SerializeAsString()}, resp).ok());
+  ASSERT_EQ(resp.columns_size(), 1);
+  ASSERT_EQ(resp.columns(0).values_size(), 50);
+  EXPECT_EQ(resp.columns(0).statuses(0), v1::NOT_FOUND);
+  EXPECT_EQ(resp.columns(0).values(48).value().int64_value(), 1);
+  EXPECT_EQ(resp.columns(0).values(49).value().int64_value(), 2);
 }
 
 // /metrics carries a histogram of handler time per Features method: cumulative buckets ending in
@@ -766,8 +844,8 @@ TEST_F(FeaturesServiceTest, AppliedDerivedFeatureAnswersTheWeightedSumOfItsInput
   const int64_t now = NowMicros();
   PushAll({{"blend", 7, "m1", now - 2 * kSecond}, {"blend", 5, "m2", now - kSecond}});
   v1::ApplyDefinitionsResponse resp;
-  grpc::Status s = Apply("features:\n  bad_blend: {fn: weighted, inputs: {txn_sum: 1, nope: 2}}\n",
-                         &resp);
+  grpc::Status s =
+      Apply("features:\n  bad_blend: {fn: weighted, inputs: {txn_sum: 1, nope: 2}}\n", &resp);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_NE(s.error_message().find(":2:50: features.bad_blend.inputs.nope: no aggregation named "
                                    "'nope'"),

@@ -1,6 +1,7 @@
 // Unit test of src/server/features_wire: the hand-written encoding of ods.v1.FeaturesResponse must
 // be byte for byte what protobuf writes for the same columns built as messages (convert.h), and
-// parse back to them.
+// parse back to them; the in-place reading of GetOnlineFeaturesRequest must give what protobuf's
+// parse gives whenever it accepts the bytes, and leave every other shape to protobuf.
 #include "features_wire.h"
 
 #include <gtest/gtest.h>
@@ -8,8 +9,10 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <optional>
 #include <random>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "convert.h"  // the message-building conversion, as the reference
@@ -118,6 +121,153 @@ TEST(FeaturesWireTest, LongColumnsAndRandomValuesMatchProtobuf) {
     }
   }
   EXPECT_EQ(Ours(columns), Protobuf(columns));
+}
+
+// What protobuf's parse of `bytes` gives, as a view into its message; nullopt if it fails.
+std::optional<OnlineRequestView> ProtobufRequest(const std::string& bytes,
+                                                 ods::v1::GetOnlineFeaturesRequest& m) {
+  if (!m.ParseFromString(bytes)) return std::nullopt;
+  OnlineRequestView v;
+  v.entities.assign(m.entities().begin(), m.entities().end());
+  v.features.assign(m.features().begin(), m.features().end());
+  if (m.has_as_of_micros()) v.as_of = m.as_of_micros();
+  return v;
+}
+
+void ExpectSame(const OnlineRequestView& ours, const OnlineRequestView& theirs) {
+  EXPECT_EQ(ours.entities, theirs.entities);
+  EXPECT_EQ(ours.features, theirs.features);
+  EXPECT_EQ(ours.as_of, theirs.as_of);
+}
+
+std::string RandomAscii(std::mt19937_64& rng, size_t max_size) {
+  std::string s(rng() % (max_size + 1), ' ');
+  for (char& c : s) c = static_cast<char>(rng() % 128);  // control bytes and NUL included
+  return s;
+}
+
+// Requests as clients write them: any number of keys (long ones need 2- and 3-byte lengths),
+// as_of unset, zero, negative (a 10-byte varint) or at the int64 limits; and requests that are
+// several messages one after the other, which protobuf merges (lists concatenated, the last
+// as_of wins).
+TEST(FeaturesWireTest, ClientRequestsAreReadInPlaceAsProtobufParsesThem) {
+  std::mt19937_64 rng(11);
+  const int64_t times[] = {0,
+                           1,
+                           -1,
+                           1'700'000'000'000'000,
+                           std::numeric_limits<int64_t>::min(),
+                           std::numeric_limits<int64_t>::max()};
+  for (int round = 0; round < 500; ++round) {
+    std::string bytes;
+    const int parts = 1 + static_cast<int>(rng() % 3);
+    for (int part = 0; part < parts; ++part) {
+      ods::v1::GetOnlineFeaturesRequest m;
+      const size_t entities = rng() % 120;
+      for (size_t i = 0; i < entities; ++i) {
+        m.add_entities(RandomAscii(rng, i % 17 == 0 ? 20'000 : 40));
+      }
+      for (size_t i = rng() % 12; i > 0; --i) m.add_features(RandomAscii(rng, 30));
+      if (rng() % 2 == 0) m.set_as_of_micros(times[rng() % std::size(times)]);
+      bytes += m.SerializeAsString();
+    }
+    ods::v1::GetOnlineFeaturesRequest m;
+    const std::optional<OnlineRequestView> theirs = ProtobufRequest(bytes, m);
+    ASSERT_TRUE(theirs.has_value());
+    OnlineRequestView ours;
+    ASSERT_TRUE(ReadOnlineRequest(bytes, ours)) << "round " << round;
+    ExpectSame(ours, *theirs);
+  }
+  OnlineRequestView empty;
+  empty.entities = {"stale"};
+  empty.as_of = 5;
+  ASSERT_TRUE(ReadOnlineRequest("", empty));  // an empty message: nothing set
+  EXPECT_TRUE(empty.entities.empty());
+  EXPECT_FALSE(empty.as_of.has_value());
+}
+
+// Every other shape is left to protobuf (false), valid or not: protobuf then decides, so odsd
+// accepts and refuses exactly what it did before.
+TEST(FeaturesWireTest, OtherRequestShapesAreLeftToProtobuf) {
+  using namespace std::string_literals;
+  struct Case {
+    const char* what;
+    std::string bytes;
+    bool protobuf_parses;
+  };
+  const Case cases[] = {
+      // (Hex escapes end where a non-hex character follows: "\x01" "a", not "\x01a".)
+      {"an unknown field",
+       "\x0a\x01"
+       "a\x20\x05"s,
+       true},
+      {"entities as a varint (unknown wire type for it)", "\x08\x05"s, true},
+      {"a two-byte tag for field 1",
+       "\x8a\x00\x01"
+       "a"s,
+       true},
+      {"a UTF-8 key that is not ASCII", "\x0a\x04Zo\xc3\xab"s, true},
+      {"invalid UTF-8", "\x0a\x02\xc3\x28"s, false},
+      {"a length past the end",
+       "\x0a\x05"
+       "ali"s,
+       false},
+      {"a truncated length", "\x0a\x80"s, false},
+      {"a 6-byte length",
+       "\x0a\x81\x80\x80\x80\x80\x00"
+       "a"s,
+       false},
+      {"a truncated as_of", "\x18\xff"s, false},
+      {"an 11-byte as_of", "\x18"s + std::string(10, '\xff') + "\x01"s, false},
+      {"an as_of with bits past 64", "\x18"s + std::string(9, '\xff') + "\x7f"s, true},
+      {"a group end", "\x0c"s, false},
+      {"tag zero", "\x00"s, false},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.what);
+    OnlineRequestView ours;
+    EXPECT_FALSE(ReadOnlineRequest(c.bytes, ours));
+    ods::v1::GetOnlineFeaturesRequest m;
+    EXPECT_EQ(ProtobufRequest(c.bytes, m).has_value(), c.protobuf_parses);
+  }
+}
+
+// Damaged requests (bytes flipped, cut, inserted): whenever the in-place reading accepts them,
+// protobuf accepts them too and reads the same request.
+TEST(FeaturesWireTest, DamagedRequestsAreNeverReadDifferentlyFromProtobuf) {
+  std::mt19937_64 rng(13);
+  ods::v1::GetOnlineFeaturesRequest base;
+  for (int i = 0; i < 20; ++i) base.add_entities("key:" + std::to_string(1'000'000 + i * 7));
+  base.add_features("amount_sum@1h");
+  base.add_features("merchants@24h");
+  base.set_as_of_micros(-12345);
+  const std::string original = base.SerializeAsString();
+  int accepted = 0;
+  for (int round = 0; round < 20'000; ++round) {
+    std::string bytes = original;
+    for (int edits = 1 + static_cast<int>(rng() % 3); edits > 0; --edits) {
+      const size_t at = rng() % bytes.size();
+      switch (rng() % 3) {
+        case 0:
+          bytes[at] = static_cast<char>(rng());
+          break;
+        case 1:
+          bytes.resize(at);
+          break;
+        default:
+          bytes.insert(at, 1, static_cast<char>(rng()));
+      }
+      if (bytes.empty()) bytes = original;
+    }
+    OnlineRequestView ours;
+    if (!ReadOnlineRequest(bytes, ours)) continue;
+    ++accepted;
+    ods::v1::GetOnlineFeaturesRequest m;
+    const std::optional<OnlineRequestView> theirs = ProtobufRequest(bytes, m);
+    ASSERT_TRUE(theirs.has_value()) << "round " << round;
+    ExpectSame(ours, *theirs);
+  }
+  EXPECT_GT(accepted, 1'000);  // the check above ran on many damaged-but-valid requests
 }
 
 }  // namespace
