@@ -463,40 +463,35 @@ bool Shard::EventStore::ReadOnline(uint32_t template_id, std::span<const Aggrega
       windows[k] = t.layouts[where.layout]->At(where.member, reads[k].window, now);
     }
   }
-  // A three-stage pipeline (a read changes no entry, so an entity found early stays valid):
-  // k + 12: hint the map slot of entity k; k + 8: find it and hint its whole slot (key and
-  // Entity span ~3 cache lines); k + 4: hint its newest tile rows (reading the groups' row
-  // pointers, which the previous stage loaded); k: read.
-  constexpr size_t kSlotAhead = 12;
-  constexpr size_t kFindAhead = 8;
+  // Two passes (a read changes no entry, so an entity found first stays valid). First every
+  // find, back to back: each misses the cache on its map slot, and with no reads between them
+  // the CPU overlaps those misses (a read between finds filled its reorder window: the finds
+  // waited one after the other); each find's control bytes are hinted kSlotAhead finds early,
+  // and the found slot's lines (key and Entity span ~3) at once. Then the reads, each entity's
+  // newest tile rows hinted kTilesAhead reads early.
+  constexpr size_t kSlotAhead = 8;
   constexpr size_t kTilesAhead = 4;
-  constexpr size_t kRing = 16;  // > kFindAhead, a power of two
-  Entity* ring[kRing] = {};
   const size_t n = indices.size();
   auto key = [&](size_t k) { return AsAbsl(entities[indices[k]]); };
-  auto find_and_hint = [&](size_t k) {
+  absl::InlinedVector<Entity*, 128> found(n, nullptr);
+  for (size_t k = 0; k < n && k < kSlotAhead; ++k) t.entities.prefetch(key(k));
+  for (size_t k = 0; k < n; ++k) {
+    if (k + kSlotAhead < n) t.entities.prefetch(key(k + kSlotAhead));
     auto it = t.entities.find(key(k));
-    Entity* entity = nullptr;
-    if (it != t.entities.end()) {
-      entity = &it->second;
-      const char* begin = reinterpret_cast<const char*>(&*it);
-      for (size_t at = 0; at < sizeof(*it); at += 64) __builtin_prefetch(begin + at);
-    }
-    ring[k % kRing] = entity;
-  };
+    if (it == t.entities.end()) continue;
+    found[k] = &it->second;
+    const char* begin = reinterpret_cast<const char*>(&*it);
+    for (size_t at = 64; at < sizeof(*it); at += 64) __builtin_prefetch(begin + at);
+  }
   auto hint_tiles = [&](size_t k) {
-    if (const Entity* entity = ring[k % kRing]) {
+    if (const Entity* entity = found[k]) {
       for (const aggregate::SeriesGroup& group : entity->groups) group.Prefetch();
     }
   };
-  for (size_t k = 0; k < n && k < kSlotAhead; ++k) t.entities.prefetch(key(k));
-  for (size_t k = 0; k < n && k < kFindAhead; ++k) find_and_hint(k);
   for (size_t k = 0; k < n && k < kTilesAhead; ++k) hint_tiles(k);
   for (size_t k = 0; k < n; ++k) {
-    if (k + kSlotAhead < n) t.entities.prefetch(key(k + kSlotAhead));
-    if (k + kFindAhead < n) find_and_hint(k + kFindAhead);
     if (k + kTilesAhead < n) hint_tiles(k + kTilesAhead);
-    Entity* entity = ring[k % kRing];
+    Entity* entity = found[k];
     const uint32_t i = indices[k];
     const DecodedTiles* below = nullptr;
     if (entity != nullptr && !t.cold_tiles.empty()) {
