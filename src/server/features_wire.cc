@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "ods/common/check.h"
+#include "ods/common/varint.h"
 
 namespace ods::server {
 namespace {
@@ -174,23 +175,6 @@ size_t TimesBodySize(const engine::FeatureColumn& c) {
   return n;
 }
 
-// Reads a varint at p (before end) into v and returns the byte after it; nullptr if it is
-// truncated or holds more than 64 bits (more than 10 bytes, or a 10th byte above 1: protobuf
-// drops those bits silently, so such bytes are left to it). At most `max_bytes` bytes.
-const char* GetVarint(const char* p, const char* end, size_t max_bytes, uint64_t& v) {
-  uint64_t result = 0;
-  for (size_t i = 0; i < max_bytes && p < end; ++i) {
-    const auto byte = static_cast<uint8_t>(*p++);
-    if (i == 9 && byte > 1) return nullptr;
-    result |= uint64_t{byte & 0x7Fu} << (7 * i);
-    if (byte < 0x80) {
-      v = result;
-      return p;
-    }
-  }
-  return nullptr;
-}
-
 // True if every byte of [p, p + n) is below 0x80, eight at a time.
 bool IsAscii(const char* p, size_t n) {
   uint64_t bits = 0;
@@ -214,14 +198,14 @@ bool ReadOnlineRequest(std::string_view bytes, OnlineRequestView& out) {
   out.as_of.reset();
   // A 100-key request has ~18 bytes per key: one allocation for the usual request.
   out.entities.reserve(std::min<size_t>(bytes.size() / 16, 4096));
-  const char* p = bytes.data();
-  const char* const end = p + bytes.size();
-  while (p < end) {
-    const auto tag = static_cast<uint8_t>(*p++);
+  std::string_view in = bytes;
+  while (!in.empty()) {
+    const auto tag = static_cast<uint8_t>(in.front());
+    in.remove_prefix(1);
     if (tag == Tag(3, kVarint)) {
+      // As protobuf reads an int64: up to 10 bytes, bits past the 64th dropped.
       uint64_t v = 0;
-      p = GetVarint(p, end, 10, v);
-      if (p == nullptr) return false;
+      if (!GetVarint(in, v)) return false;
       out.as_of = static_cast<Micros>(v);
       continue;
     }
@@ -230,12 +214,12 @@ bool ReadOnlineRequest(std::string_view bytes, OnlineRequestView& out) {
                                                                             : nullptr;
     if (list == nullptr) return false;
     // protobuf reads a length in at most 5 bytes; past the end is truncation.
+    const size_t before = in.size();
     uint64_t size = 0;
-    const char* body = GetVarint(p, end, 5, size);
-    if (body == nullptr || size > static_cast<uint64_t>(end - body)) return false;
-    if (!IsAscii(body, size)) return false;
-    list->emplace_back(body, size);
-    p = body + size;
+    if (!GetVarint(in, size) || before - in.size() > 5 || size > in.size()) return false;
+    if (!IsAscii(in.data(), size)) return false;
+    list->push_back(in.substr(0, size));
+    in.remove_prefix(size);
   }
   return true;
 }
