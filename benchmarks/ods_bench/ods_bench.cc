@@ -464,14 +464,34 @@ struct OpStats {
   }
 };
 
-std::shared_ptr<grpc::Channel> MakeChannel(const std::string& addr, int index) {
+// How long a channel may take to connect before ods_bench gives up on the server.
+constexpr auto kConnectTimeout = std::chrono::seconds(10);
+
+// A channel with a connection of its own, connected: waits until it is READY, for at most
+// kConnectTimeout. Returns nullptr, with `error` set, if it is not ready by then.
+//
+// Why wait: gRPC 1.51 (Debian 12) can fail a channel's first connection for no reason of the
+// server's. tcp_client_posix.cc reads connect()'s errno only after grpc_fd_create, whose mutexes,
+// the first time one of them is contended in the process, make abseil read
+// /sys/devices/system/cpu/cpu0/tsc_freq_khz (absent on VMs): the ENOENT left in errno turns the
+// connect in progress into a failure, and every call fails UNAVAILABLE "No such file or
+// directory" until the channel reconnects after its ~1 s backoff. Preloads whose four threads
+// connect at once hit it (CI, 2026-12-04). Waiting for READY rides the reconnect out.
+std::shared_ptr<grpc::Channel> ConnectChannel(const std::string& addr, int index,
+                                              std::string& error) {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(-1);
   args.SetMaxSendMessageSize(-1);
   // A distinct argument per thread keeps gRPC from sharing one connection between channels.
   args.SetInt("ods_bench.channel_index", index);
   args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-  return grpc::CreateCustomChannel(addr, grpc::InsecureChannelCredentials(), args);
+  auto channel = grpc::CreateCustomChannel(addr, grpc::InsecureChannelCredentials(), args);
+  if (!channel->WaitForConnected(std::chrono::system_clock::now() + kConnectTimeout)) {
+    error = "could not connect to " + addr + " within " + std::to_string(kConnectTimeout.count()) +
+            " s";
+    return nullptr;
+  }
+  return channel;
 }
 
 // One outstanding call; reused for the next call as soon as it completes.
@@ -615,10 +635,12 @@ FeaturesAnswer WalkFeaturesAnswer(std::string_view bytes) {
 class ClientThread {
  public:
   // `begin`: when the run (warm-up included) starts; open-loop schedules count from there.
-  ClientThread(const Options& o, int index, int slots, SteadyClock::time_point begin,
-               SteadyClock::time_point window_start, SteadyClock::time_point window_end)
+  // `channel`: connected (ConnectChannel), this thread's alone.
+  ClientThread(const Options& o, int index, std::shared_ptr<grpc::Channel> channel, int slots,
+               SteadyClock::time_point begin, SteadyClock::time_point window_start,
+               SteadyClock::time_point window_end)
       : o_(o),
-        channel_(MakeChannel(o.addr, index)),
+        channel_(std::move(channel)),
         store_(ods::v1::Store::NewStub(channel_)),
         echo_(ods::bench::Echo::NewStub(channel_)),
         features_(ods::v1::Features::NewStub(channel_)),
@@ -1043,7 +1065,14 @@ uint64_t Preload(const Options& o) {
   std::vector<std::thread> threads;
   for (int w = 0; w < workers; ++w) {
     threads.emplace_back([&o, &failures, w, workers] {
-      auto stub = ods::v1::Store::NewStub(MakeChannel(o.addr, 1000 + w));
+      std::string error;
+      auto channel = ConnectChannel(o.addr, 1000 + w, error);
+      if (channel == nullptr) {
+        std::cerr << "ods_bench: preload Put failed: " << error << "\n";
+        failures[static_cast<size_t>(w)] = 1;
+        return;
+      }
+      auto stub = ods::v1::Store::NewStub(channel);
       ods::v1::PutRequest req;
       ods::v1::PutResponse resp;
       req.set_table(o.table);
@@ -1081,7 +1110,14 @@ uint64_t PreloadEvents(const Options& o) {
   std::vector<std::thread> threads;
   for (int w = 0; w < workers; ++w) {
     threads.emplace_back([&o, &failures, w, workers] {
-      auto stub = ods::v1::Features::NewStub(MakeChannel(o.addr, 1000 + w));
+      std::string error;
+      auto channel = ConnectChannel(o.addr, 1000 + w, error);
+      if (channel == nullptr) {
+        std::cerr << "ods_bench: preload PushEvents failed: " << error << "\n";
+        failures[static_cast<size_t>(w)] = 1;
+        return;
+      }
+      auto stub = ods::v1::Features::NewStub(channel);
       Random random(static_cast<uint64_t>(w) + 1000);
       ods::v1::PushEventsRequest req;
       std::vector<EventRefs> events;
@@ -1124,7 +1160,10 @@ uint64_t PreloadEvents(const Options& o) {
 
 // Bytes of one GetResponse for one key (for comparing with the echo payload size).
 size_t SampleGetResponseBytes(const Options& o) {
-  auto stub = ods::v1::Store::NewStub(MakeChannel(o.addr, 2000));
+  std::string error;
+  auto channel = ConnectChannel(o.addr, 2000, error);
+  if (channel == nullptr) return 0;
+  auto stub = ods::v1::Store::NewStub(channel);
   ods::v1::GetRequest req;
   req.set_table(o.table);
   req.add_keys(KeyOf(o, 0));
@@ -1171,6 +1210,17 @@ int main(int argc, char** argv) {
     get_response_bytes = SampleGetResponseBytes(o);
   }
 
+  // Every client's connection first, so that no run's warm-up goes into connecting.
+  std::vector<std::shared_ptr<grpc::Channel>> channels;
+  for (int t = 0; t < o.threads; ++t) {
+    std::string error;
+    channels.push_back(ConnectChannel(o.addr, t, error));
+    if (channels.back() == nullptr) {
+      std::cerr << "ods_bench: " << error << "\n";
+      return 1;
+    }
+  }
+
   const SteadyClock::time_point begin = SteadyClock::now();
   const auto to_duration = [](double s) {
     return std::chrono::duration_cast<SteadyClock::duration>(std::chrono::duration<double>(s));
@@ -1181,7 +1231,8 @@ int main(int argc, char** argv) {
   std::vector<std::unique_ptr<ClientThread>> clients;
   for (int t = 0; t < o.threads; ++t) {
     const int slots = o.concurrency / o.threads + (t < o.concurrency % o.threads ? 1 : 0);
-    clients.push_back(std::make_unique<ClientThread>(o, t, slots, begin, window_start, window_end));
+    clients.push_back(std::make_unique<ClientThread>(
+        o, t, std::move(channels[static_cast<size_t>(t)]), slots, begin, window_start, window_end));
   }
   MachineProbe machine(window_start, window_end);
   std::vector<std::thread> threads;
