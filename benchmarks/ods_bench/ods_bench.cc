@@ -39,6 +39,7 @@
 #include "latency_histogram.h"
 #include "machine_probe.h"
 #include "ods/bench/echo.grpc.pb.h"
+#include "ods/common/absl_cpu_frequency.h"
 #include "ods/v1/features.grpc.pb.h"
 #include "ods/v1/functions.grpc.pb.h"
 #include "ods/v1/store.grpc.pb.h"
@@ -470,13 +471,11 @@ constexpr auto kConnectTimeout = std::chrono::seconds(10);
 // A channel with a connection of its own, connected: waits until it is READY, for at most
 // kConnectTimeout. Returns nullptr, with `error` set, if it is not ready by then.
 //
-// Why wait: gRPC 1.51 (Debian 12) can fail a channel's first connection for no reason of the
-// server's. tcp_client_posix.cc reads connect()'s errno only after grpc_fd_create, whose mutexes,
-// the first time one of them is contended in the process, make abseil read
-// /sys/devices/system/cpu/cpu0/tsc_freq_khz (absent on VMs): the ENOENT left in errno turns the
-// connect in progress into a failure, and every call fails UNAVAILABLE "No such file or
-// directory" until the channel reconnects after its ~1 s backoff. Preloads whose four threads
-// connect at once hit it (CI, 2026-12-04). Waiting for READY rides the reconnect out.
+// Waiting for READY rides out a first connection that fails for no reason of the server's: gRPC
+// 1.51 can report a connect in progress as failed with whatever errno its mutexes left
+// (ods/common/absl_cpu_frequency.h: main() primes the one known case; CI's load test failed on it
+// on 2026-12-04, "No such file or directory", four preload threads connecting at once). Calls
+// on such a channel fail UNAVAILABLE until it reconnects after its ~1 s backoff.
 std::shared_ptr<grpc::Channel> ConnectChannel(const std::string& addr, int index,
                                               std::string& error) {
   grpc::ChannelArguments args;
@@ -1183,6 +1182,7 @@ int main(int argc, char** argv) {
   using namespace ods::bench;
   Options o;
   if (int rc = ParseOptions(argc, argv, o); rc >= 0) return rc;
+  ods::PrimeAbslCpuFrequency();  // before any channel: see ConnectChannel
 
   uint64_t preload_failures = 0;
   size_t get_response_bytes = 0;

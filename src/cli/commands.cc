@@ -17,6 +17,7 @@
 #include "cli/requests.h"
 #include "cli/value_parser.h"
 #include "grpc/health/v1/health.grpc.pb.h"
+#include "ods/common/absl_cpu_frequency.h"
 #include "ods/common/status.h"
 #include "ods/v1/admin.grpc.pb.h"
 #include "ods/v1/features.grpc.pb.h"
@@ -28,6 +29,7 @@ namespace {
 
 std::shared_ptr<grpc::Channel> MakeChannel(const GlobalOptions& global,
                                           grpc::ChannelArguments channel_args) {
+  PrimeAbslCpuFrequency();  // before the first connect: see absl_cpu_frequency.h
   // The server bounds responses (limits.max_message_bytes); the CLI shouldn't add a lower one.
   channel_args.SetMaxReceiveMessageSize(-1);
   if (!global.tls) {

@@ -17,6 +17,8 @@
 #include <sstream>
 #include <thread>
 
+#include "ods/common/absl_cpu_frequency.h"
+
 namespace ods::testing {
 namespace {
 
@@ -87,6 +89,8 @@ OdsdProcess::~OdsdProcess() {
 }
 
 bool OdsdProcess::Start(const std::vector<std::string>& extra_args) {
+  // The test's own gRPC clients connect next: see absl_cpu_frequency.h.
+  PrimeAbslCpuFrequency();
   std::vector<std::string> args = {OdsdPath()};
   args.insert(args.end(), extra_args.begin(), extra_args.end());
   if (!HasFlag(args, "--grpc-listen")) args.insert(args.end(), {"--grpc-listen", "127.0.0.1:0"});
