@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "grpc/health/v1/health.grpc.pb.h"
+#include "ods/common/absl_cpu_frequency.h"
 #include "ods/common/clock.h"
 #include "ods/config/config.h"
 #include "ods/engine/engine.h"
@@ -75,6 +76,7 @@ class LoopbackStore {
   // Starts the queue and connects the client.
   void Start() {
     calls->Start();
+    PrimeAbslCpuFrequency();  // before connecting: see absl_cpu_frequency.h
     stub_ = v1::Store::NewStub(grpc::CreateChannel("127.0.0.1:" + std::to_string(port_),
                                                    grpc::InsecureChannelCredentials()));
   }
@@ -272,6 +274,7 @@ class ServerHealthTest : public ::testing::Test {
     Result<std::unique_ptr<Server>> server = Server::Start(*engine_, config_);
     ASSERT_TRUE(server.ok()) << server.status().ToString();
     server_ = std::move(server).value();
+    PrimeAbslCpuFrequency();  // before connecting: see absl_cpu_frequency.h
     health_ = grpc::health::v1::Health::NewStub(
         grpc::CreateChannel(server_->grpc_address(), grpc::InsecureChannelCredentials()));
   }

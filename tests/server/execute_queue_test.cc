@@ -12,6 +12,7 @@
 
 #include "call_queue.h"
 #include "functions_service.h"
+#include "ods/common/absl_cpu_frequency.h"
 #include "ods/common/clock.h"
 #include "ods/config/config.h"
 #include "ods/engine/engine.h"
@@ -49,6 +50,7 @@ TEST(ExecuteQueueTest, ACallBeyondTheQueueLimitIsRefusedAtOnce) {
   CallQueue calls(std::move(cq));
   service.ServeOn(calls);
   calls.Start();
+  PrimeAbslCpuFrequency();  // before connecting: see absl_cpu_frequency.h
   auto stub = v1::Functions::NewStub(
       grpc::CreateChannel("127.0.0.1:" + std::to_string(port), grpc::InsecureChannelCredentials()));
   auto call = [&stub](grpc::Status& status) {
