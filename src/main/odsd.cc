@@ -14,6 +14,7 @@
 
 #include "ods/common/clock.h"
 #include "ods/common/logging.h"
+#include "ods/common/vcpu_idle.h"
 #include "ods/config/config.h"
 #include "ods/engine/engine.h"
 #include "ods/server/server.h"
@@ -180,6 +181,12 @@ int RunOdsd(int argc, char** argv) {
     return 3;
   }
   log->info("odsd {} started from {}", ODS_VERSION, config->source);
+  if (const ods::VcpuIdle idle = ods::ReadVcpuIdle(); idle.HaltsWithoutPolling()) {
+    log->warn(
+        "this VM's idle vCPUs halt at once (cpuidle haltpoll, guest_halt_poll_ns=0): waking one "
+        "can take milliseconds, which then sets the latency tail of calls; docs/operations.md "
+        "says how to turn polling on");
+  }
   std::cout << "odsd ready grpc=" << (*server)->grpc_address()
             << " admin=" << (*server)->admin_address() << std::endl;
 
