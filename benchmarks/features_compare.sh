@@ -5,7 +5,7 @@
 #
 # Usage: benchmarks/features_compare.sh [--duration S] [--warmup S] [--keys N] [--concurrency C]
 #                                       [--client-threads T] [--event-batch B] [--rounds R]
-#                                       [--grpc-threads N] [--out FILE]
+#                                       [--grpc-threads N] [--halt-poll-ns NS] [--out FILE]
 #   --duration S        seconds per measurement (default 10)
 #   --warmup S          ods_bench warm-up seconds before each measurement (default 2)
 #   --keys N            entities loaded into each server and drawn uniformly (default 100000)
@@ -17,6 +17,10 @@
 #   --rounds R          run every measurement R times, interleaved, and report the median of each
 #                       figure (default 1); each round is also printed
 #   --grpc-threads N    odsd's server.grpc_threads (default 1: odsd's default)
+#   --halt-poll-ns NS   on a KVM guest with the haltpoll cpuidle driver, let idle vCPUs poll NS
+#                       nanoseconds before they halt, for this run (root; restored on exit):
+#                       docs/operations.md. Default: leave the machine's setting, which the
+#                       summary names either way
 #   --out FILE          also write the summary table to FILE
 # Env: BUILD_DIR (default build), ODSD, ODS_BENCH, REDIS_SERVER, REDIS_BENCHMARK, REDIS_CLI
 #      override the binaries.
@@ -58,6 +62,7 @@ client_threads=1
 event_batch=100
 rounds=1
 grpc_threads=1
+halt_poll_ns=
 out=
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -69,13 +74,14 @@ while [ $# -gt 0 ]; do
     --event-batch) event_batch=$2; shift 2 ;;
     --rounds) rounds=$2; shift 2 ;;
     --grpc-threads) grpc_threads=$2; shift 2 ;;
+    --halt-poll-ns) halt_poll_ns=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
-    -h|--help) sed -n '2,41p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,45p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "features_compare.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
 for v in "$duration" "$warmup" "$keys" "$concurrency" "$client_threads" "$event_batch" "$rounds" \
-  "$grpc_threads"; do
+  "$grpc_threads" ${halt_poll_ns:+"$halt_poll_ns"}; do
   [[ "$v" =~ ^[0-9]+(\.[0-9]+)?$ ]] ||
     { echo "features_compare.sh: '$v' is not a number (see --help)" >&2; exit 2; }
 done
@@ -89,6 +95,8 @@ done
 BENCH_SCRIPT=features_compare.sh
 # shellcheck source=benchmarks/lib.sh
 source "$(dirname "$0")/lib.sh"
+
+[ -z "$halt_poll_ns" ] || set_halt_poll "$halt_poll_ns"
 
 features=tx_count@1h,tx_count@24h,amount_sum@1h,amount_sum@24h,amount_mean@1h,amount_mean@24h
 features=$features,amount_max@1h,amount_max@24h,merchants@1h,merchants@24h
@@ -243,7 +251,7 @@ done
 summary=$(printf '%s\n' "${rows[@]}" | awk -v c="$concurrency" -v k="$keys" -v d="$duration" \
   -v handler="$handler_p99s" -v lags="$half_lags" -v machine="$half_machine" \
   -v t="$client_threads" -v r="$rounds" -v eb="$event_batch" -v nproc="$(nproc)" \
-  -v gt="$grpc_threads" \
+  -v gt="$grpc_threads" -v halt_poll="$(halt_poll_state)" \
   -v load="$load_start / $(cut -d' ' -f1-3 /proc/loadavg)" '
   function median(list,    n, v, i, j, x) {
     n = split(list, v, " ")
@@ -258,8 +266,8 @@ summary=$(printf '%s\n' "${rows[@]}" | awk -v c="$concurrency" -v k="$keys" -v d
     all[$1] = all[$1] (all[$1] == "" ? "" : " | ") sprintf("%.0f/s p99 %.0fus", $3, $5)
   }
   END {
-    printf "features_compare: concurrency=%s keys=%s lookups=100x10 event_batch=%s duration=%ss rounds=%s ods_bench_threads=%s odsd_grpc_threads=%s cores=%s\nload average (1/5/15 min) at start / end: %s\n",
-           c, k, eb, d, r, t, gt, nproc, load
+    printf "features_compare: concurrency=%s keys=%s lookups=100x10 event_batch=%s duration=%ss rounds=%s ods_bench_threads=%s odsd_grpc_threads=%s cores=%s\nload average (1/5/15 min) at start / end: %s\nvCPU halt polling: %s\n",
+           c, k, eb, d, r, t, gt, nproc, load, halt_poll
     printf "%-18s %11s %13s %10s %10s%s\n", "target", "calls/s", "values/s", "p50_us", "p99_us",
            (r > 1 ? "   (median of rounds; each round: values/s, p99)" : "")
     for (i = 1; i <= n; i++) {

@@ -5,10 +5,16 @@
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/ods-${BENCH_SCRIPT%.sh}.XXXXXX")
 pids=()  # processes started by the script; cleanup stops them
+halt_poll_file=/sys/module/haltpoll/parameters/guest_halt_poll_ns
+halt_poll_restore=  # the value cleanup writes back when set_halt_poll changed it
 cleanup() {
   local p
   for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
   for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  if [ -n "$halt_poll_restore" ]; then
+    echo "$halt_poll_restore" >"$halt_poll_file" 2>/dev/null ||
+      log "could not restore $halt_poll_file to $halt_poll_restore"
+  fi
   rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -26,6 +32,37 @@ wait_for_line() {
     sleep 0.1
   done
   return 1
+}
+
+# The VM's vCPU halt polling (KVM guests whose cpuidle driver is haltpoll): how long an idle
+# vCPU polls before it halts and has to be woken by the host (ods/common/vcpu_idle.h,
+# docs/operations.md). Prints "off (guest_halt_poll_ns=0)", "on (guest_halt_poll_ns=N)" or
+# "n/a (cpuidle driver D)".
+halt_poll_state() {
+  local driver
+  driver=$(cat /sys/devices/system/cpu/cpuidle/current_driver 2>/dev/null || true)
+  if [ "$driver" != haltpoll ] || [ ! -r "$halt_poll_file" ]; then
+    echo "n/a (cpuidle driver ${driver:-unknown})"
+  elif [ "$(cat "$halt_poll_file")" = 0 ]; then
+    echo "off (guest_halt_poll_ns=0)"
+  else
+    echo "on (guest_halt_poll_ns=$(cat "$halt_poll_file"))"
+  fi
+}
+# Sets the halt polling to NS nanoseconds for the script's run (root); cleanup restores the
+# value it had. Fails the script on a machine without haltpoll or without the right to set it.
+set_halt_poll() {  # ns
+  local driver
+  driver=$(cat /sys/devices/system/cpu/cpuidle/current_driver 2>/dev/null || true)
+  if [ "$driver" != haltpoll ] || [ ! -r "$halt_poll_file" ]; then
+    fail "--halt-poll-ns: this machine's cpuidle driver is '${driver:-unknown}', not haltpoll (a KVM guest's)"
+  fi
+  local was
+  was=$(cat "$halt_poll_file")
+  echo "$1" 2>/dev/null >"$halt_poll_file" ||
+    fail "--halt-poll-ns: cannot write $halt_poll_file (run as root)"
+  [ -n "$halt_poll_restore" ] || halt_poll_restore=$was
+  log "vCPU halt polling set to $1 ns for this run (was $was; restored on exit)"
 }
 
 # Starts redis-server on a free loopback port with persistence off, logging to $tmp/NAME.log;

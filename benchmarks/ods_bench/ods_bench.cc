@@ -40,6 +40,7 @@
 #include "machine_probe.h"
 #include "ods/bench/echo.grpc.pb.h"
 #include "ods/common/absl_cpu_frequency.h"
+#include "ods/common/vcpu_idle.h"
 #include "ods/v1/features.grpc.pb.h"
 #include "ods/v1/functions.grpc.pb.h"
 #include "ods/v1/store.grpc.pb.h"
@@ -1275,10 +1276,10 @@ int main(int argc, char** argv) {
   }
   std::printf(
       "machine: a 1 ms sleeper woke late by p50=%.1fus p99=%.1fus max=%.1fus; %llu stalls >= 1 "
-      "ms, %.1f ms in all (mostly the host's: see machine_probe.h)\n",
+      "ms, %.1f ms in all; %s (see machine_probe.h)\n",
       Micros(machine.lateness().Percentile(0.50)), Micros(machine.lateness().Percentile(0.99)),
       Micros(machine.lateness().max_nanos()), static_cast<unsigned long long>(machine.stalls()),
-      static_cast<double>(machine.stalled_nanos()) / 1e6);
+      static_cast<double>(machine.stalled_nanos()) / 1e6, ods::ReadVcpuIdle().Describe().c_str());
   if (o.workload == Workload::kStream) {
     std::printf(
         "stream: %d stream(s); the server applied %llu events in %.2f s (warm-up included); "
