@@ -1056,42 +1056,29 @@ class ClientThread {
   double stream_seconds_ = 0;
 };
 
-// Puts keys 0..keys-1 in batches, `concurrency`-wide via a few synchronous threads. Returns the
-// number of failed calls (and prints the first failure).
-uint64_t Preload(const Options& o) {
-  constexpr uint64_t kBatch = 500;
+// Runs `body(channel, w, workers, report)` on `workers` synchronous threads (at most 4, at most
+// --concurrency), each with its own connected channel; `body` returns its failed calls. A thread
+// whose channel does not connect counts one failure. Prints the first failure of each thread as
+// "preload WHAT failed: ...", with the message `body` returns through `report`.
+template <typename Body>
+uint64_t RunPreloadWorkers(const Options& o, const char* what, Body body) {
   const int workers = std::max(1, std::min(o.concurrency, 4));
   std::vector<uint64_t> failures(static_cast<size_t>(workers), 0);
   std::vector<std::thread> threads;
   for (int w = 0; w < workers; ++w) {
-    threads.emplace_back([&o, &failures, w, workers] {
+    threads.emplace_back([&o, &failures, &body, what, w, workers] {
+      uint64_t& failed = failures[static_cast<size_t>(w)];
+      auto report = [&failed, what](const std::string& problem) {
+        if (failed++ == 0)
+          std::cerr << "ods_bench: preload " << what << " failed: " << problem << "\n";
+      };
       std::string error;
       auto channel = ConnectChannel(o.addr, 1000 + w, error);
       if (channel == nullptr) {
-        std::cerr << "ods_bench: preload Put failed: " << error << "\n";
-        failures[static_cast<size_t>(w)] = 1;
+        report(error);
         return;
       }
-      auto stub = ods::v1::Store::NewStub(channel);
-      ods::v1::PutRequest req;
-      ods::v1::PutResponse resp;
-      req.set_table(o.table);
-      for (uint64_t start = static_cast<uint64_t>(w) * kBatch; start < o.keys;
-           start += kBatch * static_cast<uint64_t>(workers)) {
-        req.clear_records();
-        for (uint64_t i = start; i < std::min(start + kBatch, o.keys); ++i) {
-          FillRecord(o, i, *req.add_records());
-        }
-        grpc::ClientContext ctx;
-        ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
-        grpc::Status s = stub->Put(&ctx, req, &resp);
-        if (!s.ok()) {
-          if (failures[static_cast<size_t>(w)]++ == 0) {
-            std::cerr << "ods_bench: preload Put failed: " << s.error_code() << " "
-                      << s.error_message() << "\n";
-          }
-        }
-      }
+      body(channel, w, workers, report);
     });
   }
   for (std::thread& t : threads) t.join();
@@ -1100,62 +1087,67 @@ uint64_t Preload(const Options& o) {
   return total;
 }
 
+// Puts keys 0..keys-1 in batches, `concurrency`-wide via a few synchronous threads. Returns the
+// number of failed calls (and prints the first failure).
+uint64_t Preload(const Options& o) {
+  constexpr uint64_t kBatch = 500;
+  return RunPreloadWorkers(o, "Put", [&o](const auto& channel, int w, int workers, auto& report) {
+    auto stub = ods::v1::Store::NewStub(channel);
+    ods::v1::PutRequest req;
+    ods::v1::PutResponse resp;
+    req.set_table(o.table);
+    for (uint64_t start = static_cast<uint64_t>(w) * kBatch; start < o.keys;
+         start += kBatch * static_cast<uint64_t>(workers)) {
+      req.clear_records();
+      for (uint64_t i = start; i < std::min(start + kBatch, o.keys); ++i) {
+        FillRecord(o, i, *req.add_records());
+      }
+      grpc::ClientContext ctx;
+      ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+      grpc::Status s = stub->Put(&ctx, req, &resp);
+      if (!s.ok()) report(std::to_string(s.error_code()) + " " + s.error_message());
+    }
+  });
+}
+
 // Pushes one event for each of keys 0..keys-1 (stamped now) in batches, via a few synchronous
 // threads, so that every entity of a features workload has values. Returns the number of failed
 // calls, counting a call that did not apply every event (and prints the first failure).
 uint64_t PreloadEvents(const Options& o) {
   constexpr uint64_t kBatch = 500;
-  const int workers = std::max(1, std::min(o.concurrency, 4));
-  std::vector<uint64_t> failures(static_cast<size_t>(workers), 0);
-  std::vector<std::thread> threads;
-  for (int w = 0; w < workers; ++w) {
-    threads.emplace_back([&o, &failures, w, workers] {
-      std::string error;
-      auto channel = ConnectChannel(o.addr, 1000 + w, error);
-      if (channel == nullptr) {
-        std::cerr << "ods_bench: preload PushEvents failed: " << error << "\n";
-        failures[static_cast<size_t>(w)] = 1;
-        return;
-      }
-      auto stub = ods::v1::Features::NewStub(channel);
-      Random random(static_cast<uint64_t>(w) + 1000);
-      ods::v1::PushEventsRequest req;
-      std::vector<EventRefs> events;
-      ods::v1::PushEventsResponse resp;
-      for (uint64_t start = static_cast<uint64_t>(w) * kBatch; start < o.keys;
-           start += kBatch * static_cast<uint64_t>(workers)) {
-        const uint64_t n = std::min(start + kBatch, o.keys) - start;
-        while (events.size() < n) events.push_back(AddEvent(o, req));
-        if (events.size() > n) {  // the last, shorter batch
-          req.mutable_events()->DeleteSubrange(static_cast<int>(n),
-                                               static_cast<int>(events.size() - n));
-          events.resize(n);
+  return RunPreloadWorkers(
+      o, "PushEvents", [&o](const auto& channel, int w, int workers, auto& report) {
+        auto stub = ods::v1::Features::NewStub(channel);
+        Random random(static_cast<uint64_t>(w) + 1000);
+        ods::v1::PushEventsRequest req;
+        std::vector<EventRefs> events;
+        ods::v1::PushEventsResponse resp;
+        for (uint64_t start = static_cast<uint64_t>(w) * kBatch; start < o.keys;
+             start += kBatch * static_cast<uint64_t>(workers)) {
+          const uint64_t n = std::min(start + kBatch, o.keys) - start;
+          while (events.size() < n) events.push_back(AddEvent(o, req));
+          if (events.size() > n) {  // the last, shorter batch
+            req.mutable_events()->DeleteSubrange(static_cast<int>(n),
+                                                 static_cast<int>(events.size() - n));
+            events.resize(n);
+          }
+          const int64_t now_micros = NowMicros();
+          for (uint64_t i = 0; i < n; ++i)
+            SetEvent(o, events[i], start + i, now_micros, random.Next());
+          grpc::ClientContext ctx;
+          ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+          grpc::Status s = stub->PushEvents(&ctx, req, &resp);
+          if (!s.ok()) {
+            report(std::to_string(s.error_code()) + " " + s.error_message());
+          } else if (resp.applied() != n) {
+            report("applied " + std::to_string(resp.applied()) + " of " + std::to_string(n) +
+                   " events" +
+                   (resp.rejected_size() > 0
+                        ? " (first rejected: " + resp.rejected(0).message() + ")"
+                        : std::string()));
+          }
         }
-        const int64_t now_micros = NowMicros();
-        for (uint64_t i = 0; i < n; ++i)
-          SetEvent(o, events[i], start + i, now_micros, random.Next());
-        grpc::ClientContext ctx;
-        ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
-        grpc::Status s = stub->PushEvents(&ctx, req, &resp);
-        std::string problem;
-        if (!s.ok()) {
-          problem = std::to_string(s.error_code()) + " " + s.error_message();
-        } else if (resp.applied() != n) {
-          problem =
-              "applied " + std::to_string(resp.applied()) + " of " + std::to_string(n) + " events" +
-              (resp.rejected_size() > 0 ? " (first rejected: " + resp.rejected(0).message() + ")"
-                                        : std::string());
-        }
-        if (!problem.empty() && failures[static_cast<size_t>(w)]++ == 0) {
-          std::cerr << "ods_bench: preload PushEvents failed: " << problem << "\n";
-        }
-      }
-    });
-  }
-  for (std::thread& t : threads) t.join();
-  uint64_t total = 0;
-  for (uint64_t f : failures) total += f;
-  return total;
+      });
 }
 
 // Bytes of one GetResponse for one key (for comparing with the echo payload size).
