@@ -85,6 +85,8 @@ for v in "$duration" "$warmup" "$keys" "$concurrency" "$client_threads" "$event_
   [[ "$v" =~ ^[0-9]+(\.[0-9]+)?$ ]] ||
     { echo "features_compare.sh: '$v' is not a number (see --help)" >&2; exit 2; }
 done
+[[ "$halt_poll_ns" =~ ^[0-9]*$ ]] ||
+  { echo "features_compare.sh: --halt-poll-ns takes whole nanoseconds, not '$halt_poll_ns'" >&2; exit 2; }
 for bin in "$ODSD" "$ODS_BENCH"; do
   [ -x "$bin" ] || { echo "features_compare.sh: $bin not built (scripts/build.sh odsd ods_bench)" >&2; exit 1; }
 done
