@@ -51,9 +51,9 @@ inline void RequestShortSlice() {
 // preempts it, or it halted when idle and the host is slow to run it again on the next
 // interrupt. Every call in flight then waits, so a latency p99 cannot be below those stalls,
 // however fast the server. On the 2-core CI VM (cpuidle haltpoll with guest_halt_poll_ns=0) most
-// stalls under a benchmark's load are halted vCPUs woken late: at 4,500 feature calls/s a run
-// counted 9-78 stalls per 10 s with polling off and 0-2 with 200 us (an idle machine, ~10 per
-// 10 s either way). The output line names the setting (ods/common/vcpu_idle.h).
+// stalls under a benchmark's load are halted vCPUs woken late: at 4,500 feature calls/s an 8 s
+// run counted 9-70 stalls with polling off and 0-6 with 200 us (an idle machine, ~10 per 10 s
+// either way). The output line names the setting (ods/common/vcpu_idle.h).
 // The thread asks for a 100 us scheduler slice (Linux >= 6.12, EEVDF; ignored before) so that it
 // runs as soon as it wakes instead of waiting behind a busy benchmark thread's slice: what it
 // measures is then mostly the host, not the benchmark's own CPU contention. ~1,000 wake-ups/s.

@@ -1057,9 +1057,9 @@ class ClientThread {
 };
 
 // Runs `body(channel, w, workers, report)` on `workers` synchronous threads (at most 4, at most
-// --concurrency), each with its own connected channel; `body` returns its failed calls. A thread
-// whose channel does not connect counts one failure. Prints the first failure of each thread as
-// "preload WHAT failed: ...", with the message `body` returns through `report`.
+// --concurrency), each with its own connected channel; `body` calls `report(problem)` once per
+// failed call. A thread whose channel does not connect counts one failure. Prints each thread's
+// first failure as "preload WHAT failed: PROBLEM". Returns the failures of all threads.
 template <typename Body>
 uint64_t RunPreloadWorkers(const Options& o, const char* what, Body body) {
   const int workers = std::max(1, std::min(o.concurrency, 4));
@@ -1069,8 +1069,9 @@ uint64_t RunPreloadWorkers(const Options& o, const char* what, Body body) {
     threads.emplace_back([&o, &failures, &body, what, w, workers] {
       uint64_t& failed = failures[static_cast<size_t>(w)];
       auto report = [&failed, what](const std::string& problem) {
-        if (failed++ == 0)
+        if (failed++ == 0) {
           std::cerr << "ods_bench: preload " << what << " failed: " << problem << "\n";
+        }
       };
       std::string error;
       auto channel = ConnectChannel(o.addr, 1000 + w, error);

@@ -2,7 +2,6 @@
 
 #include <charconv>
 #include <fstream>
-#include <sstream>
 
 namespace ods {
 namespace {
@@ -28,13 +27,8 @@ std::string VcpuIdle::Describe() const {
   if (cpuidle_driver.empty()) return "cpuidle driver unknown";
   if (cpuidle_driver != "haltpoll") return "cpuidle driver " + cpuidle_driver;
   if (!halt_poll_ns.has_value()) return "vCPU halt polling unknown (cpuidle haltpoll)";
-  std::ostringstream out;
-  if (*halt_poll_ns == 0) {
-    out << "vCPU halt polling off (cpuidle haltpoll, guest_halt_poll_ns=0)";
-  } else {
-    out << "vCPU halt polling on (cpuidle haltpoll, guest_halt_poll_ns=" << *halt_poll_ns << ")";
-  }
-  return out.str();
+  return std::string("vCPU halt polling ") + (*halt_poll_ns == 0 ? "off" : "on") +
+         " (cpuidle haltpoll, guest_halt_poll_ns=" + std::to_string(*halt_poll_ns) + ")";
 }
 
 VcpuIdle ReadVcpuIdle(const std::filesystem::path& sys_root) {

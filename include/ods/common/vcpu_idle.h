@@ -14,7 +14,7 @@ namespace ods {
 // IPI has to get the host to run it again, which on a busy or nested host takes up to
 // milliseconds. A server that idles between calls then pays that wake-up on many of them, and
 // its client on the replies. With polling off (guest_halt_poll_ns=0, as on our CI VMs), 100x10
-// feature lookups at 4,500 calls/s had a p99 of 1.9-4.8 ms; with 200 us of polling, 0.5-1.1 ms
+// feature lookups at 4,500 calls/s had a p99 of 1.9-5.1 ms; with 200 us of polling, 0.5-1.5 ms
 // (docs/benchmarks.md, "2026-12-04 (night)"; docs/operations.md says how to set it).
 struct VcpuIdle {
   std::string cpuidle_driver;           // "" when sysfs does not tell (no cpuidle)
